@@ -1,0 +1,13 @@
+//! mcp-app-server: a daemon that logs frontends in to remote MCP servers with OAuth and
+//! keeps their credentials.
+//!
+//! Layers, dependencies pointing one way: `transport` (framing) <- `rpc` (connections,
+//! dispatch) -> `oauth` (the OAuth steps) -> `credentials` (the store); `config` is read by
+//! all. `oauth` knows nothing of JSON-RPC.
+
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod oauth;
+pub mod rpc;
+pub mod transport;

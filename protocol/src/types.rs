@@ -1,0 +1,336 @@
+//! Params, results and notification payloads.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+// ---------------------------------------------------------------- initialize
+
+/// Who is connecting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientInfo {
+    /// Machine name of the frontend, e.g. `my-ide`.
+    pub name: String,
+    /// Human-readable name of the frontend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub title: Option<String>,
+    /// Version of the frontend.
+    pub version: String,
+}
+
+/// What the client can do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCapabilities {
+    /// Notification methods this connection does not want to receive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub opt_out_notification_methods: Option<Vec<String>>,
+}
+
+/// Params of `initialize`: the first request on every connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InitializeParams {
+    pub client_info: ClientInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub capabilities: Option<ClientCapabilities>,
+}
+
+/// Name and version of this daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+}
+
+/// Result of `initialize`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeResponse {
+    pub server_info: ServerInfo,
+    /// Every request method this daemon answers.
+    pub methods: Vec<String>,
+    /// Every notification method this daemon may send.
+    pub notifications: Vec<String>,
+}
+
+// ---------------------------------------------------------------- status
+
+/// How a configured server is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum McpServerTransport {
+    /// Streamable HTTP at a URL: OAuth applies.
+    StreamableHttp,
+    /// A local process over stdio: OAuth does not apply.
+    Stdio,
+}
+
+/// Where a server stands with its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum McpAuthStatus {
+    /// OAuth does not apply to this server (stdio).
+    Unsupported,
+    /// No stored credentials.
+    NotLoggedIn,
+    /// Credentials stored and usable (the access token may be refreshed on demand).
+    LoggedIn,
+    /// The access token has expired and there is no refresh token.
+    Expired,
+    /// The server refused the stored credentials (`invalid_grant`, or its authorization
+    /// server changed): log in again.
+    ReauthenticationRequired,
+}
+
+/// How the client was registered with the authorization server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum RegistrationKind {
+    /// A client id configured by the user.
+    Preregistered,
+    /// A Client ID Metadata Document URL used as the client id.
+    Cimd,
+    /// Dynamic Client Registration (RFC 7591).
+    Dcr,
+}
+
+/// One configured MCP server and its credential state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct McpServerStatus {
+    /// The name of the `[mcp_servers.NAME]` table.
+    pub name: String,
+    pub transport: McpServerTransport,
+    /// The server URL (HTTP servers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub url: Option<String>,
+    pub auth_status: McpAuthStatus,
+    /// When the stored access token expires, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub expires_at: Option<i64>,
+    /// Scopes granted to the stored token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub scopes: Option<Vec<String>>,
+    /// How the client was registered for the stored credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub registration: Option<RegistrationKind>,
+    /// The authorization server that issued the stored credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub issuer: Option<String>,
+}
+
+/// Params of `mcpServerStatus/list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListMcpServerStatusParams {
+    /// Opaque cursor from a previous page's `nextCursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000; all servers when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub limit: Option<u32>,
+}
+
+/// Result of `mcpServerStatus/list`, servers sorted by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMcpServerStatusResponse {
+    pub data: Vec<McpServerStatus>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub next_cursor: Option<String>,
+}
+
+// ---------------------------------------------------------------- config
+
+/// Params of `config/mcpServer/reload` (none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfigParams {}
+
+/// Result of `config/mcpServer/reload`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ReloadConfigResponse {}
+
+// ---------------------------------------------------------------- login
+
+/// Which client registration a login may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientRegistrationMode {
+    /// Preregistered client id if configured, else a Client ID Metadata Document when the
+    /// server supports it and a base URL is known, else Dynamic Client Registration.
+    #[default]
+    Auto,
+    /// Client ID Metadata Document only; a missing precondition is an error.
+    Cimd,
+    /// Dynamic Client Registration only.
+    Dcr,
+}
+
+/// Params of `mcpServer/oauth/login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthLoginParams {
+    /// The configured server name.
+    pub name: String,
+    /// Scopes to request; overrides the configured and discovered scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub scopes: Option<Vec<String>>,
+    /// Base URL of a Client ID Metadata Document host; the client id becomes
+    /// `<base>/<callbackId>/client.json?redirect_uri=...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub client_metadata_url_base: Option<String>,
+    /// Which registration to use (default `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub client_registration: Option<ClientRegistrationMode>,
+    /// How long to wait for the browser, in seconds (default 300, at most 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub timeout_secs: Option<u32>,
+}
+
+/// Result of `mcpServer/oauth/login`: open this URL in the user's browser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthLoginResponse {
+    pub authorization_url: String,
+    /// The redirect URI the browser will come back to.
+    pub redirect_uri: String,
+}
+
+/// Params of `mcpServer/oauth/cancel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthCancelParams {
+    pub name: String,
+}
+
+/// Result of `mcpServer/oauth/cancel`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthCancelResponse {
+    /// False when no login was pending for the server.
+    pub cancelled: bool,
+}
+
+/// Params of `mcpServer/oauth/complete`: finish a pending login from the URL the browser
+/// was redirected to (for machines whose loopback the browser cannot reach).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthCompleteParams {
+    pub name: String,
+    /// The full redirect URL from the browser's address bar.
+    pub callback_url: String,
+}
+
+/// Result of `mcpServer/oauth/complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthCompleteResponse {}
+
+// ---------------------------------------------------------------- tokens
+
+/// Params of `mcpServer/oauth/logout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthLogoutParams {
+    pub name: String,
+    /// Revoke the tokens at the authorization server (RFC 7009) before deleting them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub revoke: Option<bool>,
+}
+
+/// Result of `mcpServer/oauth/logout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthLogoutResponse {
+    /// Whether local credentials existed and were deleted.
+    pub removed: bool,
+    /// Whether the authorization server confirmed the revocation.
+    pub revoked: bool,
+    /// Why revocation did not happen or failed, when it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub revocation_error: Option<String>,
+}
+
+/// Params of `mcpServer/oauth/token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthTokenParams {
+    pub name: String,
+    /// Refresh first when the token expires within this many seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub min_validity_secs: Option<u32>,
+}
+
+/// Result of `mcpServer/oauth/token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthTokenResponse {
+    pub access_token: String,
+    /// Usually `Bearer`.
+    pub token_type: String,
+    /// Seconds since the Unix epoch; absent when the server gave no lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+}
+
+// ---------------------------------------------------------------- notifications
+
+/// A login ended: exactly one per login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthLoginCompletedNotification {
+    pub name: String,
+    pub success: bool,
+    /// What failed and what to do, when `success` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error: Option<String>,
+    /// Stable machine-readable error kind, when `success` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub error_kind: Option<crate::ErrorKind>,
+}
+
+/// A login fell back to another registration (e.g. the client metadata document was
+/// refused and Dynamic Client Registration is used): open the new URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthLoginRestartedNotification {
+    pub name: String,
+    pub authorization_url: String,
+    pub reason: String,
+}
+
+/// A server's credential state changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStatusChangedNotification {
+    pub name: String,
+    pub auth_status: McpAuthStatus,
+}

@@ -87,25 +87,42 @@ fn version() -> String {
 
 impl JsonRpcResponse {
     pub fn new(id: RequestId, result: Value) -> Self {
-        Self { jsonrpc: version(), id, result }
+        Self {
+            jsonrpc: version(),
+            id,
+            result,
+        }
     }
 }
 
 impl JsonRpcErrorResponse {
     pub fn new(id: Option<RequestId>, error: JsonRpcError) -> Self {
-        Self { jsonrpc: version(), id, error }
+        Self {
+            jsonrpc: version(),
+            id,
+            error,
+        }
     }
 }
 
 impl JsonRpcNotification {
     pub fn new(method: impl Into<String>, params: Option<Value>) -> Self {
-        Self { jsonrpc: version(), method: method.into(), params }
+        Self {
+            jsonrpc: version(),
+            method: method.into(),
+            params,
+        }
     }
 }
 
 impl JsonRpcRequest {
     pub fn new(id: RequestId, method: impl Into<String>, params: Option<Value>) -> Self {
-        Self { jsonrpc: version(), id, method: method.into(), params }
+        Self {
+            jsonrpc: version(),
+            id,
+            method: method.into(),
+            params,
+        }
     }
 }
 
@@ -144,8 +161,7 @@ mod tests {
 
     #[test]
     fn missing_jsonrpc_field_is_accepted_and_added_on_output() {
-        let req: JsonRpcRequest =
-            serde_json::from_value(json!({"id": 1, "method": "m"})).unwrap();
+        let req: JsonRpcRequest = serde_json::from_value(json!({"id": 1, "method": "m"})).unwrap();
         assert_eq!(
             serde_json::to_value(&req).unwrap(),
             json!({"jsonrpc": "2.0", "id": 1, "method": "m"})
@@ -156,7 +172,11 @@ mod tests {
     fn error_response_serialises_null_id() {
         let e = JsonRpcErrorResponse::new(
             None,
-            JsonRpcError { code: ErrorCode::ParseError.code(), message: "bad".into(), data: None },
+            JsonRpcError {
+                code: ErrorCode::ParseError.code(),
+                message: "bad".into(),
+                data: None,
+            },
         );
         assert_eq!(
             serde_json::to_value(&e).unwrap(),

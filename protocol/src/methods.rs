@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn parses_known_method_and_absent_params() {
         let req = ClientRequest::parse("config/mcpServer/reload", None).unwrap();
-        assert_eq!(req, ClientRequest::ConfigMcpServerReload(ReloadConfigParams {}));
+        assert_eq!(
+            req,
+            ClientRequest::ConfigMcpServerReload(ReloadConfigParams {})
+        );
         assert_eq!(req.method(), "config/mcpServer/reload");
     }
 
@@ -187,11 +190,15 @@ mod tests {
             Some(json!({"clientInfo": {"name": "x", "version": 3}})),
         )
         .unwrap_err();
-        let RequestParseError::InvalidParams(msg) = err else { panic!("{err:?}") };
+        let RequestParseError::InvalidParams(msg) = err else {
+            panic!("{err:?}")
+        };
         assert!(msg.contains("clientInfo.version"), "{msg}");
 
         let err = ClientRequest::parse("mcpServer/oauth/login", Some(json!({}))).unwrap_err();
-        let RequestParseError::InvalidParams(msg) = err else { panic!("{err:?}") };
+        let RequestParseError::InvalidParams(msg) = err else {
+            panic!("{err:?}")
+        };
         assert!(msg.contains("name"), "{msg}");
 
         let err = ClientRequest::parse("mcpServer/oauth/login", Some(json!([1]))).unwrap_err();
@@ -205,7 +212,9 @@ mod tests {
             Some(json!({"name": "a", "scope": "x"})),
         )
         .unwrap_err();
-        let RequestParseError::InvalidParams(msg) = err else { panic!("{err:?}") };
+        let RequestParseError::InvalidParams(msg) = err else {
+            panic!("{err:?}")
+        };
         assert!(msg.contains("scope"), "{msg}");
     }
 
@@ -227,8 +236,10 @@ mod tests {
 
     #[test]
     fn method_names_are_unique() {
-        let mut all: Vec<_> =
-            ClientRequest::METHODS.iter().chain(ServerNotification::METHODS).collect();
+        let mut all: Vec<_> = ClientRequest::METHODS
+            .iter()
+            .chain(ServerNotification::METHODS)
+            .collect();
         let n = all.len();
         all.sort();
         all.dedup();

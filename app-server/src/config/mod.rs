@@ -1,1 +1,452 @@
-//! config
+//! config.toml: the model and its loading.
+//!
+//! The `[mcp_servers.NAME]` tables follow Codex's config so users can reuse theirs: the
+//! keys Codex defines for a server are accepted (those that do not matter for OAuth are
+//! ignored), anything else is an error naming the key and its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+/// Where credentials are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsStoreMode {
+    /// The OS keyring when one answers, else the file.
+    #[default]
+    Auto,
+    File,
+    Keyring,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub credentials_store: CredentialsStoreMode,
+    /// Fixed callback port for every login (ephemeral when absent).
+    pub callback_port: Option<u16>,
+    /// Replaces the redirect base (scheme, host, port, path prefix) for forwarded setups.
+    pub callback_url: Option<Url>,
+    /// Default base of client metadata document URLs.
+    pub client_metadata_url_base: Option<String>,
+    pub servers: BTreeMap<String, ServerConfig>,
+}
+
+/// One `[mcp_servers.NAME]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub name: String,
+    pub transport: ServerTransport,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerTransport {
+    Http(Box<HttpServerConfig>),
+    Stdio { command: String },
+}
+
+/// An MCP server reached over Streamable HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpServerConfig {
+    pub url: Url,
+    pub scopes: Option<Vec<String>>,
+    pub oauth_resource: Option<String>,
+    pub http_headers: BTreeMap<String, String>,
+    pub oauth: OauthClientConfig,
+}
+
+/// `[mcp_servers.NAME.oauth]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OauthClientConfig {
+    /// A client id registered by hand with the authorization server.
+    pub client_id: Option<String>,
+    /// Name of the environment variable holding the client secret (confidential clients).
+    pub client_secret_env_var: Option<String>,
+    /// Fixed callback port for this server.
+    pub callback_port: Option<u16>,
+    /// One published client metadata document used as the client id.
+    pub client_metadata_url: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn http(&self) -> Option<&HttpServerConfig> {
+        match &self.transport {
+            ServerTransport::Http(h) => Some(h),
+            ServerTransport::Stdio { .. } => None,
+        }
+    }
+}
+
+/// Why config.toml was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("{path}:{line}:{column}: {key}{message}; fix config.toml and reload")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    mcp_oauth_credentials_store: Option<CredentialsStoreMode>,
+    #[serde(default)]
+    mcp_oauth_callback_port: Option<u16>,
+    #[serde(default)]
+    mcp_oauth_callback_url: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    client_metadata_url_base: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    mcp_servers: BTreeMap<String, toml::Spanned<RawServer>>,
+}
+
+/// Keys a Codex server table may hold. Ones without meaning here are accepted and ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawServer {
+    url: Option<toml::Spanned<String>>,
+    command: Option<String>,
+    args: Option<Vec<String>>,
+    env: Option<BTreeMap<String, String>>,
+    env_vars: Option<Vec<String>>,
+    cwd: Option<String>,
+    scopes: Option<Vec<String>>,
+    oauth_resource: Option<toml::Spanned<String>>,
+    http_headers: Option<BTreeMap<String, String>>,
+    env_http_headers: Option<BTreeMap<String, String>>,
+    bearer_token_env_var: Option<String>,
+    oauth: Option<OauthClientConfig>,
+    enabled: Option<bool>,
+    startup_timeout_sec: Option<f64>,
+    startup_timeout_ms: Option<u64>,
+    tool_timeout_sec: Option<f64>,
+    enabled_tools: Option<Vec<String>>,
+    disabled_tools: Option<Vec<String>>,
+}
+
+/// Reads config.toml; a missing file is an empty configuration.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Parses config text; `path` is only used in error messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let invalid = |span: Option<std::ops::Range<usize>>, key: &str, message: String| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        let key = if key.is_empty() {
+            String::new()
+        } else {
+            format!("`{key}`: ")
+        };
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key,
+            message,
+        }
+    };
+
+    let de = toml::de::Deserializer::parse(text)
+        .map_err(|e| invalid(e.span(), "", e.message().to_string()))?;
+    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        // toml's span wrapper shows up as a path segment of its own; drop it.
+        let key = e
+            .path()
+            .to_string()
+            .split('.')
+            .filter(|seg| !seg.starts_with("$__serde_spanned"))
+            .collect::<Vec<_>>()
+            .join(".");
+        let inner = e.into_inner();
+        let key = if key == "." || key.is_empty() {
+            String::new()
+        } else {
+            key
+        };
+        invalid(inner.span(), &key, inner.message().to_string())
+    })?;
+
+    let callback_url = match raw.mcp_oauth_callback_url {
+        None => None,
+        Some(s) => {
+            let url = Url::parse(s.get_ref()).map_err(|e| {
+                invalid(
+                    Some(s.span()),
+                    "mcp_oauth_callback_url",
+                    format!("not a URL: {e}"),
+                )
+            })?;
+            if url.scheme() != "http" && url.scheme() != "https" {
+                return Err(invalid(
+                    Some(s.span()),
+                    "mcp_oauth_callback_url",
+                    "must be an http or https URL".to_string(),
+                ));
+            }
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(invalid(
+                    Some(s.span()),
+                    "mcp_oauth_callback_url",
+                    "must not have a query or fragment".to_string(),
+                ));
+            }
+            Some(url)
+        }
+    };
+    if raw.mcp_oauth_callback_port == Some(0) {
+        return Err(invalid(
+            None,
+            "mcp_oauth_callback_port",
+            "0 is not a fixed port; remove the key for an ephemeral port".to_string(),
+        ));
+    }
+
+    let mut servers = BTreeMap::new();
+    for (name, spanned) in raw.mcp_servers {
+        let span = spanned.span();
+        let key = format!("mcp_servers.{name}");
+        if !valid_server_name(&name) {
+            return Err(invalid(
+                Some(span),
+                &key,
+                "server names may contain only letters, digits, `-` and `_`".to_string(),
+            ));
+        }
+        let server = spanned.into_inner();
+        let transport = match (server.url, server.command) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    Some(span),
+                    &key,
+                    "has both `url` and `command`; keep one".to_string(),
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    Some(span),
+                    &key,
+                    "needs `url` (HTTP server) or `command` (stdio server)".to_string(),
+                ));
+            }
+            (None, Some(command)) => ServerTransport::Stdio { command },
+            (Some(url_s), None) => {
+                let url_key = format!("{key}.url");
+                let url = Url::parse(url_s.get_ref()).map_err(|e| {
+                    invalid(Some(url_s.span()), &url_key, format!("not a URL: {e}"))
+                })?;
+                if url.scheme() != "http" && url.scheme() != "https" {
+                    return Err(invalid(
+                        Some(url_s.span()),
+                        &url_key,
+                        "must be an http or https URL".to_string(),
+                    ));
+                }
+                if let Some(scopes) = &server.scopes
+                    && scopes
+                        .iter()
+                        .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+                {
+                    return Err(invalid(
+                        Some(span),
+                        &format!("{key}.scopes"),
+                        "each scope must be a non-empty string without spaces".to_string(),
+                    ));
+                }
+                if let Some(r) = &server.oauth_resource
+                    && Url::parse(r.get_ref()).is_err()
+                {
+                    return Err(invalid(
+                        Some(r.span()),
+                        &format!("{key}.oauth_resource"),
+                        "must be an absolute URL".to_string(),
+                    ));
+                }
+                ServerTransport::Http(Box::new(HttpServerConfig {
+                    url,
+                    scopes: server.scopes,
+                    oauth_resource: server.oauth_resource.map(|r| r.into_inner()),
+                    http_headers: server.http_headers.unwrap_or_default(),
+                    oauth: server.oauth.unwrap_or_default(),
+                }))
+            }
+        };
+        servers.insert(name.clone(), ServerConfig { name, transport });
+    }
+
+    Ok(Config {
+        credentials_store: raw.mcp_oauth_credentials_store.unwrap_or_default(),
+        callback_port: raw.mcp_oauth_callback_port,
+        callback_url,
+        client_metadata_url_base: raw.client_metadata_url_base.map(|s| s.into_inner()),
+        servers,
+    })
+}
+
+fn valid_server_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Config, ConfigError> {
+        parse(text, Path::new("config.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        p(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let c = p(r#"
+mcp_oauth_credentials_store = "file"
+mcp_oauth_callback_port = 8765
+mcp_oauth_callback_url = "http://127.0.0.1:8765/callback"
+client_metadata_url_base = "https://ide.example.com/mcp/oauth"
+
+[mcp_servers.linear]
+url = "https://mcp.linear.app/mcp"
+scopes = ["read"]
+oauth_resource = "https://mcp.linear.app/mcp"
+http_headers = { "X-Tenant" = "acme" }
+startup_timeout_sec = 10
+[mcp_servers.linear.oauth]
+client_id = "preregistered-id"
+callback_port = 8766
+client_metadata_url = "https://ide.example.com/client.json"
+
+[mcp_servers.local]
+command = "npx"
+args = ["-y", "x"]
+"#)
+        .unwrap();
+        assert_eq!(c.credentials_store, CredentialsStoreMode::File);
+        assert_eq!(c.callback_port, Some(8765));
+        assert_eq!(
+            c.callback_url.unwrap().as_str(),
+            "http://127.0.0.1:8765/callback"
+        );
+        let linear = c.servers["linear"].http().unwrap();
+        assert_eq!(linear.url.as_str(), "https://mcp.linear.app/mcp");
+        assert_eq!(linear.scopes, Some(vec!["read".to_string()]));
+        assert_eq!(linear.http_headers["X-Tenant"], "acme");
+        assert_eq!(linear.oauth.client_id.as_deref(), Some("preregistered-id"));
+        assert_eq!(linear.oauth.callback_port, Some(8766));
+        assert_eq!(
+            c.servers["local"].transport,
+            ServerTransport::Stdio {
+                command: "npx".into()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_config_is_fine() {
+        assert_eq!(p("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_top_level_key_names_key_and_line() {
+        let e = err("\n\nmcp_oauth_callback_prot = 1\n");
+        assert!(e.contains("config.toml:3:"), "{e}");
+        assert!(e.contains("mcp_oauth_callback_prot"), "{e}");
+    }
+
+    #[test]
+    fn unknown_server_key_names_the_server() {
+        let e = err("[mcp_servers.a]\nurl = \"https://x\"\nurll = 1\n");
+        assert!(e.contains("urll"), "{e}");
+        assert!(e.contains("mcp_servers.a"), "{e}");
+        assert!(e.contains(":3:"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_key_and_line() {
+        let e = err("mcp_oauth_callback_port = 70000\n");
+        assert!(
+            e.contains("mcp_oauth_callback_port") && e.contains(":1:"),
+            "{e}"
+        );
+        let e = err("mcp_oauth_credentials_store = \"vault\"\n");
+        assert!(
+            e.contains("mcp_oauth_credentials_store") && e.contains("vault"),
+            "{e}"
+        );
+        let e = err("[mcp_servers.a]\n\nurl = \"not a url\"\n");
+        assert!(e.contains("mcp_servers.a.url") && e.contains(":3:"), "{e}");
+        let e = err("[mcp_servers.a]\nurl = \"ftp://x/\"\n");
+        assert!(e.contains("http or https"), "{e}");
+        let e =
+            err("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\nclient_id = 5\n");
+        assert!(
+            e.contains("mcp_servers.a.oauth.client_id") && e.contains(":4:"),
+            "{e}"
+        );
+        let e = err("[mcp_servers.a]\nurl = \"https://x/\"\nscopes = [\"a b\"]\n");
+        assert!(e.contains("scopes"), "{e}");
+        let e = err("mcp_oauth_callback_url = \"http://x/cb?a=1\"\n");
+        assert!(e.contains("query"), "{e}");
+    }
+
+    #[test]
+    fn server_needs_exactly_one_of_url_and_command() {
+        assert!(err("[mcp_servers.a]\nscopes = []\n").contains("needs `url`"));
+        assert!(err("[mcp_servers.a]\nurl = \"https://x\"\ncommand = \"y\"\n").contains("both"));
+    }
+
+    #[test]
+    fn server_names_are_restricted() {
+        assert!(err("[mcp_servers.\"a b\"]\nurl = \"https://x\"\n").contains("server names"));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let e = err("a = \n");
+        assert!(e.contains(":1:"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_empty_config() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            load(&dir.path().join("config.toml")).unwrap(),
+            Config::default()
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! The one place where failures become JSON-RPC error objects.
+
+use mcp_app_server_protocol::{ErrorCode, ErrorKind, JsonRpcError};
+use serde_json::json;
+
+/// An application error: a stable kind plus a message a person can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct AppError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AppError> for JsonRpcError {
+    fn from(e: AppError) -> Self {
+        JsonRpcError {
+            code: e.kind.code(),
+            message: e.message,
+            data: Some(json!({ "kind": e.kind.as_str() })),
+        }
+    }
+}
+
+/// Failures of a single request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RequestError {
+    InvalidRequest(String),
+    MethodNotFound(String),
+    InvalidParams(String),
+    Internal(String),
+    App(AppError),
+}
+
+impl From<AppError> for RequestError {
+    fn from(e: AppError) -> Self {
+        RequestError::App(e)
+    }
+}
+
+impl From<RequestError> for JsonRpcError {
+    fn from(e: RequestError) -> Self {
+        let plain = |code: ErrorCode, message: String| JsonRpcError {
+            code: code.code(),
+            message,
+            data: None,
+        };
+        match e {
+            RequestError::InvalidRequest(m) => plain(ErrorCode::InvalidRequest, m),
+            RequestError::MethodNotFound(m) => {
+                plain(ErrorCode::MethodNotFound, format!("method not found: {m}"))
+            }
+            RequestError::InvalidParams(m) => plain(ErrorCode::InvalidParams, m),
+            RequestError::Internal(m) => plain(ErrorCode::InternalError, m),
+            RequestError::App(app) => app.into(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Shared daemon state: configuration, connections and the outgoing notification path.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use mcp_app_server_protocol::{JsonRpcNotification, ServerNotification};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{self, Config, ConfigError};
+use crate::home::Home;
+use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
+
+/// How to build an [`AppServer`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub home: Home,
+    pub max_message_bytes: usize,
+}
+
+impl ServerOptions {
+    pub fn new(home: Home) -> Self {
+        Self {
+            home,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// The daemon: one per process, serving any number of connections.
+#[derive(Clone)]
+pub struct AppServer {
+    pub(crate) state: Arc<ServerState>,
+}
+
+pub(crate) struct ServerState {
+    pub home: Home,
+    pub max_message_bytes: usize,
+    config: RwLock<ConfigSlot>,
+    connections: Connections,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The configuration in force, and the error of the last load when it failed before any
+/// configuration could be read.
+struct ConfigSlot {
+    config: Arc<Config>,
+    startup_error: Option<ConfigError>,
+}
+
+impl AppServer {
+    /// Builds the daemon. A config.toml that cannot be loaded does not stop it: requests
+    /// that need the configuration answer with the error until a reload succeeds.
+    pub fn new(options: ServerOptions) -> Self {
+        let (config, startup_error) = match config::load(&options.home.config_file()) {
+            Ok(c) => (Arc::new(c), None),
+            Err(e) => {
+                tracing::warn!(error = %e, "config.toml could not be loaded");
+                (Arc::new(Config::default()), Some(e))
+            }
+        };
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            state: Arc::new(ServerState {
+                home: options.home,
+                max_message_bytes: options.max_message_bytes,
+                config: RwLock::new(ConfigSlot {
+                    config,
+                    startup_error,
+                }),
+                connections: Connections::default(),
+                shutdown,
+            }),
+        }
+    }
+
+    /// Serves one connection until its input ends or the daemon shuts down.
+    pub async fn serve<R, W>(&self, reader: R, writer: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        super::serve_connection(self.state.clone(), reader, writer).await
+    }
+
+    /// Stops reading on every connection; pending writes still finish.
+    pub fn shutdown(&self) {
+        self.state.shutdown.send_replace(true);
+    }
+
+    /// Sends a notification to every initialized connection that did not opt out.
+    pub fn notify(&self, notification: ServerNotification) {
+        self.state.notify(notification)
+    }
+}
+
+impl ServerState {
+    pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
+        let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
+        match &slot.startup_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(slot.config.clone()),
+        }
+    }
+
+    /// Re-reads config.toml; on error the configuration in force stays.
+    pub fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
+        let fresh = Arc::new(config::load(&self.home.config_file())?);
+        let mut slot = self.config.write().unwrap_or_else(|e| e.into_inner());
+        slot.config = fresh.clone();
+        slot.startup_error = None;
+        Ok(fresh)
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn connections(&self) -> &Connections {
+        &self.connections
+    }
+
+    /// The single outgoing path of notifications: applies each connection's opt-out list.
+    pub fn notify(&self, notification: ServerNotification) {
+        let method = notification.method();
+        let message = JsonRpcNotification::new(method, Some(notification.params_value()));
+        let bytes = match serde_json::to_vec(&message) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(method, error = %e, "could not serialise a notification");
+                return;
+            }
+        };
+        self.connections.broadcast(method, &bytes);
+    }
+}
+
+/// Every open connection and what it asked for at initialize.
+#[derive(Default)]
+pub(crate) struct Connections {
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<u64, ConnectionEntry>>,
+}
+
+struct ConnectionEntry {
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    /// `None` until `initialize`; then the methods this connection opted out of.
+    opt_out: Option<HashSet<String>>,
+}
+
+impl Connections {
+    pub fn add(&self, outgoing: mpsc::UnboundedSender<Vec<u8>>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(
+            id,
+            ConnectionEntry {
+                outgoing,
+                opt_out: None,
+            },
+        );
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Marks a connection initialized; false when it already was.
+    pub fn initialize(&self, id: u64, opt_out: HashSet<String>) -> bool {
+        let mut map = self.lock();
+        match map.get_mut(&id) {
+            Some(entry) if entry.opt_out.is_none() => {
+                entry.opt_out = Some(opt_out);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_initialized(&self, id: u64) -> bool {
+        self.lock().get(&id).is_some_and(|e| e.opt_out.is_some())
+    }
+
+    fn broadcast(&self, method: &str, bytes: &[u8]) {
+        for entry in self.lock().values() {
+            if let Some(opt_out) = &entry.opt_out
+                && !opt_out.contains(method)
+            {
+                let _ = entry.outgoing.send(bytes.to_vec());
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ConnectionEntry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

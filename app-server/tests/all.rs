@@ -1,0 +1,3 @@
+//! Integration tests, one binary to keep link time down.
+
+mod suite;

@@ -1,0 +1,85 @@
+//! The real binary over pipes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+fn daemon(home: &std::path::Path) -> tokio::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
+        .env("MCP_APP_SERVER_HOME", home)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn binary_answers_over_stdio_and_exits_cleanly_on_eof() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "[mcp_servers.a]\nurl = \"https://a.example.com/mcp\"\n",
+    )
+    .unwrap();
+    let mut child = daemon(home.path());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mcpServerStatus/list\"}\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // stdout carries protocol only: every line is a JSON-RPC message.
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let status = lines.iter().find(|m| m["id"] == 2).unwrap();
+    assert_eq!(status["result"]["data"][0]["name"], "a");
+    // Logs went to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("client connected"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_exits_zero_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = daemon(home.path());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    stdin
+        .write_all(b"{\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n")
+        .await
+        .unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let reply: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(reply["id"], json!(1));
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    drop(stdin);
+}

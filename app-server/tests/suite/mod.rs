@@ -1,0 +1,4 @@
+mod binary;
+mod config;
+mod harness;
+mod rpc;

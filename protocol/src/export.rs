@@ -233,7 +233,16 @@ impl TypeVisitor for TsCollector {
         match T::export_to_string(&self.cfg) {
             Ok(contents) => {
                 let file = path.to_string_lossy().replace('\\', "/");
-                self.files.insert(file, ts_header(&contents));
+                if self
+                    .files
+                    .insert(file.clone(), ts_header(&contents))
+                    .is_some()
+                {
+                    // Two Rust types with one TypeScript name would overwrite each other.
+                    self.error.get_or_insert_with(|| {
+                        format!("two types export to {file}; rename one with #[ts(rename)]")
+                    });
+                }
                 self.names.push(T::ident(&self.cfg));
             }
             Err(e) => {
@@ -1028,7 +1037,7 @@ The daemon reads requests on **stdin** and writes replies and notifications on *
 logs go to stderr. Two framings are accepted, detected per connection from the first bytes
 the client sends:
 
-- **Newline-delimited JSON**: one JSON message per line (`\\n`, `\\r\\n` accepted).
+- **Newline-delimited JSON**: one JSON message per line.
 - **Content-Length headers**, as LSP clients and `vscode-jsonrpc` send:
   `Content-Length: <bytes>\\r\\n\\r\\n<json>`.
 

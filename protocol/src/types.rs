@@ -34,7 +34,9 @@ pub struct ClientCapabilities {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InitializeParams {
+    /// Who is connecting.
     pub client_info: ClientInfo,
+    /// What the client can do; all defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub capabilities: Option<ClientCapabilities>,
@@ -44,7 +46,9 @@ pub struct InitializeParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerInfo {
+    /// Name of the daemon.
     pub name: String,
+    /// Version of the daemon.
     pub version: String,
 }
 
@@ -52,6 +56,7 @@ pub struct ServerInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializeResponse {
+    /// Name and version of this daemon.
     pub server_info: ServerInfo,
     /// Every request method this daemon answers.
     pub methods: Vec<String>,
@@ -106,11 +111,13 @@ pub enum RegistrationKind {
 pub struct McpServerStatus {
     /// The name of the `[mcp_servers.NAME]` table.
     pub name: String,
+    /// How the server is reached; OAuth applies to `streamableHttp` only.
     pub transport: McpServerTransport,
     /// The server URL (HTTP servers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub url: Option<String>,
+    /// Where the server stands with its credentials.
     pub auth_status: McpAuthStatus,
     /// When the stored access token expires, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,6 +155,7 @@ pub struct ListMcpServerStatusParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMcpServerStatusResponse {
+    /// This page of servers.
     pub data: Vec<McpServerStatus>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +220,7 @@ pub struct OauthLoginParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthLoginResponse {
+    /// The URL to open in the user's browser.
     pub authorization_url: String,
     /// The redirect URI the browser will come back to.
     pub redirect_uri: String,
@@ -221,6 +230,7 @@ pub struct OauthLoginResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OauthCancelParams {
+    /// The configured server name.
     pub name: String,
 }
 
@@ -237,6 +247,7 @@ pub struct OauthCancelResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OauthCompleteParams {
+    /// The configured server name.
     pub name: String,
     /// The full redirect URL from the browser's address bar.
     pub callback_url: String,
@@ -253,6 +264,7 @@ pub struct OauthCompleteResponse {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OauthLogoutParams {
+    /// The configured server name.
     pub name: String,
     /// Revoke the tokens at the authorization server (RFC 7009) before deleting them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +290,7 @@ pub struct OauthLogoutResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OauthTokenParams {
+    /// The configured server name.
     pub name: String,
     /// Refresh first when the token expires within this many seconds (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,6 +302,7 @@ pub struct OauthTokenParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthTokenResponse {
+    /// Send as `Authorization: <tokenType> <accessToken>` to the MCP server.
     pub access_token: String,
     /// Usually `Bearer`.
     pub token_type: String,
@@ -296,6 +310,7 @@ pub struct OauthTokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub expires_at: Option<i64>,
+    /// Scopes granted to the token.
     pub scopes: Vec<String>,
 }
 
@@ -305,7 +320,9 @@ pub struct OauthTokenResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthLoginCompletedNotification {
+    /// The configured server name.
     pub name: String,
+    /// Whether the credentials are now stored.
     pub success: bool,
     /// What failed and what to do, when `success` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,8 +339,11 @@ pub struct OauthLoginCompletedNotification {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthLoginRestartedNotification {
+    /// The configured server name.
     pub name: String,
+    /// The new URL to open in the user's browser; the previous one no longer works.
     pub authorization_url: String,
+    /// Why the login fell back, for people.
     pub reason: String,
 }
 
@@ -331,6 +351,8 @@ pub struct OauthLoginRestartedNotification {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthStatusChangedNotification {
+    /// The configured server name.
     pub name: String,
+    /// The new state.
     pub auth_status: McpAuthStatus,
 }

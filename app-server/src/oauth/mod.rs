@@ -1,1 +1,2 @@
 //! oauth
+pub mod callback;

@@ -1,0 +1,435 @@
+//! The end of the browser round trip (RFC 6749 §4.1.2, RFC 8252 §7.3, RFC 9207): checking an
+//! authorization response against the login waiting for it, the page the browser shows, and
+//! the loopback listener that receives the redirect.
+//!
+//! The checks are pure functions, [`parse_callback`] for a request the listener received and
+//! [`parse_pasted_callback`] for a redirect URL a user pastes back (`mcpServer/oauth/complete`),
+//! so both paths apply the same rules and are tested without sockets.
+//!
+//! Policy for a request on a login's own callback path (GET only):
+//! - `state` missing (a reload of the bare callback URL, a cut-off link) or different from the
+//!   login's (a stale tab, a forged link: CSRF) ends the login with an error. The response is
+//!   discarded either way (requirements rule 14: its code is never exchanged); ending the login
+//!   at once tells the person what happened instead of leaving them to a timeout. The one
+//!   exception is a `state` of a login that a newer one on the same path replaced: the listener
+//!   answers that tab with a "replaced" page and the newer login keeps waiting.
+//! - `iss` (RFC 9207) must equal the expected issuer when both are known; it is required when
+//!   the authorization server advertised `authorization_response_iss_parameter_supported`.
+//! - Then `error=` ends the login with the server's error; else `code` is the result.
+//! - A parameter given twice (RFC 6749 §3.1 forbids it) ends the login; an empty value counts
+//!   as absent.
+//!
+//! Anything else (another path, another method, HEAD included) is not ours: 404, and the login
+//! goes on. Codes and state values never appear in errors, logs or pages.
+
+mod listener;
+mod page;
+
+use std::fmt;
+
+use url::{Url, form_urlencoded};
+
+pub use listener::{CallbackListenError, CallbackRegistration, CallbackServer};
+
+/// The first path segment of the default redirect URI (`http://127.0.0.1:<port>/callback/<id>`).
+const DEFAULT_CALLBACK_PREFIX: &str = "/callback";
+
+/// Authorization-server text longer than this is cut: it ends up in pages and notifications.
+const MAX_SERVER_TEXT_CHARS: usize = 500;
+
+/// What the callback of one pending login must look like.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExpectedCallback {
+    /// Path of the redirect URI as sent on the wire (percent-encoded), e.g.
+    /// `/callback/XuuuHAzzHOni` or `/prefix/callback/XuuuHAzzHOni`. It depends only on the
+    /// server URL, so it is known before the listener's port is.
+    pub callback_path: String,
+    /// The `state` sent in the authorization request.
+    pub state: String,
+    /// The issuer the login started with. Compared with `iss` when the response carries one;
+    /// pass it whenever discovery gave one.
+    pub issuer: Option<String>,
+    /// The server advertised `authorization_response_iss_parameter_supported: true`, so a
+    /// response without `iss` is refused (RFC 9207 §2.4).
+    pub iss_required: bool,
+}
+
+impl fmt::Debug for ExpectedCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpectedCallback")
+            .field("callback_path", &self.callback_path)
+            .field("state", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("iss_required", &self.iss_required)
+            .finish()
+    }
+}
+
+/// How a login's browser round trip ended.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// The authorization code, to be exchanged at the token endpoint.
+    Code { code: String },
+    /// The login ends with this error.
+    Error(CallbackError),
+}
+
+impl fmt::Debug for CallbackOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code { .. } => f.debug_struct("Code").field("code", &"<redacted>").finish(),
+            Self::Error(error) => f.debug_tuple("Error").field(error).finish(),
+        }
+    }
+}
+
+/// Why a login's callback failed. Messages say what happened and what to do next; they never
+/// contain the code or the state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// The authorization server redirected back with `error=` (RFC 6749 §4.1.2.1).
+    #[error("{}", oauth_error_message(.error, .description.as_deref(), .uri.as_deref()))]
+    OAuth {
+        error: String,
+        description: Option<String>,
+        uri: Option<String>,
+    },
+    #[error(
+        "the authorization response does not belong to this login (its state does not match): \
+         it came from a stale browser tab or a forged link, so it was discarded; start the login again"
+    )]
+    StateMismatch,
+    #[error(
+        "the authorization response has no state, so it cannot be matched to this login \
+         (a reloaded page or a cut-off link); start the login again"
+    )]
+    MissingState,
+    #[error(
+        "the authorization response names issuer {got} but this login started at {expected} \
+         (RFC 9207 mix-up protection), so it was discarded; start the login again"
+    )]
+    IssuerMismatch { expected: String, got: String },
+    #[error(
+        "the authorization server announces the iss parameter (RFC 9207) but its response has \
+         none, so it was discarded; start the login again"
+    )]
+    MissingIssuer,
+    #[error("the authorization response has neither a code nor an error; start the login again")]
+    MissingCode,
+    #[error(
+        "the authorization response repeats the parameter `{name}` (RFC 6749 forbids it), \
+         so it was discarded; start the login again"
+    )]
+    DuplicateParameter { name: String },
+    /// A newer login registered the same callback path on the same port.
+    #[error("a newer login for the same server replaced this one")]
+    Superseded,
+    /// The listener stopped (daemon shutdown, or the socket failed) before the browser came back.
+    #[error(
+        "the callback listener stopped before the browser came back ({reason}); start the login again"
+    )]
+    ListenerClosed { reason: String },
+}
+
+impl CallbackError {
+    /// A stable machine-readable name, for logs and `data.kind`-style reporting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OAuth { .. } => "oauthError",
+            Self::StateMismatch => "stateMismatch",
+            Self::MissingState => "missingState",
+            Self::IssuerMismatch { .. } => "issuerMismatch",
+            Self::MissingIssuer => "missingIssuer",
+            Self::MissingCode => "missingCode",
+            Self::DuplicateParameter { .. } => "duplicateParameter",
+            Self::Superseded => "superseded",
+            Self::ListenerClosed { .. } => "listenerClosed",
+        }
+    }
+}
+
+fn oauth_error_message(error: &str, description: Option<&str>, uri: Option<&str>) -> String {
+    let mut message = format!("the authorization server refused the login: {error}");
+    if let Some(description) = description {
+        message.push_str(&format!(" ({description})"));
+    }
+    if let Some(uri) = uri {
+        message.push_str(&format!("; see {uri}"));
+    }
+    message.push_str(match error {
+        "access_denied" => "; access was declined: start the login again and approve it",
+        "invalid_scope" => "; check the scopes configured for this server, then log in again",
+        _ => "; start the login again",
+    });
+    message
+}
+
+/// What a request to the listener is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParsedCallback {
+    /// Another path or method (favicon, `/`, another login's id, HEAD): answer 404, the login
+    /// goes on.
+    NotOurs,
+    /// A GET on this login's path: the login ends with this outcome.
+    Outcome(CallbackOutcome),
+}
+
+/// Checks one request to the listener (`path_and_query` is the request target as received)
+/// against a pending login. See the module documentation for the policy.
+pub fn parse_callback(
+    method: &str,
+    path_and_query: &str,
+    expected: &ExpectedCallback,
+) -> ParsedCallback {
+    let (path, query) = split_target(path_and_query);
+    if method != "GET" || path != expected.callback_path {
+        return ParsedCallback::NotOurs;
+    }
+    ParsedCallback::Outcome(check_response(query, expected))
+}
+
+/// Why a pasted text was not taken as this login's redirect. The login keeps waiting, so the
+/// person can paste again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasteError {
+    #[error(
+        "nothing was pasted: paste the address the browser shows after you approve access \
+         (its path ends with {expected_path})"
+    )]
+    Empty { expected_path: String },
+    #[error(
+        "the pasted text is not a URL: copy the whole address from the browser's address bar \
+         after you approve access (its path ends with {expected_path})"
+    )]
+    NotAUrl { expected_path: String },
+    #[error(
+        "the pasted address (path {got_path}) is not the redirect of this login, whose path ends \
+         with {expected_path}: paste the address the browser landed on after you approved \
+         access for this server"
+    )]
+    WrongPath {
+        expected_path: String,
+        got_path: String,
+    },
+    #[error(
+        "the pasted address has no authorization response in it (no code, state or error \
+         after '?'): copy the whole address, including everything after '?'"
+    )]
+    NoResponse { expected_path: String },
+}
+
+/// Checks a redirect URL pasted by a person whose browser could not reach the listener
+/// (remote or forwarded setups). Any scheme host and port are accepted, since the browser may
+/// have shown a forwarded address; the path must end with the login's callback path. A text
+/// without a scheme (`127.0.0.1:8765/callback/..`) or only a path (`/callback/..?code=..`) is
+/// read as http. `Ok` ends the login with the outcome, exactly as if the listener had
+/// received it; `Err` means the text is not this login's redirect and the login keeps waiting.
+pub fn parse_pasted_callback(
+    url: &str,
+    expected: &ExpectedCallback,
+) -> Result<CallbackOutcome, PasteError> {
+    let expected_path = expected.callback_path.clone();
+    let text = url
+        .trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '<' | '>'))
+        .trim();
+    if text.is_empty() {
+        return Err(PasteError::Empty { expected_path });
+    }
+    let parsed = if text.starts_with('/') {
+        Url::parse(&format!("http://pasted.invalid{text}"))
+    } else if text.contains("://") {
+        Url::parse(text)
+    } else {
+        Url::parse(&format!("http://{text}"))
+    };
+    let parsed = match parsed {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => parsed,
+        _ => return Err(PasteError::NotAUrl { expected_path }),
+    };
+    if !parsed.path().ends_with(&expected.callback_path) {
+        return Err(PasteError::WrongPath {
+            expected_path,
+            got_path: truncate_chars(parsed.path(), 200),
+        });
+    }
+    let query = parsed.query().unwrap_or("");
+    let carries_response = form_urlencoded::parse(query.as_bytes()).any(|(name, value)| {
+        matches!(name.as_ref(), "code" | "state" | "error" | "iss") && !value.is_empty()
+    });
+    if !carries_response {
+        return Err(PasteError::NoResponse { expected_path });
+    }
+    Ok(check_response(query, expected))
+}
+
+/// The path of the listener for a login: the path of the configured callback URL
+/// (`mcp_oauth_callback_url`, trailing `/` dropped) or `/callback`, then `/<callback_id>`.
+/// A forwarder in front of the listener must keep the path.
+pub fn callback_path(callback_url: Option<&Url>, callback_id: &str) -> String {
+    let prefix = callback_url.map_or(DEFAULT_CALLBACK_PREFIX, |url| {
+        url.path().trim_end_matches('/')
+    });
+    format!("{prefix}/{callback_id}")
+}
+
+/// The redirect URI sent to the authorization server: the configured callback URL (its
+/// scheme, host, port and path prefix; query and fragment dropped) with the callback id
+/// appended, or `http://127.0.0.1:<port>/callback/<callback_id>` (RFC 8252 §7.3: the loopback
+/// IP, never `localhost`, since servers compare the host exactly).
+pub fn redirect_uri(callback_url: Option<&Url>, port: u16, callback_id: &str) -> String {
+    match callback_url {
+        Some(url) => {
+            let mut url = url.clone();
+            url.set_query(None);
+            url.set_fragment(None);
+            let path = callback_path(Some(&url), callback_id);
+            url.set_path(&path);
+            url.to_string()
+        }
+        None => format!(
+            "http://127.0.0.1:{port}{}",
+            callback_path(None, callback_id)
+        ),
+    }
+}
+
+/// Splits a request target into path and query; a fragment (browsers do not send one, a
+/// pasted text might) is dropped.
+fn split_target(target: &str) -> (&str, &str) {
+    let target = target.split_once('#').map_or(target, |(before, _)| before);
+    target.split_once('?').unwrap_or((target, ""))
+}
+
+/// The parameters of an authorization response that matter here. Empty values are `None`.
+#[derive(Default)]
+struct ResponseParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    error_uri: Option<String>,
+    iss: Option<String>,
+}
+
+/// Reads the response parameters; `Err` names a parameter given more than once.
+fn parse_response_params(query: &str) -> Result<ResponseParams, String> {
+    let mut params = ResponseParams::default();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match name.as_ref() {
+            "code" => &mut params.code,
+            "state" => &mut params.state,
+            "error" => &mut params.error,
+            "error_description" => &mut params.error_description,
+            "error_uri" => &mut params.error_uri,
+            "iss" => &mut params.iss,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(name.into_owned());
+        }
+        *slot = Some(value.into_owned());
+    }
+    for slot in [
+        &mut params.code,
+        &mut params.state,
+        &mut params.error,
+        &mut params.error_description,
+        &mut params.error_uri,
+        &mut params.iss,
+    ] {
+        if slot.as_deref() == Some("") {
+            *slot = None;
+        }
+    }
+    Ok(params)
+}
+
+/// The `state` of a request target, if it carries exactly one; lets the listener recognise a
+/// redirect of a replaced login before judging it.
+fn single_state(query: &str) -> Option<String> {
+    parse_response_params(query).ok()?.state
+}
+
+/// The checks shared by the listener and the paste-back path, in the order of the policy.
+fn check_response(query: &str, expected: &ExpectedCallback) -> CallbackOutcome {
+    let params = match parse_response_params(query) {
+        Ok(params) => params,
+        Err(name) => return CallbackOutcome::Error(CallbackError::DuplicateParameter { name }),
+    };
+    match params.state.as_deref() {
+        None => return CallbackOutcome::Error(CallbackError::MissingState),
+        Some(state) if !constant_time_eq(state, &expected.state) => {
+            return CallbackOutcome::Error(CallbackError::StateMismatch);
+        }
+        Some(_) => {}
+    }
+    match (params.iss.as_deref(), expected.issuer.as_deref()) {
+        (Some(got), Some(issuer)) if !issuer_eq(got, issuer) => {
+            return CallbackOutcome::Error(CallbackError::IssuerMismatch {
+                expected: issuer.to_owned(),
+                got: clean_server_text(got),
+            });
+        }
+        (None, _) if expected.iss_required => {
+            return CallbackOutcome::Error(CallbackError::MissingIssuer);
+        }
+        _ => {}
+    }
+    if let Some(error) = params.error {
+        return CallbackOutcome::Error(CallbackError::OAuth {
+            error: clean_server_text(&error),
+            description: params.error_description.as_deref().map(clean_server_text),
+            uri: params.error_uri.as_deref().map(clean_server_text),
+        });
+    }
+    match params.code {
+        Some(code) => CallbackOutcome::Code { code },
+        None => CallbackOutcome::Error(CallbackError::MissingCode),
+    }
+}
+
+/// RFC 9207 asks for simple string comparison; the only leniency is the trailing `/` of an
+/// issuer without a path, normalised the same way discovery compares issuers.
+fn issuer_eq(got: &str, expected: &str) -> bool {
+    fn strip_root_slash(issuer: &str) -> &str {
+        match issuer.strip_suffix('/') {
+            Some(rest)
+                if rest
+                    .split_once("://")
+                    .is_some_and(|(_, authority)| !authority.contains('/')) =>
+            {
+                rest
+            }
+            _ => issuer,
+        }
+    }
+    strip_root_slash(got) == strip_root_slash(expected)
+}
+
+/// Compares without stopping at the first difference, so response time says nothing about
+/// how much of a guessed state was right.
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Authorization-server text goes into pages, logs and notifications: no control characters,
+/// bounded length.
+fn clean_server_text(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    truncate_chars(&cleaned, MAX_SERVER_TEXT_CHARS)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

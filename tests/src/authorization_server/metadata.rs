@@ -1,0 +1,103 @@
+//! Authorization server metadata: RFC 8414 and OpenID Connect Discovery documents.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::errors::not_found;
+use crate::counters::bump;
+use crate::faults::Endpoint;
+use crate::kit::Shared;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    OAuth,
+    OpenId,
+}
+
+pub(crate) async fn oauth_metadata(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.as_metadata_oauth);
+    serve(&s, Flavor::OAuth).await
+}
+
+pub(crate) async fn openid_metadata(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.as_metadata_openid);
+    serve(&s, Flavor::OpenId).await
+}
+
+async fn serve(s: &Shared, flavor: Flavor) -> Response {
+    if let Some(fault) = s.faults.intercept(Endpoint::AsMetadata).await {
+        return fault;
+    }
+    let published = match flavor {
+        Flavor::OAuth => s.config.publish_oauth_metadata,
+        Flavor::OpenId => s.config.publish_openid_metadata,
+    };
+    if !published {
+        return not_found();
+    }
+    Json(document(s, flavor)).into_response()
+}
+
+fn document(s: &Shared, flavor: Flavor) -> Value {
+    let c = &s.config;
+    let issuer = &s.urls.issuer;
+    let mut doc = Map::new();
+    let claimed_issuer = if c.wrong_issuer {
+        format!("{}/impostor{}", s.urls.as_origin, s.urls.issuer_path)
+    } else {
+        issuer.clone()
+    };
+    doc.insert("issuer".into(), json!(claimed_issuer));
+    doc.insert(
+        "authorization_endpoint".into(),
+        json!(format!("{issuer}/authorize")),
+    );
+    doc.insert("token_endpoint".into(), json!(format!("{issuer}/token")));
+    if c.dcr {
+        doc.insert(
+            "registration_endpoint".into(),
+            json!(format!("{issuer}/register")),
+        );
+    }
+    if c.revocation {
+        doc.insert(
+            "revocation_endpoint".into(),
+            json!(format!("{issuer}/revoke")),
+        );
+        doc.insert(
+            "revocation_endpoint_auth_methods_supported".into(),
+            json!(c.token_endpoint_auth_methods),
+        );
+    }
+    if !c.scopes_supported.is_empty() {
+        doc.insert("scopes_supported".into(), json!(c.scopes_supported));
+    }
+    doc.insert("response_types_supported".into(), json!(["code"]));
+    doc.insert("response_modes_supported".into(), json!(["query"]));
+    let grants: &[&str] = if c.issue_refresh_tokens {
+        &["authorization_code", "refresh_token"]
+    } else {
+        &["authorization_code"]
+    };
+    doc.insert("grant_types_supported".into(), json!(grants));
+    if c.s256_advertised {
+        doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));
+    }
+    doc.insert(
+        "token_endpoint_auth_methods_supported".into(),
+        json!(c.token_endpoint_auth_methods),
+    );
+    let cimd_flag_here = flavor == Flavor::OpenId || !c.cimd_flag_only_in_openid;
+    if c.cimd && cimd_flag_here {
+        doc.insert("client_id_metadata_document_supported".into(), json!(true));
+    }
+    doc.insert(
+        "authorization_response_iss_parameter_supported".into(),
+        json!(c.send_iss),
+    );
+    Value::Object(doc)
+}

@@ -1,0 +1,204 @@
+//! What the kit's servers look like and how strictly they behave. `Default` is a
+//! well-behaved MCP 2025-11-25 deployment; each field switches one behaviour.
+
+use anyhow::{bail, ensure};
+
+/// Where the resource server publishes its Protected Resource Metadata (RFC 9728) and
+/// whether its 401 challenge points at it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrmMode {
+    /// 401 carries `resource_metadata`; PRM served at the path form
+    /// `/.well-known/oauth-protected-resource/mcp` only.
+    #[default]
+    HeaderAndPath,
+    /// No `resource_metadata` in the challenge; PRM at the path form only.
+    PathOnly,
+    /// No `resource_metadata` in the challenge; PRM at `/.well-known/oauth-protected-resource` only.
+    RootOnly,
+    /// 2025-03-26 style: no PRM anywhere; the authorization server shares the MCP origin
+    /// (one listener), so the MCP origin is the issuer.
+    None,
+}
+
+/// A client the authorization server knows before any registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreregisteredClient {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// `client_secret_basic`, `client_secret_post` or `none`.
+    pub auth_method: String,
+    pub redirect_uris: Vec<String>,
+}
+
+impl PreregisteredClient {
+    /// A public client (`token_endpoint_auth_method` `none`).
+    pub fn public(client_id: &str, redirect_uris: &[&str]) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: None,
+            auth_method: "none".to_owned(),
+            redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// A confidential client authenticating with `auth_method`
+    /// (`client_secret_basic` or `client_secret_post`).
+    pub fn confidential(
+        client_id: &str,
+        client_secret: &str,
+        auth_method: &str,
+        redirect_uris: &[&str],
+    ) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: Some(client_secret.to_owned()),
+            auth_method: auth_method.to_owned(),
+            redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// Behaviour of a [`crate::Kit`]. See the field docs; `Default` is well-behaved.
+#[derive(Clone, Debug)]
+pub struct KitConfig {
+    /// `Some("/tenant1")` gives issuer `http://127.0.0.1:P/tenant1`; the AS endpoints live
+    /// under that path too.
+    pub issuer_path: Option<String>,
+    /// `registration_endpoint` advertised and served (RFC 7591).
+    pub dcr: bool,
+    /// `code_challenge_methods_supported: ["S256"]`; false omits the field (PKCE is still
+    /// enforced, so a client that checks it must refuse to proceed).
+    pub s256_advertised: bool,
+    /// `client_id_metadata_document_supported: true` and URL client ids accepted.
+    pub cimd: bool,
+    /// A URL client id is refused by redirecting back with `error=invalid_client` (no fetch).
+    pub reject_cimd: bool,
+    /// Serve `/.well-known/oauth-authorization-server[/path]`.
+    pub publish_oauth_metadata: bool,
+    /// Serve `/.well-known/openid-configuration[/path]` (and `/path/.well-known/openid-configuration`).
+    pub publish_openid_metadata: bool,
+    /// Put the CIMD flag in the OpenID document only (some servers do).
+    pub cimd_flag_only_in_openid: bool,
+    pub prm: PrmMode,
+    /// PRM `resource` reported as this value instead of the MCP URL (spoofing tests).
+    pub prm_resource_override: Option<String>,
+    /// Metadata `issuer` differs from the issuer it was fetched for.
+    pub wrong_issuer: bool,
+    /// `scopes_supported` of the AS and the PRM; requested scopes must be among them
+    /// (an empty list accepts any scope and omits the field).
+    pub scopes_supported: Vec<String>,
+    /// `scope` parameter of the 401 challenge.
+    pub challenge_scope: Option<String>,
+    /// Space-separated scopes every MCP request needs; otherwise 403 `insufficient_scope`.
+    pub required_scope: Option<String>,
+    pub access_token_ttl_secs: u64,
+    /// Every token response carries a refresh token.
+    pub issue_refresh_tokens: bool,
+    /// A used refresh token is replaced; reusing a replaced one revokes its whole family.
+    /// When false the same refresh token keeps working and responses omit `refresh_token`.
+    pub rotate_refresh_tokens: bool,
+    /// `revocation_endpoint` advertised and served (RFC 7009).
+    pub revocation: bool,
+    pub preregistered: Vec<PreregisteredClient>,
+    /// `token_endpoint_auth_methods_supported`; DCR accepts only these.
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// RFC 9207 `iss` on the authorization response redirect.
+    pub send_iss: bool,
+    /// `GET /authorize` redirects at once; when false it shows a consent page and waits for
+    /// [`crate::Kit::approve_pending`] (or the page's form).
+    pub auto_approve: bool,
+}
+
+impl Default for KitConfig {
+    fn default() -> Self {
+        Self {
+            issuer_path: None,
+            dcr: true,
+            s256_advertised: true,
+            cimd: false,
+            reject_cimd: false,
+            publish_oauth_metadata: true,
+            publish_openid_metadata: true,
+            cimd_flag_only_in_openid: false,
+            prm: PrmMode::HeaderAndPath,
+            prm_resource_override: None,
+            wrong_issuer: false,
+            scopes_supported: vec![
+                "mcp:read".to_owned(),
+                "mcp:write".to_owned(),
+                "offline_access".to_owned(),
+            ],
+            challenge_scope: None,
+            required_scope: None,
+            access_token_ttl_secs: 3600,
+            issue_refresh_tokens: true,
+            rotate_refresh_tokens: true,
+            revocation: true,
+            preregistered: Vec::new(),
+            token_endpoint_auth_methods: vec![
+                "none".to_owned(),
+                "client_secret_basic".to_owned(),
+                "client_secret_post".to_owned(),
+            ],
+            send_iss: true,
+            auto_approve: true,
+        }
+    }
+}
+
+pub(crate) const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+
+impl KitConfig {
+    /// The issuer path normalised to `""` or `/a/b` (leading slash, no trailing slash).
+    pub(crate) fn normalized_issuer_path(&self) -> anyhow::Result<String> {
+        let Some(raw) = self.issuer_path.as_deref() else {
+            return Ok(String::new());
+        };
+        let trimmed = raw.trim_matches('/');
+        if trimmed.is_empty() {
+            return Ok(String::new());
+        }
+        ensure!(
+            trimmed
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != ".."),
+            "issuer_path {raw:?} must be plain path segments such as \"/tenant1\""
+        );
+        ensure!(
+            trimmed
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c)),
+            "issuer_path {raw:?} may only contain unreserved URL characters"
+        );
+        Ok(format!("/{trimmed}"))
+    }
+
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.normalized_issuer_path()?;
+        for method in &self.token_endpoint_auth_methods {
+            if !AUTH_METHODS.contains(&method.as_str()) {
+                bail!("token_endpoint_auth_methods: unknown method {method:?}");
+            }
+        }
+        for client in &self.preregistered {
+            match (client.auth_method.as_str(), &client.client_secret) {
+                ("none", None) => {}
+                ("none", Some(_)) => bail!(
+                    "preregistered client {:?}: auth_method none cannot have a secret",
+                    client.client_id
+                ),
+                ("client_secret_basic" | "client_secret_post", Some(_)) => {}
+                ("client_secret_basic" | "client_secret_post", None) => bail!(
+                    "preregistered client {:?}: {} needs a client_secret",
+                    client.client_id,
+                    client.auth_method
+                ),
+                (other, _) => bail!(
+                    "preregistered client {:?}: unknown auth_method {other:?}",
+                    client.client_id
+                ),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! The running kit: two loopback listeners (AS and RS) sharing one in-memory state, and
+//! the accessors tests use to look inside.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::authorization_server;
+use crate::config::{KitConfig, PrmMode};
+use crate::counters::{AtomicCounters, Counters};
+use crate::faults::{Faults, lock};
+use crate::resource_server;
+use crate::store::{Client, Store, TokenPolicy};
+
+/// What the token endpoint received, for asserting client authentication, `resource`, and
+/// that no secret was sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRequestRecord {
+    /// Form fields (the last value wins when a field repeats).
+    pub form: BTreeMap<String, String>,
+    /// An `Authorization` header was present.
+    pub authorization_header: bool,
+    /// The client id from an `Authorization: Basic` header, decoded per RFC 6749 2.3.1.
+    pub basic_client_id: Option<String>,
+}
+
+/// The URLs of a running kit.
+#[derive(Clone, Debug)]
+pub(crate) struct Urls {
+    pub rs_origin: String,
+    pub as_origin: String,
+    /// `""` or `/tenant1`.
+    pub issuer_path: String,
+    pub issuer: String,
+    pub mcp_url: String,
+    pub prm_path_url: String,
+    pub prm_root_url: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    pub revoked: Vec<String>,
+    pub registrations: Vec<serde_json::Value>,
+    pub token_requests: Vec<TokenRequestRecord>,
+    pub last_authorize_query: Option<BTreeMap<String, String>>,
+    /// `METHOD /path` of every request, without query strings (they carry codes and state).
+    pub requests: Vec<String>,
+}
+
+/// State shared by every handler of both listeners.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: KitConfig,
+    pub urls: Urls,
+    pub counters: AtomicCounters,
+    pub faults: Faults,
+    pub store: Mutex<Store>,
+    pub records: Mutex<Records>,
+    /// Fetches Client ID Metadata Documents: no proxy, no redirects, bounded time.
+    pub http: reqwest::Client,
+}
+
+impl Shared {
+    pub fn token_policy(&self) -> TokenPolicy {
+        TokenPolicy {
+            access_ttl: Duration::from_secs(self.config.access_token_ttl_secs),
+            issue_refresh: self.config.issue_refresh_tokens,
+            rotate_refresh: self.config.rotate_refresh_tokens,
+        }
+    }
+}
+
+/// A running reference authorization server and MCP resource server. Dropping it stops
+/// both listeners.
+#[derive(Debug)]
+pub struct Kit {
+    shared: Arc<Shared>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Kit {
+    fn drop(&mut self) {
+        // Aborting `axum::serve` closes the listener; its connection tasks then shut down
+        // gracefully because the serve future held their shutdown signal.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+async fn bind_loopback() -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding an ephemeral port on 127.0.0.1")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, format!("http://127.0.0.1:{port}")))
+}
+
+/// Logs the request path and applies the global latency fault.
+async fn every_request(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    lock(&shared.records)
+        .requests
+        .push(format!("{} {}", request.method(), request.uri().path()));
+    if let Some(delay) = shared.faults.latency() {
+        tokio::time::sleep(delay).await;
+    }
+    next.run(request).await
+}
+
+fn spawn_server(listener: TcpListener, router: Router) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::warn!(%error, "test kit listener stopped");
+        }
+    })
+}
+
+impl Kit {
+    /// Binds the listeners on 127.0.0.1 (ephemeral ports) and starts serving.
+    pub async fn start(config: KitConfig) -> anyhow::Result<Kit> {
+        config.validate()?;
+        let issuer_path = config.normalized_issuer_path()?;
+        let (rs_listener, rs_origin) = bind_loopback().await?;
+        let as_listener = if config.prm == PrmMode::None {
+            None
+        } else {
+            Some(bind_loopback().await?)
+        };
+        let as_origin = as_listener
+            .as_ref()
+            .map_or_else(|| rs_origin.clone(), |(_, origin)| origin.clone());
+        let urls = Urls {
+            issuer: format!("{as_origin}{issuer_path}"),
+            mcp_url: format!("{rs_origin}/mcp"),
+            prm_path_url: format!("{rs_origin}/.well-known/oauth-protected-resource/mcp"),
+            prm_root_url: format!("{rs_origin}/.well-known/oauth-protected-resource"),
+            rs_origin,
+            as_origin,
+            issuer_path,
+        };
+        let http =
+            crate::checks::loopback_http_client(crate::authorization_server::cimd::FETCH_TIMEOUT)
+                .context("building the HTTP client for client metadata documents")?;
+        let mut store = Store::default();
+        for pre in &config.preregistered {
+            let auth_method = crate::store::AuthMethod::parse(&pre.auth_method)
+                .context("preregistered client auth_method")?;
+            store.clients.insert(
+                pre.client_id.clone(),
+                Client {
+                    client_id: pre.client_id.clone(),
+                    secret: pre.client_secret.clone(),
+                    auth_method,
+                    redirect_uris: pre.redirect_uris.clone(),
+                    from_metadata_document: false,
+                },
+            );
+        }
+        let shared = Arc::new(Shared {
+            config,
+            urls,
+            counters: AtomicCounters::default(),
+            faults: Faults::default(),
+            store: Mutex::new(store),
+            records: Mutex::new(Records::default()),
+            http,
+        });
+
+        let global = middleware::from_fn_with_state(shared.clone(), every_request);
+        let rs_router = resource_server::router(shared.clone());
+        let as_router = authorization_server::router(shared.clone());
+        let mut tasks = Vec::new();
+        match as_listener {
+            Some((as_listener, _)) => {
+                tasks.push(spawn_server(as_listener, as_router.layer(global.clone())));
+                tasks.push(spawn_server(rs_listener, rs_router.layer(global)));
+            }
+            None => {
+                tasks.push(spawn_server(
+                    rs_listener,
+                    rs_router.merge(as_router).layer(global),
+                ));
+            }
+        }
+        tracing::debug!(issuer = %shared.urls.issuer, mcp = %shared.urls.mcp_url, "test kit started");
+        Ok(Kit { shared, tasks })
+    }
+
+    /// The MCP endpoint, `http://127.0.0.1:P/mcp` (also the canonical `resource`).
+    pub fn mcp_url(&self) -> String {
+        self.shared.urls.mcp_url.clone()
+    }
+
+    /// The authorization server's issuer identifier (what PRM lists).
+    pub fn issuer(&self) -> String {
+        self.shared.urls.issuer.clone()
+    }
+
+    /// Origin of the authorization server (equals [`Kit::rs_origin`] with [`PrmMode::None`]).
+    pub fn as_origin(&self) -> String {
+        self.shared.urls.as_origin.clone()
+    }
+
+    /// Origin of the MCP resource server.
+    pub fn rs_origin(&self) -> String {
+        self.shared.urls.rs_origin.clone()
+    }
+
+    /// The path-form PRM URL (what the 401 challenge names in [`PrmMode::HeaderAndPath`]).
+    pub fn prm_url(&self) -> String {
+        self.shared.urls.prm_path_url.clone()
+    }
+
+    /// The root PRM URL (served in [`PrmMode::RootOnly`]).
+    pub fn prm_root_url(&self) -> String {
+        self.shared.urls.prm_root_url.clone()
+    }
+
+    pub fn config(&self) -> &KitConfig {
+        &self.shared.config
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.snapshot()
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Tokens revoked through the RFC 7009 endpoint, in order.
+    pub fn revoked_tokens(&self) -> Vec<String> {
+        lock(&self.shared.records).revoked.clone()
+    }
+
+    /// Every JSON body the registration endpoint received, valid or not.
+    pub fn registered_clients(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared.records).registrations.clone()
+    }
+
+    pub fn last_token_request(&self) -> Option<TokenRequestRecord> {
+        lock(&self.shared.records).token_requests.last().cloned()
+    }
+
+    /// Every token request received, in order.
+    pub fn token_requests(&self) -> Vec<TokenRequestRecord> {
+        lock(&self.shared.records).token_requests.clone()
+    }
+
+    pub fn last_authorize_query(&self) -> Option<BTreeMap<String, String>> {
+        lock(&self.shared.records).last_authorize_query.clone()
+    }
+
+    /// `METHOD /path` of every request both listeners received, in order (no query strings).
+    pub fn request_log(&self) -> Vec<String> {
+        lock(&self.shared.records).requests.clone()
+    }
+
+    /// Server-side logout: every refresh token answers `invalid_grant` and every access
+    /// token is refused from now on.
+    pub fn invalidate_all_tokens(&self) {
+        lock(&self.shared.store).invalidate_all();
+    }
+
+    /// Every access token issued so far is expired (refresh tokens keep working).
+    pub fn expire_access_tokens(&self) {
+        lock(&self.shared.store).expire_all_access();
+    }
+
+    /// An access token for the MCP server with `scopes`, without an OAuth flow.
+    pub fn mint_access_token(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let ttl = Duration::from_secs(self.shared.config.access_token_ttl_secs);
+        lock(&self.shared.store).mint_access(&scopes, &self.shared.urls.mcp_url, ttl)
+    }
+
+    /// With `auto_approve: false`: decide the oldest waiting consent page and return the
+    /// redirect URI the browser would be sent to (`code` when approved, `access_denied` when
+    /// not). `None` when nothing waits.
+    pub fn approve_pending(&self, approve: bool) -> Option<String> {
+        let pending = {
+            let mut store = lock(&self.shared.store);
+            if store.pending.is_empty() {
+                return None;
+            }
+            store.pending.remove(0)
+        };
+        Some(authorization_server::authorize::decide(
+            &self.shared,
+            pending,
+            approve,
+        ))
+    }
+
+    /// How many consent pages wait for a decision.
+    pub fn pending_approvals(&self) -> usize {
+        lock(&self.shared.store).pending.len()
+    }
+}

@@ -1,0 +1,215 @@
+//! `/mcp`: bearer token validation (RFC 6750 challenges pointing at PRM) in front of a
+//! minimal MCP Streamable HTTP server that answers with `application/json`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::authorization_server::errors::is_content_type;
+use crate::config::PrmMode;
+use crate::counters::bump;
+use crate::faults::{Endpoint, lock};
+use crate::kit::Shared;
+
+const PROTOCOL_VERSION: &str = "2025-11-25";
+
+/// Quoted-string escaping for auth-param values.
+fn quote(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `Bearer` challenge with `error`, `error_description`, `scope` and `resource_metadata`
+/// as applicable.
+fn challenge(s: &Shared, error: Option<(&str, &str)>, scope: Option<&str>) -> String {
+    let mut params = Vec::new();
+    if let Some((code, description)) = error {
+        params.push(format!("error={}", quote(code)));
+        params.push(format!("error_description={}", quote(description)));
+    }
+    if let Some(scope) = scope {
+        params.push(format!("scope={}", quote(scope)));
+    }
+    if s.config.prm == PrmMode::HeaderAndPath {
+        params.push(format!("resource_metadata={}", quote(&s.urls.prm_path_url)));
+    }
+    if params.is_empty() {
+        "Bearer".to_owned()
+    } else {
+        format!("Bearer {}", params.join(", "))
+    }
+}
+
+fn with_challenge(status: StatusCode, value: String, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// The token of an `Authorization: Bearer` header; other schemes count as no token.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+pub(crate) async fn mcp(
+    State(s): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bump(&s.counters.mcp);
+    if let Some(fault) = s.faults.intercept(Endpoint::Mcp).await {
+        return fault;
+    }
+    let Some(token) = bearer_token(&headers) else {
+        let value = challenge(&s, None, s.config.challenge_scope.as_deref());
+        return with_challenge(
+            StatusCode::UNAUTHORIZED,
+            value,
+            json!({"error": "unauthorized", "error_description": "a bearer token is required"}),
+        );
+    };
+    let checked = lock(&s.store)
+        .validate_access(token, &s.urls.mcp_url)
+        .map(|at| at.scopes.clone());
+    let scopes = match checked {
+        Ok(scopes) => scopes,
+        Err(why) => {
+            let value = challenge(
+                &s,
+                Some(("invalid_token", why)),
+                s.config.challenge_scope.as_deref(),
+            );
+            return with_challenge(
+                StatusCode::UNAUTHORIZED,
+                value,
+                json!({"error": "invalid_token", "error_description": why}),
+            );
+        }
+    };
+    if let Some(required) = &s.config.required_scope {
+        let missing = required
+            .split(' ')
+            .filter(|r| !r.is_empty())
+            .any(|r| !scopes.iter().any(|have| have == r));
+        if missing {
+            let description = "the access token lacks a required scope";
+            let value = challenge(
+                &s,
+                Some(("insufficient_scope", description)),
+                Some(required),
+            );
+            return with_challenge(
+                StatusCode::FORBIDDEN,
+                value,
+                json!({"error": "insufficient_scope", "error_description": description}),
+            );
+        }
+    }
+    if method != Method::POST {
+        // No server-initiated SSE stream and no sessions to delete.
+        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+    }
+    json_rpc(&headers, &body)
+}
+
+fn rpc_error(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+fn json_rpc(headers: &HeaderMap, body: &[u8]) -> Response {
+    if !is_content_type(headers, "application/json") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "MCP requests must be application/json",
+        )
+            .into_response();
+    }
+    let Ok(message) = serde_json::from_slice::<Value>(body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(rpc_error(Value::Null, -32700, "Parse error")),
+        )
+            .into_response();
+    };
+    let Some(obj) = message.as_object() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(rpc_error(
+                Value::Null,
+                -32600,
+                "Invalid Request: expected one JSON-RPC message",
+            )),
+        )
+            .into_response();
+    };
+    let id = obj.get("id").cloned();
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(rpc_error(
+                id.unwrap_or(Value::Null),
+                -32600,
+                "Invalid Request: jsonrpc must be \"2.0\"",
+            )),
+        )
+            .into_response();
+    }
+    let method = obj.get("method").and_then(Value::as_str);
+    match (method, id) {
+        // Notifications and responses are accepted without a body.
+        (Some(_), None) => StatusCode::ACCEPTED.into_response(),
+        (None, _) if obj.contains_key("result") || obj.contains_key("error") => {
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, id) => (
+            StatusCode::BAD_REQUEST,
+            Json(rpc_error(
+                id.unwrap_or(Value::Null),
+                -32600,
+                "Invalid Request: method is missing",
+            )),
+        )
+            .into_response(),
+        (Some(method), Some(id)) => {
+            let reply = match dispatch(method, obj.get("params")) {
+                Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Err((code, message)) => rpc_error(id, code, message),
+            };
+            Json(reply).into_response()
+        }
+    }
+}
+
+fn dispatch(method: &str, params: Option<&Value>) -> Result<Value, (i64, &'static str)> {
+    match method {
+        "initialize" => Ok(json!({
+            "protocolVersion": PROTOCOL_VERSION,
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "mcp-app-server-testkit", "version": env!("CARGO_PKG_VERSION")},
+        })),
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({"tools": [{
+            "name": "test-tool",
+            "description": "Answers \"ok\"",
+            "inputSchema": {"type": "object", "properties": {}},
+        }]})),
+        "tools/call" => match params.and_then(|p| p.get("name")).and_then(Value::as_str) {
+            Some("test-tool") => {
+                Ok(json!({"content": [{"type": "text", "text": "ok"}], "isError": false}))
+            }
+            _ => Err((-32602, "Unknown tool")),
+        },
+        _ => Err((-32601, "Method not found")),
+    }
+}

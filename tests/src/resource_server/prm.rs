@@ -1,0 +1,48 @@
+//! Protected Resource Metadata (RFC 9728) at the path-form and/or root location.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::authorization_server::errors::not_found;
+use crate::config::PrmMode;
+use crate::counters::bump;
+use crate::faults::Endpoint;
+use crate::kit::Shared;
+
+pub(crate) async fn path_form(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.prm_path);
+    let served = matches!(s.config.prm, PrmMode::HeaderAndPath | PrmMode::PathOnly);
+    serve(&s, served).await
+}
+
+pub(crate) async fn root_form(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.prm_root);
+    serve(&s, s.config.prm == PrmMode::RootOnly).await
+}
+
+async fn serve(s: &Shared, served: bool) -> Response {
+    if let Some(fault) = s.faults.intercept(Endpoint::Prm).await {
+        return fault;
+    }
+    if !served {
+        return not_found();
+    }
+    let mut doc = Map::new();
+    let resource = s
+        .config
+        .prm_resource_override
+        .clone()
+        .unwrap_or_else(|| s.urls.mcp_url.clone());
+    doc.insert("resource".into(), json!(resource));
+    doc.insert("authorization_servers".into(), json!([s.urls.issuer]));
+    if !s.config.scopes_supported.is_empty() {
+        doc.insert("scopes_supported".into(), json!(s.config.scopes_supported));
+    }
+    doc.insert("bearer_methods_supported".into(), json!(["header"]));
+    doc.insert("resource_name".into(), json!("mcp-app-server test kit"));
+    Json(Value::Object(doc)).into_response()
+}

@@ -1,0 +1,7 @@
+mod authorize;
+mod cimd;
+mod common;
+mod discovery;
+mod faults;
+mod resource;
+mod token;

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod home;
 pub mod oauth;
 pub mod rpc;
 pub mod transport;

@@ -78,10 +78,11 @@ impl FileStore {
         let mut doc = before.clone();
         let result = change(&mut doc);
         if doc != before {
+            remove_stale_temp_files(&self.state_dir);
             write_atomically(&self.state_dir, &self.path, &document::render(&doc))?;
         }
+        // `lock` is dropped after the rename, so the next writer reads the new document.
         Ok(result)
-        // `lock` is dropped here, after the rename: the next writer reads the new document.
     }
 
     fn read_unlocked(&self) -> Result<Document, StoreError> {
@@ -92,6 +93,24 @@ impl FileStore {
                 path: self.path.clone(),
                 source,
             }),
+        }
+    }
+}
+
+/// Removes temp files a writer killed mid-write left behind (they hold tokens). Called under
+/// the exclusive lock, when no other writer can be using one.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&format!(".{FILE_NAME}."))
+            && name.ends_with(".tmp")
+            && let Err(e) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!(path = %entry.path().display(), "could not remove a stale temp file: {e}");
         }
     }
 }
@@ -391,6 +410,20 @@ mod tests {
         s.delete(&key("s3")).unwrap();
         s.save_registration(&fixtures::registration("https://as", "http://127.0.0.1/cb"))
             .unwrap();
+        assert_eq!(
+            data_files(tmp.path()),
+            BTreeSet::from([FILE_NAME.to_owned()])
+        );
+    }
+
+    #[test]
+    fn temp_files_of_an_interrupted_writer_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let stale = tmp.path().join(format!(".{FILE_NAME}.999999.0.tmp"));
+        std::fs::write(&stale, b"{\"version\":1,").unwrap();
+        s.save(&creds("a")).unwrap();
+        assert!(!stale.exists());
         assert_eq!(
             data_files(tmp.path()),
             BTreeSet::from([FILE_NAME.to_owned()])

@@ -74,7 +74,9 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     /// Exclusive cross-process lock for one server's refresh, held across the network call:
     /// a blocking OS file lock on `state_dir/locks/<hash of the key>.lock`. Waits for the
     /// current holder; after acquiring, reload the credentials, as the holder may have
-    /// refreshed them already.
+    /// refreshed them already. Not reentrant: a second call for the same key from the same
+    /// process waits like any other holder, so put an in-process per-server mutex in front
+    /// (which also keeps `spawn_blocking` threads from piling up on the OS lock).
     fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError>;
     /// Like [`CredentialStore::refresh_lock`], but `None` instead of waiting.
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError>;

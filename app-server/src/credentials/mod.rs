@@ -1,1 +1,183 @@
-//! credentials
+//! The credential store: tokens per server, client registrations per issuer, and the
+//! cross-process refresh lock (requirements rules 12, 13, 19, 20).
+//!
+//! Two backends behind one trait: a JSON file in the state dir (the default, and what
+//! `auto` falls back to) and the OS keyring. Several daemons may share one state dir, so
+//! every write is a locked read-modify-write and refreshes are serialized by OS file locks.
+//! The API is synchronous (file locks block); async callers use `spawn_blocking`.
+
+mod document;
+mod error;
+mod file;
+mod keyring;
+mod model;
+mod refresh_lock;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::error::StoreError;
+pub use self::file::FileStore;
+pub use self::keyring::{KEYRING_SERVICE, KeyringStore, probe_keyring};
+pub use self::model::{CredentialKey, StoredClient, StoredCredentials, StoredRegistration};
+pub use self::refresh_lock::RefreshLock;
+use crate::home::Home;
+
+/// Where tokens are kept; config key `mcp_oauth_credentials_store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreMode {
+    /// The OS keyring when it answers, else the file.
+    #[default]
+    Auto,
+    File,
+    Keyring,
+}
+
+/// The backend a store actually uses (what `auto` resolved to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    File,
+    Keyring,
+}
+
+/// Persistent credentials. Synchronous: methods block on file locks and, for the keyring,
+/// on platform calls, so async code calls them inside `spawn_blocking`.
+pub trait CredentialStore: Send + Sync + std::fmt::Debug {
+    /// The tokens for `key`; `None` when absent or stored for another URL.
+    fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, StoreError>;
+    /// Inserts or replaces the entry for `creds.key()`, leaving other servers' entries as
+    /// they are, also when other processes save at the same time.
+    fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError>;
+    /// `false` when there was nothing to delete.
+    fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
+    /// Every stored entry, for status.
+    fn list(&self) -> Result<Vec<StoredCredentials>, StoreError>;
+
+    /// A DCR registration to reuse for this issuer and redirect URI (rule 12).
+    fn load_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<StoredRegistration>, StoreError>;
+    /// Inserts or replaces the registration for `reg.issuer` and `reg.redirect_uri`.
+    fn save_registration(&self, reg: &StoredRegistration) -> Result<(), StoreError>;
+    fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError>;
+
+    /// Whether this issuer rejected a Client ID Metadata Document before (rule 13), so
+    /// registration goes straight to DCR.
+    fn cimd_refused(&self, issuer: &str) -> Result<bool, StoreError>;
+    fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError>;
+
+    /// Exclusive cross-process lock for one server's refresh, held across the network call:
+    /// a blocking OS file lock on `state_dir/locks/<hash of the key>.lock`. Waits for the
+    /// current holder; after acquiring, reload the credentials, as the holder may have
+    /// refreshed them already. Not reentrant: a second call for the same key from the same
+    /// process waits like any other holder, so put an in-process per-server mutex in front
+    /// (which also keeps `spawn_blocking` threads from piling up on the OS lock).
+    fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError>;
+    /// Like [`CredentialStore::refresh_lock`], but `None` instead of waiting.
+    fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError>;
+
+    fn backend(&self) -> StoreBackend;
+}
+
+/// Opens the store `mode` asks for. `keyring` fails with [`StoreError::KeyringUnavailable`]
+/// when the keyring does not answer; `auto` then falls back to the file (headless Linux has
+/// no Secret Service). Probing the keyring takes at most 3 s.
+pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStore>, StoreError> {
+    let file = FileStore::open(home)?;
+    let keyring = |file| Arc::new(KeyringStore::new(file, Box::new(keyring::OsKeyring)));
+    match mode {
+        StoreMode::File => Ok(Arc::new(file)),
+        StoreMode::Keyring => match probe_keyring() {
+            Ok(()) => Ok(keyring(file)),
+            Err(reason) => Err(StoreError::KeyringUnavailable { reason }),
+        },
+        StoreMode::Auto => match probe_keyring() {
+            Ok(()) => Ok(keyring(file)),
+            Err(reason) => {
+                tracing::info!(
+                    path = %file.path().display(),
+                    "OS keyring not available ({reason}); keeping credentials in the file"
+                );
+                Ok(Arc::new(file))
+            }
+        },
+    }
+}
+
+/// Now as unix seconds, the unit of `expires_at`, `updated_at` and `registered_at`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_mode_reads_lowercase_config_values() {
+        #[derive(Deserialize)]
+        struct Config {
+            mcp_oauth_credentials_store: StoreMode,
+        }
+        for (text, mode) in [
+            ("auto", StoreMode::Auto),
+            ("file", StoreMode::File),
+            ("keyring", StoreMode::Keyring),
+        ] {
+            let config: Config =
+                toml::from_str(&format!("mcp_oauth_credentials_store = \"{text}\"")).unwrap();
+            assert_eq!(config.mcp_oauth_credentials_store, mode);
+        }
+        assert!(toml::from_str::<Config>("mcp_oauth_credentials_store = \"Keyring\"").is_err());
+        assert_eq!(StoreMode::default(), StoreMode::Auto);
+    }
+
+    #[test]
+    fn open_store_follows_keyring_availability() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path().join("home"));
+        let file = open_store(&home, StoreMode::File).unwrap();
+        assert_eq!(file.backend(), StoreBackend::File);
+        assert!(home.state_dir.is_dir());
+
+        let auto = open_store(&home, StoreMode::Auto).unwrap();
+        let explicit = open_store(&home, StoreMode::Keyring);
+        match probe_keyring() {
+            // A desktop with a keyring.
+            Ok(()) => {
+                assert_eq!(auto.backend(), StoreBackend::Keyring);
+                assert_eq!(explicit.unwrap().backend(), StoreBackend::Keyring);
+            }
+            // Headless machines (CI): auto falls back, explicit keyring says why and what to do.
+            Err(_) => {
+                assert_eq!(auto.backend(), StoreBackend::File);
+                let err = explicit.unwrap_err();
+                assert!(
+                    matches!(err, StoreError::KeyringUnavailable { .. }),
+                    "{err:?}"
+                );
+                assert!(
+                    err.to_string().contains("mcp_oauth_credentials_store"),
+                    "{err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn file_store_through_the_trait_object() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open_store(&Home::at(tmp.path()), StoreMode::File).unwrap();
+        let creds = model::fixtures::credentials("a", "https://a.example/mcp");
+        store.save(&creds).unwrap();
+        assert_eq!(store.load(&creds.key()).unwrap(), Some(creds));
+    }
+}

@@ -1,0 +1,247 @@
+//! The on-disk JSON document `credentials.json`, as pure parse and render functions.
+//!
+//! ```json
+//! { "version": 1,
+//!   "credentials": { "<storage key>": StoredCredentials },
+//!   "registrations": [ StoredRegistration ],
+//!   "cimdRefusedIssuers": [ "https://issuer" ],
+//!   "keyringIndex": [ { "serverName": ..., "serverUrl": ... } ] }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreError;
+use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
+
+pub(crate) const CURRENT_VERSION: u64 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Document {
+    pub version: u64,
+    /// Tokens kept in the file (file backend, or left over from before a switch to keyring).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, StoredCredentials>,
+    #[serde(default)]
+    pub registrations: Vec<StoredRegistration>,
+    #[serde(default)]
+    pub cimd_refused_issuers: BTreeSet<String>,
+    /// Keys whose tokens live in the OS keyring, which cannot be enumerated portably.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub keyring_index: BTreeSet<CredentialKey>,
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Document {
+            version: CURRENT_VERSION,
+            credentials: BTreeMap::new(),
+            registrations: Vec::new(),
+            cimd_refused_issuers: BTreeSet::new(),
+            keyring_index: BTreeSet::new(),
+        }
+    }
+}
+
+impl Document {
+    /// The entry for `key`, if its stored URL is the key's URL (a hand-edited or colliding
+    /// entry for another URL is not handed out).
+    pub fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
+        self.credentials
+            .get(&key.storage_key())
+            .filter(|c| c.server_name == key.server_name && c.server_url == key.server_url)
+    }
+
+    pub fn registration(&self, issuer: &str, redirect_uri: &str) -> Option<&StoredRegistration> {
+        self.registrations
+            .iter()
+            .find(|r| r.issuer == issuer && r.redirect_uri == redirect_uri)
+    }
+
+    /// Replaces the registration for the same issuer and redirect URI, or adds it.
+    pub fn put_registration(&mut self, reg: &StoredRegistration) {
+        self.remove_registration(&reg.issuer, &reg.redirect_uri);
+        self.registrations.push(reg.clone());
+    }
+
+    pub fn remove_registration(&mut self, issuer: &str, redirect_uri: &str) {
+        self.registrations
+            .retain(|r| !(r.issuer == issuer && r.redirect_uri == redirect_uri));
+    }
+}
+
+/// Parses the file's bytes. Anything this build cannot read faithfully is an error, never
+/// an empty document: the caller must not overwrite what it does not understand.
+///
+/// Reasons carry only positions, never serde's message, which may quote a value (a token).
+pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Document, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt("the file is empty".to_owned()));
+    }
+    let error = match serde_json::from_slice::<Document>(bytes) {
+        Ok(doc) if doc.version == CURRENT_VERSION => return Ok(doc),
+        Ok(doc) => {
+            return Err(StoreError::UnsupportedVersion {
+                path: path.to_owned(),
+                version: doc.version,
+            });
+        }
+        Err(error) => error,
+    };
+    // A later version may use a shape this build cannot parse: say so rather than
+    // calling it corrupt. Only on this error path is the file parsed a second time.
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: Option<serde_json::Value>,
+    }
+    if let Ok(VersionOnly { version }) = serde_json::from_slice::<VersionOnly>(bytes) {
+        match version.as_ref().map(serde_json::Value::as_u64) {
+            None => return Err(corrupt("it has no \"version\" field".to_owned())),
+            Some(None) => return Err(corrupt("\"version\" is not a whole number".to_owned())),
+            Some(Some(version)) if version != CURRENT_VERSION => {
+                return Err(StoreError::UnsupportedVersion {
+                    path: path.to_owned(),
+                    version,
+                });
+            }
+            Some(Some(_)) => {}
+        }
+    }
+    let what = match error.classify() {
+        serde_json::error::Category::Data => "unexpected content",
+        _ => "invalid JSON",
+    };
+    Err(corrupt(format!(
+        "{what} at line {} column {}",
+        error.line(),
+        error.column()
+    )))
+}
+
+pub(crate) fn render(doc: &Document) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(doc).expect("the document serializes to JSON");
+    bytes.push(b'\n');
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::fixtures;
+    use super::*;
+
+    fn path() -> &'static Path {
+        Path::new("/state/credentials.json")
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut doc = Document::default();
+        let creds = fixtures::credentials("a", "https://a.example/mcp");
+        doc.credentials.insert(creds.key().storage_key(), creds);
+        doc.put_registration(&fixtures::registration("https://as", "http://127.0.0.1/cb"));
+        doc.cimd_refused_issuers.insert("https://as".to_owned());
+        doc.keyring_index
+            .insert(CredentialKey::new("b", "https://b.example/mcp"));
+        let bytes = render(&doc);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"cimdRefusedIssuers\""), "{text}");
+        assert!(text.contains("\"keyringIndex\""), "{text}");
+        assert_eq!(parse(path(), &bytes).unwrap(), doc);
+    }
+
+    #[test]
+    fn minimal_document_parses_with_defaults() {
+        let doc = parse(path(), br#"{"version":1}"#).unwrap();
+        assert_eq!(doc, Document::default());
+    }
+
+    #[test]
+    fn garbage_is_corrupt_without_quoting_values() {
+        for (bytes, want) in [
+            (&b""[..], "empty"),
+            (b"  \n", "empty"),
+            (b"{\"version\":1,", "invalid JSON at line 1"),
+            (b"[1,2]", "unexpected content"),
+            (b"{\"credentials\":{}}", "no \"version\""),
+            (b"{\"version\":\"one\"}", "not a whole number"),
+            (
+                b"{\"version\":1,\"credentials\":{\"k\":{\"accessToken\":\"tok-SECRET\"}}}",
+                "unexpected content",
+            ),
+            (
+                b"{\"version\":1,\"credentials\":{\"k\":{\"accessToken\":7,\"refreshToken\":\"rt-SECRET\"}}}",
+                "unexpected content",
+            ),
+        ] {
+            match parse(path(), bytes) {
+                Err(StoreError::Corrupt { path: p, reason }) => {
+                    assert_eq!(p, path());
+                    assert!(reason.contains(want), "{reason:?} lacks {want:?}");
+                    assert!(!reason.contains("SECRET"), "{reason}");
+                }
+                other => panic!("{:?}: expected Corrupt, got {other:?}", String::from_utf8_lossy(bytes)),
+            }
+        }
+    }
+
+    #[test]
+    fn future_version_is_refused() {
+        for future in [
+            &br#"{"version":2,"credentials":{"x":"new shape"}}"#[..],
+            br#"{"version":2}"#,
+        ] {
+            match parse(path(), future) {
+                Err(StoreError::UnsupportedVersion { version: 2, .. }) => {}
+                other => panic!("expected UnsupportedVersion, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn entry_for_another_url_is_not_handed_out() {
+        let mut doc = Document::default();
+        let key = CredentialKey::new("a", "https://a.example/mcp");
+        let mut creds = fixtures::credentials("a", "https://elsewhere.example/mcp");
+        doc.credentials.insert(key.storage_key(), creds.clone());
+        assert!(doc.credentials_for(&key).is_none());
+        creds.server_url = key.server_url.clone();
+        doc.credentials.insert(key.storage_key(), creds);
+        assert!(doc.credentials_for(&key).is_some());
+    }
+
+    #[test]
+    fn registrations_are_keyed_by_issuer_and_redirect() {
+        let mut doc = Document::default();
+        let mut reg = fixtures::registration("https://as", "http://127.0.0.1:1/cb");
+        doc.put_registration(&reg);
+        doc.put_registration(&fixtures::registration(
+            "https://as",
+            "http://127.0.0.1:2/cb",
+        ));
+        reg.client_id = "replaced".to_owned();
+        doc.put_registration(&reg);
+        assert_eq!(doc.registrations.len(), 2);
+        assert_eq!(
+            doc.registration("https://as", "http://127.0.0.1:1/cb")
+                .unwrap()
+                .client_id,
+            "replaced"
+        );
+        doc.remove_registration("https://as", "http://127.0.0.1:1/cb");
+        assert!(
+            doc.registration("https://as", "http://127.0.0.1:1/cb")
+                .is_none()
+        );
+        assert!(
+            doc.registration("https://as", "http://127.0.0.1:2/cb")
+                .is_some()
+        );
+    }
+}

@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+/// Why the credential store could not do what was asked. Messages name the file and what
+/// the user can do; they never contain a token or a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "could not access {path}: {source}; check that the directory exists and that this \
+         user may read and write it"
+    )]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the credential file {path} cannot be read ({reason}); it was left untouched. Fix it, \
+         or move it aside to start afresh (servers stored in it will need a new login)"
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "the OS keyring is not available ({reason}); unlock or start it (on Linux a Secret \
+         Service such as gnome-keyring), or set mcp_oauth_credentials_store = \"file\" or \
+         \"auto\" in config.toml"
+    )]
+    KeyringUnavailable { reason: String },
+    #[error(
+        "the OS keyring failed: {reason}; unlock the keyring and try again, or set \
+         mcp_oauth_credentials_store = \"file\" in config.toml"
+    )]
+    Keyring { reason: String },
+    #[error(
+        "the credential file {path} has format version {version}, which this build of \
+         mcp-app-server does not understand (it writes version 1); it was left untouched. \
+         Use a newer mcp-app-server, or move the file aside"
+    )]
+    UnsupportedVersion { path: PathBuf, version: u64 },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+}

@@ -1,0 +1,277 @@
+//! What is stored: tokens per server, client registrations per issuer. `Debug` never shows
+//! a token or a client secret, so these values can sit in logged structs safely.
+
+use std::fmt;
+
+use mcp_app_server_protocol::RegistrationKind;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Identifies one server's credentials. Entries are keyed by name and URL together: when a
+/// server's URL changes in the config, the tokens obtained for the old URL are not offered
+/// to the new one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialKey {
+    pub server_name: String,
+    pub server_url: String,
+}
+
+impl CredentialKey {
+    pub fn new(server_name: impl Into<String>, server_url: impl Into<String>) -> Self {
+        CredentialKey {
+            server_name: server_name.into(),
+            server_url: server_url.into(),
+        }
+    }
+
+    /// The string under which the entry is stored: the server name (readable in the file and
+    /// in keyring managers), `|`, and 16 hex digits of SHA-256 over the URL. The hash suffix
+    /// has a fixed length, so names containing `|` cannot collide with other keys.
+    pub fn storage_key(&self) -> String {
+        let digest = Sha256::digest(self.server_url.as_bytes());
+        format!("{}|{}", self.server_name, &hex(&digest)[..16])
+    }
+}
+
+impl fmt::Display for CredentialKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.server_name, self.server_url)
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The OAuth client the tokens were issued to; refresh must present the same client.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredClient {
+    pub kind: RegistrationKind,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth_method: String,
+}
+
+/// One server's tokens and everything needed to refresh or revoke them later without
+/// running discovery again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredCredentials {
+    pub server_name: String,
+    pub server_url: String,
+    pub access_token: String,
+    pub token_type: String,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Absolute expiry, unix seconds; `None` when the server gave no `expires_in`.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// Granted scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Tokens belong to this issuer; they are discarded if the server moves to another.
+    pub issuer: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// The RFC 8707 resource sent with every token request, so refresh repeats it exactly.
+    pub resource: String,
+    pub client: StoredClient,
+    /// Set when refresh failed for good (`invalid_grant`): the user must log in again.
+    #[serde(default)]
+    pub reauthentication_required: bool,
+    /// When this entry was last written, unix seconds.
+    pub updated_at: i64,
+}
+
+impl StoredCredentials {
+    pub fn key(&self) -> CredentialKey {
+        CredentialKey::new(self.server_name.clone(), self.server_url.clone())
+    }
+}
+
+/// A client registered with an authorization server by DCR, reused for later logins with
+/// the same issuer and redirect URI (requirements rule 12).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRegistration {
+    pub issuer: String,
+    pub redirect_uri: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    pub token_endpoint_auth_method: String,
+    pub registered_at: i64,
+}
+
+/// Prints as `<redacted>` whatever it stands for.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn redact_opt(secret: &Option<String>) -> Option<Redacted> {
+    secret.as_ref().map(|_| Redacted)
+}
+
+impl fmt::Debug for StoredClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredClient")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact_opt(&self.client_secret))
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoredCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredCredentials")
+            .field("server_name", &self.server_name)
+            .field("server_url", &self.server_url)
+            .field("access_token", &Redacted)
+            .field("token_type", &self.token_type)
+            .field("refresh_token", &redact_opt(&self.refresh_token))
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("revocation_endpoint", &self.revocation_endpoint)
+            .field("resource", &self.resource)
+            .field("client", &self.client)
+            .field("reauthentication_required", &self.reauthentication_required)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoredRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredRegistration")
+            .field("issuer", &self.issuer)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redact_opt(&self.client_secret))
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field("registered_at", &self.registered_at)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub(crate) fn credentials(name: &str, url: &str) -> StoredCredentials {
+        StoredCredentials {
+            server_name: name.to_owned(),
+            server_url: url.to_owned(),
+            access_token: format!("at-secret-{name}"),
+            token_type: "Bearer".to_owned(),
+            refresh_token: Some(format!("rt-secret-{name}")),
+            expires_at: Some(1_900_000_000),
+            scopes: vec!["read".to_owned(), "offline_access".to_owned()],
+            issuer: "https://auth.example.com".to_owned(),
+            token_endpoint: "https://auth.example.com/token".to_owned(),
+            revocation_endpoint: Some("https://auth.example.com/revoke".to_owned()),
+            resource: url.to_owned(),
+            client: StoredClient {
+                kind: RegistrationKind::Dcr,
+                client_id: "client-123".to_owned(),
+                client_secret: Some("cs-secret".to_owned()),
+                token_endpoint_auth_method: "client_secret_basic".to_owned(),
+            },
+            reauthentication_required: false,
+            updated_at: 1_800_000_000,
+        }
+    }
+
+    pub(crate) fn registration(issuer: &str, redirect_uri: &str) -> StoredRegistration {
+        StoredRegistration {
+            issuer: issuer.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            client_id: format!("dcr-{issuer}"),
+            client_secret: Some("reg-secret".to_owned()),
+            token_endpoint_auth_method: "client_secret_post".to_owned(),
+            registered_at: 1_700_000_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn storage_key_depends_on_name_and_url() {
+        let a = CredentialKey::new("linear", "https://mcp.linear.app/mcp");
+        let moved = CredentialKey::new("linear", "https://mcp.linear.app/v2/mcp");
+        let renamed = CredentialKey::new("lin", "https://mcp.linear.app/mcp");
+        assert!(a.storage_key().starts_with("linear|"));
+        assert_eq!(a.storage_key().len(), "linear|".len() + 16);
+        assert_eq!(a.storage_key(), a.clone().storage_key());
+        assert_ne!(a.storage_key(), moved.storage_key());
+        assert_ne!(a.storage_key(), renamed.storage_key());
+    }
+
+    #[test]
+    fn json_is_camel_case_and_round_trips() {
+        let creds = credentials("linear", "https://mcp.linear.app/mcp");
+        let json = serde_json::to_value(&creds).unwrap();
+        assert_eq!(json["accessToken"], "at-secret-linear");
+        assert_eq!(json["expiresAt"], 1_900_000_000);
+        assert_eq!(json["client"]["kind"], "dcr");
+        assert_eq!(
+            json["client"]["tokenEndpointAuthMethod"],
+            "client_secret_basic"
+        );
+        assert_eq!(json["reauthenticationRequired"], false);
+        let back: StoredCredentials = serde_json::from_value(json).unwrap();
+        assert_eq!(back, creds);
+
+        let reg = registration("https://auth.example.com", "http://127.0.0.1:1/callback/x");
+        let json = serde_json::to_value(&reg).unwrap();
+        assert_eq!(json["redirectUri"], "http://127.0.0.1:1/callback/x");
+        assert_eq!(
+            serde_json::from_value::<StoredRegistration>(json).unwrap(),
+            reg
+        );
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let creds = credentials("linear", "https://mcp.linear.app/mcp");
+        let text = format!("{creds:?} {:#?}", creds);
+        assert!(!text.contains("at-secret"), "{text}");
+        assert!(!text.contains("rt-secret"), "{text}");
+        assert!(!text.contains("cs-secret"), "{text}");
+        assert!(text.contains("access_token: <redacted>"), "{text}");
+        assert!(text.contains("refresh_token: Some(<redacted>)"), "{text}");
+        assert!(text.contains("client_secret: Some(<redacted>)"), "{text}");
+        // Non-secret fields stay visible: they are what a person debugging needs.
+        assert!(text.contains("client-123") && text.contains("https://auth.example.com"));
+
+        let reg = registration("https://auth.example.com", "http://127.0.0.1:1/callback/x");
+        let text = format!("{reg:?}");
+        assert!(!text.contains("reg-secret"), "{text}");
+        assert!(text.contains("client_secret: Some(<redacted>)"), "{text}");
+
+        let mut public = creds.client.clone();
+        public.client_secret = None;
+        assert!(format!("{public:?}").contains("client_secret: None"));
+    }
+}

@@ -163,7 +163,13 @@ impl Kit {
                     client_id: pre.client_id.clone(),
                     secret: pre.client_secret.clone(),
                     auth_method,
-                    redirect_uris: pre.redirect_uris.clone(),
+                    redirect_uris: pre
+                        .redirect_uris
+                        .iter()
+                        .map(|u| {
+                            u.replace(CALLBACK_ID_PLACEHOLDER, &callback_id_for(&urls.mcp_url))
+                        })
+                        .collect(),
                     from_metadata_document: false,
                 },
             );
@@ -307,5 +313,31 @@ impl Kit {
     /// How many consent pages wait for a decision.
     pub fn pending_approvals(&self) -> usize {
         lock(&self.shared.store).pending.len()
+    }
+}
+
+/// In a preregistered client's redirect URI, stands for the callback id of the kit's MCP
+/// server URL (not known before the kit has its port).
+pub const CALLBACK_ID_PLACEHOLDER: &str = "{callback_id}";
+
+/// The callback id of a server URL: base64url (no padding) of the first 9 bytes of SHA-256
+/// over the URL without its fragment. Computed here independently of the daemon's code.
+pub fn callback_id_for(server_url: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut url = url::Url::parse(server_url).expect("the kit's own URL parses");
+    url.set_fragment(None);
+    let digest = sha2::Sha256::digest(url.as_str().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9])
+}
+
+#[cfg(test)]
+mod callback_id_tests {
+    #[test]
+    fn matches_the_published_vector() {
+        assert_eq!(
+            super::callback_id_for("https://mcp.example.com/mcp?tenant=one"),
+            "XuuuHAzzHOni"
+        );
     }
 }

@@ -68,15 +68,21 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = AppServer::new(ServerOptions::new(home));
+    let server = match AppServer::new(ServerOptions::new(home)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the daemon");
+            return ExitCode::FAILURE;
+        }
+    };
     let signals = server.clone();
     tokio::spawn(async move {
         wait_for_termination().await;
         tracing::info!("termination signal received; shutting down");
-        signals.shutdown();
+        signals.shutdown().await;
     });
     server.serve(tokio::io::stdin(), tokio::io::stdout()).await;
-    server.shutdown();
+    server.shutdown().await;
     ExitCode::SUCCESS
 }
 

@@ -64,3 +64,50 @@ impl From<RequestError> for JsonRpcError {
         }
     }
 }
+
+impl From<&crate::oauth::login::LoginError> for AppError {
+    fn from(e: &crate::oauth::login::LoginError) -> Self {
+        use crate::oauth::login::LoginError as L;
+        let kind = match e {
+            L::Discovery(_) => ErrorKind::DiscoveryFailed,
+            L::Registration(_) => ErrorKind::RegistrationFailed,
+            L::InvalidClientMetadataUrlBase(_) => ErrorKind::RegistrationFailed,
+            L::CallbackListener(_) => ErrorKind::CallbackListenerFailed,
+            L::Authorization(_) | L::Paste(_) => ErrorKind::AuthorizationFailed,
+            L::TokenExchange(_) => ErrorKind::TokenExchangeFailed,
+            L::Store(_) => ErrorKind::CredentialStoreFailed,
+            L::Cancelled => ErrorKind::LoginCancelled,
+            L::TimedOut(_) => ErrorKind::LoginTimedOut,
+            L::Superseded => ErrorKind::LoginSuperseded,
+            L::NoPendingLogin(_) => ErrorKind::NoPendingLogin,
+            L::NotLoggedIn(_) => ErrorKind::NotLoggedIn,
+            L::ReauthenticationRequired { .. } => ErrorKind::ReauthenticationRequired,
+            L::RefreshTransient { .. } => ErrorKind::RefreshFailedRetryable,
+            L::RefreshFailed { .. } => ErrorKind::ReauthenticationRequired,
+            L::ShuttingDown => ErrorKind::ShuttingDown,
+        };
+        AppError::new(kind, e.to_string())
+    }
+}
+
+impl From<crate::oauth::login::LoginError> for RequestError {
+    fn from(e: crate::oauth::login::LoginError) -> Self {
+        use crate::oauth::login::LoginError as L;
+        match &e {
+            // A bad clientMetadataUrlBase is a bad param.
+            L::InvalidClientMetadataUrlBase(m) => RequestError::InvalidParams(format!(
+                "invalid params at `clientMetadataUrlBase`: {m}"
+            )),
+            _ => RequestError::App(AppError::from(&e)),
+        }
+    }
+}
+
+impl From<crate::credentials::StoreError> for RequestError {
+    fn from(e: crate::credentials::StoreError) -> Self {
+        RequestError::App(AppError::new(
+            ErrorKind::CredentialStoreFailed,
+            e.to_string(),
+        ))
+    }
+}

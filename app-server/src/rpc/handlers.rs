@@ -1,10 +1,12 @@
 //! One function per method.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mcp_app_server_protocol::{
     ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse,
-    McpAuthStatus, McpServerStatus, McpServerTransport, ReloadConfigResponse,
+    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthCompleteResponse,
+    OauthLoginResponse, OauthLogoutResponse, OauthTokenResponse, ReloadConfigResponse,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -12,6 +14,10 @@ use serde_json::Value;
 use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
+use crate::credentials::CredentialKey;
+use crate::oauth::login::{
+    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions, ServerTarget, StatusInfo,
+};
 
 pub(crate) async fn dispatch(
     state: &Arc<ServerState>,
@@ -21,16 +27,133 @@ pub(crate) async fn dispatch(
         ClientRequest::Initialize(_) => Err(RequestError::Internal(
             "initialize is handled by the connection".into(),
         )),
-        ClientRequest::McpServerStatusList(p) => to_value(list_status(state, p)?),
+        ClientRequest::McpServerStatusList(p) => to_value(list_status(state, p).await?),
         ClientRequest::ConfigMcpServerReload(_) => {
             state.reload_config().map_err(config_error)?;
             to_value(ReloadConfigResponse {})
         }
-        other => Err(RequestError::Internal(format!(
-            "`{}` is not available in this build",
-            other.method()
-        ))),
+        ClientRequest::OauthLogin(p) => {
+            if let Some(t) = p.timeout_secs
+                && !(1..=MAX_LOGIN_TIMEOUT_SECS).contains(&t)
+            {
+                return Err(RequestError::InvalidParams(format!(
+                    "invalid params at `timeoutSecs`: must be between 1 and {MAX_LOGIN_TIMEOUT_SECS}"
+                )));
+            }
+            if let Some(scopes) = &p.scopes
+                && scopes
+                    .iter()
+                    .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+            {
+                return Err(RequestError::InvalidParams(
+                    "invalid params at `scopes`: each scope must be a non-empty string without spaces".into(),
+                ));
+            }
+            let target = resolve(state, &p.name)?;
+            let options = LoginOptions {
+                scopes: p.scopes,
+                client_metadata_url_base: p.client_metadata_url_base,
+                mode: p.client_registration.unwrap_or_default(),
+                timeout: p
+                    .timeout_secs
+                    .map(|s| Duration::from_secs(s.into()))
+                    .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+            };
+            let started = state.oauth.start_login(target, options).await?;
+            to_value(OauthLoginResponse {
+                authorization_url: started.authorization_url.to_string(),
+                redirect_uri: started.redirect_uri,
+            })
+        }
+        ClientRequest::OauthCancel(p) => to_value(OauthCancelResponse {
+            cancelled: state.oauth.cancel(&p.name),
+        }),
+        ClientRequest::OauthComplete(p) => {
+            state.oauth.complete(&p.name, &p.callback_url).await?;
+            to_value(OauthCompleteResponse {})
+        }
+        ClientRequest::OauthLogout(p) => {
+            let target = resolve(state, &p.name)?;
+            let out = state
+                .oauth
+                .logout(&target, p.revoke.unwrap_or(false))
+                .await?;
+            to_value(OauthLogoutResponse {
+                removed: out.removed,
+                revoked: out.revoked,
+                revocation_error: out.revocation_error,
+            })
+        }
+        ClientRequest::OauthToken(p) => {
+            let target = resolve(state, &p.name)?;
+            let creds = state
+                .oauth
+                .token(
+                    &target,
+                    p.min_validity_secs.unwrap_or(DEFAULT_MIN_VALIDITY_SECS),
+                )
+                .await?;
+            to_value(OauthTokenResponse {
+                access_token: creds.access_token,
+                token_type: creds.token_type,
+                expires_at: creds.expires_at,
+                scopes: creds.scopes,
+            })
+        }
     }
+}
+
+const MAX_LOGIN_TIMEOUT_SECS: u32 = 3600;
+
+/// Resolves a configured HTTP server for OAuth.
+fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError> {
+    let config = state.config().map_err(config_error)?;
+    let server = config.servers.get(name).ok_or_else(|| {
+        AppError::new(
+            ErrorKind::ServerNotFound,
+            format!("no MCP server named `{name}` in config.toml; add a [mcp_servers.{name}] table and reload"),
+        )
+    })?;
+    let Some(http) = server.http() else {
+        return Err(AppError::new(
+            ErrorKind::NotOAuthServer,
+            format!("`{name}` is a stdio server; OAuth applies only to servers reached by `url`"),
+        )
+        .into());
+    };
+    let client_secret = match &http.oauth.client_secret_env_var {
+        None => None,
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            AppError::new(
+                ErrorKind::ConfigInvalid,
+                format!("`mcp_servers.{name}.oauth.client_secret_env_var` names `{var}`, which is not set in the daemon's environment"),
+            )
+        })?),
+    };
+    Ok(ServerTarget {
+        name: name.to_string(),
+        url: http.url.clone(),
+        resource_override: http.oauth_resource.clone(),
+        http_headers: http.http_headers.clone(),
+        configured_scopes: http.scopes.clone(),
+        client_id: http.oauth.client_id.clone(),
+        client_secret,
+        // A loopback callback URL with a port names the listener's port when none is set.
+        callback_port: http
+            .oauth
+            .callback_port
+            .or(config.callback_port)
+            .or_else(|| {
+                config.callback_url.as_ref().and_then(|u| {
+                    let loopback =
+                        matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                    if loopback { u.port() } else { None }
+                })
+            }),
+        callback_url: config.callback_url.clone(),
+        client_metadata_url: http.oauth.client_metadata_url.clone(),
+        client_metadata_url_base: config.client_metadata_url_base.clone(),
+    })
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Value, RequestError> {
@@ -43,7 +166,7 @@ fn config_error(e: ConfigError) -> RequestError {
 
 const MAX_PAGE: u32 = 1000;
 
-fn list_status(
+async fn list_status(
     state: &ServerState,
     params: ListMcpServerStatusParams,
 ) -> Result<ListMcpServerStatusResponse, RequestError> {
@@ -74,16 +197,21 @@ fn list_status(
                 registration: None,
                 issuer: None,
             },
-            ServerTransport::Http(http) => McpServerStatus {
-                name: server.name.clone(),
-                transport: McpServerTransport::StreamableHttp,
-                url: Some(http.url.to_string()),
-                auth_status: McpAuthStatus::NotLoggedIn,
-                expires_at: None,
-                scopes: None,
-                registration: None,
-                issuer: None,
-            },
+            ServerTransport::Http(http) => {
+                let key = CredentialKey::new(server.name.clone(), http.url.to_string());
+                let creds = state.oauth.store_load(key).await?;
+                let info = StatusInfo::from_credentials(creds.as_ref());
+                McpServerStatus {
+                    name: server.name.clone(),
+                    transport: McpServerTransport::StreamableHttp,
+                    url: Some(http.url.to_string()),
+                    auth_status: info.status,
+                    expires_at: info.expires_at,
+                    scopes: info.scopes,
+                    registration: info.registration,
+                    issuer: info.issuer,
+                }
+            }
         });
     }
     let next_cursor = match (remaining.next(), data.last()) {

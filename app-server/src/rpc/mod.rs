@@ -8,4 +8,4 @@ mod server;
 
 pub(crate) use connection::serve_connection;
 pub use error::AppError;
-pub use server::{AppServer, ServerOptions};
+pub use server::{AppServer, ServerOptions, StartError};

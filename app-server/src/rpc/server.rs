@@ -2,14 +2,22 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use mcp_app_server_protocol::{JsonRpcNotification, ServerNotification};
+use mcp_app_server_protocol::{
+    AuthStatusChangedNotification, JsonRpcNotification, OauthLoginCompletedNotification,
+    OauthLoginRestartedNotification, ServerNotification,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{self, Config, ConfigError};
+use super::error::AppError;
+use crate::config::{self, Config, ConfigError, CredentialsStoreMode};
+use crate::credentials::{StoreError, StoreMode, open_store};
 use crate::home::Home;
+use crate::oauth::callback::CallbackServer;
+use crate::oauth::http::HttpClient;
+use crate::oauth::login::{OAuthEvent, OAuthService};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].
@@ -36,6 +44,7 @@ pub struct AppServer {
 
 pub(crate) struct ServerState {
     pub home: Home,
+    pub oauth: Arc<OAuthService>,
     pub max_message_bytes: usize,
     config: RwLock<ConfigSlot>,
     connections: Connections,
@@ -52,7 +61,7 @@ struct ConfigSlot {
 impl AppServer {
     /// Builds the daemon. A config.toml that cannot be loaded does not stop it: requests
     /// that need the configuration answer with the error until a reload succeeds.
-    pub fn new(options: ServerOptions) -> Self {
+    pub fn new(options: ServerOptions) -> Result<Self, StartError> {
         let (config, startup_error) = match config::load(&options.home.config_file()) {
             Ok(c) => (Arc::new(c), None),
             Err(e) => {
@@ -60,9 +69,18 @@ impl AppServer {
                 (Arc::new(Config::default()), Some(e))
             }
         };
+        let store = open_store(&options.home, store_mode(config.credentials_store))?;
+        let http = HttpClient::new().map_err(|e| StartError::Http(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);
-        Self {
-            state: Arc::new(ServerState {
+        let state = Arc::new_cyclic(|weak: &Weak<ServerState>| {
+            let weak = weak.clone();
+            let events = Arc::new(move |event: OAuthEvent| {
+                if let Some(state) = weak.upgrade() {
+                    state.notify(notification_for(event));
+                }
+            });
+            ServerState {
+                oauth: OAuthService::new(http, CallbackServer::new(), store, events),
                 home: options.home,
                 max_message_bytes: options.max_message_bytes,
                 config: RwLock::new(ConfigSlot {
@@ -71,8 +89,9 @@ impl AppServer {
                 }),
                 connections: Connections::default(),
                 shutdown,
-            }),
-        }
+            }
+        });
+        Ok(Self { state })
     }
 
     /// Serves one connection until its input ends or the daemon shuts down.
@@ -84,8 +103,10 @@ impl AppServer {
         super::serve_connection(self.state.clone(), reader, writer).await
     }
 
-    /// Stops reading on every connection; pending writes still finish.
-    pub fn shutdown(&self) {
+    /// Stops reading on every connection (pending writes still finish), ends pending
+    /// logins and frees the callback ports.
+    pub async fn shutdown(&self) {
+        self.state.oauth.shutdown().await;
         self.state.shutdown.send_replace(true);
     }
 
@@ -194,5 +215,57 @@ impl Connections {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ConnectionEntry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the credential store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+fn store_mode(mode: CredentialsStoreMode) -> StoreMode {
+    match mode {
+        CredentialsStoreMode::Auto => StoreMode::Auto,
+        CredentialsStoreMode::File => StoreMode::File,
+        CredentialsStoreMode::Keyring => StoreMode::Keyring,
+    }
+}
+
+fn notification_for(event: OAuthEvent) -> ServerNotification {
+    match event {
+        OAuthEvent::LoginCompleted { name, result } => {
+            let (success, error, error_kind) = match result {
+                Ok(()) => (true, None, None),
+                Err(e) => {
+                    let app = AppError::from(e.as_ref());
+                    (false, Some(app.message), Some(app.kind))
+                }
+            };
+            ServerNotification::OauthLoginCompleted(OauthLoginCompletedNotification {
+                name,
+                success,
+                error,
+                error_kind,
+            })
+        }
+        OAuthEvent::LoginRestarted {
+            name,
+            authorization_url,
+            reason,
+        } => ServerNotification::OauthLoginRestarted(OauthLoginRestartedNotification {
+            name,
+            authorization_url,
+            reason,
+        }),
+        OAuthEvent::AuthStatusChanged { name, status } => {
+            ServerNotification::AuthStatusChanged(AuthStatusChangedNotification {
+                name,
+                auth_status: status,
+            })
+        }
     }
 }

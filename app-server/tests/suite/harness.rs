@@ -26,7 +26,7 @@ pub type MemClient = Client<DuplexStream, DuplexStream>;
 
 /// Starts a daemon on `home` and connects one in-memory client to it.
 pub fn start(home: &Path) -> (AppServer, MemClient) {
-    let server = AppServer::new(ServerOptions::new(Home::at(home)));
+    let server = AppServer::new(ServerOptions::new(Home::at(home))).expect("daemon starts");
     let client = connect(&server);
     (server, client)
 }

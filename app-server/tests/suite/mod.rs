@@ -1,4 +1,5 @@
 mod binary;
 mod config;
 mod harness;
+mod login;
 mod rpc;

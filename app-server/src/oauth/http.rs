@@ -1,0 +1,649 @@
+//! The one HTTP client every OAuth step uses, so that the transport rules (rules 22-23) hold
+//! everywhere: https for every endpoint except loopback hosts, connect and total timeouts,
+//! bodies capped at 1 MiB, no redirects on token/registration/revocation requests and at most
+//! a few same-origin redirects on metadata requests.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::{Host, Url};
+
+/// Largest response body accepted from any endpoint.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Time allowed to open a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a whole request, body included.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Redirects a metadata GET may follow (same origin only).
+pub const MAX_METADATA_REDIRECTS: usize = 3;
+
+/// Why an HTTP exchange failed. Every variant names the URL involved.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(
+        "refusing {url}: authorization endpoints must use https (plain http is allowed only for loopback hosts)"
+    )]
+    InsecureUrl { url: String },
+    #[error("request to {url} timed out; check the network or try again later")]
+    Timeout { url: String },
+    #[error("could not connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("request to {url} failed: {reason}")]
+    Request { url: String, reason: String },
+    #[error("response from {url} is larger than the {limit} byte limit")]
+    BodyTooLarge { url: String, limit: usize },
+    #[error("refusing redirect from {url} to {location}: {reason}")]
+    RedirectRefused {
+        url: String,
+        location: String,
+        reason: String,
+    },
+    #[error("{url} redirected more than {max} times")]
+    TooManyRedirects { url: String, max: usize },
+    #[error("invalid HTTP header {name:?}: {reason}")]
+    InvalidHeader { name: String, reason: String },
+    #[error("could not set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+impl HttpError {
+    /// Network trouble that may go away on its own (the caller may retry later).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            HttpError::Timeout { .. } | HttpError::Connect { .. } | HttpError::Request { .. }
+        )
+    }
+}
+
+/// A fully read (and capped) HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The URL that produced this response (after any followed redirects).
+    pub url: Url,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// Parses the body as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    /// How long the response may be cached: `None` when the server did not say,
+    /// `Some(ZERO)` for `no-store`/`no-cache`.
+    pub fn cache_max_age(&self) -> Option<Duration> {
+        cache_max_age(&self.headers)
+    }
+}
+
+/// Reads `Cache-Control` (all header lines) for `max-age`, `no-store` and `no-cache`.
+pub fn cache_max_age(headers: &HeaderMap) -> Option<Duration> {
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',') {
+            let directive = directive.trim();
+            let (name, arg) = match directive.split_once('=') {
+                Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                None => (directive, None),
+            };
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                return Some(Duration::ZERO);
+            }
+            if name.eq_ignore_ascii_case("max-age")
+                && let Some(secs) = arg.and_then(|a| a.parse::<u64>().ok())
+            {
+                max_age = Some(Duration::from_secs(secs));
+            }
+        }
+    }
+    max_age
+}
+
+/// True for hosts that never leave the machine: 127.0.0.0/8, ::1 and `localhost`.
+pub fn is_loopback_host(host: Option<Host<&str>>) -> bool {
+    match host {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false)
+        }
+        None => false,
+    }
+}
+
+/// Rule 22: https everywhere, plain http only for loopback hosts.
+pub fn check_secure_url(url: &Url) -> Result<(), HttpError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback_host(url.host()) => Ok(()),
+        _ => Err(HttpError::InsecureUrl {
+            url: url.to_string(),
+        }),
+    }
+}
+
+/// Builds a header map from configured `http_headers` (name, value) pairs.
+pub fn header_map<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<HeaderMap, HttpError> {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| HttpError::InvalidHeader {
+                name: name.to_string(),
+                reason: e.to_string(),
+            })?;
+        let header_value = HeaderValue::from_str(value).map_err(|e| HttpError::InvalidHeader {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        map.append(header_name, header_value);
+    }
+    Ok(map)
+}
+
+/// The shared, cheaply cloneable HTTP client. Redirects are never followed by reqwest itself:
+/// [`HttpClient::get`] follows a bounded number of same-origin redirects by hand and
+/// everything else sees the 3xx as it is.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    body_limit: usize,
+}
+
+impl HttpClient {
+    /// The production client (honours the system proxy settings).
+    pub fn new() -> Result<Self, HttpError> {
+        Self::build(true)
+    }
+
+    /// A client that ignores proxy environment variables, for tests on loopback.
+    pub fn for_tests() -> Self {
+        Self::build(false).expect("the HTTP client builds with a static configuration")
+    }
+
+    fn build(system_proxy: bool) -> Result<Self, HttpError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(TOTAL_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")));
+        if !system_proxy {
+            builder = builder.no_proxy();
+        }
+        let inner = builder
+            .build()
+            .map_err(|e| HttpError::Setup(error_chain(&e)))?;
+        Ok(Self {
+            inner,
+            body_limit: MAX_BODY_BYTES,
+        })
+    }
+
+    /// GET for metadata documents: follows at most [`MAX_METADATA_REDIRECTS`] redirects, and
+    /// only to the same origin as `url`.
+    pub async fn get(&self, url: &Url, headers: &HeaderMap) -> Result<HttpResponse, HttpError> {
+        let mut current = url.clone();
+        let mut redirects = 0;
+        loop {
+            let response = self
+                .send(Method::GET, &current, headers, None, true)
+                .await?;
+            if !response.status.is_redirection() {
+                return Ok(response);
+            }
+            let Some(location) = response.headers.get(LOCATION).and_then(|v| v.to_str().ok())
+            else {
+                return Ok(response);
+            };
+            let next = current
+                .join(location)
+                .map_err(|e| HttpError::RedirectRefused {
+                    url: current.to_string(),
+                    location: location.to_string(),
+                    reason: format!("invalid Location: {e}"),
+                })?;
+            if next.origin() != url.origin() {
+                return Err(HttpError::RedirectRefused {
+                    url: current.to_string(),
+                    location: next.to_string(),
+                    reason: "metadata redirects must stay on the same origin".to_string(),
+                });
+            }
+            redirects += 1;
+            if redirects > MAX_METADATA_REDIRECTS {
+                return Err(HttpError::TooManyRedirects {
+                    url: url.to_string(),
+                    max: MAX_METADATA_REDIRECTS,
+                });
+            }
+            current = next;
+        }
+    }
+
+    /// POST of an `application/x-www-form-urlencoded` body; redirects are not followed.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        headers: &HeaderMap,
+    ) -> Result<HttpResponse, HttpError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut headers = headers.clone();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers
+            .entry(reqwest::header::ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
+        self.send(Method::POST, url, &headers, Some(body.into_bytes()), true)
+            .await
+    }
+
+    /// POST of a JSON body; redirects are not followed.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: &serde_json::Value,
+        headers: &HeaderMap,
+    ) -> Result<HttpResponse, HttpError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| HttpError::Request {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut headers = headers.clone();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers
+            .entry(reqwest::header::ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
+        self.send(Method::POST, url, &headers, Some(bytes), true)
+            .await
+    }
+
+    /// POST whose body is only read when the status is not 2xx: a 2xx answer to an MCP
+    /// probe may be an event stream that never ends.
+    pub(crate) async fn post_probe(
+        &self,
+        url: &Url,
+        body: Vec<u8>,
+        headers: &HeaderMap,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send(Method::POST, url, headers, Some(body), false)
+            .await
+    }
+
+    /// Sends an `http::Request` as built by the oauth2 crate, with the same rules.
+    pub async fn execute(
+        &self,
+        request: oauth2::HttpRequest,
+    ) -> Result<oauth2::HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let url = Url::parse(&parts.uri.to_string()).map_err(|e| HttpError::Request {
+            url: parts.uri.to_string(),
+            reason: format!("invalid URL: {e}"),
+        })?;
+        let response = self
+            .send(parts.method, &url, &parts.headers, Some(body), true)
+            .await?;
+        let mut builder = oauth2::http::Response::builder().status(response.status);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = response.headers;
+        }
+        builder.body(response.body).map_err(|e| HttpError::Request {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// An adapter for the oauth2 crate that also remembers the last HTTP status, so token
+    /// errors can be classified (5xx is transient, 4xx is the server's answer).
+    pub fn oauth2_adapter(&self) -> OAuth2Http {
+        OAuth2Http {
+            http: self.clone(),
+            last_status: Mutex::new(None),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<Vec<u8>>,
+        read_body: bool,
+    ) -> Result<HttpResponse, HttpError> {
+        check_secure_url(url)?;
+        let mut request = self.inner.request(method.clone(), url.clone());
+        request = request.headers(headers.clone());
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let mut response = request.send().await.map_err(|e| map_send_error(url, &e))?;
+        let status = response.status();
+        tracing::debug!(%method, %url, status = status.as_u16(), "oauth http");
+        let headers = std::mem::take(response.headers_mut());
+        let body = if read_body || !status.is_success() {
+            self.read_capped(url, response).await?
+        } else {
+            Vec::new()
+        };
+        Ok(HttpResponse {
+            url: url.clone(),
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn read_capped(
+        &self,
+        url: &Url,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, HttpError> {
+        let too_large = || HttpError::BodyTooLarge {
+            url: url.to_string(),
+            limit: self.body_limit,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.body_limit as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| map_send_error(url, &e))?
+        {
+            if body.len() + chunk.len() > self.body_limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn map_send_error(url: &Url, error: &reqwest::Error) -> HttpError {
+    let url = url.to_string();
+    if error.is_timeout() {
+        HttpError::Timeout { url }
+    } else if error.is_connect() {
+        HttpError::Connect {
+            url,
+            reason: error_chain(error),
+        }
+    } else {
+        HttpError::Request {
+            url,
+            reason: error_chain(error),
+        }
+    }
+}
+
+/// The causes of a reqwest error on one line. reqwest's own message embeds the URL, which
+/// our variants already carry, so only the kind and the underlying causes are kept.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = String::from(if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() {
+        "reading the response failed"
+    } else if error.is_builder() {
+        "invalid request"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// [`oauth2::AsyncHttpClient`] over [`HttpClient`], so oauth2's token requests get the same
+/// timeouts, body cap, https rule and no-redirect policy.
+#[derive(Debug)]
+pub struct OAuth2Http {
+    http: HttpClient,
+    last_status: Mutex<Option<StatusCode>>,
+}
+
+impl OAuth2Http {
+    /// Status of the last response received through this adapter.
+    pub fn last_status(&self) -> Option<StatusCode> {
+        *self
+            .last_status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http {
+    type Error = HttpError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.http.execute(request).await?;
+            *self
+                .last_status
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(response.status());
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::test_server::{serve, status, with_headers};
+    use axum::body::Body;
+
+    #[test]
+    fn secure_url_table() {
+        let ok = [
+            "https://as.example.com/token",
+            "http://127.0.0.1:8080/token",
+            "http://127.4.5.6/token",
+            "http://[::1]:9/token",
+            "http://localhost:9/token",
+            "http://LOCALHOST/token",
+        ];
+        for url in ok {
+            assert!(check_secure_url(&Url::parse(url).unwrap()).is_ok(), "{url}");
+        }
+        let bad = [
+            "http://as.example.com/token",
+            "http://10.0.0.1/token",
+            "http://localhost.evil.example/token",
+            "http://[::2]/token",
+            "ftp://as.example.com/token",
+        ];
+        for url in bad {
+            let err = check_secure_url(&Url::parse(url).unwrap()).unwrap_err();
+            assert!(matches!(err, HttpError::InsecureUrl { .. }), "{url}");
+            assert!(err.to_string().contains(url), "{err}");
+        }
+    }
+
+    #[test]
+    fn cache_control_table() {
+        let cases: [(&[&str], Option<u64>); 7] = [
+            (&[], None),
+            (&["max-age=600"], Some(600)),
+            (&["public, Max-Age=60"], Some(60)),
+            (&["max-age=\"30\""], Some(30)),
+            (&["max-age=60", "no-store"], Some(0)),
+            (&["no-cache"], Some(0)),
+            (&["max-age=abc"], None),
+        ];
+        for (values, expected) in cases {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(CACHE_CONTROL, v.parse().unwrap());
+            }
+            assert_eq!(
+                cache_max_age(&headers),
+                expected.map(Duration::from_secs),
+                "{values:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_map_from_pairs() {
+        let map = header_map([("X-Tenant", "acme")]).unwrap();
+        assert_eq!(map.get("x-tenant").unwrap(), "acme");
+        assert!(matches!(
+            header_map([("bad header", "x")]),
+            Err(HttpError::InvalidHeader { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn insecure_url_is_refused_before_any_request() {
+        let http = HttpClient::for_tests();
+        let url = Url::parse("http://as.example.com/token").unwrap();
+        let err = http
+            .post_form(&url, &[], &HeaderMap::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HttpError::InsecureUrl { .. }), "{err:?}");
+        let err = http.get(&url, &HeaderMap::new()).await.unwrap_err();
+        assert!(matches!(err, HttpError::InsecureUrl { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn body_is_capped() {
+        let server = serve(|req, _| match req.path.as_str() {
+            "/exact" => with_headers(200, &[], vec![b'a'; MAX_BODY_BYTES]),
+            "/over" => with_headers(200, &[], vec![b'a'; MAX_BODY_BYTES + 1]),
+            // Chunked, no Content-Length: the cap must hold while reading.
+            _ => {
+                let chunks = (0..20).map(|_| Ok::<_, std::io::Error>(vec![b'b'; 64 * 1024]));
+                with_headers(200, &[], Body::from_stream(futures::stream::iter(chunks)))
+            }
+        })
+        .await;
+        let http = HttpClient::for_tests();
+        let none = HeaderMap::new();
+        let exact = http.get(&server.url("/exact"), &none).await.unwrap();
+        assert_eq!(exact.body.len(), MAX_BODY_BYTES);
+        for path in ["/over", "/stream"] {
+            let err = http.get(&server.url(path), &none).await.unwrap_err();
+            assert!(
+                matches!(err, HttpError::BodyTooLarge { .. }),
+                "{path}: {err:?}"
+            );
+            assert!(err.to_string().contains(path), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn posts_do_not_follow_redirects() {
+        let server = serve(|req, _| match req.path.as_str() {
+            "/token" => with_headers(302, &[("location", "/elsewhere")], ""),
+            _ => status(200),
+        })
+        .await;
+        let http = HttpClient::for_tests();
+        let response = http
+            .post_form(&server.url("/token"), &[("a", "b")], &HeaderMap::new())
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::FOUND);
+        let response = http
+            .post_json(
+                &server.url("/token"),
+                &serde_json::json!({}),
+                &HeaderMap::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::FOUND);
+        assert_eq!(server.count("/elsewhere"), 0);
+    }
+
+    #[tokio::test]
+    async fn metadata_redirects_are_bounded_and_same_origin() {
+        let other = serve(|_, _| status(200)).await;
+        let other_url = other.url("/stolen").to_string();
+        let server = serve(move |req, _| {
+            let hop = |to: &str| with_headers(302, &[("location", to)], "");
+            match req.path.as_str() {
+                "/three" => hop("/r1"),
+                "/r1" => hop("/r2"),
+                "/r2" => hop("/final"),
+                "/four" => hop("/three"),
+                "/cross" => hop(&other_url),
+                "/final" => with_headers(200, &[], "{}"),
+                _ => status(404),
+            }
+        })
+        .await;
+        let http = HttpClient::for_tests();
+        let none = HeaderMap::new();
+        let ok = http.get(&server.url("/three"), &none).await.unwrap();
+        assert_eq!(ok.status, StatusCode::OK);
+        assert_eq!(ok.url.path(), "/final");
+
+        let err = http.get(&server.url("/four"), &none).await.unwrap_err();
+        assert!(
+            matches!(err, HttpError::TooManyRedirects { max: 3, .. }),
+            "{err:?}"
+        );
+
+        let err = http.get(&server.url("/cross"), &none).await.unwrap_err();
+        assert!(matches!(err, HttpError::RedirectRefused { .. }), "{err:?}");
+        assert_eq!(other.count("/stolen"), 0);
+    }
+
+    #[tokio::test]
+    async fn extra_headers_are_sent() {
+        let server = serve(|_, _| status(204)).await;
+        let http = HttpClient::for_tests();
+        let headers = header_map([("X-Tenant", "acme")]).unwrap();
+        http.get(&server.url("/x"), &headers).await.unwrap();
+        let requests = server.requests();
+        assert_eq!(requests[0].headers.get("x-tenant").unwrap(), "acme");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_transient() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/x", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let err = HttpClient::for_tests()
+            .get(&url, &HeaderMap::new())
+            .await
+            .unwrap_err();
+        assert!(err.is_transient(), "{err:?}");
+        assert!(err.to_string().contains(url.as_str()), "{err}");
+    }
+}

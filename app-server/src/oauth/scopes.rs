@@ -1,0 +1,193 @@
+//! Which scopes to ask for (rule 8) and how to widen them on a step-up challenge (rule 9).
+
+/// The scope that makes many OpenID-flavoured servers issue refresh tokens.
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Splits a space-delimited `scope` string.
+pub fn parse_scope(scope: &str) -> Vec<String> {
+    scope.split_whitespace().map(str::to_string).collect()
+}
+
+/// Rule 8: the first non-empty source wins — explicit request, the server's configured
+/// scopes, the 401 challenge's `scope`, the PRM `scopes_supported`; otherwise no `scope`
+/// parameter at all. `offline_access` is added when the authorization server lists it in
+/// `scopes_supported` (never otherwise: asking for an unsupported scope is an error).
+pub fn select_scopes(
+    explicit: Option<&[String]>,
+    configured: Option<&[String]>,
+    challenge_scope: Option<&str>,
+    prm_scopes_supported: Option<&[String]>,
+    as_scopes_supported: Option<&[String]>,
+) -> Option<Vec<String>> {
+    let non_empty = |list: Option<&[String]>| {
+        list.map(|l| dedup(l.iter().filter(|s| !s.trim().is_empty()).cloned()))
+            .filter(|l| !l.is_empty())
+    };
+    let mut selected = non_empty(explicit)
+        .or_else(|| non_empty(configured))
+        .or_else(|| {
+            challenge_scope
+                .map(parse_scope)
+                .filter(|l| !l.is_empty())
+                .map(|l| dedup(l.into_iter()))
+        })
+        .or_else(|| non_empty(prm_scopes_supported));
+    let as_offers_offline =
+        as_scopes_supported.is_some_and(|supported| supported.iter().any(|s| s == OFFLINE_ACCESS));
+    if as_offers_offline {
+        let list = selected.get_or_insert_with(Vec::new);
+        if !list.iter().any(|s| s == OFFLINE_ACCESS) {
+            list.push(OFFLINE_ACCESS.to_string());
+        }
+    }
+    selected
+}
+
+/// Rule 9: the scopes already held plus those a step-up challenge asks for, in order,
+/// without duplicates.
+pub fn union_scopes(current: &[String], requested: &[String]) -> Vec<String> {
+    dedup(current.iter().chain(requested).cloned())
+}
+
+fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn select_scopes_table() {
+        struct Case {
+            explicit: Option<Vec<String>>,
+            configured: Option<Vec<String>>,
+            challenge: Option<&'static str>,
+            prm: Option<Vec<String>>,
+            as_supported: Option<Vec<String>>,
+            expected: Option<Vec<String>>,
+        }
+        let case = |explicit: Option<&[&str]>,
+                    configured: Option<&[&str]>,
+                    challenge: Option<&'static str>,
+                    prm: Option<&[&str]>,
+                    as_supported: Option<&[&str]>,
+                    expected: Option<&[&str]>| Case {
+            explicit: explicit.map(v),
+            configured: configured.map(v),
+            challenge,
+            prm: prm.map(v),
+            as_supported: as_supported.map(v),
+            expected: expected.map(v),
+        };
+        let cases = [
+            // Each source in priority order.
+            case(
+                Some(&["a"]),
+                Some(&["b"]),
+                Some("c"),
+                Some(&["d"]),
+                None,
+                Some(&["a"]),
+            ),
+            case(
+                None,
+                Some(&["b"]),
+                Some("c"),
+                Some(&["d"]),
+                None,
+                Some(&["b"]),
+            ),
+            case(
+                None,
+                None,
+                Some("c1 c2"),
+                Some(&["d"]),
+                None,
+                Some(&["c1", "c2"]),
+            ),
+            case(None, None, None, Some(&["d"]), None, Some(&["d"])),
+            case(None, None, None, None, None, None),
+            // Empty sources fall through.
+            case(
+                Some(&[]),
+                Some(&[]),
+                Some("  "),
+                Some(&["d"]),
+                None,
+                Some(&["d"]),
+            ),
+            case(None, None, None, Some(&[]), Some(&["x"]), None),
+            // offline_access only when the AS lists it.
+            case(
+                None,
+                None,
+                Some("c"),
+                None,
+                Some(&["c", "offline_access"]),
+                Some(&["c", "offline_access"]),
+            ),
+            case(None, None, Some("c"), None, Some(&["c"]), Some(&["c"])),
+            case(
+                Some(&["offline_access", "a"]),
+                None,
+                None,
+                None,
+                Some(&["offline_access"]),
+                Some(&["offline_access", "a"]),
+            ),
+            case(
+                None,
+                None,
+                None,
+                None,
+                Some(&["offline_access"]),
+                Some(&["offline_access"]),
+            ),
+            // Duplicates removed.
+            case(
+                Some(&["a", "a", "b"]),
+                None,
+                None,
+                None,
+                None,
+                Some(&["a", "b"]),
+            ),
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            let got = select_scopes(
+                c.explicit.as_deref(),
+                c.configured.as_deref(),
+                c.challenge,
+                c.prm.as_deref(),
+                c.as_supported.as_deref(),
+            );
+            assert_eq!(got, c.expected, "case {i}");
+        }
+    }
+
+    #[test]
+    fn union_keeps_order_and_drops_duplicates() {
+        assert_eq!(
+            union_scopes(&v(&["read", "offline_access"]), &v(&["write", "read"])),
+            v(&["read", "offline_access", "write"])
+        );
+        assert_eq!(union_scopes(&[], &v(&["x"])), v(&["x"]));
+    }
+
+    #[test]
+    fn parse_scope_splits_whitespace() {
+        assert_eq!(parse_scope(" a  b\tc "), v(&["a", "b", "c"]));
+        assert!(parse_scope("").is_empty());
+    }
+}

@@ -60,42 +60,6 @@ pub fn new_state() -> String {
     random_token(32)
 }
 
-/// Compares a returned `state` with the expected one in constant time, so the comparison
-/// leaks nothing about the expected value.
-pub fn state_matches(expected: &str, received: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), received.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Why an authorization response's `iss` (RFC 9207) was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IssError {
-    #[error("the authorization response came from issuer {received:?}, expected {expected:?}")]
-    Mismatch { expected: String, received: String },
-    #[error("the authorization response lacks iss although {expected} promises it (RFC 9207)")]
-    Missing { expected: String },
-}
-
-/// Rule 14, RFC 9207: `iss` on the callback must name the issuer we sent the user to; it is
-/// required when the server advertises `authorization_response_iss_parameter_supported`.
-/// Guards against mix-up attacks between authorization servers.
-pub fn check_iss(expected: &str, received: Option<&str>, advertised: bool) -> Result<(), IssError> {
-    match received {
-        Some(iss) if crate::oauth::discovery::issuers_match(expected, iss) => Ok(()),
-        Some(iss) => Err(IssError::Mismatch {
-            expected: expected.to_string(),
-            received: iss.to_string(),
-        }),
-        None if advertised => Err(IssError::Missing {
-            expected: expected.to_string(),
-        }),
-        None => Ok(()),
-    }
-}
-
 fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
@@ -161,30 +125,6 @@ mod tests {
         let state = new_state();
         assert!(state.len() >= 22, "at least 128 bits");
         assert_ne!(state, new_state());
-    }
-
-    #[test]
-    fn state_comparison() {
-        assert!(state_matches("abc", "abc"));
-        assert!(!state_matches("abc", "abd"));
-        assert!(!state_matches("abc", "ab"));
-        assert!(!state_matches("abc", ""));
-    }
-
-    #[test]
-    fn iss_check_table() {
-        let e = "https://as.example";
-        assert_eq!(check_iss(e, Some("https://as.example"), true), Ok(()));
-        assert_eq!(check_iss(e, Some("https://as.example/"), false), Ok(()));
-        assert_eq!(check_iss(e, None, false), Ok(()));
-        assert!(matches!(
-            check_iss(e, None, true),
-            Err(IssError::Missing { .. })
-        ));
-        assert!(matches!(
-            check_iss(e, Some("https://other.example"), false),
-            Err(IssError::Mismatch { .. })
-        ));
     }
 
     #[test]

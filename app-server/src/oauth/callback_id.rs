@@ -16,28 +16,6 @@ pub fn callback_id(server_url: &Url) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..9])
 }
 
-/// The redirect URI for a login. Without a configured callback URL it is
-/// `http://127.0.0.1:<port>/callback/<callback_id>` (a loopback IP literal, never `localhost`:
-/// servers compare hosts exactly). A configured callback URL supplies scheme, host, port and
-/// path prefix (its query and fragment are dropped, and `port` is not used: the configured URL
-/// says which port the browser will reach); the callback id is appended as the last segment.
-pub fn redirect_uri(base: Option<&Url>, port: u16, callback_id: &str) -> Url {
-    match base {
-        None => {
-            let text = format!("http://127.0.0.1:{port}/callback/{callback_id}");
-            Url::parse(&text).expect("a loopback URL with a base64url id always parses")
-        }
-        Some(base) => {
-            let mut url = base.clone();
-            url.set_query(None);
-            url.set_fragment(None);
-            let prefix = base.path().trim_end_matches('/').to_string();
-            url.set_path(&format!("{prefix}/{callback_id}"));
-            url
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,39 +42,5 @@ mod tests {
         let other = callback_id(&Url::parse("https://mcp.example.com/mcp").unwrap());
         assert_ne!(other, "XuuuHAzzHOni");
         assert_eq!(other.len(), 12);
-    }
-
-    #[test]
-    fn redirect_uri_table() {
-        let cases = [
-            (None, 8765, "http://127.0.0.1:8765/callback/XuuuHAzzHOni"),
-            (
-                Some("http://127.0.0.1:8765/callback"),
-                1,
-                "http://127.0.0.1:8765/callback/XuuuHAzzHOni",
-            ),
-            (
-                Some("http://127.0.0.1:8765/callback/"),
-                1,
-                "http://127.0.0.1:8765/callback/XuuuHAzzHOni",
-            ),
-            (
-                Some("http://localhost:9000/oauth/callback?x=1#y"),
-                1,
-                "http://localhost:9000/oauth/callback/XuuuHAzzHOni",
-            ),
-            (
-                Some("http://[::1]:9000"),
-                1,
-                "http://[::1]:9000/XuuuHAzzHOni",
-            ),
-        ];
-        for (base, port, expected) in cases {
-            let base = base.map(|b| Url::parse(b).unwrap());
-            assert_eq!(
-                redirect_uri(base.as_ref(), port, "XuuuHAzzHOni").as_str(),
-                expected
-            );
-        }
     }
 }

@@ -17,10 +17,8 @@ pub mod www_authenticate;
 #[cfg(test)]
 mod test_server;
 
-pub use authorization::{
-    IssError, Pkce, build_authorization_url, check_iss, new_state, state_matches,
-};
-pub use callback_id::{callback_id, redirect_uri};
+pub use authorization::{Pkce, build_authorization_url, new_state};
+pub use callback_id::callback_id;
 pub use discovery::{
     AuthServerMetadata, Discovery, DiscoveryError, MetadataCache, ProtectedResourceMetadata,
     discover,

@@ -345,7 +345,10 @@ impl OAuthService {
             expected: Mutex::new(self.expected(&ctx, &attempt)),
             control: control_tx,
         });
-        self.lock_logins().insert(ctx.target.name.clone(), pending);
+        // Two logins started at once for one server: the later one wins here too.
+        if let Some(older) = self.lock_logins().insert(ctx.target.name.clone(), pending) {
+            let _ = older.control.send(Control::End(EndReason::Superseded));
+        }
         let redirect_uri = ctx.redirect_uri.to_string();
         let service = self.clone();
         let flow = tokio::spawn(async move {

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatus, RegistrationKind};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
@@ -18,7 +20,7 @@ use super::callback::{
     ExpectedCallback, PasteError, callback_path, parse_pasted_callback, redirect_uri,
 };
 use super::callback_id::callback_id;
-use super::discovery::{Discovery, DiscoveryError, MetadataCache, discover};
+use super::discovery::{Discovery, DiscoveryError, MetadataCache, discover, issuers_match};
 use super::http::{HttpClient, header_map};
 use super::registration::cimd::validate_base;
 use super::registration::{
@@ -139,11 +141,11 @@ pub enum LoginError {
     Paste(#[from] PasteError),
     #[error("`{0}` is not logged in; log in first")]
     NotLoggedIn(String),
-    #[error(
-        "the authorization server refused the stored credentials of `{name}` ({reason}); log in again"
-    )]
+    #[error("`{name}` needs a new login: {reason}")]
     ReauthenticationRequired { name: String, reason: String },
-    #[error("refreshing the token of `{name}` failed for now: {error}; try again later")]
+    #[error(
+        "refreshing the token of `{name}` failed for now, the stored credentials are kept: {error}"
+    )]
     RefreshTransient { name: String, error: TokenError },
     #[error("refreshing the token of `{name}` failed: {error}")]
     RefreshFailed { name: String, error: TokenError },
@@ -179,7 +181,8 @@ pub struct OAuthService {
     events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
     logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
     next_id: AtomicU64,
-    refresh_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Refreshes under way, by credential storage key, with an id for their removal.
+    refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
     flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -218,7 +221,7 @@ impl OAuthService {
             events,
             logins: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            refresh_gates: Mutex::new(HashMap::new()),
+            refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
         })
     }
@@ -292,6 +295,8 @@ impl OAuthService {
             &self.cache,
         )
         .await?;
+        self.forget_tokens_of_other_issuer(&target, &discovery.metadata.issuer)
+            .await?;
         let scopes = select_scopes(
             options.scopes.as_deref(),
             target.configured_scopes.as_deref(),
@@ -700,6 +705,7 @@ impl OAuthService {
         let flows = std::mem::take(&mut *self.flows.lock().unwrap_or_else(|e| e.into_inner()));
         let _ =
             tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(flows)).await;
+        self.settle_refreshes().await;
         self.callbacks.shutdown();
     }
 
@@ -745,97 +751,220 @@ impl OAuthService {
     // ------------------------------------------------------------ tokens
 
     /// A valid access token, refreshed first when it expires within `min_validity_secs`.
-    /// One refresh at a time per server: within the daemon through an async gate, across
-    /// processes through the store's refresh lock, re-reading the store under it.
+    ///
+    /// One refresh at a time per server. Within the daemon, callers that find a refresh under
+    /// way wait for it and share its result, failures included. Across processes the store's
+    /// refresh lock serializes refreshes and the store is re-read under it, so credentials
+    /// another process wrote meanwhile are used as they are and a refresh always presents
+    /// the newest refresh token (a rotated one used twice revokes the grant at strict
+    /// servers). Credentials that changed since the caller looked count as fresh: they are as
+    /// new as another refresh would make them.
     pub async fn token(
-        &self,
+        self: &Arc<Self>,
         target: &ServerTarget,
         min_validity_secs: u32,
-    ) -> Result<StoredCredentials, LoginError> {
+    ) -> Result<StoredCredentials, Arc<LoginError>> {
         let key = target.key();
-        let creds = self.load(&key).await?;
-        let creds = usable(creds, &target.name)?;
-        if fresh_enough(&creds, min_validity_secs) {
-            return Ok(creds);
+        let mut seen = usable(self.load(&key).await?, &target.name)?;
+        // A second round only when the refresh joined had started from older credentials.
+        for _ in 0..3 {
+            if fresh_enough(&seen, min_validity_secs) {
+                return Ok(seen);
+            }
+            if seen.refresh_token.is_none() {
+                return Ok(unrefreshable(seen, &target.name)?);
+            }
+            let result = self
+                .shared_refresh(target, &seen, min_validity_secs)
+                .await?;
+            if result != seen || fresh_enough(&result, min_validity_secs) {
+                return Ok(result);
+            }
+            seen = result;
         }
-        let gate = self
-            .refresh_gates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key.storage_key())
-            .or_default()
-            .clone();
-        let _in_process = gate.lock().await;
-        // Another task may have refreshed while we waited.
-        let creds = usable(self.load(&key).await?, &target.name)?;
-        if fresh_enough(&creds, min_validity_secs) {
-            return Ok(creds);
-        }
+        Ok(seen)
+    }
+
+    /// Joins the refresh under way for this server, or starts one. The refresh runs as its
+    /// own task: a caller that goes away (a closed connection) cannot stop it between the
+    /// token endpoint's answer and the save, which would lose a rotated refresh token.
+    async fn shared_refresh(
+        self: &Arc<Self>,
+        target: &ServerTarget,
+        seen: &StoredCredentials,
+        min_validity_secs: u32,
+    ) -> RefreshOutcome {
+        let slot = target.key().storage_key();
+        let refresh = {
+            let mut in_flight = self.lock_refreshes();
+            match in_flight.get(&slot) {
+                Some((_, refresh)) => refresh.clone(),
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let service = self.clone();
+                    let (target, seen) = (target.clone(), seen.clone());
+                    let slot_of_task = slot.clone();
+                    // The task is spawned on the first poll, after the map's lock is
+                    // released: a task the runtime drops at once (shutting down) takes that
+                    // lock in its guard. The id keeps the guard from removing a successor.
+                    let refresh = async move {
+                        let (name, endpoint) = (target.name.clone(), seen.token_endpoint.clone());
+                        let guard = InFlightGuard {
+                            service: service.clone(),
+                            slot: slot_of_task,
+                            id,
+                        };
+                        let task = tokio::spawn(async move {
+                            let _guard = guard;
+                            service
+                                .refresh(&target, seen, min_validity_secs)
+                                .await
+                                .map_err(Arc::new)
+                        });
+                        task.await.unwrap_or_else(|e| {
+                            tracing::error!(server = %name, error = %e, "the refresh task failed");
+                            Err(Arc::new(if e.is_cancelled() {
+                                LoginError::ShuttingDown
+                            } else {
+                                LoginError::RefreshTransient {
+                                    name,
+                                    error: TokenError::Invalid {
+                                        endpoint,
+                                        reason: "the refresh stopped unexpectedly".into(),
+                                    },
+                                }
+                            }))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    in_flight.insert(slot, (id, refresh.clone()));
+                    refresh
+                }
+            }
+        };
+        refresh.await
+    }
+
+    fn lock_refreshes(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, InFlightRefresh)>> {
+        self.refreshes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits (bounded) for refreshes under way, so that a rotated refresh token is saved
+    /// before the process exits.
+    async fn settle_refreshes(&self) {
+        let refreshes: Vec<InFlightRefresh> = self
+            .lock_refreshes()
+            .values()
+            .map(|(_, r)| r.clone())
+            .collect();
+        let _ = tokio::time::timeout(REFRESH_SETTLE_TIMEOUT, futures::future::join_all(refreshes))
+            .await;
+    }
+
+    /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller
+    /// decided on; anything else in the store now was written meanwhile and is returned.
+    async fn refresh(
+        &self,
+        target: &ServerTarget,
+        seen: StoredCredentials,
+        min_validity_secs: u32,
+    ) -> Result<StoredCredentials, LoginError> {
+        let name = &target.name;
+        let key = target.key();
         let lock_key = key.clone();
         let _cross_process = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
-        // Another process may have refreshed (and rotated the refresh token) meanwhile.
-        let creds = usable(self.load(&key).await?, &target.name)?;
-        if fresh_enough(&creds, min_validity_secs) {
-            return Ok(creds);
+        let current = usable(self.load(&key).await?, name)?;
+        if current != seen || fresh_enough(&current, min_validity_secs) {
+            return Ok(current);
         }
-        let Some(refresh_token) = creds.refresh_token.clone() else {
-            return Err(LoginError::ReauthenticationRequired {
-                name: target.name.clone(),
-                reason: "the access token expired and there is no refresh token".into(),
-            });
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return unrefreshable(current, name);
         };
-        let registration = registration_from_client(&creds.client);
+        // Tokens only ever go to the token endpoint of the issuer that issued them.
         let endpoint =
-            Url::parse(&creds.token_endpoint).map_err(|e| LoginError::RefreshFailed {
-                name: target.name.clone(),
+            Url::parse(&current.token_endpoint).map_err(|e| LoginError::RefreshFailed {
+                name: name.clone(),
                 error: TokenError::Invalid {
-                    endpoint: creds.token_endpoint.clone(),
-                    reason: e.to_string(),
+                    endpoint: current.token_endpoint.clone(),
+                    reason: format!("the stored token endpoint is not a URL ({e})"),
                 },
             })?;
-        let scopes = (!creds.scopes.is_empty()).then(|| creds.scopes.clone());
-        match token::refresh(
+        let registration = registration_from_client(&current.client);
+        let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
+        let result = token::refresh(
             &self.http,
             &endpoint,
             &registration,
             &refresh_token,
-            &creds.resource,
+            &current.resource,
             scopes.as_deref(),
         )
-        .await
-        {
+        .await;
+        match result {
             Ok(tokens) => {
-                let mut updated = creds.clone();
+                let mut updated = current.clone();
                 apply_tokens(&mut updated, tokens);
-                let saved = updated.clone();
-                // Persist before handing the new token out: a rotated refresh token must
-                // never be lost.
-                self.blocking(move |s| s.save(&saved)).await?;
-                Ok(updated)
+                // Saved before anyone sees the new access token: a rotated refresh token
+                // must never be lost.
+                let stored = self.save_unless_replaced(current, updated).await?;
+                tracing::debug!(server = %name, "token refreshed");
+                usable(stored, name)
             }
-            Err(e) if e.is_invalid_grant() || e.is_client_rejected() => {
-                let mut flagged = creds.clone();
+            // An OAuth error answer is the server refusing this grant for good: only a new
+            // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
+            Err(error @ TokenError::OAuth { .. }) => {
+                tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
+                let mut flagged = current.clone();
                 flagged.reauthentication_required = true;
                 flagged.updated_at = unix_now();
-                self.blocking(move |s| s.save(&flagged)).await?;
-                self.emit(OAuthEvent::AuthStatusChanged {
-                    name: target.name.clone(),
-                    status: McpAuthStatus::ReauthenticationRequired,
-                });
-                Err(LoginError::ReauthenticationRequired {
-                    name: target.name.clone(),
-                    reason: e.to_string(),
+                let stored = self.save_unless_replaced(current, flagged.clone()).await?;
+                match stored {
+                    Some(s) if s == flagged => {
+                        self.emit(OAuthEvent::AuthStatusChanged {
+                            name: name.clone(),
+                            status: McpAuthStatus::ReauthenticationRequired,
+                        });
+                        Err(LoginError::ReauthenticationRequired {
+                            name: name.clone(),
+                            reason: format!(
+                                "the authorization server refused the refresh: {error}"
+                            ),
+                        })
+                    }
+                    // A login finished meanwhile: its credentials stand.
+                    other => usable(other, name),
+                }
+            }
+            // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
+            // credentials stay as they are, a later try may work.
+            Err(error) => {
+                tracing::warn!(server = %name, error = %error, "refresh failed; credentials kept");
+                Err(LoginError::RefreshTransient {
+                    name: name.clone(),
+                    error,
                 })
             }
-            Err(e) if e.is_transient() => Err(LoginError::RefreshTransient {
-                name: target.name.clone(),
-                error: e,
-            }),
-            Err(e) => Err(LoginError::RefreshFailed {
-                name: target.name.clone(),
-                error: e,
-            }),
         }
+    }
+
+    /// Saves `new` unless the entry differs from `expected` (a login finished while the
+    /// refresh ran; logouts wait for the refresh lock). Returns what is stored afterwards.
+    async fn save_unless_replaced(
+        &self,
+        expected: StoredCredentials,
+        new: StoredCredentials,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        self.blocking(move |s| {
+            let stored = s.load(&expected.key())?;
+            if stored.as_ref() == Some(&expected) {
+                s.save(&new)?;
+                Ok(Some(new))
+            } else {
+                Ok(stored)
+            }
+        })
+        .await
     }
 
     async fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, LoginError> {
@@ -843,14 +972,51 @@ impl OAuthService {
         Ok(self.blocking(move |s| s.load(&key)).await?)
     }
 
-    /// Deletes a server's credentials, revoking them first when asked. A failed revocation
-    /// still deletes them, and says so.
+    /// Rule 19: tokens belong to the issuer that issued them. When discovery names another
+    /// authorization server than the stored credentials do, they are deleted before the
+    /// login goes on, so they are never refreshed, revoked or sent anywhere again.
+    async fn forget_tokens_of_other_issuer(
+        &self,
+        target: &ServerTarget,
+        issuer: &str,
+    ) -> Result<(), LoginError> {
+        let key = target.key();
+        let issuer = issuer.to_string();
+        let deleted = self
+            .blocking(move |s| {
+                // Not while a refresh of the old tokens runs.
+                let _lock = s.refresh_lock(&key)?;
+                match s.load(&key)? {
+                    Some(creds) if !issuers_match(&creds.issuer, &issuer) => s.delete(&key),
+                    _ => Ok(false),
+                }
+            })
+            .await?;
+        if deleted {
+            tracing::info!(
+                server = %target.name,
+                "the server's authorization server changed; its stored tokens were deleted"
+            );
+            self.emit(OAuthEvent::AuthStatusChanged {
+                name: target.name.clone(),
+                status: McpAuthStatus::NotLoggedIn,
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes a server's credentials, revoking them first when asked (rule 21: the refresh
+    /// token, then the access token). A failed revocation still deletes them, and says so.
     pub async fn logout(
         &self,
         target: &ServerTarget,
         revoke: bool,
     ) -> Result<LogoutOutcome, LoginError> {
         let key = target.key();
+        // Waits for a refresh under way: the tokens revoked are then the newest, and no
+        // refresh finishing later can write deleted credentials back.
+        let lock_key = key.clone();
+        let _lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
         let Some(creds) = self.load(&key).await? else {
             return Ok(LogoutOutcome {
                 removed: false,
@@ -859,60 +1025,112 @@ impl OAuthService {
                     .then(|| "there were no stored credentials to revoke".to_string()),
             });
         };
-        let mut revoked = false;
-        let mut revocation_error = None;
-        if revoke {
-            match creds.revocation_endpoint.as_deref().map(Url::parse) {
-                None => {
-                    revocation_error =
-                        Some("the authorization server has no revocation endpoint".to_string())
-                }
-                Some(Err(e)) => {
-                    revocation_error =
-                        Some(format!("the stored revocation endpoint is not a URL: {e}"))
-                }
-                Some(Ok(endpoint)) => {
-                    let registration = registration_from_client(&creds.client);
-                    let mut result = Ok(());
-                    if let Some(rt) = &creds.refresh_token {
-                        result = token::revoke(
-                            &self.http,
-                            &endpoint,
-                            &registration,
-                            rt,
-                            Some(TokenTypeHint::RefreshToken),
-                        )
-                        .await;
-                    }
-                    if result.is_ok() {
-                        result = token::revoke(
-                            &self.http,
-                            &endpoint,
-                            &registration,
-                            &creds.access_token,
-                            Some(TokenTypeHint::AccessToken),
-                        )
-                        .await;
-                    }
-                    match result {
-                        Ok(()) => revoked = true,
-                        Err(e) => revocation_error = Some(e.to_string()),
-                    }
-                }
+        let (revoked, revocation_error) = if revoke {
+            match self.revoke_tokens(&creds).await {
+                Ok(()) => (true, None),
+                Err(reason) => (false, Some(reason)),
             }
-        }
+        } else {
+            (false, None)
+        };
         let removed = self.blocking(move |s| s.delete(&key)).await?;
-        self.emit(OAuthEvent::AuthStatusChanged {
-            name: target.name.clone(),
-            status: McpAuthStatus::NotLoggedIn,
-        });
+        if removed {
+            self.emit(OAuthEvent::AuthStatusChanged {
+                name: target.name.clone(),
+                status: McpAuthStatus::NotLoggedIn,
+            });
+        }
         Ok(LogoutOutcome {
             removed,
             revoked,
             revocation_error,
         })
     }
+
+    /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the
+    /// grant), then the access token, each tried whatever became of the other.
+    async fn revoke_tokens(&self, creds: &StoredCredentials) -> Result<(), String> {
+        let endpoint = match creds.revocation_endpoint.as_deref().map(Url::parse) {
+            None => {
+                return Err(format!(
+                    "{} advertises no revocation endpoint; the tokens stay valid there until they expire",
+                    creds.issuer
+                ));
+            }
+            Some(Err(e)) => {
+                return Err(format!("the stored revocation endpoint is not a URL: {e}"));
+            }
+            Some(Ok(endpoint)) => endpoint,
+        };
+        let registration = registration_from_client(&creds.client);
+        let mut failures = Vec::new();
+        let mut refresh_revoked = false;
+        if let Some(rt) = &creds.refresh_token {
+            match token::revoke(
+                &self.http,
+                &endpoint,
+                &registration,
+                rt,
+                Some(TokenTypeHint::RefreshToken),
+            )
+            .await
+            {
+                Ok(()) => refresh_revoked = true,
+                Err(e) => failures.push(format!("refresh token: {e}")),
+            }
+        }
+        match token::revoke(
+            &self.http,
+            &endpoint,
+            &registration,
+            &creds.access_token,
+            Some(TokenTypeHint::AccessToken),
+        )
+        .await
+        {
+            Ok(()) => {}
+            // RFC 7009 2.2.1: a server may revoke only refresh tokens; revoking the refresh
+            // token ended the grant, and the access token with it at such servers.
+            Err(e) if refresh_revoked && e.oauth_error() == Some("unsupported_token_type") => {}
+            Err(e) => failures.push(format!("access token: {e}")),
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "revocation failed ({}); the local credentials were deleted anyway",
+                failures.join("; ")
+            ))
+        }
+    }
 }
+
+/// Takes a finished (or failed, or cancelled) refresh out of the in-flight map, so that a
+/// later caller starts a new one instead of joining a stale result.
+struct InFlightGuard {
+    service: Arc<OAuthService>,
+    slot: String,
+    id: u64,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut in_flight = self.service.lock_refreshes();
+        if in_flight
+            .get(&self.slot)
+            .is_some_and(|(id, _)| *id == self.id)
+        {
+            in_flight.remove(&self.slot);
+        }
+    }
+}
+
+/// The result of one refresh, shared by every caller that waited for it.
+type RefreshOutcome = Result<StoredCredentials, Arc<LoginError>>;
+type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
+
+/// How long shutdown waits for refreshes under way.
+const REFRESH_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a logout did.
 #[derive(Debug, Clone, PartialEq)]
@@ -961,12 +1179,25 @@ impl StatusInfo {
     }
 }
 
+/// Credentials that may be handed out or refreshed.
 fn usable(creds: Option<StoredCredentials>, name: &str) -> Result<StoredCredentials, LoginError> {
     let creds = creds.ok_or_else(|| LoginError::NotLoggedIn(name.to_string()))?;
     if creds.reauthentication_required {
         return Err(LoginError::ReauthenticationRequired {
             name: name.to_string(),
-            reason: "an earlier refresh was refused".into(),
+            reason: "the authorization server refused an earlier refresh".into(),
+        });
+    }
+    Ok(creds)
+}
+
+/// Without a refresh token the access token serves until it expires: handed out while it
+/// is valid (its `expires_at` tells the caller how long), a new login after that.
+fn unrefreshable(creds: StoredCredentials, name: &str) -> Result<StoredCredentials, LoginError> {
+    if creds.expires_at.is_some_and(|t| t <= unix_now()) {
+        return Err(LoginError::ReauthenticationRequired {
+            name: name.to_string(),
+            reason: "the access token expired and the server issued no refresh token".into(),
         });
     }
     Ok(creds)
@@ -1072,5 +1303,109 @@ fn timeout_message(ctx: &FlowContext, attempt: &Attempt) -> String {
         format!(
             "the browser did not come back within {secs} s; start the login again and finish it in the browser"
         )
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    fn credentials(name: &str, url: &str) -> StoredCredentials {
+        StoredCredentials {
+            server_name: name.to_owned(),
+            server_url: url.to_owned(),
+            access_token: format!("at-secret-{name}"),
+            token_type: "Bearer".to_owned(),
+            refresh_token: Some(format!("rt-secret-{name}")),
+            expires_at: Some(1_900_000_000),
+            scopes: vec!["read".to_owned(), "offline_access".to_owned()],
+            issuer: "https://auth.example.com".to_owned(),
+            token_endpoint: "https://auth.example.com/token".to_owned(),
+            revocation_endpoint: None,
+            resource: url.to_owned(),
+            client: StoredClient {
+                kind: RegistrationKind::Dcr,
+                client_id: "client-123".to_owned(),
+                client_secret: None,
+                token_endpoint_auth_method: "none".to_owned(),
+            },
+            reauthentication_required: false,
+            updated_at: 1_800_000_000,
+        }
+    }
+
+    fn tokens(refresh_token: Option<&str>, expires_in: Option<u64>) -> TokenResponse {
+        TokenResponse {
+            access_token: "at-new".into(),
+            token_type: "Bearer".into(),
+            refresh_token: refresh_token.map(str::to_string),
+            expires_in,
+            scopes: None,
+        }
+    }
+
+    #[test]
+    fn applied_tokens_keep_what_the_response_leaves_out() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.reauthentication_required = true;
+        apply_tokens(&mut creds, tokens(None, Some(600)));
+        assert_eq!(creds.access_token, "at-new");
+        assert_eq!(creds.refresh_token.as_deref(), Some("rt-secret-a"));
+        assert_eq!(creds.scopes, ["read", "offline_access"]);
+        assert!(!creds.reauthentication_required);
+        let expires_at = creds.expires_at.unwrap();
+        assert!((unix_now() + 590..=unix_now() + 600).contains(&expires_at));
+
+        apply_tokens(&mut creds, tokens(Some("rt-rotated"), None));
+        assert_eq!(creds.refresh_token.as_deref(), Some("rt-rotated"));
+        assert_eq!(creds.expires_at, None);
+    }
+
+    #[test]
+    fn freshness_is_measured_against_the_asked_validity() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.expires_at = Some(unix_now() + 120);
+        assert!(fresh_enough(&creds, 60));
+        assert!(!fresh_enough(&creds, 120));
+        creds.expires_at = None;
+        assert!(fresh_enough(&creds, u32::MAX));
+    }
+
+    #[test]
+    fn credentials_without_refresh_token_serve_until_they_expire() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.refresh_token = None;
+        creds.expires_at = Some(unix_now() + 5);
+        assert!(unrefreshable(creds.clone(), "a").is_ok());
+        creds.expires_at = Some(unix_now() - 1);
+        assert!(matches!(
+            unrefreshable(creds, "a"),
+            Err(LoginError::ReauthenticationRequired { .. })
+        ));
+    }
+
+    #[test]
+    fn status_follows_the_stored_credentials() {
+        assert_eq!(
+            StatusInfo::from_credentials(None).status,
+            McpAuthStatus::NotLoggedIn
+        );
+        let mut creds = credentials("a", "https://a.example/mcp");
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::LoggedIn);
+        assert_eq!(info.registration, Some(RegistrationKind::Dcr));
+        assert_eq!(info.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(info.expires_at, Some(1_900_000_000));
+
+        // Expired with a refresh token: the next token request refreshes, still logged in.
+        creds.expires_at = Some(unix_now() - 1);
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::LoggedIn);
+        creds.refresh_token = None;
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::Expired);
+        creds.reauthentication_required = true;
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::ReauthenticationRequired);
     }
 }

@@ -92,7 +92,8 @@ pub(crate) async fn dispatch(
                     &target,
                     p.min_validity_secs.unwrap_or(DEFAULT_MIN_VALIDITY_SECS),
                 )
-                .await?;
+                .await
+                .map_err(|e| AppError::from(e.as_ref()))?;
             to_value(OauthTokenResponse {
                 access_token: creds.access_token,
                 token_type: creds.token_type,

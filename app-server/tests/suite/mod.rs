@@ -1,5 +1,6 @@
 mod binary;
 mod config;
 mod harness;
+mod interop;
 mod login;
 mod rpc;

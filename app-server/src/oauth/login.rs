@@ -890,6 +890,16 @@ impl OAuthService {
                             Some(TokenTypeHint::AccessToken),
                         )
                         .await;
+                        // Servers that cannot revoke self-contained (JWT) access tokens say
+                        // `unsupported_token_type` (RFC 7009 section 2.2.1, oidc-provider);
+                        // revoking the refresh token already ended the grant.
+                        if creds.refresh_token.is_some()
+                            && result
+                                .as_ref()
+                                .is_err_and(|e| e.oauth_error() == Some("unsupported_token_type"))
+                        {
+                            result = Ok(());
+                        }
                     }
                     match result {
                         Ok(()) => revoked = true,

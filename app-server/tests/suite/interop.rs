@@ -601,3 +601,43 @@ async fn interop_oidc_provider_logout_revokes_the_grant() {
 
     oidc.stop().await;
 }
+
+/// With opaque access tokens the MCP resource asks the issuer about each token, so a
+/// revoked one is refused there at once (JWTs stay valid until they expire).
+#[tokio::test]
+#[allow(unsafe_code)]
+async fn interop_oidc_provider_logout_revokes_an_opaque_access_token() {
+    const SECRET_VAR: &str = "MCP_INTEROP_TEST_PRE_SECRET_REVOKE";
+    // SAFETY: a variable name no other test or thread reads or writes.
+    unsafe { std::env::set_var(SECRET_VAR, PRE_CLIENT_SECRET) };
+    let oidc = Peer::oidc(&[("ACCESS_TOKEN_FORMAT", "opaque")]).await;
+    let mcp_url = oidc.mcp_url();
+    let extra = format!(
+        "[mcp_servers.pre.oauth]\nclient_id = \"{PRE_CLIENT_ID}\"\nclient_secret_env_var = \"{SECRET_VAR}\"\n"
+    );
+    let mut d = Daemon::start(&server_config("pre", &mcp_url, &extra)).await;
+    d.login("pre").await;
+    let token = access_token(&d.token("pre", 60).await);
+    assert_ne!(token.split('.').count(), 3, "an opaque token, not a JWT");
+    let me = whoami(&mcp_url, &token).await.unwrap();
+    assert_eq!(me["client_id"], PRE_CLIENT_ID, "{me}");
+
+    let out =
+        d.c.ok(
+            "mcpServer/oauth/logout",
+            json!({"name": "pre", "revoke": true}),
+        )
+        .await;
+    assert_eq!(out["removed"], true, "{out}");
+    assert_eq!(out["revoked"], true, "{out}");
+    assert_eq!(whoami(&mcp_url, &token).await, Err(401));
+    let gone = introspect(&oidc.issuer(), &token, "access_token").await;
+    assert_eq!(gone["active"], false, "{gone}");
+    assert_eq!(d.status("pre").await["authStatus"], "notLoggedIn");
+    let e =
+        d.c.err("mcpServer/oauth/token", json!({"name": "pre"}))
+            .await;
+    assert_eq!(e["data"]["kind"], "notLoggedIn", "{e}");
+
+    oidc.stop().await;
+}

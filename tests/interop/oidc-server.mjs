@@ -41,11 +41,15 @@ const settings = {
   cimdFakeOrigin: new URL(env.CIMD_FAKE_ORIGIN || 'https://client.test').origin,
   cimdHostOrigin: env.CIMD_HOST_ORIGIN ? new URL(env.CIMD_HOST_ORIGIN).origin : undefined,
   accessTokenTtl: Number(env.ACCESS_TOKEN_TTL || 3600),
+  accessTokenFormat: env.ACCESS_TOKEN_FORMAT || 'jwt',
   resourceScopes: (env.MCP_SCOPES || 'mcp:read mcp:write').split(' ').filter(Boolean),
   requiredScopes: (env.MCP_REQUIRED_SCOPES || '').split(' ').filter(Boolean),
   interactionResult: env.INTERACTION_RESULT || 'approve',
   accountId: env.ACCOUNT_ID || 'interop-user',
 };
+if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
+  throw new Error(`ACCESS_TOKEN_FORMAT must be jwt or opaque, got ${settings.accessTokenFormat}`);
+}
 if (!['approve', 'deny'].includes(settings.interactionResult)) {
   throw new Error(`INTERACTION_RESULT must be approve or deny, got ${settings.interactionResult}`);
 }
@@ -135,8 +139,8 @@ const provider = new Provider(issuer, {
           scope: settings.resourceScopes.join(' '),
           audience: resource,
           accessTokenTTL: settings.accessTokenTtl,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'ES256' } },
+          accessTokenFormat: settings.accessTokenFormat,
+          ...(settings.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
         };
       },
     },
@@ -210,6 +214,13 @@ const mcp = createMcpResource({
   origin: mcpOrigin,
   issuer,
   jwksUri: `${issuer}/jwks`,
+  // Opaque tokens can be revoked, and only the issuer knows whether they still are: ask it
+  // (RFC 7662) as the preregistered confidential client, which may introspect any token.
+  introspection: settings.accessTokenFormat === 'opaque' ? {
+    endpoint: `${issuer}/token/introspection`,
+    clientId: settings.preregisteredClientId,
+    clientSecret: settings.preregisteredClientSecret,
+  } : undefined,
   scopesSupported: settings.resourceScopes,
   requiredScopes: settings.requiredScopes,
 });

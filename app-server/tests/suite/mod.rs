@@ -1,6 +1,7 @@
 mod binary;
 mod config;
 mod harness;
+mod interop;
 mod login;
 mod rpc;
 mod tokens;

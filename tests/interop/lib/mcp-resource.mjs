@@ -28,8 +28,12 @@ function decodeSegment(segment, what) {
  * @param {string} options.jwksUri       where the issuer publishes its signing keys
  * @param {string[]} options.scopesSupported  advertised in the PRM document
  * @param {string[]} [options.requiredScopes] a token lacking one gets 403 insufficient_scope
+ * @param {{endpoint: string, clientId: string, clientSecret: string}} [options.introspection]
+ *        check tokens that are not JWTs (opaque) by RFC 7662 introspection at the issuer
  */
-export function createMcpResource({ origin, issuer, jwksUri, scopesSupported, requiredScopes = [] }) {
+export function createMcpResource({
+  origin, issuer, jwksUri, scopesSupported, requiredScopes = [], introspection,
+}) {
   const resource = `${origin}/mcp`;
   const prmPath = '/.well-known/oauth-protected-resource/mcp';
   const resourceMetadataUrl = `${origin}${prmPath}`;
@@ -42,8 +46,26 @@ export function createMcpResource({ origin, issuer, jwksUri, scopesSupported, re
     keys = new Map(list.map((jwk) => [jwk.kid, crypto.createPublicKey({ key: jwk, format: 'jwk' })]));
   }
 
+  /** The claims of an opaque token, from the issuer: revoked or expired tokens are inactive. */
+  async function introspect(token) {
+    const basic = Buffer.from(`${encodeURIComponent(introspection.clientId)}:${encodeURIComponent(introspection.clientSecret)}`)
+      .toString('base64');
+    const response = await fetch(introspection.endpoint, {
+      method: 'POST',
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, token_type_hint: 'access_token' }),
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!response.ok) throw new TokenError(`introspection at ${introspection.endpoint} answered ${response.status}`);
+    const claims = await response.json();
+    if (claims.active !== true) throw new TokenError('access token is not active');
+    if (claims.token_type && claims.token_type !== 'Bearer') throw new TokenError('access token is not a bearer token');
+    return claims;
+  }
+
   async function verify(token) {
     const parts = token.split('.');
+    if (parts.length !== 3 && introspection) return checkClaims(await introspect(token));
     if (parts.length !== 3) throw new TokenError('access token is not a JWT');
     const header = decodeSegment(parts[0], 'header');
     const claims = decodeSegment(parts[1], 'payload');
@@ -57,6 +79,10 @@ export function createMcpResource({ origin, issuer, jwksUri, scopesSupported, re
     const { hash, ...keyOptions } = alg;
     const valid = crypto.verify(hash, signed, { key, ...keyOptions }, Buffer.from(parts[2], 'base64url'));
     if (!valid) throw new TokenError('access token signature does not verify');
+    return checkClaims(claims);
+  }
+
+  function checkClaims(claims) {
     if (claims.iss !== issuer) throw new TokenError('access token issuer is not trusted here');
     const audiences = [claims.aud].flat();
     if (!audiences.includes(resource)) throw new TokenError(`access token audience is not ${resource}`);

@@ -59,13 +59,31 @@ pub async fn register(
     scopes: Option<&[String]>,
     advertised_auth_methods: Option<&[String]>,
 ) -> Result<ClientRegistration, RegistrationError> {
-    let body = registration_request(redirect_uri, client_name, scopes);
-    let response = http
+    let mut body = registration_request(redirect_uri, client_name, scopes);
+    let mut response = http
         .post_json(registration_endpoint, &body, &HeaderMap::new())
         .await?;
     let url = registration_endpoint.to_string();
+    let mut parsed = None;
     if response.status != StatusCode::CREATED && response.status != StatusCode::OK {
-        let parsed = response.json::<ErrorResponse>().ok();
+        parsed = response.json::<ErrorResponse>().ok();
+        // `scope` is optional (RFC 7591 section 2). Some servers (oidc-provider) accept only
+        // their own `scopes_supported` there and refuse the resource's scopes, which they
+        // still grant at authorization: register once more without it.
+        let scope_refused = parsed
+            .as_ref()
+            .is_some_and(|p| p.error.as_deref() == Some("invalid_client_metadata"));
+        if let (true, Some(map)) = (scope_refused, body.as_object_mut())
+            && map.remove("scope").is_some()
+        {
+            response = http
+                .post_json(registration_endpoint, &body, &HeaderMap::new())
+                .await?;
+            parsed = None;
+        }
+    }
+    if response.status != StatusCode::CREATED && response.status != StatusCode::OK {
+        let parsed = parsed.or_else(|| response.json::<ErrorResponse>().ok());
         return Err(RegistrationError::Rejected {
             url,
             status: response.status.as_u16(),
@@ -246,6 +264,69 @@ mod http_tests {
             request.json(),
             registration_request(&redirect, "My IDE", Some(&scopes))
         );
+    }
+
+    #[tokio::test]
+    async fn scope_refused_as_client_metadata_registers_again_without_scope() {
+        let server = serve(|req, _| {
+            if req.json().get("scope").is_some() {
+                json(
+                    400,
+                    json!({"error": "invalid_client_metadata",
+                           "error_description": "scope must only contain supported values"}),
+                )
+            } else {
+                json(201, json!({"client_id": "no-scope-client"}))
+            }
+        })
+        .await;
+        let redirect = Url::parse("http://127.0.0.1:8765/callback/abc").unwrap();
+        let scopes = vec!["mcp:read".to_string()];
+        let http = HttpClient::for_tests();
+        let reg = register(
+            &http,
+            &server.url("/register"),
+            &redirect,
+            "My IDE",
+            Some(&scopes),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reg.client_id, "no-scope-client");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].json()["scope"], "mcp:read");
+        assert_eq!(
+            requests[1].json(),
+            registration_request(&redirect, "My IDE", None)
+        );
+    }
+
+    #[tokio::test]
+    async fn metadata_refusal_without_scope_is_not_retried() {
+        let server = serve(|_, _| json(400, json!({"error": "invalid_client_metadata"}))).await;
+        let redirect = Url::parse("http://127.0.0.1:1/callback/x").unwrap();
+        let http = HttpClient::for_tests();
+        let err = register(&http, &server.url("/register"), &redirect, "x", None, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid_client_metadata"), "{err}");
+        assert_eq!(server.count("/register"), 1);
+        // With a scope: one retry without it, then the second refusal is surfaced.
+        let scopes = vec!["a".to_string()];
+        let err = register(
+            &http,
+            &server.url("/register"),
+            &redirect,
+            "x",
+            Some(&scopes),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("invalid_client_metadata"), "{err}");
+        assert_eq!(server.count("/register"), 3);
     }
 
     #[tokio::test]

@@ -375,6 +375,35 @@ async fn refused_document_falls_back_to_dcr_once_and_the_issuer_is_remembered() 
 }
 
 #[tokio::test]
+async fn document_refused_at_the_token_endpoint_also_falls_back_to_dcr() {
+    let (base, _) = start_host("/meta").await;
+    let kit = Kit::start(KitConfig {
+        reject_cimd_at_token: true,
+        ..cimd_kit()
+    })
+    .await
+    .unwrap();
+    let (_home, _server, mut c) = daemon_for(&kit, "kit", "").await;
+    let first = start_login(&mut c, "kit", json!({"clientMetadataUrlBase": base})).await;
+    browser_visit(&first).await.unwrap();
+    let restarted = c.notification(RESTARTED).await;
+    let reason = restarted["reason"].as_str().unwrap();
+    assert!(reason.contains("invalid_client"), "{reason}");
+    assert!(kit.counters().cimd_fetch >= 1);
+    let refused = kit.last_token_request().unwrap();
+    assert!(refused.form["client_id"].starts_with(&base), "{refused:?}");
+
+    browser_visit(restarted["authorizationUrl"].as_str().unwrap())
+        .await
+        .unwrap();
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+    assert_eq!(kit.counters().register, 1);
+    assert_eq!(kit.counters().token_code, 2);
+    assert_eq!(registration_of(&mut c, "kit").await, "dcr");
+}
+
+#[tokio::test]
 async fn refused_document_without_a_registration_endpoint_fails_without_looping() {
     let (base, _) = start_host("/meta").await;
     let kit = Kit::start(KitConfig {

@@ -584,3 +584,148 @@ async fn a_cimd_login_that_times_out_says_the_document_may_have_been_refused() {
     assert!(error.contains("clientRegistration \"dcr\""), "{error}");
     assert!(error.contains(&format!("{base}/")), "{error}");
 }
+
+// ------------------------------------------------------------------ interop: oidc-provider
+
+/// The repository root, where `tests/interop` and `.ci` live.
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Installs the pinned Node peers. Without Node the test cannot run: set
+/// `MCP_APP_SERVER_SKIP_INTEROP=1` to skip it on such machines (false otherwise).
+fn interop_ready() -> bool {
+    if std::env::var_os("MCP_APP_SERVER_SKIP_INTEROP").is_some() {
+        return false;
+    }
+    let out = std::process::Command::new("bash")
+        .arg(".ci/interop-setup.sh")
+        .current_dir(repo_root())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "bash .ci/interop-setup.sh failed (Node >= 20 and npm are needed; set MCP_APP_SERVER_SKIP_INTEROP=1 to skip): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+/// Spawns an interop peer (`node tests/interop/<script>`) and reads its ready line. It exits
+/// when its stdin closes, so a failed test leaves nothing behind.
+async fn start_peer(script: &str, env: &[(&str, String)]) -> (tokio::process::Child, Value) {
+    let mut child = tokio::process::Command::new("node")
+        .arg(format!("tests/interop/{script}"))
+        .arg("--exit-with-stdin")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(repo_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(harness::TIMEOUT, BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("the peer prints its ready line")
+        .unwrap()
+        .expect("the peer printed nothing");
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+#[tokio::test]
+async fn cimd_login_against_oidc_provider_with_serve_client_metadata() {
+    if !interop_ready() {
+        return;
+    }
+    let public_base = "https://client.test/ide/oauth";
+    let mut host = tokio::process::Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
+        .args([
+            "serve-client-metadata",
+            "--listen",
+            "127.0.0.1:0",
+            "--public-base-url",
+            public_base,
+            "--client-name",
+            "Interop IDE",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let host_addr = announced_address(&mut host).await;
+    let (mut peer, ready) = start_peer(
+        "oidc-server.mjs",
+        &[("CIMD_HOST_ORIGIN", format!("http://{host_addr}"))],
+    )
+    .await;
+    let mcp_url = ready["mcpUrl"].as_str().unwrap().to_string();
+
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &file_store_config(&format!("[mcp_servers.oidc]\nurl = \"{mcp_url}\"\n")),
+    );
+    let (_server, mut c) = harness::start(home.path());
+    c.initialize().await;
+    let url = start_login(
+        &mut c,
+        "oidc",
+        json!({"clientMetadataUrlBase": public_base, "clientRegistration": "cimd"}),
+    )
+    .await;
+    let client_id = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        client_id.starts_with(&format!("{public_base}/")),
+        "{client_id}"
+    );
+
+    let browser = tokio::process::Command::new("node")
+        .arg("tests/interop/browser.mjs")
+        .arg(&url)
+        .current_dir(repo_root())
+        .output()
+        .await
+        .unwrap();
+    let page: Value = serde_json::from_slice(&browser.stdout)
+        .unwrap_or_else(|e| panic!("browser output: {e}: {browser:?}"));
+    assert!(browser.status.success(), "{page}");
+    assert_eq!(page["status"], 200, "{page}");
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+    assert_eq!(c.backlog_count(RESTARTED), 0);
+    assert_eq!(registration_of(&mut c, "oidc").await, "cimd");
+
+    // The resource sees the document URL as the token's client.
+    let token = c.ok("mcpServer/oauth/token", json!({"name": "oidc"})).await;
+    let answer: Value = reqwest::Client::new()
+        .post(&mcp_url)
+        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "whoami", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let whoami: Value =
+        serde_json::from_str(answer["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(whoami["client_id"], client_id, "{answer}");
+
+    peer.kill().await.unwrap();
+    host.kill().await.unwrap();
+}

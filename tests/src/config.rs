@@ -73,6 +73,9 @@ pub struct KitConfig {
     pub cimd: bool,
     /// A URL client id is refused by redirecting back with `error=invalid_client` (no fetch).
     pub reject_cimd: bool,
+    /// A URL client id passes `/authorize` (its document is fetched and accepted) but the
+    /// token endpoint answers `invalid_client`: the refusal a client sees only at the end.
+    pub reject_cimd_at_token: bool,
     /// Serve `/.well-known/oauth-authorization-server[/path]`.
     pub publish_oauth_metadata: bool,
     /// Serve `/.well-known/openid-configuration[/path]` (and `/path/.well-known/openid-configuration`).
@@ -117,6 +120,7 @@ impl Default for KitConfig {
             s256_advertised: true,
             cimd: false,
             reject_cimd: false,
+            reject_cimd_at_token: false,
             publish_oauth_metadata: true,
             publish_openid_metadata: true,
             cimd_flag_only_in_openid: false,

@@ -1,5 +1,7 @@
 //! The command line: `serve` (the daemon, also the default) and the commands for people.
 
+pub mod serve_client_metadata;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the daemon: JSON-RPC on stdin/stdout (the default).
     Serve,
+    /// Serve the Client ID Metadata Documents that `clientMetadataUrlBase` client ids point
+    /// at (stateless; put it behind a TLS reverse proxy).
+    ServeClientMetadata(serve_client_metadata::ServeClientMetadataArgs),
 }
 
 /// Entry point of the binary.
@@ -41,6 +46,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve().await,
+            Command::ServeClientMetadata(args) => serve_client_metadata::run(args).await,
         }
     });
     // A blocked stdin read must not keep the process alive: everything worth writing has

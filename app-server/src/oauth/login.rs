@@ -22,7 +22,7 @@ use super::callback::{
 use super::callback_id::callback_id;
 use super::discovery::{Discovery, DiscoveryError, MetadataCache, discover, issuers_match};
 use super::http::{HttpClient, header_map};
-use super::registration::cimd::validate_base;
+use super::registration::cimd::{validate_base, validate_client_id_url};
 use super::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, RegistrationError, TokenAuthMethod,
     choose_registration, dcr, preregistered,
@@ -119,8 +119,12 @@ pub enum LoginError {
     Discovery(#[from] DiscoveryError),
     #[error("client registration failed: {0}")]
     Registration(#[from] RegistrationError),
+    /// A `clientMetadataUrlBase` param that is unusable (a bad request).
     #[error("{0}")]
     InvalidClientMetadataUrlBase(String),
+    /// A configured `client_metadata_url_base` or `client_metadata_url` that is unusable.
+    #[error("{0}; fix it in config.toml")]
+    InvalidClientMetadataConfig(String),
     #[error("cannot receive the browser's redirect: {0}")]
     CallbackListener(#[from] CallbackListenError),
     #[error("authorization failed: {0}; start the login again")]
@@ -264,18 +268,8 @@ impl OAuthService {
         target: ServerTarget,
         options: LoginOptions,
     ) -> Result<LoginStarted, LoginError> {
-        let base = options
-            .client_metadata_url_base
-            .as_deref()
-            .or(target.client_metadata_url_base.as_deref())
-            .map(|b| {
-                validate_base(b).map_err(|e| {
-                    LoginError::InvalidClientMetadataUrlBase(format!(
-                        "clientMetadataUrlBase {b:?} is not usable: {e}"
-                    ))
-                })
-            })
-            .transpose()?;
+        // Checked before any network I/O: a bad base is the caller's (or the config's) to fix.
+        let cimd_source = cimd_source(&target, &options)?;
 
         // A newer login for the same server replaces the older one.
         self.end_login(&target.name, EndReason::Superseded);
@@ -322,16 +316,6 @@ impl OAuthService {
             redirect_uri: Url::parse("http://127.0.0.1/").expect("static URL"),
             callback_path: path,
         };
-        let cimd_source = match (&ctx.target.client_metadata_url, base) {
-            (Some(fixed), _) => Some(CimdSource::Fixed(Url::parse(fixed).map_err(|e| {
-                LoginError::InvalidClientMetadataUrlBase(format!(
-                    "client_metadata_url {fixed:?} is not a URL: {e}"
-                ))
-            })?)),
-            (None, Some(base)) => Some(CimdSource::Base(base)),
-            (None, None) => None,
-        };
-
         let attempt = match self
             .prepare_attempt(&mut ctx, cimd_source.as_ref(), false)
             .await
@@ -419,7 +403,11 @@ impl OAuthService {
             callback.port,
             &callback_id(&ctx.target.url),
         ))
-        .map_err(|e| LoginError::InvalidClientMetadataUrlBase(format!("redirect URI: {e}")))?;
+        .map_err(|e| {
+            LoginError::CallbackListener(CallbackListenError::InvalidCallbackPath {
+                path: format!("{} ({e})", ctx.callback_path),
+            })
+        })?;
 
         let issuer = metadata.issuer.clone();
         let cimd_refused = {
@@ -459,9 +447,10 @@ impl OAuthService {
                     self.blocking(move |s| s.load_registration(&issuer, &redirect))
                         .await?
                 };
-                // After a refusal the stored registration is not trusted again.
+                // A refused stored registration was deleted before this restart, so what is
+                // left here is still trusted.
                 match stored {
-                    Some(reg) if !avoid_cimd => (registration_from_stored(&reg), true),
+                    Some(reg) => (registration_from_stored(&reg), true),
                     _ => {
                         let reg = dcr::register(
                             &self.http,
@@ -1280,6 +1269,50 @@ fn registration_from_stored(reg: &StoredRegistration) -> ClientRegistration {
     }
 }
 
+/// Where this login's metadata document URL comes from: the server's fixed
+/// `client_metadata_url`, else the `clientMetadataUrlBase` param, else the configured
+/// `client_metadata_url_base`. Every value that applies is validated, so a bad one is
+/// reported (naming where it came from) instead of silently skipped.
+fn cimd_source(
+    target: &ServerTarget,
+    options: &LoginOptions,
+) -> Result<Option<CimdSource>, LoginError> {
+    let param = options
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map_err(|e| {
+                LoginError::InvalidClientMetadataUrlBase(format!(
+                    "clientMetadataUrlBase {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(fixed) = &target.client_metadata_url {
+        let url = validate_client_id_url(fixed).map_err(|e| {
+            LoginError::InvalidClientMetadataConfig(format!(
+                "mcp_servers.{}.oauth.client_metadata_url {fixed:?} is not usable: {e}",
+                target.name
+            ))
+        })?;
+        return Ok(Some(CimdSource::Fixed(url)));
+    }
+    if let Some(base) = param {
+        return Ok(Some(CimdSource::Base(base)));
+    }
+    target
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map(CimdSource::Base).map_err(|e| {
+                LoginError::InvalidClientMetadataConfig(format!(
+                    "client_metadata_url_base {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
 fn client_refused(e: &CallbackError) -> bool {
     matches!(e, CallbackError::OAuth { error, .. } if error == "invalid_client" || error == "unauthorized_client")
 }
@@ -1296,8 +1329,11 @@ fn reply_paste(
 fn timeout_message(ctx: &FlowContext, attempt: &Attempt) -> String {
     let secs = ctx.options.timeout.as_secs();
     if attempt.registration.kind == RegistrationKind::Cimd {
+        // Rule 13: many servers show a refused client document as an error page and never
+        // redirect back, so a timeout is all the daemon sees.
         format!(
-            "the browser did not come back within {secs} s. The authorization server may have refused the client metadata document (some servers show an error page instead of redirecting back); retry with clientRegistration \"dcr\""
+            "the browser did not come back within {secs} s. The authorization server may have refused the client metadata document {} (many servers show an error page instead of redirecting back), for example because it could not fetch it; retry the login with clientRegistration \"dcr\" to use Dynamic Client Registration instead",
+            attempt.registration.client_id
         )
     } else {
         format!(

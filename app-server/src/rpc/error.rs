@@ -72,6 +72,7 @@ impl From<&crate::oauth::login::LoginError> for AppError {
             L::Discovery(_) => ErrorKind::DiscoveryFailed,
             L::Registration(_) => ErrorKind::RegistrationFailed,
             L::InvalidClientMetadataUrlBase(_) => ErrorKind::RegistrationFailed,
+            L::InvalidClientMetadataConfig(_) => ErrorKind::ConfigInvalid,
             L::CallbackListener(_) => ErrorKind::CallbackListenerFailed,
             L::Authorization(_) | L::Paste(_) => ErrorKind::AuthorizationFailed,
             L::TokenExchange(_) => ErrorKind::TokenExchangeFailed,

@@ -1,4 +1,5 @@
 mod binary;
+mod cimd;
 mod config;
 mod harness;
 mod interop;

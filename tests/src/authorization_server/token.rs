@@ -77,14 +77,24 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
             "parameter {dup} is repeated"
         )));
     }
-    let client = authenticate(s, headers, form).inspect_err(|_| {
-        // Strict servers burn the code when client authentication fails.
-        if form.get("grant_type") == Some("authorization_code")
-            && let Some(code) = form.get("code")
-        {
-            lock(&s.store).burn_code(code);
-        }
-    })?;
+    let client = authenticate(s, headers, form)
+        .and_then(|client| {
+            if s.config.reject_cimd_at_token && client.from_metadata_document {
+                Err(OAuthError::invalid_client(
+                    "this server no longer accepts this client metadata document",
+                ))
+            } else {
+                Ok(client)
+            }
+        })
+        .inspect_err(|_| {
+            // Strict servers burn the code when client authentication fails.
+            if form.get("grant_type") == Some("authorization_code")
+                && let Some(code) = form.get("code")
+            {
+                lock(&s.store).burn_code(code);
+            }
+        })?;
     match form.get_nonempty("grant_type") {
         Some("authorization_code") => code_grant(s, &client, form),
         Some("refresh_token") => refresh_grant(s, &client, form),

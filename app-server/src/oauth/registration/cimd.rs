@@ -334,12 +334,23 @@ mod tests {
             "http://127.0.0.1:9000/meta",
             "http://localhost:9000",
             "http://[::1]:9000/x",
+            "http://127.0.0.2:9000/x",
+            "HTTPS://IDE.EXAMPLE.COM/Mcp",
         ];
         for base in ok {
             assert!(validate_base(base).is_ok(), "{base}");
         }
         type Check = fn(&CimdUrlError) -> bool;
-        let bad: [(&str, Check); 11] = [
+        let bad: [(&str, Check); 14] = [
+            ("http://localhost.evil.example/x", |e| {
+                matches!(e, CimdUrlError::Insecure { .. })
+            }),
+            ("http://127.0.0.1.nip.io/x", |e| {
+                matches!(e, CimdUrlError::Insecure { .. })
+            }),
+            ("https://ide.example.com/x?", |e| {
+                matches!(e, CimdUrlError::Query { .. })
+            }),
             ("ftp://ide.example.com/x", |e| {
                 matches!(e, CimdUrlError::Insecure { .. })
             }),
@@ -376,6 +387,12 @@ mod tests {
             let err = validate_base(base).unwrap_err();
             assert!(check(&err), "{base}: {err:?}");
         }
+        // Scheme and host are normalised, so the daemon and the host agree on the spelling.
+        let upper = validate_base("HTTPS://IDE.EXAMPLE.COM/Mcp/").unwrap();
+        assert_eq!(
+            client_metadata_url(&upper, ID, &redirect()).as_str(),
+            "https://ide.example.com/Mcp/XuuuHAzzHOni/client.json?redirect_uri=http%3A%2F%2F127.0.0.1%3A8765%2Fcallback%2FXuuuHAzzHOni"
+        );
     }
 
     #[test]

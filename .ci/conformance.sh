@@ -23,4 +23,4 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 cargo build -p mcp-app-server --locked
-MCP_APP_SERVER_BIN="$root/target/debug/mcp-app-server" exec "$dir/run.sh" "$@"
+MCP_APP_SERVER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/mcp-app-server" exec "$dir/run.sh" "$@"

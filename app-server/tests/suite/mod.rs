@@ -1,4 +1,5 @@
 mod binary;
+mod cli;
 mod config;
 mod harness;
 mod login;

@@ -195,10 +195,12 @@ pub(crate) async fn login(
         "Waiting for the browser to return to {} (up to {} s; Ctrl-C gives up).",
         started.redirect_uri, flow.timeout
     ));
-    say(
-        "If the browser cannot reach this machine (SSH, container), paste the address it shows \
-         after you approve access here, then press Enter.",
-    );
+    if mode != BrowserMode::HttpGet {
+        say(
+            "If the browser cannot reach this machine (SSH, container), paste the address it shows \
+             after you approve access here, then press Enter.",
+        );
+    }
 
     let result = loop {
         tokio::select! {
@@ -232,7 +234,7 @@ pub(crate) async fn login(
     match result {
         Ok(()) => {
             say(format!(
-                "Logged in to `{name}`.{}",
+                "Logged in to `{name}`{}.",
                 summary(engine, target).await
             ));
             Ok(())

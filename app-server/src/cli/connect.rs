@@ -91,6 +91,7 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
         flow: args.flow,
         client,
         token: None,
+        refreshed: false,
         authorizations: 0,
         paste: Paste::stdin(),
     };
@@ -156,6 +157,8 @@ struct Session<'a> {
     flow: FlowArgs,
     client: McpClient,
     token: Option<String>,
+    /// A refused token was refreshed once already this run.
+    refreshed: bool,
     authorizations: u32,
     paste: Paste,
 }
@@ -211,6 +214,18 @@ impl Session<'_> {
         let (status, challenge, scopes) = match answer {
             Answer::Result(v) => return Ok(Some(v)),
             Answer::Unauthorized(challenge) => {
+                if self.token.is_some() && !self.refreshed {
+                    // The server dropped the token before its expiry (a restart, a revocation):
+                    // a refresh may be all it takes.
+                    self.refreshed = true;
+                    if let Ok(creds) = self.engine.oauth.token(&self.target, u32::MAX).await
+                        && self.token.as_deref() != Some(creds.access_token.as_str())
+                    {
+                        say(format!("`{method}`: the token was refused; refreshed it."));
+                        self.token = Some(creds.access_token);
+                        return Ok(None);
+                    }
+                }
                 say(format!(
                     "`{method}` needs authorization{}.",
                     if self.token.is_some() {

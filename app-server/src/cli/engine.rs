@@ -184,6 +184,26 @@ impl Engine {
         })
     }
 
+    /// A configured server, else a server logged in to by URL under that name.
+    pub async fn named(&self, name: &str) -> Result<ServerTarget, CliError> {
+        if self.config.servers.contains_key(name) {
+            return self.configured(name);
+        }
+        for creds in self.unconfigured_credentials().await? {
+            if creds.server_name == name
+                && let Ok(url) = Url::parse(&creds.server_url)
+            {
+                let mut target = self.by_url(&url, None)?;
+                target.name = creds.server_name;
+                return Ok(target);
+            }
+        }
+        Err(CliError::ServerNotFound {
+            name: name.to_string(),
+            config: self.home.config_file(),
+        })
+    }
+
     /// Stored credentials of servers that are not in config.toml (logged in with `--url` or
     /// `connect`).
     pub async fn unconfigured_credentials(&self) -> Result<Vec<StoredCredentials>, CliError> {

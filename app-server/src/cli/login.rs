@@ -154,7 +154,7 @@ pub async fn run(args: LoginArgs) -> Result<(), CliError> {
     let result = async {
         let mut target = match (&args.url, &args.name) {
             (Some(url), name) => engine.by_url(url, name.as_deref())?,
-            (None, Some(name)) => engine.configured(name)?,
+            (None, Some(name)) => engine.named(name).await?,
             (None, None) => {
                 return Err(CliError::Usage(
                     "name the server to log in to (a [mcp_servers.NAME] table of config.toml), or pass --url <url>".into(),

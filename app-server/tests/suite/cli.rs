@@ -412,6 +412,27 @@ async fn connect_logs_in_on_401_lists_and_calls_tools_then_reuses_the_token() {
     assert!(!text(&out.stdout).contains("needs authorization"));
     assert_eq!(kit.counters().authorize, 1);
 
+    // The server drops the token before its expiry: a refresh, not a new login.
+    kit.expire_access_tokens();
+    let out = run(home.path(), &args).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("refreshed it"), "{stdout}");
+    assert_eq!(kit.counters().authorize, 1);
+
+    // A login by name works for a server known only by URL.
+    let mut login = Running::start(home.path(), &["login", &name, "--no-browser"], |_| {});
+    let url = login.authorization_url().await;
+    login
+        .paste(&authorize_redirect_location(&url).await.unwrap())
+        .await;
+    let (ok, stdout, stderr) = login.finish().await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("Logged in to `{name}`")),
+        "{stdout}"
+    );
+
     let out = run(home.path(), &["logout", &name]).await;
     assert!(out.status.success(), "{out:?}");
 }
@@ -420,7 +441,8 @@ async fn connect_logs_in_on_401_lists_and_calls_tools_then_reuses_the_token() {
 async fn connect_steps_up_scopes_on_403_insufficient_scope() {
     let kit = Kit::start(KitConfig {
         challenge_scope: Some("mcp:read".into()),
-        required_scope: Some("mcp:read mcp:write".into()),
+        // Only the new scope: the union must keep the one held.
+        required_scope: Some("mcp:write".into()),
         ..KitConfig::default()
     })
     .await

@@ -30,9 +30,13 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        write_message(&mut self.writer, Framing::Lines, &serde_json::to_vec(&msg).unwrap())
-            .await
-            .unwrap();
+        write_message(
+            &mut self.writer,
+            Framing::Lines,
+            &serde_json::to_vec(&msg).unwrap(),
+        )
+        .await
+        .unwrap();
         loop {
             let Ok(Some(Incoming::Message(bytes))) = self.reader.next().await else {
                 panic!("connection closed")
@@ -103,11 +107,17 @@ async fn status() {
     let home = tempfile::tempdir().unwrap();
     let mut config = String::from("mcp_oauth_credentials_store = \"file\"\n");
     for i in 0..50 {
-        config.push_str(&format!("[mcp_servers.s{i:02}]\nurl = \"https://s{i}.example.com/mcp\"\n"));
+        config.push_str(&format!(
+            "[mcp_servers.s{i:02}]\nurl = \"https://s{i}.example.com/mcp\"\n"
+        ));
     }
     std::fs::write(home.path().join("config.toml"), config).unwrap();
     let (_server, mut c) = daemon(home.path());
-    c.call("initialize", json!({"clientInfo": {"name": "bench", "version": "1"}})).await;
+    c.call(
+        "initialize",
+        json!({"clientInfo": {"name": "bench", "version": "1"}}),
+    )
+    .await;
     let n = 2000;
     let mut lat = Vec::with_capacity(n);
     let start = Instant::now();
@@ -122,7 +132,11 @@ async fn status() {
     row(
         "mcpServerStatus/list, 50 servers",
         format!("{:.0} req/s", n as f64 / total),
-        &format!("p50 {:?}, p99 {:?} (reads the credential file each time)", lat[n / 2], lat[n * 99 / 100]),
+        &format!(
+            "p50 {:?}, p99 {:?} (reads the credential file each time)",
+            lat[n / 2],
+            lat[n * 99 / 100]
+        ),
     );
 }
 
@@ -134,15 +148,24 @@ async fn login_once(latency: Option<Duration>) -> (Duration, Duration, usize) {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
         home.path().join("config.toml"),
-        format!("mcp_oauth_credentials_store = \"file\"\n[mcp_servers.k]\nurl = \"{}\"\n", kit.mcp_url()),
+        format!(
+            "mcp_oauth_credentials_store = \"file\"\n[mcp_servers.k]\nurl = \"{}\"\n",
+            kit.mcp_url()
+        ),
     )
     .unwrap();
     let (_server, mut c) = daemon(home.path());
-    c.call("initialize", json!({"clientInfo": {"name": "bench", "version": "1"}})).await;
+    c.call(
+        "initialize",
+        json!({"clientInfo": {"name": "bench", "version": "1"}}),
+    )
+    .await;
     let start = Instant::now();
     let r = c.call("mcpServer/oauth/login", json!({"name": "k"})).await;
     let to_url = start.elapsed();
-    browser_visit(r["result"]["authorizationUrl"].as_str().unwrap()).await.unwrap();
+    browser_visit(r["result"]["authorizationUrl"].as_str().unwrap())
+        .await
+        .unwrap();
     let done = c.until("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["params"]["success"], true);
     (to_url, start.elapsed(), kit.request_log().len())
@@ -173,22 +196,43 @@ async fn token() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
         home.path().join("config.toml"),
-        format!("mcp_oauth_credentials_store = \"file\"\n[mcp_servers.k]\nurl = \"{}\"\n", kit.mcp_url()),
+        format!(
+            "mcp_oauth_credentials_store = \"file\"\n[mcp_servers.k]\nurl = \"{}\"\n",
+            kit.mcp_url()
+        ),
     )
     .unwrap();
     let (_server, mut c) = daemon(home.path());
-    c.call("initialize", json!({"clientInfo": {"name": "bench", "version": "1"}})).await;
+    c.call(
+        "initialize",
+        json!({"clientInfo": {"name": "bench", "version": "1"}}),
+    )
+    .await;
     let r = c.call("mcpServer/oauth/login", json!({"name": "k"})).await;
-    browser_visit(r["result"]["authorizationUrl"].as_str().unwrap()).await.unwrap();
+    browser_visit(r["result"]["authorizationUrl"].as_str().unwrap())
+        .await
+        .unwrap();
     c.until("mcpServer/oauthLogin/completed").await;
-    for (label, min_validity, n) in [("token, from the store", 60, 2000), ("token, forced refresh", 7200, 200)] {
+    for (label, min_validity, n) in [
+        ("token, from the store", 60, 2000),
+        ("token, forced refresh", 7200, 200),
+    ] {
         let start = Instant::now();
         for _ in 0..n {
-            let r = c.call("mcpServer/oauth/token", json!({"name": "k", "minValiditySecs": min_validity})).await;
+            let r = c
+                .call(
+                    "mcpServer/oauth/token",
+                    json!({"name": "k", "minValiditySecs": min_validity}),
+                )
+                .await;
             assert!(r["result"]["accessToken"].is_string(), "{r}");
         }
         let secs = start.elapsed().as_secs_f64();
-        row(label, format!("{:.0} req/s", n as f64 / secs), &format!("{n} sequential requests"));
+        row(
+            label,
+            format!("{:.0} req/s", n as f64 / secs),
+            &format!("{n} sequential requests"),
+        );
     }
 }
 
@@ -207,6 +251,10 @@ async fn main() {
     login().await;
     token().await;
     if let Some(kib) = rss_kib() {
-        row("peak RSS of the bench process", format!("{:.1} MiB", kib as f64 / 1024.0), "daemon + test kit + client in one process");
+        row(
+            "peak RSS of the bench process",
+            format!("{:.1} MiB", kib as f64 / 1024.0),
+            "daemon + test kit + client in one process",
+        );
     }
 }

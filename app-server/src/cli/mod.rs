@@ -1,6 +1,15 @@
 //! The command line: `serve` (the daemon, also the default) and the commands for people.
 
+mod browser;
+mod callback_url;
+mod connect;
+mod engine;
+mod login;
+mod logout;
+mod mcp_client;
+mod output;
 pub mod serve_client_metadata;
+mod status;
 
 use std::process::ExitCode;
 
@@ -27,12 +36,32 @@ enum Command {
     /// Serve the Client ID Metadata Documents that `clientMetadataUrlBase` client ids point
     /// at (stateless; put it behind a TLS reverse proxy).
     ServeClientMetadata(serve_client_metadata::ServeClientMetadataArgs),
+    /// Log in to an MCP server: prints the authorization URL, opens the browser, and waits
+    /// for it to come back (or for the address it landed on to be pasted).
+    Login(login::LoginArgs),
+    /// Delete a server's stored credentials (and revoke them with --revoke).
+    Logout(logout::LogoutArgs),
+    /// Show every server and its login state.
+    Status(status::StatusArgs),
+    /// Print the exact redirect URI to register with a server that demands one (needs a
+    /// fixed callback port).
+    CallbackUrl(callback_url::CallbackUrlArgs),
+    /// Connect to an MCP server over Streamable HTTP, logging in when it asks: initialize,
+    /// list the tools, and optionally call one.
+    Connect(connect::ConnectArgs),
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The daemon logs its progress; a command for people shows its own and logs only
+    // problems (RUST_LOG overrides both).
+    init_tracing(if matches!(command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,9 +73,14 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => serve().await,
             Command::ServeClientMetadata(args) => serve_client_metadata::run(args).await,
+            Command::Login(args) => finish(login::run(args)).await,
+            Command::Logout(args) => finish(logout::run(args)).await,
+            Command::Status(args) => finish(status::run(args)).await,
+            Command::CallbackUrl(args) => finish(callback_url::run(args)).await,
+            Command::Connect(args) => finish(connect::run(args)).await,
         }
     });
     // A blocked stdin read must not keep the process alive: everything worth writing has
@@ -55,10 +89,30 @@ pub fn main() -> ExitCode {
     code
 }
 
+/// Runs a command for people: its error on stderr and exit code 1 on failure; Ctrl-C gives
+/// up at once (a pending login ends with the process) with exit code 130.
+async fn finish(
+    command: impl std::future::Future<Output = Result<(), engine::CliError>>,
+) -> ExitCode {
+    tokio::select! {
+        result = command => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                output::warn(format!("error: {e}"));
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            output::warn("Interrupted.");
+            ExitCode::from(130)
+        }
+    }
+}
+
 /// Logs go to stderr; stdout belongs to the protocol.
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -256,6 +256,28 @@ pub async fn discover(
     cache: &MetadataCache,
 ) -> Result<Discovery, DiscoveryError> {
     let probe = probe(http, server_url, extra_headers).await?;
+    discover_after_probe(
+        http,
+        server_url,
+        extra_headers,
+        resource_override,
+        cache,
+        probe,
+    )
+    .await
+}
+
+/// Discovery from an answer the caller already has: an MCP client whose request got 401 or
+/// 403 passes that status and challenge, and no probe is sent. Some servers let `initialize`
+/// through without a token and protect only later requests, so a probe would find nothing.
+pub async fn discover_after_probe(
+    http: &HttpClient,
+    server_url: &Url,
+    extra_headers: &HeaderMap,
+    resource_override: Option<&str>,
+    cache: &MetadataCache,
+    probe: Probe,
+) -> Result<Discovery, DiscoveryError> {
     if probe.status.is_success() {
         return Err(DiscoveryError::NotProtected {
             url: server_url.to_string(),

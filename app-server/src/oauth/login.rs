@@ -20,7 +20,9 @@ use super::callback::{
     ExpectedCallback, PasteError, callback_path, parse_pasted_callback, redirect_uri,
 };
 use super::callback_id::callback_id;
-use super::discovery::{Discovery, DiscoveryError, MetadataCache, discover, issuers_match};
+use super::discovery::{
+    Discovery, DiscoveryError, MetadataCache, Probe, discover, discover_after_probe, issuers_match,
+};
 use super::http::{HttpClient, header_map};
 use super::registration::cimd::{validate_base, validate_client_id_url};
 use super::registration::{
@@ -268,6 +270,18 @@ impl OAuthService {
         target: ServerTarget,
         options: LoginOptions,
     ) -> Result<LoginStarted, LoginError> {
+        self.start_login_after(target, options, None).await
+    }
+
+    /// [`OAuthService::start_login`] for a caller that already holds the server's 401 or 403
+    /// answer (an MCP client whose request was refused): discovery starts from that challenge
+    /// instead of probing, since a server may let the probe's `initialize` through.
+    pub async fn start_login_after(
+        self: &Arc<Self>,
+        target: ServerTarget,
+        options: LoginOptions,
+        refused: Option<Probe>,
+    ) -> Result<LoginStarted, LoginError> {
         // Checked before any network I/O: a bad base is the caller's (or the config's) to fix.
         let cimd_source = cimd_source(&target, &options)?;
 
@@ -281,14 +295,29 @@ impl OAuthService {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
-        let discovery = discover(
-            &self.http,
-            &target.url,
-            &headers,
-            target.resource_override.as_deref(),
-            &self.cache,
-        )
-        .await?;
+        let discovery = match refused {
+            None => {
+                discover(
+                    &self.http,
+                    &target.url,
+                    &headers,
+                    target.resource_override.as_deref(),
+                    &self.cache,
+                )
+                .await?
+            }
+            Some(probe) => {
+                discover_after_probe(
+                    &self.http,
+                    &target.url,
+                    &headers,
+                    target.resource_override.as_deref(),
+                    &self.cache,
+                    probe,
+                )
+                .await?
+            }
+        };
         self.forget_tokens_of_other_issuer(&target, &discovery.metadata.issuer)
             .await?;
         let scopes = select_scopes(

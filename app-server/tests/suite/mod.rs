@@ -1,5 +1,6 @@
 mod binary;
 mod cimd;
+mod cli;
 mod config;
 mod harness;
 mod interop;

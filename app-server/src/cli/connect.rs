@@ -1,0 +1,299 @@
+//! `mcp-app-server connect URL`: a minimal MCP client over Streamable HTTP that logs in
+//! when the server asks. `initialize`, `notifications/initialized`, `tools/list`, and with
+//! `--call` a `tools/call`. A 401 starts a login; a 403 `insufficient_scope` starts a login
+//! for the union of the scopes held and those asked for (step-up, rule 9). At most
+//! [`MAX_AUTHORIZATIONS`] logins per run, so a server that never accepts cannot loop.
+//!
+//! It is also the client the MCP conformance suite drives: `--conformance` reads the
+//! scenario's context (a preregistered client) and calls `test-tool`.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::engine::{CliError, Engine};
+use super::login::{FlowArgs, Paste, login};
+use super::mcp_client::{Answer, McpClient};
+use super::output::say;
+use crate::oauth::discovery::Probe;
+use crate::oauth::http::header_map;
+use crate::oauth::login::{DEFAULT_MIN_VALIDITY_SECS, LoginError, ServerTarget};
+use crate::oauth::scopes::union_scopes;
+use crate::oauth::www_authenticate::BearerChallenge;
+
+/// Logins one run may make: the first and two step-ups.
+pub const MAX_AUTHORIZATIONS: u32 = 3;
+/// The tool the conformance scenarios expect a call of.
+const CONFORMANCE_TOOL: &str = "test-tool";
+
+/// `connect URL [--call TOOL [--args JSON]]`.
+#[derive(Debug, clap::Args)]
+pub struct ConnectArgs {
+    /// Call this tool after listing the tools.
+    #[arg(long, value_name = "TOOL")]
+    pub call: Option<String>,
+    /// The tool's arguments, a JSON object.
+    #[arg(long, value_name = "JSON", requires = "call")]
+    pub args: Option<String>,
+    /// Store the credentials under this name (default: the configured server with this URL,
+    /// else a name derived from the host).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run as the MCP conformance suite's client: read MCP_CONFORMANCE_CONTEXT (client_id,
+    /// client_secret of a preregistered client) and call `test-tool` unless --call says
+    /// otherwise.
+    #[arg(long)]
+    pub conformance: bool,
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// The MCP server's Streamable HTTP endpoint (last, so a harness can append it).
+    pub url: Url,
+}
+
+pub async fn run(args: ConnectArgs) -> Result<(), CliError> {
+    let mut engine = Engine::open()?;
+    let result = connect(&mut engine, args).await;
+    engine.close().await;
+    result
+}
+
+async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError> {
+    let mut target = engine.by_url(&args.url, args.name.as_deref())?;
+    args.flow.apply(&mut target);
+    let mut call = args.call.clone();
+    if args.conformance {
+        apply_conformance_context(&mut target)?;
+        call.get_or_insert_with(|| CONFORMANCE_TOOL.to_string());
+    }
+    let arguments = match &args.args {
+        None => json!({}),
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--args must be a JSON object, such as '{{\"query\": \"x\"}}'; got {text}"
+                )));
+            }
+        },
+    };
+    let headers = header_map(
+        target
+            .http_headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| CliError::Failed(format!("invalid http_headers for `{}`: {e}", target.name)))?;
+    let client =
+        McpClient::new(target.url.clone(), headers).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut session = Session {
+        engine,
+        target,
+        flow: args.flow,
+        client,
+        token: None,
+        refreshed: false,
+        authorizations: 0,
+        paste: Paste::stdin(),
+    };
+    session.token = session.stored_token().await;
+
+    let init = session
+        .request("initialize", McpClient::initialize_params())
+        .await?;
+    let server = &init["serverInfo"];
+    let version = init["protocolVersion"].as_str().unwrap_or("?").to_string();
+    say(format!(
+        "Connected to {} {} (MCP {version}{})",
+        server["name"].as_str().unwrap_or("an MCP server"),
+        server["version"].as_str().unwrap_or(""),
+        session
+            .client
+            .session_id()
+            .map(|_| ", with a session")
+            .unwrap_or(""),
+    ));
+    session.client.set_protocol_version(&version);
+    session.notify("notifications/initialized").await?;
+
+    let tools = session.request("tools/list", json!({})).await?;
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    say(format!("Tools ({}): {}", names.len(), names.join(", ")));
+
+    if let Some(tool) = call {
+        let result = session
+            .request("tools/call", json!({"name": tool, "arguments": arguments}))
+            .await?;
+        say(format!("Result of `{tool}`:"));
+        say(serde_json::to_string_pretty(&result).unwrap_or_default());
+        if result["isError"] == json!(true) {
+            return Err(CliError::Failed(format!(
+                "the tool `{tool}` reported an error"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The conformance suite passes a preregistered client as JSON in MCP_CONFORMANCE_CONTEXT.
+fn apply_conformance_context(target: &mut ServerTarget) -> Result<(), CliError> {
+    let Ok(text) = std::env::var("MCP_CONFORMANCE_CONTEXT") else {
+        return Ok(());
+    };
+    let context: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("MCP_CONFORMANCE_CONTEXT is not JSON: {e}")))?;
+    if let Some(id) = context["client_id"].as_str() {
+        target.client_id = Some(id.to_string());
+        target.client_secret = context["client_secret"].as_str().map(str::to_string);
+    }
+    Ok(())
+}
+
+struct Session<'a> {
+    engine: &'a mut Engine,
+    target: ServerTarget,
+    flow: FlowArgs,
+    client: McpClient,
+    token: Option<String>,
+    /// A refused token was refreshed once already this run.
+    refreshed: bool,
+    authorizations: u32,
+    paste: Paste,
+}
+
+impl Session<'_> {
+    /// A stored token, refreshed when it is about to expire; none when there is no usable
+    /// one (the server's 401 then starts a login).
+    async fn stored_token(&self) -> Option<String> {
+        match self
+            .engine
+            .oauth
+            .token(&self.target, DEFAULT_MIN_VALIDITY_SECS)
+            .await
+        {
+            Ok(creds) => Some(creds.access_token),
+            Err(e) if matches!(e.as_ref(), LoginError::NotLoggedIn(_)) => None,
+            Err(e) => {
+                say(format!("The stored credentials cannot be used ({e})."));
+                None
+            }
+        }
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, CliError> {
+        loop {
+            let answer = self
+                .client
+                .request(method, params.clone(), self.token.as_deref())
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            match self.handle(method, answer).await? {
+                Some(result) => return Ok(result),
+                None => continue,
+            }
+        }
+    }
+
+    async fn notify(&mut self, method: &str) -> Result<(), CliError> {
+        loop {
+            let answer = self
+                .client
+                .notify(method, self.token.as_deref())
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            if self.handle(method, answer).await?.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `Some(result)`, or `None` after a login: send again.
+    async fn handle(&mut self, method: &str, answer: Answer) -> Result<Option<Value>, CliError> {
+        let (status, challenge, scopes) = match answer {
+            Answer::Result(v) => return Ok(Some(v)),
+            Answer::Unauthorized(challenge) => {
+                if self.token.is_some() && !self.refreshed {
+                    // The server dropped the token before its expiry (a restart, a revocation):
+                    // a refresh may be all it takes.
+                    self.refreshed = true;
+                    if let Ok(creds) = self.engine.oauth.token(&self.target, u32::MAX).await
+                        && self.token.as_deref() != Some(creds.access_token.as_str())
+                    {
+                        say(format!("`{method}`: the token was refused; refreshed it."));
+                        self.token = Some(creds.access_token);
+                        return Ok(None);
+                    }
+                }
+                say(format!(
+                    "`{method}` needs authorization{}.",
+                    if self.token.is_some() {
+                        " (the token was refused)"
+                    } else {
+                        ""
+                    }
+                ));
+                (StatusCode::UNAUTHORIZED, challenge, None)
+            }
+            Answer::InsufficientScope(challenge) => {
+                let held = self.held_scopes().await;
+                let wanted = union_scopes(&held, &challenge.scopes());
+                say(format!(
+                    "`{method}` needs more scopes ({}); asking for: {}.",
+                    challenge.scope.as_deref().unwrap_or("unspecified"),
+                    wanted.join(" ")
+                ));
+                (StatusCode::FORBIDDEN, Some(challenge), Some(wanted))
+            }
+        };
+        self.authorize(status, challenge, scopes).await?;
+        Ok(None)
+    }
+
+    async fn held_scopes(&self) -> Vec<String> {
+        match self.engine.oauth.store_load(self.target.key()).await {
+            Ok(Some(creds)) => creds.scopes,
+            _ => Vec::new(),
+        }
+    }
+
+    async fn authorize(
+        &mut self,
+        status: StatusCode,
+        challenge: Option<BearerChallenge>,
+        scopes: Option<Vec<String>>,
+    ) -> Result<(), CliError> {
+        if self.authorizations >= MAX_AUTHORIZATIONS {
+            return Err(CliError::Failed(format!(
+                "{} still refuses access after {MAX_AUTHORIZATIONS} authorizations{}; giving up. \
+                 The account may lack the permission, or the server may ask for scopes its \
+                 authorization server does not grant",
+                self.target.url,
+                challenge
+                    .and_then(|c| c.error_description.or(c.error))
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            )));
+        }
+        self.authorizations += 1;
+        let options = self.flow.options(scopes)?;
+        login(
+            self.engine,
+            &self.target,
+            options,
+            &self.flow,
+            Some(Probe { status, challenge }),
+            &mut self.paste,
+        )
+        .await?;
+        let creds = self
+            .engine
+            .oauth
+            .token(&self.target, 0)
+            .await
+            .map_err(|e| CliError::login(&self.target.name, e))?;
+        self.token = Some(creds.access_token);
+        Ok(())
+    }
+}

@@ -1,0 +1,248 @@
+//! `mcp-app-server status`: every configured server and its credential state, plus the
+//! servers logged in to by URL (`login --url`, `connect`), as a table or as JSON.
+
+use mcp_app_server_protocol::{
+    McpAuthStatus, McpServerStatus, McpServerTransport, RegistrationKind,
+};
+
+use super::engine::{CliError, Engine};
+use super::output::say;
+use crate::config::ServerTransport;
+use crate::credentials::{CredentialKey, unix_now};
+use crate::oauth::login::StatusInfo;
+
+/// `status [--json]`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print a JSON array of server statuses (the `mcpServerStatus/list` entries) instead of
+    /// a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One row: the status, and whether the server is in config.toml.
+struct Row {
+    status: McpServerStatus,
+    configured: bool,
+}
+
+pub async fn run(args: StatusArgs) -> Result<(), CliError> {
+    let engine = Engine::open()?;
+    let rows = collect(&engine).await;
+    engine.close().await;
+    let rows = rows?;
+    if args.json {
+        let list: Vec<&McpServerStatus> = rows.iter().map(|r| &r.status).collect();
+        let text = serde_json::to_string_pretty(&list)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        say(text);
+    } else {
+        say(table(&rows, unix_now()));
+    }
+    Ok(())
+}
+
+async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
+    let mut rows = Vec::new();
+    for server in engine.config.servers.values() {
+        let status = match &server.transport {
+            ServerTransport::Stdio { .. } => McpServerStatus {
+                name: server.name.clone(),
+                transport: McpServerTransport::Stdio,
+                url: None,
+                auth_status: McpAuthStatus::Unsupported,
+                expires_at: None,
+                scopes: None,
+                registration: None,
+                issuer: None,
+            },
+            ServerTransport::Http(http) => {
+                let key = CredentialKey::new(server.name.clone(), http.url.to_string());
+                let creds = engine.oauth.store_load(key).await?;
+                with_info(
+                    &server.name,
+                    http.url.as_str(),
+                    StatusInfo::from_credentials(creds.as_ref()),
+                )
+            }
+        };
+        rows.push(Row {
+            status,
+            configured: true,
+        });
+    }
+    let mut others = engine.unconfigured_credentials().await?;
+    others.sort_by(|a, b| (&a.server_name, &a.server_url).cmp(&(&b.server_name, &b.server_url)));
+    for creds in others {
+        rows.push(Row {
+            status: with_info(
+                &creds.server_name,
+                &creds.server_url,
+                StatusInfo::from_credentials(Some(&creds)),
+            ),
+            configured: false,
+        });
+    }
+    Ok(rows)
+}
+
+fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
+    McpServerStatus {
+        name: name.to_string(),
+        transport: McpServerTransport::StreamableHttp,
+        url: Some(url.to_string()),
+        auth_status: info.status,
+        expires_at: info.expires_at,
+        scopes: info.scopes,
+        registration: info.registration,
+        issuer: info.issuer,
+    }
+}
+
+fn status_text(status: McpAuthStatus) -> &'static str {
+    match status {
+        McpAuthStatus::Unsupported => "no OAuth (stdio)",
+        McpAuthStatus::NotLoggedIn => "not logged in",
+        McpAuthStatus::LoggedIn => "logged in",
+        McpAuthStatus::Expired => "expired",
+        McpAuthStatus::ReauthenticationRequired => "log in again",
+    }
+}
+
+fn registration_text(kind: RegistrationKind) -> &'static str {
+    match kind {
+        RegistrationKind::Preregistered => "preregistered",
+        RegistrationKind::Cimd => "cimd",
+        RegistrationKind::Dcr => "dcr",
+    }
+}
+
+/// "in 59m", "in 2h 5m", "expired 3m ago".
+pub(crate) fn expiry_text(at: i64, now: i64) -> String {
+    let delta = at - now;
+    let span = |secs: i64| {
+        let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
+        match (d, h, m) {
+            (0, 0, 0) => format!("{secs}s"),
+            (0, 0, m) => format!("{m}m"),
+            (0, h, m) => format!("{h}h {m}m"),
+            (d, h, _) => format!("{d}d {h}h"),
+        }
+    };
+    if delta > 0 {
+        format!("expires in {}", span(delta))
+    } else {
+        format!("expired {} ago", span(-delta))
+    }
+}
+
+fn table(rows: &[Row], now: i64) -> String {
+    if rows.is_empty() {
+        return "No MCP servers: add [mcp_servers.NAME] tables to config.toml, or log in with `login --url <url>`.".to_string();
+    }
+    let header = ["NAME", "STATUS", "EXPIRES", "REGISTRATION", "URL"].map(str::to_string);
+    let mut lines = vec![header];
+    for row in rows {
+        let s = &row.status;
+        let name = if row.configured {
+            s.name.clone()
+        } else {
+            format!("{}*", s.name)
+        };
+        let expires = match (s.auth_status, s.expires_at) {
+            (McpAuthStatus::LoggedIn | McpAuthStatus::Expired, Some(at)) => {
+                expiry_text(at, now).replace("expires ", "")
+            }
+            _ => "-".to_string(),
+        };
+        lines.push([
+            name,
+            status_text(s.auth_status).to_string(),
+            expires,
+            s.registration.map_or("-", registration_text).to_string(),
+            s.url.clone().unwrap_or_else(|| "-".to_string()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            l.iter()
+                .enumerate()
+                .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        })
+        .collect();
+    if rows.iter().any(|r| !r.configured) {
+        out.push(String::new());
+        out.push("* not in config.toml (logged in with --url or connect)".to_string());
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_texts() {
+        assert_eq!(expiry_text(1000 + 3599, 1000), "expires in 59m");
+        assert_eq!(expiry_text(1000 + 7500, 1000), "expires in 2h 5m");
+        assert_eq!(expiry_text(1000 + 90_000, 1000), "expires in 1d 1h");
+        assert_eq!(expiry_text(1000 - 180, 1000), "expired 3m ago");
+        assert_eq!(expiry_text(1000 + 20, 1000), "expires in 20s");
+    }
+
+    #[test]
+    fn table_aligns_and_marks_unconfigured_rows() {
+        let rows = vec![
+            Row {
+                status: with_info(
+                    "linear",
+                    "https://mcp.linear.app/mcp",
+                    StatusInfo::from_credentials(None),
+                ),
+                configured: true,
+            },
+            Row {
+                status: McpServerStatus {
+                    name: "x".into(),
+                    transport: McpServerTransport::StreamableHttp,
+                    url: Some("http://127.0.0.1:1/mcp".into()),
+                    auth_status: McpAuthStatus::LoggedIn,
+                    expires_at: Some(4600),
+                    scopes: Some(vec![]),
+                    registration: Some(RegistrationKind::Dcr),
+                    issuer: None,
+                },
+                configured: false,
+            },
+        ];
+        let text = table(&rows, 1000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME    STATUS         EXPIRES   REGISTRATION  URL"
+        );
+        assert_eq!(
+            lines[1],
+            "linear  not logged in  -         -             https://mcp.linear.app/mcp"
+        );
+        assert_eq!(
+            lines[2],
+            "x*      logged in      in 1h 0m  dcr           http://127.0.0.1:1/mcp"
+        );
+        assert!(text.ends_with("* not in config.toml (logged in with --url or connect)"));
+    }
+}

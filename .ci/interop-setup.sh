@@ -18,6 +18,11 @@ if [ "$major" -lt 20 ]; then
   exit 1
 fi
 
+# Tests in one process may call this at the same moment: one installs, the others wait.
+mkdir -p "$dir"
+exec 9>"$dir/.install.lock"
+flock 9
+
 want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "interop-setup: tests/interop already installed"

@@ -185,6 +185,14 @@ async fn list_status(
         .servers
         .values()
         .filter(|s| after.is_none_or(|c| s.name.as_str() > c));
+    // One read of the store per listing, not one per server.
+    let stored: std::collections::HashMap<String, _> = state
+        .oauth
+        .store_list()
+        .await?
+        .into_iter()
+        .map(|c| (c.key().storage_key(), c))
+        .collect();
     let mut data = Vec::new();
     for server in remaining.by_ref().take(limit) {
         data.push(match &server.transport {
@@ -200,8 +208,7 @@ async fn list_status(
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
-                let creds = state.oauth.store_load(key).await?;
-                let info = StatusInfo::from_credentials(creds.as_ref());
+                let info = StatusInfo::from_credentials(stored.get(&key.storage_key()));
                 McpServerStatus {
                     name: server.name.clone(),
                     transport: McpServerTransport::StreamableHttp,

@@ -133,7 +133,7 @@ async fn status() {
         "mcpServerStatus/list, 50 servers",
         format!("{:.0} req/s", n as f64 / total),
         &format!(
-            "p50 {:?}, p99 {:?} (reads the credential file each time)",
+            "p50 {:?}, p99 {:?} (one read of the credential file per listing)",
             lat[n / 2],
             lat[n * 99 / 100]
         ),

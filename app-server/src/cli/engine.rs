@@ -9,8 +9,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::config::{self, Config, ConfigError, CredentialsStoreMode};
-use crate::credentials::{StoreError, StoreMode, StoredCredentials, open_store};
+use crate::config::{self, Config, ConfigError};
+use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
@@ -71,7 +71,7 @@ impl Engine {
     pub fn open() -> Result<Self, CliError> {
         let home = Home::from_env()?;
         let config = config::load(&home.config_file())?;
-        let store = open_store(&home, store_mode(config.credentials_store))?;
+        let store = open_store(&home, config.credentials_store.into())?;
         let http = HttpClient::new().map_err(|e| CliError::Http(e.to_string()))?;
         let (tx, events) = mpsc::unbounded_channel();
         let oauth = OAuthService::new(
@@ -115,22 +115,12 @@ impl Engine {
                 var: var.clone(),
             })?),
         };
-        Ok(ServerTarget {
-            name: name.to_string(),
-            url: http.url.clone(),
-            resource_override: http.oauth_resource.clone(),
-            http_headers: http.http_headers.clone(),
-            configured_scopes: http.scopes.clone(),
-            client_id: http.oauth.client_id.clone(),
+        Ok(ServerTarget::from_config(
+            name,
+            http,
+            &self.config,
             client_secret,
-            callback_port: http
-                .oauth
-                .callback_port
-                .or_else(|| global_callback_port(&self.config)),
-            callback_url: self.config.callback_url.clone(),
-            client_metadata_url: http.oauth.client_metadata_url.clone(),
-            client_metadata_url_base: self.config.client_metadata_url_base.clone(),
-        })
+        ))
     }
 
     /// A server given by URL: the configured server with that URL when there is one (its
@@ -177,7 +167,7 @@ impl Engine {
             configured_scopes: None,
             client_id: None,
             client_secret: None,
-            callback_port: global_callback_port(&self.config),
+            callback_port: self.config.callback_listener_port(),
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
@@ -233,23 +223,6 @@ impl Engine {
 
 /// The global fixed port: `mcp_oauth_callback_port`, else the port of a loopback
 /// `mcp_oauth_callback_url` (the daemon reads the config the same way).
-fn global_callback_port(config: &Config) -> Option<u16> {
-    config.callback_port.or_else(|| {
-        config.callback_url.as_ref().and_then(|u| {
-            let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-            if loopback { u.port() } else { None }
-        })
-    })
-}
-
-fn store_mode(mode: CredentialsStoreMode) -> StoreMode {
-    match mode {
-        CredentialsStoreMode::Auto => StoreMode::Auto,
-        CredentialsStoreMode::File => StoreMode::File,
-        CredentialsStoreMode::Keyring => StoreMode::Keyring,
-    }
-}
-
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name

@@ -71,6 +71,29 @@ pub struct OauthClientConfig {
     pub client_metadata_url: Option<String>,
 }
 
+impl Config {
+    /// The port of the callback listener when no per-server port is set: the global port,
+    /// else the port of a loopback `mcp_oauth_callback_url`; ephemeral when neither.
+    pub fn callback_listener_port(&self) -> Option<u16> {
+        self.callback_port.or_else(|| {
+            self.callback_url.as_ref().and_then(|u| {
+                let loopback = matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                if loopback { u.port() } else { None }
+            })
+        })
+    }
+}
+
+impl From<CredentialsStoreMode> for crate::credentials::StoreMode {
+    fn from(mode: CredentialsStoreMode) -> Self {
+        match mode {
+            CredentialsStoreMode::Auto => Self::Auto,
+            CredentialsStoreMode::File => Self::File,
+            CredentialsStoreMode::Keyring => Self::Keyring,
+        }
+    }
+}
+
 impl ServerConfig {
     pub fn http(&self) -> Option<&HttpServerConfig> {
         match &self.transport {

@@ -64,6 +64,32 @@ pub struct ServerTarget {
 }
 
 impl ServerTarget {
+    /// A configured HTTP server; `client_secret` is the value of its
+    /// `client_secret_env_var`, looked up by the caller.
+    pub fn from_config(
+        name: &str,
+        http: &crate::config::HttpServerConfig,
+        config: &crate::config::Config,
+        client_secret: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            url: http.url.clone(),
+            resource_override: http.oauth_resource.clone(),
+            http_headers: http.http_headers.clone(),
+            configured_scopes: http.scopes.clone(),
+            client_id: http.oauth.client_id.clone(),
+            client_secret,
+            callback_port: http
+                .oauth
+                .callback_port
+                .or_else(|| config.callback_listener_port()),
+            callback_url: config.callback_url.clone(),
+            client_metadata_url: http.oauth.client_metadata_url.clone(),
+            client_metadata_url_base: config.client_metadata_url_base.clone(),
+        }
+    }
+
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.name.clone(), self.url.to_string())
     }

@@ -131,30 +131,12 @@ fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError
             )
         })?),
     };
-    Ok(ServerTarget {
-        name: name.to_string(),
-        url: http.url.clone(),
-        resource_override: http.oauth_resource.clone(),
-        http_headers: http.http_headers.clone(),
-        configured_scopes: http.scopes.clone(),
-        client_id: http.oauth.client_id.clone(),
+    Ok(ServerTarget::from_config(
+        name,
+        http,
+        &config,
         client_secret,
-        // A loopback callback URL with a port names the listener's port when none is set.
-        callback_port: http
-            .oauth
-            .callback_port
-            .or(config.callback_port)
-            .or_else(|| {
-                config.callback_url.as_ref().and_then(|u| {
-                    let loopback =
-                        matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-                    if loopback { u.port() } else { None }
-                })
-            }),
-        callback_url: config.callback_url.clone(),
-        client_metadata_url: http.oauth.client_metadata_url.clone(),
-        client_metadata_url_base: config.client_metadata_url_base.clone(),
-    })
+    ))
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Value, RequestError> {

@@ -12,8 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use super::error::AppError;
-use crate::config::{self, Config, ConfigError, CredentialsStoreMode};
-use crate::credentials::{StoreError, StoreMode, open_store};
+use crate::config::{self, Config, ConfigError};
+use crate::credentials::{StoreError, open_store};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
@@ -69,7 +69,7 @@ impl AppServer {
                 (Arc::new(Config::default()), Some(e))
             }
         };
-        let store = open_store(&options.home, store_mode(config.credentials_store))?;
+        let store = open_store(&options.home, config.credentials_store.into())?;
         let http = HttpClient::new().map_err(|e| StartError::Http(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);
         let state = Arc::new_cyclic(|weak: &Weak<ServerState>| {
@@ -225,14 +225,6 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
-}
-
-fn store_mode(mode: CredentialsStoreMode) -> StoreMode {
-    match mode {
-        CredentialsStoreMode::Auto => StoreMode::Auto,
-        CredentialsStoreMode::File => StoreMode::File,
-        CredentialsStoreMode::Keyring => StoreMode::Keyring,
-    }
 }
 
 fn notification_for(event: OAuthEvent) -> ServerNotification {

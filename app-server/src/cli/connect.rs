@@ -17,9 +17,9 @@ use super::mcp_client::{Answer, McpClient};
 use super::output::say;
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
-use crate::oauth::login::{DEFAULT_MIN_VALIDITY_SECS, LoginError, ServerTarget};
 use crate::oauth::scopes::union_scopes;
 use crate::oauth::www_authenticate::BearerChallenge;
+use crate::oauth::{DEFAULT_MIN_VALIDITY_SECS, LoginError, ServerTarget};
 
 /// Logins one run may make: the first and two step-ups.
 pub const MAX_AUTHORIZATIONS: u32 = 3;

@@ -14,7 +14,7 @@ use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::login::{LoginError, OAuthEvent, OAuthService, ServerTarget};
+use crate::oauth::{LoginError, OAuthEvent, OAuthService, ServerTarget};
 
 /// Why a command failed. Each message says what failed and what the person can do.
 #[derive(Debug, thiserror::Error)]

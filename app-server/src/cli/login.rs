@@ -16,7 +16,7 @@ use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
 use crate::oauth::discovery::Probe;
-use crate::oauth::login::{LoginError, LoginOptions, OAuthEvent, ServerTarget};
+use crate::oauth::{LoginError, LoginOptions, OAuthEvent, ServerTarget};
 
 /// `login [NAME] [--url URL]`.
 #[derive(Debug, clap::Args)]

@@ -1,99 +1,44 @@
-//! The login flow, and what follows it: token vending with single-flight refresh, logout.
+//! The login flow: discovery, registration, the browser round trip, the code exchange.
 //!
 //! Built from the step modules (discovery, registration, authorization, callback, token) and
-//! the credential store. Knows nothing of JSON-RPC: progress leaves as [`OAuthEvent`]s.
+//! the credential store; ends every login with exactly one `LoginCompleted`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatus, RegistrationKind};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use super::authorization::{Pkce, build_authorization_url, new_state};
 use super::callback::{
-    CallbackError, CallbackListenError, CallbackOutcome, CallbackRegistration, CallbackServer,
-    ExpectedCallback, PasteError, callback_path, parse_pasted_callback, redirect_uri,
+    CallbackError, CallbackListenError, CallbackOutcome, CallbackRegistration, ExpectedCallback,
+    callback_path, parse_pasted_callback, redirect_uri,
 };
 use super::callback_id::callback_id;
 use super::discovery::{
-    Discovery, DiscoveryError, MetadataCache, Probe, discover, discover_after_probe, issuers_match,
+    Discovery, DiscoveryError, Probe, discover, discover_after_probe, issuers_match,
 };
-use super::http::{HttpClient, header_map};
+use super::error::LoginError;
+use super::http::header_map;
 use super::registration::cimd::{validate_base, validate_client_id_url};
 use super::registration::{
-    CimdSource, ClientRegistration, RegistrationChoice, RegistrationError, TokenAuthMethod,
-    choose_registration, dcr, preregistered,
+    CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
+    preregistered,
 };
 use super::scopes::select_scopes;
-use super::token::{self, TokenError, TokenResponse, TokenTypeHint};
-use crate::credentials::{
-    CredentialKey, CredentialStore, StoreError, StoredClient, StoredCredentials,
-    StoredRegistration, unix_now,
-};
+use super::service::{OAuthEvent, OAuthService};
+use super::target::ServerTarget;
+use super::token::{self, TokenResponse};
+use super::vending::apply_tokens;
+use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, unix_now};
 
 /// Name under which the daemon registers itself with authorization servers.
 pub const CLIENT_NAME: &str = "mcp-app-server";
 /// Default time a login waits for the browser.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
-/// Refresh when the token expires within this many seconds, unless asked otherwise.
-pub const DEFAULT_MIN_VALIDITY_SECS: u32 = 60;
-
-/// A configured HTTP server, resolved for OAuth.
-#[derive(Debug, Clone)]
-pub struct ServerTarget {
-    pub name: String,
-    pub url: Url,
-    pub resource_override: Option<String>,
-    pub http_headers: BTreeMap<String, String>,
-    pub configured_scopes: Option<Vec<String>>,
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    /// Per-server port, else the global one; ephemeral when neither.
-    pub callback_port: Option<u16>,
-    /// `mcp_oauth_callback_url`: replaces the redirect base.
-    pub callback_url: Option<Url>,
-    /// A fixed, published client metadata document URL.
-    pub client_metadata_url: Option<String>,
-    /// The configured default base for callback-scoped metadata document URLs.
-    pub client_metadata_url_base: Option<String>,
-}
-
-impl ServerTarget {
-    /// A configured HTTP server; `client_secret` is the value of its
-    /// `client_secret_env_var`, looked up by the caller.
-    pub fn from_config(
-        name: &str,
-        http: &crate::config::HttpServerConfig,
-        config: &crate::config::Config,
-        client_secret: Option<String>,
-    ) -> Self {
-        Self {
-            name: name.to_string(),
-            url: http.url.clone(),
-            resource_override: http.oauth_resource.clone(),
-            http_headers: http.http_headers.clone(),
-            configured_scopes: http.scopes.clone(),
-            client_id: http.oauth.client_id.clone(),
-            client_secret,
-            callback_port: http
-                .oauth
-                .callback_port
-                .or_else(|| config.callback_listener_port()),
-            callback_url: config.callback_url.clone(),
-            client_metadata_url: http.oauth.client_metadata_url.clone(),
-            client_metadata_url_base: config.client_metadata_url_base.clone(),
-        }
-    }
-
-    pub fn key(&self) -> CredentialKey {
-        CredentialKey::new(self.name.clone(), self.url.to_string())
-    }
-}
 
 /// What the caller of a login may choose.
 #[derive(Debug, Clone)]
@@ -122,72 +67,9 @@ pub struct LoginStarted {
     pub redirect_uri: String,
 }
 
-/// Progress reported to whoever drives the service.
-#[derive(Debug, Clone)]
-pub enum OAuthEvent {
-    LoginCompleted {
-        name: String,
-        result: Result<(), Arc<LoginError>>,
-    },
-    LoginRestarted {
-        name: String,
-        authorization_url: String,
-        reason: String,
-    },
-    AuthStatusChanged {
-        name: String,
-        status: McpAuthStatus,
-    },
-}
-
-/// Everything a login, a token request or a logout can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum LoginError {
-    #[error("discovery failed: {0}")]
-    Discovery(#[from] DiscoveryError),
-    #[error("client registration failed: {0}")]
-    Registration(#[from] RegistrationError),
-    /// A `clientMetadataUrlBase` param that is unusable (a bad request).
-    #[error("{0}")]
-    InvalidClientMetadataUrlBase(String),
-    /// A configured `client_metadata_url_base` or `client_metadata_url` that is unusable.
-    #[error("{0}; fix it in config.toml")]
-    InvalidClientMetadataConfig(String),
-    #[error("cannot receive the browser's redirect: {0}")]
-    CallbackListener(#[from] CallbackListenError),
-    #[error("authorization failed: {0}; start the login again")]
-    Authorization(CallbackError),
-    #[error("token exchange failed: {0}")]
-    TokenExchange(TokenError),
-    #[error("the credential store failed: {0}")]
-    Store(#[from] StoreError),
-    #[error("the login was cancelled")]
-    Cancelled,
-    #[error("{0}")]
-    TimedOut(String),
-    #[error("a newer login for the same server replaced this one")]
-    Superseded,
-    #[error("no login is pending for `{0}`; start one with mcpServer/oauth/login")]
-    NoPendingLogin(String),
-    #[error("{0}")]
-    Paste(#[from] PasteError),
-    #[error("`{0}` is not logged in; log in first")]
-    NotLoggedIn(String),
-    #[error("`{name}` needs a new login: {reason}")]
-    ReauthenticationRequired { name: String, reason: String },
-    #[error(
-        "refreshing the token of `{name}` failed for now, the stored credentials are kept: {error}"
-    )]
-    RefreshTransient { name: String, error: TokenError },
-    #[error("refreshing the token of `{name}` failed: {error}")]
-    RefreshFailed { name: String, error: TokenError },
-    #[error("the daemon is shutting down")]
-    ShuttingDown,
-}
-
 /// Why a pending login ends early.
 #[derive(Debug, Clone, Copy)]
-enum EndReason {
+pub(super) enum EndReason {
     Cancelled,
     Superseded,
     ShuttingDown,
@@ -198,24 +80,10 @@ enum Control {
     End(EndReason),
 }
 
-struct PendingLogin {
+pub(super) struct PendingLogin {
     id: u64,
     expected: Mutex<ExpectedCallback>,
     control: mpsc::UnboundedSender<Control>,
-}
-
-/// The OAuth engine of one daemon.
-pub struct OAuthService {
-    http: HttpClient,
-    cache: MetadataCache,
-    callbacks: Arc<CallbackServer>,
-    store: Arc<dyn CredentialStore>,
-    events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
-    logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
-    next_id: AtomicU64,
-    /// Refreshes under way, by credential storage key, with an id for their removal.
-    refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
-    flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Everything the flow task needs to turn a code into stored credentials.
@@ -239,61 +107,6 @@ struct FlowContext {
 }
 
 impl OAuthService {
-    pub fn new(
-        http: HttpClient,
-        callbacks: Arc<CallbackServer>,
-        store: Arc<dyn CredentialStore>,
-        events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            http,
-            cache: MetadataCache::new(),
-            callbacks,
-            store,
-            events,
-            logins: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
-            refreshes: Mutex::new(HashMap::new()),
-            flows: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub fn store(&self) -> &Arc<dyn CredentialStore> {
-        &self.store
-    }
-
-    fn emit(&self, event: OAuthEvent) {
-        (self.events)(event)
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&dyn CredentialStore) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
-            .await
-            .unwrap_or_else(|e| {
-                Err(StoreError::Io {
-                    path: Default::default(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            })
-    }
-
-    /// The stored credentials of a server, for status listings.
-    /// Every stored entry, read at once (status listings).
-    pub async fn store_list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        self.blocking(|s| s.list()).await
-    }
-
-    pub async fn store_load(
-        &self,
-        key: CredentialKey,
-    ) -> Result<Option<StoredCredentials>, StoreError> {
-        self.blocking(move |s| s.load(&key)).await
-    }
-
     /// Starts a login and answers with the authorization URL; the flow goes on in the
     /// background and ends with exactly one `LoginCompleted`.
     pub async fn start_login(
@@ -744,21 +557,7 @@ impl OAuthService {
         self.end_login(name, EndReason::Cancelled)
     }
 
-    /// Ends every pending login (daemon shutdown), waits (bounded) until each has announced
-    /// its end, and closes the listeners.
-    pub async fn shutdown(&self) {
-        let names: Vec<String> = self.lock_logins().keys().cloned().collect();
-        for name in names {
-            self.end_login(&name, EndReason::ShuttingDown);
-        }
-        let flows = std::mem::take(&mut *self.flows.lock().unwrap_or_else(|e| e.into_inner()));
-        let _ =
-            tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(flows)).await;
-        self.settle_refreshes().await;
-        self.callbacks.shutdown();
-    }
-
-    fn end_login(&self, name: &str, reason: EndReason) -> bool {
+    pub(super) fn end_login(&self, name: &str, reason: EndReason) -> bool {
         match self.lock_logins().remove(name) {
             Some(p) => p.control.send(Control::End(reason)).is_ok(),
             None => false,
@@ -793,232 +592,10 @@ impl OAuthService {
         }
     }
 
-    fn lock_logins(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PendingLogin>>> {
+    pub(super) fn lock_logins(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PendingLogin>>> {
         self.logins.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    // ------------------------------------------------------------ tokens
-
-    /// A valid access token, refreshed first when it expires within `min_validity_secs`.
-    ///
-    /// One refresh at a time per server. Within the daemon, callers that find a refresh under
-    /// way wait for it and share its result, failures included. Across processes the store's
-    /// refresh lock serializes refreshes and the store is re-read under it, so credentials
-    /// another process wrote meanwhile are used as they are and a refresh always presents
-    /// the newest refresh token (a rotated one used twice revokes the grant at strict
-    /// servers). Credentials that changed since the caller looked count as fresh: they are as
-    /// new as another refresh would make them.
-    pub async fn token(
-        self: &Arc<Self>,
-        target: &ServerTarget,
-        min_validity_secs: u32,
-    ) -> Result<StoredCredentials, Arc<LoginError>> {
-        let key = target.key();
-        let mut seen = usable(self.load(&key).await?, &target.name)?;
-        // A second round only when the refresh joined had started from older credentials.
-        for _ in 0..3 {
-            if fresh_enough(&seen, min_validity_secs) {
-                return Ok(seen);
-            }
-            if seen.refresh_token.is_none() {
-                return Ok(unrefreshable(seen, &target.name)?);
-            }
-            let result = self
-                .shared_refresh(target, &seen, min_validity_secs)
-                .await?;
-            if result != seen || fresh_enough(&result, min_validity_secs) {
-                return Ok(result);
-            }
-            seen = result;
-        }
-        Ok(seen)
-    }
-
-    /// Joins the refresh under way for this server, or starts one. The refresh runs as its
-    /// own task: a caller that goes away (a closed connection) cannot stop it between the
-    /// token endpoint's answer and the save, which would lose a rotated refresh token.
-    async fn shared_refresh(
-        self: &Arc<Self>,
-        target: &ServerTarget,
-        seen: &StoredCredentials,
-        min_validity_secs: u32,
-    ) -> RefreshOutcome {
-        let slot = target.key().storage_key();
-        let refresh = {
-            let mut in_flight = self.lock_refreshes();
-            match in_flight.get(&slot) {
-                Some((_, refresh)) => refresh.clone(),
-                None => {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let service = self.clone();
-                    let (target, seen) = (target.clone(), seen.clone());
-                    let slot_of_task = slot.clone();
-                    // The task is spawned on the first poll, after the map's lock is
-                    // released: a task the runtime drops at once (shutting down) takes that
-                    // lock in its guard. The id keeps the guard from removing a successor.
-                    let refresh = async move {
-                        let (name, endpoint) = (target.name.clone(), seen.token_endpoint.clone());
-                        let guard = InFlightGuard {
-                            service: service.clone(),
-                            slot: slot_of_task,
-                            id,
-                        };
-                        let task = tokio::spawn(async move {
-                            let _guard = guard;
-                            service
-                                .refresh(&target, seen, min_validity_secs)
-                                .await
-                                .map_err(Arc::new)
-                        });
-                        task.await.unwrap_or_else(|e| {
-                            tracing::error!(server = %name, error = %e, "the refresh task failed");
-                            Err(Arc::new(if e.is_cancelled() {
-                                LoginError::ShuttingDown
-                            } else {
-                                LoginError::RefreshTransient {
-                                    name,
-                                    error: TokenError::Invalid {
-                                        endpoint,
-                                        reason: "the refresh stopped unexpectedly".into(),
-                                    },
-                                }
-                            }))
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    in_flight.insert(slot, (id, refresh.clone()));
-                    refresh
-                }
-            }
-        };
-        refresh.await
-    }
-
-    fn lock_refreshes(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, InFlightRefresh)>> {
-        self.refreshes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits (bounded) for refreshes under way, so that a rotated refresh token is saved
-    /// before the process exits.
-    async fn settle_refreshes(&self) {
-        let refreshes: Vec<InFlightRefresh> = self
-            .lock_refreshes()
-            .values()
-            .map(|(_, r)| r.clone())
-            .collect();
-        let _ = tokio::time::timeout(REFRESH_SETTLE_TIMEOUT, futures::future::join_all(refreshes))
-            .await;
-    }
-
-    /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller
-    /// decided on; anything else in the store now was written meanwhile and is returned.
-    async fn refresh(
-        &self,
-        target: &ServerTarget,
-        seen: StoredCredentials,
-        min_validity_secs: u32,
-    ) -> Result<StoredCredentials, LoginError> {
-        let name = &target.name;
-        let key = target.key();
-        let lock_key = key.clone();
-        let _cross_process = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
-        let current = usable(self.load(&key).await?, name)?;
-        if current != seen || fresh_enough(&current, min_validity_secs) {
-            return Ok(current);
-        }
-        let Some(refresh_token) = current.refresh_token.clone() else {
-            return unrefreshable(current, name);
-        };
-        // Tokens only ever go to the token endpoint of the issuer that issued them.
-        let endpoint =
-            Url::parse(&current.token_endpoint).map_err(|e| LoginError::RefreshFailed {
-                name: name.clone(),
-                error: TokenError::Invalid {
-                    endpoint: current.token_endpoint.clone(),
-                    reason: format!("the stored token endpoint is not a URL ({e})"),
-                },
-            })?;
-        let registration = registration_from_client(&current.client);
-        let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
-        let result = token::refresh(
-            &self.http,
-            &endpoint,
-            &registration,
-            &refresh_token,
-            &current.resource,
-            scopes.as_deref(),
-        )
-        .await;
-        match result {
-            Ok(tokens) => {
-                let mut updated = current.clone();
-                apply_tokens(&mut updated, tokens);
-                // Saved before anyone sees the new access token: a rotated refresh token
-                // must never be lost.
-                let stored = self.save_unless_replaced(current, updated).await?;
-                tracing::debug!(server = %name, "token refreshed");
-                usable(stored, name)
-            }
-            // An OAuth error answer is the server refusing this grant for good: only a new
-            // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
-            Err(error @ TokenError::OAuth { .. }) => {
-                tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
-                let mut flagged = current.clone();
-                flagged.reauthentication_required = true;
-                flagged.updated_at = unix_now();
-                let stored = self.save_unless_replaced(current, flagged.clone()).await?;
-                match stored {
-                    Some(s) if s == flagged => {
-                        self.emit(OAuthEvent::AuthStatusChanged {
-                            name: name.clone(),
-                            status: McpAuthStatus::ReauthenticationRequired,
-                        });
-                        Err(LoginError::ReauthenticationRequired {
-                            name: name.clone(),
-                            reason: format!(
-                                "the authorization server refused the refresh: {error}"
-                            ),
-                        })
-                    }
-                    // A login finished meanwhile: its credentials stand.
-                    other => usable(other, name),
-                }
-            }
-            // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
-            // credentials stay as they are, a later try may work.
-            Err(error) => {
-                tracing::warn!(server = %name, error = %error, "refresh failed; credentials kept");
-                Err(LoginError::RefreshTransient {
-                    name: name.clone(),
-                    error,
-                })
-            }
-        }
-    }
-
-    /// Saves `new` unless the entry differs from `expected` (a login finished while the
-    /// refresh ran; logouts wait for the refresh lock). Returns what is stored afterwards.
-    async fn save_unless_replaced(
-        &self,
-        expected: StoredCredentials,
-        new: StoredCredentials,
-    ) -> Result<Option<StoredCredentials>, StoreError> {
-        self.blocking(move |s| {
-            let stored = s.load(&expected.key())?;
-            if stored.as_ref() == Some(&expected) {
-                s.save(&new)?;
-                Ok(Some(new))
-            } else {
-                Ok(stored)
-            }
-        })
-        .await
-    }
-
-    async fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, LoginError> {
-        let key = key.clone();
-        Ok(self.blocking(move |s| s.load(&key)).await?)
     }
 
     /// Rule 19: tokens belong to the issuer that issued them. When discovery names another
@@ -1053,224 +630,6 @@ impl OAuthService {
         }
         Ok(())
     }
-
-    /// Deletes a server's credentials, revoking them first when asked (rule 21: the refresh
-    /// token, then the access token). A failed revocation still deletes them, and says so.
-    pub async fn logout(
-        &self,
-        target: &ServerTarget,
-        revoke: bool,
-    ) -> Result<LogoutOutcome, LoginError> {
-        let key = target.key();
-        // Waits for a refresh under way: the tokens revoked are then the newest, and no
-        // refresh finishing later can write deleted credentials back.
-        let lock_key = key.clone();
-        let _lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
-        let Some(creds) = self.load(&key).await? else {
-            return Ok(LogoutOutcome {
-                removed: false,
-                revoked: false,
-                revocation_error: revoke
-                    .then(|| "there were no stored credentials to revoke".to_string()),
-            });
-        };
-        let (revoked, revocation_error) = if revoke {
-            match self.revoke_tokens(&creds).await {
-                Ok(()) => (true, None),
-                Err(reason) => (false, Some(reason)),
-            }
-        } else {
-            (false, None)
-        };
-        let removed = self.blocking(move |s| s.delete(&key)).await?;
-        if removed {
-            self.emit(OAuthEvent::AuthStatusChanged {
-                name: target.name.clone(),
-                status: McpAuthStatus::NotLoggedIn,
-            });
-        }
-        Ok(LogoutOutcome {
-            removed,
-            revoked,
-            revocation_error,
-        })
-    }
-
-    /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the
-    /// grant), then the access token, each tried whatever became of the other.
-    async fn revoke_tokens(&self, creds: &StoredCredentials) -> Result<(), String> {
-        let endpoint = match creds.revocation_endpoint.as_deref().map(Url::parse) {
-            None => {
-                return Err(format!(
-                    "{} advertises no revocation endpoint; the tokens stay valid there until they expire",
-                    creds.issuer
-                ));
-            }
-            Some(Err(e)) => {
-                return Err(format!("the stored revocation endpoint is not a URL: {e}"));
-            }
-            Some(Ok(endpoint)) => endpoint,
-        };
-        let registration = registration_from_client(&creds.client);
-        let mut failures = Vec::new();
-        let mut refresh_revoked = false;
-        if let Some(rt) = &creds.refresh_token {
-            match token::revoke(
-                &self.http,
-                &endpoint,
-                &registration,
-                rt,
-                Some(TokenTypeHint::RefreshToken),
-            )
-            .await
-            {
-                Ok(()) => refresh_revoked = true,
-                Err(e) => failures.push(format!("refresh token: {e}")),
-            }
-        }
-        match token::revoke(
-            &self.http,
-            &endpoint,
-            &registration,
-            &creds.access_token,
-            Some(TokenTypeHint::AccessToken),
-        )
-        .await
-        {
-            Ok(()) => {}
-            // RFC 7009 2.2.1: a server may revoke only refresh tokens; revoking the refresh
-            // token ended the grant, and the access token with it at such servers.
-            Err(e) if refresh_revoked && e.oauth_error() == Some("unsupported_token_type") => {}
-            Err(e) => failures.push(format!("access token: {e}")),
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "revocation failed ({}); the local credentials were deleted anyway",
-                failures.join("; ")
-            ))
-        }
-    }
-}
-
-/// Takes a finished (or failed, or cancelled) refresh out of the in-flight map, so that a
-/// later caller starts a new one instead of joining a stale result.
-struct InFlightGuard {
-    service: Arc<OAuthService>,
-    slot: String,
-    id: u64,
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        let mut in_flight = self.service.lock_refreshes();
-        if in_flight
-            .get(&self.slot)
-            .is_some_and(|(id, _)| *id == self.id)
-        {
-            in_flight.remove(&self.slot);
-        }
-    }
-}
-
-/// The result of one refresh, shared by every caller that waited for it.
-type RefreshOutcome = Result<StoredCredentials, Arc<LoginError>>;
-type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
-
-/// How long shutdown waits for refreshes under way.
-const REFRESH_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What a logout did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogoutOutcome {
-    pub removed: bool,
-    pub revoked: bool,
-    pub revocation_error: Option<String>,
-}
-
-/// A server's credential state, for listings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusInfo {
-    pub status: McpAuthStatus,
-    pub expires_at: Option<i64>,
-    pub scopes: Option<Vec<String>>,
-    pub registration: Option<RegistrationKind>,
-    pub issuer: Option<String>,
-}
-
-impl StatusInfo {
-    pub fn from_credentials(creds: Option<&StoredCredentials>) -> Self {
-        let Some(c) = creds else {
-            return StatusInfo {
-                status: McpAuthStatus::NotLoggedIn,
-                expires_at: None,
-                scopes: None,
-                registration: None,
-                issuer: None,
-            };
-        };
-        let expired = c.expires_at.is_some_and(|t| t <= unix_now());
-        let status = if c.reauthentication_required {
-            McpAuthStatus::ReauthenticationRequired
-        } else if expired && c.refresh_token.is_none() {
-            McpAuthStatus::Expired
-        } else {
-            McpAuthStatus::LoggedIn
-        };
-        StatusInfo {
-            status,
-            expires_at: c.expires_at,
-            scopes: Some(c.scopes.clone()),
-            registration: Some(c.client.kind),
-            issuer: Some(c.issuer.clone()),
-        }
-    }
-}
-
-/// Credentials that may be handed out or refreshed.
-fn usable(creds: Option<StoredCredentials>, name: &str) -> Result<StoredCredentials, LoginError> {
-    let creds = creds.ok_or_else(|| LoginError::NotLoggedIn(name.to_string()))?;
-    if creds.reauthentication_required {
-        return Err(LoginError::ReauthenticationRequired {
-            name: name.to_string(),
-            reason: "the authorization server refused an earlier refresh".into(),
-        });
-    }
-    Ok(creds)
-}
-
-/// Without a refresh token the access token serves until it expires: handed out while it
-/// is valid (its `expires_at` tells the caller how long), a new login after that.
-fn unrefreshable(creds: StoredCredentials, name: &str) -> Result<StoredCredentials, LoginError> {
-    if creds.expires_at.is_some_and(|t| t <= unix_now()) {
-        return Err(LoginError::ReauthenticationRequired {
-            name: name.to_string(),
-            reason: "the access token expired and the server issued no refresh token".into(),
-        });
-    }
-    Ok(creds)
-}
-
-fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {
-    match creds.expires_at {
-        None => true,
-        Some(t) => t - unix_now() > i64::from(min_validity_secs),
-    }
-}
-
-fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse) {
-    creds.access_token = tokens.access_token;
-    creds.token_type = tokens.token_type;
-    if let Some(rt) = tokens.refresh_token {
-        creds.refresh_token = Some(rt);
-    }
-    creds.expires_at = tokens.expires_in.map(|s| unix_now() + s as i64);
-    if let Some(scopes) = tokens.scopes {
-        creds.scopes = scopes;
-    }
-    creds.reauthentication_required = false;
-    creds.updated_at = unix_now();
 }
 
 fn credentials_from(
@@ -1307,16 +666,6 @@ fn credentials_from(
     };
     apply_tokens(&mut creds, tokens);
     creds
-}
-
-fn registration_from_client(client: &StoredClient) -> ClientRegistration {
-    ClientRegistration {
-        kind: client.kind,
-        client_id: client.client_id.clone(),
-        client_secret: client.client_secret.clone(),
-        auth_method: TokenAuthMethod::from_name(&client.token_endpoint_auth_method)
-            .unwrap_or(TokenAuthMethod::None),
-    }
 }
 
 fn registration_from_stored(reg: &StoredRegistration) -> ClientRegistration {
@@ -1399,109 +748,5 @@ fn timeout_message(ctx: &FlowContext, attempt: &Attempt) -> String {
         format!(
             "the browser did not come back within {secs} s; start the login again and finish it in the browser"
         )
-    }
-}
-
-#[cfg(test)]
-mod token_tests {
-    use super::*;
-
-    fn credentials(name: &str, url: &str) -> StoredCredentials {
-        StoredCredentials {
-            server_name: name.to_owned(),
-            server_url: url.to_owned(),
-            access_token: format!("at-secret-{name}"),
-            token_type: "Bearer".to_owned(),
-            refresh_token: Some(format!("rt-secret-{name}")),
-            expires_at: Some(1_900_000_000),
-            scopes: vec!["read".to_owned(), "offline_access".to_owned()],
-            issuer: "https://auth.example.com".to_owned(),
-            token_endpoint: "https://auth.example.com/token".to_owned(),
-            revocation_endpoint: None,
-            resource: url.to_owned(),
-            client: StoredClient {
-                kind: RegistrationKind::Dcr,
-                client_id: "client-123".to_owned(),
-                client_secret: None,
-                token_endpoint_auth_method: "none".to_owned(),
-            },
-            reauthentication_required: false,
-            updated_at: 1_800_000_000,
-        }
-    }
-
-    fn tokens(refresh_token: Option<&str>, expires_in: Option<u64>) -> TokenResponse {
-        TokenResponse {
-            access_token: "at-new".into(),
-            token_type: "Bearer".into(),
-            refresh_token: refresh_token.map(str::to_string),
-            expires_in,
-            scopes: None,
-        }
-    }
-
-    #[test]
-    fn applied_tokens_keep_what_the_response_leaves_out() {
-        let mut creds = credentials("a", "https://a.example/mcp");
-        creds.reauthentication_required = true;
-        apply_tokens(&mut creds, tokens(None, Some(600)));
-        assert_eq!(creds.access_token, "at-new");
-        assert_eq!(creds.refresh_token.as_deref(), Some("rt-secret-a"));
-        assert_eq!(creds.scopes, ["read", "offline_access"]);
-        assert!(!creds.reauthentication_required);
-        let expires_at = creds.expires_at.unwrap();
-        assert!((unix_now() + 590..=unix_now() + 600).contains(&expires_at));
-
-        apply_tokens(&mut creds, tokens(Some("rt-rotated"), None));
-        assert_eq!(creds.refresh_token.as_deref(), Some("rt-rotated"));
-        assert_eq!(creds.expires_at, None);
-    }
-
-    #[test]
-    fn freshness_is_measured_against_the_asked_validity() {
-        let mut creds = credentials("a", "https://a.example/mcp");
-        creds.expires_at = Some(unix_now() + 120);
-        assert!(fresh_enough(&creds, 60));
-        assert!(!fresh_enough(&creds, 120));
-        creds.expires_at = None;
-        assert!(fresh_enough(&creds, u32::MAX));
-    }
-
-    #[test]
-    fn credentials_without_refresh_token_serve_until_they_expire() {
-        let mut creds = credentials("a", "https://a.example/mcp");
-        creds.refresh_token = None;
-        creds.expires_at = Some(unix_now() + 5);
-        assert!(unrefreshable(creds.clone(), "a").is_ok());
-        creds.expires_at = Some(unix_now() - 1);
-        assert!(matches!(
-            unrefreshable(creds, "a"),
-            Err(LoginError::ReauthenticationRequired { .. })
-        ));
-    }
-
-    #[test]
-    fn status_follows_the_stored_credentials() {
-        assert_eq!(
-            StatusInfo::from_credentials(None).status,
-            McpAuthStatus::NotLoggedIn
-        );
-        let mut creds = credentials("a", "https://a.example/mcp");
-        let info = StatusInfo::from_credentials(Some(&creds));
-        assert_eq!(info.status, McpAuthStatus::LoggedIn);
-        assert_eq!(info.registration, Some(RegistrationKind::Dcr));
-        assert_eq!(info.issuer.as_deref(), Some("https://auth.example.com"));
-        assert_eq!(info.expires_at, Some(1_900_000_000));
-
-        // Expired with a refresh token: the next token request refreshes, still logged in.
-        creds.expires_at = Some(unix_now() - 1);
-        let info = StatusInfo::from_credentials(Some(&creds));
-        assert_eq!(info.status, McpAuthStatus::LoggedIn);
-        creds.refresh_token = None;
-        let info = StatusInfo::from_credentials(Some(&creds));
-        assert_eq!(info.status, McpAuthStatus::Expired);
-        creds.reauthentication_required = true;
-        let info = StatusInfo::from_credentials(Some(&creds));
-        assert_eq!(info.status, McpAuthStatus::ReauthenticationRequired);
     }
 }

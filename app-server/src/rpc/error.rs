@@ -65,9 +65,9 @@ impl From<RequestError> for JsonRpcError {
     }
 }
 
-impl From<&crate::oauth::login::LoginError> for AppError {
-    fn from(e: &crate::oauth::login::LoginError) -> Self {
-        use crate::oauth::login::LoginError as L;
+impl From<&crate::oauth::LoginError> for AppError {
+    fn from(e: &crate::oauth::LoginError) -> Self {
+        use crate::oauth::LoginError as L;
         let kind = match e {
             L::Discovery(_) => ErrorKind::DiscoveryFailed,
             L::Registration(_) => ErrorKind::RegistrationFailed,
@@ -91,9 +91,9 @@ impl From<&crate::oauth::login::LoginError> for AppError {
     }
 }
 
-impl From<crate::oauth::login::LoginError> for RequestError {
-    fn from(e: crate::oauth::login::LoginError) -> Self {
-        use crate::oauth::login::LoginError as L;
+impl From<crate::oauth::LoginError> for RequestError {
+    fn from(e: crate::oauth::LoginError) -> Self {
+        use crate::oauth::LoginError as L;
         match &e {
             // A bad clientMetadataUrlBase is a bad param.
             L::InvalidClientMetadataUrlBase(m) => RequestError::InvalidParams(format!(

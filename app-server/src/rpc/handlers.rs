@@ -15,7 +15,7 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::CredentialKey;
-use crate::oauth::login::{
+use crate::oauth::{
     DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions, ServerTarget, StatusInfo,
 };
 

@@ -17,7 +17,7 @@ use crate::credentials::{StoreError, open_store};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::login::{OAuthEvent, OAuthService};
+use crate::oauth::{OAuthEvent, OAuthService};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].

@@ -1,0 +1,52 @@
+//! Everything a login, a token request or a logout can fail with.
+
+use super::callback::{CallbackError, CallbackListenError, PasteError};
+use super::discovery::DiscoveryError;
+use super::registration::RegistrationError;
+use super::token::TokenError;
+use crate::credentials::StoreError;
+
+/// Everything a login, a token request or a logout can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("discovery failed: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("client registration failed: {0}")]
+    Registration(#[from] RegistrationError),
+    /// A `clientMetadataUrlBase` param that is unusable (a bad request).
+    #[error("{0}")]
+    InvalidClientMetadataUrlBase(String),
+    /// A configured `client_metadata_url_base` or `client_metadata_url` that is unusable.
+    #[error("{0}; fix it in config.toml")]
+    InvalidClientMetadataConfig(String),
+    #[error("cannot receive the browser's redirect: {0}")]
+    CallbackListener(#[from] CallbackListenError),
+    #[error("authorization failed: {0}; start the login again")]
+    Authorization(CallbackError),
+    #[error("token exchange failed: {0}")]
+    TokenExchange(TokenError),
+    #[error("the credential store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the login was cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    TimedOut(String),
+    #[error("a newer login for the same server replaced this one")]
+    Superseded,
+    #[error("no login is pending for `{0}`; start one with mcpServer/oauth/login")]
+    NoPendingLogin(String),
+    #[error("{0}")]
+    Paste(#[from] PasteError),
+    #[error("`{0}` is not logged in; log in first")]
+    NotLoggedIn(String),
+    #[error("`{name}` needs a new login: {reason}")]
+    ReauthenticationRequired { name: String, reason: String },
+    #[error(
+        "refreshing the token of `{name}` failed for now, the stored credentials are kept: {error}"
+    )]
+    RefreshTransient { name: String, error: TokenError },
+    #[error("refreshing the token of `{name}` failed: {error}")]
+    RefreshFailed { name: String, error: TokenError },
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}

@@ -1,0 +1,119 @@
+//! Logout, with RFC 7009 revocation at the issuer that issued the tokens.
+
+use mcp_app_server_protocol::McpAuthStatus;
+use url::Url;
+
+use super::error::LoginError;
+use super::service::{OAuthEvent, OAuthService, registration_from_client};
+use super::target::ServerTarget;
+use super::token::{self, TokenTypeHint};
+use crate::credentials::StoredCredentials;
+
+impl OAuthService {
+    /// Deletes a server's credentials, revoking them first when asked (rule 21: the refresh
+    /// token, then the access token). A failed revocation still deletes them, and says so.
+    pub async fn logout(
+        &self,
+        target: &ServerTarget,
+        revoke: bool,
+    ) -> Result<LogoutOutcome, LoginError> {
+        let key = target.key();
+        // Waits for a refresh under way: the tokens revoked are then the newest, and no
+        // refresh finishing later can write deleted credentials back.
+        let lock_key = key.clone();
+        let _lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
+        let Some(creds) = self.load(&key).await? else {
+            return Ok(LogoutOutcome {
+                removed: false,
+                revoked: false,
+                revocation_error: revoke
+                    .then(|| "there were no stored credentials to revoke".to_string()),
+            });
+        };
+        let (revoked, revocation_error) = if revoke {
+            match self.revoke_tokens(&creds).await {
+                Ok(()) => (true, None),
+                Err(reason) => (false, Some(reason)),
+            }
+        } else {
+            (false, None)
+        };
+        let removed = self.blocking(move |s| s.delete(&key)).await?;
+        if removed {
+            self.emit(OAuthEvent::AuthStatusChanged {
+                name: target.name.clone(),
+                status: McpAuthStatus::NotLoggedIn,
+            });
+        }
+        Ok(LogoutOutcome {
+            removed,
+            revoked,
+            revocation_error,
+        })
+    }
+
+    /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the
+    /// grant), then the access token, each tried whatever became of the other.
+    async fn revoke_tokens(&self, creds: &StoredCredentials) -> Result<(), String> {
+        let endpoint = match creds.revocation_endpoint.as_deref().map(Url::parse) {
+            None => {
+                return Err(format!(
+                    "{} advertises no revocation endpoint; the tokens stay valid there until they expire",
+                    creds.issuer
+                ));
+            }
+            Some(Err(e)) => {
+                return Err(format!("the stored revocation endpoint is not a URL: {e}"));
+            }
+            Some(Ok(endpoint)) => endpoint,
+        };
+        let registration = registration_from_client(&creds.client);
+        let mut failures = Vec::new();
+        let mut refresh_revoked = false;
+        if let Some(rt) = &creds.refresh_token {
+            match token::revoke(
+                &self.http,
+                &endpoint,
+                &registration,
+                rt,
+                Some(TokenTypeHint::RefreshToken),
+            )
+            .await
+            {
+                Ok(()) => refresh_revoked = true,
+                Err(e) => failures.push(format!("refresh token: {e}")),
+            }
+        }
+        match token::revoke(
+            &self.http,
+            &endpoint,
+            &registration,
+            &creds.access_token,
+            Some(TokenTypeHint::AccessToken),
+        )
+        .await
+        {
+            Ok(()) => {}
+            // RFC 7009 2.2.1: a server may revoke only refresh tokens; revoking the refresh
+            // token ended the grant, and the access token with it at such servers.
+            Err(e) if refresh_revoked && e.oauth_error() == Some("unsupported_token_type") => {}
+            Err(e) => failures.push(format!("access token: {e}")),
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "revocation failed ({}); the local credentials were deleted anyway",
+                failures.join("; ")
+            ))
+        }
+    }
+}
+
+/// What a logout did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogoutOutcome {
+    pub removed: bool,
+    pub revoked: bool,
+    pub revocation_error: Option<String>,
+}

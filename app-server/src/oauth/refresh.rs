@@ -1,0 +1,118 @@
+//! The refresh itself, under the cross-process lock, and the compare-and-save after it.
+
+use mcp_app_server_protocol::McpAuthStatus;
+use url::Url;
+
+use super::error::LoginError;
+use super::service::{OAuthEvent, OAuthService, registration_from_client};
+use super::target::ServerTarget;
+use super::token::{self, TokenError};
+use super::vending::{apply_tokens, fresh_enough, unrefreshable, usable};
+use crate::credentials::{StoreError, StoredCredentials, unix_now};
+
+impl OAuthService {
+    /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller
+    /// decided on; anything else in the store now was written meanwhile and is returned.
+    pub(super) async fn refresh(
+        &self,
+        target: &ServerTarget,
+        seen: StoredCredentials,
+        min_validity_secs: u32,
+    ) -> Result<StoredCredentials, LoginError> {
+        let name = &target.name;
+        let key = target.key();
+        let lock_key = key.clone();
+        let _cross_process = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
+        let current = usable(self.load(&key).await?, name)?;
+        if current != seen || fresh_enough(&current, min_validity_secs) {
+            return Ok(current);
+        }
+        let Some(refresh_token) = current.refresh_token.clone() else {
+            return unrefreshable(current, name);
+        };
+        // Tokens only ever go to the token endpoint of the issuer that issued them.
+        let endpoint =
+            Url::parse(&current.token_endpoint).map_err(|e| LoginError::RefreshFailed {
+                name: name.clone(),
+                error: TokenError::Invalid {
+                    endpoint: current.token_endpoint.clone(),
+                    reason: format!("the stored token endpoint is not a URL ({e})"),
+                },
+            })?;
+        let registration = registration_from_client(&current.client);
+        let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
+        let result = token::refresh(
+            &self.http,
+            &endpoint,
+            &registration,
+            &refresh_token,
+            &current.resource,
+            scopes.as_deref(),
+        )
+        .await;
+        match result {
+            Ok(tokens) => {
+                let mut updated = current.clone();
+                apply_tokens(&mut updated, tokens);
+                // Saved before anyone sees the new access token: a rotated refresh token
+                // must never be lost.
+                let stored = self.save_unless_replaced(current, updated).await?;
+                tracing::debug!(server = %name, "token refreshed");
+                usable(stored, name)
+            }
+            // An OAuth error answer is the server refusing this grant for good: only a new
+            // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
+            Err(error @ TokenError::OAuth { .. }) => {
+                tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
+                let mut flagged = current.clone();
+                flagged.reauthentication_required = true;
+                flagged.updated_at = unix_now();
+                let stored = self.save_unless_replaced(current, flagged.clone()).await?;
+                match stored {
+                    Some(s) if s == flagged => {
+                        self.emit(OAuthEvent::AuthStatusChanged {
+                            name: name.clone(),
+                            status: McpAuthStatus::ReauthenticationRequired,
+                        });
+                        Err(LoginError::ReauthenticationRequired {
+                            name: name.clone(),
+                            reason: format!(
+                                "the authorization server refused the refresh: {error}"
+                            ),
+                        })
+                    }
+                    // A login finished meanwhile: its credentials stand.
+                    other => usable(other, name),
+                }
+            }
+            // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
+            // credentials stay as they are, a later try may work.
+            Err(error) => {
+                tracing::warn!(server = %name, error = %error, "refresh failed; credentials kept");
+                Err(LoginError::RefreshTransient {
+                    name: name.clone(),
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Saves `new` unless the entry differs from `expected` (a login finished while the
+    /// refresh ran; logouts wait for the refresh lock). Returns what is stored afterwards.
+    pub(super) async fn save_unless_replaced(
+        &self,
+        expected: StoredCredentials,
+        new: StoredCredentials,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        self.blocking(move |s| {
+            let stored = s.load(&expected.key())?;
+            if stored.as_ref() == Some(&expected) {
+                s.save(&new)?;
+                Ok(Some(new))
+            } else {
+                Ok(stored)
+            }
+        })
+        .await
+    }
+}

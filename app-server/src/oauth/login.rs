@@ -12,10 +12,10 @@ use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatus, Registratio
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
-use super::authorization::{Pkce, build_authorization_url, new_state};
+use super::authorization::Pkce;
 use super::callback::{
-    CallbackError, CallbackListenError, CallbackOutcome, CallbackRegistration, ExpectedCallback,
-    callback_path, parse_pasted_callback, redirect_uri,
+    CallbackError, CallbackOutcome, CallbackRegistration, ExpectedCallback, callback_path,
+    parse_pasted_callback,
 };
 use super::callback_id::callback_id;
 use super::discovery::{
@@ -23,17 +23,17 @@ use super::discovery::{
 };
 use super::error::LoginError;
 use super::http::header_map;
-use super::registration::cimd::{validate_base, validate_client_id_url};
-use super::registration::{
-    CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
-    preregistered,
-};
+use super::registration::{CimdSource, ClientRegistration};
 use super::scopes::select_scopes;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
-use super::token::{self, TokenResponse};
+use super::token::{self, TokenError, TokenResponse};
 use super::vending::apply_tokens;
-use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, unix_now};
+use crate::credentials::{StoredClient, StoredCredentials, unix_now};
+
+mod attempt;
+
+use attempt::cimd_source;
 
 /// Name under which the daemon registers itself with authorization servers.
 pub const CLIENT_NAME: &str = "mcp-app-server";
@@ -227,136 +227,6 @@ impl OAuthService {
         })
     }
 
-    fn expected(&self, ctx: &FlowContext, attempt: &Attempt) -> ExpectedCallback {
-        ExpectedCallback {
-            callback_path: ctx.callback_path.clone(),
-            state: attempt.state.clone(),
-            issuer: Some(ctx.discovery.metadata.issuer.clone()),
-            iss_required: ctx
-                .discovery
-                .metadata
-                .authorization_response_iss_parameter_supported,
-        }
-    }
-
-    fn authorization_url(&self, ctx: &FlowContext, attempt: &Attempt) -> Url {
-        build_authorization_url(
-            &ctx.discovery.metadata.authorization_endpoint,
-            &attempt.registration.client_id,
-            &ctx.redirect_uri,
-            ctx.scopes.as_deref(),
-            &ctx.discovery.resource,
-            &attempt.state,
-            attempt.pkce.challenge(),
-        )
-    }
-
-    /// Registers the callback, picks (or makes) the client registration, and makes fresh
-    /// PKCE and state. `avoid_cimd` after a refused document.
-    async fn prepare_attempt(
-        &self,
-        ctx: &mut FlowContext,
-        cimd_source: Option<&CimdSource>,
-        avoid_cimd: bool,
-    ) -> Result<Attempt, LoginError> {
-        let state = new_state();
-        let pkce = Pkce::new();
-        let metadata = &ctx.discovery.metadata;
-        let expected = ExpectedCallback {
-            callback_path: ctx.callback_path.clone(),
-            state: state.clone(),
-            issuer: Some(metadata.issuer.clone()),
-            iss_required: metadata.authorization_response_iss_parameter_supported,
-        };
-        let callback = self.callbacks.register(ctx.port, expected)?;
-        // Keep the same port for later attempts of this login.
-        ctx.port.get_or_insert(callback.port);
-        ctx.redirect_uri = Url::parse(&redirect_uri(
-            ctx.target.callback_url.as_ref(),
-            callback.port,
-            &callback_id(&ctx.target.url),
-        ))
-        .map_err(|e| {
-            LoginError::CallbackListener(CallbackListenError::InvalidCallbackPath {
-                path: format!("{} ({e})", ctx.callback_path),
-            })
-        })?;
-
-        let issuer = metadata.issuer.clone();
-        let cimd_refused = {
-            let issuer = issuer.clone();
-            self.blocking(move |s| s.cimd_refused(&issuer)).await?
-        };
-        let mode = if avoid_cimd {
-            ClientRegistrationMode::Dcr
-        } else {
-            ctx.options.mode
-        };
-        let choice = match (&ctx.target.client_id, avoid_cimd) {
-            // A configured client id always wins.
-            (Some(client_id), _) => RegistrationChoice::Ready(preregistered::preregistered(
-                client_id,
-                ctx.target.client_secret.as_deref(),
-                metadata.token_endpoint_auth_methods_supported.as_deref(),
-            )?),
-            (None, _) => choose_registration(
-                mode,
-                None,
-                cimd_source,
-                metadata,
-                &callback_id(&ctx.target.url),
-                &ctx.redirect_uri,
-                cimd_refused,
-            )?,
-        };
-        let (registration, reused) = match choice {
-            RegistrationChoice::Ready(r) => (r, false),
-            RegistrationChoice::Dcr {
-                registration_endpoint,
-            } => {
-                let redirect = ctx.redirect_uri.to_string();
-                let stored = {
-                    let (issuer, redirect) = (issuer.clone(), redirect.clone());
-                    self.blocking(move |s| s.load_registration(&issuer, &redirect))
-                        .await?
-                };
-                // A refused stored registration was deleted before this restart, so what is
-                // left here is still trusted.
-                match stored {
-                    Some(reg) => (registration_from_stored(&reg), true),
-                    _ => {
-                        let reg = dcr::register(
-                            &self.http,
-                            &registration_endpoint,
-                            &ctx.redirect_uri,
-                            CLIENT_NAME,
-                            ctx.scopes.as_deref(),
-                            metadata.token_endpoint_auth_methods_supported.as_deref(),
-                        )
-                        .await?;
-                        let stored = StoredRegistration {
-                            issuer: issuer.clone(),
-                            redirect_uri: redirect,
-                            client_id: reg.client_id.clone(),
-                            client_secret: reg.client_secret.clone(),
-                            token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
-                            registered_at: unix_now(),
-                        };
-                        self.blocking(move |s| s.save_registration(&stored)).await?;
-                        (reg, false)
-                    }
-                }
-            }
-        };
-        Ok(Attempt {
-            registration,
-            pkce,
-            state,
-            callback,
-            reused_registration: reused,
-        })
-    }
-
     async fn run_flow(
         self: Arc<Self>,
         mut ctx: FlowContext,
@@ -390,58 +260,40 @@ impl OAuthService {
                     break Err(LoginError::TimedOut(timeout_message(&ctx, &attempt)));
                 }
             };
-            let code = match outcome {
-                CallbackOutcome::Code { code } => code,
+            // A refused client (a metadata document, or a stale stored registration) gets one
+            // restart with a fresh registration, whether the refusal came on the callback or
+            // at the token endpoint.
+            let refusal = match outcome {
+                CallbackOutcome::Code { code } => match self.finish(&ctx, &attempt, &code).await {
+                    Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
+                        Refusal::AtTokenEndpoint(e)
+                    }
+                    other => break other,
+                },
                 CallbackOutcome::Error(CallbackError::Superseded) => {
                     break Err(LoginError::Superseded);
                 }
-                CallbackOutcome::Error(e) => {
-                    if !restarted && client_refused(&e) && self.can_fall_back(&attempt) {
-                        match self
-                            .restart(
-                                &mut ctx,
-                                &mut attempt,
-                                cimd_source.as_ref(),
-                                login_id,
-                                &e.to_string(),
-                            )
-                            .await
-                        {
-                            Ok(()) => {
-                                restarted = true;
-                                reply_paste(&mut paste_reply, Err("the authorization server refused the client; the login restarted with a new authorization URL".into()));
-                                continue;
-                            }
-                            Err(err) => break Err(err),
-                        }
-                    }
-                    break Err(LoginError::Authorization(e));
-                }
+                CallbackOutcome::Error(e) if client_refused(&e) => Refusal::OnCallback(e),
+                CallbackOutcome::Error(e) => break Err(LoginError::Authorization(e)),
             };
-            match self.finish(&ctx, &attempt, &code).await {
-                Err(LoginError::TokenExchange(e))
-                    if !restarted && e.is_client_rejected() && self.can_fall_back(&attempt) =>
-                {
-                    match self
-                        .restart(
-                            &mut ctx,
-                            &mut attempt,
-                            cimd_source.as_ref(),
-                            login_id,
-                            &e.to_string(),
-                        )
-                        .await
-                    {
-                        Ok(()) => {
-                            restarted = true;
-                            reply_paste(&mut paste_reply, Err("the token endpoint refused the client; the login restarted with a new authorization URL".into()));
-                            continue;
-                        }
-                        Err(err) => break Err(err),
-                    }
-                }
-                other => break other,
+            if restarted || !self.can_fall_back(&attempt) {
+                break Err(refusal.into_error());
             }
+            let reason = refusal.to_string();
+            if let Err(err) = self
+                .restart(
+                    &mut ctx,
+                    &mut attempt,
+                    cimd_source.as_ref(),
+                    login_id,
+                    &reason,
+                )
+                .await
+            {
+                break Err(err);
+            }
+            restarted = true;
+            reply_paste(&mut paste_reply, Err(refusal.restart_message().into()));
         };
 
         if result.is_err() {
@@ -472,54 +324,6 @@ impl OAuthService {
             name,
             result: result.map_err(Arc::new),
         });
-    }
-
-    fn can_fall_back(&self, attempt: &Attempt) -> bool {
-        attempt.registration.kind == RegistrationKind::Cimd || attempt.reused_registration
-    }
-
-    /// The server refused the client: a metadata document (never offer it to this issuer
-    /// again) or a stale stored registration. Start over with a fresh registration.
-    async fn restart(
-        &self,
-        ctx: &mut FlowContext,
-        attempt: &mut Attempt,
-        cimd_source: Option<&CimdSource>,
-        login_id: u64,
-        reason: &str,
-    ) -> Result<(), LoginError> {
-        let issuer = ctx.discovery.metadata.issuer.clone();
-        let why = if attempt.registration.kind == RegistrationKind::Cimd {
-            let i = issuer.clone();
-            self.blocking(move |s| s.mark_cimd_refused(&i)).await?;
-            format!(
-                "the authorization server refused the client metadata document ({reason}); retrying with Dynamic Client Registration"
-            )
-        } else {
-            let (i, r) = (issuer.clone(), ctx.redirect_uri.to_string());
-            self.blocking(move |s| s.delete_registration(&i, &r))
-                .await?;
-            format!(
-                "the authorization server no longer knows the stored client registration ({reason}); registering again"
-            )
-        };
-        let fresh = self.prepare_attempt(ctx, cimd_source, true).await?;
-        *attempt = fresh;
-        let url = self.authorization_url(ctx, attempt);
-        if let Some(p) = self
-            .lock_logins()
-            .get(&ctx.target.name)
-            .filter(|p| p.id == login_id)
-        {
-            *p.expected.lock().unwrap_or_else(|e| e.into_inner()) = self.expected(ctx, attempt);
-        }
-        tracing::info!(server = %ctx.target.name, "login restarted with a new client registration");
-        self.emit(OAuthEvent::LoginRestarted {
-            name: ctx.target.name.clone(),
-            authorization_url: url.to_string(),
-            reason: why,
-        });
-        Ok(())
     }
 
     /// Exchanges the code and stores the credentials.
@@ -632,6 +436,42 @@ impl OAuthService {
     }
 }
 
+/// The authorization server refused the client itself.
+enum Refusal {
+    OnCallback(CallbackError),
+    AtTokenEndpoint(TokenError),
+}
+
+impl Refusal {
+    fn into_error(self) -> LoginError {
+        match self {
+            Refusal::OnCallback(e) => LoginError::Authorization(e),
+            Refusal::AtTokenEndpoint(e) => LoginError::TokenExchange(e),
+        }
+    }
+
+    /// What a paste-back caller is told when the login restarts instead of finishing.
+    fn restart_message(&self) -> &'static str {
+        match self {
+            Refusal::OnCallback(_) => {
+                "the authorization server refused the client; the login restarted with a new authorization URL"
+            }
+            Refusal::AtTokenEndpoint(_) => {
+                "the token endpoint refused the client; the login restarted with a new authorization URL"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::OnCallback(e) => e.fmt(f),
+            Refusal::AtTokenEndpoint(e) => e.fmt(f),
+        }
+    }
+}
+
 fn credentials_from(
     target: &ServerTarget,
     discovery: &Discovery,
@@ -666,60 +506,6 @@ fn credentials_from(
     };
     apply_tokens(&mut creds, tokens);
     creds
-}
-
-fn registration_from_stored(reg: &StoredRegistration) -> ClientRegistration {
-    ClientRegistration {
-        kind: RegistrationKind::Dcr,
-        client_id: reg.client_id.clone(),
-        client_secret: reg.client_secret.clone(),
-        auth_method: TokenAuthMethod::from_name(&reg.token_endpoint_auth_method)
-            .unwrap_or(TokenAuthMethod::None),
-    }
-}
-
-/// Where this login's metadata document URL comes from: the server's fixed
-/// `client_metadata_url`, else the `clientMetadataUrlBase` param, else the configured
-/// `client_metadata_url_base`. Every value that applies is validated, so a bad one is
-/// reported (naming where it came from) instead of silently skipped.
-fn cimd_source(
-    target: &ServerTarget,
-    options: &LoginOptions,
-) -> Result<Option<CimdSource>, LoginError> {
-    let param = options
-        .client_metadata_url_base
-        .as_deref()
-        .map(|b| {
-            validate_base(b).map_err(|e| {
-                LoginError::InvalidClientMetadataUrlBase(format!(
-                    "clientMetadataUrlBase {b:?} is not usable: {e}"
-                ))
-            })
-        })
-        .transpose()?;
-    if let Some(fixed) = &target.client_metadata_url {
-        let url = validate_client_id_url(fixed).map_err(|e| {
-            LoginError::InvalidClientMetadataConfig(format!(
-                "mcp_servers.{}.oauth.client_metadata_url {fixed:?} is not usable: {e}",
-                target.name
-            ))
-        })?;
-        return Ok(Some(CimdSource::Fixed(url)));
-    }
-    if let Some(base) = param {
-        return Ok(Some(CimdSource::Base(base)));
-    }
-    target
-        .client_metadata_url_base
-        .as_deref()
-        .map(|b| {
-            validate_base(b).map(CimdSource::Base).map_err(|e| {
-                LoginError::InvalidClientMetadataConfig(format!(
-                    "client_metadata_url_base {b:?} is not usable: {e}"
-                ))
-            })
-        })
-        .transpose()
 }
 
 fn client_refused(e: &CallbackError) -> bool {

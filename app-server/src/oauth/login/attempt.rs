@@ -1,0 +1,259 @@
+//! One attempt of a login: the callback registered, the client registration chosen (or
+//! made), fresh PKCE and state; and the restart with a new registration after a refusal.
+
+//! The login flow: discovery, registration, the browser round trip, the code exchange.
+//!
+//! Built from the step modules (discovery, registration, authorization, callback, token) and
+//! the credential store; ends every login with exactly one `LoginCompleted`.
+
+use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
+use url::Url;
+
+use crate::credentials::{StoredRegistration, unix_now};
+use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
+use crate::oauth::callback::{CallbackListenError, ExpectedCallback, redirect_uri};
+use crate::oauth::callback_id::callback_id;
+use crate::oauth::error::LoginError;
+use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
+use crate::oauth::registration::{
+    CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
+    preregistered,
+};
+use crate::oauth::service::{OAuthEvent, OAuthService};
+use crate::oauth::target::ServerTarget;
+
+use super::{Attempt, CLIENT_NAME, FlowContext, LoginOptions};
+
+impl OAuthService {
+    pub(super) fn expected(&self, ctx: &FlowContext, attempt: &Attempt) -> ExpectedCallback {
+        ExpectedCallback {
+            callback_path: ctx.callback_path.clone(),
+            state: attempt.state.clone(),
+            issuer: Some(ctx.discovery.metadata.issuer.clone()),
+            iss_required: ctx
+                .discovery
+                .metadata
+                .authorization_response_iss_parameter_supported,
+        }
+    }
+
+    pub(super) fn authorization_url(&self, ctx: &FlowContext, attempt: &Attempt) -> Url {
+        build_authorization_url(
+            &ctx.discovery.metadata.authorization_endpoint,
+            &attempt.registration.client_id,
+            &ctx.redirect_uri,
+            ctx.scopes.as_deref(),
+            &ctx.discovery.resource,
+            &attempt.state,
+            attempt.pkce.challenge(),
+        )
+    }
+
+    /// Registers the callback, picks (or makes) the client registration, and makes fresh
+    /// PKCE and state. `avoid_cimd` after a refused document.
+    pub(super) async fn prepare_attempt(
+        &self,
+        ctx: &mut FlowContext,
+        cimd_source: Option<&CimdSource>,
+        avoid_cimd: bool,
+    ) -> Result<Attempt, LoginError> {
+        let state = new_state();
+        let pkce = Pkce::new();
+        let metadata = &ctx.discovery.metadata;
+        let expected = ExpectedCallback {
+            callback_path: ctx.callback_path.clone(),
+            state: state.clone(),
+            issuer: Some(metadata.issuer.clone()),
+            iss_required: metadata.authorization_response_iss_parameter_supported,
+        };
+        let callback = self.callbacks.register(ctx.port, expected)?;
+        // Keep the same port for later attempts of this login.
+        ctx.port.get_or_insert(callback.port);
+        ctx.redirect_uri = Url::parse(&redirect_uri(
+            ctx.target.callback_url.as_ref(),
+            callback.port,
+            &callback_id(&ctx.target.url),
+        ))
+        .map_err(|e| {
+            LoginError::CallbackListener(CallbackListenError::InvalidCallbackPath {
+                path: format!("{} ({e})", ctx.callback_path),
+            })
+        })?;
+
+        let issuer = metadata.issuer.clone();
+        let cimd_refused = {
+            let issuer = issuer.clone();
+            self.blocking(move |s| s.cimd_refused(&issuer)).await?
+        };
+        let mode = if avoid_cimd {
+            ClientRegistrationMode::Dcr
+        } else {
+            ctx.options.mode
+        };
+        let choice = match (&ctx.target.client_id, avoid_cimd) {
+            // A configured client id always wins.
+            (Some(client_id), _) => RegistrationChoice::Ready(preregistered::preregistered(
+                client_id,
+                ctx.target.client_secret.as_deref(),
+                metadata.token_endpoint_auth_methods_supported.as_deref(),
+            )?),
+            (None, _) => choose_registration(
+                mode,
+                None,
+                cimd_source,
+                metadata,
+                &callback_id(&ctx.target.url),
+                &ctx.redirect_uri,
+                cimd_refused,
+            )?,
+        };
+        let (registration, reused) = match choice {
+            RegistrationChoice::Ready(r) => (r, false),
+            RegistrationChoice::Dcr {
+                registration_endpoint,
+            } => {
+                let redirect = ctx.redirect_uri.to_string();
+                let stored = {
+                    let (issuer, redirect) = (issuer.clone(), redirect.clone());
+                    self.blocking(move |s| s.load_registration(&issuer, &redirect))
+                        .await?
+                };
+                // A refused stored registration was deleted before this restart, so what is
+                // left here is still trusted.
+                match stored {
+                    Some(reg) => (registration_from_stored(&reg), true),
+                    _ => {
+                        let reg = dcr::register(
+                            &self.http,
+                            &registration_endpoint,
+                            &ctx.redirect_uri,
+                            CLIENT_NAME,
+                            ctx.scopes.as_deref(),
+                            metadata.token_endpoint_auth_methods_supported.as_deref(),
+                        )
+                        .await?;
+                        let stored = StoredRegistration {
+                            issuer: issuer.clone(),
+                            redirect_uri: redirect,
+                            client_id: reg.client_id.clone(),
+                            client_secret: reg.client_secret.clone(),
+                            token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
+                            registered_at: unix_now(),
+                        };
+                        self.blocking(move |s| s.save_registration(&stored)).await?;
+                        (reg, false)
+                    }
+                }
+            }
+        };
+        Ok(Attempt {
+            registration,
+            pkce,
+            state,
+            callback,
+            reused_registration: reused,
+        })
+    }
+
+    pub(super) fn can_fall_back(&self, attempt: &Attempt) -> bool {
+        attempt.registration.kind == RegistrationKind::Cimd || attempt.reused_registration
+    }
+
+    /// The server refused the client: a metadata document (never offer it to this issuer
+    /// again) or a stale stored registration. Start over with a fresh registration.
+    pub(super) async fn restart(
+        &self,
+        ctx: &mut FlowContext,
+        attempt: &mut Attempt,
+        cimd_source: Option<&CimdSource>,
+        login_id: u64,
+        reason: &str,
+    ) -> Result<(), LoginError> {
+        let issuer = ctx.discovery.metadata.issuer.clone();
+        let why = if attempt.registration.kind == RegistrationKind::Cimd {
+            let i = issuer.clone();
+            self.blocking(move |s| s.mark_cimd_refused(&i)).await?;
+            format!(
+                "the authorization server refused the client metadata document ({reason}); retrying with Dynamic Client Registration"
+            )
+        } else {
+            let (i, r) = (issuer.clone(), ctx.redirect_uri.to_string());
+            self.blocking(move |s| s.delete_registration(&i, &r))
+                .await?;
+            format!(
+                "the authorization server no longer knows the stored client registration ({reason}); registering again"
+            )
+        };
+        let fresh = self.prepare_attempt(ctx, cimd_source, true).await?;
+        *attempt = fresh;
+        let url = self.authorization_url(ctx, attempt);
+        if let Some(p) = self
+            .lock_logins()
+            .get(&ctx.target.name)
+            .filter(|p| p.id == login_id)
+        {
+            *p.expected.lock().unwrap_or_else(|e| e.into_inner()) = self.expected(ctx, attempt);
+        }
+        tracing::info!(server = %ctx.target.name, "login restarted with a new client registration");
+        self.emit(OAuthEvent::LoginRestarted {
+            name: ctx.target.name.clone(),
+            authorization_url: url.to_string(),
+            reason: why,
+        });
+        Ok(())
+    }
+}
+
+fn registration_from_stored(reg: &StoredRegistration) -> ClientRegistration {
+    ClientRegistration {
+        kind: RegistrationKind::Dcr,
+        client_id: reg.client_id.clone(),
+        client_secret: reg.client_secret.clone(),
+        auth_method: TokenAuthMethod::from_name(&reg.token_endpoint_auth_method)
+            .unwrap_or(TokenAuthMethod::None),
+    }
+}
+
+/// Where this login's metadata document URL comes from: the server's fixed
+/// `client_metadata_url`, else the `clientMetadataUrlBase` param, else the configured
+/// `client_metadata_url_base`. Every value that applies is validated, so a bad one is
+/// reported (naming where it came from) instead of silently skipped.
+pub(super) fn cimd_source(
+    target: &ServerTarget,
+    options: &LoginOptions,
+) -> Result<Option<CimdSource>, LoginError> {
+    let param = options
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map_err(|e| {
+                LoginError::InvalidClientMetadataUrlBase(format!(
+                    "clientMetadataUrlBase {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(fixed) = &target.client_metadata_url {
+        let url = validate_client_id_url(fixed).map_err(|e| {
+            LoginError::InvalidClientMetadataConfig(format!(
+                "mcp_servers.{}.oauth.client_metadata_url {fixed:?} is not usable: {e}",
+                target.name
+            ))
+        })?;
+        return Ok(Some(CimdSource::Fixed(url)));
+    }
+    if let Some(base) = param {
+        return Ok(Some(CimdSource::Base(base)));
+    }
+    target
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map(CimdSource::Base).map_err(|e| {
+                LoginError::InvalidClientMetadataConfig(format!(
+                    "client_metadata_url_base {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()
+}

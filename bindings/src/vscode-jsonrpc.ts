@@ -115,7 +115,8 @@ export function fromMessageConnection(
     },
     async notify(method: string, params?: unknown) {
       if (closed) throw closed;
-      await connection.sendNotification(method, params);
+      // vscode-jsonrpc would send an absent params as `[null]`.
+      await (params === undefined ? connection.sendNotification(method) : connection.sendNotification(method, params));
     },
     onNotification(listener) {
       notificationListeners.add(listener);

@@ -372,7 +372,14 @@ fn bindings_package_is_versioned_with_the_crate_and_has_no_runtime_dependencies(
     );
     assert_eq!(package["type"], "module");
     assert_eq!(package["types"], "./dist/index.d.ts");
-    assert_eq!(package["exports"]["."]["default"], "./dist/index.js");
+    assert_eq!(
+        package["exports"]["."]["import"]["default"],
+        "./dist/index.js"
+    );
+    assert_eq!(
+        package["exports"]["."]["require"]["default"],
+        "./dist/cjs/index.js"
+    );
     assert!(
         package.get("dependencies").is_none(),
         "runtime dependencies: {}",

@@ -156,6 +156,7 @@ async function whoami(mcpUrl, token) {
 test('the packed package installs into an empty project and type-checks under strict TypeScript', async () => {
   assert.ok(installed.files.includes('dist/index.js'), 'compiled JavaScript is shipped');
   assert.ok(installed.files.includes('dist/index.d.ts'), 'declarations are shipped');
+  assert.ok(installed.files.includes('dist/cjs/index.js') && installed.files.includes('dist/cjs/index.d.ts'), 'and a CommonJS build');
   assert.ok(installed.files.includes('dist/generated/client.js'));
   assert.ok(installed.files.includes('README.md'));
   assert.ok(!installed.files.some((f) => f.startsWith('src/') || f.startsWith('node_modules/')), installed.files.join(' '));
@@ -164,7 +165,7 @@ test('the packed package installs into an empty project and type-checks under st
   assert.equal(typeof pkg.McpAppServerClient.prototype.login, 'function');
   assert.equal(typeof pkg.McpAppServerClient.prototype.onLoginCompleted, 'function');
 
-  copyFileSync(join(here, 'consumer', 'consumer.ts'), join(installed.app, 'consumer.ts'));
+  for (const file of ['consumer.ts', 'consumer.cts']) copyFileSync(join(here, 'consumer', file), join(installed.app, file));
   writeFileSync(join(installed.app, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
       target: 'ES2022',
@@ -177,7 +178,7 @@ test('the packed package installs into an empty project and type-checks under st
       noEmit: true,
       skipLibCheck: false,
     },
-    files: ['consumer.ts'],
+    files: ['consumer.ts', 'consumer.cts'],
   }));
   const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
   const run = await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: installed.app })
@@ -186,6 +187,20 @@ test('the packed package installs into an empty project and type-checks under st
 });
 
 describe('over the daemon binary', () => {
+  test('from CommonJS: require() of the installed package works too', async () => {
+    copyFileSync(join(here, 'consumer', 'require.cjs'), join(installed.app, 'require.cjs'));
+    const validator = new ConversationValidator(schemas);
+    conversations.push(validator);
+    const { stdout } = await promisify(execFile)(process.execPath, ['require.cjs', bin, home(server('cjs', 'http://127.0.0.1:9/mcp'))], {
+      cwd: installed.app,
+    });
+    const lines = stdout.trim().split('\n').map((line) => JSON.parse(line));
+    for (const { direction, message } of lines.filter((l) => l.direction)) validator.check(direction, message);
+    assert.deepEqual(lines.at(-1).summary, { daemon: 'mcp-app-server', servers: ['cjs'], kind: 'serverNotFound', typed: true, exitCode: 0 });
+    assert.equal(validator.seen.send, 3);
+    assert.equal(validator.seen.receive, 3);
+  });
+
   for (const framing of ['content-length', 'newline']) {
     test(`initialize, list, and typed errors with data.kind (${framing} framing)`, async () => {
       const { client, validator } = daemon(server('local', 'http://127.0.0.1:9/mcp'), { framing });

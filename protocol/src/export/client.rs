@@ -253,7 +253,108 @@ fn client_ts(members: &[(String, &Entry, bool)]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::TypeNames;
     use super::*;
+    use serde_json::json;
+
+    fn entry(method: &'static str, params: &str, result: Option<&str>) -> Entry {
+        let names = |ts: &str| TypeNames {
+            schema: ts.to_string(),
+            ts: ts.to_string(),
+        };
+        Entry {
+            method,
+            doc: format!("Does {method}."),
+            params: names(params),
+            result: result.map(names),
+            params_schema: json!({"type": "object", "required": ["name"]}),
+            result_schema: result.map(|_| json!({"type": "object"})),
+        }
+    }
+
+    fn protocol(requests: Vec<Entry>, notifications: Vec<Entry>) -> Protocol {
+        Protocol {
+            requests,
+            notifications,
+            definitions: Default::default(),
+            ts_files: Default::default(),
+            ts_types: Vec::new(),
+        }
+    }
+
+    fn file<'a>(files: &'a [GeneratedFile], name: &str) -> &'a str {
+        let path = format!("{BINDINGS_GENERATED_DIR}/{name}");
+        &files
+            .iter()
+            .find(|f| f.path.to_str() == Some(path.as_str()))
+            .unwrap()
+            .contents
+    }
+
+    #[test]
+    fn a_method_added_to_the_table_appears_in_the_client() {
+        let p = protocol(
+            vec![
+                entry(
+                    "mcpServer/oauth/login",
+                    "OauthLoginParams",
+                    Some("OauthLoginResponse"),
+                ),
+                entry(
+                    "mcpServer/oauth/challenge",
+                    "OauthChallengeParams",
+                    Some("OauthChallengeResponse"),
+                ),
+            ],
+            vec![entry(
+                "mcpServer/oauthLogin/completed",
+                "OauthLoginCompletedNotification",
+                None,
+            )],
+        );
+        let files = client_files(&p).unwrap();
+        let client = file(&files, "client.ts");
+        assert!(client.contains(
+            "  challenge(params: OauthChallengeParams, options?: RequestOptions): Promise<OauthChallengeResponse> {\n    return this.request(\"mcpServer/oauth/challenge\", params, options);"
+        ), "{client}");
+        assert!(
+            client.contains(
+                "import type { OauthChallengeParams } from \"./OauthChallengeParams.js\";"
+            )
+        );
+        assert!(client.contains(
+            "   * Does mcpServer/oauth/challenge.\n   *\n   * Sends `mcpServer/oauth/challenge`."
+        ));
+        assert!(client.contains("  onLoginCompleted(listener: (params: OauthLoginCompletedNotification) => void): Disposable {"));
+        let methods = file(&files, "methods.ts");
+        assert!(
+            methods.contains("  \"mcpServer/oauth/challenge\",\n"),
+            "{methods}"
+        );
+    }
+
+    #[test]
+    fn clashing_member_names_are_refused() {
+        let twice = protocol(
+            vec![
+                entry("a/login", "OauthLoginParams", Some("R")),
+                entry("b/login", "LoginParams", Some("R")),
+            ],
+            vec![],
+        );
+        let err = client_files(&twice).unwrap_err().to_string();
+        assert!(
+            err.contains("`a/login` and `b/login`") && err.contains("`login`"),
+            "{err}"
+        );
+
+        let base = protocol(vec![], vec![entry("x/closed", "CloseNotification", None)]);
+        let err = client_files(&base).unwrap_err().to_string();
+        assert!(
+            err.contains("`onClose`") && err.contains("ClientBase"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn member_names_follow_the_payload_types() {

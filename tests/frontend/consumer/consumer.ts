@@ -76,3 +76,20 @@ export async function frontend(bin: string, home: string): Promise<McpServerStat
   void [methods, cursor, status, authorizationUrl, kind, expiresAt, code, first, wrong];
   return data;
 }
+
+// The login of bindings/README.md, as written there.
+declare function openInBrowser(url: string): void;
+export async function readmeLogin(): Promise<string> {
+  const client = spawnAppServer({ bin: "/path/to/mcp-app-server" });
+  await client.initialize({ clientInfo: { name: "my-ide", version: "1.0.0" } });
+
+  const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear");
+  const { authorizationUrl } = await client.login({ name: "linear" });
+  openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal
+  const done = await completed;
+  if (!done.success) throw new Error(done.error);
+
+  const { accessToken, tokenType } = await client.token({ name: "linear" });
+  await client.dispose();
+  return `${tokenType} ${accessToken}`;
+}

@@ -33,6 +33,7 @@ let installed;
 let schemas;
 let sdk;
 let oidc;
+let typeCheck; // tsc --strict of a frontend's TypeScript, run while the daemon tests run
 const conversations = [];
 const homes = [];
 
@@ -40,15 +41,19 @@ before(async () => {
   assert.ok(existsSync(bin), `no daemon binary at ${bin}: run \`cargo build -p mcp-app-server\` first`);
   work = mkdtempSync(join(tmpdir(), 'mcp-frontend-'));
   installInteropPeers(root);
-  installed = packAndInstall(root, work, [join(here, 'node_modules', 'vscode-jsonrpc')]);
-  pkg = await import(pathToFileURL(installed.entry).href);
-  schemas = loadSchemas(join(root, 'schema'));
-  [sdk, oidc] = await Promise.all([
+  // The peers boot while the package is packed and installed.
+  const peers = Promise.all([
     startPeer(root, 'sdk-server.mjs'),
     // Opaque access tokens: the MCP resource asks the issuer about each one, so a revoked
     // token is refused at once.
     startPeer(root, 'oidc-server.mjs', { ACCESS_TOKEN_FORMAT: 'opaque' }),
   ]);
+  peers.catch(() => {});
+  installed = packAndInstall(root, work, [join(here, 'node_modules', 'vscode-jsonrpc')]);
+  typeCheck = strictTypeCheck(installed.app);
+  pkg = await import(pathToFileURL(installed.entry).href);
+  schemas = loadSchemas(join(root, 'schema'));
+  [sdk, oidc] = await peers;
 });
 
 after(async () => {
@@ -153,20 +158,10 @@ async function whoami(mcpUrl, token) {
   return { status: 200, me: JSON.parse(reply.body.result.content[0].text) };
 }
 
-test('the packed package installs into an empty project and type-checks under strict TypeScript', async () => {
-  assert.ok(installed.files.includes('dist/index.js'), 'compiled JavaScript is shipped');
-  assert.ok(installed.files.includes('dist/index.d.ts'), 'declarations are shipped');
-  assert.ok(installed.files.includes('dist/cjs/index.js') && installed.files.includes('dist/cjs/index.d.ts'), 'and a CommonJS build');
-  assert.ok(installed.files.includes('dist/generated/client.js'));
-  assert.ok(installed.files.includes('README.md'));
-  assert.ok(!installed.files.some((f) => f.startsWith('src/') || f.startsWith('node_modules/')), installed.files.join(' '));
-  // Nothing came along with it: no runtime dependencies.
-  assert.deepEqual(installed.installed.filter((n) => !n.startsWith('.')).sort(), ['@mcp-app-server', 'vscode-jsonrpc']);
-  assert.equal(typeof pkg.McpAppServerClient.prototype.login, 'function');
-  assert.equal(typeof pkg.McpAppServerClient.prototype.onLoginCompleted, 'function');
-
-  for (const file of ['consumer.ts', 'consumer.cts']) copyFileSync(join(here, 'consumer', file), join(installed.app, file));
-  writeFileSync(join(installed.app, 'tsconfig.json'), JSON.stringify({
+/** Copies the consumers into the installed project and starts `tsc --strict` on them. */
+function strictTypeCheck(app) {
+  for (const file of ['consumer.ts', 'consumer.cts']) copyFileSync(join(here, 'consumer', file), join(app, file));
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
     compilerOptions: {
       target: 'ES2022',
       lib: ['ES2022'],
@@ -181,9 +176,22 @@ test('the packed package installs into an empty project and type-checks under st
     files: ['consumer.ts', 'consumer.cts'],
   }));
   const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
-  const run = await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: installed.app })
+  return promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app })
     .then(() => ({ ok: true }), (error) => ({ ok: false, out: `${error.stdout}${error.stderr}` }));
-  assert.ok(run.ok, `tsc --strict on a frontend's TypeScript failed:\n${run.out}`);
+}
+
+test('the packed package installs into an empty project with nothing but itself', () => {
+  assert.ok(installed.files.includes('dist/index.js'), 'compiled JavaScript is shipped');
+  assert.ok(installed.files.includes('dist/index.d.ts'), 'declarations are shipped');
+  assert.ok(installed.files.includes('dist/cjs/index.js') && installed.files.includes('dist/cjs/index.d.ts'), 'and a CommonJS build');
+  assert.ok(installed.files.includes('dist/generated/client.js'));
+  assert.ok(installed.files.includes('README.md'));
+  assert.ok(!installed.files.some((f) => f.startsWith('src/') || f.startsWith('node_modules/')), installed.files.join(' '));
+  // Nothing came along with it: no runtime dependencies.
+  assert.deepEqual(installed.installed.filter((n) => !n.startsWith('.')).sort(), ['@mcp-app-server', 'vscode-jsonrpc']);
+  assert.equal(typeof pkg.McpAppServerClient.prototype.login, 'function');
+  assert.equal(typeof pkg.McpAppServerClient.prototype.onLoginCompleted, 'function');
+
 });
 
 describe('over the daemon binary', () => {
@@ -402,7 +410,7 @@ describe('the transport, against streams nobody answers', () => {
     assert.deepEqual(written.map((m) => [m.id, m.method]), [[1, 'mcpServerStatus/list'], [2, 'mcpServer/oauth/token']]);
     // The reply to the timed-out request arrives after all: ignored, and the client goes on.
     fromDaemon.write(pkg.encodeMessage({ jsonrpc: '2.0', id: 1, result: { data: [] } }, 'content-length'));
-    const answered = client.reloadConfig();
+    const answered = client.reloadConfig({}, { timeoutMs: 0 });
     await new Promise((r) => setImmediate(r));
     fromDaemon.write(pkg.encodeMessage({ jsonrpc: '2.0', id: 3, result: {} }, 'content-length'));
     assert.deepEqual(await answered, {});
@@ -457,4 +465,10 @@ test('the schema check refuses a message that does not match schema/', () => {
   validator.check('receive', { jsonrpc: '2.0', id: 99, result: {} });
   validator.check('receive', { jsonrpc: '2.0', id: 1, error: { code: -32010, message: 'x', data: { kind: 'madeUp' } } });
   assert.equal(validator.problems.length, 5, validator.problems.join('\n'));
+});
+
+// Last, so that tsc (started in `before`) ran alongside the daemon tests.
+test("a frontend's TypeScript, ES module and CommonJS, type-checks under strict against the installed package", async () => {
+  const run = await typeCheck;
+  assert.ok(run.ok, `tsc --strict on a frontend's TypeScript failed:\n${run.out}`);
 });

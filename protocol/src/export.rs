@@ -16,12 +16,23 @@ use crate::errors::ErrorKind;
 use crate::jsonrpc::{ErrorCode, JSONRPC_VERSION};
 use crate::methods::{ProtocolVisitor, visit_protocol};
 
+mod client;
+
 /// The command that regenerates every file returned by [`generate_all`].
 pub const REGENERATE_COMMAND: &str = "cargo run -p mcp-app-server-protocol --bin generate-protocol";
 
 /// Folders owned entirely by the generator: any file in them that [`generate_all`] does not
 /// return is stale.
-pub const GENERATED_DIRS: &[&str] = &["schema", "bindings"];
+pub const GENERATED_DIRS: &[&str] = &["schema", BINDINGS_GENERATED_DIR];
+
+/// Where the generated TypeScript lives. The rest of `bindings/` (package.json, the
+/// transport, the README) is written by hand and never touched by the generator.
+pub const BINDINGS_GENERATED_DIR: &str = "bindings/src/generated";
+
+/// Folders whose files of one extension the generator once wrote at their top level (the
+/// TypeScript types sat directly in `bindings/` before the client package). Such files are
+/// stale now; sub-folders are not affected.
+pub const RETIRED_GENERATED: &[(&str, &str)] = &[("bindings", "ts")];
 
 /// The generated protocol reference (the rest of `docs/` is written by hand).
 pub const DOCS_FILE: &str = "docs/protocol.md";
@@ -70,7 +81,7 @@ pub fn method_file_stem(method: &str) -> String {
 pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
     let protocol = Protocol::collect()?;
     let mut files = protocol.schema_files();
-    files.extend(protocol.binding_files());
+    files.extend(protocol.binding_files()?);
     files.push(protocol.docs_file());
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
@@ -572,24 +583,20 @@ fn ts_doc(out: &mut String, indent: &str, doc: &str) {
 }
 
 impl Protocol {
-    fn binding_files(&self) -> Vec<GeneratedFile> {
+    fn binding_files(&self) -> Result<Vec<GeneratedFile>, GenerateError> {
         let mut files: Vec<GeneratedFile> = self
             .ts_files
             .iter()
             .map(|(name, contents)| {
-                GeneratedFile::new(format!("bindings/{name}"), contents.clone())
+                GeneratedFile::new(format!("{BINDINGS_GENERATED_DIR}/{name}"), contents.clone())
             })
             .collect();
-        files.push(GeneratedFile::new("bindings/index.ts", self.ts_index()));
         files.push(GeneratedFile::new(
-            "bindings/package.json",
-            bindings_package_json(),
+            format!("{BINDINGS_GENERATED_DIR}/index.ts"),
+            self.ts_index(),
         ));
-        files.push(GeneratedFile::new(
-            "bindings/tsconfig.json",
-            bindings_tsconfig(),
-        ));
-        files
+        files.extend(client::client_files(self)?);
+        Ok(files)
     }
 
     fn ts_index(&self) -> String {
@@ -754,43 +761,6 @@ export type JsonRpcServerNotification<M extends ServerNotificationMethod = Serve
   };
 }[M];
 "#;
-
-fn bindings_package_json() -> String {
-    let value = json!({
-        "name": "@mcp-app-server/protocol",
-        "version": env!("CARGO_PKG_VERSION"),
-        "description": "TypeScript types of the mcp-app-server JSON-RPC protocol (generated).",
-        "private": true,
-        "license": env!("CARGO_PKG_LICENSE"),
-        "type": "module",
-        "types": "index.ts",
-        "exports": { ".": { "types": "./index.ts" } },
-    });
-    let mut s = serde_json::to_string_pretty(&sort_keys(&value)).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-fn bindings_tsconfig() -> String {
-    let value = json!({
-        "compilerOptions": {
-            "target": "ES2022",
-            "module": "Node16",
-            "moduleResolution": "Node16",
-            "strict": true,
-            "noEmit": true,
-            "isolatedModules": true,
-            "verbatimModuleSyntax": true,
-            "skipLibCheck": true,
-            "lib": ["ES2022"],
-            "types": [],
-        },
-        "include": ["*.ts"],
-    });
-    let mut s = serde_json::to_string_pretty(&sort_keys(&value)).unwrap_or_default();
-    s.push('\n');
-    s
-}
 
 // ------------------------------------------------------------------ docs
 
@@ -996,17 +966,19 @@ Machine-readable copies of the same information:
   standalone schema per request's params and result; `schema/notifications/<method>.json`:
   the params of each notification. `<method>` is the wire name with `/` replaced by `.`
   (`mcpServer/oauth/login` -> `mcpServer.oauth.login.params.json`).
-- `bindings/`: TypeScript types, one file per type, plus `index.ts` with `ClientRequestMap`,
-  `ServerNotificationMap`, `ErrorKindCodes` and typed envelopes. Depend on the folder
-  (`\"@mcp-app-server/protocol\": \"file:../bindings\"`) and import from it:
+- `bindings/`: the npm package `@mcp-app-server/protocol`: these types (generated into
+  `bindings/src/generated/`, one file per type, plus `index.ts` with `ClientRequestMap`,
+  `ServerNotificationMap`, `ErrorKindCodes` and typed envelopes) and `McpAppServerClient`, a
+  typed client with one method per request and one `on...` subscription per notification
+  (generated from the same table) over a small hand-written transport. See
+  [frontends.md](frontends.md) and `bindings/README.md`:
 
 ```ts
-import type {{ ClientRequestMap, ClientRequestMethod, JsonRpcServerNotification }} from \"@mcp-app-server/protocol\";
+import {{ spawnAppServer }} from \"@mcp-app-server/protocol\";
 
-function request<M extends ClientRequestMethod>(
-  method: M,
-  params: ClientRequestMap[M][\"params\"],
-): Promise<ClientRequestMap[M][\"result\"]> {{ /* write a JSON-RPC request, await its reply */ }}
+const client = spawnAppServer({{ bin: \"mcp-app-server\" }});
+await client.initialize({{ clientInfo: {{ name: \"my-ide\", version: \"1.0.0\" }} }});
+const {{ data }} = await client.listMcpServerStatus();
 ```
 
 ## Regenerating
@@ -1017,7 +989,7 @@ After changing anything in `protocol/src`, run
 {REGENERATE_COMMAND}
 ```
 
-and commit `schema/`, `bindings/` and `docs/protocol.md`. `cargo test -p mcp-app-server-protocol`
+and commit `schema/`, `bindings/src/generated/` and `docs/protocol.md`. `cargo test -p mcp-app-server-protocol`
 fails while the checked-in files differ from what the code generates. `.ci/check-generated.sh`
 also type-checks the bindings with `tsc` and validates every schema with ajv.
 

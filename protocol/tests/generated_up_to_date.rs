@@ -7,8 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use mcp_app_server_protocol::export::{
-    DOCS_FILE, GENERATED_DIRS, GeneratedFile, REGENERATE_COMMAND, SCHEMA_BUNDLE_FILE, generate_all,
-    method_file_stem,
+    BINDINGS_GENERATED_DIR, DOCS_FILE, GENERATED_DIRS, GeneratedFile, REGENERATE_COMMAND,
+    RETIRED_GENERATED, SCHEMA_BUNDLE_FILE, generate_all, method_file_stem,
 };
 use mcp_app_server_protocol::{ClientRequest, ErrorKind, ServerNotification};
 use serde_json::Value;
@@ -63,6 +63,17 @@ fn checked_in_files_match_the_generator() {
         list_files(&root, Path::new(dir), &mut on_disk).expect("list generated folder");
         for path in on_disk.into_iter().filter(|p| !files.contains_key(p)) {
             problems.push(format!("stale: {}", path.display()));
+        }
+    }
+    // Files an earlier layout generated (the types once sat directly in bindings/).
+    for (dir, ext) in RETIRED_GENERATED {
+        for entry in fs::read_dir(root.join(dir)).into_iter().flatten().flatten() {
+            let path = Path::new(dir).join(entry.file_name());
+            if entry.file_type().is_ok_and(|t| t.is_file())
+                && path.extension().is_some_and(|e| e == *ext)
+            {
+                problems.push(format!("stale (old layout): {}", path.display()));
+            }
         }
     }
 
@@ -219,6 +230,14 @@ fn bindings(files: &BTreeMap<PathBuf, String>) -> impl Iterator<Item = (&PathBuf
     files.iter().filter(|(p, _)| p.starts_with("bindings"))
 }
 
+/// A generated TypeScript file, by name inside `bindings/src/generated/`.
+fn ts<'a>(files: &'a BTreeMap<PathBuf, String>, name: &str) -> &'a String {
+    let path = Path::new(BINDINGS_GENERATED_DIR).join(name);
+    files
+        .get(&path)
+        .unwrap_or_else(|| panic!("{} is generated", path.display()))
+}
+
 #[test]
 fn bindings_never_use_bigint() {
     let files = generated();
@@ -230,16 +249,16 @@ fn bindings_never_use_bigint() {
             path.display()
         );
     }
-    let token = &files[Path::new("bindings/OauthTokenResponse.ts")];
+    let token = ts(&files, "OauthTokenResponse.ts");
     assert!(token.contains("expiresAt?: number"), "{token}");
-    let list = &files[Path::new("bindings/ListMcpServerStatusParams.ts")];
+    let list = ts(&files, "ListMcpServerStatusParams.ts");
     assert!(list.contains("limit?: number | null"), "{list}");
 }
 
 #[test]
 fn optional_request_fields_are_optional_and_nullable() {
     let files = generated();
-    let login = &files[Path::new("bindings/OauthLoginParams.ts")];
+    let login = ts(&files, "OauthLoginParams.ts");
     for field in [
         "scopes?: Array<string> | null",
         "clientMetadataUrlBase?: string | null",
@@ -249,20 +268,20 @@ fn optional_request_fields_are_optional_and_nullable() {
         assert!(login.contains(field), "missing `{field}` in:\n{login}");
     }
     assert!(login.contains("name: string"), "{login}");
-    let init = &files[Path::new("bindings/InitializeParams.ts")];
+    let init = ts(&files, "InitializeParams.ts");
     assert!(
         init.contains("capabilities?: ClientCapabilities | null"),
         "{init}"
     );
     // Results: optional means absent, never null.
-    let status = &files[Path::new("bindings/McpServerStatus.ts")];
+    let status = ts(&files, "McpServerStatus.ts");
     assert!(status.contains("url?: string,"), "{status}");
 }
 
 #[test]
 fn index_maps_every_method_to_its_types() {
     let files = generated();
-    let index = &files[Path::new("bindings/index.ts")];
+    let index = ts(&files, "index.ts");
     for method in ClientRequest::METHODS {
         assert!(
             index.contains(&format!("  \"{method}\": {{ params: ")),
@@ -281,18 +300,97 @@ fn index_maps_every_method_to_its_types() {
     // Every per-type file is re-exported.
     for (path, _) in bindings(&files) {
         let name = path.file_stem().unwrap().to_str().unwrap();
-        if path.extension().is_some_and(|e| e == "ts") && name != "index" {
+        if path.extension().is_some_and(|e| e == "ts")
+            && !["index", "client", "methods"].contains(&name)
+        {
             assert!(
                 index.contains(&format!("export type {{ {name} }} from \"./{name}.js\";")),
                 "index.ts does not re-export {name}"
             );
         }
     }
-    let package: Value = serde_json::from_str(&files[Path::new("bindings/package.json")]).unwrap();
+}
+
+/// The client package: its typed methods come from the table, so a method added there is in
+/// the client (and a client generated before it fails `checked_in_files_match_the_generator`).
+#[test]
+fn client_has_a_method_per_request_and_a_subscription_per_notification() {
+    let files = generated();
+    let client = ts(&files, "client.ts");
+    for method in ClientRequest::METHODS {
+        assert!(
+            client.contains(&format!(
+                "    return this.request(\"{method}\", params, options);"
+            )),
+            "client.ts has no method for {method}"
+        );
+    }
+    for method in ServerNotification::METHODS {
+        assert!(
+            client.contains(&format!("    return this.on(\"{method}\", listener);")),
+            "client.ts has no subscription for {method}"
+        );
+    }
+    for signature in [
+        "  login(params: OauthLoginParams, options?: RequestOptions): Promise<OauthLoginResponse> {",
+        "  listMcpServerStatus(params: ListMcpServerStatusParams = {}, options?: RequestOptions): Promise<ListMcpServerStatusResponse> {",
+        "  onLoginCompleted(listener: (params: OauthLoginCompletedNotification) => void): Disposable {",
+        "  onLoginRestarted(listener: (params: OauthLoginRestartedNotification) => void): Disposable {",
+        "  onAuthStatusChanged(listener: (params: AuthStatusChangedNotification) => void): Disposable {",
+    ] {
+        assert!(client.contains(signature), "client.ts lacks `{signature}`");
+    }
+    let methods = ts(&files, "methods.ts");
+    for method in ClientRequest::METHODS
+        .iter()
+        .chain(ServerNotification::METHODS)
+    {
+        assert!(
+            methods.contains(&format!("  \"{method}\",\n")),
+            "methods.ts lacks {method}"
+        );
+    }
+    for kind in ErrorKind::ALL {
+        assert!(
+            methods.contains(&format!("  \"{}\": {},\n", kind.as_str(), kind.code())),
+            "methods.ts lacks the code of {kind}"
+        );
+    }
+}
+
+/// bindings/package.json is written by hand (npm owns its lock file); it must describe the
+/// package the frontends install: this version, compiled output, no runtime dependencies.
+#[test]
+fn bindings_package_is_versioned_with_the_crate_and_has_no_runtime_dependencies() {
+    let text = fs::read_to_string(repo_root().join("bindings/package.json")).unwrap();
+    let package: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(package["name"], "@mcp-app-server/protocol");
-    assert_eq!(package["private"], true);
-    assert_eq!(package["types"], "index.ts");
+    assert_eq!(
+        package["version"],
+        env!("CARGO_PKG_VERSION"),
+        "bump bindings/package.json with the crate"
+    );
     assert_eq!(package["type"], "module");
+    assert_eq!(package["types"], "./dist/index.d.ts");
+    assert_eq!(
+        package["exports"]["."]["import"]["default"],
+        "./dist/index.js"
+    );
+    assert_eq!(
+        package["exports"]["."]["require"]["default"],
+        "./dist/cjs/index.js"
+    );
+    assert!(
+        package.get("dependencies").is_none(),
+        "runtime dependencies: {}",
+        package["dependencies"]
+    );
+    assert_eq!(
+        package["peerDependenciesMeta"]["vscode-jsonrpc"]["optional"],
+        true
+    );
+    assert_eq!(package["scripts"]["prepack"], "npm run build");
+    assert!(package["devDependencies"]["typescript"].is_string());
 }
 
 #[test]

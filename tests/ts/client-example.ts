@@ -12,7 +12,7 @@ import type {
   McpServerStatus,
   ServerNotificationMap,
   ServerNotificationMethod,
-} from "../../bindings/index.ts";
+} from "../../bindings/src/generated/index.ts";
 
 /** Whatever carries framed messages to the daemon's stdin. */
 export interface Transport {

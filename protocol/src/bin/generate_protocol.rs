@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mcp_app_server_protocol::export::{GENERATED_DIRS, generate_all};
+use mcp_app_server_protocol::export::{GENERATED_DIRS, RETIRED_GENERATED, generate_all};
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -58,6 +58,16 @@ fn run(root: &Path) -> Result<(), Box<dyn std::error::Error>> {
         }
         remove_empty_dirs(&root.join(dir));
     }
+    for (dir, ext) in RETIRED_GENERATED {
+        for stale in retired_files(root, dir, ext)
+            .map_err(|e| format!("cannot list {}: {e}", root.join(dir).display()))?
+        {
+            fs::remove_file(root.join(&stale))
+                .map_err(|e| format!("cannot delete {}: {e}", stale.display()))?;
+            println!("deleted retired {}", stale.display());
+            removed += 1;
+        }
+    }
 
     println!(
         "{} files generated: {written} written, {removed} stale deleted",
@@ -85,6 +95,22 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+/// Files `root/dir/*.ext` (top level only): where an earlier layout put generated files.
+fn retired_files(root: &Path, dir: &str, ext: &str) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(root.join(dir)) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = Path::new(dir).join(entry.file_name());
+        if entry.file_type()?.is_file() && path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 /// Best effort: folders left empty by deleting stale files.

@@ -61,6 +61,8 @@ pub struct ServerTarget {
     pub client_metadata_url: Option<String>,
     /// The configured default base for callback-scoped metadata document URLs.
     pub client_metadata_url_base: Option<String>,
+    /// `allow_private_network`: lifts the network policy of rule 35 for this server.
+    pub allow_private_network: bool,
 }
 
 impl ServerTarget {
@@ -87,6 +89,7 @@ impl ServerTarget {
             callback_url: config.callback_url.clone(),
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
+            allow_private_network: http.allow_private_network,
         }
     }
 
@@ -230,6 +233,8 @@ struct Attempt {
 
 struct FlowContext {
     target: ServerTarget,
+    /// Held to the server's network policy (rule 35).
+    http: HttpClient,
     options: LoginOptions,
     discovery: Discovery,
     scopes: Option<Vec<String>>,
@@ -256,6 +261,14 @@ impl OAuthService {
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
+    /// class of the addresses its URL resolves to, unless `allow_private_network` is set.
+    async fn server_http(&self, target: &ServerTarget) -> HttpClient {
+        self.http
+            .for_server(&target.url, target.allow_private_network)
+            .await
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {
@@ -326,10 +339,13 @@ impl OAuthService {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        // Everything the server's answers name is held to its network policy; the probe of
+        // the configured URL itself is not.
+        let http = self.server_http(&target).await;
         let discovery = match refused {
             None => {
                 discover(
-                    &self.http,
+                    &http,
                     &target.url,
                     &headers,
                     target.resource_override.as_deref(),
@@ -339,7 +355,7 @@ impl OAuthService {
             }
             Some(probe) => {
                 discover_after_probe(
-                    &self.http,
+                    &http,
                     &target.url,
                     &headers,
                     target.resource_override.as_deref(),
@@ -369,6 +385,7 @@ impl OAuthService {
         let mut ctx = FlowContext {
             port: target.callback_port,
             target,
+            http,
             options,
             discovery,
             scopes,
@@ -513,7 +530,7 @@ impl OAuthService {
                     Some(reg) => (registration_from_stored(&reg), true),
                     _ => {
                         let reg = dcr::register(
-                            &self.http,
+                            &ctx.http,
                             &registration_endpoint,
                             &ctx.redirect_uri,
                             CLIENT_NAME,
@@ -718,7 +735,7 @@ impl OAuthService {
     ) -> Result<(), LoginError> {
         let metadata = &ctx.discovery.metadata;
         let tokens = token::exchange_code(
-            &self.http,
+            &ctx.http,
             &metadata.token_endpoint,
             &attempt.registration,
             code,
@@ -941,8 +958,9 @@ impl OAuthService {
             })?;
         let registration = registration_from_client(&current.client);
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
+        let http = self.server_http(target).await;
         let result = token::refresh(
-            &self.http,
+            &http,
             &endpoint,
             &registration,
             &refresh_token,
@@ -1075,7 +1093,8 @@ impl OAuthService {
             });
         };
         let (revoked, revocation_error) = if revoke {
-            match self.revoke_tokens(&creds).await {
+            let http = self.server_http(target).await;
+            match self.revoke_tokens(&http, &creds).await {
                 Ok(()) => (true, None),
                 Err(reason) => (false, Some(reason)),
             }
@@ -1098,7 +1117,11 @@ impl OAuthService {
 
     /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the
     /// grant), then the access token, each tried whatever became of the other.
-    async fn revoke_tokens(&self, creds: &StoredCredentials) -> Result<(), String> {
+    async fn revoke_tokens(
+        &self,
+        http: &HttpClient,
+        creds: &StoredCredentials,
+    ) -> Result<(), String> {
         let endpoint = match creds.revocation_endpoint.as_deref().map(Url::parse) {
             None => {
                 return Err(format!(
@@ -1116,7 +1139,7 @@ impl OAuthService {
         let mut refresh_revoked = false;
         if let Some(rt) = &creds.refresh_token {
             match token::revoke(
-                &self.http,
+                http,
                 &endpoint,
                 &registration,
                 rt,
@@ -1129,7 +1152,7 @@ impl OAuthService {
             }
         }
         match token::revoke(
-            &self.http,
+            http,
             &endpoint,
             &registration,
             &creds.access_token,

@@ -8,6 +8,7 @@ pub mod callback_id;
 pub mod discovery;
 pub mod http;
 pub mod login;
+pub mod net_policy;
 pub mod registration;
 pub mod resource;
 pub mod scopes;

@@ -851,3 +851,7 @@ mod tests {
         assert!(err.to_string().contains(url.as_str()), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "http_policy_tests.rs"]
+mod policy_tests;

@@ -16,6 +16,8 @@ pub mod token;
 pub mod www_authenticate;
 
 #[cfg(test)]
+mod parser_props;
+#[cfg(test)]
 mod test_server;
 
 pub use authorization::{Pkce, build_authorization_url, new_state};

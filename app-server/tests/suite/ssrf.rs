@@ -256,3 +256,55 @@ async fn allow_private_network_must_be_a_boolean() {
         "{e}"
     );
 }
+
+/// Refresh and revocation go to the stored endpoints, under the same policy: a stored
+/// endpoint at a refused address is never contacted, and the stored credentials survive.
+#[tokio::test]
+async fn refresh_and_revocation_at_refused_addresses_are_not_sent() {
+    use mcp_app_server::credentials::{CredentialKey, CredentialStore, FileStore};
+    use mcp_app_server::home::Home;
+    use mcp_app_server_testkit::{Kit, KitConfig};
+
+    use super::login::{daemon_for, login};
+
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let (home, _server, mut c) = daemon_for(&kit, "kit", "").await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let target = Counting::start().await;
+    let store = FileStore::open(&Home::at(home.path())).unwrap();
+    let key = CredentialKey::new("kit", url::Url::parse(&kit.mcp_url()).unwrap().to_string());
+    let mut creds = store.load(&key).unwrap().expect("stored credentials");
+    creds.token_endpoint = format!("https://0.0.0.0:{}/token", target.port);
+    creds.revocation_endpoint = Some(format!("https://[::ffff:0:0]:{}/revoke", target.port));
+    store.save(&creds).unwrap();
+
+    let e = c
+        .err(
+            "mcpServer/oauth/token",
+            json!({"name": "kit", "minValiditySecs": 7200}),
+        )
+        .await;
+    assert_eq!(kind(&e), "refreshFailedRetryable", "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("special-use address"), "{message}");
+    assert_eq!(store.load(&key).unwrap().as_ref(), Some(&creds));
+
+    let r = c
+        .ok(
+            "mcpServer/oauth/logout",
+            json!({"name": "kit", "revoke": true}),
+        )
+        .await;
+    assert_eq!(r["removed"], true, "{r}");
+    assert_eq!(r["revoked"], false, "{r}");
+    assert!(
+        r["revocationError"]
+            .as_str()
+            .unwrap()
+            .contains("special-use address"),
+        "{r}"
+    );
+    assert_eq!(target.accepted(), 0);
+    assert_eq!(kit.counters().token_refresh, 0);
+}

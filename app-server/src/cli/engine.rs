@@ -171,6 +171,7 @@ impl Engine {
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
+            allow_private_network: false,
         })
     }
 

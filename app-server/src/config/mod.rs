@@ -55,6 +55,9 @@ pub struct HttpServerConfig {
     pub oauth_resource: Option<String>,
     pub http_headers: BTreeMap<String, String>,
     pub oauth: OauthClientConfig,
+    /// Lets this server's metadata send the daemon to any address, link-local and
+    /// special-use ones included (rule 35), for deliberate setups.
+    pub allow_private_network: bool,
 }
 
 /// `[mcp_servers.NAME.oauth]`.
@@ -150,6 +153,7 @@ struct RawServer {
     env_http_headers: Option<BTreeMap<String, String>>,
     bearer_token_env_var: Option<String>,
     oauth: Option<OauthClientConfig>,
+    allow_private_network: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
     startup_timeout_ms: Option<u64>,
@@ -309,6 +313,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     oauth_resource: server.oauth_resource.map(|r| r.into_inner()),
                     http_headers: server.http_headers.unwrap_or_default(),
                     oauth: server.oauth.unwrap_or_default(),
+                    allow_private_network: server.allow_private_network.unwrap_or(false),
                 }))
             }
         };

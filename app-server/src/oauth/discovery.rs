@@ -335,6 +335,14 @@ pub async fn discover_after_probe(
         },
     };
 
+    // Rule 35: the endpoints called later stay within the server's network policy.
+    let mut endpoints = vec![metadata.token_endpoint.clone()];
+    endpoints.extend(metadata.registration_endpoint.clone());
+    endpoints.extend(metadata.revocation_endpoint.clone());
+    for endpoint in &endpoints {
+        http.check_endpoint(endpoint).await?;
+    }
+
     let resource = resource_override
         .map(str::to_string)
         .unwrap_or_else(|| canonical_resource(server_url));

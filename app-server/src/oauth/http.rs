@@ -1,18 +1,23 @@
 //! The one HTTP client every OAuth step uses, so that the transport rules (rules 22-23) hold
 //! everywhere: https for every endpoint except loopback hosts, connect and total timeouts,
 //! bodies capped at 1 MiB, no redirects on token/registration/revocation requests and at most
-//! a few same-origin redirects on metadata requests.
+//! a few same-origin redirects on metadata requests. Requests made on behalf of an MCP
+//! server go through a client carrying that server's [`NetPolicy`] (rule 35).
 
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::{Host, Url};
+
+use super::net_policy::{
+    HostResolver, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver, check_all,
+};
 
 /// Largest response body accepted from any endpoint.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -46,6 +51,9 @@ pub enum HttpError {
     },
     #[error("{url} redirected more than {max} times")]
     TooManyRedirects { url: String, max: usize },
+    /// Rule 35: a destination the server's network policy does not allow. Nothing was sent.
+    #[error("refusing {url}: {refused}")]
+    DestinationRefused { url: String, refused: Refused },
     #[error("invalid HTTP header {name:?}: {reason}")]
     InvalidHeader { name: String, reason: String },
     #[error("could not set up the HTTP client: {0}")]
@@ -160,39 +168,194 @@ pub fn header_map<'a>(
 /// The shared, cheaply cloneable HTTP client. Redirects are never followed by reqwest itself:
 /// [`HttpClient::get`] follows a bounded number of same-origin redirects by hand and
 /// everything else sees the 3xx as it is.
-#[derive(Clone, Debug)]
+///
+/// A client carries a [`NetPolicy`]: [`HttpClient::with_policy`] gives one that only reaches
+/// what the policy allows. Each policy has its own reqwest client (its resolver filters by
+/// that policy), built on first use and shared by every clone, so connections are reused
+/// within a policy and never across policies.
+#[derive(Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    shared: Arc<Shared>,
+    policy: NetPolicy,
     body_limit: usize,
 }
 
+struct Shared {
+    system_proxy: bool,
+    resolver: Arc<dyn HostResolver>,
+    /// Proxy host names met so far: the resolver does not judge them.
+    proxy_hosts: Arc<ProxyHosts>,
+    /// The same proxy rules reqwest applies, to know when a proxy resolves a name for us.
+    proxies: Option<hyper_util::client::proxy::matcher::Matcher>,
+    clients: [OnceLock<reqwest::Client>; 4],
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("policy", &self.policy)
+            .field("system_proxy", &self.shared.system_proxy)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpClient {
-    /// The production client (honours the system proxy settings).
+    /// The production client (honours the system proxy settings). Its policy is
+    /// [`NetPolicy::Unrestricted`]: it is for the destinations the user chose.
     pub fn new() -> Result<Self, HttpError> {
-        Self::build(true)
+        Self::build(true, Arc::new(SystemResolver))
     }
 
     /// A client that ignores proxy environment variables, for tests on loopback.
     pub fn for_tests() -> Self {
-        Self::build(false).expect("the HTTP client builds with a static configuration")
+        Self::for_tests_with_resolver(Arc::new(SystemResolver))
     }
 
-    fn build(system_proxy: bool) -> Result<Self, HttpError> {
+    /// [`HttpClient::for_tests`] with a chosen name resolver.
+    pub fn for_tests_with_resolver(resolver: Arc<dyn HostResolver>) -> Self {
+        Self::build(false, resolver).expect("the HTTP client builds with a static configuration")
+    }
+
+    fn build(system_proxy: bool, resolver: Arc<dyn HostResolver>) -> Result<Self, HttpError> {
+        let shared = Arc::new(Shared {
+            system_proxy,
+            resolver,
+            proxy_hosts: Arc::default(),
+            proxies: system_proxy.then(hyper_util::client::proxy::matcher::Matcher::from_system),
+            clients: Default::default(),
+        });
+        let client = Self {
+            shared,
+            policy: NetPolicy::Unrestricted,
+            body_limit: MAX_BODY_BYTES,
+        };
+        // Setup problems show at start, not at the first request.
+        client.reqwest()?;
+        Ok(client)
+    }
+
+    /// The same client, limited to what `policy` allows.
+    pub fn with_policy(&self, policy: NetPolicy) -> Self {
+        Self {
+            policy,
+            ..self.clone()
+        }
+    }
+
+    pub fn policy(&self) -> NetPolicy {
+        self.policy
+    }
+
+    /// The policy for requests made on behalf of the MCP server at `server_url`, from the
+    /// addresses its host resolves to now (the public-only policy when it does not resolve).
+    pub async fn policy_for_server(
+        &self,
+        server_url: &Url,
+        allow_private_network: bool,
+    ) -> NetPolicy {
+        if allow_private_network {
+            return NetPolicy::Unrestricted;
+        }
+        let addresses = match server_url.host() {
+            Some(Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
+            Some(Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
+            Some(Host::Domain(name)) => match self.shared.resolver.lookup(name).await {
+                Ok(addresses) => addresses,
+                Err(e) => {
+                    tracing::debug!(host = name, error = %e, "the MCP server's host does not resolve; public-only policy");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let policy = NetPolicy::for_server(&addresses, false);
+        tracing::debug!(server = %server_url, ?policy, "network policy");
+        policy
+    }
+
+    /// The same client, with the policy for `server_url` (see [`HttpClient::policy_for_server`]).
+    pub async fn for_server(&self, server_url: &Url, allow_private_network: bool) -> Self {
+        let policy = self
+            .policy_for_server(server_url, allow_private_network)
+            .await;
+        self.with_policy(policy)
+    }
+
+    fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
+        let slot = &self.shared.clients[self.policy.index()];
+        if let Some(client) = slot.get() {
+            return Ok(client);
+        }
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")));
-        if !system_proxy {
+            .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(PolicyResolver {
+                resolver: self.shared.resolver.clone(),
+                policy: self.policy,
+                proxies: self.shared.proxy_hosts.clone(),
+            });
+        if !self.shared.system_proxy {
             builder = builder.no_proxy();
         }
-        let inner = builder
+        let client = builder
             .build()
             .map_err(|e| HttpError::Setup(error_chain(&e)))?;
-        Ok(Self {
-            inner,
-            body_limit: MAX_BODY_BYTES,
-        })
+        // A racing first use built one too; either serves.
+        Ok(slot.get_or_init(|| client))
+    }
+
+    /// Rule 35 before anything is sent: IP literals (reqwest does not resolve them), and
+    /// names a proxy will resolve (the addresses this machine sees for them are checked;
+    /// the proxy's own view is outside the daemon's reach). Names connected to directly are
+    /// checked again, at the address used, by the resolver.
+    async fn check_destination(&self, url: &Url) -> Result<(), HttpError> {
+        if self.policy == NetPolicy::Unrestricted {
+            return Ok(());
+        }
+        let refused = |refused: Refused| HttpError::DestinationRefused {
+            url: url.to_string(),
+            refused,
+        };
+        let host = match url.host() {
+            Some(Host::Ipv4(ip)) => {
+                return check_all(&ip.to_string(), &[IpAddr::V4(ip)], self.policy).map_err(refused);
+            }
+            Some(Host::Ipv6(ip)) => {
+                return check_all(&ip.to_string(), &[IpAddr::V6(ip)], self.policy).map_err(refused);
+            }
+            Some(Host::Domain(name)) => name,
+            None => return Ok(()),
+        };
+        let proxy = self.shared.proxies.as_ref().and_then(|m| {
+            let uri: oauth2::http::Uri = url.as_str().parse().ok()?;
+            m.intercept(&uri)
+        });
+        let judge_here = match &proxy {
+            Some(intercept) => {
+                if let Some(proxy_host) = intercept.uri().host() {
+                    self.shared.proxy_hosts.insert(proxy_host);
+                }
+                true
+            }
+            // A proxy's own name, asked for directly, is judged like any other.
+            None => self.shared.proxy_hosts.contains(host),
+        };
+        if !judge_here {
+            return Ok(());
+        }
+        let addresses =
+            self.shared
+                .resolver
+                .lookup(host)
+                .await
+                .map_err(|e| HttpError::Connect {
+                    url: url.to_string(),
+                    reason: format!("cannot resolve {host}: {e}"),
+                })?;
+        check_all(host, &addresses, self.policy).map_err(refused)
     }
 
     /// GET for metadata documents: follows at most [`MAX_METADATA_REDIRECTS`] redirects, and
@@ -279,15 +442,45 @@ impl HttpClient {
     }
 
     /// POST whose body is only read when the status is not 2xx: a 2xx answer to an MCP
-    /// probe may be an event stream that never ends.
+    /// probe may be an event stream that never ends. The probe goes to the MCP server URL
+    /// the user configured, so the network policy does not apply to it.
     pub(crate) async fn post_probe(
         &self,
         url: &Url,
         body: Vec<u8>,
         headers: &HeaderMap,
     ) -> Result<HttpResponse, HttpError> {
-        self.send(Method::POST, url, headers, Some(body), false)
+        self.with_policy(NetPolicy::Unrestricted)
+            .send(Method::POST, url, headers, Some(body), false)
             .await
+    }
+
+    /// Rule 35 for an endpoint the daemon will call later (token, registration,
+    /// revocation): refused now, before any connection, when the policy allows none of the
+    /// addresses it resolves to. A name that does not resolve now is left to the request.
+    pub async fn check_endpoint(&self, url: &Url) -> Result<(), HttpError> {
+        self.check_destination(url).await?;
+        let Some(Host::Domain(name)) = url.host() else {
+            return Ok(());
+        };
+        if self.policy == NetPolicy::Unrestricted {
+            return Ok(());
+        }
+        let resolver = PolicyResolver {
+            resolver: self.shared.resolver.clone(),
+            policy: self.policy,
+            proxies: self.shared.proxy_hosts.clone(),
+        };
+        match resolver.allowed(name).await {
+            Err(e) => match e.downcast::<Refused>() {
+                Ok(refused) => Err(HttpError::DestinationRefused {
+                    url: url.to_string(),
+                    refused: *refused,
+                }),
+                Err(_) => Ok(()),
+            },
+            Ok(_) => Ok(()),
+        }
     }
 
     /// Sends an `http::Request` as built by the oauth2 crate, with the same rules.
@@ -330,8 +523,9 @@ impl HttpClient {
         body: Option<Vec<u8>>,
         read_body: bool,
     ) -> Result<HttpResponse, HttpError> {
+        self.check_destination(url).await?;
         check_secure_url(url)?;
-        let mut request = self.inner.request(method.clone(), url.clone());
+        let mut request = self.reqwest()?.request(method.clone(), url.clone());
         request = request.headers(headers.clone());
         if let Some(body) = body {
             request = request.body(body);
@@ -385,6 +579,16 @@ impl HttpClient {
 
 fn map_send_error(url: &Url, error: &reqwest::Error) -> HttpError {
     let url = url.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return HttpError::DestinationRefused {
+                url,
+                refused: refused.clone(),
+            };
+        }
+        source = cause.source();
+    }
     if error.is_timeout() {
         HttpError::Timeout { url }
     } else if error.is_connect() {
@@ -647,3 +851,7 @@ mod tests {
         assert!(err.to_string().contains(url.as_str()), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "http_policy_tests.rs"]
+mod policy_tests;

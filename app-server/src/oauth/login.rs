@@ -22,7 +22,7 @@ use super::discovery::{
     Discovery, DiscoveryError, Probe, discover, discover_after_probe, issuers_match,
 };
 use super::error::LoginError;
-use super::http::header_map;
+use super::http::{HttpClient, header_map};
 use super::registration::{CimdSource, ClientRegistration};
 use super::scopes::select_scopes;
 use super::service::{OAuthEvent, OAuthService};
@@ -98,6 +98,8 @@ struct Attempt {
 
 struct FlowContext {
     target: ServerTarget,
+    /// Held to the server's network policy (rule 35).
+    http: HttpClient,
     options: LoginOptions,
     discovery: Discovery,
     scopes: Option<Vec<String>>,
@@ -139,10 +141,13 @@ impl OAuthService {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        // Everything the server's answers name is held to its network policy; the probe of
+        // the configured URL itself is not.
+        let http = self.server_http(&target).await;
         let discovery = match refused {
             None => {
                 discover(
-                    &self.http,
+                    &http,
                     &target.url,
                     &headers,
                     target.resource_override.as_deref(),
@@ -152,7 +157,7 @@ impl OAuthService {
             }
             Some(probe) => {
                 discover_after_probe(
-                    &self.http,
+                    &http,
                     &target.url,
                     &headers,
                     target.resource_override.as_deref(),
@@ -182,6 +187,7 @@ impl OAuthService {
         let mut ctx = FlowContext {
             port: target.callback_port,
             target,
+            http,
             options,
             discovery,
             scopes,
@@ -335,7 +341,7 @@ impl OAuthService {
     ) -> Result<(), LoginError> {
         let metadata = &ctx.discovery.metadata;
         let tokens = token::exchange_code(
-            &self.http,
+            &ctx.http,
             &metadata.token_endpoint,
             &attempt.registration,
             code,

@@ -4,6 +4,7 @@ use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
 use super::error::LoginError;
+use super::http::HttpClient;
 use super::service::{OAuthEvent, OAuthService, registration_from_client};
 use super::target::ServerTarget;
 use super::token::{self, TokenTypeHint};
@@ -31,7 +32,8 @@ impl OAuthService {
             });
         };
         let (revoked, revocation_error) = if revoke {
-            match self.revoke_tokens(&creds).await {
+            let http = self.server_http(target).await;
+            match self.revoke_tokens(&http, &creds).await {
                 Ok(()) => (true, None),
                 Err(reason) => (false, Some(reason)),
             }
@@ -54,7 +56,11 @@ impl OAuthService {
 
     /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the
     /// grant), then the access token, each tried whatever became of the other.
-    async fn revoke_tokens(&self, creds: &StoredCredentials) -> Result<(), String> {
+    async fn revoke_tokens(
+        &self,
+        http: &HttpClient,
+        creds: &StoredCredentials,
+    ) -> Result<(), String> {
         let endpoint = match creds.revocation_endpoint.as_deref().map(Url::parse) {
             None => {
                 return Err(format!(
@@ -72,7 +78,7 @@ impl OAuthService {
         let mut refresh_revoked = false;
         if let Some(rt) = &creds.refresh_token {
             match token::revoke(
-                &self.http,
+                http,
                 &endpoint,
                 &registration,
                 rt,
@@ -85,7 +91,7 @@ impl OAuthService {
             }
         }
         match token::revoke(
-            &self.http,
+            http,
             &endpoint,
             &registration,
             &creds.access_token,

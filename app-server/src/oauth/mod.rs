@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod login;
 pub mod logout;
+pub mod net_policy;
 mod refresh;
 pub mod registration;
 pub mod resource;
@@ -22,6 +23,8 @@ pub mod token;
 pub mod vending;
 pub mod www_authenticate;
 
+#[cfg(test)]
+mod parser_props;
 #[cfg(test)]
 mod test_server;
 

@@ -41,8 +41,9 @@ impl OAuthService {
             })?;
         let registration = registration_from_client(&current.client);
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
+        let http = self.server_http(target).await;
         let result = token::refresh(
-            &self.http,
+            &http,
             &endpoint,
             &registration,
             &refresh_token,

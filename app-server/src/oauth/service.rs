@@ -14,6 +14,7 @@ use super::error::LoginError;
 use super::http::HttpClient;
 use super::login::{EndReason, PendingLogin};
 use super::registration::{ClientRegistration, TokenAuthMethod};
+use super::target::ServerTarget;
 use super::vending::InFlightRefresh;
 use crate::credentials::{
     CredentialKey, CredentialStore, StoreError, StoredClient, StoredCredentials,
@@ -69,6 +70,14 @@ impl OAuthService {
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
+    /// class of the addresses its URL resolves to, unless `allow_private_network` is set.
+    pub(super) async fn server_http(&self, target: &ServerTarget) -> HttpClient {
+        self.http
+            .for_server(&target.url, target.allow_private_network)
+            .await
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {

@@ -24,6 +24,8 @@ pub struct ServerTarget {
     pub client_metadata_url: Option<String>,
     /// The configured default base for callback-scoped metadata document URLs.
     pub client_metadata_url_base: Option<String>,
+    /// `allow_private_network`: lifts the network policy of rule 35 for this server.
+    pub allow_private_network: bool,
 }
 
 impl ServerTarget {
@@ -50,6 +52,7 @@ impl ServerTarget {
             callback_url: config.callback_url.clone(),
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
+            allow_private_network: http.allow_private_network,
         }
     }
 

@@ -124,7 +124,7 @@ impl OAuthService {
                     Some(reg) => (registration_from_stored(&reg), true),
                     _ => {
                         let reg = dcr::register(
-                            &self.http,
+                            &ctx.http,
                             &registration_endpoint,
                             &ctx.redirect_uri,
                             CLIENT_NAME,

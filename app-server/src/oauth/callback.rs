@@ -7,20 +7,22 @@
 //! so both paths apply the same rules and are tested without sockets.
 //!
 //! Policy for a request on a login's own callback path (GET only):
-//! - `state` missing (a reload of the bare callback URL, a cut-off link) or different from the
-//!   login's (a stale tab, a forged link: CSRF) ends the login with an error. The response is
-//!   discarded either way (requirements rule 14: its code is never exchanged); ending the login
-//!   at once tells the person what happened instead of leaving them to a timeout. The one
-//!   exception is a `state` of a login that a newer one on the same path replaced: the listener
-//!   answers that tab with a "replaced" page and the newer login keeps waiting.
-//! - `iss` (RFC 9207) must equal the expected issuer when both are known; it is required when
-//!   the authorization server advertised `authorization_response_iss_parameter_supported`.
+//! - `state` comes first. A response without one (a reload of the bare callback URL, a cut-off
+//!   link), with another (a stale tab, or a link any web page or local process can make the
+//!   browser load) or with two is discarded (requirements rules 14 and 34): the browser gets
+//!   a page saying so, the code goes nowhere, and the login keeps waiting for the real
+//!   redirect. Ending the login instead would let anyone who can make the browser load a URL
+//!   keep the user from ever logging in. A `state` of a login that a newer one on the same
+//!   path replaced gets a "replaced" page from the listener; the newer login keeps waiting.
+//! - With the state proven, `iss` (RFC 9207) must equal the expected issuer when both are
+//!   known; it is required when the authorization server advertised
+//!   `authorization_response_iss_parameter_supported`.
 //! - Then `error=` ends the login with the server's error; else `code` is the result.
 //! - A parameter given twice (RFC 6749 §3.1 forbids it) ends the login; an empty value counts
 //!   as absent.
 //!
-//! Anything else (another path, another method, HEAD included) is not ours: 404, and the login
-//! goes on. Codes and state values never appear in errors, logs or pages.
+//! Anything else (another path, another method, HEAD included) is not ours and the login goes
+//! on. Codes and state values never appear in errors, logs or pages.
 
 mod listener;
 mod page;
@@ -95,16 +97,6 @@ pub enum CallbackError {
         uri: Option<String>,
     },
     #[error(
-        "the authorization response does not belong to this login (its state does not match): \
-         it came from a stale browser tab or a forged link, so it was discarded; start the login again"
-    )]
-    StateMismatch,
-    #[error(
-        "the authorization response has no state, so it cannot be matched to this login \
-         (a reloaded page or a cut-off link); start the login again"
-    )]
-    MissingState,
-    #[error(
         "the authorization response names issuer {got} but this login started at {expected} \
          (RFC 9207 mix-up protection), so it was discarded; start the login again"
     )]
@@ -136,8 +128,6 @@ impl CallbackError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::OAuth { .. } => "oauthError",
-            Self::StateMismatch => "stateMismatch",
-            Self::MissingState => "missingState",
             Self::IssuerMismatch { .. } => "issuerMismatch",
             Self::MissingIssuer => "missingIssuer",
             Self::MissingCode => "missingCode",
@@ -164,13 +154,48 @@ fn oauth_error_message(error: &str, description: Option<&str>, uri: Option<&str>
     message
 }
 
+/// Why a response on a login's own path was discarded: it cannot be shown to belong to that
+/// login, so it must not end it (rule 14). The login keeps waiting for the real redirect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DiscardReason {
+    #[error(
+        "the authorization response has no state, so it cannot be matched to the login that \
+         is waiting (a reloaded page or a cut-off link)"
+    )]
+    MissingState,
+    #[error(
+        "the state of the authorization response is not that of the login that is waiting \
+         (an old browser tab, or a link someone else made)"
+    )]
+    StateMismatch,
+    #[error(
+        "the authorization response repeats the state parameter (RFC 6749 forbids it), so it \
+         cannot be matched to the login that is waiting"
+    )]
+    RepeatedState,
+}
+
+impl DiscardReason {
+    /// A stable machine-readable name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MissingState => "missingState",
+            Self::StateMismatch => "stateMismatch",
+            Self::RepeatedState => "repeatedState",
+        }
+    }
+}
+
 /// What a request to the listener is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParsedCallback {
-    /// Another path or method (favicon, `/`, another login's id, HEAD): answer 404, the login
+    /// Another path or method (favicon, `/`, another login's id, HEAD): not ours, the login
     /// goes on.
     NotOurs,
-    /// A GET on this login's path: the login ends with this outcome.
+    /// A GET on this login's path that cannot be this login's response: answered with a
+    /// page, the login goes on.
+    Discarded(DiscardReason),
+    /// A GET on this login's path with its state: the login ends with this outcome.
     Outcome(CallbackOutcome),
 }
 
@@ -185,7 +210,10 @@ pub fn parse_callback(
     if method != "GET" || path != expected.callback_path {
         return ParsedCallback::NotOurs;
     }
-    ParsedCallback::Outcome(check_response(query, expected))
+    match check_response(query, expected) {
+        Ok(outcome) => ParsedCallback::Outcome(outcome),
+        Err(reason) => ParsedCallback::Discarded(reason),
+    }
 }
 
 /// Why a pasted text was not taken as this login's redirect. The login keeps waiting, so the
@@ -216,6 +244,11 @@ pub enum PasteError {
          after '?'): copy the whole address, including everything after '?'"
     )]
     NoResponse { expected_path: String },
+    #[error(
+        "{reason}; it was discarded and the login is still waiting: paste the address the \
+         browser landed on after you approved the newest authorization URL of this server"
+    )]
+    Discarded { reason: DiscardReason },
 }
 
 /// Checks a redirect URL pasted by a person whose browser could not reach the listener
@@ -223,7 +256,8 @@ pub enum PasteError {
 /// have shown a forwarded address; the path must end with the login's callback path. A text
 /// without a scheme (`127.0.0.1:8765/callback/..`) or only a path (`/callback/..?code=..`) is
 /// read as http. `Ok` ends the login with the outcome, exactly as if the listener had
-/// received it; `Err` means the text is not this login's redirect and the login keeps waiting.
+/// received it; `Err` means the text is not this login's redirect (a wrong or missing state
+/// included, as on the listener) and the login keeps waiting.
 pub fn parse_pasted_callback(
     url: &str,
     expected: &ExpectedCallback,
@@ -260,7 +294,7 @@ pub fn parse_pasted_callback(
     if !carries_response {
         return Err(PasteError::NoResponse { expected_path });
     }
-    Ok(check_response(query, expected))
+    check_response(query, expected).map_err(|reason| PasteError::Discarded { reason })
 }
 
 /// The path of the listener for a login: the path of the configured callback URL
@@ -310,23 +344,33 @@ struct ResponseParams {
     error_description: Option<String>,
     error_uri: Option<String>,
     iss: Option<String>,
+    /// `state` was given more than once.
+    state_repeated: bool,
+    /// The first other parameter of these given more than once.
+    repeated: Option<&'static str>,
 }
 
-/// Reads the response parameters; `Err` names a parameter given more than once.
-fn parse_response_params(query: &str) -> Result<ResponseParams, String> {
+/// Reads the response parameters; later copies of a repeated parameter are ignored (and
+/// recorded, since the response is refused for them).
+fn parse_response_params(query: &str) -> ResponseParams {
     let mut params = ResponseParams::default();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let slot = match name.as_ref() {
-            "code" => &mut params.code,
-            "state" => &mut params.state,
-            "error" => &mut params.error,
-            "error_description" => &mut params.error_description,
-            "error_uri" => &mut params.error_uri,
-            "iss" => &mut params.iss,
+        let (name, slot): (&'static str, _) = match name.as_ref() {
+            "code" => ("code", &mut params.code),
+            "state" => ("state", &mut params.state),
+            "error" => ("error", &mut params.error),
+            "error_description" => ("error_description", &mut params.error_description),
+            "error_uri" => ("error_uri", &mut params.error_uri),
+            "iss" => ("iss", &mut params.iss),
             _ => continue,
         };
         if slot.is_some() {
-            return Err(name.into_owned());
+            if name == "state" {
+                params.state_repeated = true;
+            } else {
+                params.repeated.get_or_insert(name);
+            }
+            continue;
         }
         *slot = Some(value.into_owned());
     }
@@ -342,51 +386,65 @@ fn parse_response_params(query: &str) -> Result<ResponseParams, String> {
             *slot = None;
         }
     }
-    Ok(params)
+    params
 }
 
 /// The `state` of a request target, if it carries exactly one; lets the listener recognise a
 /// redirect of a replaced login before judging it.
 fn single_state(query: &str) -> Option<String> {
-    parse_response_params(query).ok()?.state
+    let params = parse_response_params(query);
+    if params.state_repeated {
+        return None;
+    }
+    params.state
 }
 
 /// The checks shared by the listener and the paste-back path, in the order of the policy.
-fn check_response(query: &str, expected: &ExpectedCallback) -> CallbackOutcome {
-    let params = match parse_response_params(query) {
-        Ok(params) => params,
-        Err(name) => return CallbackOutcome::Error(CallbackError::DuplicateParameter { name }),
-    };
+/// `Err`: the response is discarded and the login keeps waiting.
+fn check_response(
+    query: &str,
+    expected: &ExpectedCallback,
+) -> Result<CallbackOutcome, DiscardReason> {
+    let params = parse_response_params(query);
+    if params.state_repeated {
+        return Err(DiscardReason::RepeatedState);
+    }
     match params.state.as_deref() {
-        None => return CallbackOutcome::Error(CallbackError::MissingState),
+        None => return Err(DiscardReason::MissingState),
         Some(state) if !constant_time_eq(state, &expected.state) => {
-            return CallbackOutcome::Error(CallbackError::StateMismatch);
+            return Err(DiscardReason::StateMismatch);
         }
         Some(_) => {}
     }
+    // From here on the response is this login's: what is wrong with it ends the login.
+    if let Some(name) = params.repeated {
+        return Ok(CallbackOutcome::Error(CallbackError::DuplicateParameter {
+            name: name.to_owned(),
+        }));
+    }
     match (params.iss.as_deref(), expected.issuer.as_deref()) {
         (Some(got), Some(issuer)) if !issuer_eq(got, issuer) => {
-            return CallbackOutcome::Error(CallbackError::IssuerMismatch {
+            return Ok(CallbackOutcome::Error(CallbackError::IssuerMismatch {
                 expected: issuer.to_owned(),
                 got: clean_server_text(got),
-            });
+            }));
         }
         (None, _) if expected.iss_required => {
-            return CallbackOutcome::Error(CallbackError::MissingIssuer);
+            return Ok(CallbackOutcome::Error(CallbackError::MissingIssuer));
         }
         _ => {}
     }
     if let Some(error) = params.error {
-        return CallbackOutcome::Error(CallbackError::OAuth {
+        return Ok(CallbackOutcome::Error(CallbackError::OAuth {
             error: clean_server_text(&error),
             description: params.error_description.as_deref().map(clean_server_text),
             uri: params.error_uri.as_deref().map(clean_server_text),
-        });
+        }));
     }
-    match params.code {
+    Ok(match params.code {
         Some(code) => CallbackOutcome::Code { code },
         None => CallbackOutcome::Error(CallbackError::MissingCode),
-    }
+    })
 }
 
 /// RFC 9207 asks for simple string comparison; the only leniency is the trailing `/` of an
@@ -431,5 +489,7 @@ fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

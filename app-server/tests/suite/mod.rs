@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod harness;
 mod interop;
+mod listener_attacks;
 mod login;
 mod rpc;
 mod ssrf;

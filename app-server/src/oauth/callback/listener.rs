@@ -1,36 +1,35 @@
-//! The loopback listener: tiny_http on 127.0.0.1, one listener per port shared by every
-//! pending login and routed on the callback path, so two servers can log in at once on one
-//! fixed port. Logins without a fixed port share one ephemeral listener.
+//! The loopback listeners: one per port on 127.0.0.1, shared by every pending login and routed
+//! on the callback path, so two servers can log in at once on one fixed port. Logins without
+//! a fixed port share one ephemeral listener.
 //!
-//! tiny_http blocks, so each listener runs on its own thread; outcomes go to the waiting login
-//! through a tokio oneshot (sending works from any thread). A listener closes, and its port is
-//! free again, when its last registration is dropped.
+//! Each listener is a task on the tokio runtime serving HTTP/1 with hyper under strict limits
+//! (`serve`), answering each request from its head alone (`routes`); outcomes go to the
+//! waiting login through a oneshot. A listener closes, and its port is free again, when its
+//! last registration is dropped. Registering, deregistering and shutting down only bind or
+//! close a socket and abort a task: nothing here blocks or waits, so they may run on the
+//! runtime's threads.
+
+mod routes;
+mod serve;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use url::Url;
 
-use super::page::{self, Page};
-use super::{
-    CallbackError, CallbackOutcome, ExpectedCallback, ParsedCallback, constant_time_eq,
-    parse_callback, single_state, split_target,
-};
+use super::{CallbackError, CallbackOutcome, ExpectedCallback};
+use routes::{Authority, Route, Routes, fail_pending, lock};
+use serve::{Limits, Site, Socket, accept_loop};
 
 /// Named in the success page when no other name is given.
 const DEFAULT_APP_NAME: &str = "your editor";
 
 /// States of replaced logins kept per path, to recognise their tabs (see the module policy).
 const MAX_SUPERSEDED_STATES: usize = 8;
-
-/// tiny_http releases the socket on its own accept thread shortly after the server is
-/// dropped; closing waits (at most this long) until the port can be bound again.
-const PORT_RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a listener could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +60,7 @@ pub enum CallbackListenError {
 pub struct CallbackServer {
     registry: Mutex<Registry>,
     app_name: Arc<str>,
+    limits: Limits,
 }
 
 #[derive(Default)]
@@ -72,30 +72,11 @@ struct Registry {
     shut_down: bool,
 }
 
-/// One running tiny_http server and the logins it routes to.
+/// One running listener and the logins it routes to.
 struct Listener {
-    port: u16,
     routes: Arc<Mutex<Routes>>,
-    stop: Arc<AtomicBool>,
-    /// `None` once closing; the thread holds the other reference.
-    server: Option<Arc<tiny_http::Server>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct Routes {
-    by_path: HashMap<String, Route>,
-    /// The listener thread ended on its own (accept failed); the port must be bound anew.
-    failed: bool,
-}
-
-struct Route {
-    id: u64,
-    expected: ExpectedCallback,
-    /// `None` once the login took its outcome; later visits get "already finished".
-    sender: Option<oneshot::Sender<CallbackOutcome>>,
-    /// States of the logins this one replaced on the same path.
-    superseded_states: Vec<String>,
+    socket: Arc<Socket>,
+    task: JoinHandle<()>,
 }
 
 /// A pending login's place on a listener. Dropping it deregisters the login; the listener of
@@ -134,9 +115,17 @@ impl CallbackServer {
 
     /// `app_name` is what the browser pages tell the person to return to.
     pub fn with_app_name(app_name: impl Into<String>) -> Arc<Self> {
+        Self::with_limits(app_name, Limits::default())
+    }
+
+    pub(in crate::oauth::callback) fn with_limits(
+        app_name: impl Into<String>,
+        limits: Limits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             registry: Mutex::new(Registry::default()),
             app_name: Arc::from(app_name.into()),
+            limits,
         })
     }
 
@@ -144,9 +133,15 @@ impl CallbackServer {
     /// the shared ephemeral listener) or joins the one already running there. A login with
     /// the same callback path on that port is replaced (it receives
     /// [`CallbackError::Superseded`]).
+    ///
+    /// `callback_url` is the configured redirect base (`mcp_oauth_callback_url`), if any: a
+    /// request naming its host in `Host` is served besides `127.0.0.1:<port>`; any other host
+    /// is refused (DNS rebinding). Must be called within a tokio runtime, which the listener
+    /// then runs on.
     pub fn register(
         self: &Arc<Self>,
         port: Option<u16>,
+        callback_url: Option<&Url>,
         expected: ExpectedCallback,
     ) -> Result<CallbackRegistration, CallbackListenError> {
         let path = expected.callback_path.clone();
@@ -161,7 +156,7 @@ impl CallbackServer {
             Some(port) => {
                 if !registry.is_running(port) {
                     registry.remove_listener(port);
-                    let listener = Listener::start(port, &self.app_name)?;
+                    let (port, listener) = self.start_listener(port)?;
                     registry.listeners.insert(port, listener);
                 }
                 port
@@ -175,8 +170,7 @@ impl CallbackServer {
                     if let Some(stale) = registry.shared_ephemeral.take() {
                         registry.remove_listener(stale);
                     }
-                    let listener = Listener::start(0, &self.app_name)?;
-                    let port = listener.port;
+                    let (port, listener) = self.start_listener(0)?;
                     registry.listeners.insert(port, listener);
                     registry.shared_ephemeral = Some(port);
                     port
@@ -214,6 +208,7 @@ impl CallbackServer {
                 expected,
                 sender: Some(sender),
                 superseded_states,
+                forwarded_host: callback_url.and_then(Authority::of_url),
             },
         );
         drop(routes);
@@ -241,18 +236,15 @@ impl CallbackServer {
     }
 
     /// Stops every listener; pending logins receive [`CallbackError::ListenerClosed`] and no
-    /// new login can register. Returns once the ports are free.
+    /// new login can register. The ports are free when this returns.
     pub fn shutdown(&self) {
         let mut registry = lock(&self.registry);
         registry.shut_down = true;
         registry.shared_ephemeral = None;
-        let listeners: Vec<Listener> = registry.listeners.drain().map(|(_, l)| l).collect();
-        for listener in &listeners {
+        for (_, listener) in registry.listeners.drain() {
             fail_pending(&listener.routes, "the daemon is shutting down");
+            drop(listener);
         }
-        // Dropping closes each listener; the registry stays locked so that no register() can
-        // race for a port that is still being released.
-        drop(listeners);
     }
 
     fn deregister(&self, port: u16, path: &str, route_id: u64) {
@@ -268,14 +260,57 @@ impl CallbackServer {
             routes.by_path.is_empty()
         };
         if now_empty {
-            // Closed with the registry locked: a register() for this port waits until the
-            // port is free instead of failing with PortInUse.
             registry.remove_listener(port);
             tracing::debug!(
                 port,
                 "no login waits on this port any more; listener closed"
             );
         }
+    }
+
+    /// Binds 127.0.0.1:`port` (0: ephemeral) and starts serving it on the current runtime.
+    fn start_listener(&self, port: u16) -> Result<(u16, Listener), CallbackListenError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|_| CallbackListenError::Start {
+                port,
+                message: "no tokio runtime is running to serve it".to_owned(),
+            })?;
+        let bind_error = |source: io::Error| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                CallbackListenError::PortInUse { port }
+            } else {
+                CallbackListenError::Bind { port, source }
+            }
+        };
+        let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(bind_error)?;
+        socket.set_nonblocking(true).map_err(bind_error)?;
+        let port = socket.local_addr().map_err(bind_error)?.port();
+        let socket = {
+            let _runtime = runtime.enter();
+            tokio::net::TcpListener::from_std(socket)
+        }
+        .map_err(|err| CallbackListenError::Start {
+            port,
+            message: err.to_string(),
+        })?;
+        let socket = Arc::new(Socket::new(socket));
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let site = Arc::new(Site {
+            port,
+            routes: Arc::clone(&routes),
+            own: Authority::loopback(port),
+            app_name: Arc::clone(&self.app_name),
+        });
+        let task = runtime.spawn(accept_loop(Arc::clone(&socket), site, self.limits.clone()));
+        tracing::info!(port, "login callback listener started on 127.0.0.1");
+        Ok((
+            port,
+            Listener {
+                routes,
+                socket,
+                task,
+            },
+        ))
     }
 }
 
@@ -289,7 +324,7 @@ impl Registry {
     fn is_running(&self, port: u16) -> bool {
         self.listeners
             .get(&port)
-            .is_some_and(|listener| !lock(&listener.routes).failed)
+            .is_some_and(|listener| !listener.task.is_finished() && !lock(&listener.routes).failed)
     }
 
     /// Removes and closes a listener (a no-op for a port without one).
@@ -301,208 +336,13 @@ impl Registry {
     }
 }
 
-impl Listener {
-    fn start(port: u16, app_name: &Arc<str>) -> Result<Self, CallbackListenError> {
-        let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(|source| {
-            if source.kind() == io::ErrorKind::AddrInUse {
-                CallbackListenError::PortInUse { port }
-            } else {
-                CallbackListenError::Bind { port, source }
-            }
-        })?;
-        let port = socket
-            .local_addr()
-            .map_err(|source| CallbackListenError::Bind { port, source })?
-            .port();
-        let server = tiny_http::Server::from_listener(socket, None)
-            .map_err(|err| CallbackListenError::Start {
-                port,
-                message: err.to_string(),
-            })
-            .map(Arc::new)?;
-        let routes = Arc::new(Mutex::new(Routes::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
-            .name(format!("oauth-callback-{port}"))
-            .spawn({
-                let server = Arc::clone(&server);
-                let routes = Arc::clone(&routes);
-                let stop = Arc::clone(&stop);
-                let app_name = Arc::clone(app_name);
-                move || serve(&server, &routes, &stop, &app_name, port)
-            })
-            .map_err(|err| CallbackListenError::Start {
-                port,
-                message: err.to_string(),
-            })?;
-        tracing::info!(port, "login callback listener started on 127.0.0.1");
-        Ok(Self {
-            port,
-            routes,
-            stop,
-            server: Some(server),
-            thread: Some(thread),
-        })
-    }
-}
-
 impl Drop for Listener {
-    /// Stops the thread, drops the server (tiny_http then closes its socket) and waits until
-    /// the port can be bound again, so "closed" means "free".
+    /// Closes the socket at once (so "closed" means "free") and stops the accept loop, which
+    /// takes its connections with it.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(server) = self.server.take() {
-            server.unblock();
-        }
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::warn!(
-                port = self.port,
-                "the login callback listener thread panicked"
-            );
-        }
-        wait_until_port_free(self.port);
+        self.socket.close();
+        self.task.abort();
     }
-}
-
-/// The listener thread: answers requests until stopped or until accepting fails.
-fn serve(
-    server: &tiny_http::Server,
-    routes: &Mutex<Routes>,
-    stop: &AtomicBool,
-    app_name: &str,
-    port: u16,
-) {
-    loop {
-        match server.recv() {
-            Ok(request) => answer(request, routes, app_name),
-            Err(err) => {
-                if !stop.load(Ordering::SeqCst) {
-                    tracing::warn!(port, error = %err, "the login callback listener stopped accepting connections");
-                    lock(routes).failed = true;
-                    fail_pending(routes, &format!("accepting connections failed: {err}"));
-                }
-                return;
-            }
-        }
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-    }
-}
-
-fn answer(request: tiny_http::Request, routes: &Mutex<Routes>, app_name: &str) {
-    let page = route_request(request.method().as_str(), request.url(), routes, app_name);
-    let mut response = tiny_http::Response::from_string(page.html).with_status_code(page.status);
-    for (name, value) in [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
-        (
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'",
-        ),
-    ] {
-        if let Ok(header) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
-    }
-    if let Err(err) = request.respond(response) {
-        tracing::debug!(error = %err, "could not send the callback page to the browser");
-    }
-}
-
-/// Decides the answer to one request and hands the outcome to its login. Logs paths only.
-fn route_request(method: &str, target: &str, routes: &Mutex<Routes>, app_name: &str) -> Page {
-    let (path, query) = split_target(target);
-    let mut routes = lock(routes);
-    let Some(route) = routes.by_path.get_mut(path) else {
-        tracing::debug!(
-            method,
-            path,
-            "request for a path no login waits on; answered 404"
-        );
-        return page::not_found();
-    };
-    if method != "GET" {
-        tracing::debug!(
-            method,
-            path,
-            "non-GET request on a callback path; answered 404"
-        );
-        return page::not_found();
-    }
-    if route.sender.is_none() {
-        return page::already_finished(app_name);
-    }
-    if let Some(state) = single_state(query)
-        && route
-            .superseded_states
-            .iter()
-            .any(|old| constant_time_eq(old, &state))
-    {
-        tracing::info!(
-            path,
-            "redirect of a replaced login; the newer login keeps waiting"
-        );
-        return page::superseded(app_name);
-    }
-    let outcome = match parse_callback(method, target, &route.expected) {
-        ParsedCallback::Outcome(outcome) => outcome,
-        ParsedCallback::NotOurs => return page::not_found(),
-    };
-    let page = page::for_outcome(&outcome, app_name);
-    match &outcome {
-        CallbackOutcome::Code { .. } => tracing::info!(path, "login callback received a code"),
-        CallbackOutcome::Error(error) => {
-            tracing::info!(
-                path,
-                kind = error.kind(),
-                "login callback ended the login with an error"
-            );
-        }
-    }
-    let Some(sender) = route.sender.take() else {
-        return page::already_finished(app_name);
-    };
-    match sender.send(outcome) {
-        Ok(()) => page,
-        Err(_) => page::no_longer_waiting(app_name),
-    }
-}
-
-fn fail_pending(routes: &Mutex<Routes>, reason: &str) {
-    for route in lock(routes).by_path.values_mut() {
-        if let Some(sender) = route.sender.take() {
-            let _ = sender.send(CallbackOutcome::Error(CallbackError::ListenerClosed {
-                reason: reason.to_owned(),
-            }));
-        }
-    }
-}
-
-fn wait_until_port_free(port: u16) {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let deadline = Instant::now() + PORT_RELEASE_TIMEOUT;
-    loop {
-        match TcpListener::bind(address) {
-            Ok(_) => return,
-            Err(err) if err.kind() == io::ErrorKind::AddrInUse && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(err) => {
-                tracing::debug!(port, error = %err, "could not confirm the callback port was released");
-                return;
-            }
-        }
-    }
-}
-
-/// A panic while holding a lock leaves plain data behind; keep serving.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

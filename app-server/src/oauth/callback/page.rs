@@ -1,7 +1,7 @@
 //! The small self-contained HTML pages the browser shows after the redirect. Every piece of
 //! text that did not come from this file is escaped; codes and state values never appear.
 
-use super::{CallbackError, CallbackOutcome};
+use super::{CallbackError, CallbackOutcome, DiscardReason};
 
 /// One response of the listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,20 +68,6 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
             });
             lines
         }
-        CallbackError::StateMismatch => vec![
-            "This response does not belong to the login that is waiting: its state does not \
-             match. That happens with an old browser tab from an earlier attempt, or with a \
-             link someone else made. For your safety it was discarded and the login was \
-             stopped."
-                .to_owned(),
-            again,
-        ],
-        CallbackError::MissingState => vec![
-            "This address carries no state, so it cannot be matched to the login that was \
-             waiting (a reloaded page or an incomplete link). The login was stopped."
-                .to_owned(),
-            again,
-        ],
         CallbackError::IssuerMismatch { expected, got } => vec![
             format!(
                 "The response says it comes from <code>{}</code>, but the login started at \
@@ -116,6 +102,85 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
     Page {
         status: 400,
         html: render("Login failed", Tone::Failed, "Login failed", &paragraphs),
+    }
+}
+
+/// A request on a login's path that cannot be that login's response (rule 14). The login is
+/// not touched, so the page must not say it failed.
+pub(super) fn discarded(reason: DiscardReason, app_name: &str) -> Page {
+    let app = escape_html(app_name);
+    let why = match reason {
+        DiscardReason::MissingState => {
+            "This address carries no state, so it cannot be matched to the login that is \
+             waiting (a reloaded page or an incomplete link)."
+        }
+        DiscardReason::StateMismatch => {
+            "This response does not belong to the login that is waiting: its state does not \
+             match. That happens with an old browser tab from an earlier attempt, or with a \
+             link someone else made."
+        }
+        DiscardReason::RepeatedState => {
+            "This response carries its state twice, so it cannot be matched to the login \
+             that is waiting."
+        }
+    };
+    Page {
+        status: 400,
+        html: render(
+            "Response discarded",
+            Tone::Neutral,
+            "This response was discarded",
+            &[
+                format!("{why} For your safety it was discarded."),
+                format!(
+                    "The login is still waiting: finish it in the browser tab {app} opened, \
+                     or start it again from {app}."
+                ),
+            ],
+        ),
+    }
+}
+
+/// A request naming a host the listener does not serve (DNS rebinding: a web page whose
+/// name resolves to the loopback address).
+pub(super) fn misdirected() -> Page {
+    Page {
+        status: 421,
+        html: render(
+            "Wrong address",
+            Tone::Neutral,
+            "Wrong address",
+            &[
+                "This listener only answers requests addressed to it by its loopback address."
+                    .to_owned(),
+            ],
+        ),
+    }
+}
+
+/// A request without a (single, well-formed) `Host` header.
+pub(super) fn bad_host() -> Page {
+    Page {
+        status: 400,
+        html: render(
+            "Bad request",
+            Tone::Neutral,
+            "Bad request",
+            &["The request does not say which host it is for.".to_owned()],
+        ),
+    }
+}
+
+/// Anything but GET: nothing on this listener takes another method.
+pub(super) fn method_not_allowed() -> Page {
+    Page {
+        status: 405,
+        html: render(
+            "Method not allowed",
+            Tone::Neutral,
+            "Method not allowed",
+            &["Only the browser's redirect (a GET request) is answered here.".to_owned()],
+        ),
     }
 }
 
@@ -274,17 +339,27 @@ mod tests {
     }
 
     #[test]
-    fn state_mismatch_page_explains_and_says_start_again() {
-        let page = failure(&CallbackError::StateMismatch, "VS Code");
-        assert!(page.html.contains("state does not match"));
-        assert!(page.html.contains("Start the login again from VS Code."));
+    fn discarded_pages_say_why_and_that_the_login_still_waits() {
+        for (reason, why) in [
+            (DiscardReason::StateMismatch, "state does not match"),
+            (DiscardReason::MissingState, "carries no state"),
+            (DiscardReason::RepeatedState, "carries its state twice"),
+        ] {
+            let page = discarded(reason, "VS Code");
+            assert_eq!(page.status, 400);
+            assert!(page.html.contains(why), "{reason:?}: {}", page.html);
+            assert!(
+                page.html.contains("The login is still waiting"),
+                "{}",
+                page.html
+            );
+            assert!(!page.html.contains("Login failed"), "{}", page.html);
+        }
     }
 
     #[test]
     fn every_failure_page_says_what_to_do_next() {
         let errors = [
-            CallbackError::StateMismatch,
-            CallbackError::MissingState,
             CallbackError::IssuerMismatch {
                 expected: "https://a".to_owned(),
                 got: "https://b".to_owned(),

@@ -23,6 +23,10 @@ fn error(error: CallbackError) -> ParsedCallback {
     ParsedCallback::Outcome(CallbackOutcome::Error(error))
 }
 
+fn discarded(reason: DiscardReason) -> ParsedCallback {
+    ParsedCallback::Discarded(reason)
+}
+
 fn oauth(error_code: &str, description: Option<&str>, uri: Option<&str>) -> ParsedCallback {
     error(CallbackError::OAuth {
         error: error_code.to_owned(),
@@ -97,53 +101,53 @@ fn parse_table() {
         ),
         // state
         (
-            "wrong state ends the flow",
+            "wrong state is discarded",
             "GET",
             format!("{PATH}?code=abc&state=other"),
             &base,
-            error(CallbackError::StateMismatch),
+            discarded(DiscardReason::StateMismatch),
         ),
         (
             "state with a different length",
             "GET",
             format!("{PATH}?code=abc&state={s}x"),
             &base,
-            error(CallbackError::StateMismatch),
+            discarded(DiscardReason::StateMismatch),
         ),
         (
-            "missing state ends the flow",
+            "missing state is discarded",
             "GET",
             format!("{PATH}?code=abc"),
             &base,
-            error(CallbackError::MissingState),
+            discarded(DiscardReason::MissingState),
         ),
         (
-            "bare GET (reload) ends the flow",
+            "bare GET (reload) is discarded",
             "GET",
             PATH.to_owned(),
             &base,
-            error(CallbackError::MissingState),
+            discarded(DiscardReason::MissingState),
         ),
         (
             "empty state is missing",
             "GET",
             format!("{PATH}?code=abc&state="),
             &base,
-            error(CallbackError::MissingState),
+            discarded(DiscardReason::MissingState),
         ),
         (
             "error without state is not trusted",
             "GET",
             format!("{PATH}?error=access_denied"),
             &base,
-            error(CallbackError::MissingState),
+            discarded(DiscardReason::MissingState),
         ),
         (
             "error with wrong state",
             "GET",
             format!("{PATH}?error=access_denied&state=nope"),
             &base,
-            error(CallbackError::StateMismatch),
+            discarded(DiscardReason::StateMismatch),
         ),
         // error=
         (
@@ -282,9 +286,21 @@ fn parse_table() {
             "GET",
             format!("{PATH}?code=a&state=evil&state={s}"),
             &base,
-            error(CallbackError::DuplicateParameter {
-                name: "state".to_owned(),
-            }),
+            discarded(DiscardReason::RepeatedState),
+        ),
+        (
+            "duplicate state, the right one first",
+            "GET",
+            format!("{PATH}?code=a&state={s}&state=evil"),
+            &base,
+            discarded(DiscardReason::RepeatedState),
+        ),
+        (
+            "a duplicate before a wrong state does not end the login",
+            "GET",
+            format!("{PATH}?code=a&code=b&state=evil"),
+            &base,
+            discarded(DiscardReason::StateMismatch),
         ),
         (
             "duplicate iss",
@@ -463,9 +479,18 @@ fn paste_table() {
             ok("x+y"),
         ),
         (
-            "wrong state ends the login",
+            "wrong state is discarded, the login waits",
             format!("http://127.0.0.1:1{PATH}?code=abc&state=old"),
-            Ok(CallbackOutcome::Error(CallbackError::StateMismatch)),
+            Err(PasteError::Discarded {
+                reason: DiscardReason::StateMismatch,
+            }),
+        ),
+        (
+            "missing state is discarded, the login waits",
+            format!("http://127.0.0.1:1{PATH}?code=abc"),
+            Err(PasteError::Discarded {
+                reason: DiscardReason::MissingState,
+            }),
         ),
         (
             "error redirect ends the login",
@@ -583,11 +608,17 @@ fn error_messages_say_what_to_do() {
          access was declined: start the login again and approve it"
     );
     assert!(
-        CallbackError::StateMismatch
+        CallbackError::MissingCode
             .to_string()
             .ends_with("start the login again")
     );
-    assert_eq!(CallbackError::MissingState.kind(), "missingState");
+    let discarded = PasteError::Discarded {
+        reason: DiscardReason::StateMismatch,
+    }
+    .to_string();
+    assert!(discarded.contains("still waiting"), "{discarded}");
+    assert!(discarded.contains("paste the address"), "{discarded}");
+    assert_eq!(DiscardReason::MissingState.kind(), "missingState");
 }
 
 #[test]

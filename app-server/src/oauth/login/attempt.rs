@@ -66,7 +66,9 @@ impl OAuthService {
             issuer: Some(metadata.issuer.clone()),
             iss_required: metadata.authorization_response_iss_parameter_supported,
         };
-        let callback = self.callbacks.register(ctx.port, expected)?;
+        let callback =
+            self.callbacks
+                .register(ctx.port, ctx.target.callback_url.as_ref(), expected)?;
         // Keep the same port for later attempts of this login.
         ctx.port.get_or_insert(callback.port);
         ctx.redirect_uri = Url::parse(&redirect_uri(

@@ -24,6 +24,7 @@ struct Answer {
     status: u16,
     content_type: String,
     cache_control: String,
+    allow: String,
     body: String,
 }
 
@@ -45,13 +46,18 @@ async fn send(method: reqwest::Method, port: u16, target: &str) -> Answer {
             .unwrap_or_default()
             .to_owned()
     };
-    let (content_type, cache_control) = (header("content-type"), header("cache-control"));
+    let (content_type, cache_control, allow) = (
+        header("content-type"),
+        header("cache-control"),
+        header("allow"),
+    );
     let status = response.status().as_u16();
     let body = response.text().await.expect("response body");
     Answer {
         status,
         content_type,
         cache_control,
+        allow,
         body,
     }
 }
@@ -78,7 +84,7 @@ fn code(code: &str) -> CallbackOutcome {
 async fn success_delivers_the_code_and_the_page_says_success() {
     let server = CallbackServer::with_app_name("Test IDE");
     let mut registration = server
-        .register(None, expected("IDone", "state-1"))
+        .register(None, None, expected("IDone", "state-1"))
         .expect("register");
     assert_ne!(registration.port, 0);
     assert_eq!(server.active_ports(), vec![registration.port]);
@@ -114,7 +120,7 @@ async fn success_delivers_the_code_and_the_page_says_success() {
 async fn stray_requests_get_404_and_the_login_goes_on() {
     let server = CallbackServer::new();
     let mut registration = server
-        .register(None, expected("IDstray", "s2"))
+        .register(None, None, expected("IDstray", "s2"))
         .expect("register");
     let port = registration.port;
 
@@ -128,20 +134,17 @@ async fn stray_requests_get_404_and_the_login_goes_on() {
         assert_eq!(answer.status, 404, "{target}");
         assert_eq!(answer.content_type, "text/html; charset=utf-8");
     }
-    let head = send(
+    // Only GET is answered; the right code and state in another method take nothing.
+    for method in [
         reqwest::Method::HEAD,
-        port,
-        "/callback/IDstray?code=x&state=s2",
-    )
-    .await;
-    assert_eq!(head.status, 404);
-    let post = send(
         reqwest::Method::POST,
-        port,
-        "/callback/IDstray?code=x&state=s2",
-    )
-    .await;
-    assert_eq!(post.status, 404);
+        reqwest::Method::PUT,
+        reqwest::Method::OPTIONS,
+    ] {
+        let answer = send(method.clone(), port, "/callback/IDstray?code=x&state=s2").await;
+        assert_eq!(answer.status, 405, "{method}");
+        assert_eq!(answer.allow, "GET", "{method}");
+    }
     assert_eq!(registration.outcome.try_recv(), Err(TryRecvError::Empty));
 
     let answer = get(port, "/callback/IDstray?code=real&state=s2").await;
@@ -154,10 +157,10 @@ async fn two_logins_share_one_fixed_port_routed_by_path() {
     let server = CallbackServer::new();
     let port = free_port();
     let mut first = server
-        .register(Some(port), expected("IDfirst", "sa"))
+        .register(Some(port), None, expected("IDfirst", "sa"))
         .expect("register first");
     let mut second = server
-        .register(Some(port), expected("IDsecond", "sb"))
+        .register(Some(port), None, expected("IDsecond", "sb"))
         .expect("register second");
     assert_eq!((first.port, second.port), (port, port));
     assert_eq!(server.active_ports(), vec![port]);
@@ -175,10 +178,10 @@ async fn two_logins_share_one_fixed_port_routed_by_path() {
 async fn logins_without_a_fixed_port_share_the_ephemeral_listener() {
     let server = CallbackServer::new();
     let first = server
-        .register(None, expected("IDe1", "s"))
+        .register(None, None, expected("IDe1", "s"))
         .expect("register");
     let second = server
-        .register(Some(0), expected("IDe2", "s"))
+        .register(Some(0), None, expected("IDe2", "s"))
         .expect("register");
     assert_eq!(first.port, second.port);
     assert_eq!(server.active_ports(), vec![first.port]);
@@ -189,10 +192,10 @@ async fn listener_closes_after_the_last_registration_is_dropped() {
     let server = CallbackServer::new();
     let port = free_port();
     let first = server
-        .register(Some(port), expected("IDc1", "s1"))
+        .register(Some(port), None, expected("IDc1", "s1"))
         .expect("register first");
     let second = server
-        .register(Some(port), expected("IDc2", "s2"))
+        .register(Some(port), None, expected("IDc2", "s2"))
         .expect("register second");
 
     drop(first);
@@ -211,13 +214,13 @@ async fn listener_closes_after_the_last_registration_is_dropped() {
 
     // The same fixed port can be taken again at once (a restarted login).
     let again = server
-        .register(Some(port), expected("IDc1", "s3"))
+        .register(Some(port), None, expected("IDc1", "s3"))
         .expect("register again");
     assert_eq!(again.port, port);
     drop(again);
 
     let ephemeral = server
-        .register(None, expected("IDc3", "s"))
+        .register(None, None, expected("IDc3", "s"))
         .expect("register ephemeral");
     let ephemeral_port = ephemeral.port;
     drop(ephemeral);
@@ -231,7 +234,7 @@ async fn a_port_held_by_another_program_is_port_in_use() {
     let port = foreign.local_addr().expect("address").port();
     let server = CallbackServer::new();
     let err = server
-        .register(Some(port), expected("IDbusy", "s"))
+        .register(Some(port), None, expected("IDbusy", "s"))
         .expect_err("port is taken");
     assert!(
         matches!(err, CallbackListenError::PortInUse { port: p } if p == port),
@@ -244,47 +247,51 @@ async fn a_port_held_by_another_program_is_port_in_use() {
 }
 
 #[tokio::test]
-async fn state_mismatch_ends_the_login_with_an_error_page() {
+async fn wrong_missing_or_repeated_state_is_discarded_and_the_login_keeps_waiting() {
     let server = CallbackServer::new();
     let mut registration = server
-        .register(None, expected("IDcsrf", "right-state"))
+        .register(None, None, expected("IDcsrf", "right-state"))
         .expect("register");
-    let answer = get(
-        registration.port,
-        "/callback/IDcsrf?code=stolen-code&state=wrong-state",
-    )
-    .await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.body.contains("Login failed"), "{}", answer.body);
-    assert!(answer.body.contains("state does not match"));
-    assert!(answer.body.contains("Start the login again"));
-    assert!(!answer.body.contains("stolen-code") && !answer.body.contains("wrong-state"));
-    assert_eq!(
-        (&mut registration.outcome).await,
-        Ok(CallbackOutcome::Error(CallbackError::StateMismatch))
-    );
-}
-
-#[tokio::test]
-async fn bare_get_without_state_ends_the_login() {
-    let server = CallbackServer::new();
-    let mut registration = server
-        .register(None, expected("IDbare", "s"))
-        .expect("register");
-    let answer = get(registration.port, "/callback/IDbare").await;
-    assert_eq!(answer.status, 400);
-    assert!(answer.body.contains("carries no state"), "{}", answer.body);
-    assert_eq!(
-        (&mut registration.outcome).await,
-        Ok(CallbackOutcome::Error(CallbackError::MissingState))
-    );
+    let port = registration.port;
+    for (target, why) in [
+        (
+            "/callback/IDcsrf?code=stolen-code&state=wrong-state",
+            "state does not match",
+        ),
+        ("/callback/IDcsrf?code=stolen-code", "carries no state"),
+        ("/callback/IDcsrf", "carries no state"),
+        ("/callback/IDcsrf?error=access_denied", "carries no state"),
+        (
+            "/callback/IDcsrf?code=stolen-code&state=right-state&state=wrong-state",
+            "carries its state twice",
+        ),
+    ] {
+        let answer = get(port, target).await;
+        assert_eq!(answer.status, 400, "{target}");
+        assert!(answer.body.contains(why), "{target}: {}", answer.body);
+        assert!(
+            answer.body.contains("The login is still waiting"),
+            "{}",
+            answer.body
+        );
+        assert!(!answer.body.contains("stolen-code") && !answer.body.contains("wrong-state"));
+        assert_eq!(
+            registration.outcome.try_recv(),
+            Err(TryRecvError::Empty),
+            "{target} touched the login"
+        );
+    }
+    // The real redirect still ends the login.
+    let answer = get(port, "/callback/IDcsrf?code=real-code&state=right-state").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!((&mut registration.outcome).await, Ok(code("real-code")));
 }
 
 #[tokio::test]
 async fn oauth_error_page_shows_the_servers_error_escaped() {
     let server = CallbackServer::new();
     let mut registration = server
-        .register(None, expected("IDerr", "s"))
+        .register(None, None, expected("IDerr", "s"))
         .expect("register");
     let answer = get(
         registration.port,
@@ -309,10 +316,10 @@ async fn oauth_error_page_shows_the_servers_error_escaped() {
 async fn a_newer_login_on_the_same_path_replaces_the_older() {
     let server = CallbackServer::new();
     let mut older = server
-        .register(None, expected("IDsame", "old-state"))
+        .register(None, None, expected("IDsame", "old-state"))
         .expect("register older");
     let mut newer = server
-        .register(None, expected("IDsame", "new-state"))
+        .register(None, None, expected("IDsame", "new-state"))
         .expect("register newer");
     assert_eq!(
         (&mut older.outcome).await,
@@ -347,7 +354,7 @@ async fn a_newer_login_on_the_same_path_replaces_the_older() {
 async fn a_login_that_stopped_waiting_gets_a_no_longer_waiting_page() {
     let server = CallbackServer::new();
     let mut registration = server
-        .register(None, expected("IDgone", "s"))
+        .register(None, None, expected("IDgone", "s"))
         .expect("register");
     let port = registration.port;
     // The login gave up (timeout, cancel) but still holds its place: close the receiver only.
@@ -362,10 +369,10 @@ async fn shutdown_fails_pending_logins_and_frees_the_ports() {
     let server = CallbackServer::new();
     let port = free_port();
     let mut fixed = server
-        .register(Some(port), expected("IDs1", "s"))
+        .register(Some(port), None, expected("IDs1", "s"))
         .expect("register fixed");
     let mut ephemeral = server
-        .register(None, expected("IDs2", "s"))
+        .register(None, None, expected("IDs2", "s"))
         .expect("register ephemeral");
     let ephemeral_port = ephemeral.port;
 
@@ -382,7 +389,7 @@ async fn shutdown_fails_pending_logins_and_frees_the_ports() {
         );
     }
     assert!(matches!(
-        server.register(None, expected("IDs3", "s")),
+        server.register(None, None, expected("IDs3", "s")),
         Err(CallbackListenError::ShutDown)
     ));
 }
@@ -397,7 +404,7 @@ fn invalid_callback_paths_are_refused() {
         };
         assert!(
             matches!(
-                server.register(None, expected),
+                server.register(None, None, expected),
                 Err(CallbackListenError::InvalidCallbackPath { .. })
             ),
             "{path}"
@@ -405,3 +412,5 @@ fn invalid_callback_paths_are_refused() {
     }
     assert!(server.active_ports().is_empty());
 }
+
+mod hostile;

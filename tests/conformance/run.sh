@@ -144,13 +144,9 @@ judge() {
     }' "$1"
 }
 
-passed=0
-failed=0
-failures=()
-for run in "${runs[@]}"; do
-  scenario="${run%@*}"
-  revision="${run##*@}"
-  dir="$out/${scenario//\//_}@$revision"
+# One run: writes its verdict ("ok" or the reasons) to $dir/verdict.
+run_one() { # name@revision dir
+  local run="$1" dir="$2" scenario="${1%@*}" revision="${1##*@}" code verdict
   rm -rf "$dir"
   mkdir -p "$dir/home"
   printf 'mcp_oauth_credentials_store = "file"\n' > "$dir/home/config.toml"
@@ -166,6 +162,30 @@ for run in "${runs[@]}"; do
       verdict="the suite exited $code"
     fi
   fi
+  printf '%s\n' "$verdict" > "$dir/verdict"
+}
+
+# Runs wait mostly on the network between the suite and the client: a few at once keeps
+# the whole selection within a few minutes. Each has its own ports and home.
+jobs="${CONFORMANCE_JOBS:-3}"
+dir_of() { local run="$1"; printf '%s/%s' "$out" "${run//\//_}"; }
+running=0
+for run in "${runs[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  run_one "$run" "$(dir_of "$run")" &
+  running=$((running + 1))
+done
+wait
+
+passed=0
+failed=0
+failures=()
+for run in "${runs[@]}"; do
+  dir="$(dir_of "$run")"
+  verdict="$(cat "$dir/verdict" 2>/dev/null || echo "no verdict")"
   if [ "$verdict" = "ok" ]; then
     passed=$((passed + 1))
     echo "PASS $run"

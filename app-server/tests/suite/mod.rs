@@ -5,5 +5,6 @@ mod config;
 mod harness;
 mod interop;
 mod login;
+mod revisions;
 mod rpc;
 mod tokens;

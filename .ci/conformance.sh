@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The MCP conformance suite (npm @modelcontextprotocol/conformance, pinned with Node 22 in
-# tests/conformance/package-lock.json) against `mcp-app-server connect`: every scenario of
-# the auth suite and of the draft suite, one by one, each with a clean MCP_APP_SERVER_HOME.
-# Ends with the line `N passed, M failed`; exits non-zero on any failure.
+# The MCP conformance suite (npm @modelcontextprotocol/conformance 0.2.0-alpha.12, pinned
+# with Node 22 in tests/conformance/package-lock.json) against `mcp-app-server connect`:
+# every auth scenario of the 2025-11-25, 2026-07-28 and 2025-03-26 revisions and the client
+# scenarios initialize, tools_call, http-standard-headers and request-metadata, each alone
+# and once per revision it is tagged with, each with a clean MCP_APP_SERVER_HOME; extension
+# scenarios are listed as skipped. Ends with `N passed, M failed, K skipped`; exits non-zero
+# on any failure. See tests/conformance/run.sh for choosing a subset.
 #
-#   bash .ci/conformance.sh                    # all of them
-#   bash .ci/conformance.sh auth/scope-step-up # chosen scenarios
+#   bash .ci/conformance.sh                                 # the whole selection
+#   bash .ci/conformance.sh auth/scope-step-up              # at each of its revisions
+#   bash .ci/conformance.sh 'auth/iss-*@2026-07-28'         # patterns, one revision
+#   CONFORMANCE_SCENARIOS=tools_call bash .ci/conformance.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

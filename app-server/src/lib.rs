@@ -3,12 +3,14 @@
 //!
 //! Layers, dependencies pointing one way: `transport` (framing) <- `rpc` (connections,
 //! dispatch) -> `oauth` (the OAuth steps) -> `credentials` (the store); `config` is read by
-//! all. `oauth` knows nothing of JSON-RPC.
+//! all. `oauth` knows nothing of JSON-RPC beyond the discovery probe, whose shape per MCP
+//! revision it takes from `mcp_wire`.
 
 pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod home;
+pub mod mcp_wire;
 pub mod oauth;
 pub mod rpc;
 pub mod transport;

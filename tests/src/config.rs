@@ -20,6 +20,19 @@ pub enum PrmMode {
     None,
 }
 
+/// The MCP protocol revision the kit's MCP server speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum McpRevision {
+    /// 2025-11-25: `initialize`; a request whose `MCP-Protocol-Version` names another
+    /// revision gets 400 (as the common SDKs answer), so `server/discover` fails there.
+    #[default]
+    Legacy,
+    /// 2026-07-28 only: stateless; `server/discover`; every request must carry
+    /// `MCP-Protocol-Version` equal to its `_meta`, `Mcp-Method`, and `Mcp-Name` where the
+    /// revision requires it (400 `HeaderMismatch` otherwise); `initialize` is refused.
+    Modern,
+}
+
 /// A client the authorization server knows before any registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreregisteredClient {
@@ -94,6 +107,11 @@ pub struct KitConfig {
     pub challenge_scope: Option<String>,
     /// Space-separated scopes every MCP request needs; otherwise 403 `insufficient_scope`.
     pub required_scope: Option<String>,
+    /// The revision the MCP server speaks.
+    pub mcp_revision: McpRevision,
+    /// Requests without a token get this status (no challenge) instead of 401, as servers
+    /// do that judge the method or media type before the token.
+    pub unauthenticated_status: Option<u16>,
     pub access_token_ttl_secs: u64,
     /// Every token response carries a refresh token.
     pub issue_refresh_tokens: bool,
@@ -134,6 +152,8 @@ impl Default for KitConfig {
             ],
             challenge_scope: None,
             required_scope: None,
+            mcp_revision: McpRevision::Legacy,
+            unauthenticated_status: None,
             access_token_ttl_secs: 3600,
             issue_refresh_tokens: true,
             rotate_refresh_tokens: true,

@@ -53,6 +53,8 @@ pub(crate) struct Records {
     pub last_authorize_query: Option<BTreeMap<String, String>>,
     /// `METHOD /path` of every request, without query strings (they carry codes and state).
     pub requests: Vec<String>,
+    /// The JSON-RPC method of every authorized MCP request, with its `MCP-Protocol-Version`.
+    pub mcp_methods: Vec<(String, Option<String>)>,
 }
 
 /// State shared by every handler of both listeners.
@@ -267,6 +269,12 @@ impl Kit {
 
     pub fn last_authorize_query(&self) -> Option<BTreeMap<String, String>> {
         lock(&self.shared.records).last_authorize_query.clone()
+    }
+
+    /// `(JSON-RPC method, MCP-Protocol-Version header)` of every MCP request that carried a
+    /// valid token, in order.
+    pub fn mcp_methods(&self) -> Vec<(String, Option<String>)> {
+        lock(&self.shared.records).mcp_methods.clone()
     }
 
     /// `METHOD /path` of every request both listeners received, in order (no query strings).

@@ -1,11 +1,14 @@
 //! `mcp-app-server connect URL`: a minimal MCP client over Streamable HTTP that logs in
-//! when the server asks. `initialize`, `notifications/initialized`, `tools/list`, and with
-//! `--call` a `tools/call`. A 401 starts a login; a 403 `insufficient_scope` starts a login
-//! for the union of the scopes held and those asked for (step-up, rule 9). At most
-//! [`MAX_AUTHORIZATIONS`] logins per run, so a server that never accepts cannot loop.
+//! when the server asks. It opens with the revision the server speaks (see [`open`]:
+//! `server/discover` on the 2026-07-28 wire, else `initialize` and
+//! `notifications/initialized`), then `tools/list`, and with `--call` a `tools/call`. A 401
+//! starts a login; a 403 `insufficient_scope` starts a login for the union of the scopes
+//! held and those asked for (step-up, rule 9). At most [`MAX_AUTHORIZATIONS`] logins per
+//! run, so a server that never accepts cannot loop.
 //!
 //! It is also the client the MCP conformance suite drives: `--conformance` reads the
-//! scenario's context (a preregistered client) and calls `test-tool`.
+//! scenario's context (a preregistered client), calls a listed tool and reads what the
+//! server offers (see [`conformance`]).
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -13,7 +16,7 @@ use url::Url;
 
 use super::engine::{CliError, Engine};
 use super::login::{FlowArgs, Paste, login};
-use super::mcp_client::{Answer, McpClient};
+use super::mcp_client::{Answer, McpClient, McpError};
 use super::output::say;
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
@@ -23,8 +26,9 @@ use crate::oauth::{DEFAULT_MIN_VALIDITY_SECS, LoginError, ServerTarget};
 
 /// Logins one run may make: the first and two step-ups.
 pub const MAX_AUTHORIZATIONS: u32 = 3;
-/// The tool the conformance scenarios expect a call of.
-const CONFORMANCE_TOOL: &str = "test-tool";
+
+mod conformance;
+mod open;
 
 /// `connect URL [--call TOOL [--args JSON]]`.
 #[derive(Debug, clap::Args)]
@@ -40,8 +44,9 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Run as the MCP conformance suite's client: read MCP_CONFORMANCE_CONTEXT (client_id,
-    /// client_secret of a preregistered client) and call `test-tool` unless --call says
-    /// otherwise.
+    /// client_secret of a preregistered client); unless --call says otherwise call
+    /// `test-tool` (or the first tool listed, with arguments made from its input schema);
+    /// then read the first resource and get the first prompt the server lists.
     #[arg(long)]
     pub conformance: bool,
     #[command(flatten)]
@@ -62,8 +67,7 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
     args.flow.apply(&mut target);
     let mut call = args.call.clone();
     if args.conformance {
-        apply_conformance_context(&mut target)?;
-        call.get_or_insert_with(|| CONFORMANCE_TOOL.to_string());
+        conformance::apply_context(&mut target)?;
     }
     let arguments = match &args.args {
         None => json!({}),
@@ -97,31 +101,32 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
     };
     session.token = session.stored_token().await;
 
-    let init = session
-        .request("initialize", McpClient::initialize_params())
-        .await?;
-    let server = &init["serverInfo"];
-    let version = init["protocolVersion"].as_str().unwrap_or("?").to_string();
+    let hello = session.open().await?;
     say(format!(
-        "Connected to {} {} (MCP {version}{})",
-        server["name"].as_str().unwrap_or("an MCP server"),
-        server["version"].as_str().unwrap_or(""),
-        session
-            .client
-            .session_id()
-            .map(|_| ", with a session")
-            .unwrap_or(""),
+        "Connected to {} {} (MCP {}{})",
+        hello.server_name,
+        hello.server_version,
+        hello.revision,
+        if session.client.session_id().is_some() {
+            ", with a session"
+        } else {
+            ""
+        },
     ));
-    session.client.set_protocol_version(&version);
-    session.notify("notifications/initialized").await?;
 
     let tools = session.request("tools/list", json!({})).await?;
-    let names: Vec<&str> = tools["tools"]
-        .as_array()
-        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-        .unwrap_or_default();
+    let listed: Vec<Value> = tools["tools"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = listed.iter().filter_map(|t| t["name"].as_str()).collect();
     say(format!("Tools ({}): {}", names.len(), names.join(", ")));
 
+    let mut arguments = arguments;
+    if args.conformance
+        && args.call.is_none()
+        && let Some((tool, synthesized)) = conformance::pick_tool(&listed)
+    {
+        call = Some(tool);
+        arguments = synthesized;
+    }
     if let Some(tool) = call {
         let result = session
             .request("tools/call", json!({"name": tool, "arguments": arguments}))
@@ -134,19 +139,8 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
             )));
         }
     }
-    Ok(())
-}
-
-/// The conformance suite passes a preregistered client as JSON in MCP_CONFORMANCE_CONTEXT.
-fn apply_conformance_context(target: &mut ServerTarget) -> Result<(), CliError> {
-    let Ok(text) = std::env::var("MCP_CONFORMANCE_CONTEXT") else {
-        return Ok(());
-    };
-    let context: Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Usage(format!("MCP_CONFORMANCE_CONTEXT is not JSON: {e}")))?;
-    if let Some(id) = context["client_id"].as_str() {
-        target.client_id = Some(id.to_string());
-        target.client_secret = context["client_secret"].as_str().map(str::to_string);
+    if args.conformance {
+        conformance::exercise(&mut session, &hello.capabilities).await?;
     }
     Ok(())
 }
@@ -183,15 +177,29 @@ impl Session<'_> {
     }
 
     async fn request(&mut self, method: &str, params: Value) -> Result<Value, CliError> {
+        self.call(method, params)
+            .await?
+            .map_err(|e| CliError::Failed(e.to_string()))
+    }
+
+    /// A request, logging in when the server asks: the outer error is a failed login, the
+    /// inner one the server's answer, for the caller to judge (revision negotiation does).
+    async fn call(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, McpError>, CliError> {
         loop {
-            let answer = self
+            let answer = match self
                 .client
                 .request(method, params.clone(), self.token.as_deref())
                 .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            match self.handle(method, answer).await? {
-                Some(result) => return Ok(result),
-                None => continue,
+            {
+                Ok(answer) => answer,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Some(result) = self.handle(method, answer).await? {
+                return Ok(Ok(result));
             }
         }
     }

@@ -1,8 +1,12 @@
-//! A small MCP Streamable HTTP client (MCP 2025-11-25, basic/transports): JSON-RPC requests
-//! POSTed to the endpoint, answers as `application/json` or as a `text/event-stream` that
-//! carries the response among other messages, and the `Mcp-Session-Id` the server may assign
-//! at `initialize`. Authorization failures are returned, not handled: the caller decides
-//! whether to log in.
+//! A small MCP Streamable HTTP client for both eras of the protocol (see
+//! [`crate::mcp_wire`]): JSON-RPC requests POSTed to the endpoint, answers as
+//! `application/json` or as a `text/event-stream` that carries the response among other
+//! messages. On the modern wire (2026-07-28) every request carries the request metadata
+//! headers and `_meta`, and there is no session; on the legacy wire (2025-03-26 to
+//! 2025-11-25) `initialize` opens, the server may assign an `Mcp-Session-Id`, and later
+//! requests carry the negotiated `MCP-Protocol-Version`. Which era a server speaks is decided
+//! by the caller (`connect`) from the answers; authorization failures are returned, not
+//! handled: the caller decides whether to log in.
 
 use std::time::Duration;
 
@@ -11,14 +15,16 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use serde_json::{Value, json};
 use url::Url;
 
+use super::mcp_sse::SseParser;
+use crate::mcp_wire::{
+    Era, PROTOCOL_VERSION_HEADER, SESSION_HEADER, encode_header_value, modern_request,
+};
 use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge};
 
-/// The protocol revision this client speaks.
-pub const PROTOCOL_VERSION: &str = "2025-11-25";
-const SESSION_HEADER: &str = "mcp-session-id";
-const PROTOCOL_HEADER: &str = "mcp-protocol-version";
 /// Bound on one answer (a JSON body, or the event stream up to our response).
 const MAX_ANSWER_BYTES: usize = 8 << 20;
+/// Bound on the body of an error status that is read for a JSON-RPC error.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the server answered.
@@ -32,6 +38,29 @@ pub enum Answer {
     InsufficientScope(BearerChallenge),
 }
 
+/// A JSON-RPC error object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcError {
+    pub code: i64,
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl RpcError {
+    fn from_value(error: &Value) -> Option<Self> {
+        let code = error.get("code").and_then(Value::as_i64)?;
+        Some(Self {
+            code,
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+                .to_string(),
+            data: error.get("data").cloned(),
+        })
+    }
+}
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -43,6 +72,8 @@ pub enum McpError {
         method: String,
         status: u16,
         body: String,
+        /// The JSON-RPC error the body carried, if any.
+        rpc: Option<Box<RpcError>>,
     },
     #[error("the MCP server at {url} sent an invalid answer to `{method}`: {reason}")]
     Invalid {
@@ -50,22 +81,49 @@ pub enum McpError {
         method: String,
         reason: String,
     },
-    #[error("`{method}` failed on the MCP server: {message} (JSON-RPC error {code})")]
+    #[error("`{method}` failed on the MCP server: {} (JSON-RPC error {})", .error.message, .error.code)]
     Rpc {
         method: String,
-        code: i64,
-        message: String,
+        error: Box<RpcError>,
     },
 }
 
-/// One MCP connection: the endpoint, the session the server assigned, the negotiated
-/// protocol revision.
+impl McpError {
+    /// The JSON-RPC error of the answer, whether it came with HTTP 200 or an error status.
+    pub fn rpc_error(&self) -> Option<&RpcError> {
+        match self {
+            McpError::Status { rpc, .. } => rpc.as_deref(),
+            McpError::Rpc { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP error status of the answer, if that is what failed.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            McpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// How requests are framed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wire {
+    /// 2026-07-28 and later: metadata headers and `_meta` on every request.
+    Modern(String),
+    /// `initialize` era; the version once `initialize` negotiated one.
+    Legacy(Option<String>),
+}
+
+/// One MCP connection: the endpoint, the wire in use and, on the legacy wire, the session
+/// the server assigned.
 pub struct McpClient {
     http: reqwest::Client,
     url: Url,
     headers: HeaderMap,
+    wire: Wire,
     session_id: Option<String>,
-    protocol_version: Option<String>,
     next_id: i64,
 }
 
@@ -85,28 +143,43 @@ impl McpClient {
             http,
             url,
             headers,
+            wire: Wire::Legacy(None),
             session_id: None,
-            protocol_version: None,
             next_id: 1,
         })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.url
     }
 
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
     }
 
-    /// After `initialize`: later requests carry `MCP-Protocol-Version`.
-    pub fn set_protocol_version(&mut self, version: &str) {
-        self.protocol_version = Some(version.to_string());
+    /// The era requests are framed for.
+    pub fn era(&self) -> Era {
+        match self.wire {
+            Wire::Modern(_) => Era::Modern,
+            Wire::Legacy(_) => Era::Legacy,
+        }
     }
 
-    /// The `initialize` params this client sends.
-    pub fn initialize_params() -> Value {
-        json!({
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "mcp-app-server", "version": env!("CARGO_PKG_VERSION")},
-        })
+    /// Frame later requests for the modern wire at `revision`.
+    pub fn use_modern(&mut self, revision: &str) {
+        self.wire = Wire::Modern(revision.to_string());
+        self.session_id = None;
+    }
+
+    /// Frame later requests for the legacy wire, before `initialize` (no version header).
+    pub fn use_legacy(&mut self) {
+        self.wire = Wire::Legacy(None);
+        self.session_id = None;
+    }
+
+    /// After `initialize`: later requests carry `MCP-Protocol-Version: version`.
+    pub fn set_legacy_version(&mut self, version: &str) {
+        self.wire = Wire::Legacy(Some(version.to_string()));
     }
 
     /// Sends a request and waits for its response.
@@ -118,24 +191,56 @@ impl McpClient {
     ) -> Result<Answer, McpError> {
         let id = self.next_id;
         self.next_id += 1;
-        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.post(method, &message, token, Some(id)).await
+        let (headers, message) = match &self.wire {
+            Wire::Modern(revision) => modern_request(id, revision, method, params),
+            Wire::Legacy(version) => {
+                let mut headers = HeaderMap::new();
+                if let Some(version) = version {
+                    headers.insert(PROTOCOL_VERSION_HEADER, encode_header_value(version));
+                }
+                let message =
+                    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+                (headers, message)
+            }
+        };
+        let answer = self
+            .post(method, headers, &message, token, Some(id))
+            .await?;
+        if let (Wire::Modern(_), Answer::Result(result)) = (&self.wire, &answer)
+            && result.get("resultType").and_then(Value::as_str) == Some("input_required")
+        {
+            return Err(McpError::Invalid {
+                url: self.url.to_string(),
+                method: method.to_string(),
+                reason: "the server asks the client for input (a multi round-trip request), \
+                         which this client does not support"
+                    .into(),
+            });
+        }
+        Ok(answer)
     }
 
-    /// Sends a notification (no response expected; the server answers 202).
+    /// Sends a notification (no response expected; the server answers 202). Only the
+    /// legacy wire has client notifications over HTTP.
     pub async fn notify(&mut self, method: &str, token: Option<&str>) -> Result<Answer, McpError> {
+        let mut headers = HeaderMap::new();
+        if let Wire::Legacy(Some(version)) = &self.wire {
+            headers.insert(PROTOCOL_VERSION_HEADER, encode_header_value(version));
+        }
         let message = json!({"jsonrpc": "2.0", "method": method});
-        self.post(method, &message, token, None).await
+        self.post(method, headers, &message, token, None).await
     }
 
     async fn post(
         &mut self,
         method: &str,
+        wire_headers: HeaderMap,
         message: &Value,
         token: Option<&str>,
         id: Option<i64>,
     ) -> Result<Answer, McpError> {
         let mut headers = self.headers.clone();
+        headers.extend(wire_headers);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(
             ACCEPT,
@@ -143,13 +248,6 @@ impl McpClient {
         );
         if let Some(session) = self.session_id.as_deref().and_then(|s| s.parse().ok()) {
             headers.insert(SESSION_HEADER, session);
-        }
-        if let Some(version) = self
-            .protocol_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-        {
-            headers.insert(PROTOCOL_HEADER, version);
         }
         if let Some(token) = token {
             let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
@@ -188,8 +286,18 @@ impl McpClient {
             _ => {}
         }
         if !status.is_success() {
-            let body = read_limited(&mut response, 2048).await.unwrap_or_default();
-            let text = String::from_utf8_lossy(&body).trim().to_string();
+            let body = read_limited(&mut response, MAX_ERROR_BODY_BYTES)
+                .await
+                .unwrap_or_default();
+            let rpc = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(RpcError::from_value))
+                .map(Box::new);
+            let text: String = String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(500)
+                .collect();
             return Err(McpError::Status {
                 url: self.url.to_string(),
                 method: method.to_string(),
@@ -199,12 +307,14 @@ impl McpClient {
                 } else {
                     format!(": {text}")
                 },
+                rpc,
             });
         }
-        if let Some(session) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
+        if self.era() == Era::Legacy
+            && let Some(session) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
         {
             self.session_id = Some(session.to_string());
         }
@@ -261,12 +371,11 @@ fn into_result(reply: Value, method: &str) -> Result<Answer, McpError> {
     if let Some(error) = reply.get("error") {
         return Err(McpError::Rpc {
             method: method.to_string(),
-            code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("no message")
-                .to_string(),
+            error: Box::new(RpcError::from_value(error).unwrap_or(RpcError {
+                code: 0,
+                message: "an error without a code".into(),
+                data: None,
+            })),
         });
     }
     Ok(Answer::Result(
@@ -323,80 +432,6 @@ async fn read_event_stream(response: &mut reqwest::Response, id: i64) -> Result<
     ))
 }
 
-/// One Server-Sent Event.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SseEvent {
-    pub event: Option<String>,
-    pub data: String,
-    pub id: Option<String>,
-}
-
-/// An incremental `text/event-stream` parser (WHATWG HTML, server-sent events): lines end
-/// with LF, CRLF or CR; `data` lines join with LF; a blank line dispatches; `:` starts a
-/// comment. Chunks may split lines and UTF-8 sequences anywhere.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    line: Vec<u8>,
-    /// The previous chunk ended with CR: an LF at the start of the next one belongs to it.
-    after_cr: bool,
-    event: Option<String>,
-    data: Option<String>,
-    id: Option<String>,
-}
-
-impl SseParser {
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        let mut out = Vec::new();
-        for &byte in chunk {
-            if std::mem::take(&mut self.after_cr) && byte == b'\n' {
-                continue;
-            }
-            match byte {
-                b'\n' | b'\r' => {
-                    self.after_cr = byte == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    if let Some(event) = self.line_done(&String::from_utf8_lossy(&line)) {
-                        out.push(event);
-                    }
-                }
-                _ => self.line.push(byte),
-            }
-        }
-        out
-    }
-
-    fn line_done(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            let data = self.data.take()?;
-            return Some(SseEvent {
-                event: self.event.take(),
-                data,
-                id: self.id.clone(),
-            });
-        }
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "data" => match &mut self.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => self.data = Some(value.to_string()),
-            },
-            "event" => self.event = Some(value.to_string()),
-            "id" if !value.contains('\0') => self.id = Some(value.to_string()),
-            _ => {}
-        }
-        None
-    }
-}
-
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -411,53 +446,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
-        let mut p = SseParser::default();
-        chunks.iter().flat_map(|c| p.push(c)).collect()
-    }
-
-    #[test]
-    fn sse_events_across_chunks_and_line_endings() {
-        let events = parse_all(&[
-            b": comment\r\nid: 7\r\nevent: message\r\nda",
-            b"ta: {\"a\":\r\ndata: 1}\r\n\r\n",
-            b"data: x\rdata: y\r",
-            b"\n\ndata:z\n\n",
-        ]);
-        assert_eq!(
-            events,
-            vec![
-                SseEvent {
-                    event: Some("message".into()),
-                    data: "{\"a\":\n1}".into(),
-                    id: Some("7".into())
-                },
-                SseEvent {
-                    event: None,
-                    data: "x\ny".into(),
-                    id: Some("7".into())
-                },
-                SseEvent {
-                    event: None,
-                    data: "z".into(),
-                    id: Some("7".into())
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn sse_priming_event_without_data_is_not_dispatched() {
-        assert!(parse_all(&[b"id: 1\nretry: 500\n\n"]).is_empty());
-    }
-
-    #[test]
-    fn sse_split_utf8_survives() {
-        let text = "data: \u{e9}t\u{e9}\n\n".as_bytes();
-        let (a, b) = text.split_at(7);
-        assert_eq!(parse_all(&[a, b])[0].data, "\u{e9}t\u{e9}");
-    }
 
     #[test]
     fn responses_are_found_by_id_in_batches() {

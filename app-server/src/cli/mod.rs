@@ -7,6 +7,7 @@ mod engine;
 mod login;
 mod logout;
 mod mcp_client;
+mod mcp_sse;
 mod output;
 pub mod serve_client_metadata;
 mod status;

@@ -17,9 +17,10 @@ use url::Url;
 use super::http::{HttpClient, HttpError, check_secure_url};
 use super::resource::{ResourceMismatch, canonical_resource, check_prm_resource};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
+use crate::mcp_wire;
 
-/// MCP protocol revision announced by the discovery probe.
-pub const PROBE_PROTOCOL_VERSION: &str = "2025-11-25";
+/// MCP protocol revision the legacy (`initialize`) discovery probe offers.
+pub const PROBE_PROTOCOL_VERSION: &str = mcp_wire::LEGACY_REVISION;
 /// How long authorization server metadata is cached when the server gives no `max-age`.
 pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(5 * 60);
 /// Upper bound on any cache lifetime, whatever the server says.
@@ -365,33 +366,80 @@ pub struct Probe {
     pub challenge: Option<BearerChallenge>,
 }
 
-/// Rule 1: an MCP `initialize` without a token; a 401 carries the challenge.
+/// Rule 1 (and 32): the unauthenticated request that starts discovery, one that servers of
+/// every revision the daemon speaks answer with 401 when they need a token. First a
+/// 2026-07-28 `server/discover` with the request metadata headers and `_meta`: modern
+/// servers know it, and legacy servers that let `initialize` through unauthenticated still
+/// protect every other method. When that gets neither 401/403 nor a modern answer, a legacy
+/// `initialize` (2025-11-25) follows, for servers that judge the protocol version before
+/// the token. Any other status goes on to the well-known lookups (a 400, 405 or 406 does not
+/// end discovery where the metadata exists).
 pub async fn probe(
     http: &HttpClient,
     server_url: &Url,
     extra_headers: &HeaderMap,
 ) -> Result<Probe, DiscoveryError> {
+    let (wire_headers, body) = mcp_wire::modern_request(
+        0,
+        mcp_wire::MODERN_REVISION,
+        mcp_wire::DISCOVER_METHOD,
+        serde_json::json!({}),
+    );
+    let modern = probe_once(http, server_url, extra_headers, wire_headers, &body).await?;
+    if modern.status.is_success() || is_challenge(modern.status) || modern.modern_error {
+        return Ok(modern.probe);
+    }
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": 0,
         "method": "initialize",
-        "params": {
-            "protocolVersion": PROBE_PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "mcp-app-server", "version": env!("CARGO_PKG_VERSION")},
-        },
+        "params": mcp_wire::initialize_params(PROBE_PROTOCOL_VERSION),
     });
+    let legacy = probe_once(http, server_url, extra_headers, HeaderMap::new(), &body).await?;
+    if legacy.status.is_success() || is_challenge(legacy.status) {
+        return Ok(legacy.probe);
+    }
+    Ok(modern.probe)
+}
+
+fn is_challenge(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN
+}
+
+struct ProbeAnswer {
+    status: StatusCode,
+    /// The body is a JSON-RPC error only a 2026-07-28 server sends.
+    modern_error: bool,
+    probe: Probe,
+}
+
+async fn probe_once(
+    http: &HttpClient,
+    server_url: &Url,
+    extra_headers: &HeaderMap,
+    wire_headers: HeaderMap,
+    body: &serde_json::Value,
+) -> Result<ProbeAnswer, DiscoveryError> {
     let mut headers = extra_headers.clone();
+    headers.extend(wire_headers);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(
         ACCEPT,
         HeaderValue::from_static("application/json, text/event-stream"),
     );
-    let bytes = serde_json::to_vec(&body).expect("a static JSON value serializes");
+    let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
     let response = http.post_probe(server_url, bytes, &headers).await?;
-    Ok(Probe {
+    let modern_error = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|v| v.pointer("/error/code").and_then(serde_json::Value::as_i64))
+        .is_some_and(mcp_wire::is_modern_error);
+    Ok(ProbeAnswer {
         status: response.status,
-        challenge: bearer_challenge(&response.headers),
+        modern_error,
+        probe: Probe {
+            status: response.status,
+            challenge: bearer_challenge(&response.headers),
+        },
     })
 }
 
@@ -949,15 +997,28 @@ mod tests {
         );
         assert_eq!(mcp.count("/.well-known/oauth-protected-resource"), 0);
         assert_eq!(mcp.count("/.well-known/oauth-protected-resource/mcp"), 1);
-        // The probe is an MCP initialize accepting JSON and event streams.
+        // The probe is a 2026-07-28 server/discover accepting JSON and event streams, with
+        // the request metadata headers equal to its `_meta`; the 401 ends probing.
         let probe = &mcp.requests()[0];
         assert_eq!(probe.method, "POST");
-        assert_eq!(probe.json()["method"], "initialize");
+        assert_eq!(probe.json()["method"], "server/discover");
         assert_eq!(
             probe.headers.get("accept").unwrap(),
             "application/json, text/event-stream"
         );
+        assert_eq!(
+            probe.headers.get("mcp-protocol-version").unwrap(),
+            "2026-07-28"
+        );
+        assert_eq!(probe.headers.get("mcp-method").unwrap(), "server/discover");
+        let meta = &probe.json()["params"]["_meta"];
+        assert_eq!(
+            meta["io.modelcontextprotocol/protocolVersion"],
+            "2026-07-28"
+        );
+        assert!(meta["io.modelcontextprotocol/clientCapabilities"].is_object());
         assert!(probe.headers.get("authorization").is_none());
+        assert_eq!(mcp.count("/mcp"), 1);
     }
 
     #[tokio::test]
@@ -1252,6 +1313,96 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    /// A server that refuses the unauthenticated probe with `status` (no challenge) and
+    /// publishes its PRM at the root well-known location.
+    async fn refusing_server(probe_status: u16) -> (TestServer, TestServer) {
+        let auth = serve(|req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => json(200, as_doc(base, "")),
+            _ => status(404),
+        })
+        .await;
+        let issuer = auth.base.as_str().trim_end_matches('/').to_string();
+        let mcp = serve(move |req, base| match req.path.as_str() {
+            "/mcp" => status(probe_status),
+            "/.well-known/oauth-protected-resource" => {
+                json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer))
+            }
+            _ => status(404),
+        })
+        .await;
+        (auth, mcp)
+    }
+
+    #[tokio::test]
+    async fn a_probe_refused_with_400_405_406_goes_on_to_the_well_known_metadata() {
+        for code in [400, 405, 406] {
+            let (auth, mcp) = refusing_server(code).await;
+            let found = run(&mcp, &MetadataCache::new()).await.unwrap();
+            assert_eq!(found.issuer, auth.base.as_str().trim_end_matches('/'));
+            assert!(found.challenge.is_none());
+            // Both probe shapes were tried: server/discover, then initialize.
+            let methods: Vec<String> = mcp
+                .requests()
+                .iter()
+                .filter(|r| r.path == "/mcp")
+                .map(|r| r.json()["method"].as_str().unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(methods, ["server/discover", "initialize"], "HTTP {code}");
+            assert_eq!(mcp.count("/.well-known/oauth-protected-resource"), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_judges_the_version_first_is_probed_with_initialize() {
+        // A legacy server that refuses the unknown protocol version header before looking
+        // at the token, and challenges an initialize.
+        let auth = serve(|req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => json(200, as_doc(base, "")),
+            _ => status(404),
+        })
+        .await;
+        let issuer = auth.base.as_str().trim_end_matches('/').to_string();
+        let mcp = serve(move |req, base| match req.path.as_str() {
+            "/mcp" if req.headers.get("mcp-protocol-version").is_some() => json(
+                400,
+                json!({"jsonrpc": "2.0", "id": null,
+                       "error": {"code": -32000, "message": "Unsupported protocol version"}}),
+            ),
+            "/mcp" => with_headers(401, &[("www-authenticate", "Bearer scope=\"read\"")], ""),
+            "/.well-known/oauth-protected-resource/mcp" => {
+                json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer))
+            }
+            _ => status(404),
+        })
+        .await;
+        let found = run(&mcp, &MetadataCache::new()).await.unwrap();
+        assert_eq!(found.challenge.unwrap().scope.as_deref(), Some("read"));
+        assert_eq!(mcp.count("/mcp"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_modern_error_to_the_probe_is_not_followed_by_initialize() {
+        let mcp = serve(|req, _| match req.path.as_str() {
+            "/mcp" => json(
+                400,
+                json!({"jsonrpc": "2.0", "id": 0, "error": {"code": -32022,
+                       "message": "Unsupported protocol version",
+                       "data": {"supported": ["2027-01-01"], "requested": "2026-07-28"}}}),
+            ),
+            _ => status(404),
+        })
+        .await;
+        let err = run(&mcp, &MetadataCache::new()).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DiscoveryError::UnexpectedProbeStatus { status: 400, .. }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(mcp.count("/mcp"), 1);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ mod harness;
 mod interop;
 mod listener_attacks;
 mod login;
+mod revisions;
 mod rpc;
 mod ssrf;
 mod tokens;

@@ -1,5 +1,6 @@
 //! `/mcp`: bearer token validation (RFC 6750 challenges pointing at PRM) in front of a
-//! minimal MCP Streamable HTTP server that answers with `application/json`.
+//! minimal MCP Streamable HTTP server that answers with `application/json`, at the revision
+//! the config names (the 2026-07-28 request checks are in `modern`).
 
 use std::sync::Arc;
 
@@ -10,13 +11,16 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::modern;
 use crate::authorization_server::errors::is_content_type;
-use crate::config::PrmMode;
+use crate::config::{McpRevision, PrmMode};
 use crate::counters::bump;
 use crate::faults::{Endpoint, lock};
 use crate::kit::Shared;
 
 const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The revisions the legacy server accepts in `MCP-Protocol-Version`.
+const LEGACY_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 
 /// Quoted-string escaping for auth-param values.
 fn quote(value: &str) -> String {
@@ -72,6 +76,10 @@ pub(crate) async fn mcp(
         return fault;
     }
     let Some(token) = bearer_token(&headers) else {
+        if let Some(code) = s.config.unauthenticated_status {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            return (status, "this server refuses the request").into_response();
+        }
         let value = challenge(&s, None, s.config.challenge_scope.as_deref());
         return with_challenge(
             StatusCode::UNAUTHORIZED,
@@ -120,14 +128,14 @@ pub(crate) async fn mcp(
         // No server-initiated SSE stream and no sessions to delete.
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
     }
-    json_rpc(&headers, &body)
+    json_rpc(&s, &headers, &body)
 }
 
-fn rpc_error(id: Value, code: i64, message: &str) -> Value {
+pub(super) fn rpc_error(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
-fn json_rpc(headers: &HeaderMap, body: &[u8]) -> Response {
+fn json_rpc(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     if !is_content_type(headers, "application/json") {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -182,6 +190,34 @@ fn json_rpc(headers: &HeaderMap, body: &[u8]) -> Response {
         )
             .into_response(),
         (Some(method), Some(id)) => {
+            let version = headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            {
+                let mut records = lock(&s.records);
+                if records.mcp_methods.len() < 10_000 {
+                    records
+                        .mcp_methods
+                        .push((method.to_string(), version.clone()));
+                }
+            }
+            if s.config.mcp_revision == McpRevision::Modern {
+                return modern::answer(headers, method, id, obj.get("params"), dispatch);
+            }
+            if method != "initialize"
+                && let Some(version) = version.filter(|v| !LEGACY_VERSIONS.contains(&v.as_str()))
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(rpc_error(
+                        id,
+                        -32000,
+                        &format!("Bad Request: Unsupported protocol version: {version}"),
+                    )),
+                )
+                    .into_response();
+            }
             let reply = match dispatch(method, obj.get("params")) {
                 Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
                 Err((code, message)) => rpc_error(id, code, message),
@@ -190,6 +226,8 @@ fn json_rpc(headers: &HeaderMap, body: &[u8]) -> Response {
         }
     }
 }
+
+pub(super) type Dispatch = fn(&str, Option<&Value>) -> Result<Value, (i64, &'static str)>;
 
 fn dispatch(method: &str, params: Option<&Value>) -> Result<Value, (i64, &'static str)> {
     match method {

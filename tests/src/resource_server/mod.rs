@@ -2,6 +2,7 @@
 //! with RFC 6750 challenges, and a minimal Streamable HTTP MCP server.
 
 mod mcp;
+mod modern;
 mod prm;
 
 use std::sync::Arc;

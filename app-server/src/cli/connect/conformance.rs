@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::Session;
 use crate::cli::engine::CliError;
 use crate::cli::output::say;
-use crate::oauth::login::ServerTarget;
+use crate::oauth::ServerTarget;
 
 /// The tool the auth scenarios expect a call of.
 const CONFORMANCE_TOOL: &str = "test-tool";

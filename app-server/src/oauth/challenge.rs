@@ -241,8 +241,9 @@ fn scope_set(scopes: &[String]) -> Vec<String> {
     set
 }
 
-/// What the caller should do after a refusal.
-#[derive(Debug, Clone)]
+/// What the caller should do after a refusal. `Debug` shows neither a token nor the
+/// authorization URL (it carries the login's `state`).
+#[derive(Clone)]
 pub enum ChallengeOutcome {
     /// A refreshed token: retry with it.
     Token(Box<StoredCredentials>),
@@ -254,6 +255,23 @@ pub enum ChallengeOutcome {
     /// No token without the user: the stored credentials are flagged and a new login is
     /// needed.
     ReauthenticationRequired { reason: String },
+}
+
+impl std::fmt::Debug for ChallengeOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChallengeOutcome::Token(creds) => f.debug_tuple("Token").field(creds).finish(),
+            ChallengeOutcome::Login { started, scopes } => f
+                .debug_struct("Login")
+                .field("redirect_uri", &started.redirect_uri)
+                .field("scopes", scopes)
+                .finish_non_exhaustive(),
+            ChallengeOutcome::ReauthenticationRequired { reason } => f
+                .debug_struct("ReauthenticationRequired")
+                .field("reason", reason)
+                .finish(),
+        }
+    }
 }
 
 impl OAuthService {
@@ -615,6 +633,26 @@ mod tests {
             state.discovered(&k, None);
         }
         assert!(state.lock().len() <= MAX_SERVERS);
+    }
+
+    #[test]
+    fn debug_shows_no_state_and_no_token() {
+        let started = LoginStarted {
+            authorization_url: Url::parse(
+                "https://as.example/authorize?state=state-secret&code_challenge=cc-secret",
+            )
+            .unwrap(),
+            redirect_uri: "http://127.0.0.1:1/callback/x".into(),
+        };
+        let text = format!(
+            "{:?}",
+            ChallengeOutcome::Login {
+                started,
+                scopes: v(&["a"])
+            }
+        );
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("callback/x"), "{text}");
     }
 
     #[test]

@@ -564,3 +564,43 @@ fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+#[tokio::test]
+async fn a_step_up_follows_the_server_to_its_new_authorization_server() {
+    let a = Kit::start(KitConfig::default()).await.unwrap();
+    let b = Kit::start(KitConfig {
+        prm_resource_override: Some(a.mcp_url()),
+        ..KitConfig::default()
+    })
+    .await
+    .unwrap();
+    let (home, _server, mut c) = logged_in(&a, "").await;
+    let old = stored(home.path(), "kit", &a).unwrap();
+    let header = format!(
+        "Bearer error=\"insufficient_scope\", scope=\"mcp:write\", resource_metadata=\"{}\"",
+        b.prm_url()
+    );
+    let r = c
+        .ok(
+            CHALLENGE,
+            json!({"name": "kit", "status": 403, "wwwAuthenticate": header}),
+        )
+        .await;
+    assert_eq!(r["action"], "login", "{r}");
+    let url = r["authorizationUrl"].as_str().unwrap();
+    assert!(url.starts_with(&b.issuer()), "{url}");
+    // The tokens of `a` are gone before the login goes on, and were never sent to `b`.
+    assert!(stored(home.path(), "kit", &a).is_none());
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "kit", "authStatus": "notLoggedIn"})
+    );
+    // (The kit's `b` protects only its own URL, so the login is not finished here.)
+    assert!(b.token_requests().is_empty());
+    assert_eq!(a.counters().token_refresh, 0);
+    assert_eq!(a.counters().revoke, 0);
+    assert!(
+        !url.contains(&old.client.client_id),
+        "a's client id went to b: {url}"
+    );
+}

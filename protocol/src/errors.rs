@@ -73,6 +73,10 @@ error_kinds! {
     ReauthenticationRequired = "reauthenticationRequired" => -32031,
     /// Refreshing failed for a reason that may pass (network, 5xx): retry later.
     RefreshFailedRetryable = "refreshFailedRetryable" => -32032,
+    /// A step-up for this server and scope set was started 3 times already and the server
+    /// still asks for it: the account may lack the permission, or the authorization server
+    /// does not grant those scopes. A new `mcpServer/oauth/login` resets the count.
+    StepUpLimitReached = "stepUpLimitReached" => -32033,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
     /// The daemon is shutting down.

@@ -870,8 +870,52 @@ fn render_type(schema: &Value) -> String {
         .join(" | ")
 }
 
-/// Writes the field table of an object schema, or a sentence when it has no fields.
+/// One alternative of a tagged union: the tag's value, the type of the other fields, the doc.
+type TaggedVariant = (String, String, String);
+
+/// An internally tagged union (`{"tag": "value", ...fields of a named type}` per
+/// alternative): the tag's name and the alternatives.
+fn tagged_variants(schema: &Value) -> Option<(String, Vec<TaggedVariant>)> {
+    let alts = schema.get("oneOf")?.as_array()?;
+    let mut tag_name: Option<String> = None;
+    let mut variants = Vec::new();
+    for alt in alts {
+        let properties = alt.get("properties")?.as_object()?;
+        let [(name, tag)] = properties.iter().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        let value = tag.get("const")?.as_str()?;
+        if tag_name.get_or_insert_with(|| name.clone()) != name {
+            return None;
+        }
+        let fields = match alt
+            .get("allOf")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+        {
+            Some([only]) => render_type(only),
+            _ => "no other fields".to_string(),
+        };
+        let doc = alt.get("description").and_then(Value::as_str).unwrap_or("");
+        variants.push((value.to_string(), fields, doc.to_string()));
+    }
+    Some((tag_name?, variants))
+}
+
+/// Writes the field table of an object schema, the alternatives of a tagged union, or a
+/// sentence when it has no fields.
 fn field_table(out: &mut String, schema: &Value, empty: &str) {
+    if let Some((tag, variants)) = tagged_variants(schema) {
+        let _ = writeln!(
+            out,
+            "One of these objects, told apart by `{tag}`:\n\n| `{tag}` | Other fields | Meaning |\n|---|---|---|"
+        );
+        for (value, fields, doc) in variants {
+            let _ = writeln!(out, "| `{value}` | {} | {} |", cell(&fields), cell(&doc));
+        }
+        out.push('\n');
+        return;
+    }
     let properties = schema.get("properties").and_then(Value::as_object);
     let Some(properties) = properties.filter(|p| !p.is_empty()) else {
         let _ = writeln!(out, "{empty}\n");

@@ -149,6 +149,11 @@ protocol_table! {
         /// Returns a valid access token for a server, refreshing it first when it expires
         /// within `minValiditySecs`.
         OauthToken => "mcpServer/oauth/token" (OauthTokenParams) -> OauthTokenResponse,
+        /// Tells the daemon that the MCP server refused a request (HTTP 401 or 403) and
+        /// what its `WWW-Authenticate` said. A 401 refreshes the token now, however valid it
+        /// looks; a 403 `insufficient_scope` starts a step-up login for the scopes held plus
+        /// those asked for (at most 3 per server and scope set). The result says which.
+        OauthChallenge => "mcpServer/oauth/challenge" (OauthChallengeParams) -> OauthChallengeResponse,
     }
     notifications {
         /// A login ended (success, failure, timeout, cancel or superseded).
@@ -232,6 +237,51 @@ mod tests {
             n.params_value(),
             json!({"name": "a", "success": false, "error": "boom", "errorKind": "loginTimedOut"})
         );
+    }
+
+    #[test]
+    fn challenge_results_are_told_apart_by_action() {
+        let token = OauthChallengeResponse::Token(OauthTokenResponse {
+            access_token: "at".into(),
+            token_type: "Bearer".into(),
+            expires_at: None,
+            scopes: vec!["a".into()],
+        });
+        assert_eq!(
+            serde_json::to_value(&token).unwrap(),
+            json!({"action": "token", "accessToken": "at", "tokenType": "Bearer", "scopes": ["a"]})
+        );
+        let login = OauthChallengeResponse::Login(OauthChallengeLogin {
+            authorization_url: "https://as/authorize".into(),
+            redirect_uri: "http://127.0.0.1:1/callback/x".into(),
+            scopes: vec![],
+        });
+        assert_eq!(
+            serde_json::to_value(&login).unwrap()["action"],
+            json!("login")
+        );
+        let reauth =
+            OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
+                reason: "r".into(),
+            });
+        let value = serde_json::to_value(&reauth).unwrap();
+        assert_eq!(
+            value,
+            json!({"action": "reauthenticationRequired", "reason": "r"})
+        );
+        assert_eq!(
+            serde_json::from_value::<OauthChallengeResponse>(value).unwrap(),
+            reauth
+        );
+        let err = ClientRequest::parse(
+            "mcpServer/oauth/challenge",
+            Some(json!({"name": "a", "status": "401", "wwwAuthenticate": "Bearer"})),
+        )
+        .unwrap_err();
+        let RequestParseError::InvalidParams(msg) = err else {
+            panic!("{err:?}")
+        };
+        assert!(msg.contains("status"), "{msg}");
     }
 
     #[test]

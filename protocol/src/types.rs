@@ -314,6 +314,56 @@ pub struct OauthTokenResponse {
     pub scopes: Vec<String>,
 }
 
+// ---------------------------------------------------------------- challenge
+
+/// Params of `mcpServer/oauth/challenge`: what the MCP server answered when the frontend
+/// used a token from `mcpServer/oauth/token` (or sent none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthChallengeParams {
+    /// The configured server name.
+    pub name: String,
+    /// The HTTP status of the MCP server's answer: 401 or 403.
+    pub status: u16,
+    /// The raw `WWW-Authenticate` header of that answer (several headers joined with `, `).
+    pub www_authenticate: String,
+}
+
+/// A step-up login started by `mcpServer/oauth/challenge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthChallengeLogin {
+    /// The URL to open in the user's browser; `mcpServer/oauthLogin/completed` follows.
+    pub authorization_url: String,
+    /// The redirect URI the browser will come back to.
+    pub redirect_uri: String,
+    /// The scopes asked for: those held before plus those the server asked for.
+    pub scopes: Vec<String>,
+}
+
+/// No new token can be had without the user: log in again with `mcpServer/oauth/login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthChallengeReauthentication {
+    /// Why, for people.
+    pub reason: String,
+}
+
+/// Result of `mcpServer/oauth/challenge`: what to do next, told by `action`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum OauthChallengeResponse {
+    /// The token was refreshed: retry the request with this one.
+    Token(OauthTokenResponse),
+    /// The server asked for more scopes and a step-up login started: open
+    /// `authorizationUrl`, wait for `mcpServer/oauthLogin/completed`, then get a token.
+    Login(OauthChallengeLogin),
+    /// The token was refused and cannot be refreshed (no refresh token, the refresh was
+    /// refused, or the server now trusts another authorization server). The server's
+    /// `authStatus` is `reauthenticationRequired`; start `mcpServer/oauth/login`.
+    ReauthenticationRequired(OauthChallengeReauthentication),
+}
+
 // ---------------------------------------------------------------- notifications
 
 /// A login ended: exactly one per login.

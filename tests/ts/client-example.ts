@@ -116,6 +116,39 @@ export async function loginFlow(client: ProtocolClient, openBrowser: (url: strin
   return `${outcome}; token expires at ${expiresAt ?? "never"}`;
 }
 
+// The MCP server refused a request: tell the daemon and switch on what it answers.
+export async function afterRefusal(
+  client: ProtocolClient,
+  name: string,
+  response: { status: number; headers: { get(name: string): string | null } },
+  openBrowser: (url: string) => void,
+): Promise<string | undefined> {
+  const answer = await client.request("mcpServer/oauth/challenge", {
+    name,
+    status: response.status,
+    wwwAuthenticate: response.headers.get("www-authenticate") ?? "",
+  });
+  switch (answer.action) {
+    case "token":
+      return `${answer.tokenType} ${answer.accessToken}`;
+    case "login":
+      // A step-up: mcpServer/oauthLogin/completed follows, then mcpServer/oauth/token.
+      openBrowser(answer.authorizationUrl);
+      return undefined;
+    case "reauthenticationRequired": {
+      // @ts-expect-error only the `token` answer carries a token
+      void answer.accessToken;
+      const { authorizationUrl } = await client.request("mcpServer/oauth/login", { name });
+      openBrowser(authorizationUrl);
+      return undefined;
+    }
+    default: {
+      const unhandled: never = answer;
+      return unhandled;
+    }
+  }
+}
+
 // Compile-time checks of the bindings' shape.
 export function mistakes(client: ProtocolClient): void {
   // @ts-expect-error unknown method

@@ -90,6 +90,13 @@ const samples = [
   ["requests/config.mcpServer.reload.params.json", {}, true],
   ["requests/mcpServer.oauth.token.result.json", { accessToken: "t", tokenType: "Bearer", expiresAt: 1767225600, scopes: [] }, true],
   ["requests/mcpServer.oauth.token.result.json", { accessToken: "t", tokenType: "Bearer", scopes: "read" }, false],
+  ["requests/mcpServer.oauth.challenge.params.json", { name: "a", status: 401, wwwAuthenticate: "Bearer" }, true],
+  ["requests/mcpServer.oauth.challenge.params.json", { name: "a", status: "401", wwwAuthenticate: "Bearer" }, false],
+  ["requests/mcpServer.oauth.challenge.result.json", { action: "token", accessToken: "t", tokenType: "Bearer", scopes: [] }, true],
+  ["requests/mcpServer.oauth.challenge.result.json", { action: "login", authorizationUrl: "https://as/a", redirectUri: "http://127.0.0.1:1/callback/x", scopes: ["a"] }, true],
+  ["requests/mcpServer.oauth.challenge.result.json", { action: "reauthenticationRequired", reason: "r" }, true],
+  ["requests/mcpServer.oauth.challenge.result.json", { action: "login", reason: "r" }, false],
+  ["requests/mcpServer.oauth.challenge.result.json", { accessToken: "t", tokenType: "Bearer", scopes: [] }, false],
   [
     "requests/mcpServerStatus.list.result.json",
     { data: [{ name: "linear", transport: "streamableHttp", url: "https://mcp.linear.app/mcp", authStatus: "loggedIn", registration: "cimd" }] },

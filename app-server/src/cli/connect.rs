@@ -15,14 +15,15 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::engine::{CliError, Engine};
-use super::login::{FlowArgs, Paste, login};
+use super::login::{FlowArgs, Paste, follow_login, login};
 use super::mcp_client::{Answer, McpClient, McpError};
 use super::output::say;
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
-use crate::oauth::scopes::union_scopes;
 use crate::oauth::www_authenticate::BearerChallenge;
-use crate::oauth::{DEFAULT_MIN_VALIDITY_SECS, LoginError, ServerTarget};
+use crate::oauth::{
+    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, LoginError, Refusal, ServerTarget,
+};
 
 /// Logins one run may make: the first and two step-ups.
 pub const MAX_AUTHORIZATIONS: u32 = 3;
@@ -219,19 +220,33 @@ impl Session<'_> {
 
     /// `Some(result)`, or `None` after a login: send again.
     async fn handle(&mut self, method: &str, answer: Answer) -> Result<Option<Value>, CliError> {
-        let (status, challenge, scopes) = match answer {
-            Answer::Result(v) => return Ok(Some(v)),
+        match answer {
+            Answer::Result(v) => Ok(Some(v)),
             Answer::Unauthorized(challenge) => {
                 if self.token.is_some() && !self.refreshed {
                     // The server dropped the token before its expiry (a restart, a revocation):
-                    // a refresh may be all it takes.
+                    // a refresh may be all it takes. The same decision a frontend's
+                    // mcpServer/oauth/challenge gets.
                     self.refreshed = true;
-                    if let Ok(creds) = self.engine.oauth.token(&self.target, u32::MAX).await
-                        && self.token.as_deref() != Some(creds.access_token.as_str())
+                    let refusal = Refusal::Unauthorized(challenge.clone().unwrap_or_default());
+                    match self
+                        .engine
+                        .oauth
+                        .challenge(&self.target, refusal, self.flow.options(None)?)
+                        .await
                     {
-                        say(format!("`{method}`: the token was refused; refreshed it."));
-                        self.token = Some(creds.access_token);
-                        return Ok(None);
+                        Ok(ChallengeOutcome::Token(creds)) => {
+                            say(format!("`{method}`: the token was refused; refreshed it."));
+                            self.token = Some(creds.access_token);
+                            return Ok(None);
+                        }
+                        Ok(ChallengeOutcome::ReauthenticationRequired { reason }) => {
+                            say(format!("`{method}`: the token was refused ({reason})."));
+                        }
+                        Ok(ChallengeOutcome::Login { .. }) => {}
+                        Err(e) => say(format!(
+                            "`{method}`: the token was refused and the refresh failed ({e})."
+                        )),
                     }
                 }
                 say(format!(
@@ -242,36 +257,58 @@ impl Session<'_> {
                         ""
                     }
                 ));
-                (StatusCode::UNAUTHORIZED, challenge, None)
+                self.authorize(StatusCode::UNAUTHORIZED, challenge).await?;
+                Ok(None)
             }
             Answer::InsufficientScope(challenge) => {
-                let held = self.held_scopes().await;
-                let wanted = union_scopes(&held, &challenge.scopes());
-                say(format!(
-                    "`{method}` needs more scopes ({}); asking for: {}.",
-                    challenge.scope.as_deref().unwrap_or("unspecified"),
-                    wanted.join(" ")
-                ));
-                (StatusCode::FORBIDDEN, Some(challenge), Some(wanted))
+                self.step_up(method, challenge).await?;
+                Ok(None)
             }
-        };
-        self.authorize(status, challenge, scopes).await?;
-        Ok(None)
-    }
-
-    async fn held_scopes(&self) -> Vec<String> {
-        match self.engine.oauth.store_load(self.target.key()).await {
-            Ok(Some(creds)) => creds.scopes,
-            _ => Vec::new(),
         }
     }
 
-    async fn authorize(
-        &mut self,
-        status: StatusCode,
-        challenge: Option<BearerChallenge>,
-        scopes: Option<Vec<String>>,
-    ) -> Result<(), CliError> {
+    /// A 403 `insufficient_scope`: the step-up login a frontend's mcpServer/oauth/challenge
+    /// starts (the scopes held plus those asked for, capped per scope set), followed here.
+    async fn step_up(&mut self, method: &str, challenge: BearerChallenge) -> Result<(), CliError> {
+        self.count_authorization(Some(&challenge))?;
+        let asked = challenge.scope.clone();
+        let outcome = self
+            .engine
+            .oauth
+            .challenge(
+                &self.target,
+                Refusal::InsufficientScope(challenge),
+                self.flow.options(None)?,
+            )
+            .await
+            .map_err(|e| CliError::login(&self.target.name, e))?;
+        let ChallengeOutcome::Login { started, scopes } = outcome else {
+            return Err(CliError::Failed(format!(
+                "`{method}`: the server asked for more scopes, but no step-up login started"
+            )));
+        };
+        say(format!(
+            "`{method}` needs more scopes ({}); asking for: {}.",
+            asked.as_deref().unwrap_or("unspecified"),
+            scopes.join(" ")
+        ));
+        say(format!(
+            "Logging in to `{}` ({})",
+            self.target.name, self.target.url
+        ));
+        follow_login(
+            self.engine,
+            &self.target,
+            started,
+            &self.flow,
+            &mut self.paste,
+        )
+        .await?;
+        self.use_new_token().await
+    }
+
+    /// Counts a login of this run; refuses once [`MAX_AUTHORIZATIONS`] were made.
+    fn count_authorization(&mut self, challenge: Option<&BearerChallenge>) -> Result<(), CliError> {
         if self.authorizations >= MAX_AUTHORIZATIONS {
             return Err(CliError::Failed(format!(
                 "{} still refuses access after {MAX_AUTHORIZATIONS} authorizations{}; giving up. \
@@ -279,13 +316,24 @@ impl Session<'_> {
                  authorization server does not grant",
                 self.target.url,
                 challenge
-                    .and_then(|c| c.error_description.or(c.error))
+                    .and_then(|c| c.error_description.clone().or_else(|| c.error.clone()))
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default()
             )));
         }
         self.authorizations += 1;
-        let options = self.flow.options(scopes)?;
+        Ok(())
+    }
+
+    /// A refusal that no refresh answers: a login, with discovery from that answer (a 401,
+    /// or a 400/405/406 from a server that hides its challenge).
+    async fn authorize(
+        &mut self,
+        status: StatusCode,
+        challenge: Option<BearerChallenge>,
+    ) -> Result<(), CliError> {
+        self.count_authorization(challenge.as_ref())?;
+        let options = self.flow.options(None)?;
         login(
             self.engine,
             &self.target,
@@ -295,6 +343,11 @@ impl Session<'_> {
             &mut self.paste,
         )
         .await?;
+        self.use_new_token().await
+    }
+
+    /// The token a login just stored.
+    async fn use_new_token(&mut self) -> Result<(), CliError> {
         let creds = self
             .engine
             .oauth

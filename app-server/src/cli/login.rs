@@ -16,7 +16,7 @@ use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
 use crate::oauth::discovery::Probe;
-use crate::oauth::{LoginError, LoginOptions, OAuthEvent, ServerTarget};
+use crate::oauth::{LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
 
 /// `login [NAME] [--url URL]`.
 #[derive(Debug, clap::Args)]
@@ -188,6 +188,19 @@ pub(crate) async fn login(
         .start_login_after(target.clone(), options, refused)
         .await
         .map_err(|e| CliError::login(&name, e))?;
+    follow_login(engine, target, started, flow, paste).await
+}
+
+/// Takes a started login to its end: print and open the URL, wait for the callback or a
+/// paste, report.
+pub(crate) async fn follow_login(
+    engine: &mut Engine,
+    target: &ServerTarget,
+    started: LoginStarted,
+    flow: &FlowArgs,
+    paste: &mut Paste,
+) -> Result<(), CliError> {
+    let name = target.name.clone();
     let mode = flow.browser();
     let (browser_tx, mut browser_rx) = mpsc::unbounded_channel();
     show_and_open(&started.authorization_url, mode, &browser_tx).await;

@@ -1,6 +1,7 @@
 //! Everything a login, a token request or a logout can fail with.
 
 use super::callback::{CallbackError, CallbackListenError, PasteError};
+use super::challenge::ChallengeInputError;
 use super::discovery::DiscoveryError;
 use super::registration::RegistrationError;
 use super::token::TokenError;
@@ -47,6 +48,17 @@ pub enum LoginError {
     RefreshTransient { name: String, error: TokenError },
     #[error("refreshing the token of `{name}` failed: {error}")]
     RefreshFailed { name: String, error: TokenError },
+    /// A status or `WWW-Authenticate` header that is no refusal the daemon can act on.
+    #[error("{0}")]
+    InvalidChallenge(#[from] ChallengeInputError),
+    #[error(
+        "`{name}` still asks for the scopes {scopes:?} after {attempts} step-up logins for them; giving up. The account may lack the permission, or the authorization server does not grant those scopes; a new login (mcpServer/oauth/login) starts the count over"
+    )]
+    StepUpLimitReached {
+        name: String,
+        scopes: String,
+        attempts: u32,
+    },
     #[error("the daemon is shutting down")]
     ShuttingDown,
 }

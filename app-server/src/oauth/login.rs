@@ -167,6 +167,8 @@ impl OAuthService {
                 .await?
             }
         };
+        self.challenges
+            .discovered(&target.key(), discovery.protected_resource_url.as_ref());
         self.forget_tokens_of_other_issuer(&target, &discovery.metadata.issuer)
             .await?;
         let scopes = select_scopes(

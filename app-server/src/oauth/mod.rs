@@ -6,6 +6,7 @@
 pub mod authorization;
 pub mod callback;
 pub mod callback_id;
+pub mod challenge;
 pub mod discovery;
 pub mod error;
 pub mod http;
@@ -30,6 +31,7 @@ mod test_server;
 
 pub use authorization::{Pkce, build_authorization_url, new_state};
 pub use callback_id::callback_id;
+pub use challenge::{ChallengeOutcome, Refusal, read_challenge};
 pub use discovery::{
     AuthServerMetadata, Discovery, DiscoveryError, MetadataCache, ProtectedResourceMetadata,
     discover,
@@ -48,5 +50,5 @@ pub use service::{OAuthEvent, OAuthService};
 pub use status::StatusInfo;
 pub use target::ServerTarget;
 pub use token::{TokenError, TokenResponse, TokenTypeHint, exchange_code, refresh, revoke};
-pub use vending::DEFAULT_MIN_VALIDITY_SECS;
+pub use vending::{DEFAULT_MIN_VALIDITY_SECS, MAX_MIN_VALIDITY_SECS};
 pub use www_authenticate::{BearerChallenge, Challenge, bearer_challenge, parse_www_authenticate};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use mcp_app_server_protocol::McpAuthStatus;
 
 use super::callback::CallbackServer;
+use super::challenge::ChallengeState;
 use super::discovery::MetadataCache;
 use super::error::LoginError;
 use super::http::HttpClient;
@@ -50,6 +51,8 @@ pub struct OAuthService {
     /// Refreshes under way, by credential storage key, with an id for their removal.
     pub(super) refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
     pub(super) flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Refusals seen per server: the step-up counts and the metadata discovery used.
+    pub(super) challenges: ChallengeState,
 }
 
 impl OAuthService {
@@ -69,6 +72,7 @@ impl OAuthService {
             next_id: AtomicU64::new(1),
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
+            challenges: ChallengeState::default(),
         })
     }
 
@@ -82,6 +86,11 @@ impl OAuthService {
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {
         &self.store
+    }
+
+    /// A login the user asked for: step-up counts of the server start over.
+    pub fn forget_step_ups(&self, target: &super::target::ServerTarget) {
+        self.challenges.forget_step_ups(&target.key());
     }
 
     pub(super) fn emit(&self, event: OAuthEvent) {

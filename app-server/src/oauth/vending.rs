@@ -16,6 +16,11 @@ use crate::credentials::{StoredCredentials, unix_now};
 
 /// Refresh when the token expires within this many seconds, unless asked otherwise.
 pub const DEFAULT_MIN_VALIDITY_SECS: u32 = 60;
+/// A validity no credentials have, not even those without an expiry: refresh now. Callers
+/// of [`OAuthService::token`] stay below it ([`MAX_MIN_VALIDITY_SECS`]).
+pub(super) const REFRESH_NOW: u32 = u32::MAX;
+/// The largest validity [`OAuthService::token`] may be asked for.
+pub const MAX_MIN_VALIDITY_SECS: u32 = REFRESH_NOW - 1;
 
 impl OAuthService {
     /// A valid access token, refreshed first when it expires within `min_validity_secs`.
@@ -46,6 +51,31 @@ impl OAuthService {
                 .shared_refresh(target, &seen, min_validity_secs)
                 .await?;
             if result != seen || fresh_enough(&result, min_validity_secs) {
+                return Ok(result);
+            }
+            seen = result;
+        }
+        Ok(seen)
+    }
+
+    /// Refreshes now, however valid the stored token looks and whether or not it has an
+    /// expiry: the MCP server refused it (a 401), so its expiry is no guide. The same single
+    /// refresh per server as [`OAuthService::token`]: a caller that finds one under way
+    /// joins it, and credentials another process refreshed meanwhile count as the new ones.
+    /// Without a refresh token the stored credentials come back unchanged.
+    pub async fn refresh_now(
+        self: &Arc<Self>,
+        target: &ServerTarget,
+    ) -> Result<StoredCredentials, Arc<LoginError>> {
+        let mut seen = usable(self.load(&target.key()).await?, &target.name)?;
+        // A second round only when the refresh joined had started from older credentials
+        // and handed back the very ones refused.
+        for _ in 0..2 {
+            if seen.refresh_token.is_none() {
+                break;
+            }
+            let result = self.shared_refresh(target, &seen, REFRESH_NOW).await?;
+            if result.access_token != seen.access_token {
                 return Ok(result);
             }
             seen = result;
@@ -191,6 +221,9 @@ pub(super) fn unrefreshable(
 }
 
 pub(super) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {
+    if min_validity_secs == REFRESH_NOW {
+        return false;
+    }
     match creds.expires_at {
         None => true,
         Some(t) => t - unix_now() > i64::from(min_validity_secs),
@@ -277,7 +310,11 @@ mod token_tests {
         assert!(fresh_enough(&creds, 60));
         assert!(!fresh_enough(&creds, 120));
         creds.expires_at = None;
-        assert!(fresh_enough(&creds, u32::MAX));
+        assert!(fresh_enough(&creds, MAX_MIN_VALIDITY_SECS));
+        // A forced refresh ignores the expiry, or its absence.
+        assert!(!fresh_enough(&creds, REFRESH_NOW));
+        creds.expires_at = Some(unix_now() + 3600);
+        assert!(!fresh_enough(&creds, REFRESH_NOW));
     }
 
     #[test]

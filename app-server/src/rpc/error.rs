@@ -85,6 +85,9 @@ impl From<&crate::oauth::LoginError> for AppError {
             L::ReauthenticationRequired { .. } => ErrorKind::ReauthenticationRequired,
             L::RefreshTransient { .. } => ErrorKind::RefreshFailedRetryable,
             L::RefreshFailed { .. } => ErrorKind::ReauthenticationRequired,
+            L::StepUpLimitReached { .. } => ErrorKind::StepUpLimitReached,
+            // Answered as -32602 (see below); never sent as an application error.
+            L::InvalidChallenge(_) => ErrorKind::AuthorizationFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,
         };
         AppError::new(kind, e.to_string())
@@ -93,13 +96,22 @@ impl From<&crate::oauth::LoginError> for AppError {
 
 impl From<crate::oauth::LoginError> for RequestError {
     fn from(e: crate::oauth::LoginError) -> Self {
+        RequestError::from(&e)
+    }
+}
+
+impl From<&crate::oauth::LoginError> for RequestError {
+    fn from(e: &crate::oauth::LoginError) -> Self {
         use crate::oauth::LoginError as L;
-        match &e {
+        match e {
             // A bad clientMetadataUrlBase is a bad param.
             L::InvalidClientMetadataUrlBase(m) => RequestError::InvalidParams(format!(
                 "invalid params at `clientMetadataUrlBase`: {m}"
             )),
-            _ => RequestError::App(AppError::from(&e)),
+            L::InvalidChallenge(c) => {
+                RequestError::InvalidParams(format!("invalid params at `{}`: {c}", c.field()))
+            }
+            _ => RequestError::App(AppError::from(e)),
         }
     }
 }

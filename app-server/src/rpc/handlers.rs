@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use mcp_app_server_protocol::{
     ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse,
-    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthCompleteResponse,
-    OauthLoginResponse, OauthLogoutResponse, OauthTokenResponse, ReloadConfigResponse,
+    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthChallengeLogin,
+    OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
+    OauthCompleteResponse, OauthLoginResponse, OauthLogoutResponse, OauthTokenResponse,
+    ReloadConfigResponse,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -14,9 +16,10 @@ use serde_json::Value;
 use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
-use crate::credentials::CredentialKey;
+use crate::credentials::{CredentialKey, StoredCredentials};
 use crate::oauth::{
-    DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions, ServerTarget, StatusInfo,
+    ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions,
+    MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo, read_challenge,
 };
 
 pub(crate) async fn dispatch(
@@ -50,6 +53,7 @@ pub(crate) async fn dispatch(
                 ));
             }
             let target = resolve(state, &p.name)?;
+            state.oauth.forget_step_ups(&target);
             let options = LoginOptions {
                 scopes: p.scopes,
                 client_metadata_url_base: p.client_metadata_url_base,
@@ -90,18 +94,57 @@ pub(crate) async fn dispatch(
                 .oauth
                 .token(
                     &target,
-                    p.min_validity_secs.unwrap_or(DEFAULT_MIN_VALIDITY_SECS),
+                    p.min_validity_secs
+                        .unwrap_or(DEFAULT_MIN_VALIDITY_SECS)
+                        .min(MAX_MIN_VALIDITY_SECS),
                 )
                 .await
                 .map_err(|e| AppError::from(e.as_ref()))?;
-            to_value(OauthTokenResponse {
-                access_token: creds.access_token,
-                token_type: creds.token_type,
-                expires_at: creds.expires_at,
-                scopes: creds.scopes,
+            to_value(token_response(creds))
+        }
+        ClientRequest::OauthChallenge(p) => to_value(challenge(state, p).await?),
+    }
+}
+
+fn token_response(creds: StoredCredentials) -> OauthTokenResponse {
+    OauthTokenResponse {
+        access_token: creds.access_token,
+        token_type: creds.token_type,
+        expires_at: creds.expires_at,
+        scopes: creds.scopes,
+    }
+}
+
+/// `mcpServer/oauth/challenge`: the params are checked before anything is looked up, so
+/// bad input changes nothing.
+async fn challenge(
+    state: &ServerState,
+    p: OauthChallengeParams,
+) -> Result<OauthChallengeResponse, RequestError> {
+    let refusal = read_challenge(p.status, &p.www_authenticate).map_err(|e| {
+        RequestError::InvalidParams(format!("invalid params at `{}`: {e}", e.field()))
+    })?;
+    let target = resolve(state, &p.name)?;
+    let outcome = state
+        .oauth
+        .challenge(&target, refusal, LoginOptions::default())
+        .await
+        .map_err(|e| RequestError::from(e.as_ref()))?;
+    Ok(match outcome {
+        ChallengeOutcome::Token(creds) => OauthChallengeResponse::Token(token_response(*creds)),
+        ChallengeOutcome::Login { started, scopes } => {
+            OauthChallengeResponse::Login(OauthChallengeLogin {
+                authorization_url: started.authorization_url.to_string(),
+                redirect_uri: started.redirect_uri,
+                scopes,
             })
         }
-    }
+        ChallengeOutcome::ReauthenticationRequired { reason } => {
+            OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
+                reason,
+            })
+        }
+    })
 }
 
 const MAX_LOGIN_TIMEOUT_SECS: u32 = 3600;

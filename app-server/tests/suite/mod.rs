@@ -1,4 +1,5 @@
 mod binary;
+mod challenge;
 mod cimd;
 mod cli;
 mod config;

@@ -12,6 +12,8 @@ import type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 import type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
 import type { OauthCancelParams } from "./OauthCancelParams.js";
 import type { OauthCancelResponse } from "./OauthCancelResponse.js";
+import type { OauthChallengeParams } from "./OauthChallengeParams.js";
+import type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 import type { OauthCompleteParams } from "./OauthCompleteParams.js";
 import type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
 import type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
@@ -108,6 +110,18 @@ export class McpAppServerClient extends ClientBase {
    */
   token(params: OauthTokenParams, options?: RequestOptions): Promise<OauthTokenResponse> {
     return this.request("mcpServer/oauth/token", params, options);
+  }
+
+  /**
+   * Tells the daemon that the MCP server refused a request (HTTP 401 or 403) and
+   * what its `WWW-Authenticate` said. A 401 refreshes the token now, however valid it
+   * looks; a 403 `insufficient_scope` starts a step-up login for the scopes held plus
+   * those asked for (at most 3 per server and scope set). The result says which.
+   *
+   * Sends `mcpServer/oauth/challenge`.
+   */
+  challenge(params: OauthChallengeParams, options?: RequestOptions): Promise<OauthChallengeResponse> {
+    return this.request("mcpServer/oauth/challenge", params, options);
   }
 
   /**

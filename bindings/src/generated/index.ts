@@ -10,6 +10,8 @@ import type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 import type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
 import type { OauthCancelParams } from "./OauthCancelParams.js";
 import type { OauthCancelResponse } from "./OauthCancelResponse.js";
+import type { OauthChallengeParams } from "./OauthChallengeParams.js";
+import type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 import type { OauthCompleteParams } from "./OauthCompleteParams.js";
 import type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
 import type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
@@ -37,6 +39,10 @@ export type { McpServerStatus } from "./McpServerStatus.js";
 export type { McpServerTransport } from "./McpServerTransport.js";
 export type { OauthCancelParams } from "./OauthCancelParams.js";
 export type { OauthCancelResponse } from "./OauthCancelResponse.js";
+export type { OauthChallengeLogin } from "./OauthChallengeLogin.js";
+export type { OauthChallengeParams } from "./OauthChallengeParams.js";
+export type { OauthChallengeReauthentication } from "./OauthChallengeReauthentication.js";
+export type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 export type { OauthCompleteParams } from "./OauthCompleteParams.js";
 export type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
 export type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
@@ -92,6 +98,13 @@ export type ClientRequestMap = {
    * within `minValiditySecs`.
    */
   "mcpServer/oauth/token": { params: OauthTokenParams; result: OauthTokenResponse };
+  /**
+   * Tells the daemon that the MCP server refused a request (HTTP 401 or 403) and
+   * what its `WWW-Authenticate` said. A 401 refreshes the token now, however valid it
+   * looks; a 403 `insufficient_scope` starts a step-up login for the scopes held plus
+   * those asked for (at most 3 per server and scope set). The result says which.
+   */
+  "mcpServer/oauth/challenge": { params: OauthChallengeParams; result: OauthChallengeResponse };
 };
 
 /**
@@ -159,6 +172,7 @@ export type ErrorKindCodes = {
   "notLoggedIn": -32030;
   "reauthenticationRequired": -32031;
   "refreshFailedRetryable": -32032;
+  "stepUpLimitReached": -32033;
   "credentialStoreFailed": -32040;
   "shuttingDown": -32050;
 };

@@ -16,6 +16,7 @@ export const REQUEST_METHODS = [
   "mcpServer/oauth/complete",
   "mcpServer/oauth/logout",
   "mcpServer/oauth/token",
+  "mcpServer/oauth/challenge",
 ] as const satisfies readonly ClientRequestMethod[];
 
 /**
@@ -49,6 +50,7 @@ export const ERROR_KIND_CODES: ErrorKindCodes = {
   "notLoggedIn": -32030,
   "reauthenticationRequired": -32031,
   "refreshFailedRetryable": -32032,
+  "stepUpLimitReached": -32033,
   "credentialStoreFailed": -32040,
   "shuttingDown": -32050,
 };
@@ -75,6 +77,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "notLoggedIn",
   "reauthenticationRequired",
   "refreshFailedRetryable",
+  "stepUpLimitReached",
   "credentialStoreFailed",
   "shuttingDown",
 ];

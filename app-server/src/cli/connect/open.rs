@@ -119,7 +119,7 @@ impl Session<'_> {
                     // discovery goes on to the well-known metadata.
                     logged_in_for_status = true;
                     let status = StatusCode::from_u16(status).expect("a status read from HTTP");
-                    if let Err(login) = self.authorize(status, None, None).await {
+                    if let Err(login) = self.authorize(status, None).await {
                         return Err(CliError::Failed(format!("{e}; {login}")));
                     }
                 }

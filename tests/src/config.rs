@@ -33,6 +33,23 @@ pub enum McpRevision {
     Modern,
 }
 
+/// What the `iss` of an authorization response (RFC 9207) says, when `send_iss` is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IssVariant {
+    /// The issuer, exactly.
+    #[default]
+    Exact,
+    /// The issuer with a `/` appended: equal only after normalisation.
+    TrailingSlash,
+    /// The issuer with scheme and host in upper case: equal only after case folding.
+    UpperCase,
+    /// Another authorization server's issuer (a mix-up attack).
+    Foreign,
+    /// No `iss` at all, although the metadata advertises
+    /// `authorization_response_iss_parameter_supported: true`.
+    Omitted,
+}
+
 /// A client the authorization server knows before any registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PreregisteredClient {
@@ -100,6 +117,16 @@ pub struct KitConfig {
     pub prm_resource_override: Option<String>,
     /// Metadata `issuer` differs from the issuer it was fetched for.
     pub wrong_issuer: bool,
+    /// Metadata `issuer` is the issuer with a `/` appended: the same only after URL
+    /// normalisation, which MCP 2026-07-28 forbids.
+    pub metadata_issuer_trailing_slash: bool,
+    /// PRM `resource` is the MCP origin without any path (`http://127.0.0.1:P`), as a root
+    /// PRM often publishes it; a client must send it exactly so, with no `/` appended.
+    pub prm_resource_pathless: bool,
+    /// Further resource identifiers this authorization server issues tokens for (besides
+    /// its own resource server's): another kit's MCP URL, when that kit's PRM names this
+    /// authorization server.
+    pub also_protects: Vec<String>,
     /// `scopes_supported` of the AS and the PRM; requested scopes must be among them
     /// (an empty list accepts any scope and omits the field).
     pub scopes_supported: Vec<String>,
@@ -125,6 +152,13 @@ pub struct KitConfig {
     pub token_endpoint_auth_methods: Vec<String>,
     /// RFC 9207 `iss` on the authorization response redirect.
     pub send_iss: bool,
+    /// What that `iss` says (the issuer itself unless a test wants a mismatch).
+    pub iss_variant: IssVariant,
+    /// Revocation as the MCP Python SDK (and FastMCP) does it: a form without a
+    /// `client_secret` field, even from a public client, is refused with 400
+    /// `invalid_request` "client_secret: Field required" (python-sdk issue #3508); an empty
+    /// one passes.
+    pub revocation_requires_client_secret_field: bool,
     /// `GET /authorize` redirects at once; when false it shows a consent page and waits for
     /// [`crate::Kit::approve_pending`] (or the page's form).
     pub auto_approve: bool,
@@ -145,6 +179,9 @@ impl Default for KitConfig {
             prm: PrmMode::HeaderAndPath,
             prm_resource_override: None,
             wrong_issuer: false,
+            metadata_issuer_trailing_slash: false,
+            prm_resource_pathless: false,
+            also_protects: Vec::new(),
             scopes_supported: vec![
                 "mcp:read".to_owned(),
                 "mcp:write".to_owned(),
@@ -165,6 +202,8 @@ impl Default for KitConfig {
                 "client_secret_post".to_owned(),
             ],
             send_iss: true,
+            iss_variant: IssVariant::Exact,
+            revocation_requires_client_secret_field: false,
             auto_approve: true,
         }
     }

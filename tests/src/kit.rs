@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::authorization_server;
-use crate::config::{KitConfig, PrmMode};
+use crate::config::{IssVariant, KitConfig, PrmMode};
 use crate::counters::{AtomicCounters, Counters};
 use crate::faults::{Faults, lock};
 use crate::resource_server;
@@ -40,7 +40,12 @@ pub(crate) struct Urls {
     /// `""` or `/tenant1`.
     pub issuer_path: String,
     pub issuer: String,
+    /// The `iss` authorization responses carry (the issuer, or the configured variant).
+    pub iss: Option<String>,
     pub mcp_url: String,
+    /// The resource identifier the PRM publishes and tokens are bound to: the MCP URL, or
+    /// the bare origin with `prm_resource_pathless`.
+    pub resource: String,
     pub prm_path_url: String,
     pub prm_root_url: String,
 }
@@ -66,6 +71,8 @@ pub(crate) struct Shared {
     pub faults: Faults,
     pub store: Mutex<Store>,
     pub records: Mutex<Records>,
+    /// The issuer the PRM lists instead of this kit's own (a moved authorization server).
+    pub prm_authorization_server: Mutex<Option<String>>,
     /// Fetches Client ID Metadata Documents: no proxy, no redirects, bounded time.
     pub http: reqwest::Client,
 }
@@ -143,9 +150,33 @@ impl Kit {
         let as_origin = as_listener
             .as_ref()
             .map_or_else(|| rs_origin.clone(), |(_, origin)| origin.clone());
+        let issuer = format!("{as_origin}{issuer_path}");
+        let iss = match config.iss_variant {
+            IssVariant::Exact => Some(issuer.clone()),
+            IssVariant::TrailingSlash => Some(format!("{issuer}/")),
+            IssVariant::UpperCase => Some(match issuer.split_once("://") {
+                Some((scheme, rest)) => {
+                    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+                    format!(
+                        "{}://{}{path}",
+                        scheme.to_ascii_uppercase(),
+                        host.to_ascii_uppercase()
+                    )
+                }
+                None => issuer.to_ascii_uppercase(),
+            }),
+            IssVariant::Foreign => Some("https://mix-up.example".to_owned()),
+            IssVariant::Omitted => None,
+        };
         let urls = Urls {
-            issuer: format!("{as_origin}{issuer_path}"),
+            issuer,
+            iss,
             mcp_url: format!("{rs_origin}/mcp"),
+            resource: if config.prm_resource_pathless {
+                rs_origin.clone()
+            } else {
+                format!("{rs_origin}/mcp")
+            },
             prm_path_url: format!("{rs_origin}/.well-known/oauth-protected-resource/mcp"),
             prm_root_url: format!("{rs_origin}/.well-known/oauth-protected-resource"),
             rs_origin,
@@ -183,6 +214,7 @@ impl Kit {
             faults: Faults::default(),
             store: Mutex::new(store),
             records: Mutex::new(Records::default()),
+            prm_authorization_server: Mutex::new(None),
             http,
         });
 
@@ -209,6 +241,12 @@ impl Kit {
     /// The MCP endpoint, `http://127.0.0.1:P/mcp` (also the canonical `resource`).
     pub fn mcp_url(&self) -> String {
         self.shared.urls.mcp_url.clone()
+    }
+
+    /// The resource identifier the PRM publishes (the MCP URL unless
+    /// `prm_resource_pathless`).
+    pub fn resource(&self) -> String {
+        self.shared.urls.resource.clone()
     }
 
     /// The authorization server's issuer identifier (what PRM lists).
@@ -282,6 +320,13 @@ impl Kit {
         lock(&self.shared.records).requests.clone()
     }
 
+    /// From now on the PRM names `issuer` as its authorization server instead of this kit's
+    /// own (`None`: back to its own). Models a resource moved to another authorization
+    /// server, for example another kit's.
+    pub fn set_prm_authorization_server(&self, issuer: Option<String>) {
+        *lock(&self.shared.prm_authorization_server) = issuer;
+    }
+
     /// Server-side logout: every refresh token answers `invalid_grant` and every access
     /// token is refused from now on.
     pub fn invalidate_all_tokens(&self) {
@@ -297,7 +342,7 @@ impl Kit {
     pub fn mint_access_token(&self, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         let ttl = Duration::from_secs(self.shared.config.access_token_ttl_secs);
-        lock(&self.shared.store).mint_access(&scopes, &self.shared.urls.mcp_url, ttl)
+        lock(&self.shared.store).mint_access(&scopes, &self.shared.urls.resource, ttl)
     }
 
     /// With `auto_approve: false`: decide the oldest waiting consent page and return the

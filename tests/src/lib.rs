@@ -24,7 +24,7 @@ pub use authorization_server::cimd::{
     FETCH_TIMEOUT as CIMD_FETCH_TIMEOUT, MAX_DOCUMENT_BYTES as CIMD_MAX_DOCUMENT_BYTES,
 };
 pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
-pub use config::{KitConfig, McpRevision, PreregisteredClient, PrmMode};
+pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
 pub use counters::Counters;
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
 pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};

@@ -167,6 +167,7 @@ impl Engine {
             configured_scopes: None,
             client_id: None,
             client_secret: None,
+            client_issuer: None,
             callback_port: self.config.callback_listener_port(),
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,

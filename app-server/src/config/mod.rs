@@ -66,6 +66,10 @@ pub struct HttpServerConfig {
 pub struct OauthClientConfig {
     /// A client id registered by hand with the authorization server.
     pub client_id: Option<String>,
+    /// The issuer of the authorization server `client_id` was registered with. When set and
+    /// the server's protected resource metadata names another one, the login stops instead
+    /// of sending this client id there (MCP 2026-07-28, authorization server binding).
+    pub issuer: Option<String>,
     /// Name of the environment variable holding the client secret (confidential clients).
     pub client_secret_env_var: Option<String>,
     /// Fixed callback port for this server.

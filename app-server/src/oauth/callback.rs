@@ -14,9 +14,12 @@
 //!   redirect. Ending the login instead would let anyone who can make the browser load a URL
 //!   keep the user from ever logging in. A `state` of a login that a newer one on the same
 //!   path replaced gets a "replaced" page from the listener; the newer login keeps waiting.
-//! - With the state proven, `iss` (RFC 9207) must equal the expected issuer when both are
-//!   known; it is required when the authorization server advertised
-//!   `authorization_response_iss_parameter_supported`.
+//! - `iss` (RFC 9207, MCP 2026-07-28's decision table) is checked before anything else of the
+//!   response is looked at: advertised (`authorization_response_iss_parameter_supported:
+//!   true`) and present, compare; advertised and absent, reject; not advertised and present,
+//!   compare; neither, proceed. The comparison is simple string equality with the issuer
+//!   recorded from the validated metadata. On a mismatch the response's `error`,
+//!   `error_description` and `error_uri` are neither acted on nor shown.
 //! - Then `error=` ends the login with the server's error; else `code` is the result.
 //! - A parameter given twice (RFC 6749 §3.1 forbids it) ends the login; an empty value counts
 //!   as absent.
@@ -447,22 +450,12 @@ fn check_response(
     })
 }
 
-/// RFC 9207 asks for simple string comparison; the only leniency is the trailing `/` of an
-/// issuer without a path, normalised the same way discovery compares issuers.
+/// RFC 9207 §2.4 as MCP 2026-07-28 applies it: the decoded `iss` and the recorded issuer are
+/// compared as plain strings (RFC 3986 §6.2.1). No scheme or host case folding, no
+/// default-port elision, no trailing-slash or percent-encoding normalisation: `https://a/`
+/// is not `https://a`.
 fn issuer_eq(got: &str, expected: &str) -> bool {
-    fn strip_root_slash(issuer: &str) -> &str {
-        match issuer.strip_suffix('/') {
-            Some(rest)
-                if rest
-                    .split_once("://")
-                    .is_some_and(|(_, authority)| !authority.contains('/')) =>
-            {
-                rest
-            }
-            _ => issuer,
-        }
-    }
-    strip_root_slash(got) == strip_root_slash(expected)
+    got == expected
 }
 
 /// Compares without stopping at the first difference, so response time says nothing about

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
 use super::http::{HttpClient, HttpError, check_secure_url};
-use super::resource::{ResourceMismatch, canonical_resource, check_prm_resource};
+use super::resource::{ResourceMismatch, check_prm_resource, resource_indicator};
 use super::www_authenticate::{BearerChallenge, bearer_challenge};
 use crate::mcp_wire;
 
@@ -105,14 +105,16 @@ impl AuthServerMetadata {
 /// What discovery found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Discovery {
-    /// The RFC 8707 `resource` to send everywhere (configured override or canonical URL).
+    /// The RFC 8707 `resource` to send everywhere: the configured override, else the PRM's
+    /// `resource` exactly as published, else the canonical server URL.
     pub resource: String,
     /// Where the PRM came from, when there was one.
     pub protected_resource_url: Option<Url>,
     pub protected_resource: Option<ProtectedResourceMetadata>,
     /// The Bearer challenge of the probe's 401, if any.
     pub challenge: Option<BearerChallenge>,
-    /// The issuer asked for (from the PRM, or the server origin in legacy mode).
+    /// The issuer asked for (from the PRM, or the server origin in legacy mode). The
+    /// metadata's `issuer` is this very string (rule 26), so either may be recorded.
     pub issuer: String,
     pub metadata: AuthServerMetadata,
     /// 2025-03-26 fallback: no PRM, the server's origin is the issuer.
@@ -210,11 +212,10 @@ impl MetadataCache {
     /// Unexpired metadata for `issuer`.
     pub fn get(&self, issuer: &str) -> Option<AuthServerMetadata> {
         let mut entries = self.lock();
-        let key = normalize_issuer(issuer);
-        match entries.get(key) {
+        match entries.get(issuer) {
             Some((expires, metadata)) if *expires > Instant::now() => Some(metadata.clone()),
             Some(_) => {
-                entries.remove(key);
+                entries.remove(issuer);
                 None
             }
             None => None,
@@ -228,15 +229,13 @@ impl MetadataCache {
         if ttl.is_zero() {
             return;
         }
-        self.lock().insert(
-            normalize_issuer(issuer).to_string(),
-            (Instant::now() + ttl, metadata),
-        );
+        self.lock()
+            .insert(issuer.to_string(), (Instant::now() + ttl, metadata));
     }
 
     /// Drops what is cached for `issuer` (a failed login should not reuse it).
     pub fn invalidate(&self, issuer: &str) {
-        self.lock().remove(normalize_issuer(issuer));
+        self.lock().remove(issuer);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, AuthServerMetadata)>> {
@@ -344,9 +343,11 @@ pub async fn discover_after_probe(
         http.check_endpoint(endpoint).await?;
     }
 
-    let resource = resource_override
-        .map(str::to_string)
-        .unwrap_or_else(|| canonical_resource(server_url));
+    let resource = resource_indicator(
+        resource_override,
+        prm.as_ref().map(|p| p.resource.as_str()),
+        server_url,
+    );
     Ok(Discovery {
         resource,
         protected_resource_url: prm_url,
@@ -577,19 +578,13 @@ pub fn auth_server_metadata_candidates(issuer: &Url) -> Vec<(Url, MetadataKind)>
     }
 }
 
-/// `https://a/` and `https://a` are the same issuer; any other difference is not.
-pub fn normalize_issuer(issuer: &str) -> &str {
-    match Url::parse(issuer) {
-        Ok(url) if url.path() == "/" && url.query().is_none() && issuer.ends_with('/') => {
-            &issuer[..issuer.len() - 1]
-        }
-        _ => issuer,
-    }
-}
-
-/// Issuer comparison of rule 4.
+/// Rules 4 and 26: the metadata's `issuer` must be the issuer the well-known URL was built
+/// from, by simple string comparison (RFC 3986 §6.2.1). No case folding, default-port
+/// elision, trailing-slash or percent-encoding normalisation: `https://a` and `https://a/`
+/// are different issuers. The same comparison decides whether stored tokens belong to the
+/// issuer discovery names now.
 pub fn issuers_match(expected: &str, found: &str) -> bool {
-    normalize_issuer(expected) == normalize_issuer(found)
+    expected == found
 }
 
 enum MetadataOutcome {
@@ -802,6 +797,11 @@ mod tests {
         .await
     }
 
+    /// The issuer `as_doc(base, "")` publishes: the origin without a trailing `/`.
+    fn issuer_of(base: &Url) -> String {
+        base.as_str().trim_end_matches('/').to_string()
+    }
+
     fn prm_doc(resource: &Url, as_issuer: &str) -> serde_json::Value {
         json!({
             "resource": resource.as_str(),
@@ -923,23 +923,31 @@ mod tests {
     }
 
     #[test]
-    fn issuer_comparison() {
-        assert!(issuers_match("https://a.example", "https://a.example/"));
-        assert!(issuers_match("https://a.example/", "https://a.example"));
-        assert!(issuers_match(
-            "https://a.example/t1",
-            "https://a.example/t1"
-        ));
-        assert!(!issuers_match(
-            "https://a.example/t1",
-            "https://a.example/t1/"
-        ));
-        assert!(!issuers_match(
-            "https://a.example/t1",
-            "https://a.example/t2"
-        ));
-        assert!(!issuers_match("https://a.example", "https://b.example"));
-        assert!(!issuers_match("https://a.example", ""));
+    fn issuer_comparison_is_simple_string_comparison() {
+        let same = [
+            ("https://a.example", "https://a.example"),
+            ("https://a.example/t1", "https://a.example/t1"),
+            ("https://a.example/", "https://a.example/"),
+        ];
+        for (expected, found) in same {
+            assert!(issuers_match(expected, found), "{expected} vs {found}");
+        }
+        // Rule 26: none of RFC 3986's normalisations apply.
+        let different = [
+            ("https://a.example", "https://a.example/"),
+            ("https://a.example/", "https://a.example"),
+            ("https://a.example/t1", "https://a.example/t1/"),
+            ("https://a.example", "HTTPS://a.example"),
+            ("https://a.example", "https://A.example"),
+            ("https://a.example", "https://a.example:443"),
+            ("https://a.example/t~1", "https://a.example/t%7E1"),
+            ("https://a.example/t1", "https://a.example/t2"),
+            ("https://a.example", "https://b.example"),
+            ("https://a.example", ""),
+        ];
+        for (expected, found) in different {
+            assert!(!issuers_match(expected, found), "{expected} vs {found}");
+        }
     }
 
     #[test]
@@ -1028,10 +1036,16 @@ mod tests {
             _ => status(404),
         })
         .await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = mcp_server(None, move |req, base| {
-            (req.path == "/.well-known/oauth-protected-resource")
-                .then(|| json(200, prm_doc(base, &issuer)))
+            (req.path == "/.well-known/oauth-protected-resource").then(|| {
+                // A pathless resource identifier, as a root PRM usually publishes it.
+                let resource = base.as_str().trim_end_matches('/');
+                json(
+                    200,
+                    json!({"resource": resource, "authorization_servers": [issuer]}),
+                )
+            })
         })
         .await;
         let found = run(&mcp, &MetadataCache::new()).await.unwrap();
@@ -1042,8 +1056,90 @@ mod tests {
                 "/.well-known/oauth-protected-resource"
             ]
         );
-        // The PRM named the issuer with a trailing slash; the document without: same issuer.
-        assert_eq!(found.issuer, auth.base.as_str());
+        assert_eq!(found.issuer, issuer_of(&auth.base));
+        // Rule 15 (2026-07-28): the PRM's `resource` exactly as published, not the server
+        // URL and not re-serialised with a `/` appended.
+        assert_eq!(found.resource, issuer_of(&mcp.base));
+    }
+
+    #[tokio::test]
+    async fn the_prm_resource_is_sent_verbatim_and_the_override_wins() {
+        let auth = serve(|req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => json(200, as_doc(base, "")),
+            _ => status(404),
+        })
+        .await;
+        let issuer = issuer_of(&auth.base);
+        let mcp = mcp_server(None, move |req, base| {
+            (req.path == "/.well-known/oauth-protected-resource/mcp").then(|| {
+                json(
+                    200,
+                    json!({"resource": format!("{base}"), "authorization_servers": [issuer]}),
+                )
+            })
+        })
+        .await;
+        let found = run(&mcp, &MetadataCache::new()).await.unwrap();
+        // Published with its `/`: kept, although the canonical server URL would be `/mcp`.
+        assert_eq!(found.resource, mcp.base.as_str());
+        let overridden = discover(
+            &HttpClient::for_tests(),
+            &mcp.url("/mcp"),
+            &HeaderMap::new(),
+            Some("https://configured.example/mcp"),
+            &MetadataCache::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(overridden.resource, "https://configured.example/mcp");
+    }
+
+    #[tokio::test]
+    async fn an_issuer_that_matches_only_after_normalisation_is_refused() {
+        // Rule 26: the PRM names `http://127.0.0.1:P/` and the document says
+        // `http://127.0.0.1:P`: a different string, so the metadata is not used.
+        let auth = serve(|req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => json(200, as_doc(base, "")),
+            _ => status(404),
+        })
+        .await;
+        let for_prm = auth.base.to_string();
+        let mcp = mcp_server(None, move |req, base| {
+            (req.path == "/.well-known/oauth-protected-resource/mcp")
+                .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &for_prm)))
+        })
+        .await;
+        let err = run(&mcp, &MetadataCache::new()).await.unwrap_err();
+        let DiscoveryError::IssuerMismatch {
+            expected, found, ..
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(expected, auth.base.as_str());
+        assert_eq!(found, &issuer_of(&auth.base));
+
+        // Upper-case host in the document against a lower-case issuer: refused as well.
+        let auth = serve(|req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => {
+                let mut doc = as_doc(base, "");
+                doc["issuer"] = json!(issuer_of(base).replace("http://", "HTTP://"));
+                json(200, doc)
+            }
+            _ => status(404),
+        })
+        .await;
+        let for_prm = issuer_of(&auth.base);
+        let mcp = mcp_server(None, move |req, base| {
+            (req.path == "/.well-known/oauth-protected-resource/mcp")
+                .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &for_prm)))
+        })
+        .await;
+        let err = run(&mcp, &MetadataCache::new()).await.unwrap_err();
+        assert!(
+            matches!(err, DiscoveryError::IssuerMismatch { .. }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -1053,7 +1149,7 @@ mod tests {
             _ => status(404),
         })
         .await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = serve(move |req, base| match req.path.as_str() {
             "/mcp" => with_headers(
                 401,
@@ -1181,7 +1277,7 @@ mod tests {
             _ => status(404),
         })
         .await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = mcp_server(None, move |req, base| {
             (req.path == "/.well-known/oauth-protected-resource/mcp")
                 .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
@@ -1194,7 +1290,7 @@ mod tests {
         else {
             panic!("{err:?}")
         };
-        assert_eq!(expected, auth.base.as_str());
+        assert_eq!(expected, &issuer_of(&auth.base));
         assert_eq!(found, "https://impostor.example");
         assert!(err.to_string().contains("impostor"), "{err}");
     }
@@ -1212,7 +1308,7 @@ mod tests {
             _ => status(404),
         })
         .await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = mcp_server(None, move |req, base| {
             (req.path == "/.well-known/oauth-protected-resource/mcp")
                 .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
@@ -1228,7 +1324,7 @@ mod tests {
     #[tokio::test]
     async fn no_metadata_for_the_named_issuer_is_an_error() {
         let auth = serve(|_, _| status(404)).await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = mcp_server(None, move |req, base| {
             (req.path == "/.well-known/oauth-protected-resource/mcp")
                 .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
@@ -1412,7 +1508,7 @@ mod tests {
             _ => status(404),
         })
         .await;
-        let issuer = auth.base.to_string();
+        let issuer = issuer_of(&auth.base);
         let mcp = mcp_server(None, move |req, base| {
             (req.path == "/.well-known/oauth-protected-resource/mcp")
                 .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
@@ -1468,7 +1564,7 @@ mod tests {
                 .count()
         };
         for (issuer, per_fetch, cached) in [
-            (auth.base.to_string(), 2, true),
+            (issuer_of(&auth.base), 2, true),
             (format!("{}t0", auth.base), 3, false),
         ] {
             let issuer_for_prm = issuer.clone();

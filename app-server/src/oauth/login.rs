@@ -86,11 +86,15 @@ pub(super) struct PendingLogin {
     control: mpsc::UnboundedSender<Control>,
 }
 
-/// Everything the flow task needs to turn a code into stored credentials.
+/// Everything the flow task needs to turn a code into stored credentials: the per-request
+/// record of one authorization request. The issuer of the validated metadata is recorded
+/// here beside the PKCE verifier and `state` before the browser is sent anywhere, and the
+/// callback's `iss` is compared with it (RFC 9207, MCP 2026-07-28).
 struct Attempt {
     registration: ClientRegistration,
     pkce: Pkce,
     state: String,
+    issuer: String,
     callback: CallbackRegistration,
     /// The stored DCR registration was reused (a refusal may mean it is stale).
     reused_registration: bool,
@@ -167,6 +171,8 @@ impl OAuthService {
                 .await?
             }
         };
+        self.check_preregistered_binding(&target, &discovery.metadata.issuer)
+            .await?;
         self.challenges
             .discovered(&target.key(), discovery.protected_resource_url.as_ref());
         self.forget_tokens_of_other_issuer(&target, &discovery.metadata.issuer)
@@ -408,6 +414,47 @@ impl OAuthService {
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PendingLogin>>> {
         self.logins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rule 27 for a configured `client_id`: it belongs to one authorization server, the
+    /// configured `oauth.issuer` when set, else the issuer the stored credentials obtained
+    /// with that same client id came from. When discovery names another issuer the login
+    /// stops before anything is sent there (the stored tokens are kept for the user to
+    /// decide). Without either record the configured client is trusted as it always was.
+    async fn check_preregistered_binding(
+        &self,
+        target: &ServerTarget,
+        issuer: &str,
+    ) -> Result<(), LoginError> {
+        let Some(client_id) = target.client_id.clone() else {
+            return Ok(());
+        };
+        let registered_with = match &target.client_issuer {
+            Some(pinned) => Some(pinned.clone()),
+            None => {
+                let key = target.key();
+                let stored = self.blocking(move |s| s.load(&key)).await?;
+                stored
+                    .filter(|c| {
+                        c.client.kind == RegistrationKind::Preregistered
+                            && c.client.client_id == client_id
+                    })
+                    .map(|c| c.issuer)
+            }
+        };
+        match registered_with {
+            Some(registered_with) if !issuers_match(&registered_with, issuer) => {
+                Err(LoginError::Registration(
+                    super::registration::RegistrationError::PreregisteredForOtherIssuer {
+                        server: target.name.clone(),
+                        client_id,
+                        registered_with,
+                        issuer: issuer.to_string(),
+                    },
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Rule 19: tokens belong to the issuer that issued them. When discovery names another

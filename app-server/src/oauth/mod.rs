@@ -44,8 +44,8 @@ pub use registration::{
     CimdSource, ClientRegistration, RegistrationChoice, RegistrationError, TokenAuthMethod,
     choose_registration,
 };
-pub use resource::{canonical_resource, check_prm_resource};
-pub use scopes::{select_scopes, union_scopes};
+pub use resource::{canonical_resource, check_prm_resource, resource_indicator};
+pub use scopes::{MAX_STEP_UPS, StepUpBudget, select_scopes, union_scopes};
 pub use service::{OAuthEvent, OAuthService};
 pub use status::StatusInfo;
 pub use target::ServerTarget;

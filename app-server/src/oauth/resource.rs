@@ -3,19 +3,40 @@
 
 use url::Url;
 
-/// The canonical server URL used as `resource`: lowercase scheme and host (the `url` crate
-/// already normalises both, and drops default ports), no fragment, and no trailing `/` unless
-/// the path is only `/`. The query is kept: it is part of the resource's identity.
+/// The canonical server URL used as `resource` when the server publishes no protected
+/// resource metadata: lowercase scheme and host (the `url` crate already normalises both,
+/// and drops default ports), no fragment, and no trailing `/` (a pathless server is
+/// `https://host`, never `https://host/`). The query is kept: it is part of the resource's
+/// identity.
 pub fn canonical_resource(server_url: &Url) -> String {
     let mut url = server_url.clone();
     url.set_fragment(None);
-    let path = url.path();
-    if path.len() > 1 && path.ends_with('/') {
-        let trimmed = path.trim_end_matches('/');
-        let trimmed = if trimmed.is_empty() { "/" } else { trimmed }.to_string();
-        url.set_path(&trimmed);
+    let trimmed = url.path().trim_end_matches('/').to_string();
+    if trimmed.is_empty() {
+        // `Url` always serialises a root path as `/`; cut it out by hand.
+        return format!(
+            "{}{}",
+            &url[..url::Position::BeforePath],
+            &url[url::Position::AfterPath..]
+        );
     }
+    url.set_path(&trimmed);
     url.to_string()
+}
+
+/// Rule 15: the `resource` sent in the authorization request, the token request and every
+/// refresh. The configured `oauth_resource` wins; else the protected resource metadata's
+/// `resource` exactly as published (not re-serialised: a URL parser would add a `/` to a
+/// pathless identifier, and servers compare the string); else the canonical server URL.
+pub fn resource_indicator(
+    configured: Option<&str>,
+    prm_resource: Option<&str>,
+    server_url: &Url,
+) -> String {
+    configured
+        .or(prm_resource)
+        .map(str::to_string)
+        .unwrap_or_else(|| canonical_resource(server_url))
 }
 
 /// Why a PRM `resource` was refused.
@@ -86,8 +107,16 @@ mod tests {
                 "https://mcp.example.com/mcp#frag",
                 "https://mcp.example.com/mcp",
             ),
-            ("https://mcp.example.com", "https://mcp.example.com/"),
-            ("https://mcp.example.com/", "https://mcp.example.com/"),
+            ("https://mcp.example.com", "https://mcp.example.com"),
+            ("https://mcp.example.com/", "https://mcp.example.com"),
+            (
+                "https://mcp.example.com:8443/",
+                "https://mcp.example.com:8443",
+            ),
+            (
+                "https://mcp.example.com/?t=1",
+                "https://mcp.example.com?t=1",
+            ),
             (
                 "https://mcp.example.com:443/mcp",
                 "https://mcp.example.com/mcp",
@@ -111,6 +140,33 @@ mod tests {
             let url = Url::parse(input).unwrap();
             assert_eq!(canonical_resource(&url), expected, "input: {input}");
         }
+    }
+
+    #[test]
+    fn resource_indicator_prefers_config_then_prm_verbatim() {
+        let server = Url::parse("http://127.0.0.1:3000/mcp").unwrap();
+        // The PRM's pathless identifier is sent as published: no `/` appended.
+        assert_eq!(
+            resource_indicator(None, Some("http://127.0.0.1:3000"), &server),
+            "http://127.0.0.1:3000"
+        );
+        // Published with a trailing slash: kept too, the string is the identity.
+        assert_eq!(
+            resource_indicator(None, Some("http://127.0.0.1:3000/mcp/"), &server),
+            "http://127.0.0.1:3000/mcp/"
+        );
+        assert_eq!(
+            resource_indicator(
+                Some("https://configured.example/mcp"),
+                Some("http://127.0.0.1:3000"),
+                &server
+            ),
+            "https://configured.example/mcp"
+        );
+        assert_eq!(
+            resource_indicator(None, None, &server),
+            "http://127.0.0.1:3000/mcp"
+        );
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct ServerTarget {
     pub configured_scopes: Option<Vec<String>>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `oauth.issuer`: the authorization server the configured `client_id` belongs to.
+    pub client_issuer: Option<String>,
     /// Per-server port, else the global one; ephemeral when neither.
     pub callback_port: Option<u16>,
     /// `mcp_oauth_callback_url`: replaces the redirect base.
@@ -45,6 +47,7 @@ impl ServerTarget {
             configured_scopes: http.scopes.clone(),
             client_id: http.oauth.client_id.clone(),
             client_secret,
+            client_issuer: http.oauth.issuer.clone(),
             callback_port: http
                 .oauth
                 .callback_port

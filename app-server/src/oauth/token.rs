@@ -191,6 +191,12 @@ impl TokenTypeHint {
 
 /// RFC 7009 revocation with the same client authentication as the token endpoint. A 200 is
 /// success (the server also answers 200 for tokens it does not know).
+///
+/// A public client sends only `client_id` (RFC 7009 §5). Servers built on the MCP Python SDK
+/// (and FastMCP, which uses its handlers) require the `client_secret` field to be present
+/// anyway and refuse with `invalid_request` naming `client_secret`; for that refusal the
+/// request is sent once more with an empty `client_secret`, which those servers accept for a
+/// public client and which authenticates nothing anywhere else.
 pub async fn revoke(
     http: &HttpClient,
     revocation_endpoint: &Url,
@@ -203,22 +209,57 @@ pub async fn revoke(
         form.push(("token_type_hint", hint.as_str()));
     }
     let mut headers = HeaderMap::new();
-    match (registration.auth_method, registration.secret_to_send()) {
+    let public = match (registration.auth_method, registration.secret_to_send()) {
         (TokenAuthMethod::ClientSecretBasic, Some(secret)) => {
             headers.insert(
                 AUTHORIZATION,
                 basic_authorization(&registration.client_id, secret),
             );
+            false
         }
         (TokenAuthMethod::ClientSecretPost, Some(secret)) => {
             form.push(("client_id", &registration.client_id));
             form.push(("client_secret", secret));
+            false
         }
-        _ => form.push(("client_id", &registration.client_id)),
+        _ => {
+            form.push(("client_id", &registration.client_id));
+            true
+        }
+    };
+    match send_revocation(http, revocation_endpoint, &form, &headers).await {
+        Err(e) if public && refused_for_missing_secret(&e) => {
+            tracing::debug!(
+                endpoint = %revocation_endpoint,
+                "revocation refused without a client_secret field; retrying with an empty one"
+            );
+            form.push(("client_secret", ""));
+            send_revocation(http, revocation_endpoint, &form, &headers).await
+        }
+        other => other,
     }
+}
+
+/// The refusal of a server that wants a `client_secret` field even from a public client:
+/// `invalid_request` whose description names `client_secret` (the MCP Python SDK answers
+/// `client_secret: Field required`).
+fn refused_for_missing_secret(error: &TokenError) -> bool {
+    matches!(
+        error,
+        TokenError::OAuth { error, description: Some(description), .. }
+            if error == "invalid_request" && description.contains("client_secret")
+    )
+}
+
+async fn send_revocation(
+    http: &HttpClient,
+    revocation_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<(), TokenError> {
     let endpoint = revocation_endpoint.to_string();
     let response = http
-        .post_form(revocation_endpoint, &form, &headers)
+        .post_form(revocation_endpoint, form, headers)
         .await
         .map_err(|e| from_http(&endpoint, e))?;
     let status = response.status;
@@ -708,6 +749,90 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(err.oauth_error(), Some("unsupported_token_type"));
+    }
+
+    #[tokio::test]
+    async fn public_revocation_refused_for_a_missing_client_secret_is_retried_once() {
+        // The MCP Python SDK's answer when the form has no `client_secret` key.
+        let server = token_server(|req| {
+            if form_of(req).contains_key("client_secret") {
+                status(200)
+            } else {
+                json(
+                    400,
+                    json!({"error": "invalid_request",
+                           "error_description": "client_secret: Field required"}),
+                )
+            }
+        })
+        .await;
+        let http = HttpClient::for_tests();
+        let url = server.url("/revoke");
+        revoke(
+            &http,
+            &url,
+            &public(),
+            "rt",
+            Some(TokenTypeHint::RefreshToken),
+        )
+        .await
+        .unwrap();
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert!(!form_of(&requests[0]).contains_key("client_secret"));
+        let retry = form_of(&requests[1]);
+        assert_eq!(retry["client_secret"], "");
+        assert_eq!(retry["client_id"], "public-client");
+        assert_eq!(retry["token"], "rt");
+        assert!(requests[1].headers.get("authorization").is_none());
+    }
+
+    #[tokio::test]
+    async fn other_revocation_refusals_are_not_retried() {
+        let server = token_server(|req| match form_of(req).get("token").map(String::as_str) {
+            // Names client_secret, but a confidential client already sent its secret.
+            Some("confidential") => json(
+                400,
+                json!({"error": "invalid_request", "error_description": "client_secret: wrong"}),
+            ),
+            // invalid_request about something else.
+            _ => json(
+                400,
+                json!({"error": "invalid_request", "error_description": "token: Field required"}),
+            ),
+        })
+        .await;
+        let http = HttpClient::for_tests();
+        let url = server.url("/revoke");
+        let err = revoke(&http, &url, &public(), "public", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.oauth_error(), Some("invalid_request"));
+        assert_eq!(server.requests().len(), 1);
+        let err = revoke(
+            &http,
+            &url,
+            &confidential(TokenAuthMethod::ClientSecretPost),
+            "confidential",
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.oauth_error(), Some("invalid_request"));
+        assert_eq!(server.requests().len(), 2);
+        // Refused again after the retry: that second refusal is the error, no third request.
+        let stubborn = token_server(|_| {
+            json(
+                400,
+                json!({"error": "invalid_request", "error_description": "client_secret: Field required"}),
+            )
+        })
+        .await;
+        let err = revoke(&http, &stubborn.url("/revoke"), &public(), "t", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.oauth_error(), Some("invalid_request"));
+        assert_eq!(stubborn.requests().len(), 2);
     }
 
     #[test]

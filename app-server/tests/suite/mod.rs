@@ -9,5 +9,6 @@ mod listener_attacks;
 mod login;
 mod revisions;
 mod rpc;
+mod rules;
 mod ssrf;
 mod tokens;

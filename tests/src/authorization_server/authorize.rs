@@ -53,8 +53,8 @@ fn response_params<'a>(
     if let Some(state) = state {
         params.push(("state", state));
     }
-    if s.config.send_iss {
-        params.push(("iss", s.urls.issuer.as_str()));
+    if let (true, Some(iss)) = (s.config.send_iss, s.urls.iss.as_deref()) {
+        params.push(("iss", iss));
     }
     params
 }
@@ -203,7 +203,9 @@ async fn evaluate(s: &Shared, form: &Form) -> Outcome {
     }
     let resource = match form.all("resource").as_slice() {
         [] => return back("invalid_target", "resource is required (RFC 8707)"),
-        [one] if *one == s.urls.mcp_url => (*one).to_owned(),
+        [one] if *one == s.urls.resource || s.config.also_protects.iter().any(|r| r == one) => {
+            (*one).to_owned()
+        }
         [_] => {
             return back(
                 "invalid_target",

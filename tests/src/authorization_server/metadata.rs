@@ -48,6 +48,8 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     let mut doc = Map::new();
     let claimed_issuer = if c.wrong_issuer {
         format!("{}/impostor{}", s.urls.as_origin, s.urls.issuer_path)
+    } else if c.metadata_issuer_trailing_slash {
+        format!("{issuer}/")
     } else {
         issuer.clone()
     };

@@ -38,6 +38,9 @@ fn revoke_token(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<(), OAut
             "revocation requests must be application/x-www-form-urlencoded",
         ));
     }
+    if s.config.revocation_requires_client_secret_field && form.get("client_secret").is_none() {
+        return Err(OAuthError::invalid_request("client_secret: Field required"));
+    }
     let client = authenticate(s, headers, form)?;
     let token = form
         .get_nonempty("token")

@@ -88,7 +88,7 @@ pub(crate) async fn mcp(
         );
     };
     let checked = lock(&s.store)
-        .validate_access(token, &s.urls.mcp_url)
+        .validate_access(token, &s.urls.resource)
         .map(|at| at.scopes.clone());
     let scopes = match checked {
         Ok(scopes) => scopes,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::authorization_server::errors::not_found;
 use crate::config::PrmMode;
 use crate::counters::bump;
-use crate::faults::Endpoint;
+use crate::faults::{Endpoint, lock};
 use crate::kit::Shared;
 
 pub(crate) async fn path_form(State(s): State<Arc<Shared>>) -> Response {
@@ -36,9 +36,12 @@ async fn serve(s: &Shared, served: bool) -> Response {
         .config
         .prm_resource_override
         .clone()
-        .unwrap_or_else(|| s.urls.mcp_url.clone());
+        .unwrap_or_else(|| s.urls.resource.clone());
     doc.insert("resource".into(), json!(resource));
-    doc.insert("authorization_servers".into(), json!([s.urls.issuer]));
+    let issuer = lock(&s.prm_authorization_server)
+        .clone()
+        .unwrap_or_else(|| s.urls.issuer.clone());
+    doc.insert("authorization_servers".into(), json!([issuer]));
     if !s.config.scopes_supported.is_empty() {
         doc.insert("scopes_supported".into(), json!(s.config.scopes_supported));
     }

@@ -50,6 +50,10 @@ fn parse_table() {
         issuer: Some("https://as.example.com/".to_owned()),
         ..expected()
     };
+    let tilde_issuer = ExpectedCallback {
+        issuer: Some("https://as.example.com/t~1".to_owned()),
+        ..expected()
+    };
     let with_path_issuer = ExpectedCallback {
         issuer: Some("https://as.example.com/tenant".to_owned()),
         ..expected()
@@ -255,11 +259,73 @@ fn parse_table() {
             code("abc"),
         ),
         (
-            "root issuer trailing slash normalised",
+            "root issuer: trailing slash is a different issuer",
             "GET",
             format!("{PATH}?code=abc&state={s}&iss=https%3A%2F%2Fas.example.com"),
             &root_issuer,
-            code("abc"),
+            error(CallbackError::IssuerMismatch {
+                expected: "https://as.example.com/".to_owned(),
+                got: "https://as.example.com".to_owned(),
+            }),
+        ),
+        (
+            "iss with a trailing slash the issuer lacks",
+            "GET",
+            format!("{PATH}?code=abc&state={s}&iss=https%3A%2F%2Fas.example.com%2F"),
+            &required,
+            error(CallbackError::IssuerMismatch {
+                expected: ISSUER.to_owned(),
+                got: "https://as.example.com/".to_owned(),
+            }),
+        ),
+        (
+            "iss differing only in case is a mismatch",
+            "GET",
+            format!("{PATH}?code=abc&state={s}&iss=HTTPS%3A%2F%2FAS.example.com"),
+            &base,
+            error(CallbackError::IssuerMismatch {
+                expected: ISSUER.to_owned(),
+                got: "HTTPS://AS.example.com".to_owned(),
+            }),
+        ),
+        (
+            "iss with the default port spelled out is a mismatch",
+            "GET",
+            format!("{PATH}?code=abc&state={s}&iss=https%3A%2F%2Fas.example.com%3A443"),
+            &base,
+            error(CallbackError::IssuerMismatch {
+                expected: ISSUER.to_owned(),
+                got: "https://as.example.com:443".to_owned(),
+            }),
+        ),
+        (
+            "iss percent-encoded differently is a mismatch",
+            "GET",
+            format!("{PATH}?code=abc&state={s}&iss=https%3A%2F%2Fas.example.com%2Ft%257E1"),
+            &tilde_issuer,
+            error(CallbackError::IssuerMismatch {
+                expected: "https://as.example.com/t~1".to_owned(),
+                got: "https://as.example.com/t%7E1".to_owned(),
+            }),
+        ),
+        (
+            "error response with a mismatched iss: the error is not acted on",
+            "GET",
+            format!(
+                "{PATH}?error=invalid_client&error_description=click%20here&error_uri=https%3A%2F%2Fevil.example%2Fhelp&state={s}&iss=https%3A%2F%2Fevil.example"
+            ),
+            &base,
+            error(CallbackError::IssuerMismatch {
+                expected: ISSUER.to_owned(),
+                got: "https://evil.example".to_owned(),
+            }),
+        ),
+        (
+            "error response without iss when advertised: rejected, not shown",
+            "GET",
+            format!("{PATH}?error=invalid_client&error_description=click%20here&state={s}"),
+            &required,
+            error(CallbackError::MissingIssuer),
         ),
         (
             "issuer path trailing slash is significant",

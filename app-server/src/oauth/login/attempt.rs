@@ -29,7 +29,7 @@ impl OAuthService {
         ExpectedCallback {
             callback_path: ctx.callback_path.clone(),
             state: attempt.state.clone(),
-            issuer: Some(ctx.discovery.metadata.issuer.clone()),
+            issuer: Some(attempt.issuer.clone()),
             iss_required: ctx
                 .discovery
                 .metadata
@@ -152,6 +152,7 @@ impl OAuthService {
             registration,
             pkce,
             state,
+            issuer,
             callback,
             reused_registration: reused,
         })

@@ -31,6 +31,54 @@ pub fn registration_request(
     body
 }
 
+/// SEP-837, pure: the registration request to send once more after a refusal, or `None`
+/// when nothing this client may change would help. Only `invalid_client_metadata` and
+/// `invalid_redirect_uri` are answered; the field the `error_description` names decides:
+/// - `application_type`: sent without it (servers that do not know the field, or insist on
+///   their default; `native` stays right for a loopback redirect, so no other value is
+///   tried);
+/// - `grant_types` / `refresh_token`: `["authorization_code"]` only (no refresh token is
+///   assumed anyway, SEP-2207);
+/// - `scope`, or an `invalid_client_metadata` naming none of these: sent without `scope`,
+///   which is optional (RFC 7591 §2) and which some servers (oidc-provider) accept only
+///   from their own `scopes_supported` while still granting the resource's scopes at
+///   authorization.
+///
+/// The redirect URI is never changed (rule 16: servers compare it exactly).
+pub fn adjusted_request(
+    body: &serde_json::Value,
+    error: Option<&str>,
+    description: Option<&str>,
+) -> Option<serde_json::Value> {
+    if !matches!(
+        error,
+        Some("invalid_client_metadata" | "invalid_redirect_uri")
+    ) {
+        return None;
+    }
+    let description = description.unwrap_or_default().to_ascii_lowercase();
+    let names_application_type = description.contains("application_type");
+    let names_grant_types =
+        description.contains("grant_type") || description.contains("refresh_token");
+    let names_scope = description.contains("scope");
+    let mut adjusted = body.clone();
+    let map = adjusted.as_object_mut()?;
+    if names_application_type {
+        map.remove("application_type");
+    }
+    if names_grant_types {
+        map.insert(
+            "grant_types".into(),
+            serde_json::json!(["authorization_code"]),
+        );
+    }
+    let names_nothing_known = !names_application_type && !names_grant_types;
+    if names_scope || (names_nothing_known && error == Some("invalid_client_metadata")) {
+        map.remove("scope");
+    }
+    (adjusted != *body).then_some(adjusted)
+}
+
 #[derive(Deserialize)]
 struct RegistrationResponse {
     client_id: String,
@@ -59,7 +107,7 @@ pub async fn register(
     scopes: Option<&[String]>,
     advertised_auth_methods: Option<&[String]>,
 ) -> Result<ClientRegistration, RegistrationError> {
-    let mut body = registration_request(redirect_uri, client_name, scopes);
+    let body = registration_request(redirect_uri, client_name, scopes);
     let mut response = http
         .post_json(registration_endpoint, &body, &HeaderMap::new())
         .await?;
@@ -67,17 +115,18 @@ pub async fn register(
     let mut parsed = None;
     if response.status != StatusCode::CREATED && response.status != StatusCode::OK {
         parsed = response.json::<ErrorResponse>().ok();
-        // `scope` is optional (RFC 7591 section 2). Some servers (oidc-provider) accept only
-        // their own `scopes_supported` there and refuse the resource's scopes, which they
-        // still grant at authorization: register once more without it.
-        let scope_refused = parsed
-            .as_ref()
-            .is_some_and(|p| p.error.as_deref() == Some("invalid_client_metadata"));
-        if let (true, Some(map)) = (scope_refused, body.as_object_mut())
-            && map.remove("scope").is_some()
-        {
+        // SEP-837: a refusal is retried once, with the metadata adjusted as the error asks,
+        // when some adjustment can help; the second answer is final.
+        let adjusted = parsed.as_ref().and_then(|p| {
+            adjusted_request(&body, p.error.as_deref(), p.error_description.as_deref())
+        });
+        if let Some(adjusted) = adjusted {
+            tracing::debug!(
+                endpoint = %registration_endpoint,
+                "client registration refused; registering once more with adjusted metadata"
+            );
             response = http
-                .post_json(registration_endpoint, &body, &HeaderMap::new())
+                .post_json(registration_endpoint, &adjusted, &HeaderMap::new())
                 .await?;
             parsed = None;
         }
@@ -162,6 +211,80 @@ mod tests {
                 .get("scope")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn adjusted_request_table() {
+        let redirect = Url::parse("http://127.0.0.1:1/callback/x").unwrap();
+        let with_scope = registration_request(&redirect, "x", Some(&v(&["a"])));
+        let without_scope = registration_request(&redirect, "x", None);
+        let strip = |body: &serde_json::Value, field: &str| {
+            let mut b = body.clone();
+            b.as_object_mut().unwrap().remove(field);
+            b
+        };
+        let code_only = |body: &serde_json::Value| {
+            let mut b = body.clone();
+            b["grant_types"] = serde_json::json!(["authorization_code"]);
+            b
+        };
+        type Case<'a> = (
+            &'a serde_json::Value,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<serde_json::Value>,
+        );
+        let cases: Vec<Case> = vec![
+            // The field the description names is adjusted.
+            (
+                &without_scope,
+                Some("invalid_client_metadata"),
+                Some("unknown field application_type"),
+                Some(strip(&without_scope, "application_type")),
+            ),
+            (
+                &without_scope,
+                Some("invalid_redirect_uri"),
+                Some("redirect_uris not allowed for this application_type"),
+                Some(strip(&without_scope, "application_type")),
+            ),
+            (
+                &without_scope,
+                Some("invalid_client_metadata"),
+                Some("grant_types: refresh_token is not allowed"),
+                Some(code_only(&without_scope)),
+            ),
+            (
+                &with_scope,
+                Some("invalid_client_metadata"),
+                Some("scope must only contain supported values"),
+                Some(strip(&with_scope, "scope")),
+            ),
+            // Naming nothing known: the optional scope goes.
+            (
+                &with_scope,
+                Some("invalid_client_metadata"),
+                None,
+                Some(strip(&with_scope, "scope")),
+            ),
+            // Nothing to adjust, or not a metadata refusal: no retry.
+            (&without_scope, Some("invalid_client_metadata"), None, None),
+            (
+                &without_scope,
+                Some("invalid_redirect_uri"),
+                Some("loopback only"),
+                None,
+            ),
+            (&with_scope, Some("access_denied"), Some("scope"), None),
+            (&with_scope, None, None, None),
+        ];
+        for (body, error, description, expected) in cases {
+            assert_eq!(
+                adjusted_request(body, error, description),
+                expected,
+                "{error:?} {description:?}"
+            );
+        }
     }
 
     #[test]
@@ -301,6 +424,44 @@ mod http_tests {
             requests[1].json(),
             registration_request(&redirect, "My IDE", None)
         );
+    }
+
+    #[tokio::test]
+    async fn refused_application_type_registers_once_more_without_it() {
+        let server = serve(|req, _| {
+            if req.json().get("application_type").is_some() {
+                json(
+                    400,
+                    json!({"error": "invalid_client_metadata",
+                           "error_description": "application_type is not supported"}),
+                )
+            } else {
+                json(201, json!({"client_id": "plain-client"}))
+            }
+        })
+        .await;
+        let redirect = Url::parse("http://127.0.0.1:8765/callback/abc").unwrap();
+        let reg = register(
+            &HttpClient::for_tests(),
+            &server.url("/register"),
+            &redirect,
+            "My IDE",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reg.client_id, "plain-client");
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].json()["application_type"], "native");
+        assert_eq!(
+            requests[0].json()["grant_types"],
+            json!(["authorization_code", "refresh_token"])
+        );
+        let retry = requests[1].json();
+        assert!(retry.get("application_type").is_none(), "{retry}");
+        assert_eq!(retry["redirect_uris"], json!([redirect.as_str()]));
     }
 
     #[tokio::test]

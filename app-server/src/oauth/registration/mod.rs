@@ -132,6 +132,17 @@ pub enum RegistrationError {
         "no way to register a client with {issuer}: no client_id is configured, {cimd}, and the server offers no registration_endpoint"
     )]
     NoRegistrationPossible { issuer: String, cimd: String },
+    /// MCP 2026-07-28 (authorization server binding): a preregistered client belongs to the
+    /// authorization server it was registered with; its id is not sent to another one.
+    #[error(
+        "the configured client_id {client_id:?} belongs to the authorization server {registered_with}, but the server's protected resource metadata now names {issuer}; register a client at {issuer} and set mcp_servers.{server}.oauth.client_id (and oauth.issuer) to it, or remove client_id to let the daemon register by itself"
+    )]
+    PreregisteredForOtherIssuer {
+        server: String,
+        client_id: String,
+        registered_with: String,
+        issuer: String,
+    },
 }
 
 fn describe(error: &Option<String>, description: &Option<String>) -> String {

@@ -160,6 +160,7 @@ export type ErrorKindCodes = {
   "reauthenticationRequired": -32031;
   "refreshFailedRetryable": -32032;
   "credentialStoreFailed": -32040;
+  "credentialStoreBusy": -32041;
   "shuttingDown": -32050;
 };
 

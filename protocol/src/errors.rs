@@ -75,6 +75,9 @@ error_kinds! {
     RefreshFailedRetryable = "refreshFailedRetryable" => -32032,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
+    /// The credential store stayed locked by another operation (another daemon refreshing
+    /// or saving the same credentials) longer than the wait bound: retry.
+    CredentialStoreBusy = "credentialStoreBusy" => -32041,
     /// The daemon is shutting down.
     ShuttingDown = "shuttingDown" => -32050,
 }

@@ -9,6 +9,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use super::error::LoginError;
+use super::http::TOTAL_TIMEOUT;
 use super::service::OAuthService;
 use super::target::ServerTarget;
 use super::token::{TokenError, TokenResponse};
@@ -119,18 +120,6 @@ impl OAuthService {
     ) -> std::sync::MutexGuard<'_, HashMap<String, (u64, InFlightRefresh)>> {
         self.refreshes.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Waits (bounded) for refreshes under way, so that a rotated refresh token is saved
-    /// before the process exits.
-    pub(super) async fn settle_refreshes(&self) {
-        let refreshes: Vec<InFlightRefresh> = self
-            .lock_refreshes()
-            .values()
-            .map(|(_, r)| r.clone())
-            .collect();
-        let _ = tokio::time::timeout(REFRESH_SETTLE_TIMEOUT, futures::future::join_all(refreshes))
-            .await;
-    }
 }
 
 /// Takes a finished (or failed, or cancelled) refresh out of the in-flight map, so that a
@@ -157,8 +146,11 @@ impl Drop for InFlightGuard {
 pub(super) type RefreshOutcome = Result<StoredCredentials, Arc<LoginError>>;
 pub(super) type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
 
-/// How long shutdown waits for refreshes under way.
-pub(super) const REFRESH_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for refreshes (and code exchanges) under way to save what the
+/// server answered: one whole token request ([`TOTAL_TIMEOUT`]) and the save after it, so a
+/// refresh token the server rotated is never lost to a SIGTERM.
+pub(super) const REFRESH_SETTLE_TIMEOUT: Duration =
+    Duration::from_secs(TOTAL_TIMEOUT.as_secs() + 5);
 
 /// Credentials that may be handed out or refreshed.
 pub(super) fn usable(

@@ -453,8 +453,10 @@ async fn failed_or_impossible_revocation_still_deletes_and_says_so() {
 
 /// The server's URL stays; its protected resource metadata now names another authorization
 /// server. Simulated by giving server `kit` (at kit `b`) the credentials issued by kit `a`.
+/// The old tokens go when the login to `b` succeeds, not when it starts: a login that is
+/// cancelled (or never finished, or started by a forged request) leaves the user logged in.
 #[tokio::test]
-async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
+async fn tokens_of_a_previous_authorization_server_are_replaced_when_the_new_login_succeeds() {
     let a = Kit::start(KitConfig::default()).await.unwrap();
     let b = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -480,37 +482,75 @@ async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
     store(home.path()).save(&moved).unwrap();
     assert_eq!(status_of(&mut c, "kit").await["issuer"], a.issuer());
 
-    // Until a login looks again, tokens only go to the token endpoint they came from.
+    // Until a login to `b` succeeds, tokens only go to the token endpoint they came from.
     let r = token(&mut c, "kit", Some(FORCE_REFRESH)).await;
     assert!(r["result"]["accessToken"].is_string(), "{r}");
     assert_eq!(a.counters().token_refresh, 1);
     assert_eq!(b.counters().token_refresh, 0);
-    let a_tokens: Vec<String> = {
-        let now = stored(home.path(), "kit", &b).unwrap();
-        [
-            Some(moved.access_token.clone()),
-            moved.refresh_token.clone(),
-            Some(now.access_token),
-            now.refresh_token,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    };
+    let a_stored = stored(home.path(), "kit", &b).unwrap();
+    let a_tokens: Vec<String> = [
+        Some(moved.access_token.clone()),
+        moved.refresh_token.clone(),
+        Some(a_stored.access_token.clone()),
+        a_stored.refresh_token.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
 
-    // Discovery now names `b`: the old tokens are gone before the login goes any further.
-    let started = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
-    assert!(stored(home.path(), "kit", &b).is_none());
+    // A login that discovers `b` and is cancelled changes nothing.
+    c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored.clone()));
+    let r = token(&mut c, "kit", None).await;
     assert_eq!(
-        c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "notLoggedIn"})
+        r["result"]["accessToken"],
+        a_stored.access_token.as_str(),
+        "{r}"
     );
-    assert_eq!(status_of(&mut c, "kit").await["authStatus"], "notLoggedIn");
+    assert_eq!(
+        c.ok("mcpServer/oauth/cancel", json!({"name": "kit"})).await["cancelled"],
+        true
+    );
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], false, "{done}");
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored.clone()));
+    let s = status_of(&mut c, "kit").await;
+    assert_eq!(s["authStatus"], "loggedIn", "{s}");
+    assert_eq!(s["issuer"], a.issuer());
+    let r = token(&mut c, "kit", Some(FORCE_REFRESH)).await;
+    assert!(r["result"]["accessToken"].is_string(), "{r}");
+    assert_eq!(a.counters().token_refresh, 2);
+    assert_eq!(c.backlog_count("mcpServer/authStatus/changed"), 0);
+    let a_stored = stored(home.path(), "kit", &b).unwrap();
+    // What `kit` holds now (`old` keeps its own tokens, also issued by `a`).
+    let kit_a_tokens: Vec<String> = [a_stored.access_token.clone()]
+        .into_iter()
+        .chain(a_stored.refresh_token.clone())
+        .collect();
+    let a_tokens: Vec<String> = a_tokens.into_iter().chain(kit_a_tokens.clone()).collect();
+
+    // The login to `b` that succeeds replaces them.
+    let started = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored));
     browser_visit(started["authorizationUrl"].as_str().unwrap())
         .await
         .unwrap();
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], true, "{done}");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "kit", "authStatus": "loggedIn"})
+    );
+    let now = stored(home.path(), "kit", &b).unwrap();
+    assert_eq!(now.issuer, b.issuer());
+    assert!(!a_tokens.contains(&now.access_token));
+    let text = std::fs::read_to_string(home.path().join("credentials.json")).unwrap();
+    for old in &kit_a_tokens {
+        assert!(
+            !text.contains(old.as_str()),
+            "a token of `a` is still stored"
+        );
+    }
     let s = status_of(&mut c, "kit").await;
     assert_eq!(s["authStatus"], "loggedIn");
     assert_eq!(s["issuer"], b.issuer());
@@ -523,7 +563,7 @@ async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
     }
     assert!(b.revoked_tokens().is_empty());
     assert_eq!(a.counters().revoke, 0);
-    assert_eq!(a.counters().token_refresh, 1);
+    assert_eq!(a.counters().token_refresh, 2);
     // `old` keeps its own login.
     assert_eq!(status_of(&mut c, "old").await["authStatus"], "loggedIn");
 }

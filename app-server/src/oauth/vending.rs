@@ -185,7 +185,8 @@ pub(super) fn unrefreshable(
 pub(super) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {
     match creds.expires_at {
         None => true,
-        Some(t) => t - unix_now() > i64::from(min_validity_secs),
+        // Saturating: a hand-edited `expiresAt` may be anything.
+        Some(t) => t.saturating_sub(unix_now()) > i64::from(min_validity_secs),
     }
 }
 
@@ -195,7 +196,10 @@ pub(super) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse)
     if let Some(rt) = tokens.refresh_token {
         creds.refresh_token = Some(rt);
     }
-    creds.expires_at = tokens.expires_in.map(|s| unix_now() + s as i64);
+    // The parser clamps `expires_in`; saturating keeps any value from overflowing.
+    creds.expires_at = tokens
+        .expires_in
+        .map(|s| unix_now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
     if let Some(scopes) = tokens.scopes {
         creds.scopes = scopes;
     }
@@ -260,6 +264,16 @@ mod token_tests {
         apply_tokens(&mut creds, tokens(Some("rt-rotated"), None));
         assert_eq!(creds.refresh_token.as_deref(), Some("rt-rotated"));
         assert_eq!(creds.expires_at, None);
+    }
+
+    #[test]
+    fn huge_lifetimes_and_expiries_do_not_overflow() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        apply_tokens(&mut creds, tokens(None, Some(u64::MAX)));
+        assert_eq!(creds.expires_at, Some(i64::MAX));
+        assert!(fresh_enough(&creds, u32::MAX));
+        creds.expires_at = Some(i64::MIN);
+        assert!(!fresh_enough(&creds, 0));
     }
 
     #[test]

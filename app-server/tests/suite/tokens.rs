@@ -16,21 +16,21 @@ use super::harness::{self, Client, MemClient, write_config};
 use super::login::{daemon_for, file_store_config, free_port, login, server_config};
 
 /// Forces a refresh on every call: the kit's tokens live 3600 s.
-const FORCE_REFRESH: u32 = 7200;
+pub(super) const FORCE_REFRESH: u32 = 7200;
 
-fn kind(e: &Value) -> &str {
+pub(super) fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
-fn store(home: &Path) -> FileStore {
+pub(super) fn store(home: &Path) -> FileStore {
     FileStore::open(&Home::at(home)).unwrap()
 }
 
-fn key_for(name: &str, kit: &Kit) -> CredentialKey {
+pub(super) fn key_for(name: &str, kit: &Kit) -> CredentialKey {
     CredentialKey::new(name, url::Url::parse(&kit.mcp_url()).unwrap().to_string())
 }
 
-fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
+pub(super) fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
     store(home).load(&key_for(name, kit)).unwrap()
 }
 
@@ -48,7 +48,9 @@ fn now() -> i64 {
 }
 
 /// A daemon logged in to `kit` as server `kit`, its `loggedIn` announcement consumed.
-async fn logged_in(kit: &Kit) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
+pub(super) async fn logged_in(
+    kit: &Kit,
+) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
     let (home, server, mut c) = daemon_for(kit, "kit", "").await;
     let out = login(&mut c, "kit", json!({})).await;
     assert_eq!(out["completed"]["success"], true, "{out}");
@@ -70,7 +72,11 @@ async fn status_of(c: &mut MemClient, name: &str) -> Value {
         .unwrap()
 }
 
-async fn token<W, R>(c: &mut Client<W, R>, name: &str, min_validity: Option<u32>) -> Value
+pub(super) async fn token<W, R>(
+    c: &mut Client<W, R>,
+    name: &str,
+    min_validity: Option<u32>,
+) -> Value
 where
     W: tokio::io::AsyncWrite + Unpin,
     R: tokio::io::AsyncRead + Unpin,
@@ -84,7 +90,7 @@ where
 
 /// Whether the kit's MCP server takes this bearer token (a GET passes authentication and
 /// then gets 405; a refused token gets 401).
-async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
+pub(super) async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
     let status = reqwest::Client::new()
         .get(kit.mcp_url())
         .bearer_auth(access_token)
@@ -96,7 +102,7 @@ async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
 }
 
 /// The `refresh_token` of every refresh request the kit received, in order.
-fn refresh_tokens_presented(kit: &Kit) -> Vec<String> {
+pub(super) fn refresh_tokens_presented(kit: &Kit) -> Vec<String> {
     kit.token_requests()
         .into_iter()
         .filter(|r| r.form.get("grant_type").map(String::as_str) == Some("refresh_token"))
@@ -603,7 +609,7 @@ async fn changed_server_url_needs_a_login_and_never_sees_old_tokens() {
     assert_eq!(status_of(&mut c, "kit").await["issuer"], b.issuer());
 }
 
-fn spawn_daemon(home: &Path) -> tokio::process::Child {
+pub(super) fn spawn_daemon(home: &Path) -> tokio::process::Child {
     Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
         .env("MCP_APP_SERVER_HOME", home)
         .env("RUST_LOG", "warn")

@@ -182,6 +182,16 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_the_wire_answer_redacts_tokens() {
+        let wire = parse_value(json!({
+            "access_token": "at-SECRET", "token_type": "Bearer", "refresh_token": "rt-SECRET",
+        }))
+        .unwrap();
+        let text = format!("{wire:?}");
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[test]
     fn scope_as_string_or_array() {
         let parse = |scope: Value| {
             parse_token_response(

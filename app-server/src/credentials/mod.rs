@@ -30,10 +30,14 @@ use crate::home::Home;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreMode {
-    /// The OS keyring when it answers, else the file.
+    /// The OS keyring when it answers, else the file; always the file on Linux.
     #[default]
     Auto,
     File,
+    /// The OS keyring. On Linux its per-session cache can hold an older copy of an item
+    /// than another login session (or a daemon started from one) wrote: with several
+    /// sessions of one user, a rotated refresh token could be used twice, which revokes
+    /// the grant at strict servers. Use it there only with one session at a time.
     Keyring,
 }
 

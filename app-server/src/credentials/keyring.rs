@@ -8,6 +8,10 @@
 //! found, and move into the keyring on their next save, so switching backends does not log
 //! anyone out.
 //!
+//! Items are only written while the file document's exclusive lock is held, and read under
+//! its shared lock, so the compare-and-save of [`CredentialStore::update`] excludes other
+//! daemons' writes as it does for the file backend.
+//!
 //! Every keyring call runs on a thread of its own with a time bound: the Linux backend
 //! drives its own tokio runtime with `block_on`, which panics on a runtime thread, and a
 //! D-Bus service that never answers must not hang a login.

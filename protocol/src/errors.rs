@@ -79,6 +79,9 @@ error_kinds! {
     StepUpLimitReached = "stepUpLimitReached" => -32033,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
+    /// The credential store stayed locked by another operation (another daemon refreshing
+    /// or saving the same credentials) longer than the wait bound: retry.
+    CredentialStoreBusy = "credentialStoreBusy" => -32041,
     /// The daemon is shutting down.
     ShuttingDown = "shuttingDown" => -32050,
 }

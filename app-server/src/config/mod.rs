@@ -14,10 +14,12 @@ use url::Url;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsStoreMode {
-    /// The OS keyring when one answers, else the file.
+    /// The OS keyring when one answers, else the file; always the file on Linux.
     #[default]
     Auto,
     File,
+    /// The OS keyring; on Linux only safe with one login session at a time (see
+    /// docs/credentials.md).
     Keyring,
 }
 

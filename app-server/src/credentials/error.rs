@@ -35,9 +35,21 @@ pub enum StoreError {
          Use a newer mcp-app-server, or move the file aside"
     )]
     UnsupportedVersion { path: PathBuf, version: u64 },
+    /// Another holder kept the lock longer than the bound. Retryable.
+    #[error(
+        "{path} stayed locked by another operation for {waited_secs} s (another \
+         mcp-app-server process refreshing or saving these credentials); try again. If this \
+         persists, a process holding the lock may be stuck: end it"
+    )]
+    LockTimeout { path: PathBuf, waited_secs: f64 },
 }
 
 impl StoreError {
+    /// The same request may succeed when tried again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::LockTimeout { .. })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
         move |source| StoreError::Io { path, source }

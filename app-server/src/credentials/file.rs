@@ -13,12 +13,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::document::{self, Document};
 use super::error::StoreError;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
-use super::refresh_lock::{self, RefreshLock};
-use super::{CredentialStore, StoreBackend};
+use super::refresh_lock::{self, LockKind, RefreshLock};
+use super::{CredentialStore, DEFAULT_LOCK_WAIT, Decide, StoreBackend, Update};
 use crate::home::Home;
 
 const FILE_NAME: &str = "credentials.json";
@@ -30,6 +31,8 @@ pub struct FileStore {
     state_dir: PathBuf,
     path: PathBuf,
     lock_path: PathBuf,
+    /// How long any lock (the document's, a refresh lock) is waited for.
+    lock_wait: Duration,
 }
 
 impl FileStore {
@@ -46,7 +49,18 @@ impl FileStore {
             state_dir: home.state_dir.clone(),
             path: home.state_dir.join(FILE_NAME),
             lock_path: home.state_dir.join(LOCK_NAME),
+            lock_wait: DEFAULT_LOCK_WAIT,
         })
+    }
+
+    /// The same store with another bound on lock waits (tests use a short one).
+    pub fn with_lock_wait(mut self, wait: Duration) -> FileStore {
+        self.lock_wait = wait;
+        self
+    }
+
+    pub(crate) fn lock_wait(&self) -> Duration {
+        self.lock_wait
     }
 
     /// The credentials document.
@@ -60,20 +74,34 @@ impl FileStore {
 
     /// A consistent snapshot of the document, read under the shared lock.
     pub(crate) fn read(&self) -> Result<Document, StoreError> {
+        self.read_with(Ok)
+    }
+
+    /// Runs `read` on the current document while holding the shared lock, so no writer
+    /// changes the document (or, for the keyring backend, its items) meanwhile.
+    pub(crate) fn read_with<R>(
+        &self,
+        read: impl FnOnce(Document) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let lock = refresh_lock::open_lock(&self.lock_path)?;
-        lock.lock_shared()
-            .map_err(StoreError::io(&self.lock_path))?;
-        self.read_unlocked()
+        let _lock =
+            refresh_lock::wait_for_lock(lock, &self.lock_path, LockKind::Shared, self.lock_wait)?;
+        read(self.read_unlocked()?)
     }
 
     /// Applies `change` to the current document under the exclusive lock and writes the
     /// result if it differs. Nothing is written when the current document cannot be read.
-    pub(crate) fn update<R>(
+    pub(crate) fn modify<R>(
         &self,
         change: impl FnOnce(&mut Document) -> R,
     ) -> Result<R, StoreError> {
         let lock = refresh_lock::open_lock(&self.lock_path)?;
-        lock.lock().map_err(StoreError::io(&self.lock_path))?;
+        let _lock = refresh_lock::wait_for_lock(
+            lock,
+            &self.lock_path,
+            LockKind::Exclusive,
+            self.lock_wait,
+        )?;
         let before = self.read_unlocked()?;
         let mut doc = before.clone();
         let result = change(&mut doc);
@@ -81,7 +109,7 @@ impl FileStore {
             remove_stale_temp_files(&self.state_dir);
             write_atomically(&self.state_dir, &self.path, &document::render(&doc))?;
         }
-        // `lock` is dropped after the rename, so the next writer reads the new document.
+        // `_lock` is dropped after the rename, so the next writer reads the new document.
         Ok(result)
     }
 
@@ -168,16 +196,40 @@ impl CredentialStore for FileStore {
     }
 
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
-        let key = creds.key();
-        self.update(|doc| {
-            doc.credentials.insert(key.storage_key(), creds.clone());
-            // A file entry supersedes a keyring one (the keyring backend was used before).
-            doc.keyring_index.remove(&key);
+        let new = creds.clone();
+        CredentialStore::update(self, &creds.key(), Box::new(|_| Update::Save(new))).map(drop)
+    }
+
+    fn update(
+        &self,
+        key: &CredentialKey,
+        decide: Decide<'_>,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        // One exclusive lock around the read, the decision and the write.
+        self.modify(|doc| {
+            let current = doc.credentials_for(key).cloned();
+            match decide(current.as_ref()) {
+                Update::Keep => current,
+                Update::Save(new) => {
+                    debug_assert_eq!(&new.key(), key);
+                    doc.credentials.insert(key.storage_key(), new.clone());
+                    // A file entry supersedes a keyring one (the keyring backend was used
+                    // before).
+                    doc.keyring_index.remove(key);
+                    Some(new)
+                }
+                Update::Delete => {
+                    if current.is_some() {
+                        doc.credentials.remove(&key.storage_key());
+                    }
+                    None
+                }
+            }
         })
     }
 
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {
-        self.update(|doc| {
+        self.modify(|doc| {
             let found = doc.credentials_for(key).is_some();
             if found {
                 doc.credentials.remove(&key.storage_key());
@@ -199,11 +251,11 @@ impl CredentialStore for FileStore {
     }
 
     fn save_registration(&self, reg: &StoredRegistration) -> Result<(), StoreError> {
-        self.update(|doc| doc.put_registration(reg))
+        self.modify(|doc| doc.put_registration(reg))
     }
 
     fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError> {
-        self.update(|doc| doc.remove_registration(issuer, redirect_uri))
+        self.modify(|doc| doc.remove_registration(issuer, redirect_uri))
     }
 
     fn cimd_refused(&self, issuer: &str) -> Result<bool, StoreError> {
@@ -211,13 +263,13 @@ impl CredentialStore for FileStore {
     }
 
     fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError> {
-        self.update(|doc| {
+        self.modify(|doc| {
             doc.cimd_refused_issuers.insert(issuer.to_owned());
         })
     }
 
     fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError> {
-        refresh_lock::acquire(&self.state_dir, key)
+        refresh_lock::acquire(&self.state_dir, key, self.lock_wait)
     }
 
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError> {
@@ -572,6 +624,133 @@ mod tests {
             data_files(tmp.path()),
             BTreeSet::from([FILE_NAME.to_owned()])
         );
+    }
+
+    /// Increments a counter kept in the access token through `update`, from threads of two
+    /// instances (two daemons): a read and a write taking the lock separately would let two
+    /// writers start from the same value and lose increments.
+    #[test]
+    fn update_reads_decides_and_writes_under_one_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut first = small_creds("a");
+        first.access_token = "0".to_owned();
+        store(tmp.path()).save(&first).unwrap();
+        let stores = [Arc::new(store(tmp.path())), Arc::new(store(tmp.path()))];
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let s = Arc::clone(&stores[t % 2]);
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        CredentialStore::update(
+                            s.as_ref(),
+                            &key("a"),
+                            Box::new(|current| {
+                                let mut next = current.expect("stored").clone();
+                                let n: u32 = next.access_token.parse().unwrap();
+                                next.access_token = (n + 1).to_string();
+                                Update::Save(next)
+                            }),
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            store(tmp.path())
+                .load(&key("a"))
+                .unwrap()
+                .unwrap()
+                .access_token,
+            "100"
+        );
+    }
+
+    #[test]
+    fn update_keeps_deletes_and_reports_what_is_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let a = creds("a");
+        let seen = std::cell::Cell::new(false);
+        let after = CredentialStore::update(
+            &s,
+            &key("a"),
+            Box::new(|current| {
+                seen.set(current.is_none());
+                Update::Keep
+            }),
+        )
+        .unwrap();
+        assert!(seen.get() && after.is_none());
+        assert!(!s.path().exists(), "nothing to write");
+
+        s.save(&a).unwrap();
+        let mut newer = a.clone();
+        newer.access_token = "at-newer".to_owned();
+        let kept = CredentialStore::update(&s, &key("a"), Box::new(|_| Update::Keep)).unwrap();
+        assert_eq!(kept, Some(a.clone()));
+        let saved =
+            CredentialStore::update(&s, &key("a"), Box::new(|_| Update::Save(newer.clone())))
+                .unwrap();
+        assert_eq!(saved, Some(newer.clone()));
+        assert_eq!(s.load(&key("a")).unwrap(), Some(newer));
+        let gone = CredentialStore::update(&s, &key("a"), Box::new(|_| Update::Delete)).unwrap();
+        assert_eq!(gone, None);
+        assert_eq!(s.load(&key("a")).unwrap(), None);
+    }
+
+    #[test]
+    fn lock_waits_end_in_a_retryable_timeout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let holder = store(tmp.path());
+        holder.save(&creds("a")).unwrap();
+        let before = std::fs::read(holder.path()).unwrap();
+        let waiter = store(tmp.path()).with_lock_wait(Duration::from_millis(100));
+
+        // A refresh lock held elsewhere (another daemon, stuck).
+        let held = holder.refresh_lock(&key("a")).unwrap();
+        let err = waiter.refresh_lock(&key("a")).unwrap_err();
+        assert!(
+            matches!(err, StoreError::LockTimeout { ref path, .. } if path == held.path()),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("try again"), "{err}");
+        // Other servers are not held up.
+        drop(waiter.refresh_lock(&key("b")).unwrap());
+        drop(held);
+        drop(waiter.refresh_lock(&key("a")).unwrap());
+
+        // The document's lock held exclusively: reads and writes give up, nothing changes.
+        let doc_lock = refresh_lock::open_lock(&tmp.path().join(LOCK_NAME)).unwrap();
+        doc_lock.lock().unwrap();
+        for result in [
+            waiter.load(&key("a")).map(drop),
+            waiter.save(&creds("b")),
+            waiter.list().map(drop),
+            waiter.delete(&key("a")).map(drop),
+        ] {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, StoreError::LockTimeout { ref path, .. } if path.ends_with(LOCK_NAME)),
+                "{err:?}"
+            );
+        }
+        assert_eq!(std::fs::read(holder.path()).unwrap(), before);
+        // A reader holding the shared lock blocks writers, not other readers.
+        drop(doc_lock);
+        let shared = refresh_lock::open_lock(&tmp.path().join(LOCK_NAME)).unwrap();
+        shared.lock_shared().unwrap();
+        assert!(waiter.load(&key("a")).unwrap().is_some());
+        assert!(matches!(
+            waiter.save(&creds("b")),
+            Err(StoreError::LockTimeout { .. })
+        ));
+        drop(shared);
+        waiter.save(&creds("b")).unwrap();
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! found, and move into the keyring on their next save, so switching backends does not log
 //! anyone out.
 //!
+//! Items are only written while the file document's exclusive lock is held, and read under
+//! its shared lock, so the compare-and-save of [`CredentialStore::update`] excludes other
+//! daemons' writes as it does for the file backend.
+//!
 //! Every keyring call runs on a thread of its own with a time bound: the Linux backend
 //! drives its own tokio runtime with `block_on`, which panics on a runtime thread, and a
 //! D-Bus service that never answers must not hang a login.
@@ -19,7 +23,7 @@ use super::error::StoreError;
 use super::file::FileStore;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::{self, RefreshLock};
-use super::{CredentialStore, StoreBackend};
+use super::{CredentialStore, Decide, StoreBackend, Update};
 
 /// The keyring service name of every item this program stores.
 pub const KEYRING_SERVICE: &str = "mcp-app-server";
@@ -184,41 +188,75 @@ enum Item {
 
 impl CredentialStore for KeyringStore {
     fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, StoreError> {
-        match self.read_item(key)? {
-            Item::Found(creds) => return Ok(Some(*creds)),
-            Item::Unreadable(e) => return Err(e),
-            Item::Missing => {}
-        }
-        // Left in the file by the file backend before the switch to the keyring.
-        Ok(self.file.read()?.credentials_for(key).cloned())
-    }
-
-    fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
-        let key = creds.key();
-        let secret = serde_json::to_string(creds).expect("credentials serialize to JSON");
-        // Index first: an index entry without an item is skipped by `list`, while an item
-        // missing from the index would be invisible to `status`.
-        self.file.update(|doc| {
-            doc.keyring_index.insert(key.clone());
-        })?;
-        self.secrets.set(&key.storage_key(), &secret)?;
-        // The keyring copy is now the current one; drop any older copy from the file.
-        self.file.update(|doc| {
-            doc.credentials.remove(&key.storage_key());
+        // Under the document's shared lock: no save moves the entry between the keyring
+        // and the file while it is looked up in both.
+        self.file.read_with(|doc| match self.read_item(key)? {
+            Item::Found(creds) => Ok(Some(*creds)),
+            Item::Unreadable(e) => Err(e),
+            // Left in the file by the file backend before the switch to the keyring.
+            Item::Missing => Ok(doc.credentials_for(key).cloned()),
         })
     }
 
-    fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {
-        let in_keyring = self.secrets.delete(&key.storage_key())?;
-        let in_file = self.file.update(|doc| {
-            doc.keyring_index.remove(key);
-            let found = doc.credentials_for(key).is_some();
-            if found {
-                doc.credentials.remove(&key.storage_key());
+    fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
+        let new = creds.clone();
+        self.update(&creds.key(), Box::new(|_| Update::Save(new)))
+            .map(drop)
+    }
+
+    fn update(
+        &self,
+        key: &CredentialKey,
+        decide: Decide<'_>,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        // Every write of an item happens under the document's exclusive lock, so this
+        // read, decision and write exclude other daemons' writes as the file backend does.
+        self.file.modify(|doc| {
+            let current = match self.read_item(key)? {
+                Item::Found(creds) => Some(*creds),
+                // Nobody can use an item this build cannot read: a login may replace it and
+                // a logout remove it, and a compare-and-save finds nothing to compare with.
+                Item::Unreadable(_) => None,
+                Item::Missing => doc.credentials_for(key).cloned(),
+            };
+            let account = key.storage_key();
+            match decide(current.as_ref()) {
+                Update::Keep => Ok(current),
+                Update::Save(new) => {
+                    debug_assert_eq!(&new.key(), key);
+                    let secret =
+                        serde_json::to_string(&new).expect("credentials serialize to JSON");
+                    // Index first: an index entry without an item is skipped by `list`,
+                    // while an item missing from the index would be invisible to `status`.
+                    doc.keyring_index.insert(key.clone());
+                    self.secrets.set(&account, &secret)?;
+                    // The keyring copy is now the current one; drop any older copy from
+                    // the file.
+                    doc.credentials.remove(&account);
+                    Ok(Some(new))
+                }
+                Update::Delete => {
+                    self.secrets.delete(&account)?;
+                    doc.keyring_index.remove(key);
+                    if doc.credentials_for(key).is_some() {
+                        doc.credentials.remove(&account);
+                    }
+                    Ok(None)
+                }
             }
-            found
-        })?;
-        Ok(in_keyring || in_file)
+        })?
+    }
+
+    fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.update(
+            key,
+            Box::new(|current| {
+                found = current.is_some();
+                Update::Delete
+            }),
+        )?;
+        Ok(found)
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
@@ -268,7 +306,7 @@ impl CredentialStore for KeyringStore {
     }
 
     fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError> {
-        refresh_lock::acquire(self.file.state_dir(), key)
+        refresh_lock::acquire(self.file.state_dir(), key, self.file.lock_wait())
     }
 
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError> {
@@ -483,6 +521,95 @@ pub(crate) mod tests {
         );
         store.mark_cimd_refused("https://as").unwrap();
         assert!(store.cimd_refused("https://as").unwrap());
+    }
+
+    #[test]
+    fn update_compares_under_the_document_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, secrets, _file) = stores(tmp.path());
+        let a = creds("a");
+        store.save(&a).unwrap();
+        let mut rotated = a.clone();
+        rotated.refresh_token = Some("rt-rotated".to_owned());
+        // What the caller expected is stored: saved.
+        let expected = a.clone();
+        let after = store
+            .update(
+                &key("a"),
+                Box::new(|now| {
+                    if now == Some(&expected) {
+                        Update::Save(rotated.clone())
+                    } else {
+                        Update::Keep
+                    }
+                }),
+            )
+            .unwrap();
+        assert_eq!(after.as_ref(), Some(&rotated));
+        // Something else is stored now: kept, and returned.
+        let stale = store
+            .update(
+                &key("a"),
+                Box::new(|now| {
+                    if now == Some(&expected) {
+                        Update::Save(expected.clone())
+                    } else {
+                        Update::Keep
+                    }
+                }),
+            )
+            .unwrap();
+        assert_eq!(stale.as_ref(), Some(&rotated));
+        assert_eq!(store.load(&key("a")).unwrap(), Some(rotated));
+
+        // While another daemon holds the document lock, nothing is read or written.
+        let waiter = KeyringStore::new(
+            FileStore::open(&Home::at(tmp.path()))
+                .unwrap()
+                .with_lock_wait(Duration::from_millis(50)),
+            Box::new(secrets.clone()),
+        );
+        let doc_lock = refresh_lock::open_lock(&tmp.path().join("credentials.json.lock")).unwrap();
+        doc_lock.lock().unwrap();
+        assert!(matches!(
+            waiter.save(&creds("a")),
+            Err(StoreError::LockTimeout { .. })
+        ));
+        assert!(matches!(
+            waiter.load(&key("a")),
+            Err(StoreError::LockTimeout { .. })
+        ));
+        drop(doc_lock);
+        assert_eq!(
+            store
+                .load(&key("a"))
+                .unwrap()
+                .unwrap()
+                .refresh_token
+                .as_deref(),
+            Some("rt-rotated")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_item_can_be_logged_out_or_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, secrets, _file) = stores(tmp.path());
+        store.save(&creds("a")).unwrap();
+        let garbage = || {
+            secrets
+                .items
+                .lock()
+                .unwrap()
+                .insert(key("a").storage_key(), "not json".to_owned());
+        };
+        garbage();
+        assert!(store.delete(&key("a")).unwrap() || store.load(&key("a")).unwrap().is_none());
+        assert!(secrets.items.lock().unwrap().is_empty());
+        store.save(&creds("a")).unwrap();
+        garbage();
+        store.save(&creds("a")).unwrap();
+        assert_eq!(store.load(&key("a")).unwrap(), Some(creds("a")));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Two backends behind one trait: a JSON file in the state dir (the default, and what
 //! `auto` falls back to) and the OS keyring. Several daemons may share one state dir, so
 //! every write is a locked read-modify-write and refreshes are serialized by OS file locks.
-//! The API is synchronous (file locks block); async callers use `spawn_blocking`.
+//! The API is synchronous (lock waits sleep, bounded by [`DEFAULT_LOCK_WAIT`]); async
+//! callers use `spawn_blocking`.
 
 mod document;
 mod error;
@@ -14,6 +15,7 @@ mod model;
 mod refresh_lock;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +30,14 @@ use crate::home::Home;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreMode {
-    /// The OS keyring when it answers, else the file.
+    /// The OS keyring when it answers, else the file; always the file on Linux.
     #[default]
     Auto,
     File,
+    /// The OS keyring. On Linux its per-session cache can hold an older copy of an item
+    /// than another login session (or a daemon started from one) wrote: with several
+    /// sessions of one user, a rotated refresh token could be used twice, which revokes
+    /// the grant at strict servers. Use it there only with one session at a time.
     Keyring,
 }
 
@@ -43,14 +49,46 @@ pub enum StoreBackend {
     Keyring,
 }
 
-/// Persistent credentials. Synchronous: methods block on file locks and, for the keyring,
-/// on platform calls, so async code calls them inside `spawn_blocking`.
+/// How long a store operation waits for a lock (the document's or a refresh lock) before
+/// it fails with the retryable [`StoreError::LockTimeout`]. Longer than one token endpoint
+/// request ([`crate::oauth::http::TOTAL_TIMEOUT`]), the longest a healthy refresh or code
+/// exchange holds a refresh lock, so a wait only times out behind a stuck holder.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(40);
+
+/// Overrides [`DEFAULT_LOCK_WAIT`], in milliseconds (tests, and home directories on slow
+/// network file systems).
+pub const LOCK_WAIT_ENV: &str = "MCP_APP_SERVER_STORE_LOCK_WAIT_MS";
+
+/// What [`CredentialStore::update`] makes of the entry it found.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per store call
+pub enum Update {
+    /// Leave the entry as it is.
+    Keep,
+    /// Store this (for the same key) instead.
+    Save(StoredCredentials),
+    Delete,
+}
+
+/// The decision of an [`CredentialStore::update`], given the entry stored now.
+pub type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
+
+/// Persistent credentials. Synchronous: methods wait (bounded) for file locks and, for the
+/// keyring, for platform calls, so async code calls them inside `spawn_blocking`.
 pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     /// The tokens for `key`; `None` when absent or stored for another URL.
     fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, StoreError>;
     /// Inserts or replaces the entry for `creds.key()`, leaving other servers' entries as
     /// they are, also when other processes save at the same time.
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError>;
+    /// Compare-and-save: reads the entry for `key`, lets `decide` choose, and applies the
+    /// choice, all under the store's exclusive lock, so no other process's write lands
+    /// between the read and the write. Returns what is stored afterwards.
+    fn update(
+        &self,
+        key: &CredentialKey,
+        decide: Decide<'_>,
+    ) -> Result<Option<StoredCredentials>, StoreError>;
     /// `false` when there was nothing to delete.
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
     /// Every stored entry, for status.
@@ -72,8 +110,8 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError>;
 
     /// Exclusive cross-process lock for one server's refresh, held across the network call:
-    /// a blocking OS file lock on `state_dir/locks/<hash of the key>.lock`. Waits for the
-    /// current holder; after acquiring, reload the credentials, as the holder may have
+    /// an OS file lock on `state_dir/locks/<hash of the key>.lock`. Waits for the current
+    /// holder, at most the store's lock wait ([`StoreError::LockTimeout`]); after acquiring, reload the credentials, as the holder may have
     /// refreshed them already. Not reentrant: a second call for the same key from the same
     /// process waits like any other holder, so put an in-process per-server mutex in front
     /// (which also keeps `spawn_blocking` threads from piling up on the OS lock).
@@ -87,8 +125,12 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
 /// Opens the store `mode` asks for. `keyring` fails with [`StoreError::KeyringUnavailable`]
 /// when the keyring does not answer; `auto` then falls back to the file (headless Linux has
 /// no Secret Service). Probing the keyring takes at most 3 s.
+///
+/// On Linux `auto` is the file: the keyring crate's Linux backend caches items in the
+/// kernel's per-session keyring, so a daemon in one login session could read a refresh
+/// token that a daemon in another session has already rotated (see docs/credentials.md).
 pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStore>, StoreError> {
-    let file = FileStore::open(home)?;
+    let file = FileStore::open(home)?.with_lock_wait(lock_wait_from_env());
     let keyring = |file| Arc::new(KeyringStore::new(file, Box::new(keyring::OsKeyring)));
     match mode {
         StoreMode::File => Ok(Arc::new(file)),
@@ -96,6 +138,7 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
             Ok(()) => Ok(keyring(file)),
             Err(reason) => Err(StoreError::KeyringUnavailable { reason }),
         },
+        StoreMode::Auto if cfg!(target_os = "linux") => Ok(Arc::new(file)),
         StoreMode::Auto => match probe_keyring() {
             Ok(()) => Ok(keyring(file)),
             Err(reason) => {
@@ -107,6 +150,13 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
             }
         },
     }
+}
+
+fn lock_wait_from_env() -> Duration {
+    std::env::var(LOCK_WAIT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_LOCK_WAIT, Duration::from_millis)
 }
 
 /// Now as unix seconds, the unit of `expires_at`, `updated_at` and `registered_at`.
@@ -150,6 +200,19 @@ mod tests {
 
         let auto = open_store(&home, StoreMode::Auto).unwrap();
         let explicit = open_store(&home, StoreMode::Keyring);
+        if cfg!(target_os = "linux") {
+            // The per-session keyutils cache could hand out a rotated refresh token: auto
+            // is the file on Linux whatever the keyring offers.
+            assert_eq!(auto.backend(), StoreBackend::File);
+            match probe_keyring() {
+                Ok(()) => assert_eq!(explicit.unwrap().backend(), StoreBackend::Keyring),
+                Err(_) => assert!(matches!(
+                    explicit,
+                    Err(StoreError::KeyringUnavailable { .. })
+                )),
+            }
+            return;
+        }
         match probe_keyring() {
             // A desktop with a keyring.
             Ok(()) => {

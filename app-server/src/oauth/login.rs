@@ -29,7 +29,7 @@ use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::token::{self, TokenError, TokenResponse};
 use super::vending::apply_tokens;
-use crate::credentials::{StoredClient, StoredCredentials, unix_now};
+use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
 
 mod attempt;
 
@@ -175,8 +175,6 @@ impl OAuthService {
             .await?;
         self.challenges
             .discovered(&target.key(), discovery.protected_resource_url.as_ref());
-        self.forget_tokens_of_other_issuer(&target, &discovery.metadata.issuer)
-            .await?;
         let scopes = select_scopes(
             options.scopes.as_deref(),
             target.configured_scopes.as_deref(),
@@ -340,13 +338,21 @@ impl OAuthService {
         });
     }
 
-    /// Exchanges the code and stores the credentials.
+    /// Exchanges the code and stores the credentials. Runs under the server's refresh lock,
+    /// taken before the code is spent: a refresh that started from older tokens can neither
+    /// overwrite these nor be overwritten half way, in this process or another. Shutdown
+    /// waits until the answer is saved.
     async fn finish(
         &self,
         ctx: &FlowContext,
         attempt: &Attempt,
         code: &str,
     ) -> Result<(), LoginError> {
+        let lock_key = ctx.target.key();
+        let _refresh_lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
+        let Some(_saving) = self.begin_token_call() else {
+            return Err(LoginError::ShuttingDown);
+        };
         let metadata = &ctx.discovery.metadata;
         let tokens = token::exchange_code(
             &ctx.http,
@@ -366,8 +372,7 @@ impl OAuthService {
             tokens,
             ctx.scopes.clone().unwrap_or_default(),
         );
-        self.blocking(move |s| s.save(&creds)).await?;
-        Ok(())
+        self.forget_tokens_of_other_issuer(&ctx.target, creds).await
     }
 
     /// Cancels the pending login of a server.
@@ -457,35 +462,35 @@ impl OAuthService {
         }
     }
 
-    /// Rule 19: tokens belong to the issuer that issued them. When discovery names another
-    /// authorization server than the stored credentials do, they are deleted before the
-    /// login goes on, so they are never refreshed, revoked or sent anywhere again.
+    /// Rule 19: tokens belong to the issuer that issued them. A finished login's
+    /// credentials replace whatever the server had stored, in one locked read-modify-write,
+    /// so tokens of a previous authorization server are deleted exactly when the login to
+    /// the new one succeeded (a cancelled, failed or forged login leaves them in place) and
+    /// are never refreshed, revoked or sent anywhere again.
     async fn forget_tokens_of_other_issuer(
         &self,
         target: &ServerTarget,
-        issuer: &str,
+        creds: StoredCredentials,
     ) -> Result<(), LoginError> {
-        let key = target.key();
-        let issuer = issuer.to_string();
-        let deleted = self
+        let key = creds.key();
+        let replaced_other_issuer = self
             .blocking(move |s| {
-                // Not while a refresh of the old tokens runs.
-                let _lock = s.refresh_lock(&key)?;
-                match s.load(&key)? {
-                    Some(creds) if !issuers_match(&creds.issuer, &issuer) => s.delete(&key),
-                    _ => Ok(false),
-                }
+                let mut other = false;
+                s.update(
+                    &key,
+                    Box::new(|old| {
+                        other = old.is_some_and(|o| !issuers_match(&o.issuer, &creds.issuer));
+                        Update::Save(creds)
+                    }),
+                )?;
+                Ok(other)
             })
             .await?;
-        if deleted {
+        if replaced_other_issuer {
             tracing::info!(
                 server = %target.name,
-                "the server's authorization server changed; its stored tokens were deleted"
+                "the server's authorization server changed; the tokens of the previous one were deleted"
             );
-            self.emit(OAuthEvent::AuthStatusChanged {
-                name: target.name.clone(),
-                status: McpAuthStatus::NotLoggedIn,
-            });
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use super::service::{OAuthEvent, OAuthService, registration_from_client};
 use super::target::ServerTarget;
 use super::token::{self, TokenError};
 use super::vending::{apply_tokens, fresh_enough, unrefreshable, usable};
-use crate::credentials::{StoreError, StoredCredentials, unix_now};
+use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
 
 impl OAuthService {
     /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller
@@ -39,6 +39,11 @@ impl OAuthService {
                     reason: format!("the stored token endpoint is not a URL ({e})"),
                 },
             })?;
+        // From here on the server may rotate the refresh token: shutdown waits until the
+        // answer is saved, and no refresh starts once shutdown has begun.
+        let Some(_saving) = self.begin_token_call() else {
+            return Err(LoginError::ShuttingDown);
+        };
         let registration = registration_from_client(&current.client);
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
         let http = self.server_http(target).await;
@@ -99,20 +104,25 @@ impl OAuthService {
     }
 
     /// Saves `new` unless the entry differs from `expected` (a login finished while the
-    /// refresh ran; logouts wait for the refresh lock). Returns what is stored afterwards.
+    /// refresh ran). The comparison and the save are one locked read-modify-write of the
+    /// store, so no write of another process lands between them. Returns what is stored
+    /// afterwards.
     pub(super) async fn save_unless_replaced(
         &self,
         expected: StoredCredentials,
         new: StoredCredentials,
     ) -> Result<Option<StoredCredentials>, StoreError> {
         self.blocking(move |s| {
-            let stored = s.load(&expected.key())?;
-            if stored.as_ref() == Some(&expected) {
-                s.save(&new)?;
-                Ok(Some(new))
-            } else {
-                Ok(stored)
-            }
+            s.update(
+                &expected.key(),
+                Box::new(|stored| {
+                    if stored == Some(&expected) {
+                        Update::Save(new)
+                    } else {
+                        Update::Keep
+                    }
+                }),
+            )
         })
         .await
     }

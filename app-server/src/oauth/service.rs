@@ -2,7 +2,7 @@
 //! share. Knows nothing of JSON-RPC: progress leaves as [`OAuthEvent`]s.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use super::http::HttpClient;
 use super::login::{EndReason, PendingLogin};
 use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::target::ServerTarget;
-use super::vending::InFlightRefresh;
+use super::vending::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
 use crate::credentials::{
     CredentialKey, CredentialStore, StoreError, StoredClient, StoredCredentials,
 };
@@ -53,6 +53,12 @@ pub struct OAuthService {
     pub(super) flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Refusals seen per server: the step-up counts and the metadata discovery used.
     pub(super) challenges: ChallengeState,
+    /// Set once shutdown begins: no token endpoint call whose answer must be saved starts
+    /// after that.
+    shutting_down: AtomicBool,
+    /// Held (shared) by every refresh and code exchange from its token request until its
+    /// answer is saved; shutdown takes it exclusively to wait for them.
+    token_calls: tokio::sync::RwLock<()>,
 }
 
 impl OAuthService {
@@ -73,6 +79,8 @@ impl OAuthService {
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
             challenges: ChallengeState::default(),
+            shutting_down: AtomicBool::new(false),
+            token_calls: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -125,18 +133,43 @@ impl OAuthService {
         self.blocking(move |s| s.load(&key)).await
     }
 
-    /// Ends every pending login (daemon shutdown), waits (bounded) until each has announced
-    /// its end, and closes the listeners.
+    /// Permission to ask the token endpoint for tokens that must then be saved (a refresh
+    /// may rotate the refresh token, a code is spent); hold it until they are. `None` once
+    /// shutdown has begun: nothing is asked then, so nothing can be lost.
+    pub(super) fn begin_token_call(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        // A failed `try_read` means shutdown is waiting for the exclusive guard.
+        let guard = self.token_calls.try_read().ok()?;
+        (!self.shutting_down.load(Ordering::SeqCst)).then_some(guard)
+    }
+
+    /// Ends every pending login (daemon shutdown), waits (bounded by
+    /// [`REFRESH_SETTLE_TIMEOUT`], longer than one token request) until every refresh and
+    /// code exchange under way has saved what the server answered, waits (bounded) until
+    /// each login has announced its end, and closes the listeners.
     pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
         let names: Vec<String> = self.lock_logins().keys().cloned().collect();
         for name in names {
             self.end_login(&name, EndReason::ShuttingDown);
         }
+        self.settle_token_calls().await;
         let flows = std::mem::take(&mut *self.flows.lock().unwrap_or_else(|e| e.into_inner()));
         let _ =
             tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(flows)).await;
-        self.settle_refreshes().await;
         self.callbacks.shutdown();
+    }
+
+    /// Waits for the token endpoint calls under way to save their answers.
+    async fn settle_token_calls(&self) {
+        if tokio::time::timeout(REFRESH_SETTLE_TIMEOUT, self.token_calls.write())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "a token request was still running after {} s; exiting without its answer",
+                REFRESH_SETTLE_TIMEOUT.as_secs()
+            );
+        }
     }
 
     pub(super) async fn load(

@@ -6,8 +6,9 @@ use url::Url;
 
 use crate::credentials::CredentialKey;
 
-/// A configured HTTP server, resolved for OAuth.
-#[derive(Debug, Clone)]
+/// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
+/// nor the values of the configured HTTP headers (they may carry keys).
+#[derive(Clone)]
 pub struct ServerTarget {
     pub name: String,
     pub url: Url,
@@ -28,6 +29,36 @@ pub struct ServerTarget {
     pub client_metadata_url_base: Option<String>,
     /// `allow_private_network`: lifts the network policy of rule 35 for this server.
     pub allow_private_network: bool,
+}
+
+impl std::fmt::Debug for ServerTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTarget")
+            .field("name", &self.name)
+            .field("url", &self.url.as_str())
+            .field("resource_override", &self.resource_override)
+            .field(
+                "http_headers",
+                &self
+                    .http_headers
+                    .keys()
+                    .map(|k| (k, "<redacted>"))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .field("configured_scopes", &self.configured_scopes)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("callback_port", &self.callback_port)
+            .field("callback_url", &self.callback_url.as_ref().map(Url::as_str))
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field("client_metadata_url_base", &self.client_metadata_url_base)
+            .field("allow_private_network", &self.allow_private_network)
+            .field("client_issuer", &self.client_issuer)
+            .finish()
+    }
 }
 
 impl ServerTarget {
@@ -61,5 +92,107 @@ impl ServerTarget {
 
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.name.clone(), self.url.to_string())
+    }
+}
+
+/// Every type that holds a token, code, verifier, state or secret prints without it.
+#[cfg(test)]
+mod redaction_tests {
+    use mcp_app_server_protocol::RegistrationKind;
+
+    use super::*;
+    use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration};
+    use crate::oauth::callback::{CallbackOutcome, ExpectedCallback};
+    use crate::oauth::{ClientRegistration, Pkce, TokenAuthMethod, TokenResponse};
+
+    const SECRET: &str = "SECRET-d41d8cd9";
+
+    fn assert_redacted(value: &dyn std::fmt::Debug) {
+        for text in [format!("{value:?}"), format!("{value:#?}")] {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+
+    fn secret(what: &str) -> String {
+        format!("{what}-{SECRET}")
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let target = ServerTarget {
+            name: "s".into(),
+            url: Url::parse("https://mcp.example.com/mcp").unwrap(),
+            resource_override: None,
+            http_headers: BTreeMap::from([("X-Api-Key".to_string(), secret("header"))]),
+            configured_scopes: None,
+            client_id: Some("client".into()),
+            client_secret: Some(secret("client")),
+            callback_port: None,
+            callback_url: None,
+            client_metadata_url: None,
+            client_metadata_url_base: None,
+            allow_private_network: false,
+            client_issuer: None,
+        };
+        assert_redacted(&target);
+        assert!(format!("{target:?}").contains("X-Api-Key"));
+
+        let registration = ClientRegistration {
+            kind: RegistrationKind::Preregistered,
+            client_id: "client".into(),
+            client_secret: Some(secret("client")),
+            auth_method: TokenAuthMethod::ClientSecretBasic,
+        };
+        assert_redacted(&registration);
+
+        let client = StoredClient {
+            kind: RegistrationKind::Dcr,
+            client_id: "client".into(),
+            client_secret: Some(secret("client")),
+            token_endpoint_auth_method: "client_secret_post".into(),
+        };
+        assert_redacted(&client);
+        let creds = StoredCredentials {
+            server_name: "s".into(),
+            server_url: "https://mcp.example.com/mcp".into(),
+            access_token: secret("at"),
+            token_type: "Bearer".into(),
+            refresh_token: Some(secret("rt")),
+            expires_at: None,
+            scopes: vec![],
+            issuer: "https://as.example.com".into(),
+            token_endpoint: "https://as.example.com/token".into(),
+            revocation_endpoint: None,
+            resource: "https://mcp.example.com/mcp".into(),
+            client,
+            reauthentication_required: false,
+            updated_at: 0,
+        };
+        assert_redacted(&creds);
+        assert_redacted(&StoredRegistration {
+            issuer: "https://as.example.com".into(),
+            redirect_uri: "http://127.0.0.1:1/callback/x".into(),
+            client_id: "client".into(),
+            client_secret: Some(secret("client")),
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            registered_at: 0,
+        });
+        assert_redacted(&TokenResponse {
+            access_token: secret("at"),
+            token_type: "Bearer".into(),
+            refresh_token: Some(secret("rt")),
+            expires_in: Some(60),
+            scopes: None,
+        });
+        assert_redacted(&Pkce::from_verifier(secret("verifier")));
+        assert_redacted(&ExpectedCallback {
+            callback_path: "/callback/x".into(),
+            state: secret("state"),
+            issuer: None,
+            iss_required: false,
+        });
+        assert_redacted(&CallbackOutcome::Code {
+            code: secret("code"),
+        });
     }
 }

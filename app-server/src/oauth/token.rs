@@ -8,11 +8,14 @@ use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use oauth2::basic::{BasicClient, BasicErrorResponse, BasicTokenResponse, BasicTokenType};
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
+    BasicTokenType,
+};
 use oauth2::{
-    AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse as _,
-    TokenUrl,
+    AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken,
+    TokenResponse as _, TokenUrl,
 };
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -20,6 +23,11 @@ use url::Url;
 
 use super::http::{HttpClient, HttpError};
 use super::registration::{ClientRegistration, TokenAuthMethod};
+
+mod response;
+
+use response::WireTokenResponse;
+pub use response::{MAX_EXPIRES_IN, ResponseError, parse_token_response};
 
 /// A successful token response. Holds secrets: `Debug` redacts them.
 #[derive(Clone, PartialEq, Eq)]
@@ -96,11 +104,22 @@ impl TokenError {
     }
 }
 
-type TokenClient =
-    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+/// The oauth2 client with our lenient success-answer parser ([`response`]).
+type TokenClient = Client<
+    BasicErrorResponse,
+    WireTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 fn token_client(registration: &ClientRegistration, token_endpoint: &Url) -> TokenClient {
-    let client = BasicClient::new(ClientId::new(registration.client_id.clone()))
+    let client: TokenClient = Client::new(ClientId::new(registration.client_id.clone()))
         .set_token_uri(TokenUrl::from_url(token_endpoint.clone()));
     match (registration.auth_method, registration.secret_to_send()) {
         (TokenAuthMethod::ClientSecretBasic, Some(secret)) => client
@@ -189,8 +208,9 @@ impl TokenTypeHint {
     }
 }
 
-/// RFC 7009 revocation with the same client authentication as the token endpoint. A 200 is
-/// success (the server also answers 200 for tokens it does not know).
+/// RFC 7009 revocation with the same client authentication as the token endpoint. Any 2xx
+/// is success (RFC 7009 says 200, also for tokens the server does not know; some servers
+/// answer 204).
 ///
 /// A public client sends only `client_id` (RFC 7009 §5). Servers built on the MCP Python SDK
 /// (and FastMCP, which uses its handlers) require the `client_secret` field to be present
@@ -263,7 +283,7 @@ async fn send_revocation(
         .await
         .map_err(|e| from_http(&endpoint, e))?;
     let status = response.status;
-    if status == StatusCode::OK {
+    if status.is_success() {
         return Ok(());
     }
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -302,7 +322,7 @@ fn basic_authorization(client_id: &str, secret: &str) -> HeaderValue {
     value
 }
 
-fn convert(response: BasicTokenResponse) -> TokenResponse {
+fn convert(response: WireTokenResponse) -> TokenResponse {
     let token_type = match response.token_type() {
         BasicTokenType::Bearer => "Bearer".to_string(),
         BasicTokenType::Extension(other) if other.eq_ignore_ascii_case("bearer") => {
@@ -367,7 +387,13 @@ fn classify(
             } else {
                 let path = e.path().to_string();
                 let what = match e.inner().classify() {
-                    serde_json::error::Category::Data => "missing or mistyped field",
+                    // Our parser's message: it names a field, never a value.
+                    serde_json::error::Category::Data => {
+                        return TokenError::Invalid {
+                            endpoint,
+                            reason: format!("{status_text}: {}", data_error_text(e.inner())),
+                        };
+                    }
                     serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                         "not valid JSON"
                     }
@@ -385,6 +411,15 @@ fn classify(
             endpoint,
             reason: format!("{status_text}: {message}"),
         },
+    }
+}
+
+/// serde_json's text of an error our parser raised, without the position suffix.
+fn data_error_text(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
     }
 }
 
@@ -682,6 +717,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn odd_expires_in_values_do_not_break_the_exchange() {
+        for (expires_in, want) in [
+            (json!("3600"), Some(3600)),
+            (json!(1e30), Some(MAX_EXPIRES_IN)),
+            (json!(u64::MAX), Some(MAX_EXPIRES_IN)),
+            (json!(-1), None),
+            (json!(0), None),
+            (json!(12.75), Some(12)),
+        ] {
+            let body =
+                json!({"access_token": "at", "token_type": "Bearer", "expires_in": expires_in});
+            let server = token_server(move |_| json(200, body.clone())).await;
+            let response = exchange(&server, &public())
+                .await
+                .unwrap_or_else(|e| panic!("{expires_in}: {e}"));
+            assert_eq!(response.expires_in, want, "{expires_in}");
+        }
+        // A field of the wrong type is named, its value is not quoted.
+        let server = token_server(|_| {
+            json(
+                200,
+                json!({"access_token": ["leaked-token"], "token_type": "Bearer"}),
+            )
+        })
+        .await;
+        let err = exchange(&server, &public()).await.unwrap_err();
+        assert!(
+            err.to_string().contains("`access_token` is not a string"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("leaked-token"), "{err}");
+    }
+
+    #[tokio::test]
     async fn insecure_token_endpoint_is_refused() {
         let err = exchange_code(
             &HttpClient::for_tests(),
@@ -702,6 +771,7 @@ mod tests {
     async fn revoke_sends_token_hint_and_client_auth() {
         let server = token_server(|req| match req.form_value("token").as_deref() {
             Some("rt") => status(200),
+            Some("no-content") => status(204),
             Some("busy") => status(503),
             _ => json(400, json!({"error": "unsupported_token_type"})),
         })
@@ -734,6 +804,11 @@ mod tests {
         let second = &server.requests()[1];
         assert!(second.headers.get("authorization").is_some());
         assert!(!form_of(second).contains_key("token_type_hint"));
+
+        // Any 2xx is success.
+        revoke(&http, &url, &public(), "no-content", None)
+            .await
+            .unwrap();
 
         let err = revoke(&http, &url, &public(), "busy", None)
             .await

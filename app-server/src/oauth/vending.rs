@@ -9,6 +9,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use super::error::LoginError;
+use super::http::TOTAL_TIMEOUT;
 use super::service::OAuthService;
 use super::target::ServerTarget;
 use super::token::{TokenError, TokenResponse};
@@ -149,18 +150,6 @@ impl OAuthService {
     ) -> std::sync::MutexGuard<'_, HashMap<String, (u64, InFlightRefresh)>> {
         self.refreshes.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Waits (bounded) for refreshes under way, so that a rotated refresh token is saved
-    /// before the process exits.
-    pub(super) async fn settle_refreshes(&self) {
-        let refreshes: Vec<InFlightRefresh> = self
-            .lock_refreshes()
-            .values()
-            .map(|(_, r)| r.clone())
-            .collect();
-        let _ = tokio::time::timeout(REFRESH_SETTLE_TIMEOUT, futures::future::join_all(refreshes))
-            .await;
-    }
 }
 
 /// Takes a finished (or failed, or cancelled) refresh out of the in-flight map, so that a
@@ -187,8 +176,11 @@ impl Drop for InFlightGuard {
 pub(super) type RefreshOutcome = Result<StoredCredentials, Arc<LoginError>>;
 pub(super) type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
 
-/// How long shutdown waits for refreshes under way.
-pub(super) const REFRESH_SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for refreshes (and code exchanges) under way to save what the
+/// server answered: one whole token request ([`TOTAL_TIMEOUT`]) and the save after it, so a
+/// refresh token the server rotated is never lost to a SIGTERM.
+pub(super) const REFRESH_SETTLE_TIMEOUT: Duration =
+    Duration::from_secs(TOTAL_TIMEOUT.as_secs() + 5);
 
 /// Credentials that may be handed out or refreshed.
 pub(super) fn usable(
@@ -226,7 +218,8 @@ pub(super) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) ->
     }
     match creds.expires_at {
         None => true,
-        Some(t) => t - unix_now() > i64::from(min_validity_secs),
+        // Saturating: a hand-edited `expiresAt` may be anything.
+        Some(t) => t.saturating_sub(unix_now()) > i64::from(min_validity_secs),
     }
 }
 
@@ -236,7 +229,10 @@ pub(super) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse)
     if let Some(rt) = tokens.refresh_token {
         creds.refresh_token = Some(rt);
     }
-    creds.expires_at = tokens.expires_in.map(|s| unix_now() + s as i64);
+    // The parser clamps `expires_in`; saturating keeps any value from overflowing.
+    creds.expires_at = tokens
+        .expires_in
+        .map(|s| unix_now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
     if let Some(scopes) = tokens.scopes {
         creds.scopes = scopes;
     }
@@ -301,6 +297,16 @@ mod token_tests {
         apply_tokens(&mut creds, tokens(Some("rt-rotated"), None));
         assert_eq!(creds.refresh_token.as_deref(), Some("rt-rotated"));
         assert_eq!(creds.expires_at, None);
+    }
+
+    #[test]
+    fn huge_lifetimes_and_expiries_do_not_overflow() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        apply_tokens(&mut creds, tokens(None, Some(u64::MAX)));
+        assert_eq!(creds.expires_at, Some(i64::MAX));
+        assert!(fresh_enough(&creds, MAX_MIN_VALIDITY_SECS));
+        creds.expires_at = Some(i64::MIN);
+        assert!(!fresh_enough(&creds, 0));
     }
 
     #[test]

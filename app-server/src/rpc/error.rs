@@ -76,7 +76,7 @@ impl From<&crate::oauth::LoginError> for AppError {
             L::CallbackListener(_) => ErrorKind::CallbackListenerFailed,
             L::Authorization(_) | L::Paste(_) => ErrorKind::AuthorizationFailed,
             L::TokenExchange(_) => ErrorKind::TokenExchangeFailed,
-            L::Store(_) => ErrorKind::CredentialStoreFailed,
+            L::Store(e) => store_kind(e),
             L::Cancelled => ErrorKind::LoginCancelled,
             L::TimedOut(_) => ErrorKind::LoginTimedOut,
             L::Superseded => ErrorKind::LoginSuperseded,
@@ -118,9 +118,15 @@ impl From<&crate::oauth::LoginError> for RequestError {
 
 impl From<crate::credentials::StoreError> for RequestError {
     fn from(e: crate::credentials::StoreError) -> Self {
-        RequestError::App(AppError::new(
-            ErrorKind::CredentialStoreFailed,
-            e.to_string(),
-        ))
+        RequestError::App(AppError::new(store_kind(&e), e.to_string()))
+    }
+}
+
+/// A lock wait that timed out is worth retrying; other store failures need the user.
+fn store_kind(e: &crate::credentials::StoreError) -> ErrorKind {
+    if e.is_retryable() {
+        ErrorKind::CredentialStoreBusy
+    } else {
+        ErrorKind::CredentialStoreFailed
     }
 }

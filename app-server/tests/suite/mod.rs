@@ -11,4 +11,5 @@ mod revisions;
 mod rpc;
 mod rules;
 mod ssrf;
+mod store_faults;
 mod tokens;

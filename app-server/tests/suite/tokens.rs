@@ -16,21 +16,21 @@ use super::harness::{self, Client, MemClient, write_config};
 use super::login::{daemon_for, file_store_config, free_port, login, server_config};
 
 /// Forces a refresh on every call: the kit's tokens live 3600 s.
-const FORCE_REFRESH: u32 = 7200;
+pub(super) const FORCE_REFRESH: u32 = 7200;
 
-fn kind(e: &Value) -> &str {
+pub(super) fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
-fn store(home: &Path) -> FileStore {
+pub(super) fn store(home: &Path) -> FileStore {
     FileStore::open(&Home::at(home)).unwrap()
 }
 
-fn key_for(name: &str, kit: &Kit) -> CredentialKey {
+pub(super) fn key_for(name: &str, kit: &Kit) -> CredentialKey {
     CredentialKey::new(name, url::Url::parse(&kit.mcp_url()).unwrap().to_string())
 }
 
-fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
+pub(super) fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
     store(home).load(&key_for(name, kit)).unwrap()
 }
 
@@ -48,7 +48,9 @@ fn now() -> i64 {
 }
 
 /// A daemon logged in to `kit` as server `kit`, its `loggedIn` announcement consumed.
-async fn logged_in(kit: &Kit) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
+pub(super) async fn logged_in(
+    kit: &Kit,
+) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
     let (home, server, mut c) = daemon_for(kit, "kit", "").await;
     let out = login(&mut c, "kit", json!({})).await;
     assert_eq!(out["completed"]["success"], true, "{out}");
@@ -70,7 +72,11 @@ async fn status_of(c: &mut MemClient, name: &str) -> Value {
         .unwrap()
 }
 
-async fn token<W, R>(c: &mut Client<W, R>, name: &str, min_validity: Option<u32>) -> Value
+pub(super) async fn token<W, R>(
+    c: &mut Client<W, R>,
+    name: &str,
+    min_validity: Option<u32>,
+) -> Value
 where
     W: tokio::io::AsyncWrite + Unpin,
     R: tokio::io::AsyncRead + Unpin,
@@ -84,7 +90,7 @@ where
 
 /// Whether the kit's MCP server takes this bearer token (a GET passes authentication and
 /// then gets 405; a refused token gets 401).
-async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
+pub(super) async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
     let status = reqwest::Client::new()
         .get(kit.mcp_url())
         .bearer_auth(access_token)
@@ -96,7 +102,7 @@ async fn bearer_accepted(kit: &Kit, access_token: &str) -> bool {
 }
 
 /// The `refresh_token` of every refresh request the kit received, in order.
-fn refresh_tokens_presented(kit: &Kit) -> Vec<String> {
+pub(super) fn refresh_tokens_presented(kit: &Kit) -> Vec<String> {
     kit.token_requests()
         .into_iter()
         .filter(|r| r.form.get("grant_type").map(String::as_str) == Some("refresh_token"))
@@ -453,8 +459,10 @@ async fn failed_or_impossible_revocation_still_deletes_and_says_so() {
 
 /// The server's URL stays; its protected resource metadata now names another authorization
 /// server. Simulated by giving server `kit` (at kit `b`) the credentials issued by kit `a`.
+/// The old tokens go when the login to `b` succeeds, not when it starts: a login that is
+/// cancelled (or never finished, or started by a forged request) leaves the user logged in.
 #[tokio::test]
-async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
+async fn tokens_of_a_previous_authorization_server_are_replaced_when_the_new_login_succeeds() {
     let a = Kit::start(KitConfig::default()).await.unwrap();
     let b = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -480,37 +488,75 @@ async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
     store(home.path()).save(&moved).unwrap();
     assert_eq!(status_of(&mut c, "kit").await["issuer"], a.issuer());
 
-    // Until a login looks again, tokens only go to the token endpoint they came from.
+    // Until a login to `b` succeeds, tokens only go to the token endpoint they came from.
     let r = token(&mut c, "kit", Some(FORCE_REFRESH)).await;
     assert!(r["result"]["accessToken"].is_string(), "{r}");
     assert_eq!(a.counters().token_refresh, 1);
     assert_eq!(b.counters().token_refresh, 0);
-    let a_tokens: Vec<String> = {
-        let now = stored(home.path(), "kit", &b).unwrap();
-        [
-            Some(moved.access_token.clone()),
-            moved.refresh_token.clone(),
-            Some(now.access_token),
-            now.refresh_token,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    };
+    let a_stored = stored(home.path(), "kit", &b).unwrap();
+    let a_tokens: Vec<String> = [
+        Some(moved.access_token.clone()),
+        moved.refresh_token.clone(),
+        Some(a_stored.access_token.clone()),
+        a_stored.refresh_token.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
 
-    // Discovery now names `b`: the old tokens are gone before the login goes any further.
-    let started = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
-    assert!(stored(home.path(), "kit", &b).is_none());
+    // A login that discovers `b` and is cancelled changes nothing.
+    c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored.clone()));
+    let r = token(&mut c, "kit", None).await;
     assert_eq!(
-        c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "notLoggedIn"})
+        r["result"]["accessToken"],
+        a_stored.access_token.as_str(),
+        "{r}"
     );
-    assert_eq!(status_of(&mut c, "kit").await["authStatus"], "notLoggedIn");
+    assert_eq!(
+        c.ok("mcpServer/oauth/cancel", json!({"name": "kit"})).await["cancelled"],
+        true
+    );
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], false, "{done}");
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored.clone()));
+    let s = status_of(&mut c, "kit").await;
+    assert_eq!(s["authStatus"], "loggedIn", "{s}");
+    assert_eq!(s["issuer"], a.issuer());
+    let r = token(&mut c, "kit", Some(FORCE_REFRESH)).await;
+    assert!(r["result"]["accessToken"].is_string(), "{r}");
+    assert_eq!(a.counters().token_refresh, 2);
+    assert_eq!(c.backlog_count("mcpServer/authStatus/changed"), 0);
+    let a_stored = stored(home.path(), "kit", &b).unwrap();
+    // What `kit` holds now (`old` keeps its own tokens, also issued by `a`).
+    let kit_a_tokens: Vec<String> = [a_stored.access_token.clone()]
+        .into_iter()
+        .chain(a_stored.refresh_token.clone())
+        .collect();
+    let a_tokens: Vec<String> = a_tokens.into_iter().chain(kit_a_tokens.clone()).collect();
+
+    // The login to `b` that succeeds replaces them.
+    let started = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    assert_eq!(stored(home.path(), "kit", &b), Some(a_stored));
     browser_visit(started["authorizationUrl"].as_str().unwrap())
         .await
         .unwrap();
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], true, "{done}");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "kit", "authStatus": "loggedIn"})
+    );
+    let now = stored(home.path(), "kit", &b).unwrap();
+    assert_eq!(now.issuer, b.issuer());
+    assert!(!a_tokens.contains(&now.access_token));
+    let text = std::fs::read_to_string(home.path().join("credentials.json")).unwrap();
+    for old in &kit_a_tokens {
+        assert!(
+            !text.contains(old.as_str()),
+            "a token of `a` is still stored"
+        );
+    }
     let s = status_of(&mut c, "kit").await;
     assert_eq!(s["authStatus"], "loggedIn");
     assert_eq!(s["issuer"], b.issuer());
@@ -523,7 +569,7 @@ async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
     }
     assert!(b.revoked_tokens().is_empty());
     assert_eq!(a.counters().revoke, 0);
-    assert_eq!(a.counters().token_refresh, 1);
+    assert_eq!(a.counters().token_refresh, 2);
     // `old` keeps its own login.
     assert_eq!(status_of(&mut c, "old").await["authStatus"], "loggedIn");
 }
@@ -563,7 +609,7 @@ async fn changed_server_url_needs_a_login_and_never_sees_old_tokens() {
     assert_eq!(status_of(&mut c, "kit").await["issuer"], b.issuer());
 }
 
-fn spawn_daemon(home: &Path) -> tokio::process::Child {
+pub(super) fn spawn_daemon(home: &Path) -> tokio::process::Child {
     Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
         .env("MCP_APP_SERVER_HOME", home)
         .env("RUST_LOG", "warn")

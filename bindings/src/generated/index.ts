@@ -174,6 +174,7 @@ export type ErrorKindCodes = {
   "refreshFailedRetryable": -32032;
   "stepUpLimitReached": -32033;
   "credentialStoreFailed": -32040;
+  "credentialStoreBusy": -32041;
   "shuttingDown": -32050;
 };
 

@@ -52,6 +52,7 @@ export const ERROR_KIND_CODES: ErrorKindCodes = {
   "refreshFailedRetryable": -32032,
   "stepUpLimitReached": -32033,
   "credentialStoreFailed": -32040,
+  "credentialStoreBusy": -32041,
   "shuttingDown": -32050,
 };
 
@@ -79,5 +80,6 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "refreshFailedRetryable",
   "stepUpLimitReached",
   "credentialStoreFailed",
+  "credentialStoreBusy",
   "shuttingDown",
 ];

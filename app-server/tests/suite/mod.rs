@@ -6,4 +6,5 @@ mod harness;
 mod interop;
 mod login;
 mod rpc;
+mod rpc_limits;
 mod tokens;

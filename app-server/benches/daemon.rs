@@ -7,8 +7,17 @@
 //!   latency per request, and how many HTTP requests it made;
 //! - token: `mcpServer/oauth/token` served from the store (no refresh) and with a forced
 //!   refresh each time;
+//! - burst: 20,000 pipelined `mcpServer/oauth/token` requests to the real binary (one and
+//!   1,000 stored servers), answered in full, and how much the daemon's resident set grew;
+//! - stalled reader: the same burst to a daemon whose stdout is not read for a while: how
+//!   much input it takes, its resident set, and how long it takes to exit at end of input;
 //! - memory: the resident set of this process at the end.
+//!
+//! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows.
 #![allow(clippy::print_stdout)]
+
+#[path = "daemon/burst.rs"]
+mod burst;
 
 use std::time::{Duration, Instant};
 
@@ -75,7 +84,7 @@ fn daemon(home: &std::path::Path) -> (AppServer, Client) {
     (server, client)
 }
 
-fn row(name: &str, value: String, note: &str) {
+pub(crate) fn row(name: &str, value: String, note: &str) {
     println!("| {name} | {value} | {note} |");
 }
 
@@ -246,10 +255,15 @@ fn rss_kib() -> Option<u64> {
 async fn main() {
     println!("| benchmark | figure | notes |");
     println!("|---|---|---|");
+    if std::env::var("MCP_BENCH_ONLY").as_deref() == Ok("burst") {
+        burst::run().await;
+        return;
+    }
     framing().await;
     status().await;
     login().await;
     token().await;
+    burst::run().await;
     if let Some(kib) = rss_kib() {
         row(
             "peak RSS of the bench process",

@@ -142,8 +142,9 @@ async fn serve() -> ExitCode {
         tracing::info!("termination signal received; shutting down");
         signals.shutdown().await;
     });
-    server.serve(tokio::io::stdin(), tokio::io::stdout()).await;
-    server.shutdown().await;
+    // Returns once the input ended or a signal came, after the shutdown (bounded even when
+    // the frontend stopped reading stdout).
+    server.run(tokio::io::stdin(), tokio::io::stdout()).await;
     ExitCode::SUCCESS
 }
 

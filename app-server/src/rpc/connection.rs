@@ -1,10 +1,13 @@
 //! One connection: reads framed messages, answers requests concurrently, writes replies and
-//! notifications through one writer task in the client's framing.
+//! notifications through one writer task in the client's framing. At most
+//! [`MAX_IN_FLIGHT`] requests are read ahead of their replies being written; with all of them
+//! taken, reading pauses and the client's pipe fills (backpressure).
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::StreamExt;
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
     JsonRpcErrorResponse, JsonRpcResponse, RequestId, RequestParseError, ServerInfo,
@@ -12,101 +15,184 @@ use mcp_app_server_protocol::{
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::error::{AppError, RequestError};
 use super::handlers;
+use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::server::ServerState;
-use crate::transport::{Framing, Incoming, MessageReader, write_message};
+use crate::transport::{
+    Framing, Incoming, InputEnded, MessageReader, READ_AHEAD_BYTES, read_ahead,
+};
 
 /// How long in-flight requests may run after the input ended before the connection closes.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serves one connection until its input ends or the daemon shuts down. Replies already
-/// queued are written before this returns.
-pub(crate) async fn serve_connection<R, W>(state: Arc<ServerState>, reader: R, mut writer: W)
-where
+/// Most elements in one batch. Each element's reply is held until the whole batch is
+/// answered, so without a cap one 4 MiB message of tiny elements would be answered by
+/// hundreds of megabytes.
+pub(crate) const MAX_BATCH: usize = 1024;
+
+/// What the end of a connection's input means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Only this connection ends.
+    Connection,
+    /// The daemon's one connection: shut the daemon down (pending logins ended, refreshes
+    /// settled and saved) before the last replies are flushed.
+    Daemon,
+}
+
+/// Serves one connection until its input ends, the daemon shuts down or the connection is
+/// closed (its client stopped reading). Replies already queued are written before this
+/// returns, or dropped after a grace period when the client does not read them.
+pub(crate) async fn serve_connection<R, W>(
+    state: Arc<ServerState>,
+    reader: R,
+    writer: W,
+    ending: Ending,
+) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let framing: Arc<OnceLock<Framing>> = Arc::new(OnceLock::new());
-    let writer_framing = framing.clone();
-    let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            let f = writer_framing.get().copied().unwrap_or(Framing::Lines);
-            if let Err(e) = write_message(&mut writer, f, &bytes).await {
-                tracing::warn!(error = %e, "writing to the client failed; closing the connection");
-                break;
-            }
-        }
-    });
-
-    let conn_id = state.connections().add(tx.clone());
+    let (out, writer) = start_writer(writer, framing.clone());
+    let conn_id = state.connections().add(out.clone());
     let conn = Conn {
         state: state.clone(),
         id: conn_id,
-        tx,
+        out: out.clone(),
     };
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let (reader, mut input_ended) = read_ahead(reader, READ_AHEAD_BYTES);
     let mut reader = MessageReader::new(BufReader::new(reader), state.max_message_bytes);
     let mut shutdown = state.shutdown_signal();
+    let mut closed = out.closed();
     let mut in_flight = JoinSet::new();
 
     loop {
+        // No next message before a slot is free: that is the backpressure on the client.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = closed.wait_for(|c| *c) => break,
+            _ = unread_after_end(&mut input_ended) => break,
+        };
         let next = tokio::select! {
             next = reader.next() => next,
             _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = closed.wait_for(|c| *c) => break,
         };
         if let Some(f) = reader.framing() {
             let _ = framing.set(f);
         }
-        match next {
+        let bytes = match next {
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "input stream failed; closing the connection");
                 break;
             }
-            Ok(Some(Incoming::TooLarge { size })) => conn.send_error(
-                None,
-                JsonRpcError {
-                    code: ErrorCode::InvalidRequest.code(),
-                    message: format!(
-                        "message of {size} bytes exceeds the limit of {} bytes",
-                        state.max_message_bytes
+            Ok(Some(Incoming::TooLarge { size })) => {
+                conn.reply_later(
+                    error_value(
+                        None,
+                        too_large(format!(
+                            "message of {size} bytes exceeds the limit of {} bytes",
+                            state.max_message_bytes
+                        )),
                     ),
-                    data: Some(serde_json::json!({"kind": ErrorKind::MessageTooLarge.as_str()})),
-                },
-            ),
-            Ok(Some(Incoming::BadHeader(reason))) => conn.send_error(
-                None,
-                JsonRpcError {
-                    code: ErrorCode::ParseError.code(),
-                    message: format!("bad message header: {reason}"),
-                    data: None,
-                },
-            ),
-            Ok(Some(Incoming::Message(bytes))) => conn.handle_bytes(&bytes, &mut in_flight),
+                    slot,
+                    &mut in_flight,
+                );
+                continue;
+            }
+            Ok(Some(Incoming::BadHeader(reason))) => {
+                conn.reply_later(
+                    error_value(
+                        None,
+                        JsonRpcError {
+                            code: ErrorCode::ParseError.code(),
+                            message: format!("bad message header: {reason}"),
+                            data: None,
+                        },
+                    ),
+                    slot,
+                    &mut in_flight,
+                );
+                continue;
+            }
+            Ok(Some(Incoming::Message(bytes))) => bytes,
+        };
+        match conn.parse(&bytes) {
+            Err(reply) => conn.reply_later(reply, slot, &mut in_flight),
+            Ok(Value::Array(items)) => {
+                // One slot per element, up to the limit: a batch counts as the requests in it.
+                let wanted = items.len().min(MAX_IN_FLIGHT) as u32;
+                let mut slot = slot;
+                if wanted > 1 {
+                    let more = tokio::select! {
+                        more = slots.clone().acquire_many_owned(wanted - 1) => more,
+                        _ = shutdown.wait_for(|stop| *stop) => break,
+                        _ = closed.wait_for(|c| *c) => break,
+                        _ = unread_after_end(&mut input_ended) => break,
+                    };
+                    match more {
+                        Ok(more) => slot.merge(more),
+                        Err(_) => break,
+                    }
+                }
+                conn.run_batch(items, wanted as usize, slot, &mut in_flight);
+            }
+            Ok(single) => conn.run_single(single, slot, &mut in_flight),
         }
         while in_flight.try_join_next().is_some() {}
     }
 
-    // Let requests already running finish (bounded), then flush what is queued.
+    // Let requests already running finish (bounded).
     let _ = tokio::time::timeout(DRAIN_GRACE, async {
         while in_flight.join_next().await.is_some() {}
     })
     .await;
-    in_flight.abort_all();
+    in_flight.shutdown().await;
+    if ending == Ending::Daemon {
+        state.shut_down().await;
+    }
     state.connections().remove(conn_id);
     drop(conn);
-    let _ = writer_task.await;
+    drop(out);
+    writer.finish().await;
+}
+
+/// Resolves when the input has ended and a free slot was then awaited for longer than
+/// [`WRITE_GRACE`]: the client closed its input and does not read the replies, so the
+/// messages still unread are given up (while it reads, slots free up and everything it sent
+/// is answered).
+async fn unread_after_end(input_ended: &mut InputEnded) {
+    let _ = input_ended.wait_for(|ended| *ended).await;
+    tokio::time::sleep(WRITE_GRACE).await;
+    tracing::warn!(
+        grace = ?WRITE_GRACE,
+        "the input ended and the client does not read the replies; not answering the rest"
+    );
+}
+
+fn too_large(message: String) -> JsonRpcError {
+    JsonRpcError {
+        code: ErrorCode::InvalidRequest.code(),
+        message,
+        data: Some(serde_json::json!({"kind": ErrorKind::MessageTooLarge.as_str()})),
+    }
 }
 
 #[derive(Clone)]
 struct Conn {
     state: Arc<ServerState>,
     id: u64,
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    out: OutgoingSender,
 }
 
 /// What one element of the input asked for.
@@ -127,85 +213,96 @@ enum Parsed {
     },
 }
 
+type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Value>> + Send>>;
+
 impl Conn {
-    fn send_value<T: serde::Serialize>(&self, value: &T) {
+    /// Queues a reply from a task of its own: the queue may be full, and the reading loop
+    /// must stay free to notice a shutdown.
+    fn reply_later(&self, reply: Value, slot: Slot, in_flight: &mut JoinSet<()>) {
+        let conn = self.clone();
+        in_flight.spawn(async move { conn.send_value(&reply, slot).await });
+    }
+
+    async fn send_value<T: serde::Serialize>(&self, value: &T, slot: Slot) {
         match serde_json::to_vec(value) {
-            Ok(bytes) => {
-                let _ = self.tx.send(bytes);
-            }
+            Ok(bytes) => self.out.reply(bytes, Some(slot)).await,
             Err(e) => tracing::error!(error = %e, "could not serialise a reply"),
         }
     }
 
-    fn send_error(&self, id: Option<RequestId>, error: JsonRpcError) {
-        self.send_value(&JsonRpcErrorResponse::new(id, error));
-    }
-
-    fn handle_bytes(&self, bytes: &[u8], in_flight: &mut JoinSet<()>) {
-        let value: Value = match serde_json::from_slice(bytes) {
-            Ok(v) => v,
-            Err(e) => {
-                return self.send_error(
-                    None,
-                    JsonRpcError {
-                        code: ErrorCode::ParseError.code(),
-                        message: format!("parse error: {e}"),
-                        data: None,
-                    },
-                );
-            }
-        };
-        match value {
-            Value::Array(items) if items.is_empty() => self.send_error(
+    /// The message as JSON, or the error reply to send instead.
+    fn parse(&self, bytes: &[u8]) -> Result<Value, Value> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            error_value(
+                None,
+                JsonRpcError {
+                    code: ErrorCode::ParseError.code(),
+                    message: format!("parse error: {e}"),
+                    data: None,
+                },
+            )
+        })?;
+        match &value {
+            Value::Array(items) if items.is_empty() => Err(error_value(
                 None,
                 JsonRpcError {
                     code: ErrorCode::InvalidRequest.code(),
                     message: "invalid request: empty batch".into(),
                     data: None,
                 },
-            ),
-            Value::Array(items) => {
-                // Initialize is handled in order, before the rest of the batch runs.
-                let mut pending = Vec::new();
-                for item in items {
-                    pending.push(self.start(parse_envelope(item)));
-                }
-                let conn = self.clone();
-                in_flight.spawn(async move {
-                    let mut replies = Vec::new();
-                    for reply in futures::future::join_all(pending)
-                        .await
-                        .into_iter()
-                        .flatten()
-                    {
-                        replies.push(reply);
-                    }
-                    if !replies.is_empty() {
-                        conn.send_value(&replies);
-                    }
-                });
-            }
-            single => {
-                let reply = self.start(parse_envelope(single));
-                let conn = self.clone();
-                in_flight.spawn(async move {
-                    if let Some(reply) = reply.await {
-                        conn.send_value(&reply);
-                    }
-                });
-            }
+            )),
+            Value::Array(items) if items.len() > MAX_BATCH => Err(error_value(
+                None,
+                too_large(format!(
+                    "a batch of {} messages exceeds the limit of {MAX_BATCH}; send it as several batches",
+                    items.len()
+                )),
+            )),
+            _ => Ok(value),
         }
+    }
+
+    /// Runs a batch with as many elements at once as it holds slots, and answers it with
+    /// one array (or not at all when it held only notifications).
+    fn run_batch(
+        &self,
+        items: Vec<Value>,
+        concurrency: usize,
+        slot: Slot,
+        in_flight: &mut JoinSet<()>,
+    ) {
+        // Initialize is handled in order, before the rest of the batch runs.
+        let pending: Vec<Reply> = items
+            .into_iter()
+            .map(|item| self.start(parse_envelope(item)))
+            .collect();
+        let conn = self.clone();
+        in_flight.spawn(async move {
+            let replies: Vec<Value> = futures::stream::iter(pending)
+                .buffered(concurrency.max(1))
+                .filter_map(std::future::ready)
+                .collect()
+                .await;
+            if !replies.is_empty() {
+                conn.send_value(&replies, slot).await;
+            }
+        });
+    }
+
+    fn run_single(&self, message: Value, slot: Slot, in_flight: &mut JoinSet<()>) {
+        let reply = self.start(parse_envelope(message));
+        let conn = self.clone();
+        in_flight.spawn(async move {
+            if let Some(reply) = reply.await {
+                conn.send_value(&reply, slot).await;
+            }
+        });
     }
 
     /// Handles the synchronous part now (handshake, validation) and returns the rest as a
     /// future that yields the reply, if any.
-    fn start(
-        &self,
-        parsed: Parsed,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Value>> + Send>> {
-        let ready = |v: Option<Value>| -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Option<Value>> + Send>,
-        > { Box::pin(std::future::ready(v)) };
+    fn start(&self, parsed: Parsed) -> Reply {
+        let ready = |v: Option<Value>| -> Reply { Box::pin(std::future::ready(v)) };
         match parsed {
             Parsed::ClientReply => ready(None),
             Parsed::Notification { method } => {

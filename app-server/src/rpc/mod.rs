@@ -4,6 +4,7 @@
 mod connection;
 mod error;
 mod handlers;
+mod outgoing;
 mod server;
 
 pub(crate) use connection::serve_connection;

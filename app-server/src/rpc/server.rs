@@ -9,9 +9,11 @@ use mcp_app_server_protocol::{
     OauthLoginRestartedNotification, ServerNotification,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::connection::Ending;
 use super::error::AppError;
+use super::outgoing::{NotifyRefused, OutgoingSender};
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, open_store};
 use crate::home::Home;
@@ -94,20 +96,32 @@ impl AppServer {
         Ok(Self { state })
     }
 
-    /// Serves one connection until its input ends or the daemon shuts down.
+    /// Serves one connection until its input ends or the daemon shuts down; other
+    /// connections go on.
     pub async fn serve<R, W>(&self, reader: R, writer: W)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        super::serve_connection(self.state.clone(), reader, writer).await
+        super::serve_connection(self.state.clone(), reader, writer, Ending::Connection).await
+    }
+
+    /// Serves the daemon's one connection (stdio). When its input ends, or on
+    /// [`AppServer::shutdown`], the daemon shuts down: running requests get a grace period,
+    /// pending logins end and refreshes are settled, then the last replies are written, or
+    /// dropped after a grace period when the client no longer reads them. Bounded in time.
+    pub async fn run<R, W>(&self, reader: R, writer: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        super::serve_connection(self.state.clone(), reader, writer, Ending::Daemon).await
     }
 
     /// Stops reading on every connection (pending writes still finish), ends pending
     /// logins and frees the callback ports.
     pub async fn shutdown(&self) {
-        self.state.oauth.shutdown().await;
-        self.state.shutdown.send_replace(true);
+        self.state.shut_down().await;
     }
 
     /// Sends a notification to every initialized connection that did not opt out.
@@ -132,6 +146,13 @@ impl ServerState {
         slot.config = fresh.clone();
         slot.startup_error = None;
         Ok(fresh)
+    }
+
+    /// Ends pending logins, settles refreshes, frees the callback ports, then tells every
+    /// connection to stop reading.
+    pub async fn shut_down(&self) {
+        self.oauth.shutdown().await;
+        self.shutdown.send_replace(true);
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -165,13 +186,13 @@ pub(crate) struct Connections {
 }
 
 struct ConnectionEntry {
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    outgoing: OutgoingSender,
     /// `None` until `initialize`; then the methods this connection opted out of.
     opt_out: Option<HashSet<String>>,
 }
 
 impl Connections {
-    pub fn add(&self, outgoing: mpsc::UnboundedSender<Vec<u8>>) -> u64 {
+    pub fn add(&self, outgoing: OutgoingSender) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             id,
@@ -203,12 +224,19 @@ impl Connections {
         self.lock().get(&id).is_some_and(|e| e.opt_out.is_some())
     }
 
+    /// Offers the notification to every connection without waiting: one that has not read
+    /// its queued notifications is closed (see `outgoing`), never waited for.
     fn broadcast(&self, method: &str, bytes: &[u8]) {
-        for entry in self.lock().values() {
+        for (id, entry) in self.lock().iter() {
             if let Some(opt_out) = &entry.opt_out
                 && !opt_out.contains(method)
+                && entry.outgoing.notify(bytes.to_vec()) == Err(NotifyRefused::Overflow)
             {
-                let _ = entry.outgoing.send(bytes.to_vec());
+                tracing::warn!(
+                    connection = id,
+                    method,
+                    "the client has not read its last notifications; closing the connection"
+                );
             }
         }
     }

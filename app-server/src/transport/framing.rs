@@ -227,18 +227,28 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
     framing: Framing,
     json: &[u8],
 ) -> std::io::Result<()> {
+    write_frame(writer, framing, json).await?;
+    writer.flush().await
+}
+
+/// Writes one message in the given framing without flushing (for a buffered writer that
+/// flushes when it runs out of messages).
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    framing: Framing,
+    json: &[u8],
+) -> std::io::Result<()> {
     match framing {
         Framing::Lines => {
             writer.write_all(json).await?;
-            writer.write_all(b"\n").await?;
+            writer.write_all(b"\n").await
         }
         Framing::ContentLength => {
             let header = format!("Content-Length: {}\r\n\r\n", json.len());
             writer.write_all(header.as_bytes()).await?;
-            writer.write_all(json).await?;
+            writer.write_all(json).await
         }
     }
-    writer.flush().await
 }
 
 #[cfg(test)]

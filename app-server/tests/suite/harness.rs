@@ -170,6 +170,11 @@ impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin> Client<W, R> {
         .await
     }
 
+    /// The writing and reading halves, for a test that drives them apart.
+    pub fn into_parts(self) -> (W, MessageReader<BufReader<R>>) {
+        (self.writer, self.reader)
+    }
+
     pub async fn close(mut self) {
         self.writer.shutdown().await.unwrap();
     }

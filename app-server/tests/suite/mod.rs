@@ -9,6 +9,7 @@ mod listener_attacks;
 mod login;
 mod revisions;
 mod rpc;
+mod rpc_limits;
 mod rules;
 mod ssrf;
 mod store_faults;

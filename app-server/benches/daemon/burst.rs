@@ -1,0 +1,225 @@
+//! Pipelined token requests to the real binary over pipes, with the daemon's resident set
+//! read from /proc: a burst answered in full, and a frontend that stops reading.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use mcp_app_server::credentials::{CredentialStore, FileStore, StoredClient, StoredCredentials};
+use mcp_app_server::home::Home;
+use mcp_app_server_protocol::RegistrationKind;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::row;
+
+const BURST: usize = 20_000;
+
+pub async fn run() {
+    for servers in [1, 1000] {
+        burst(servers).await;
+    }
+    stalled_reader().await;
+}
+
+/// A home with `servers` servers configured and logged in, tokens valid for hours.
+fn logged_in_home(servers: usize) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let mut config = String::from("mcp_oauth_credentials_store = \"file\"\n");
+    let store = FileStore::open(&Home::at(home.path())).unwrap();
+    let now = mcp_app_server::credentials::unix_now();
+    for i in 0..servers {
+        let url = format!("https://s{i}.example.com/mcp");
+        config.push_str(&format!("[mcp_servers.s{i:04}]\nurl = \"{url}\"\n"));
+        store
+            .save(&StoredCredentials {
+                server_name: format!("s{i:04}"),
+                server_url: url::Url::parse(&url).unwrap().to_string(),
+                access_token: format!("access-{i}-{}", "a".repeat(40)),
+                token_type: "Bearer".into(),
+                refresh_token: Some(format!("refresh-{i}-{}", "r".repeat(40))),
+                expires_at: Some(now + 7200),
+                scopes: vec!["read".into(), "write".into()],
+                issuer: format!("https://auth{i}.example.com"),
+                token_endpoint: format!("https://auth{i}.example.com/token"),
+                revocation_endpoint: Some(format!("https://auth{i}.example.com/revoke")),
+                resource: url.clone(),
+                client: StoredClient {
+                    kind: RegistrationKind::Dcr,
+                    client_id: format!("client-{i}"),
+                    client_secret: None,
+                    token_endpoint_auth_method: "none".into(),
+                },
+                reauthentication_required: false,
+                updated_at: now,
+            })
+            .unwrap();
+    }
+    std::fs::write(home.path().join("config.toml"), config).unwrap();
+    home
+}
+
+struct Daemon {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pid: u32,
+}
+
+async fn spawn(home: &Path) -> Daemon {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
+        .env("MCP_APP_SERVER_HOME", home)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    let mut d = Daemon {
+        stdin: child.stdin.take().unwrap(),
+        stdout: BufReader::new(child.stdout.take().unwrap()),
+        child,
+        pid,
+    };
+    d.stdin
+        .write_all(b"{\"id\":\"init\",\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"bench\",\"version\":\"1\"}}}\n")
+        .await
+        .unwrap();
+    read_reply(&mut d.stdout).await;
+    d
+}
+
+async fn read_reply(stdout: &mut BufReader<ChildStdout>) -> Value {
+    let mut line = String::new();
+    assert!(
+        stdout.read_line(&mut line).await.unwrap() > 0,
+        "stdout closed"
+    );
+    serde_json::from_str(&line).unwrap()
+}
+
+fn requests(n: usize, servers: usize) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for i in 0..n {
+        let name = format!("s{:04}", i % servers);
+        let r = json!({"jsonrpc": "2.0", "id": i, "method": "mcpServer/oauth/token", "params": {"name": name}});
+        wire.extend(serde_json::to_vec(&r).unwrap());
+        wire.push(b'\n');
+    }
+    wire
+}
+
+/// (VmRSS, VmHWM) in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+async fn burst(servers: usize) {
+    let home = logged_in_home(servers);
+    let mut d = spawn(home.path()).await;
+    // Warm up (first store read, allocator pools) so the figure is the burst's own growth.
+    let warm = requests(200, servers);
+    d.stdin.write_all(&warm).await.unwrap();
+    for _ in 0..200 {
+        read_reply(&mut d.stdout).await;
+    }
+    let (before, _) = memory_kib(d.pid);
+
+    let wire = requests(BURST, servers);
+    let mut stdin = d.stdin;
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        stdin.write_all(&wire).await.unwrap();
+        stdin
+    });
+    let mut ok = 0;
+    for _ in 0..BURST {
+        let reply = read_reply(&mut d.stdout).await;
+        if reply["result"]["accessToken"].is_string() {
+            ok += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (_, peak) = memory_kib(d.pid);
+    assert_eq!(ok, BURST, "every request answered with a token");
+    drop(writer.await.unwrap());
+    let _ = d.child.wait().await;
+    row(
+        &format!("burst of {BURST} pipelined token requests, {servers} stored server(s)"),
+        format!(
+            "RSS {:.1} -> peak {:.1} MiB (+{:.1} MiB)",
+            mib(before),
+            mib(peak),
+            mib(peak.saturating_sub(before))
+        ),
+        &format!(
+            "real binary over pipes; all answered, {:.0} req/s",
+            BURST as f64 / secs
+        ),
+    );
+}
+
+/// The burst to a daemon whose stdout is not read for 3 s: how much input it took, its
+/// resident set meanwhile, then the time from end of input to exit with stdout still unread.
+async fn stalled_reader() {
+    let home = logged_in_home(1);
+    let d = spawn(home.path()).await;
+    let (before, _) = memory_kib(d.pid);
+    let wire = requests(BURST, 1);
+    let total = wire.len();
+    let (taken_tx, taken_rx) = tokio::sync::watch::channel(0usize);
+    let mut stdin = d.stdin;
+    let writer = tokio::spawn(async move {
+        for chunk in wire.chunks(4096) {
+            stdin.write_all(chunk).await.unwrap();
+            taken_tx.send_modify(|n| *n += chunk.len());
+        }
+        stdin
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, peak) = memory_kib(d.pid);
+    let taken = *taken_rx.borrow();
+    // End of input, stdout still unread: the writer task is stopped, which closes stdin.
+    writer.abort();
+    let _ = writer.await;
+    let start = Instant::now();
+    let mut child = d.child;
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait()).await;
+    let exit = start.elapsed();
+    row(
+        "stalled reader: stdout unread for 3 s",
+        format!(
+            "took {} KiB of {} KiB; RSS {:.1} -> peak {:.1} MiB",
+            taken / 1024,
+            total / 1024,
+            mib(before),
+            mib(peak)
+        ),
+        &format!("{BURST} pipelined token requests; the rest waits in the frontend's pipe"),
+    );
+    row(
+        "stalled reader: end of input to exit",
+        match status {
+            Ok(Ok(s)) => format!("{exit:.1?} (exit code {:?})", s.code()),
+            _ => "did not exit within 120 s".to_string(),
+        },
+        "stdout never read; bounded by the grace periods",
+    );
+    drop(d.stdout);
+}

@@ -12,6 +12,7 @@ use super::callback::CallbackServer;
 use super::discovery::MetadataCache;
 use super::error::LoginError;
 use super::http::HttpClient;
+use super::live::Live;
 use super::login::{EndReason, PendingLogin};
 use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::vending::InFlightRefresh;
@@ -49,6 +50,8 @@ pub struct OAuthService {
     /// Refreshes under way, by credential storage key, with an id for their removal.
     pub(super) refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
     pub(super) flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Announced statuses, servers in use, the background refresh plan.
+    pub(super) live: Live,
 }
 
 impl OAuthService {
@@ -68,6 +71,7 @@ impl OAuthService {
             next_id: AtomicU64::new(1),
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
+            live: Live::default(),
         })
     }
 
@@ -75,7 +79,16 @@ impl OAuthService {
         &self.store
     }
 
+    /// Sends an event; a status change only when it differs from the last one announced
+    /// for that server (the scheduler may have announced it first), and then the scheduler
+    /// re-plans.
     pub(super) fn emit(&self, event: OAuthEvent) {
+        if let OAuthEvent::AuthStatusChanged { name, status } = &event {
+            self.live.wake.notify_one();
+            if !self.record_status(name, *status) {
+                return;
+            }
+        }
         (self.events)(event)
     }
 
@@ -110,6 +123,7 @@ impl OAuthService {
     /// Ends every pending login (daemon shutdown), waits (bounded) until each has announced
     /// its end, and closes the listeners.
     pub async fn shutdown(&self) {
+        self.stop_live().await;
         let names: Vec<String> = self.lock_logins().keys().cloned().collect();
         for name in names {
             self.end_login(&name, EndReason::ShuttingDown);

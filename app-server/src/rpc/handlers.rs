@@ -86,6 +86,7 @@ pub(crate) async fn dispatch(
         }
         ClientRequest::OauthToken(p) => {
             let target = resolve(state, &p.name)?;
+            state.oauth.token_used(&target);
             let creds = state
                 .oauth
                 .token(
@@ -187,10 +188,13 @@ async fn list_status(
                 scopes: None,
                 registration: None,
                 issuer: None,
+                login_pending: false,
+                next_refresh_at: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
                 let info = StatusInfo::from_credentials(stored.get(&key.storage_key()));
+                let (login_pending, next_refresh_at) = state.oauth.live_status(&server.name);
                 McpServerStatus {
                     name: server.name.clone(),
                     transport: McpServerTransport::StreamableHttp,
@@ -200,6 +204,8 @@ async fn list_status(
                     scopes: info.scopes,
                     registration: info.registration,
                     issuer: info.issuer,
+                    login_pending,
+                    next_refresh_at,
                 }
             }
         });

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod harness;
 mod interop;
+mod live;
 mod login;
 mod rpc;
 mod tokens;

@@ -478,6 +478,11 @@ async fn tokens_of_a_previous_authorization_server_are_deleted_at_login() {
     moved.server_name = "kit".into();
     moved.server_url = key_for("kit", &b).server_url;
     store(home.path()).save(&moved).unwrap();
+    // Written behind the daemon's back, as another process would: announced all the same.
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "kit", "authStatus": "loggedIn"})
+    );
     assert_eq!(status_of(&mut c, "kit").await["issuer"], a.issuer());
 
     // Until a login looks again, tokens only go to the token endpoint they came from.

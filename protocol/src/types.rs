@@ -356,7 +356,8 @@ pub struct OauthLoginRestartedNotification {
     pub reason: String,
 }
 
-/// A server's credential state changed.
+/// A server's credential state changed: through this daemon, by the token running out, or
+/// through another process sharing the store. Sent once per change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthStatusChangedNotification {

@@ -34,6 +34,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const IDLE_ROUND: Duration = Duration::from_secs(3600);
 /// A rescan that keeps losing to announcements gives up after this many reads.
 const RESCAN_ATTEMPTS: usize = 3;
+/// How often an unreadable store is tried again without a change to the file.
+const UNREADABLE_ROUND: Duration = Duration::from_secs(60);
 
 /// When a server may next be refreshed in the background, after a refresh or a failure.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -121,8 +123,9 @@ impl OAuthService {
     ) -> Instant {
         let configured = self.live.configured();
         let Some(stored) = self.rescan(&configured).await else {
-            // The store could not be read, or kept changing: look again soon.
-            return Instant::now() + MIN_SPACING;
+            // The store cannot be read (the error was logged): the watcher wakes the
+            // scheduler when the file changes, and it looks again now and then.
+            return Instant::now() + UNREADABLE_ROUND;
         };
         let (now, unix_ms) = (Instant::now(), unix_millis());
         let mut next = now + IDLE_ROUND;
@@ -156,13 +159,14 @@ impl OAuthService {
                 continue;
             };
             let mut due = instant_at(due_unix, now, unix_ms);
-            if let Some(hold) = scheduler.holds.get(&target.name) {
-                due = due.max(hold.until);
+            let mut planned_unix = due_unix.max(unix_ms.div_euclid(1000));
+            if let Some(hold) = scheduler.holds.get(&target.name)
+                && hold.until > due
+            {
+                due = hold.until;
+                planned_unix = unix_ms.div_euclid(1000) + secs_until(due, now);
             }
-            planned.insert(
-                target.name.clone(),
-                due_unix.max(unix_ms.div_euclid(1000) + secs_until(due, now)),
-            );
+            planned.insert(target.name.clone(), planned_unix);
             if scheduler.running.contains(&target.name) {
                 continue;
             }
@@ -184,12 +188,12 @@ impl OAuthService {
 
     /// Reads the store and announces every configured server whose status differs from the
     /// one last announced. Servers seen for the first time (at start, after a reload) are
-    /// recorded without an announcement. `None` when the store could not be read.
+    /// recorded without an announcement. `None` when the store cannot be read.
     async fn rescan(
         &self,
         configured: &[(String, CredentialKey)],
     ) -> Option<HashMap<String, StoredCredentials>> {
-        for _ in 0..RESCAN_ATTEMPTS {
+        for attempt in 1..=RESCAN_ATTEMPTS {
             let epoch = self.live.announced().epoch;
             let stored: HashMap<String, StoredCredentials> = match self.store_list().await {
                 Ok(list) => list
@@ -205,6 +209,11 @@ impl OAuthService {
             {
                 let mut announced = self.live.announced();
                 if announced.epoch != epoch {
+                    if attempt == RESCAN_ATTEMPTS {
+                        // Plan with what was read; compare again in the next round.
+                        self.live.wake.notify_one();
+                        return Some(stored);
+                    }
                     continue;
                 }
                 let mut seen = HashMap::with_capacity(configured.len());

@@ -299,7 +299,7 @@ fn secs_until(at: Instant, now: Instant) -> i64 {
 mod tests {
     use super::*;
     use crate::credentials::StoredClient;
-    use mcp_app_server_protocol::RegistrationKind;
+    use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 
     fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials {
         let now = unix_now();
@@ -324,6 +324,99 @@ mod tests {
             reauthentication_required: false,
             updated_at: expires_in.map_or(now, |s| now + s - life),
         }
+    }
+
+    /// A service on a file store in `dir`, configured with server `a`, collecting its
+    /// status announcements.
+    fn service(
+        dir: &std::path::Path,
+    ) -> (
+        Arc<OAuthService>,
+        Arc<std::sync::Mutex<Vec<(String, McpAuthStatus)>>>,
+    ) {
+        let store = crate::credentials::FileStore::open(&crate::home::Home::at(dir)).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let service = OAuthService::new(
+            crate::oauth::HttpClient::new().unwrap(),
+            crate::oauth::callback::CallbackServer::new(),
+            Arc::new(store),
+            Arc::new(move |event| {
+                if let OAuthEvent::AuthStatusChanged { name, status } = event {
+                    sink.lock().unwrap().push((name, status));
+                }
+            }),
+        );
+        let c = creds(None, 0, true);
+        service.set_servers(vec![("a".into(), c.key())]);
+        (service, seen)
+    }
+
+    #[tokio::test]
+    async fn each_change_is_announced_once_whoever_notices_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, seen) = service(dir.path());
+        let configured = service.live.configured();
+        // The first look records without announcing.
+        service.rescan(&configured).await.unwrap();
+        assert!(seen.lock().unwrap().is_empty());
+
+        // Written behind the service's back: the rescan announces it, once.
+        let c = creds(Some(3600), 3600, true);
+        service.store().save(&c).unwrap();
+        service.rescan(&configured).await.unwrap();
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("a".into(), McpAuthStatus::LoggedIn)]
+        );
+        // ... and the flow that made it, announcing it too, stays quiet.
+        service.emit(OAuthEvent::AuthStatusChanged {
+            name: "a".into(),
+            status: McpAuthStatus::LoggedIn,
+        });
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // The flow announces first (a logout): the rescan that follows stays quiet.
+        service.store().delete(&c.key()).unwrap();
+        service.emit(OAuthEvent::AuthStatusChanged {
+            name: "a".into(),
+            status: McpAuthStatus::NotLoggedIn,
+        });
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("a".into(), McpAuthStatus::LoggedIn),
+                ("a".into(), McpAuthStatus::NotLoggedIn)
+            ]
+        );
+
+        // A token without a refresh token that ran out reads `expired`.
+        let mut gone = creds(Some(-5), 60, false);
+        gone.expires_at = Some(unix_now() - 5);
+        service.store().save(&gone).unwrap();
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            seen.lock().unwrap().last(),
+            Some(&("a".into(), McpAuthStatus::Expired))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_and_the_watcher_end_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, _) = service(dir.path());
+        service.start_live(Some(dir.path().join("credentials.json")));
+        // Both tasks hold the wake-up handle while they run.
+        assert_eq!(Arc::strong_count(&service.live.wake), 3);
+        // Started once only.
+        service.start_live(Some(dir.path().join("credentials.json")));
+        assert_eq!(Arc::strong_count(&service.live.wake), 3);
+        tokio::time::timeout(Duration::from_secs(20), service.shutdown())
+            .await
+            .expect("shutdown is bounded");
+        assert_eq!(Arc::strong_count(&service.live.wake), 1);
     }
 
     #[test]

@@ -326,14 +326,11 @@ mod tests {
         }
     }
 
+    type Announcements = Arc<std::sync::Mutex<Vec<(String, McpAuthStatus)>>>;
+
     /// A service on a file store in `dir`, configured with server `a`, collecting its
     /// status announcements.
-    fn service(
-        dir: &std::path::Path,
-    ) -> (
-        Arc<OAuthService>,
-        Arc<std::sync::Mutex<Vec<(String, McpAuthStatus)>>>,
-    ) {
+    fn service(dir: &std::path::Path) -> (Arc<OAuthService>, Announcements) {
         let store = crate::credentials::FileStore::open(&crate::home::Home::at(dir)).unwrap();
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = seen.clone();

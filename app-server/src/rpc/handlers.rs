@@ -194,7 +194,10 @@ async fn list_status(
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
                 let info = StatusInfo::from_credentials(stored.get(&key.storage_key()));
-                let (login_pending, next_refresh_at) = state.oauth.live_status(&server.name);
+                let (login_pending, planned) = state.oauth.live_status(&server.name);
+                // The plan may lag a change of the store by a moment; only what is logged in
+                // gets refreshed.
+                let next_refresh_at = planned.filter(|_| info.status == McpAuthStatus::LoggedIn);
                 McpServerStatus {
                     name: server.name.clone(),
                     transport: McpServerTransport::StreamableHttp,

@@ -135,6 +135,15 @@ pub struct McpServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub issuer: Option<String>,
+    /// A login for this server is under way in this daemon (waiting for the browser).
+    #[serde(default)]
+    pub login_pending: bool,
+    /// When the daemon will next refresh the access token in the background, in seconds
+    /// since the Unix epoch. Set for servers whose token a frontend asked for within the last
+    /// 10 minutes and that can be refreshed; otherwise the token is refreshed on demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub next_refresh_at: Option<i64>,
 }
 
 /// Params of `mcpServerStatus/list`.
@@ -397,7 +406,8 @@ pub struct OauthLoginRestartedNotification {
     pub reason: String,
 }
 
-/// A server's credential state changed.
+/// A server's credential state changed: through this daemon, by the token running out, or
+/// through another process sharing the store. Sent once per change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthStatusChangedNotification {

@@ -55,6 +55,8 @@ async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
                 scopes: None,
                 registration: None,
                 issuer: None,
+                login_pending: false,
+                next_refresh_at: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
@@ -96,6 +98,8 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
         scopes: info.scopes,
         registration: info.registration,
         issuer: info.issuer,
+        login_pending: false,
+        next_refresh_at: None,
     }
 }
 
@@ -225,6 +229,8 @@ mod tests {
                     scopes: Some(vec![]),
                     registration: Some(RegistrationKind::Dcr),
                     issuer: None,
+                    login_pending: false,
+                    next_refresh_at: None,
                 },
                 configured: false,
             },

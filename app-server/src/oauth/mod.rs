@@ -1,7 +1,9 @@
 //! The OAuth steps of an MCP login, one file per step, each made of pure functions (parse,
 //! build, validate) and a thin async I/O shell over [`http::HttpClient`]. Nothing here knows
 //! about JSON-RPC: `rpc/` drives these steps through [`OAuthService`]: `login.rs` strings them
-//! together, `vending.rs` and `refresh.rs` hand out and renew tokens, `logout.rs` ends a login.
+//! together, `vending.rs` and `refresh.rs` hand out and renew tokens, `logout.rs` ends a login;
+//! `live.rs`, `expiry.rs` and `store_watch.rs` keep the announced status live (expiry timers,
+//! background refresh of tokens in use, other processes' writes).
 
 pub mod authorization;
 pub mod callback;
@@ -9,7 +11,9 @@ pub mod callback_id;
 pub mod challenge;
 pub mod discovery;
 pub mod error;
+mod expiry;
 pub mod http;
+mod live;
 pub mod login;
 pub mod logout;
 pub mod net_policy;
@@ -19,6 +23,7 @@ pub mod resource;
 pub mod scopes;
 pub mod service;
 pub mod status;
+mod store_watch;
 pub mod target;
 pub mod token;
 pub mod vending;
@@ -38,6 +43,7 @@ pub use discovery::{
 };
 pub use error::LoginError;
 pub use http::{HttpClient, HttpError};
+pub use live::{IN_USE_WINDOW, configured_servers};
 pub use login::{CLIENT_NAME, DEFAULT_LOGIN_TIMEOUT, LoginOptions, LoginStarted};
 pub use logout::LogoutOutcome;
 pub use registration::{

@@ -13,6 +13,7 @@ use super::challenge::ChallengeState;
 use super::discovery::MetadataCache;
 use super::error::LoginError;
 use super::http::HttpClient;
+use super::live::Live;
 use super::login::{EndReason, PendingLogin};
 use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::target::ServerTarget;
@@ -59,6 +60,8 @@ pub struct OAuthService {
     /// Held (shared) by every refresh and code exchange from its token request until its
     /// answer is saved; shutdown takes it exclusively to wait for them.
     token_calls: tokio::sync::RwLock<()>,
+    /// Announced statuses, servers in use, the background refresh plan.
+    pub(super) live: Live,
 }
 
 impl OAuthService {
@@ -81,6 +84,7 @@ impl OAuthService {
             challenges: ChallengeState::default(),
             shutting_down: AtomicBool::new(false),
             token_calls: tokio::sync::RwLock::new(()),
+            live: Live::default(),
         })
     }
 
@@ -101,7 +105,16 @@ impl OAuthService {
         self.challenges.forget_step_ups(&target.key());
     }
 
+    /// Sends an event; a status change only when it differs from the last one announced
+    /// for that server (the scheduler may have announced it first), and then the scheduler
+    /// re-plans.
     pub(super) fn emit(&self, event: OAuthEvent) {
+        if let OAuthEvent::AuthStatusChanged { name, status } = &event {
+            self.live.wake.notify_one();
+            if !self.record_status(name, *status) {
+                return;
+            }
+        }
         (self.events)(event)
     }
 
@@ -148,6 +161,7 @@ impl OAuthService {
     /// each login has announced its end, and closes the listeners.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_live().await;
         let names: Vec<String> = self.lock_logins().keys().cloned().collect();
         for name in names {
             self.end_login(&name, EndReason::ShuttingDown);

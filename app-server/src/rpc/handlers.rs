@@ -90,6 +90,7 @@ pub(crate) async fn dispatch(
         }
         ClientRequest::OauthToken(p) => {
             let target = resolve(state, &p.name)?;
+            state.oauth.token_used(&target);
             let creds = state
                 .oauth
                 .token(
@@ -230,10 +231,16 @@ async fn list_status(
                 scopes: None,
                 registration: None,
                 issuer: None,
+                login_pending: false,
+                next_refresh_at: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
                 let info = StatusInfo::from_credentials(stored.get(&key.storage_key()));
+                let (login_pending, planned) = state.oauth.live_status(&server.name);
+                // The plan may lag a change of the store by a moment; only what is logged in
+                // gets refreshed.
+                let next_refresh_at = planned.filter(|_| info.status == McpAuthStatus::LoggedIn);
                 McpServerStatus {
                     name: server.name.clone(),
                     transport: McpServerTransport::StreamableHttp,
@@ -243,6 +250,8 @@ async fn list_status(
                     scopes: info.scopes,
                     registration: info.registration,
                     issuer: info.issuer,
+                    login_pending,
+                    next_refresh_at,
                 }
             }
         });

@@ -15,11 +15,11 @@ use super::connection::Ending;
 use super::error::AppError;
 use super::outgoing::{NotifyRefused, OutgoingSender};
 use crate::config::{self, Config, ConfigError};
-use crate::credentials::{StoreError, open_store};
+use crate::credentials::{FileStore, StoreError, open_store};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::{OAuthEvent, OAuthService};
+use crate::oauth::{OAuthEvent, OAuthService, configured_servers};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].
@@ -72,8 +72,11 @@ impl AppServer {
             }
         };
         let store = open_store(&options.home, config.credentials_store.into())?;
+        // The file other processes write to (with the keyring too: it holds the index).
+        let watched = FileStore::open(&options.home).map(|f| f.path().to_path_buf());
         let http = HttpClient::new().map_err(|e| StartError::Http(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);
+        let servers = configured_servers(&config);
         let state = Arc::new_cyclic(|weak: &Weak<ServerState>| {
             let weak = weak.clone();
             let events = Arc::new(move |event: OAuthEvent| {
@@ -93,6 +96,8 @@ impl AppServer {
                 shutdown,
             }
         });
+        state.oauth.set_servers(servers);
+        state.oauth.start_live(watched.ok());
         Ok(Self { state })
     }
 
@@ -145,6 +150,8 @@ impl ServerState {
         let mut slot = self.config.write().unwrap_or_else(|e| e.into_inner());
         slot.config = fresh.clone();
         slot.startup_error = None;
+        drop(slot);
+        self.oauth.set_servers(configured_servers(&fresh));
         Ok(fresh)
     }
 

@@ -6,6 +6,7 @@ mod config;
 mod harness;
 mod interop;
 mod listener_attacks;
+mod live;
 mod login;
 mod revisions;
 mod rpc;

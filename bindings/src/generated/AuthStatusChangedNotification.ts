@@ -2,7 +2,8 @@
 import type { McpAuthStatus } from "./McpAuthStatus.js";
 
 /**
- * A server's credential state changed.
+ * A server's credential state changed: through this daemon, by the token running out, or
+ * through another process sharing the store. Sent once per change.
  */
 export type AuthStatusChangedNotification = {
 /**

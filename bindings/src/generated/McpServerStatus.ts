@@ -38,4 +38,14 @@ registration?: RegistrationKind,
 /**
  * The authorization server that issued the stored credentials.
  */
-issuer?: string, };
+issuer?: string,
+/**
+ * A login for this server is under way in this daemon (waiting for the browser).
+ */
+loginPending: boolean,
+/**
+ * When the daemon will next refresh the access token in the background, in seconds
+ * since the Unix epoch. Set for servers whose token a frontend asked for within the last
+ * 10 minutes and that can be refreshed; otherwise the token is refreshed on demand.
+ */
+nextRefreshAt?: number, };

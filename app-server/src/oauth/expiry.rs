@@ -1,0 +1,514 @@
+//! The scheduler: one task with one timer, set to the earliest of the moments something
+//! happens to a configured server by itself (a token without a refresh token expires, a
+//! token in use is due for its background refresh, a retry is due, a server falls out of
+//! use). Each round re-reads the store, announces status changes and re-plans; the store
+//! watcher and the request path wake it early.
+//!
+//! Background refreshes go through [`OAuthService::token`], the shared single-flight
+//! refresh, so they never race a frontend's refresh or another process's.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::error::LoginError;
+use super::live::{IN_USE_WINDOW, InUse};
+use super::service::{OAuthEvent, OAuthService};
+use super::status::StatusInfo;
+use crate::credentials::{CredentialKey, StoredCredentials, unix_now};
+
+/// A token in use is refreshed this long before it expires, or at half its lifetime when
+/// that is sooner. Longer than the default `minValiditySecs` (60 s), so that token requests
+/// answer from memory in steady state.
+pub const REFRESH_LEAD_SECS: i64 = 90;
+/// At least this long between two background refreshes of one server.
+const MIN_SPACING: Duration = Duration::from_secs(5);
+/// First retry after a failed background refresh; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Without anything planned, the scheduler still looks again this often.
+const IDLE_ROUND: Duration = Duration::from_secs(3600);
+/// A rescan that keeps losing to announcements gives up after this many reads.
+const RESCAN_ATTEMPTS: usize = 3;
+/// How often an unreadable store is tried again without a change to the file.
+const UNREADABLE_ROUND: Duration = Duration::from_secs(60);
+
+/// When a server may next be refreshed in the background, after a refresh or a failure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Hold {
+    failures: u32,
+    until: Instant,
+}
+
+/// The scheduler's own state, kept between rounds.
+#[derive(Default)]
+struct Scheduler {
+    holds: HashMap<String, Hold>,
+    running: HashSet<String>,
+}
+
+type Finished = (String, Result<StoredCredentials, Arc<LoginError>>);
+
+/// Runs until `stop` or until the service is gone.
+pub(super) async fn run(
+    service: Weak<OAuthService>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut scheduler = Scheduler::default();
+    let mut refreshes: JoinSet<Finished> = JoinSet::new();
+    loop {
+        let Some(strong) = service.upgrade() else {
+            break;
+        };
+        let next = strong.live_round(&mut scheduler, &mut refreshes).await;
+        drop(strong);
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep_until(next) => {}
+            Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
+                if let Ok((name, result)) = done {
+                    scheduler.finished(&name, &result, Instant::now());
+                }
+            }
+        }
+    }
+    refreshes.abort_all();
+}
+
+impl Scheduler {
+    fn finished(
+        &mut self,
+        name: &str,
+        result: &Result<StoredCredentials, Arc<LoginError>>,
+        now: Instant,
+    ) {
+        self.running.remove(name);
+        let hold = match result.as_ref().map_err(|e| e.as_ref()) {
+            Ok(_) => Hold {
+                failures: 0,
+                until: now + MIN_SPACING,
+            },
+            Err(LoginError::RefreshTransient { .. } | LoginError::Store(_)) => {
+                let failures = self.holds.get(name).map_or(0, |h| h.failures) + 1;
+                tracing::debug!(server = %name, failures, "background refresh failed; retrying later");
+                Hold {
+                    failures,
+                    until: now + backoff(failures),
+                }
+            }
+            // Refused for good (announced as reauthenticationRequired by the refresh), logged
+            // out, shutting down: nothing to retry; the next store change re-plans.
+            Err(_) => Hold {
+                failures: 0,
+                until: now + MIN_SPACING,
+            },
+        };
+        self.holds.insert(name.to_string(), hold);
+    }
+}
+
+impl OAuthService {
+    /// One round: read the store, announce what changed, start the refreshes that are due,
+    /// and answer when the next round is needed.
+    async fn live_round(
+        self: &Arc<Self>,
+        scheduler: &mut Scheduler,
+        refreshes: &mut JoinSet<Finished>,
+    ) -> Instant {
+        let configured = self.live.configured();
+        let Some(stored) = self.rescan(&configured).await else {
+            // The store cannot be read (the error was logged): the watcher wakes the
+            // scheduler when the file changes, and it looks again now and then.
+            return Instant::now() + UNREADABLE_ROUND;
+        };
+        let (now, unix_ms) = (Instant::now(), unix_millis());
+        let mut next = now + IDLE_ROUND;
+
+        // Tokens without a refresh token turn `expired` when they run out.
+        for (_, key) in &configured {
+            if let Some(creds) = stored.get(&key.storage_key())
+                && let Some(at) = expiry_moment(creds)
+            {
+                next = next.min(instant_at(at, now, unix_ms));
+            }
+        }
+
+        let in_use = self.live.in_use(now);
+        scheduler
+            .holds
+            .retain(|name, _| in_use.iter().any(|u| &u.target.name == name));
+        let mut planned = HashMap::new();
+        for InUse { target, last } in in_use {
+            next = next.min(last + IN_USE_WINDOW);
+            let configured_key = configured
+                .iter()
+                .any(|(n, k)| *n == target.name && *k == target.key());
+            let Some(creds) = stored
+                .get(&target.key().storage_key())
+                .filter(|_| configured_key)
+            else {
+                continue;
+            };
+            let Some(due_unix) = refresh_due(creds) else {
+                continue;
+            };
+            let mut due = instant_at(due_unix, now, unix_ms);
+            let mut planned_unix = due_unix.max(unix_ms.div_euclid(1000));
+            if let Some(hold) = scheduler.holds.get(&target.name)
+                && hold.until > due
+            {
+                due = hold.until;
+                planned_unix = unix_ms.div_euclid(1000) + secs_until(due, now);
+            }
+            planned.insert(target.name.clone(), planned_unix);
+            if scheduler.running.contains(&target.name) {
+                continue;
+            }
+            if due <= now {
+                scheduler.running.insert(target.name.clone());
+                let min_validity = refresh_lead(creds) as u32 + 1;
+                let service = self.clone();
+                refreshes.spawn(async move {
+                    let result = service.token(&target, min_validity).await;
+                    (target.name, result)
+                });
+            } else {
+                next = next.min(due);
+            }
+        }
+        self.live.set_planned(planned);
+        next
+    }
+
+    /// Reads the store and announces every configured server whose status differs from the
+    /// one last announced. Servers seen for the first time (at start, after a reload) are
+    /// recorded without an announcement. `None` when the store cannot be read.
+    async fn rescan(
+        &self,
+        configured: &[(String, CredentialKey)],
+    ) -> Option<HashMap<String, StoredCredentials>> {
+        for attempt in 1..=RESCAN_ATTEMPTS {
+            let epoch = self.live.announced().epoch;
+            let stored: HashMap<String, StoredCredentials> = match self.store_list().await {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|c| (c.key().storage_key(), c))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the credential store to follow its changes");
+                    return None;
+                }
+            };
+            let mut changes = Vec::new();
+            {
+                let mut announced = self.live.announced();
+                if announced.epoch != epoch {
+                    if attempt == RESCAN_ATTEMPTS {
+                        // Plan with what was read; compare again in the next round.
+                        self.live.wake.notify_one();
+                        return Some(stored);
+                    }
+                    continue;
+                }
+                let mut seen = HashMap::with_capacity(configured.len());
+                for (name, key) in configured {
+                    let status =
+                        StatusInfo::from_credentials(stored.get(&key.storage_key())).status;
+                    match announced.status.get(name) {
+                        Some(old) if *old != status => changes.push((name.clone(), status)),
+                        _ => {}
+                    }
+                    seen.insert(name.clone(), status);
+                }
+                if !changes.is_empty() {
+                    announced.epoch += 1;
+                }
+                announced.status = seen;
+            }
+            for (name, status) in changes {
+                tracing::info!(server = %name, status = ?status, "credential status changed");
+                (self.events)(OAuthEvent::AuthStatusChanged { name, status });
+            }
+            return Some(stored);
+        }
+        None
+    }
+}
+
+/// When stored credentials turn `expired` by themselves: a token without a refresh token
+/// that is still valid (consistent with [`StatusInfo`]: with a refresh token they stay
+/// `loggedIn`, the next token request refreshes).
+fn expiry_moment(creds: &StoredCredentials) -> Option<i64> {
+    if creds.reauthentication_required || creds.refresh_token.is_some() {
+        return None;
+    }
+    creds.expires_at.filter(|t| *t > unix_now())
+}
+
+/// How long before expiry a token in use is refreshed: [`REFRESH_LEAD_SECS`], or half its
+/// lifetime (from its last write to its expiry) when that is shorter; at least 1 s.
+fn refresh_lead(creds: &StoredCredentials) -> i64 {
+    let life = creds.expires_at.map_or(0, |t| t - creds.updated_at);
+    (life / 2).clamp(1, REFRESH_LEAD_SECS)
+}
+
+/// When credentials in use are due for a background refresh (unix seconds): never for
+/// tokens that do not expire, cannot be refreshed, or were refused.
+fn refresh_due(creds: &StoredCredentials) -> Option<i64> {
+    if creds.reauthentication_required || creds.refresh_token.is_none() {
+        return None;
+    }
+    creds.expires_at.map(|t| t - refresh_lead(creds))
+}
+
+fn backoff(failures: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF)
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The instant at which the wall clock reads `unix_secs` (a moment in the past is `now`).
+/// A few milliseconds late, so that `unix_now()` then reads at least `unix_secs`.
+fn instant_at(unix_secs: i64, now: Instant, now_unix_ms: i64) -> Instant {
+    let wait_ms = unix_secs.saturating_mul(1000).saturating_sub(now_unix_ms);
+    if wait_ms <= 0 {
+        return now;
+    }
+    now + Duration::from_millis(wait_ms as u64 + 20)
+}
+
+fn secs_until(at: Instant, now: Instant) -> i64 {
+    let d = at.saturating_duration_since(now);
+    i64::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::StoredClient;
+    use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
+
+    fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials {
+        let now = unix_now();
+        StoredCredentials {
+            server_name: "a".into(),
+            server_url: "https://a.example/mcp".into(),
+            access_token: "at".into(),
+            token_type: "Bearer".into(),
+            refresh_token: refresh.then(|| "rt".into()),
+            expires_at: expires_in.map(|s| now + s),
+            scopes: vec![],
+            issuer: "https://auth.example".into(),
+            token_endpoint: "https://auth.example/token".into(),
+            revocation_endpoint: None,
+            resource: "https://a.example/mcp".into(),
+            client: StoredClient {
+                kind: RegistrationKind::Dcr,
+                client_id: "c".into(),
+                client_secret: None,
+                token_endpoint_auth_method: "none".into(),
+            },
+            reauthentication_required: false,
+            updated_at: expires_in.map_or(now, |s| now + s - life),
+        }
+    }
+
+    type Announcements = Arc<std::sync::Mutex<Vec<(String, McpAuthStatus)>>>;
+
+    /// A service on a file store in `dir`, configured with server `a`, collecting its
+    /// status announcements.
+    fn service(dir: &std::path::Path) -> (Arc<OAuthService>, Announcements) {
+        let store = crate::credentials::FileStore::open(&crate::home::Home::at(dir)).unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let service = OAuthService::new(
+            crate::oauth::HttpClient::new().unwrap(),
+            crate::oauth::callback::CallbackServer::new(),
+            Arc::new(store),
+            Arc::new(move |event| {
+                if let OAuthEvent::AuthStatusChanged { name, status } = event {
+                    sink.lock().unwrap().push((name, status));
+                }
+            }),
+        );
+        let c = creds(None, 0, true);
+        service.set_servers(vec![("a".into(), c.key())]);
+        (service, seen)
+    }
+
+    #[tokio::test]
+    async fn each_change_is_announced_once_whoever_notices_it_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, seen) = service(dir.path());
+        let configured = service.live.configured();
+        // The first look records without announcing.
+        service.rescan(&configured).await.unwrap();
+        assert!(seen.lock().unwrap().is_empty());
+
+        // Written behind the service's back: the rescan announces it, once.
+        let c = creds(Some(3600), 3600, true);
+        service.store().save(&c).unwrap();
+        service.rescan(&configured).await.unwrap();
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [("a".into(), McpAuthStatus::LoggedIn)]
+        );
+        // ... and the flow that made it, announcing it too, stays quiet.
+        service.emit(OAuthEvent::AuthStatusChanged {
+            name: "a".into(),
+            status: McpAuthStatus::LoggedIn,
+        });
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        // The flow announces first (a logout): the rescan that follows stays quiet.
+        service.store().delete(&c.key()).unwrap();
+        service.emit(OAuthEvent::AuthStatusChanged {
+            name: "a".into(),
+            status: McpAuthStatus::NotLoggedIn,
+        });
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                ("a".into(), McpAuthStatus::LoggedIn),
+                ("a".into(), McpAuthStatus::NotLoggedIn)
+            ]
+        );
+
+        // A token without a refresh token that ran out reads `expired`.
+        let mut gone = creds(Some(-5), 60, false);
+        gone.expires_at = Some(unix_now() - 5);
+        service.store().save(&gone).unwrap();
+        service.rescan(&configured).await.unwrap();
+        assert_eq!(
+            seen.lock().unwrap().last(),
+            Some(&("a".into(), McpAuthStatus::Expired))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_scheduler_and_the_watcher_end_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, _) = service(dir.path());
+        service.start_live(Some(dir.path().join("credentials.json")));
+        // Both tasks hold the wake-up handle while they run.
+        assert_eq!(Arc::strong_count(&service.live.wake), 3);
+        // Started once only.
+        service.start_live(Some(dir.path().join("credentials.json")));
+        assert_eq!(Arc::strong_count(&service.live.wake), 3);
+        tokio::time::timeout(Duration::from_secs(20), service.shutdown())
+            .await
+            .expect("shutdown is bounded");
+        assert_eq!(Arc::strong_count(&service.live.wake), 1);
+    }
+
+    #[test]
+    fn long_lived_tokens_are_refreshed_ninety_seconds_early_short_ones_at_half_life() {
+        let c = creds(Some(3600), 3600, true);
+        assert_eq!(refresh_due(&c), Some(c.expires_at.unwrap() - 90));
+        let c = creds(Some(12), 12, true);
+        assert_eq!(refresh_lead(&c), 6);
+        assert_eq!(refresh_due(&c), Some(c.expires_at.unwrap() - 6));
+        // A token that says it lived no time at all still gets a lead of one second.
+        let c = creds(Some(5), 0, true);
+        assert_eq!(refresh_lead(&c), 1);
+        // After the refresh the token is fresh enough for the validity it was asked with.
+        let c = creds(Some(3600), 3600, true);
+        assert!(super::super::vending::fresh_enough(
+            &c,
+            refresh_lead(&c) as u32 + 1
+        ));
+    }
+
+    #[test]
+    fn nothing_is_refreshed_that_cannot_be_or_never_expires() {
+        assert_eq!(refresh_due(&creds(None, 0, true)), None);
+        assert_eq!(refresh_due(&creds(Some(60), 60, false)), None);
+        let mut refused = creds(Some(60), 60, true);
+        refused.reauthentication_required = true;
+        assert_eq!(refresh_due(&refused), None);
+    }
+
+    #[test]
+    fn only_tokens_without_refresh_token_expire_by_themselves() {
+        let c = creds(Some(30), 30, false);
+        assert_eq!(expiry_moment(&c), c.expires_at);
+        assert_eq!(expiry_moment(&creds(Some(30), 30, true)), None);
+        // Already expired: its status says so, there is nothing left to wait for.
+        assert_eq!(expiry_moment(&creds(Some(-1), 30, false)), None);
+        assert_eq!(expiry_moment(&creds(None, 0, false)), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let secs: Vec<u64> = (1..=8).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(secs, [2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn wall_clock_moments_map_to_instants_just_after_them() {
+        let now = Instant::now();
+        assert_eq!(instant_at(99, now, 100_000), now);
+        assert_eq!(instant_at(100, now, 100_000), now);
+        assert_eq!(
+            instant_at(101, now, 100_250),
+            now + Duration::from_millis(770)
+        );
+        assert_eq!(secs_until(now + Duration::from_millis(1500), now), 2);
+        assert_eq!(secs_until(now, now), 0);
+    }
+
+    #[test]
+    fn a_failed_refresh_waits_longer_each_time_and_a_success_resets() {
+        let mut s = Scheduler::default();
+        let now = Instant::now();
+        let gone: Result<StoredCredentials, Arc<LoginError>> =
+            Err(Arc::new(LoginError::NotLoggedIn("a".into())));
+        s.finished("a", &gone, now);
+        assert_eq!(s.holds["a"].failures, 0);
+        let err = || {
+            Err(Arc::new(LoginError::RefreshTransient {
+                name: "a".into(),
+                error: super::super::token::TokenError::Invalid {
+                    endpoint: "https://auth.example/token".into(),
+                    reason: "test".into(),
+                },
+            }))
+        };
+        s.running.insert("a".into());
+        s.finished("a", &err(), now);
+        assert!(!s.running.contains("a"));
+        assert_eq!(
+            s.holds["a"],
+            Hold {
+                failures: 1,
+                until: now + Duration::from_secs(2)
+            }
+        );
+        s.finished("a", &err(), now);
+        assert_eq!(s.holds["a"].until, now + Duration::from_secs(4));
+        s.finished("a", &Ok(creds(Some(60), 60, true)), now);
+        assert_eq!(
+            s.holds["a"],
+            Hold {
+                failures: 0,
+                until: now + MIN_SPACING
+            }
+        );
+    }
+}

@@ -6,9 +6,12 @@
 pub mod authorization;
 pub mod callback;
 pub mod callback_id;
+pub mod client_assertion;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod http;
+pub mod jose;
 pub mod login;
 pub mod logout;
 mod refresh;

@@ -733,6 +733,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn generic_token_requests_sort_answers_like_the_others() {
+        let form = [("grant_type", "client_credentials")];
+        type Check = fn(&TokenError) -> bool;
+        let cases: Vec<(Response, Check)> = vec![
+            (status(503), |e| e.is_transient()),
+            (json(400, json!({"error": "invalid_grant"})), |e| {
+                e.is_invalid_grant()
+            }),
+            (
+                with_headers(302, &[("location", "http://127.0.0.1:1/x")], ""),
+                |e| e.to_string().contains("do not follow redirects"),
+            ),
+            (
+                json(200, json!({"access_token": "", "token_type": "Bearer"})),
+                |e| matches!(e, TokenError::Invalid { .. }),
+            ),
+        ];
+        for (answer, check) in cases {
+            let answer = std::sync::Mutex::new(Some(answer));
+            let server = token_server(move |_| answer.lock().unwrap().take().unwrap()).await;
+            let url = server.url("/token");
+            let err = request_token(&HttpClient::for_tests(), &url, &form, &HeaderMap::new())
+                .await
+                .unwrap_err();
+            assert!(check(&err), "{err:?}");
+        }
+        let server = token_server(|_| tokens()).await;
+        let ok = request_token(
+            &HttpClient::for_tests(),
+            &server.url("/token"),
+            &form,
+            &basic_auth_header("a b", "c"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.access_token, "at-1");
+        assert_eq!(ok.token_type, "Bearer");
+        assert_eq!(
+            server.requests()[0].headers["authorization"],
+            format!("Basic {}", STANDARD.encode("a+b:c"))
+        );
+    }
+
+    #[tokio::test]
     async fn unusable_answers_are_invalid_and_not_quoted() {
         let cases = [
             with_headers(

@@ -55,9 +55,12 @@ pub enum IssVariant {
 pub struct PreregisteredClient {
     pub client_id: String,
     pub client_secret: Option<String>,
-    /// `client_secret_basic`, `client_secret_post` or `none`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
     pub auth_method: String,
     pub redirect_uris: Vec<String>,
+    /// `private_key_jwt`: the public key (uncompressed P-256 point) its assertions verify
+    /// with.
+    pub jwt_public_key: Option<Vec<u8>>,
 }
 
 impl PreregisteredClient {
@@ -68,6 +71,7 @@ impl PreregisteredClient {
             client_secret: None,
             auth_method: "none".to_owned(),
             redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+            jwt_public_key: None,
         }
     }
 
@@ -84,6 +88,21 @@ impl PreregisteredClient {
             client_secret: Some(client_secret.to_owned()),
             auth_method: auth_method.to_owned(),
             redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
+            jwt_public_key: None,
+        }
+    }
+}
+
+impl PreregisteredClient {
+    /// A machine client authenticating with RFC 7523 assertions signed by the key whose
+    /// public point is `public_key` (see [`crate::Es256Key::public_point`]).
+    pub fn private_key_jwt(client_id: &str, public_key: Vec<u8>) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: None,
+            auth_method: "private_key_jwt".to_owned(),
+            redirect_uris: Vec::new(),
+            jwt_public_key: Some(public_key),
         }
     }
 }
@@ -162,6 +181,15 @@ pub struct KitConfig {
     /// `GET /authorize` redirects at once; when false it shows a consent page and waits for
     /// [`crate::Kit::approve_pending`] (or the page's form).
     pub auto_approve: bool,
+    /// The client credentials grant is advertised and served, for preregistered
+    /// confidential clients (secret or `private_key_jwt`).
+    pub client_credentials: bool,
+    /// The JWT bearer grant (RFC 7523) is advertised and served for workload identity
+    /// tokens signed by this key (uncompressed P-256 point) and issued by
+    /// `workload_issuer`, with this authorization server's issuer as audience.
+    pub workload_key: Option<Vec<u8>>,
+    /// The `iss` workload identity tokens must carry.
+    pub workload_issuer: String,
 }
 
 impl Default for KitConfig {
@@ -205,11 +233,19 @@ impl Default for KitConfig {
             iss_variant: IssVariant::Exact,
             revocation_requires_client_secret_field: false,
             auto_approve: true,
+            client_credentials: false,
+            workload_key: None,
+            workload_issuer: "https://workload-idp.test".to_owned(),
         }
     }
 }
 
-pub(crate) const AUTH_METHODS: [&str; 3] = ["none", "client_secret_basic", "client_secret_post"];
+pub(crate) const AUTH_METHODS: [&str; 4] = [
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
 
 impl KitConfig {
     /// The issuer path normalised to `""` or `/a/b` (leading slash, no trailing slash).
@@ -255,6 +291,11 @@ impl KitConfig {
                     "preregistered client {:?}: {} needs a client_secret",
                     client.client_id,
                     client.auth_method
+                ),
+                ("private_key_jwt", None) if client.jwt_public_key.is_some() => {}
+                ("private_key_jwt", _) => bail!(
+                    "preregistered client {:?}: private_key_jwt needs jwt_public_key and no secret",
+                    client.client_id
                 ),
                 (other, _) => bail!(
                     "preregistered client {:?}: unknown auth_method {other:?}",

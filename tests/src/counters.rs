@@ -20,6 +20,10 @@ pub struct Counters {
     pub token_code: u64,
     /// Token requests with `grant_type=refresh_token`.
     pub token_refresh: u64,
+    /// Token requests with `grant_type=client_credentials`.
+    pub token_client_credentials: u64,
+    /// Token requests with the JWT bearer grant type (RFC 7523).
+    pub token_jwt_bearer: u64,
     /// Token requests with any other or no grant type.
     pub token_other: u64,
     pub revoke: u64,
@@ -41,6 +45,8 @@ pub(crate) struct AtomicCounters {
     pub authorize: AtomicU64,
     pub token_code: AtomicU64,
     pub token_refresh: AtomicU64,
+    pub token_client_credentials: AtomicU64,
+    pub token_jwt_bearer: AtomicU64,
     pub token_other: AtomicU64,
     pub revoke: AtomicU64,
     pub mcp: AtomicU64,
@@ -64,6 +70,8 @@ impl AtomicCounters {
             authorize: get(&self.authorize),
             token_code: get(&self.token_code),
             token_refresh: get(&self.token_refresh),
+            token_client_credentials: get(&self.token_client_credentials),
+            token_jwt_bearer: get(&self.token_jwt_bearer),
             token_other: get(&self.token_other),
             revoke: get(&self.revoke),
             mcp: get(&self.mcp),

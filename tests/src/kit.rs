@@ -204,6 +204,7 @@ impl Kit {
                         })
                         .collect(),
                     from_metadata_document: false,
+                    jwt_public_key: pre.jwt_public_key.clone(),
                 },
             );
         }

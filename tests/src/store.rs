@@ -12,6 +12,8 @@ pub(crate) enum AuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// RFC 7523 client assertions signed with the client's registered key.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -20,6 +22,7 @@ impl AuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -33,6 +36,8 @@ pub(crate) struct Client {
     pub redirect_uris: Vec<String>,
     /// Fetched from a Client ID Metadata Document (refetched on every authorization).
     pub from_metadata_document: bool,
+    /// `private_key_jwt`: the public key (uncompressed P-256 point) assertions must verify with.
+    pub jwt_public_key: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ pub(crate) struct Store {
     pub refresh: HashMap<String, RefreshToken>,
     pub revoked_families: HashSet<u64>,
     pub pending: Vec<PendingApproval>,
+    /// `jti` of every assertion accepted: a second use is a replay.
+    pub seen_jtis: HashSet<String>,
     next_family: u64,
 }
 
@@ -207,6 +214,24 @@ impl Store {
     pub fn burn_code(&mut self, code: &str) {
         if let Some(grant) = self.codes.get_mut(code) {
             grant.used = true;
+        }
+    }
+
+    /// Tokens for a grant with no user (client credentials, JWT bearer): an access token
+    /// only; the client runs the grant again when it expires.
+    pub fn issue_machine(
+        &mut self,
+        client_id: &str,
+        scopes: &[String],
+        resource: &str,
+        policy: TokenPolicy,
+    ) -> IssuedTokens {
+        let access_token = self.insert_access(client_id, scopes, resource, policy.access_ttl, None);
+        IssuedTokens {
+            access_token,
+            expires_in: policy.access_ttl.as_secs(),
+            refresh_token: None,
+            scopes: scopes.to_vec(),
         }
     }
 

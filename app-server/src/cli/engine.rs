@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::config::grant::GrantConfig;
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::home::{Home, HomeError};
@@ -109,6 +110,8 @@ impl Engine {
             .http()
             .ok_or_else(|| CliError::NotHttp(name.to_string()))?;
         let client_secret = match &http.oauth.client_secret_env_var {
+            // A grant reads its secret itself at every use, naming the key when it cannot.
+            _ if http.grant.is_machine() => None,
             None => None,
             Some(var) => Some(std::env::var(var).map_err(|_| CliError::SecretEnvMissing {
                 name: name.to_string(),
@@ -173,6 +176,7 @@ impl Engine {
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
             allow_private_network: false,
+            grant: GrantConfig::AuthorizationCode,
         })
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_app_server_protocol::ClientRegistrationMode;
+use mcp_app_server_protocol::{ClientRegistrationMode, LoginGrant};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 use url::Url;
@@ -16,7 +16,7 @@ use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
 use crate::oauth::discovery::Probe;
-use crate::oauth::{LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
+use crate::oauth::{LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
 
 /// `login [NAME] [--url URL]`.
 #[derive(Debug, clap::Args)]
@@ -183,12 +183,31 @@ pub(crate) async fn login(
 ) -> Result<(), CliError> {
     let name = target.name.clone();
     say(format!("Logging in to `{name}` ({})", target.url));
-    let started = engine
+    let begun = engine
         .oauth
         .start_login_after(target.clone(), options, refused)
         .await
         .map_err(|e| CliError::login(&name, e))?;
-    follow_login(engine, target, started, flow, paste).await
+    match begun {
+        LoginBegun::Browser(started) => follow_login(engine, target, started, flow, paste).await,
+        LoginBegun::Obtained(grant) => {
+            say(format!(
+                "Logged in to `{name}` with the {} grant, no browser needed{}.",
+                grant_label(grant),
+                summary(engine, target).await
+            ));
+            Ok(())
+        }
+    }
+}
+
+fn grant_label(grant: LoginGrant) -> &'static str {
+    match grant {
+        LoginGrant::AuthorizationCode => "authorization code",
+        LoginGrant::ClientCredentials => "client credentials",
+        LoginGrant::JwtBearer => "JWT bearer (workload identity)",
+        LoginGrant::EnterpriseManaged => "enterprise-managed",
+    }
 }
 
 /// Takes a started login to its end: print and open the URL, wait for the callback or a

@@ -26,11 +26,48 @@ pub enum GrantConfig {
     },
 }
 
+impl GrantConfig {
+    /// The `[mcp_servers.NAME.oauth]` key that says where the grant's credential comes
+    /// from: what to fix when it cannot be read. `None` for the browser login.
+    pub fn credential_key(&self) -> Option<&'static str> {
+        match self {
+            GrantConfig::AuthorizationCode => None,
+            GrantConfig::ClientCredentials { auth, .. } => Some(match auth {
+                ClientAuthConfig::SecretEnvVar(_) | ClientAuthConfig::Secret(_) => {
+                    "client_secret_env_var"
+                }
+                ClientAuthConfig::PrivateKey {
+                    source: KeySource::EnvVar(_),
+                    ..
+                } => "private_key_env_var",
+                ClientAuthConfig::PrivateKey { .. } => "private_key_file",
+            }),
+            GrantConfig::JwtBearer { assertion, .. } => Some(match assertion {
+                AssertionSource::EnvVar(_) => "assertion_env_var",
+                AssertionSource::File(_) | AssertionSource::Value(_) => "assertion_file",
+            }),
+        }
+    }
+}
+
+/// A credential the program was handed directly (`connect --conformance` reads them from
+/// the conformance suite's context), never one from config.toml. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InlineSecret(pub String);
+
+impl std::fmt::Debug for InlineSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InlineSecret(<redacted>)")
+    }
+}
+
 /// How a client-credentials client authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAuthConfig {
     /// `client_secret_basic` or `client_secret_post`; the secret is read from the variable.
     SecretEnvVar(String),
+    /// `client_secret_basic` or `client_secret_post` with a secret handed over directly.
+    Secret(InlineSecret),
     /// `private_key_jwt` with a PEM key.
     PrivateKey {
         source: KeySource,
@@ -43,6 +80,8 @@ pub enum ClientAuthConfig {
 pub enum KeySource {
     File(PathBuf),
     EnvVar(String),
+    /// A PEM handed over directly.
+    Pem(InlineSecret),
 }
 
 /// Where the workload identity token comes from. A file is read at every use: projected
@@ -51,6 +90,8 @@ pub enum KeySource {
 pub enum AssertionSource {
     File(PathBuf),
     EnvVar(String),
+    /// A token handed over directly.
+    Value(InlineSecret),
 }
 
 /// A bad grant configuration; [`GrantConfigError::key`] names the offending key.
@@ -205,6 +246,7 @@ fn client_auth(oauth: &OauthClientConfig) -> Result<ClientAuthConfig, GrantConfi
                 SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
             }
         }
+        KeySource::Pem(_) => {}
     }
     Ok(ClientAuthConfig::PrivateKey {
         source,

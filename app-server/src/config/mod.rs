@@ -59,6 +59,8 @@ pub struct HttpServerConfig {
     pub oauth_resource: Option<String>,
     pub http_headers: BTreeMap<String, String>,
     pub oauth: OauthClientConfig,
+    /// The grant of `oauth`, validated (and any key file parsed) when config.toml loaded.
+    pub grant: grant::GrantConfig,
     /// Lets this server's metadata send the daemon to any address, link-local and
     /// special-use ones included (rule 35), for deliberate setups.
     pub allow_private_network: bool,
@@ -337,19 +339,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         "must be an absolute URL".to_string(),
                     ));
                 }
-                let oauth = match server.oauth {
-                    None => OauthClientConfig::default(),
+                let (oauth, grant) = match server.oauth {
+                    None => (
+                        OauthClientConfig::default(),
+                        grant::GrantConfig::AuthorizationCode,
+                    ),
                     Some(spanned) => {
                         let oauth_span = spanned.span();
                         let oauth = spanned.into_inner();
-                        if let Err(e) = oauth.grant_config() {
-                            return Err(invalid(
+                        let grant = oauth.grant_config().map_err(|e| {
+                            invalid(
                                 Some(oauth_span),
                                 &format!("{key}.oauth.{}", e.key()),
                                 e.to_string(),
-                            ));
-                        }
-                        oauth
+                            )
+                        })?;
+                        (oauth, grant)
                     }
                 };
                 ServerTransport::Http(Box::new(HttpServerConfig {
@@ -358,6 +363,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     oauth_resource: server.oauth_resource.map(|r| r.into_inner()),
                     http_headers: server.http_headers.unwrap_or_default(),
                     oauth,
+                    grant,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
                 }))
             }

@@ -83,6 +83,10 @@ pub struct StoredCredentials {
     /// Set when refresh failed for good (`invalid_grant`): the user must log in again.
     #[serde(default)]
     pub reauthentication_required: bool,
+    /// The grant that obtained these tokens when it needs no browser (`client_credentials`,
+    /// `jwt_bearer`): it runs again when they expire, so they need no refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
     /// When this entry was last written, unix seconds.
     pub updated_at: i64,
 }
@@ -90,6 +94,12 @@ pub struct StoredCredentials {
 impl StoredCredentials {
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.server_name.clone(), self.server_url.clone())
+    }
+
+    /// New tokens can be had without the user: with the refresh token, or by running the
+    /// grant that obtained these again.
+    pub fn renewable(&self) -> bool {
+        self.refresh_token.is_some() || self.grant.is_some()
     }
 }
 
@@ -150,6 +160,7 @@ impl fmt::Debug for StoredCredentials {
             .field("resource", &self.resource)
             .field("client", &self.client)
             .field("reauthentication_required", &self.reauthentication_required)
+            .field("grant", &self.grant)
             .field("updated_at", &self.updated_at)
             .finish()
     }
@@ -195,6 +206,7 @@ pub(crate) mod fixtures {
                 token_endpoint_auth_method: "client_secret_basic".to_owned(),
             },
             reauthentication_required: false,
+            grant: None,
             updated_at: 1_800_000_000,
         }
     }

@@ -17,10 +17,11 @@ use url::Url;
 use super::discovery::{Discovery, DiscoveryError, MetadataCache, Probe, discover_after_probe};
 use super::error::LoginError;
 use super::http::header_map;
-use super::login::{LoginOptions, LoginStarted};
+use super::login::{LoginBegun, LoginOptions, LoginStarted};
 use super::scopes::union_scopes;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
+use super::vending::can_renew;
 use super::www_authenticate::{BearerChallenge, bearer_challenge_from_values};
 use crate::credentials::{CredentialKey, StoredCredentials, unix_now};
 use crate::oauth::discovery::issuers_match;
@@ -374,7 +375,8 @@ impl OAuthService {
             );
             return Ok(self.flag_reauthentication(target, creds, reason).await?);
         }
-        if creds.refresh_token.is_none() {
+        // A configured grant that needs no browser gets a new token itself.
+        if !can_renew(target, &creds) {
             let reason =
                 "the server refused the access token and no refresh token was issued".to_string();
             return Ok(self.flag_reauthentication(target, creds, reason).await?);
@@ -453,10 +455,16 @@ impl OAuthService {
             .start_login_after(target.clone(), options, Some(refusal.probe()))
             .await
         {
-            Ok(started) => Ok(ChallengeOutcome::Login { started, scopes }),
+            Ok(LoginBegun::Browser(started)) => Ok(ChallengeOutcome::Login { started, scopes }),
+            // A grant that needs no browser already stored tokens for the wider scopes.
+            Ok(LoginBegun::Obtained(_)) => match self.load(&key).await {
+                Ok(Some(creds)) => Ok(ChallengeOutcome::Token(Box::new(creds))),
+                Ok(None) => Err(Arc::new(LoginError::NotLoggedIn(target.name.clone()))),
+                Err(e) => Err(Arc::new(e)),
+            },
             Err(e) => {
                 self.challenges.undo_step_up(&key, &scopes);
-                Err(Arc::new(e))
+                Err(e)
             }
         }
     }

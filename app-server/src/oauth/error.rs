@@ -3,6 +3,7 @@
 use super::callback::{CallbackError, CallbackListenError, PasteError};
 use super::challenge::ChallengeInputError;
 use super::discovery::DiscoveryError;
+use super::grants::GrantError;
 use super::registration::RegistrationError;
 use super::token::TokenError;
 use crate::credentials::StoreError;
@@ -58,6 +59,25 @@ pub enum LoginError {
         name: String,
         scopes: String,
         attempts: u32,
+    },
+    /// The credential a configured grant needs could not be read or used; `key` is the
+    /// `[mcp_servers.NAME.oauth]` key that says where it comes from.
+    #[error(
+        "the {grant} grant of `{name}` cannot run: {error}; fix `{key}` (or what it names) and log in again"
+    )]
+    GrantCredential {
+        name: String,
+        grant: &'static str,
+        key: String,
+        error: Box<GrantError>,
+    },
+    /// The token endpoint refused or failed a grant's token request at login.
+    #[error("the {grant} grant of `{name}` failed: {error}; {hint}")]
+    GrantFailed {
+        name: String,
+        grant: &'static str,
+        error: Box<TokenError>,
+        hint: &'static str,
     },
     #[error("the daemon is shutting down")]
     ShuttingDown,

@@ -245,7 +245,7 @@ impl OAuthService {
 /// that is still valid (consistent with [`StatusInfo`]: with a refresh token they stay
 /// `loggedIn`, the next token request refreshes).
 fn expiry_moment(creds: &StoredCredentials) -> Option<i64> {
-    if creds.reauthentication_required || creds.refresh_token.is_some() {
+    if creds.reauthentication_required || creds.renewable() {
         return None;
     }
     creds.expires_at.filter(|t| *t > unix_now())
@@ -261,7 +261,7 @@ fn refresh_lead(creds: &StoredCredentials) -> i64 {
 /// When credentials in use are due for a background refresh (unix seconds): never for
 /// tokens that do not expire, cannot be refreshed, or were refused.
 fn refresh_due(creds: &StoredCredentials) -> Option<i64> {
-    if creds.reauthentication_required || creds.refresh_token.is_none() {
+    if creds.reauthentication_required || !creds.renewable() {
         return None;
     }
     creds.expires_at.map(|t| t - refresh_lead(creds))
@@ -322,6 +322,7 @@ mod tests {
                 token_endpoint_auth_method: "none".into(),
             },
             reauthentication_required: false,
+            grant: None,
             updated_at: expires_in.map_or(now, |s| now + s - life),
         }
     }

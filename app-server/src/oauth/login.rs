@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{
+    ClientRegistrationMode, LoginGrant, McpAuthStatus, RegistrationKind,
+};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
@@ -67,6 +69,23 @@ pub struct LoginStarted {
     pub redirect_uri: String,
 }
 
+/// What starting a login gave.
+#[derive(Debug, Clone)]
+pub enum LoginBegun {
+    /// A browser login is under way: open the URL.
+    Browser(LoginStarted),
+    /// A grant that needs no browser obtained the tokens, which are stored.
+    Obtained(LoginGrant),
+}
+
+/// What discovery found for a login, with the scopes to ask for.
+pub(super) struct Discovered {
+    /// Held to the server's network policy (rule 35).
+    pub http: HttpClient,
+    pub discovery: Discovery,
+    pub scopes: Option<Vec<String>>,
+}
+
 /// Why a pending login ends early.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum EndReason {
@@ -113,13 +132,15 @@ struct FlowContext {
 }
 
 impl OAuthService {
-    /// Starts a login and answers with the authorization URL; the flow goes on in the
-    /// background and ends with exactly one `LoginCompleted`.
+    /// Starts a login. With the browser login, answers with the authorization URL; the flow
+    /// goes on in the background. With a configured grant that needs no browser, answers
+    /// once the tokens are stored. Either way the login ends with exactly one
+    /// `LoginCompleted` once it got past discovery.
     pub async fn start_login(
         self: &Arc<Self>,
         target: ServerTarget,
         options: LoginOptions,
-    ) -> Result<LoginStarted, LoginError> {
+    ) -> Result<LoginBegun, Arc<LoginError>> {
         self.start_login_after(target, options, None).await
     }
 
@@ -131,6 +152,26 @@ impl OAuthService {
         target: ServerTarget,
         options: LoginOptions,
         refused: Option<Probe>,
+    ) -> Result<LoginBegun, Arc<LoginError>> {
+        if target.grant.is_machine() {
+            return self
+                .grant_login(target, options, refused)
+                .await
+                .map(LoginBegun::Obtained);
+        }
+        self.start_browser_login(target, options, refused)
+            .await
+            .map(LoginBegun::Browser)
+            .map_err(Arc::new)
+    }
+
+    /// The browser login: discovery, registration, the authorization URL; the rest runs in
+    /// the background.
+    async fn start_browser_login(
+        self: &Arc<Self>,
+        target: ServerTarget,
+        options: LoginOptions,
+        refused: Option<Probe>,
     ) -> Result<LoginStarted, LoginError> {
         // Checked before any network I/O: a bad base is the caller's (or the config's) to fix.
         let cimd_source = cimd_source(&target, &options)?;
@@ -138,56 +179,13 @@ impl OAuthService {
         // A newer login for the same server replaces the older one.
         self.end_login(&target.name, EndReason::Superseded);
 
-        let headers = header_map(
-            target
-                .http_headers
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
-        // Everything the server's answers name is held to its network policy; the probe of
-        // the configured URL itself is not.
-        let http = self.server_http(&target).await;
-        let discovery = match refused {
-            None => {
-                discover(
-                    &http,
-                    &target.url,
-                    &headers,
-                    target.resource_override.as_deref(),
-                    &self.cache,
-                )
-                .await?
-            }
-            Some(probe) => {
-                discover_after_probe(
-                    &http,
-                    &target.url,
-                    &headers,
-                    target.resource_override.as_deref(),
-                    &self.cache,
-                    probe,
-                )
-                .await?
-            }
-        };
-        self.check_preregistered_binding(&target, &discovery.metadata.issuer)
+        let Discovered {
+            http,
+            discovery,
+            scopes,
+        } = self
+            .discover_for_login(&target, options.scopes.as_deref(), refused)
             .await?;
-        self.challenges
-            .discovered(&target.key(), discovery.protected_resource_url.as_ref());
-        let scopes = select_scopes(
-            options.scopes.as_deref(),
-            target.configured_scopes.as_deref(),
-            discovery
-                .challenge
-                .as_ref()
-                .and_then(|c| c.scope.as_deref()),
-            discovery
-                .protected_resource
-                .as_ref()
-                .and_then(|p| p.scopes_supported.as_deref()),
-            discovery.metadata.scopes_supported.as_deref(),
-        );
         let id = callback_id(&target.url);
         let path = callback_path(target.callback_url.as_ref(), &id);
         let mut ctx = FlowContext {
@@ -375,6 +373,64 @@ impl OAuthService {
         self.forget_tokens_of_other_issuer(&ctx.target, creds).await
     }
 
+    /// Discovery for a login (from the server's refusal when the caller holds one, else by
+    /// probing), the check of a configured client's issuer (rule 27), and the scopes to ask
+    /// for. Shared by the browser login and the grants that need none.
+    pub(super) async fn discover_for_login(
+        &self,
+        target: &ServerTarget,
+        asked_scopes: Option<&[String]>,
+        refused: Option<Probe>,
+    ) -> Result<Discovered, LoginError> {
+        let headers = header_map(
+            target
+                .http_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        // Everything the server's answers name is held to its network policy; the probe of
+        // the configured URL itself is not.
+        let http = self.server_http(target).await;
+        let resource_override = target.resource_override.as_deref();
+        let discovery = match refused {
+            None => discover(&http, &target.url, &headers, resource_override, &self.cache).await?,
+            Some(probe) => {
+                discover_after_probe(
+                    &http,
+                    &target.url,
+                    &headers,
+                    resource_override,
+                    &self.cache,
+                    probe,
+                )
+                .await?
+            }
+        };
+        self.check_preregistered_binding(target, &discovery.metadata.issuer)
+            .await?;
+        self.challenges
+            .discovered(&target.key(), discovery.protected_resource_url.as_ref());
+        let scopes = select_scopes(
+            asked_scopes,
+            target.configured_scopes.as_deref(),
+            discovery
+                .challenge
+                .as_ref()
+                .and_then(|c| c.scope.as_deref()),
+            discovery
+                .protected_resource
+                .as_ref()
+                .and_then(|p| p.scopes_supported.as_deref()),
+            discovery.metadata.scopes_supported.as_deref(),
+        );
+        Ok(Discovered {
+            http,
+            discovery,
+            scopes,
+        })
+    }
+
     /// Cancels the pending login of a server.
     pub fn cancel(&self, name: &str) -> bool {
         self.end_login(name, EndReason::Cancelled)
@@ -426,7 +482,7 @@ impl OAuthService {
     /// with that same client id came from. When discovery names another issuer the login
     /// stops before anything is sent there (the stored tokens are kept for the user to
     /// decide). Without either record the configured client is trusted as it always was.
-    async fn check_preregistered_binding(
+    pub(super) async fn check_preregistered_binding(
         &self,
         target: &ServerTarget,
         issuer: &str,
@@ -467,7 +523,7 @@ impl OAuthService {
     /// so tokens of a previous authorization server are deleted exactly when the login to
     /// the new one succeeded (a cancelled, failed or forged login leaves them in place) and
     /// are never refreshed, revoked or sent anywhere again.
-    async fn forget_tokens_of_other_issuer(
+    pub(super) async fn forget_tokens_of_other_issuer(
         &self,
         target: &ServerTarget,
         creds: StoredCredentials,
@@ -562,6 +618,7 @@ fn credentials_from(
             token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
         },
         reauthentication_required: false,
+        grant: None,
         updated_at: unix_now(),
     };
     apply_tokens(&mut creds, tokens);

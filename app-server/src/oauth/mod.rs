@@ -48,7 +48,7 @@ pub use discovery::{
 pub use error::LoginError;
 pub use http::{HttpClient, HttpError};
 pub use live::{IN_USE_WINDOW, configured_servers};
-pub use login::{CLIENT_NAME, DEFAULT_LOGIN_TIMEOUT, LoginOptions, LoginStarted};
+pub use login::{CLIENT_NAME, DEFAULT_LOGIN_TIMEOUT, LoginBegun, LoginOptions, LoginStarted};
 pub use logout::LogoutOutcome;
 pub use registration::{
     CimdSource, ClientRegistration, RegistrationChoice, RegistrationError, TokenAuthMethod,

@@ -27,6 +27,11 @@ impl OAuthService {
         if current != seen || fresh_enough(&current, min_validity_secs) {
             return Ok(current);
         }
+        // A server with a grant that needs no browser gets new tokens from that grant, and
+        // only from it: never from a refresh token or another grant.
+        if target.grant.is_machine() {
+            return self.renew_with_grant(target, current).await;
+        }
         let Some(refresh_token) = current.refresh_token.clone() else {
             return unrefreshable(current, name);
         };
@@ -70,26 +75,12 @@ impl OAuthService {
             // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
-                let mut flagged = current.clone();
-                flagged.reauthentication_required = true;
-                flagged.updated_at = unix_now();
-                let stored = self.save_unless_replaced(current, flagged.clone()).await?;
-                match stored {
-                    Some(s) if s == flagged => {
-                        self.emit(OAuthEvent::AuthStatusChanged {
-                            name: name.clone(),
-                            status: McpAuthStatus::ReauthenticationRequired,
-                        });
-                        Err(LoginError::ReauthenticationRequired {
-                            name: name.clone(),
-                            reason: format!(
-                                "the authorization server refused the refresh: {error}"
-                            ),
-                        })
-                    }
-                    // A login finished meanwhile: its credentials stand.
-                    other => usable(other, name),
-                }
+                self.flag_refused(
+                    name,
+                    current,
+                    format!("the authorization server refused the refresh: {error}"),
+                )
+                .await
             }
             // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
             // credentials stay as they are, a later try may work.
@@ -100,6 +91,35 @@ impl OAuthService {
                     error,
                 })
             }
+        }
+    }
+
+    /// The authorization server refused to renew `current` for good: flags it (a new login
+    /// is needed), announces that, and answers with [`LoginError::ReauthenticationRequired`],
+    /// unless a login finished meanwhile, whose credentials then stand.
+    pub(super) async fn flag_refused(
+        &self,
+        name: &str,
+        current: StoredCredentials,
+        reason: String,
+    ) -> Result<StoredCredentials, LoginError> {
+        let mut flagged = current.clone();
+        flagged.reauthentication_required = true;
+        flagged.updated_at = unix_now();
+        let stored = self.save_unless_replaced(current, flagged.clone()).await?;
+        match stored {
+            Some(s) if s == flagged => {
+                self.emit(OAuthEvent::AuthStatusChanged {
+                    name: name.to_string(),
+                    status: McpAuthStatus::ReauthenticationRequired,
+                });
+                Err(LoginError::ReauthenticationRequired {
+                    name: name.to_string(),
+                    reason,
+                })
+            }
+            // A login finished meanwhile: its credentials stand.
+            other => usable(other, name),
         }
     }
 

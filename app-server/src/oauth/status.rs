@@ -28,7 +28,7 @@ impl StatusInfo {
         let expired = c.expires_at.is_some_and(|t| t <= unix_now());
         let status = if c.reauthentication_required {
             McpAuthStatus::ReauthenticationRequired
-        } else if expired && c.refresh_token.is_none() {
+        } else if expired && !c.renewable() {
             McpAuthStatus::Expired
         } else {
             McpAuthStatus::LoggedIn

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use crate::config::grant::GrantConfig;
 use crate::credentials::CredentialKey;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
@@ -29,6 +30,8 @@ pub struct ServerTarget {
     pub client_metadata_url_base: Option<String>,
     /// `allow_private_network`: lifts the network policy of rule 35 for this server.
     pub allow_private_network: bool,
+    /// How tokens are obtained: the browser login, or a grant that needs no browser.
+    pub grant: GrantConfig,
 }
 
 impl std::fmt::Debug for ServerTarget {
@@ -57,6 +60,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_metadata_url_base", &self.client_metadata_url_base)
             .field("allow_private_network", &self.allow_private_network)
             .field("client_issuer", &self.client_issuer)
+            .field("grant", &self.grant)
             .finish()
     }
 }
@@ -87,6 +91,7 @@ impl ServerTarget {
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
             allow_private_network: http.allow_private_network,
+            grant: http.grant.clone(),
         }
     }
 
@@ -133,6 +138,12 @@ mod redaction_tests {
             client_metadata_url_base: None,
             allow_private_network: false,
             client_issuer: None,
+            grant: GrantConfig::ClientCredentials {
+                client_id: "client".into(),
+                auth: crate::config::grant::ClientAuthConfig::Secret(
+                    crate::config::grant::InlineSecret(secret("inline")),
+                ),
+            },
         };
         assert_redacted(&target);
         assert!(format!("{target:?}").contains("X-Api-Key"));
@@ -166,6 +177,7 @@ mod redaction_tests {
             resource: "https://mcp.example.com/mcp".into(),
             client,
             reauthentication_required: false,
+            grant: None,
             updated_at: 0,
         };
         assert_redacted(&creds);

@@ -45,7 +45,7 @@ impl OAuthService {
             if fresh_enough(&seen, min_validity_secs) {
                 return Ok(seen);
             }
-            if seen.refresh_token.is_none() {
+            if !can_renew(target, &seen) {
                 return Ok(unrefreshable(seen, &target.name)?);
             }
             let result = self
@@ -63,7 +63,8 @@ impl OAuthService {
     /// expiry: the MCP server refused it (a 401), so its expiry is no guide. The same single
     /// refresh per server as [`OAuthService::token`]: a caller that finds one under way
     /// joins it, and credentials another process refreshed meanwhile count as the new ones.
-    /// Without a refresh token the stored credentials come back unchanged.
+    /// Without a refresh token (and no configured grant to run again) the stored credentials
+    /// come back unchanged.
     pub async fn refresh_now(
         self: &Arc<Self>,
         target: &ServerTarget,
@@ -72,7 +73,7 @@ impl OAuthService {
         // A second round only when the refresh joined had started from older credentials
         // and handed back the very ones refused.
         for _ in 0..2 {
-            if seen.refresh_token.is_none() {
+            if !can_renew(target, &seen) {
                 break;
             }
             let result = self.shared_refresh(target, &seen, REFRESH_NOW).await?;
@@ -182,6 +183,12 @@ pub(super) type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
 pub(super) const REFRESH_SETTLE_TIMEOUT: Duration =
     Duration::from_secs(TOTAL_TIMEOUT.as_secs() + 5);
 
+/// New tokens can be had without the user: the server's configured grant runs again (it
+/// needs no browser), or the refresh token is presented.
+pub(super) fn can_renew(target: &ServerTarget, creds: &StoredCredentials) -> bool {
+    target.grant.is_machine() || creds.refresh_token.is_some()
+}
+
 /// Credentials that may be handed out or refreshed.
 pub(super) fn usable(
     creds: Option<StoredCredentials>,
@@ -268,6 +275,7 @@ mod token_tests {
                 token_endpoint_auth_method: "none".to_owned(),
             },
             reauthentication_required: false,
+            grant: None,
             updated_at: 1_800_000_000,
         }
     }

@@ -86,6 +86,8 @@ impl From<&crate::oauth::LoginError> for AppError {
             L::RefreshTransient { .. } => ErrorKind::RefreshFailedRetryable,
             L::RefreshFailed { .. } => ErrorKind::ReauthenticationRequired,
             L::StepUpLimitReached { .. } => ErrorKind::StepUpLimitReached,
+            L::GrantCredential { .. } => ErrorKind::GrantCredentialUnavailable,
+            L::GrantFailed { .. } => ErrorKind::TokenExchangeFailed,
             // Answered as -32602 (see below); never sent as an application error.
             L::InvalidChallenge(_) => ErrorKind::AuthorizationFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,

@@ -18,7 +18,7 @@ use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
 use crate::oauth::{
-    ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions,
+    ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
     MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo, read_challenge,
 };
 
@@ -63,12 +63,21 @@ pub(crate) async fn dispatch(
                     .map(|s| Duration::from_secs(s.into()))
                     .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
             };
-            let started = state.oauth.start_login(target, options).await?;
-            to_value(OauthLoginResponse {
-                authorization_url: Some(started.authorization_url.to_string()),
-                redirect_uri: Some(started.redirect_uri),
-                grant: LoginGrant::AuthorizationCode,
-            })
+            let answer = match state.oauth.start_login(target, options).await {
+                Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
+                    authorization_url: Some(started.authorization_url.to_string()),
+                    redirect_uri: Some(started.redirect_uri),
+                    grant: LoginGrant::AuthorizationCode,
+                },
+                // The tokens are stored; `completed` was announced.
+                Ok(LoginBegun::Obtained(grant)) => OauthLoginResponse {
+                    authorization_url: None,
+                    redirect_uri: None,
+                    grant,
+                },
+                Err(e) => return Err(RequestError::from(e.as_ref())),
+            };
+            to_value(answer)
         }
         ClientRequest::OauthCancel(p) => to_value(OauthCancelResponse {
             cancelled: state.oauth.cancel(&p.name),
@@ -168,6 +177,8 @@ fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError
         .into());
     };
     let client_secret = match &http.oauth.client_secret_env_var {
+        // A grant reads its secret itself at every use, naming the key when it cannot.
+        _ if http.grant.is_machine() => None,
         None => None,
         Some(var) => Some(std::env::var(var).map_err(|_| {
             AppError::new(

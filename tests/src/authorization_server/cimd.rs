@@ -145,6 +145,7 @@ pub(crate) fn validate_document(
         auth_method: AuthMethod::None,
         redirect_uris,
         from_metadata_document: true,
+        jwt_public_key: None,
     })
 }
 

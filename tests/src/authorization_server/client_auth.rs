@@ -24,6 +24,15 @@ pub(crate) fn authenticate(
     let body_secret = form.get_nonempty("client_secret");
     let lookup = |id: &str| lock(&s.store).clients.get(id).cloned();
 
+    if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        if headers.contains_key(header::AUTHORIZATION) || body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "client used more than one authentication method (a client assertion and a secret)",
+            ));
+        }
+        return super::grants::authenticate_assertion(s, form);
+    }
+
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let (id, secret) = value.to_str().ok().and_then(decode_basic).ok_or_else(|| {
             OAuthError::invalid_client("Authorization header is not HTTP Basic client credentials")
@@ -52,6 +61,9 @@ pub(crate) fn authenticate(
             AuthMethod::ClientSecretBasic => {
                 Err(OAuthError::invalid_client("client authentication failed"))
             }
+            AuthMethod::PrivateKeyJwt => Err(OAuthError::invalid_client(
+                "client is registered for private_key_jwt; send a client assertion",
+            )),
         };
     }
 
@@ -74,6 +86,9 @@ pub(crate) fn authenticate(
         }
         AuthMethod::ClientSecretBasic => Err(OAuthError::invalid_client(
             "client is registered for client_secret_basic; authenticate with the Authorization header",
+        )),
+        AuthMethod::PrivateKeyJwt => Err(OAuthError::invalid_client(
+            "client is registered for private_key_jwt; send a client assertion",
         )),
     }
 }

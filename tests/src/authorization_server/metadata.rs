@@ -80,12 +80,26 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     }
     doc.insert("response_types_supported".into(), json!(["code"]));
     doc.insert("response_modes_supported".into(), json!(["query"]));
-    let grants: &[&str] = if c.issue_refresh_tokens {
-        &["authorization_code", "refresh_token"]
-    } else {
-        &["authorization_code"]
-    };
+    let mut grants = vec!["authorization_code"];
+    if c.issue_refresh_tokens {
+        grants.push("refresh_token");
+    }
+    if c.client_credentials {
+        grants.push("client_credentials");
+    }
+    if c.workload_key.is_some() {
+        grants.push(super::grants::JWT_BEARER);
+    }
     doc.insert("grant_types_supported".into(), json!(grants));
+    if c.token_endpoint_auth_methods
+        .iter()
+        .any(|m| m == "private_key_jwt")
+    {
+        doc.insert(
+            "token_endpoint_auth_signing_alg_values_supported".into(),
+            json!(["ES256"]),
+        );
+    }
     if c.s256_advertised {
         doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));
     }

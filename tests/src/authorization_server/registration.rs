@@ -154,6 +154,7 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
             auth_method,
             redirect_uris,
             from_metadata_document: false,
+            jwt_public_key: None,
         },
     );
     Ok(request)

@@ -1,5 +1,6 @@
 //! The token endpoint: authorization code (PKCE, exact redirect URI, `resource`) and
-//! refresh token grants (rotation with replay detection).
+//! refresh token grants (rotation with replay detection); the grants with no user in
+//! [`super::grants`].
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::client_auth::{authenticate, basic_client_id};
 use super::errors::{OAuthError, is_content_type};
+use super::grants;
 use crate::checks::{Form, is_valid_code_verifier, s256_challenge, split_scopes};
 use crate::counters::bump;
 use crate::faults::{Endpoint, lock};
@@ -27,6 +29,8 @@ pub(crate) async fn token(
     bump(match form.get("grant_type") {
         Some("authorization_code") => &s.counters.token_code,
         Some("refresh_token") => &s.counters.token_refresh,
+        Some("client_credentials") => &s.counters.token_client_credentials,
+        Some(grants::JWT_BEARER) => &s.counters.token_jwt_bearer,
         _ => &s.counters.token_other,
     });
     lock(&s.records).token_requests.push(TokenRequestRecord {
@@ -77,6 +81,15 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
             "parameter {dup} is repeated"
         )));
     }
+    // The workload identity token is the JWT bearer grant's credential: a client that
+    // sends no authentication of its own needs none.
+    if form.get("grant_type") == Some(grants::JWT_BEARER)
+        && !headers.contains_key(header::AUTHORIZATION)
+        && form.get("client_secret").is_none()
+        && form.get("client_assertion").is_none()
+    {
+        return grants::jwt_bearer_grant(s, form);
+    }
     let client = authenticate(s, headers, form)
         .and_then(|client| {
             if s.config.reject_cimd_at_token && client.from_metadata_document {
@@ -98,16 +111,18 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
     match form.get_nonempty("grant_type") {
         Some("authorization_code") => code_grant(s, &client, form),
         Some("refresh_token") => refresh_grant(s, &client, form),
+        Some("client_credentials") => grants::client_credentials_grant(s, &client, form),
+        Some(grants::JWT_BEARER) => grants::jwt_bearer_grant(s, form),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
         Some(_) => Err(OAuthError::new(
             "unsupported_grant_type",
-            "only authorization_code and refresh_token are supported",
+            "only authorization_code, refresh_token and the configured grants with no user are supported",
         )),
     }
 }
 
 /// The single `resource` of a token request, which must equal `expected`.
-fn check_resource(form: &Form, expected: &str) -> Result<(), OAuthError> {
+pub(super) fn check_resource(form: &Form, expected: &str) -> Result<(), OAuthError> {
     match form.all("resource").as_slice() {
         [] => Err(OAuthError::invalid_target(
             "resource is required (RFC 8707)",

@@ -62,6 +62,7 @@ pub async fn resolve(auth: &ClientAuthConfig) -> Result<ClientAuth, GrantError> 
         ClientAuthConfig::SecretEnvVar(var) => {
             Ok(ClientAuth::Secret(env_value(var, "client secret")?))
         }
+        ClientAuthConfig::Secret(secret) => Ok(ClientAuth::Secret(secret.0.clone())),
         ClientAuthConfig::PrivateKey { source, alg, kid } => {
             let pem = match source {
                 KeySource::File(path) => {
@@ -74,6 +75,7 @@ pub async fn resolve(auth: &ClientAuthConfig) -> Result<ClientAuth, GrantError> 
                         })?
                 }
                 KeySource::EnvVar(var) => env_value(var, "PEM private key")?,
+                KeySource::Pem(pem) => pem.0.clone(),
             };
             Ok(ClientAuth::Key(
                 SigningKey::from_pem(&pem, *alg)?.with_kid(kid.clone()),

@@ -19,6 +19,7 @@ const MAX_ASSERTION_BYTES: u64 = 64 * 1024;
 /// Reads the current workload identity token, trimmed of surrounding whitespace.
 pub async fn read_assertion(source: &AssertionSource) -> Result<String, GrantError> {
     let (text, from) = match source {
+        AssertionSource::Value(token) => (token.0.clone(), "the given token".to_string()),
         AssertionSource::EnvVar(var) => (
             env_value(var, "workload identity token")?,
             format!("environment variable `{var}`"),

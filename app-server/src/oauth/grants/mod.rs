@@ -1,10 +1,14 @@
 //! Grants that obtain a token without a browser: OAuth client credentials
 //! ([`client_credentials`]) and the JWT bearer grant with a workload identity token
 //! ([`jwt_bearer`]). Both post to the token endpoint through [`super::token::request_token`],
-//! so answers and refusals are read as for code exchange and refresh.
+//! so answers and refusals are read as for code exchange and refresh. [`run`] drives them
+//! for logins and renewals.
 
 pub mod client_credentials;
 pub mod jwt_bearer;
+mod run;
+
+pub use run::login_grant;
 
 use super::jose::JoseError;
 use super::token::TokenError;
@@ -26,6 +30,8 @@ pub enum GrantError {
     Key(#[from] JoseError),
     #[error("the workload identity token from {0} is empty")]
     EmptyAssertion(String),
+    #[error("no grant that needs no browser is configured for this server")]
+    NotConfigured,
 }
 
 /// Adds `resource` (RFC 8707) and, when there are any, `scope` to a token request.

@@ -74,6 +74,25 @@ pub fn is_modern_error(code: i64) -> bool {
     )
 }
 
+/// The MCP authorization extensions this client implements, by extension id: advertised
+/// in the `extensions` capability of every `initialize` and modern request. The one list
+/// to add an extension to.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[
+    // Client credentials (SEP-1046): `grant = "client_credentials"`.
+    "io.modelcontextprotocol/oauth-client-credentials",
+    // Workload identity federation (SEP-1933): `grant = "jwt_bearer"`.
+    "io.modelcontextprotocol/auth/wif",
+];
+
+/// The client's capabilities: the extensions it supports, each with empty settings.
+pub fn client_capabilities() -> Value {
+    let extensions: serde_json::Map<String, Value> = SUPPORTED_EXTENSIONS
+        .iter()
+        .map(|id| ((*id).to_string(), json!({})))
+        .collect();
+    json!({"extensions": extensions})
+}
+
 /// `clientInfo` (legacy `initialize`) and `io.modelcontextprotocol/clientInfo` (modern).
 pub fn client_info() -> Value {
     json!({"name": "mcp-app-server", "version": env!("CARGO_PKG_VERSION")})
@@ -83,7 +102,7 @@ pub fn client_info() -> Value {
 pub fn initialize_params(revision: &str) -> Value {
     json!({
         "protocolVersion": revision,
-        "capabilities": {},
+        "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     })
 }
@@ -105,7 +124,7 @@ pub fn with_modern_meta(params: Value, revision: &str) -> Value {
         meta.insert(META_PROTOCOL_VERSION.into(), json!(revision));
         meta.insert(META_CLIENT_INFO.into(), client_info());
         meta.entry(META_CLIENT_CAPABILITIES)
-            .or_insert_with(|| json!({}));
+            .or_insert_with(client_capabilities);
     }
     Value::Object(params)
 }
@@ -214,7 +233,14 @@ mod tests {
         let meta = &body["params"]["_meta"];
         assert_eq!(meta[META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(meta[META_CLIENT_INFO]["name"], "mcp-app-server");
-        assert_eq!(meta[META_CLIENT_CAPABILITIES], json!({}));
+        assert_eq!(meta[META_CLIENT_CAPABILITIES], client_capabilities());
+        for id in SUPPORTED_EXTENSIONS {
+            assert_eq!(meta[META_CLIENT_CAPABILITIES]["extensions"][*id], json!({}));
+        }
+        assert_eq!(
+            initialize_params("2025-11-25")["capabilities"],
+            client_capabilities()
+        );
         assert_eq!(meta["progressToken"], 1, "the caller's _meta is kept");
         assert_eq!(body["id"], 7);
 

@@ -1,5 +1,5 @@
-//! What `connect --conformance` does beyond a plain connect: the preregistered client the
-//! MCP conformance suite passes in MCP_CONFORMANCE_CONTEXT, a call of a listed tool with
+//! What `connect --conformance` does beyond a plain connect: the preregistered client or
+//! grant credential the MCP conformance suite passes in MCP_CONFORMANCE_CONTEXT, a call of a listed tool with
 //! arguments made from its input schema, and a read of the first resource and prompt, so
 //! every request kind that carries `Mcp-Name` is exercised.
 
@@ -8,23 +8,79 @@ use serde_json::{Map, Value, json};
 use super::Session;
 use crate::cli::engine::CliError;
 use crate::cli::output::say;
+use crate::config::grant::{
+    AssertionSource, ClientAuthConfig, GrantConfig, InlineSecret, KeySource,
+};
 use crate::oauth::ServerTarget;
+use crate::oauth::jose::JwsAlg;
 
 /// The tool the auth scenarios expect a call of.
 const CONFORMANCE_TOOL: &str = "test-tool";
 
-/// The suite passes a preregistered client as JSON in MCP_CONFORMANCE_CONTEXT.
+/// The suite passes the scenario (`name`) and its client as JSON in
+/// MCP_CONFORMANCE_CONTEXT: a preregistered client, or the credential of a grant that
+/// needs no browser (client credentials with a secret or a PEM key, a workload identity
+/// token), which then stands in for the `[mcp_servers.NAME.oauth]` settings.
 pub(super) fn apply_context(target: &mut ServerTarget) -> Result<(), CliError> {
     let Ok(text) = std::env::var("MCP_CONFORMANCE_CONTEXT") else {
         return Ok(());
     };
     let context: Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("MCP_CONFORMANCE_CONTEXT is not JSON: {e}")))?;
+    if let Some(grant) = grant_of(&context)? {
+        target.client_id = None;
+        target.client_secret = None;
+        target.grant = grant;
+        return Ok(());
+    }
     if let Some(id) = context["client_id"].as_str() {
         target.client_id = Some(id.to_string());
         target.client_secret = context["client_secret"].as_str().map(str::to_string);
     }
     Ok(())
+}
+
+/// The grant a scenario's context describes, if it describes one.
+fn grant_of(context: &Value) -> Result<Option<GrantConfig>, CliError> {
+    let text = |key: &str| context[key].as_str().map(str::to_string);
+    let missing = |key: &str| {
+        CliError::Usage(format!(
+            "MCP_CONFORMANCE_CONTEXT of {} has no `{key}`",
+            context["name"]
+        ))
+    };
+    let grant = match context["name"].as_str() {
+        Some("auth/client-credentials-jwt") => {
+            let alg_name = text("signing_algorithm").unwrap_or_else(|| "ES256".into());
+            let alg = JwsAlg::from_name(&alg_name).ok_or_else(|| {
+                CliError::Usage(format!("unsupported signing_algorithm {alg_name}"))
+            })?;
+            GrantConfig::ClientCredentials {
+                client_id: text("client_id").ok_or_else(|| missing("client_id"))?,
+                auth: ClientAuthConfig::PrivateKey {
+                    source: KeySource::Pem(InlineSecret(
+                        text("private_key_pem").ok_or_else(|| missing("private_key_pem"))?,
+                    )),
+                    alg,
+                    kid: None,
+                },
+            }
+        }
+        Some("auth/client-credentials-basic") => GrantConfig::ClientCredentials {
+            client_id: text("client_id").ok_or_else(|| missing("client_id"))?,
+            auth: ClientAuthConfig::Secret(InlineSecret(
+                text("client_secret").ok_or_else(|| missing("client_secret"))?,
+            )),
+        },
+        Some("auth/wif-jwt-bearer") => GrantConfig::JwtBearer {
+            client_id: text("client_id"),
+            assertion: AssertionSource::Value(InlineSecret(
+                text("valid_jwt").ok_or_else(|| missing("valid_jwt"))?,
+            )),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(grant))
 }
 
 /// `test-tool` when listed, else the first tool, with its arguments.
@@ -83,6 +139,28 @@ pub(super) async fn exercise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grant_scenarios_configure_their_grant() {
+        let basic = json!({"name": "auth/client-credentials-basic",
+            "client_id": "c", "client_secret": "s"});
+        assert!(matches!(
+            grant_of(&basic).unwrap(),
+            Some(GrantConfig::ClientCredentials { client_id, auth: ClientAuthConfig::Secret(s) })
+                if client_id == "c" && s.0 == "s"
+        ));
+        let wif = json!({"name": "auth/wif-jwt-bearer", "client_id": "w",
+            "valid_jwt": "a.b.c", "expired_jwt": "x.y.z"});
+        assert!(matches!(
+            grant_of(&wif).unwrap(),
+            Some(GrantConfig::JwtBearer { assertion: AssertionSource::Value(t), .. }) if t.0 == "a.b.c"
+        ));
+        let jwt = json!({"name": "auth/client-credentials-jwt", "client_id": "c",
+            "signing_algorithm": "ES256"});
+        assert!(grant_of(&jwt).is_err(), "a missing key is an error");
+        let other = json!({"name": "auth/basic-cimd", "client_id": "c"});
+        assert!(grant_of(&other).unwrap().is_none());
+    }
 
     #[test]
     fn tool_choice_and_arguments_from_the_schema() {

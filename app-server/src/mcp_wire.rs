@@ -79,11 +79,27 @@ pub fn client_info() -> Value {
     json!({"name": "mcp-app-server", "version": env!("CARGO_PKG_VERSION")})
 }
 
+/// The authorization extensions (repository modelcontextprotocol/ext-auth) the client
+/// implements, announced in its `extensions` capability.
+pub const CLIENT_EXTENSIONS: &[&str] = &[
+    // DPoP-bound tokens (SEP-1932): `Authorization: DPoP` and a proof per request.
+    "io.modelcontextprotocol/auth/dpop",
+];
+
+/// The client's capabilities: the `extensions` it implements, each without settings.
+pub fn client_capabilities() -> Value {
+    let extensions: serde_json::Map<String, Value> = CLIENT_EXTENSIONS
+        .iter()
+        .map(|id| (id.to_string(), json!({})))
+        .collect();
+    json!({"extensions": extensions})
+}
+
 /// The params of a legacy `initialize` offering `revision`.
 pub fn initialize_params(revision: &str) -> Value {
     json!({
         "protocolVersion": revision,
-        "capabilities": {},
+        "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     })
 }
@@ -105,7 +121,7 @@ pub fn with_modern_meta(params: Value, revision: &str) -> Value {
         meta.insert(META_PROTOCOL_VERSION.into(), json!(revision));
         meta.insert(META_CLIENT_INFO.into(), client_info());
         meta.entry(META_CLIENT_CAPABILITIES)
-            .or_insert_with(|| json!({}));
+            .or_insert_with(client_capabilities);
     }
     Value::Object(params)
 }
@@ -214,7 +230,11 @@ mod tests {
         let meta = &body["params"]["_meta"];
         assert_eq!(meta[META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(meta[META_CLIENT_INFO]["name"], "mcp-app-server");
-        assert_eq!(meta[META_CLIENT_CAPABILITIES], json!({}));
+        assert_eq!(
+            meta[META_CLIENT_CAPABILITIES],
+            json!({"extensions": {"io.modelcontextprotocol/auth/dpop": {}}}),
+            "the extensions the client implements"
+        );
         assert_eq!(meta["progressToken"], 1, "the caller's _meta is kept");
         assert_eq!(body["id"], 7);
 

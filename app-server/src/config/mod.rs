@@ -95,6 +95,9 @@ pub struct OauthClientConfig {
     pub assertion_file: Option<PathBuf>,
     /// `jwt_bearer`: an environment variable holding the workload's identity token.
     pub assertion_env_var: Option<String>,
+    /// `false` keeps tokens unbound (Bearer) even when the authorization server offers
+    /// DPoP (RFC 9449); by default they are bound to a key the daemon generates.
+    pub dpop: Option<bool>,
 }
 
 impl OauthClientConfig {

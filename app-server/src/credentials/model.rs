@@ -83,6 +83,11 @@ pub struct StoredCredentials {
     /// Set when refresh failed for good (`invalid_grant`): the user must log in again.
     #[serde(default)]
     pub reauthentication_required: bool,
+    /// The private key (PKCS#8 DER, base64url) the tokens are bound to (DPoP, RFC 9449);
+    /// every token request and, for a `DPoP` token type, every resource request carries a
+    /// proof signed with it. A secret like the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
     /// When this entry was last written, unix seconds.
     pub updated_at: i64,
 }
@@ -90,6 +95,12 @@ pub struct StoredCredentials {
 impl StoredCredentials {
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.server_name.clone(), self.server_url.clone())
+    }
+
+    /// The access token is bound to [`Self::dpop_key`]: resource requests present it with
+    /// the `DPoP` scheme and a proof.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_key.is_some() && self.token_type.eq_ignore_ascii_case("DPoP")
     }
 }
 
@@ -150,6 +161,7 @@ impl fmt::Debug for StoredCredentials {
             .field("resource", &self.resource)
             .field("client", &self.client)
             .field("reauthentication_required", &self.reauthentication_required)
+            .field("dpop_key", &redact_opt(&self.dpop_key))
             .field("updated_at", &self.updated_at)
             .finish()
     }
@@ -195,6 +207,7 @@ pub(crate) mod fixtures {
                 token_endpoint_auth_method: "client_secret_basic".to_owned(),
             },
             reauthentication_required: false,
+            dpop_key: None,
             updated_at: 1_800_000_000,
         }
     }

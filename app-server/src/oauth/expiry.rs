@@ -322,6 +322,7 @@ mod tests {
                 token_endpoint_auth_method: "none".into(),
             },
             reauthentication_required: false,
+            dpop_key: None,
             updated_at: expires_in.map_or(now, |s| now + s - life),
         }
     }

@@ -29,6 +29,8 @@ pub struct ServerTarget {
     pub client_metadata_url_base: Option<String>,
     /// `allow_private_network`: lifts the network policy of rule 35 for this server.
     pub allow_private_network: bool,
+    /// `oauth.dpop`: bind tokens to a key when the authorization server offers DPoP.
+    pub dpop: bool,
 }
 
 impl std::fmt::Debug for ServerTarget {
@@ -57,6 +59,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_metadata_url_base", &self.client_metadata_url_base)
             .field("allow_private_network", &self.allow_private_network)
             .field("client_issuer", &self.client_issuer)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -87,6 +90,7 @@ impl ServerTarget {
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
             allow_private_network: http.allow_private_network,
+            dpop: http.oauth.dpop.unwrap_or(true),
         }
     }
 
@@ -133,6 +137,7 @@ mod redaction_tests {
             client_metadata_url_base: None,
             allow_private_network: false,
             client_issuer: None,
+            dpop: true,
         };
         assert_redacted(&target);
         assert!(format!("{target:?}").contains("X-Api-Key"));
@@ -166,6 +171,7 @@ mod redaction_tests {
             resource: "https://mcp.example.com/mcp".into(),
             client,
             reauthentication_required: false,
+            dpop_key: None,
             updated_at: 0,
         };
         assert_redacted(&creds);

@@ -268,6 +268,7 @@ mod token_tests {
                 token_endpoint_auth_method: "none".to_owned(),
             },
             reauthentication_required: false,
+            dpop_key: None,
             updated_at: 1_800_000_000,
         }
     }

@@ -128,14 +128,20 @@ pub fn bearer_challenge(headers: &HeaderMap) -> Option<BearerChallenge> {
     )
 }
 
-/// [`bearer_challenge`] over raw header values.
+/// [`bearer_challenge`] over raw header values. A `DPoP` challenge (RFC 9449 7.1) carries
+/// the same parameters and is read when there is no `Bearer` one: servers that only accept
+/// DPoP-bound tokens send only that.
 pub fn bearer_challenge_from_values<S: AsRef<str>>(
     values: impl IntoIterator<Item = S>,
 ) -> Option<BearerChallenge> {
-    values.into_iter().find_map(|value| {
-        parse_www_authenticate(value.as_ref())
+    let parsed: Vec<_> = values
+        .into_iter()
+        .flat_map(|value| parse_www_authenticate(value.as_ref()))
+        .collect();
+    ["bearer", "dpop"].iter().find_map(|scheme| {
+        parsed
             .iter()
-            .find(|c| c.scheme == "bearer")
+            .find(|c| c.scheme == *scheme)
             .map(BearerChallenge::from_challenge)
     })
 }

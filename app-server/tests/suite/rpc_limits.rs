@@ -55,6 +55,7 @@ fn logged_in_home() -> tempfile::TempDir {
             token_endpoint_auth_method: "none".into(),
         },
         reauthentication_required: false,
+        dpop_key: None,
         updated_at: now,
     };
     FileStore::open(&Home::at(home.path()))

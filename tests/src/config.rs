@@ -162,6 +162,17 @@ pub struct KitConfig {
     /// `GET /authorize` redirects at once; when false it shows a consent page and waits for
     /// [`crate::Kit::approve_pending`] (or the page's form).
     pub auto_approve: bool,
+    /// DPoP (RFC 9449): the metadata lists `dpop_signing_alg_values_supported: ["ES256"]`;
+    /// a token request with a valid proof gets tokens bound to its key (`token_type`
+    /// `DPoP`, `cnf.jkt` recorded), a refresh of a bound grant needs a proof of the same
+    /// key, and the MCP endpoint wants `Authorization: DPoP` plus a proof for bound tokens.
+    pub dpop: bool,
+    /// The token endpoint refuses proofs without its nonce (`use_dpop_nonce`, RFC 9449 8).
+    pub dpop_as_nonce: bool,
+    /// The MCP endpoint refuses proofs without its nonce (`use_dpop_nonce`, RFC 9449 9).
+    pub dpop_rs_nonce: bool,
+    /// Misbehaviour: a request with a valid proof still gets an unbound Bearer token.
+    pub dpop_unbound_tokens: bool,
 }
 
 impl Default for KitConfig {
@@ -205,6 +216,10 @@ impl Default for KitConfig {
             iss_variant: IssVariant::Exact,
             revocation_requires_client_secret_field: false,
             auto_approve: true,
+            dpop: false,
+            dpop_as_nonce: false,
+            dpop_rs_nonce: false,
+            dpop_unbound_tokens: false,
         }
     }
 }

@@ -229,4 +229,39 @@ mod tests {
             "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
         );
     }
+
+    #[test]
+    fn the_nonce_cache_is_bounded_and_keeps_the_latest() {
+        let cache = NonceCache::default();
+        cache.set("a", "n-1");
+        cache.set("a", "n-2");
+        assert_eq!(cache.get("a").as_deref(), Some("n-2"));
+        cache.set("a", "");
+        cache.set("a", &"x".repeat(MAX_NONCE_LEN + 1));
+        assert_eq!(
+            cache.get("a").as_deref(),
+            Some("n-2"),
+            "unusable nonces are not kept"
+        );
+        for i in 0..MAX_NONCES + 10 {
+            cache.set(&format!("s{i}"), "n");
+        }
+        let kept = cache.inner.lock().unwrap().1.len();
+        assert_eq!(kept, MAX_NONCES);
+        assert_eq!(cache.get("a"), None, "the oldest went first");
+        assert!(cache.get(&format!("s{}", MAX_NONCES + 9)).is_some());
+    }
+
+    #[test]
+    fn a_stored_key_reads_back_as_the_same_key() {
+        let (key, stored) = generate_key().unwrap();
+        let back = decode_key(&stored).unwrap();
+        assert_eq!(back.thumbprint(), key.thumbprint());
+        assert!(matches!(
+            decode_key("not base64url!"),
+            Err(StoredKeyError::Encoding)
+        ));
+        assert!(matches!(decode_key("AAAA"), Err(StoredKeyError::Key(_))));
+        assert!(!format!("{key:?}").contains(&stored));
+    }
 }

@@ -423,6 +423,22 @@ mod tests {
     }
 
     #[test]
+    fn a_dpop_challenge_is_read_when_there_is_no_bearer_one() {
+        let dpop =
+            r#"DPoP algs="ES256", error="use_dpop_nonce", resource_metadata="https://r/prm""#;
+        let challenge = bearer_challenge_from_values([dpop]).expect("dpop found");
+        assert_eq!(challenge.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(
+            challenge.resource_metadata.as_deref(),
+            Some("https://r/prm")
+        );
+        // A Bearer challenge wins, in whichever header it comes.
+        let both = bearer_challenge_from_values([dpop, r#"Bearer scope="s""#]).unwrap();
+        assert_eq!(both.scope.as_deref(), Some("s"));
+        assert_eq!(both.error, None);
+    }
+
+    #[test]
     fn no_bearer_challenge() {
         assert_eq!(bearer_challenge_from_values([r#"Basic realm="x""#]), None);
         assert_eq!(bearer_challenge(&HeaderMap::new()), None);

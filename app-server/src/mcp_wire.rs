@@ -82,6 +82,8 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     "io.modelcontextprotocol/oauth-client-credentials",
     // Workload identity federation (SEP-1933): `grant = "jwt_bearer"`.
     "io.modelcontextprotocol/auth/wif",
+    // DPoP-bound tokens (SEP-1932): `Authorization: DPoP` and a proof per request.
+    "io.modelcontextprotocol/auth/dpop",
 ];
 
 /// The client's capabilities: the extensions it supports, each with empty settings.

@@ -83,6 +83,9 @@ error_kinds! {
     /// still asks for it: the account may lack the permission, or the authorization server
     /// does not grant those scopes. A new `mcpServer/oauth/login` resets the count.
     StepUpLimitReached = "stepUpLimitReached" => -32033,
+    /// `mcpServer/oauth/dpopProof` for a server whose token is not DPoP-bound: send it with
+    /// the Bearer scheme and no proof.
+    NotDpopBound = "notDpopBound" => -32034,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
     /// The credential store stayed locked by another operation (another daemon refreshing

@@ -154,6 +154,10 @@ protocol_table! {
         /// looks; a 403 `insufficient_scope` starts a step-up login for the scopes held plus
         /// those asked for (at most 3 per server and scope set). The result says which.
         OauthChallenge => "mcpServer/oauth/challenge" (OauthChallengeParams) -> OauthChallengeResponse,
+        /// A DPoP proof (RFC 9449) for one request to the MCP server of a server whose token
+        /// is DPoP-bound (`tokenType: "DPoP"`), with the current access token. The key never
+        /// leaves the daemon.
+        OauthDpopProof => "mcpServer/oauth/dpopProof" (OauthDpopProofParams) -> OauthDpopProofResponse,
     }
     notifications {
         /// A login ended (success, failure, timeout, cancel or superseded).

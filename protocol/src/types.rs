@@ -339,7 +339,8 @@ pub struct OauthTokenParams {
 pub struct OauthTokenResponse {
     /// Send as `Authorization: <tokenType> <accessToken>` to the MCP server.
     pub access_token: String,
-    /// Usually `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the daemon's key: then every request needs
+    /// a proof from `mcpServer/oauth/dpopProof` in its `DPoP` header.
     pub token_type: String,
     /// Seconds since the Unix epoch; absent when the server gave no lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -362,6 +363,61 @@ pub struct OauthChallengeParams {
     pub status: u16,
     /// The raw `WWW-Authenticate` header of that answer (several headers joined with `, `).
     pub www_authenticate: String,
+    /// The `DPoP-Nonce` header of that answer. Required when the challenge is
+    /// `error="use_dpop_nonce"`; the daemon keeps it for later proofs of this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub dpop_nonce: Option<String>,
+    /// With `use_dpop_nonce`: the refused request's HTTP method, for the new proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub method: Option<String>,
+    /// With `use_dpop_nonce`: the refused request's URL, for the new proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub url: Option<String>,
+    /// With `use_dpop_nonce`: the refused request's body, for the proof's `content_digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub body: Option<String>,
+}
+
+// ---------------------------------------------------------------- dpop proof
+
+/// Params of `mcpServer/oauth/dpopProof`: the request a proof is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OauthDpopProofParams {
+    /// The configured server name.
+    pub name: String,
+    /// The HTTP method of the request (`POST`).
+    pub method: String,
+    /// The request's URL (on the MCP server's origin); query and fragment are left out of
+    /// the proof's `htu`.
+    pub url: String,
+    /// The latest `DPoP-Nonce` the MCP server sent; default: the one last passed to
+    /// `mcpServer/oauth/challenge` for this server, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub nonce: Option<String>,
+    /// The exact request body: the proof then carries its `content_digest`, which the MCP
+    /// profile of DPoP asks for on every MCP request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub body: Option<String>,
+}
+
+/// Result of `mcpServer/oauth/dpopProof`: send `Authorization: DPoP <accessToken>` and
+/// `DPoP: <proof>`. A proof is good for one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthDpopProofResponse {
+    /// The signed proof JWT (`ath` over `accessToken`, `htm`, `htu`, fresh `jti`, `iat`).
+    pub proof: String,
+    /// The current access token (refreshed first when it was about to expire).
+    pub access_token: String,
+    /// Always `DPoP`.
+    pub token_type: String,
 }
 
 /// A step-up login started by `mcpServer/oauth/challenge`.
@@ -397,6 +453,9 @@ pub enum OauthChallengeResponse {
     /// refused, or the server now trusts another authorization server). The server's
     /// `authStatus` is `reauthenticationRequired`; start `mcpServer/oauth/login`.
     ReauthenticationRequired(OauthChallengeReauthentication),
+    /// The server asked for a DPoP nonce (`use_dpop_nonce`): retry the request with this
+    /// proof, which carries it.
+    DpopProof(OauthDpopProofResponse),
 }
 
 // ---------------------------------------------------------------- notifications

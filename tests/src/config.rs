@@ -190,6 +190,17 @@ pub struct KitConfig {
     pub workload_key: Option<Vec<u8>>,
     /// The `iss` workload identity tokens must carry.
     pub workload_issuer: String,
+    /// DPoP (RFC 9449): the metadata lists `dpop_signing_alg_values_supported: ["ES256"]`;
+    /// a token request with a valid proof gets tokens bound to its key (`token_type`
+    /// `DPoP`, `cnf.jkt` recorded), a refresh of a bound grant needs a proof of the same
+    /// key, and the MCP endpoint wants `Authorization: DPoP` plus a proof for bound tokens.
+    pub dpop: bool,
+    /// The token endpoint refuses proofs without its nonce (`use_dpop_nonce`, RFC 9449 8).
+    pub dpop_as_nonce: bool,
+    /// The MCP endpoint refuses proofs without its nonce (`use_dpop_nonce`, RFC 9449 9).
+    pub dpop_rs_nonce: bool,
+    /// Misbehaviour: a request with a valid proof still gets an unbound Bearer token.
+    pub dpop_unbound_tokens: bool,
 }
 
 impl Default for KitConfig {
@@ -236,6 +247,10 @@ impl Default for KitConfig {
             client_credentials: false,
             workload_key: None,
             workload_issuer: "https://workload-idp.test".to_owned(),
+            dpop: false,
+            dpop_as_nonce: false,
+            dpop_rs_nonce: false,
+            dpop_unbound_tokens: false,
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct TokenRequestRecord {
     pub authorization_header: bool,
     /// The client id from an `Authorization: Basic` header, decoded per RFC 6749 2.3.1.
     pub basic_client_id: Option<String>,
+    /// The `DPoP` header, as sent.
+    pub dpop_proof: Option<String>,
 }
 
 /// The URLs of a running kit.
@@ -55,6 +57,7 @@ pub(crate) struct Records {
     pub revoked: Vec<String>,
     pub registrations: Vec<serde_json::Value>,
     pub token_requests: Vec<TokenRequestRecord>,
+    pub mcp_dpop_requests: usize,
     pub last_authorize_query: Option<BTreeMap<String, String>>,
     /// `METHOD /path` of every request, without query strings (they carry codes and state).
     pub requests: Vec<String>,
@@ -71,6 +74,8 @@ pub(crate) struct Shared {
     pub faults: Faults,
     pub store: Mutex<Store>,
     pub records: Mutex<Records>,
+    /// Seen proof `jti`s and the tokens bound to keys.
+    pub dpop: Mutex<crate::dpop::DpopState>,
     /// The issuer the PRM lists instead of this kit's own (a moved authorization server).
     pub prm_authorization_server: Mutex<Option<String>>,
     /// Fetches Client ID Metadata Documents: no proxy, no redirects, bounded time.
@@ -215,6 +220,7 @@ impl Kit {
             faults: Faults::default(),
             store: Mutex::new(store),
             records: Mutex::new(Records::default()),
+            dpop: Mutex::new(Default::default()),
             prm_authorization_server: Mutex::new(None),
             http,
         });
@@ -295,6 +301,16 @@ impl Kit {
     /// Every JSON body the registration endpoint received, valid or not.
     pub fn registered_clients(&self) -> Vec<serde_json::Value> {
         lock(&self.shared.records).registrations.clone()
+    }
+
+    /// The key thumbprint (`cnf.jkt`) a token is bound to, if it is.
+    pub fn dpop_binding(&self, token: &str) -> Option<String> {
+        lock(&self.shared.dpop).bound.get(token).cloned()
+    }
+
+    /// MCP requests that carried a valid DPoP proof for a bound token.
+    pub fn mcp_dpop_requests(&self) -> usize {
+        lock(&self.shared.records).mcp_dpop_requests
     }
 
     pub fn last_token_request(&self) -> Option<TokenRequestRecord> {

@@ -15,6 +15,7 @@ mod browser;
 mod checks;
 mod config;
 mod counters;
+mod dpop;
 mod faults;
 mod jwt;
 mod kit;
@@ -27,6 +28,7 @@ pub use authorization_server::cimd::{
 pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
 pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
 pub use counters::Counters;
+pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint, verify_proof};
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
 pub use jwt::Es256Key;
 pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};

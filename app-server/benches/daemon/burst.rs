@@ -53,6 +53,7 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
                 },
                 reauthentication_required: false,
                 grant: None,
+                dpop_key: None,
                 updated_at: now,
             })
             .unwrap();

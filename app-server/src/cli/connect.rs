@@ -16,7 +16,7 @@ use url::Url;
 
 use super::engine::{CliError, Engine};
 use super::login::{FlowArgs, Paste, follow_login, login};
-use super::mcp_client::{Answer, McpClient, McpError};
+use super::mcp_client::{AccessToken, Answer, McpClient, McpError};
 use super::output::say;
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
@@ -146,12 +146,37 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
     Ok(())
 }
 
+/// The token to present, with its key when it is DPoP-bound. A key that cannot be read
+/// leaves no token: the server's refusal then starts a new login.
+fn access_token(creds: crate::credentials::StoredCredentials) -> Option<AccessToken> {
+    if !creds.is_dpop_bound() {
+        return Some(AccessToken {
+            token: creds.access_token,
+            dpop_key: None,
+        });
+    }
+    match creds
+        .dpop_key
+        .as_deref()
+        .map(crate::oauth::dpop::decode_key)
+    {
+        Some(Ok(key)) => Some(AccessToken {
+            token: creds.access_token,
+            dpop_key: Some(std::sync::Arc::new(key)),
+        }),
+        _ => {
+            say("The stored DPoP key cannot be read; logging in again.".to_string());
+            None
+        }
+    }
+}
+
 struct Session<'a> {
     engine: &'a mut Engine,
     target: ServerTarget,
     flow: FlowArgs,
     client: McpClient,
-    token: Option<String>,
+    token: Option<AccessToken>,
     /// A refused token was refreshed once already this run.
     refreshed: bool,
     authorizations: u32,
@@ -161,14 +186,14 @@ struct Session<'a> {
 impl Session<'_> {
     /// A stored token, refreshed when it is about to expire; none when there is no usable
     /// one (the server's 401 then starts a login).
-    async fn stored_token(&self) -> Option<String> {
+    async fn stored_token(&self) -> Option<AccessToken> {
         match self
             .engine
             .oauth
             .token(&self.target, DEFAULT_MIN_VALIDITY_SECS)
             .await
         {
-            Ok(creds) => Some(creds.access_token),
+            Ok(creds) => access_token(creds),
             Err(e) if matches!(e.as_ref(), LoginError::NotLoggedIn(_)) => None,
             Err(e) => {
                 say(format!("The stored credentials cannot be used ({e})."));
@@ -193,7 +218,7 @@ impl Session<'_> {
         loop {
             let answer = match self
                 .client
-                .request(method, params.clone(), self.token.as_deref())
+                .request(method, params.clone(), self.token.as_ref())
                 .await
             {
                 Ok(answer) => answer,
@@ -209,7 +234,7 @@ impl Session<'_> {
         loop {
             let answer = self
                 .client
-                .notify(method, self.token.as_deref())
+                .notify(method, self.token.as_ref())
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             if self.handle(method, answer).await?.is_some() {
@@ -237,7 +262,7 @@ impl Session<'_> {
                     {
                         Ok(ChallengeOutcome::Token(creds)) => {
                             say(format!("`{method}`: the token was refused; refreshed it."));
-                            self.token = Some(creds.access_token);
+                            self.token = access_token(*creds);
                             return Ok(None);
                         }
                         Ok(ChallengeOutcome::ReauthenticationRequired { reason }) => {
@@ -354,7 +379,7 @@ impl Session<'_> {
             .token(&self.target, 0)
             .await
             .map_err(|e| CliError::login(&self.target.name, e))?;
-        self.token = Some(creds.access_token);
+        self.token = access_token(creds);
         Ok(())
     }
 }

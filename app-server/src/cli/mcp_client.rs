@@ -15,11 +15,32 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValu
 use serde_json::{Value, json};
 use url::Url;
 
+use std::sync::Arc;
+
 use super::mcp_sse::SseParser;
 use crate::mcp_wire::{
     Era, PROTOCOL_VERSION_HEADER, SESSION_HEADER, encode_header_value, modern_request,
 };
+use crate::oauth::dpop::{self, NONCE_HEADER, ProofRequest, USE_DPOP_NONCE};
+use crate::oauth::jose::SigningKey;
 use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge};
+
+/// The access token a request carries and, for a DPoP-bound one, the key its proofs are
+/// signed with. `Debug` shows neither.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: String,
+    pub dpop_key: Option<Arc<SigningKey>>,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"<redacted>")
+            .field("dpop", &self.dpop_key.is_some())
+            .finish()
+    }
+}
 
 /// Bound on one answer (a JSON body, or the event stream up to our response).
 const MAX_ANSWER_BYTES: usize = 8 << 20;
@@ -125,6 +146,8 @@ pub struct McpClient {
     wire: Wire,
     session_id: Option<String>,
     next_id: i64,
+    /// The latest `DPoP-Nonce` the server sent (RFC 9449 9).
+    dpop_nonce: Option<String>,
 }
 
 impl McpClient {
@@ -146,6 +169,7 @@ impl McpClient {
             wire: Wire::Legacy(None),
             session_id: None,
             next_id: 1,
+            dpop_nonce: None,
         })
     }
 
@@ -187,7 +211,7 @@ impl McpClient {
         &mut self,
         method: &str,
         params: Value,
-        token: Option<&str>,
+        token: Option<&AccessToken>,
     ) -> Result<Answer, McpError> {
         let id = self.next_id;
         self.next_id += 1;
@@ -222,7 +246,11 @@ impl McpClient {
 
     /// Sends a notification (no response expected; the server answers 202). Only the
     /// legacy wire has client notifications over HTTP.
-    pub async fn notify(&mut self, method: &str, token: Option<&str>) -> Result<Answer, McpError> {
+    pub async fn notify(
+        &mut self,
+        method: &str,
+        token: Option<&AccessToken>,
+    ) -> Result<Answer, McpError> {
         let mut headers = HeaderMap::new();
         if let Wire::Legacy(Some(version)) = &self.wire {
             headers.insert(PROTOCOL_VERSION_HEADER, encode_header_value(version));
@@ -236,7 +264,7 @@ impl McpClient {
         method: &str,
         wire_headers: HeaderMap,
         message: &Value,
-        token: Option<&str>,
+        token: Option<&AccessToken>,
         id: Option<i64>,
     ) -> Result<Answer, McpError> {
         let mut headers = self.headers.clone();
@@ -249,28 +277,44 @@ impl McpClient {
         if let Some(session) = self.session_id.as_deref().and_then(|s| s.parse().ok()) {
             headers.insert(SESSION_HEADER, session);
         }
-        if let Some(token) = token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                McpError::Invalid {
-                    url: self.url.to_string(),
-                    method: method.to_string(),
-                    reason: "the stored access token is not a valid header value".into(),
-                }
-            })?;
-            headers.insert(AUTHORIZATION, value);
-        }
         let body = serde_json::to_vec(message).expect("a JSON value serializes");
-        let mut response = self
-            .http
-            .post(self.url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| McpError::Unreachable {
-                url: self.url.to_string(),
-                reason: error_chain(&e),
-            })?;
+        // A DPoP-bound token is sent again, once, with the nonce of a use_dpop_nonce refusal.
+        let mut nonce_retried = false;
+        let mut response = loop {
+            let mut headers = headers.clone();
+            if let Some(token) = token {
+                self.authorize(&mut headers, token, &body, method)?;
+            }
+            let response = self
+                .http
+                .post(self.url.clone())
+                .headers(headers)
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| McpError::Unreachable {
+                    url: self.url.to_string(),
+                    reason: error_chain(&e),
+                })?;
+            let sent_nonce = self.dpop_nonce.clone();
+            if let Some(nonce) = response
+                .headers()
+                .get(NONCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|n| !n.is_empty() && n.len() <= 512)
+            {
+                self.dpop_nonce = Some(nonce.to_string());
+            }
+            let asks_nonce = response.status() == StatusCode::UNAUTHORIZED
+                && token.is_some_and(|t| t.dpop_key.is_some())
+                && bearer_challenge(response.headers())
+                    .is_some_and(|c| c.error.as_deref() == Some(USE_DPOP_NONCE));
+            if asks_nonce && !nonce_retried && self.dpop_nonce != sent_nonce {
+                nonce_retried = true;
+                continue;
+            }
+            break response;
+        };
         let status = response.status();
         match status {
             StatusCode::UNAUTHORIZED => {
@@ -350,6 +394,51 @@ impl McpClient {
             )));
         };
         into_result(reply, method)
+    }
+}
+
+impl McpClient {
+    /// `Authorization` for `token`: `DPoP` with a fresh proof over this request (its
+    /// `ath`, and the body's `content_digest` the MCP profile asks for), else `Bearer`.
+    fn authorize(
+        &self,
+        headers: &mut HeaderMap,
+        token: &AccessToken,
+        body: &[u8],
+        method: &str,
+    ) -> Result<(), McpError> {
+        let invalid = |reason: &str| McpError::Invalid {
+            url: self.url.to_string(),
+            method: method.to_string(),
+            reason: reason.to_string(),
+        };
+        let scheme = if token.dpop_key.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        let mut value = HeaderValue::from_str(&format!("{scheme} {}", token.token))
+            .map_err(|_| invalid("the stored access token is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+        if let Some(key) = &token.dpop_key {
+            let proof = dpop::proof(
+                key,
+                ProofRequest {
+                    method: "POST",
+                    url: &self.url,
+                    access_token: Some(&token.token),
+                    nonce: self.dpop_nonce.as_deref(),
+                    body: Some(body),
+                },
+                crate::credentials::unix_now(),
+            )
+            .map_err(|e| invalid(&format!("the DPoP proof could not be made ({e})")))?;
+            let value = HeaderValue::from_str(&proof)
+                .map_err(|_| invalid("the DPoP proof is not a valid header value"))?;
+            headers.insert("dpop", value);
+        }
+        Ok(())
     }
 }
 

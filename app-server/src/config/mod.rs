@@ -97,6 +97,9 @@ pub struct OauthClientConfig {
     pub assertion_file: Option<PathBuf>,
     /// `jwt_bearer`: an environment variable holding the workload's identity token.
     pub assertion_env_var: Option<String>,
+    /// `false` keeps tokens unbound (Bearer) even when the authorization server offers
+    /// DPoP (RFC 9449); by default they are bound to a key the daemon generates.
+    pub dpop: Option<bool>,
 }
 
 impl OauthClientConfig {
@@ -497,6 +500,16 @@ args = ["-y", "x"]
             e.contains("mcp_servers.a.oauth.client_id") && e.contains(":4:"),
             "{e}"
         );
+        let e =
+            err("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\n\ndpop = \"no\"\n");
+        assert!(
+            e.contains("mcp_servers.a.oauth.dpop") && e.contains(":5:"),
+            "{e}"
+        );
+        let ok = p("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\ndpop = false\n")
+            .unwrap();
+        let a = ok.servers["a"].http().unwrap();
+        assert_eq!(a.oauth.dpop, Some(false));
         let e = err("[mcp_servers.a]\nurl = \"https://x/\"\nscopes = [\"a b\"]\n");
         assert!(e.contains("scopes"), "{e}");
         let e = err("mcp_oauth_callback_url = \"http://x/cb?a=1\"\n");

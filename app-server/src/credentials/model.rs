@@ -87,6 +87,11 @@ pub struct StoredCredentials {
     /// `jwt_bearer`): it runs again when they expire, so they need no refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// The private key (PKCS#8 DER, base64url) the tokens are bound to (DPoP, RFC 9449);
+    /// every token request and, for a `DPoP` token type, every resource request carries a
+    /// proof signed with it. A secret like the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<String>,
     /// When this entry was last written, unix seconds.
     pub updated_at: i64,
 }
@@ -100,6 +105,12 @@ impl StoredCredentials {
     /// grant that obtained these again.
     pub fn renewable(&self) -> bool {
         self.refresh_token.is_some() || self.grant.is_some()
+    }
+
+    /// The access token is bound to [`Self::dpop_key`]: resource requests present it with
+    /// the `DPoP` scheme and a proof.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_key.is_some() && self.token_type.eq_ignore_ascii_case("DPoP")
     }
 }
 
@@ -161,6 +172,7 @@ impl fmt::Debug for StoredCredentials {
             .field("client", &self.client)
             .field("reauthentication_required", &self.reauthentication_required)
             .field("grant", &self.grant)
+            .field("dpop_key", &redact_opt(&self.dpop_key))
             .field("updated_at", &self.updated_at)
             .finish()
     }
@@ -207,6 +219,7 @@ pub(crate) mod fixtures {
             },
             reauthentication_required: false,
             grant: None,
+            dpop_key: None,
             updated_at: 1_800_000_000,
         }
     }

@@ -67,6 +67,9 @@ pub struct AuthServerMetadata {
     /// RFC 9207: the server adds `iss` to authorization responses.
     #[serde(default, deserialize_with = "bool_or_null")]
     pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 5.1: the JWS algorithms the server accepts in DPoP proofs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -91,7 +94,16 @@ impl AuthServerMetadata {
             token_endpoint_auth_methods_supported: None,
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: false,
+            dpop_signing_alg_values_supported: None,
         }
+    }
+
+    /// The server binds tokens to a key (RFC 9449) with an algorithm the daemon signs
+    /// with: ES256 among `dpop_signing_alg_values_supported`.
+    pub fn supports_dpop_es256(&self) -> bool {
+        self.dpop_signing_alg_values_supported
+            .as_ref()
+            .is_some_and(|algs| algs.iter().any(|a| a == "ES256"))
     }
 
     /// Rule 6: PKCE S256 must be advertised (absent means unsupported).
@@ -716,6 +728,10 @@ pub fn merge_metadata(
         union(
             &mut merged.response_types_supported,
             other.response_types_supported,
+        );
+        union(
+            &mut merged.dpop_signing_alg_values_supported,
+            other.dpop_signing_alg_values_supported,
         );
     }
     merged

@@ -1,14 +1,105 @@
 //! DPoP proofs (RFC 9449, and the MCP profile of it): a fresh JWT per HTTP request, signed
-//! with the key the tokens are bound to. Pure: the caller supplies the key, the request and
-//! any nonce a server asked for.
+//! with the key the tokens are bound to. [`proof`] is pure: the caller supplies the key, the
+//! request and any nonce a server asked for. [`TokenDpop`] is what a token request needs:
+//! the key and the authorization server's latest nonce ([`NonceCache`], in memory only).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::jose::{JoseError, SigningKey, new_jti, sha256_b64url};
+
+/// The response header that carries a server's nonce (RFC 9449 8, 9).
+pub const NONCE_HEADER: &str = "DPoP-Nonce";
+/// The OAuth error (token endpoint) and challenge error (resource server) that ask for a
+/// proof with the nonce just sent.
+pub const USE_DPOP_NONCE: &str = "use_dpop_nonce";
+/// Servers whose nonce is kept; beyond that the oldest is forgotten (a forgotten nonce costs
+/// one more round trip, nothing else).
+const MAX_NONCES: usize = 256;
+/// Nonces are short opaque strings; anything longer is not kept.
+const MAX_NONCE_LEN: usize = 512;
+
+/// Nonces by slot, each with the write counter value of its last update (for eviction).
+type Nonces = HashMap<String, (u64, String)>;
+
+/// The latest nonce each server sent, by a key the caller chooses (the server name).
+#[derive(Default)]
+pub struct NonceCache {
+    inner: Mutex<(u64, Nonces)>,
+}
+
+impl NonceCache {
+    pub fn get(&self, slot: &str) -> Option<String> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        guard.1.get(slot).map(|(_, n)| n.clone())
+    }
+
+    pub fn set(&self, slot: &str, nonce: &str) {
+        if nonce.is_empty() || nonce.len() > MAX_NONCE_LEN {
+            return;
+        }
+        let mut guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (counter, map) = &mut *guard;
+        *counter += 1;
+        let stamp = *counter;
+        if !map.contains_key(slot) && map.len() >= MAX_NONCES {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(slot.to_string(), (stamp, nonce.to_string()));
+    }
+}
+
+/// What a token request needs to carry a proof: the key the tokens are (to be) bound to and
+/// where the authorization server's nonce is kept.
+#[derive(Clone, Copy)]
+pub struct TokenDpop<'a> {
+    pub key: &'a SigningKey,
+    pub nonces: &'a NonceCache,
+    pub slot: &'a str,
+}
+
+impl std::fmt::Debug for TokenDpop<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenDpop")
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+/// Why a stored DPoP key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredKeyError {
+    #[error("the stored DPoP key is not base64url")]
+    Encoding,
+    #[error("the stored DPoP key is not usable: {0}")]
+    Key(#[from] JoseError),
+}
+
+/// A fresh ES256 key and the form it is stored in ([`decode_key`] reads it back).
+pub fn generate_key() -> Result<(SigningKey, String), JoseError> {
+    let (key, der) = SigningKey::generate_es256()?;
+    Ok((key, URL_SAFE_NO_PAD.encode(der)))
+}
+
+/// The key stored by [`generate_key`].
+pub fn decode_key(stored: &str) -> Result<SigningKey, StoredKeyError> {
+    let der = URL_SAFE_NO_PAD
+        .decode(stored)
+        .map_err(|_| StoredKeyError::Encoding)?;
+    Ok(SigningKey::es256_from_der(&der)?)
+}
 
 /// What one proof is for.
 #[derive(Clone, Copy)]
@@ -137,5 +228,40 @@ mod tests {
             content_digest(b""),
             "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
         );
+    }
+
+    #[test]
+    fn the_nonce_cache_is_bounded_and_keeps_the_latest() {
+        let cache = NonceCache::default();
+        cache.set("a", "n-1");
+        cache.set("a", "n-2");
+        assert_eq!(cache.get("a").as_deref(), Some("n-2"));
+        cache.set("a", "");
+        cache.set("a", &"x".repeat(MAX_NONCE_LEN + 1));
+        assert_eq!(
+            cache.get("a").as_deref(),
+            Some("n-2"),
+            "unusable nonces are not kept"
+        );
+        for i in 0..MAX_NONCES + 10 {
+            cache.set(&format!("s{i}"), "n");
+        }
+        let kept = cache.inner.lock().unwrap().1.len();
+        assert_eq!(kept, MAX_NONCES);
+        assert_eq!(cache.get("a"), None, "the oldest went first");
+        assert!(cache.get(&format!("s{}", MAX_NONCES + 9)).is_some());
+    }
+
+    #[test]
+    fn a_stored_key_reads_back_as_the_same_key() {
+        let (key, stored) = generate_key().unwrap();
+        let back = decode_key(&stored).unwrap();
+        assert_eq!(back.thumbprint(), key.thumbprint());
+        assert!(matches!(
+            decode_key("not base64url!"),
+            Err(StoredKeyError::Encoding)
+        ));
+        assert!(matches!(decode_key("AAAA"), Err(StoredKeyError::Key(_))));
+        assert!(!format!("{key:?}").contains(&stored));
     }
 }

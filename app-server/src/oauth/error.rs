@@ -81,4 +81,12 @@ pub enum LoginError {
     },
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// The DPoP key could not be made, read or used to sign.
+    #[error("DPoP failed: {0}")]
+    Dpop(String),
+    /// `mcpServer/oauth/dpopProof` for a server whose token is not bound to a key.
+    #[error(
+        "the token of `{0}` is not DPoP-bound (its authorization server does not offer DPoP, or `dpop = false` is configured); send it with the Bearer scheme and no proof"
+    )]
+    NotDpopBound(String),
 }

@@ -323,6 +323,7 @@ mod tests {
             },
             reauthentication_required: false,
             grant: None,
+            dpop_key: None,
             updated_at: expires_in.map_or(now, |s| now + s - life),
         }
     }

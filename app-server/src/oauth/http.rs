@@ -509,9 +509,16 @@ impl HttpClient {
     /// An adapter for the oauth2 crate that also remembers the last HTTP status, so token
     /// errors can be classified (5xx is transient, 4xx is the server's answer).
     pub fn oauth2_adapter(&self) -> OAuth2Http {
+        self.oauth2_adapter_with(HeaderMap::new())
+    }
+
+    /// [`Self::oauth2_adapter`] that adds `headers` to every request (a DPoP proof).
+    pub fn oauth2_adapter_with(&self, headers: HeaderMap) -> OAuth2Http {
         OAuth2Http {
             http: self.clone(),
+            extra_headers: headers,
             last_status: Mutex::new(None),
+            last_nonce: Mutex::new(None),
         }
     }
 
@@ -633,10 +640,20 @@ fn error_chain(error: &reqwest::Error) -> String {
 #[derive(Debug)]
 pub struct OAuth2Http {
     http: HttpClient,
+    extra_headers: HeaderMap,
     last_status: Mutex<Option<StatusCode>>,
+    last_nonce: Mutex<Option<String>>,
 }
 
 impl OAuth2Http {
+    /// The `DPoP-Nonce` header of the last response, if it had one.
+    pub fn last_nonce(&self) -> Option<String> {
+        self.last_nonce
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Status of the last response received through this adapter.
     pub fn last_status(&self) -> Option<StatusCode> {
         *self
@@ -651,9 +668,20 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http {
     type Future =
         Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
 
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+    fn call(&'c self, mut request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
+            for (name, value) in &self.extra_headers {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
             let response = self.http.execute(request).await?;
+            *self
+                .last_nonce
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = response
+                .headers()
+                .get(super::dpop::NONCE_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             *self
                 .last_status
                 .lock()

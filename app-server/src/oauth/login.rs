@@ -23,6 +23,7 @@ use super::callback_id::callback_id;
 use super::discovery::{
     Discovery, DiscoveryError, Probe, discover, discover_after_probe, issuers_match,
 };
+use super::dpop::{self, TokenDpop};
 use super::error::LoginError;
 use super::http::{HttpClient, header_map};
 use super::registration::{CimdSource, ClientRegistration};
@@ -352,6 +353,12 @@ impl OAuthService {
             return Err(LoginError::ShuttingDown);
         };
         let metadata = &ctx.discovery.metadata;
+        // A new key per login when the server binds tokens (RFC 9449) and the config allows.
+        let dpop_key = if ctx.target.dpop && metadata.supports_dpop_es256() {
+            Some(dpop::generate_key().map_err(|e| LoginError::Dpop(e.to_string()))?)
+        } else {
+            None
+        };
         let tokens = token::exchange_code(
             &ctx.http,
             &metadata.token_endpoint,
@@ -360,16 +367,25 @@ impl OAuthService {
             attempt.pkce.verifier(),
             &ctx.redirect_uri,
             &ctx.discovery.resource,
+            dpop_key.as_ref().map(|(key, _)| TokenDpop {
+                key,
+                nonces: &self.dpop_nonces,
+                slot: &ctx.target.name,
+            }),
         )
         .await
         .map_err(LoginError::TokenExchange)?;
-        let creds = credentials_from(
+        let mut creds = credentials_from(
             &ctx.target,
             &ctx.discovery,
             &attempt.registration,
             tokens,
             ctx.scopes.clone().unwrap_or_default(),
         );
+        if let Some((_, stored)) = dpop_key {
+            warn_if_unbound(&ctx.target.name, &creds.token_type);
+            creds.dpop_key = Some(stored);
+        }
         self.forget_tokens_of_other_issuer(&ctx.target, creds).await
     }
 
@@ -619,10 +635,20 @@ fn credentials_from(
         },
         reauthentication_required: false,
         grant: None,
+        dpop_key: None,
         updated_at: unix_now(),
     };
     apply_tokens(&mut creds, tokens);
     creds
+}
+
+/// RFC 9449 5: a server that offers DPoP may still answer a request with a proof with a
+/// Bearer token. It is kept and used as a Bearer token (the key stays for later token
+/// requests); the user is told, since a stolen copy of it is usable.
+pub(super) fn warn_if_unbound(name: &str, token_type: &str) {
+    if !token_type.eq_ignore_ascii_case("DPoP") {
+        tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
+    }
 }
 
 fn client_refused(e: &CallbackError) -> bool {

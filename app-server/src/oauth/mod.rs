@@ -24,6 +24,7 @@ pub mod net_policy;
 mod refresh;
 pub mod registration;
 pub mod resource;
+pub mod resource_proof;
 pub mod scopes;
 pub mod service;
 pub mod status;

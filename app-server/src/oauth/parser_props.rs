@@ -292,6 +292,7 @@ fn token_responses_never_panic_a_refresh() {
                 "rt",
                 "https://mcp.example/mcp",
                 None,
+                None,
             ));
             match result {
                 Ok(tokens) => {

@@ -3,6 +3,7 @@
 use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
+use super::dpop::{self, TokenDpop};
 use super::error::LoginError;
 use super::service::{OAuthEvent, OAuthService, registration_from_client};
 use super::target::ServerTarget;
@@ -52,6 +53,17 @@ impl OAuthService {
         let registration = registration_from_client(&current.client);
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
         let http = self.server_http(target).await;
+        // Tokens bound to a key are refreshed with a proof of the same key.
+        let dpop_key = match current.dpop_key.as_deref().map(dpop::decode_key) {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(e)) => {
+                return Err(LoginError::ReauthenticationRequired {
+                    name: name.clone(),
+                    reason: format!("{e}; log in again"),
+                });
+            }
+        };
         let result = token::refresh(
             &http,
             &endpoint,
@@ -59,6 +71,11 @@ impl OAuthService {
             &refresh_token,
             &current.resource,
             scopes.as_deref(),
+            dpop_key.as_ref().map(|key| TokenDpop {
+                key,
+                nonces: &self.dpop_nonces,
+                slot: name,
+            }),
         )
         .await;
         match result {

@@ -62,6 +62,11 @@ pub struct OAuthService {
     token_calls: tokio::sync::RwLock<()>,
     /// Announced statuses, servers in use, the background refresh plan.
     pub(super) live: Live,
+    /// The latest DPoP nonce of each server's authorization server, by server name
+    /// (RFC 9449 8); memory only.
+    pub(super) dpop_nonces: super::dpop::NonceCache,
+    /// The latest DPoP nonce of each server's MCP server (RFC 9449 9), by server name.
+    pub(super) rs_dpop_nonces: super::dpop::NonceCache,
 }
 
 impl OAuthService {
@@ -85,6 +90,8 @@ impl OAuthService {
             shutting_down: AtomicBool::new(false),
             token_calls: tokio::sync::RwLock::new(()),
             live: Live::default(),
+            dpop_nonces: Default::default(),
+            rs_dpop_nonces: Default::default(),
         })
     }
 

@@ -32,6 +32,8 @@ pub struct ServerTarget {
     pub allow_private_network: bool,
     /// How tokens are obtained: the browser login, or a grant that needs no browser.
     pub grant: GrantConfig,
+    /// `oauth.dpop`: bind tokens to a key when the authorization server offers DPoP.
+    pub dpop: bool,
 }
 
 impl std::fmt::Debug for ServerTarget {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("allow_private_network", &self.allow_private_network)
             .field("client_issuer", &self.client_issuer)
             .field("grant", &self.grant)
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -92,6 +95,7 @@ impl ServerTarget {
             client_metadata_url_base: config.client_metadata_url_base.clone(),
             allow_private_network: http.allow_private_network,
             grant: http.grant.clone(),
+            dpop: http.oauth.dpop.unwrap_or(true),
         }
     }
 
@@ -144,6 +148,7 @@ mod redaction_tests {
                     crate::config::grant::InlineSecret(secret("inline")),
                 ),
             },
+            dpop: true,
         };
         assert_redacted(&target);
         assert!(format!("{target:?}").contains("X-Api-Key"));
@@ -178,6 +183,7 @@ mod redaction_tests {
             client,
             reauthentication_required: false,
             grant: None,
+            dpop_key: None,
             updated_at: 0,
         };
         assert_redacted(&creds);

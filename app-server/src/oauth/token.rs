@@ -3,6 +3,10 @@
 //! Code exchange and refresh go through the oauth2 crate over our bounded [`HttpClient`];
 //! `resource` (RFC 8707) is sent on every request. Public clients put `client_id` in the form
 //! body and never send a Basic header: strict servers burn the one-time code otherwise.
+//!
+//! Every grant takes an optional [`TokenDpop`]: the request then carries a DPoP proof
+//! (RFC 9449 5) and, when the server answers `use_dpop_nonce` with a `DPoP-Nonce`, is sent
+//! once more with a proof holding that nonce ([`with_dpop`]).
 
 use std::borrow::Cow;
 
@@ -21,7 +25,9 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use url::Url;
 
+use super::dpop::{self, ProofRequest, TokenDpop, USE_DPOP_NONCE};
 use super::http::{HttpClient, HttpError};
+use super::jose::JoseError;
 use super::registration::{ClientRegistration, TokenAuthMethod};
 
 mod response;
@@ -135,6 +141,8 @@ fn token_client(registration: &ClientRegistration, token_endpoint: &Url) -> Toke
 
 /// Exchanges an authorization code (rule 18): `grant_type=authorization_code`, `code`,
 /// `redirect_uri`, `code_verifier`, client authentication or `client_id`, and `resource`.
+// Each argument is one field of RFC 6749 4.1.3 or the request's context.
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange_code(
     http: &HttpClient,
     token_endpoint: &Url,
@@ -143,19 +151,24 @@ pub async fn exchange_code(
     pkce_verifier: &str,
     redirect_uri: &Url,
     resource: &str,
+    dpop: Option<TokenDpop<'_>>,
 ) -> Result<TokenResponse, TokenError> {
     let client = token_client(registration, token_endpoint);
-    let adapter = http.oauth2_adapter();
-    let result = client
-        .exchange_code(AuthorizationCode::new(code.to_string()))
-        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-        .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(redirect_uri.clone())))
-        .add_extra_param("resource", resource.to_string())
-        .request_async(&adapter)
-        .await;
-    result
-        .map(convert)
-        .map_err(|e| classify(token_endpoint, adapter.last_status(), e))
+    with_dpop(dpop, token_endpoint, |headers| async {
+        let adapter = http.oauth2_adapter_with(headers);
+        let result = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
+            .set_redirect_uri(Cow::Owned(RedirectUrl::from_url(redirect_uri.clone())))
+            .add_extra_param("resource", resource.to_string())
+            .request_async(&adapter)
+            .await;
+        let result = result
+            .map(convert)
+            .map_err(|e| classify(token_endpoint, adapter.last_status(), e));
+        (result, adapter.last_nonce())
+    })
+    .await
 }
 
 /// Refreshes (rule 20) with the same `resource`. `scopes` narrows the request; `None` asks
@@ -168,24 +181,29 @@ pub async fn refresh(
     refresh_token: &str,
     resource: &str,
     scopes: Option<&[String]>,
+    dpop: Option<TokenDpop<'_>>,
 ) -> Result<TokenResponse, TokenError> {
     let client = token_client(registration, token_endpoint);
-    let adapter = http.oauth2_adapter();
     let token = RefreshToken::new(refresh_token.to_string());
     let scopes: Vec<Scope> = scopes
         .unwrap_or_default()
         .iter()
         .map(|s| Scope::new(s.clone()))
         .collect();
-    let result = client
-        .exchange_refresh_token(&token)
-        .add_scopes(scopes)
-        .add_extra_param("resource", resource.to_string())
-        .request_async(&adapter)
-        .await;
-    let mut response = result
-        .map(convert)
-        .map_err(|e| classify(token_endpoint, adapter.last_status(), e))?;
+    let mut response = with_dpop(dpop, token_endpoint, |headers| async {
+        let adapter = http.oauth2_adapter_with(headers);
+        let result = client
+            .exchange_refresh_token(&token)
+            .add_scopes(scopes.clone())
+            .add_extra_param("resource", resource.to_string())
+            .request_async(&adapter)
+            .await;
+        let result = result
+            .map(convert)
+            .map_err(|e| classify(token_endpoint, adapter.last_status(), e));
+        (result, adapter.last_nonce())
+    })
+    .await?;
     if response.refresh_token.is_none() {
         response.refresh_token = Some(refresh_token.to_string());
     }
@@ -281,11 +299,138 @@ pub async fn request_token(
     form: &[(&str, &str)],
     headers: &HeaderMap,
 ) -> Result<TokenResponse, TokenError> {
+    request_token_dpop(http, token_endpoint, form, headers, None).await
+}
+
+/// [`request_token`] with a DPoP proof when `dpop` is given (and the nonce retry).
+pub async fn request_token_dpop(
+    http: &HttpClient,
+    token_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+    dpop: Option<TokenDpop<'_>>,
+) -> Result<TokenResponse, TokenError> {
+    with_dpop(dpop, token_endpoint, |proof| async move {
+        let mut headers = headers.clone();
+        headers.extend(proof);
+        match post_token_form(http, token_endpoint, form, &headers).await {
+            Ok((result, nonce)) => (result, nonce),
+            Err(e) => (Err(e), None),
+        }
+    })
+    .await
+}
+
+/// Sends `send` with a `DPoP` header when `dpop` is given: with the server's last nonce,
+/// and once more with the nonce of a `use_dpop_nonce` refusal (RFC 9449 8). Any nonce the
+/// server sends, on success or refusal, is remembered for the next request.
+async fn with_dpop<F, Fut>(
+    dpop: Option<TokenDpop<'_>>,
+    token_endpoint: &Url,
+    mut send: F,
+) -> Result<TokenResponse, TokenError>
+where
+    F: FnMut(HeaderMap) -> Fut,
+    Fut: std::future::Future<Output = (Result<TokenResponse, TokenError>, Option<String>)>,
+{
+    let Some(dpop) = dpop else {
+        return send(HeaderMap::new()).await.0;
+    };
+    let mut nonce = dpop.nonces.get(dpop.slot);
+    let mut retried = false;
+    loop {
+        let headers = proof_header(dpop, token_endpoint, nonce.as_deref())?;
+        let (result, answered_nonce) = send(headers).await;
+        if let Some(n) = &answered_nonce {
+            dpop.nonces.set(dpop.slot, n);
+        }
+        match result {
+            Err(e)
+                if !retried
+                    && e.oauth_error() == Some(USE_DPOP_NONCE)
+                    && answered_nonce.is_some()
+                    && answered_nonce != nonce =>
+            {
+                tracing::debug!(endpoint = %token_endpoint, "the authorization server asked for a DPoP nonce; sending the request again with it");
+                retried = true;
+                nonce = answered_nonce;
+            }
+            other => {
+                return other.map(|mut tokens| {
+                    tokens.token_type = normalize_token_type(&tokens.token_type);
+                    tokens
+                });
+            }
+        }
+    }
+}
+
+/// The `DPoP` header for a token request: no `ath` (no access token yet) and no
+/// `content_digest` (the MCP profile leaves it out at the token endpoint).
+fn proof_header(
+    dpop: TokenDpop<'_>,
+    token_endpoint: &Url,
+    nonce: Option<&str>,
+) -> Result<HeaderMap, TokenError> {
+    let signing_failed = |e: JoseError| TokenError::Invalid {
+        endpoint: token_endpoint.to_string(),
+        reason: format!("the DPoP proof could not be made ({e})"),
+    };
+    let proof = dpop::proof(
+        dpop.key,
+        ProofRequest {
+            method: "POST",
+            url: token_endpoint,
+            access_token: None,
+            nonce,
+            body: None,
+        },
+        crate::credentials::unix_now(),
+    )
+    .map_err(signing_failed)?;
+    let mut value = HeaderValue::from_str(&proof).map_err(|_| TokenError::Invalid {
+        endpoint: token_endpoint.to_string(),
+        reason: "the DPoP proof is not a valid header value".into(),
+    })?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert("dpop", value);
+    Ok(headers)
+}
+
+/// `DPoP` in any case is `DPoP` (RFC 9449 5: the type is case-insensitive).
+fn normalize_token_type(token_type: &str) -> String {
+    if token_type.eq_ignore_ascii_case("dpop") {
+        "DPoP".to_string()
+    } else {
+        token_type.to_string()
+    }
+}
+
+/// One form POST to the token endpoint: the outcome and the `DPoP-Nonce` the server sent.
+async fn post_token_form(
+    http: &HttpClient,
+    token_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<(Result<TokenResponse, TokenError>, Option<String>), TokenError> {
     let endpoint = token_endpoint.to_string();
     let response = http
         .post_form(token_endpoint, form, headers)
         .await
         .map_err(|e| from_http(&endpoint, e))?;
+    let nonce = response
+        .headers
+        .get(dpop::NONCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok((token_form_outcome(endpoint, &response), nonce))
+}
+
+fn token_form_outcome(
+    endpoint: String,
+    response: &super::http::HttpResponse,
+) -> Result<TokenResponse, TokenError> {
     let status = response.status;
     if status.is_success() {
         return parse_token_response(&response.body).map_err(|e| TokenError::Invalid {
@@ -302,7 +447,7 @@ pub async fn request_token(
             ),
         });
     }
-    Err(refusal(endpoint, &response))
+    Err(refusal(endpoint, response))
 }
 
 /// The `Authorization: Basic` header of `client_secret_basic`.
@@ -532,6 +677,7 @@ mod tests {
             "the-verifier",
             &Url::parse("http://127.0.0.1:8765/callback/abc").unwrap(),
             "https://mcp.example.com/mcp",
+            None,
         )
         .await
     }
@@ -638,6 +784,7 @@ mod tests {
             "rt-0",
             "https://r/mcp",
             None,
+            None,
         )
         .await
         .unwrap();
@@ -661,6 +808,7 @@ mod tests {
             "rotate-me",
             "https://r/mcp",
             Some(&scopes),
+            None,
         )
         .await
         .unwrap();
@@ -726,9 +874,17 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = Url::parse(&format!("http://{}/token", listener.local_addr().unwrap())).unwrap();
         drop(listener);
-        let err = refresh(&HttpClient::for_tests(), &url, &public(), "rt", "r", None)
-            .await
-            .unwrap_err();
+        let err = refresh(
+            &HttpClient::for_tests(),
+            &url,
+            &public(),
+            "rt",
+            "r",
+            None,
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(err.is_transient(), "{err:?}");
     }
 
@@ -851,6 +1007,7 @@ mod tests {
             "v",
             &Url::parse("http://127.0.0.1:1/callback/x").unwrap(),
             "r",
+            None,
         )
         .await
         .unwrap_err();
@@ -1007,8 +1164,123 @@ mod tests {
         let http = HttpClient::for_tests();
         let url = Url::parse("https://as.example/token").unwrap();
         let reg = public();
-        assert_send(exchange_code(&http, &url, &reg, "c", "v", &url, "r"));
-        assert_send(refresh(&http, &url, &reg, "rt", "r", None));
+        assert_send(exchange_code(&http, &url, &reg, "c", "v", &url, "r", None));
+        assert_send(refresh(&http, &url, &reg, "rt", "r", None, None));
         assert_send(revoke(&http, &url, &reg, "t", None));
+    }
+
+    /// A token endpoint that wants a DPoP nonce: `use_dpop_nonce` with `answer_nonce` unless
+    /// the proof carries `wanted`.
+    fn nonce_endpoint(
+        wanted: &'static str,
+        answer_nonce: Option<&'static str>,
+    ) -> impl Fn(&Recorded) -> Response {
+        move |req: &Recorded| {
+            let proof = req
+                .headers
+                .get("dpop")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let claims = proof
+                .split('.')
+                .nth(1)
+                .and_then(|c| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(c)
+                        .ok()
+                })
+                .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
+                .unwrap_or_default();
+            if claims["nonce"] == wanted {
+                return json(200, json!({"access_token": "at-d", "token_type": "dpop"}));
+            }
+            let body = serde_json::to_vec(&json!({"error": "use_dpop_nonce"})).unwrap();
+            match answer_nonce {
+                Some(n) => with_headers(
+                    400,
+                    &[("dpop-nonce", n), ("content-type", "application/json")],
+                    body,
+                ),
+                None => with_headers(400, &[("content-type", "application/json")], body),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dpop_nonce_refusal_is_retried_once_with_the_nonce_and_remembered() {
+        let server = token_server(nonce_endpoint("n-1", Some("n-1"))).await;
+        let (key, _) = crate::oauth::dpop::generate_key().unwrap();
+        let nonces = dpop::NonceCache::default();
+        let dpop = TokenDpop {
+            key: &key,
+            nonces: &nonces,
+            slot: "s",
+        };
+        let http = HttpClient::for_tests();
+        let url = server.url("/token");
+        let tokens = refresh(&http, &url, &public(), "rt", "r", None, Some(dpop))
+            .await
+            .unwrap();
+        assert_eq!(tokens.token_type, "DPoP", "any case of dpop is DPoP");
+        assert_eq!(server.count("/token"), 2);
+        assert_eq!(nonces.get("s").as_deref(), Some("n-1"));
+        // The next request starts with the remembered nonce: no refusal.
+        let form = [("grant_type", "client_credentials")];
+        request_token_dpop(&http, &url, &form, &HeaderMap::new(), Some(dpop))
+            .await
+            .unwrap();
+        assert_eq!(server.count("/token"), 3);
+        assert!(
+            server
+                .requests()
+                .iter()
+                .all(|r| r.headers.contains_key("dpop"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dpop_nonce_refusal_without_a_new_nonce_is_not_retried() {
+        for answer in [None, Some("other")] {
+            // With "other" the retry carries it and is refused again: one retry only.
+            let server = token_server(nonce_endpoint("never", answer)).await;
+            let (key, _) = crate::oauth::dpop::generate_key().unwrap();
+            let nonces = dpop::NonceCache::default();
+            let dpop = TokenDpop {
+                key: &key,
+                nonces: &nonces,
+                slot: "s",
+            };
+            let e = refresh(
+                &HttpClient::for_tests(),
+                &server.url("/token"),
+                &public(),
+                "rt",
+                "r",
+                None,
+                Some(dpop),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(e.oauth_error(), Some("use_dpop_nonce"), "{answer:?}");
+            let expected = if answer.is_some() { 2 } else { 1 };
+            assert_eq!(server.count("/token"), expected, "{answer:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_dpop_no_proof_is_sent() {
+        let server = token_server(|_| tokens()).await;
+        refresh(
+            &HttpClient::for_tests(),
+            &server.url("/token"),
+            &public(),
+            "rt",
+            "r",
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!server.requests()[0].headers.contains_key("dpop"));
     }
 }

@@ -276,6 +276,7 @@ mod token_tests {
             },
             reauthentication_required: false,
             grant: None,
+            dpop_key: None,
             updated_at: 1_800_000_000,
         }
     }

@@ -128,14 +128,20 @@ pub fn bearer_challenge(headers: &HeaderMap) -> Option<BearerChallenge> {
     )
 }
 
-/// [`bearer_challenge`] over raw header values.
+/// [`bearer_challenge`] over raw header values. A `DPoP` challenge (RFC 9449 7.1) carries
+/// the same parameters and is read when there is no `Bearer` one: servers that only accept
+/// DPoP-bound tokens send only that.
 pub fn bearer_challenge_from_values<S: AsRef<str>>(
     values: impl IntoIterator<Item = S>,
 ) -> Option<BearerChallenge> {
-    values.into_iter().find_map(|value| {
-        parse_www_authenticate(value.as_ref())
+    let parsed: Vec<_> = values
+        .into_iter()
+        .flat_map(|value| parse_www_authenticate(value.as_ref()))
+        .collect();
+    ["bearer", "dpop"].iter().find_map(|scheme| {
+        parsed
             .iter()
-            .find(|c| c.scheme == "bearer")
+            .find(|c| c.scheme == *scheme)
             .map(BearerChallenge::from_challenge)
     })
 }
@@ -414,6 +420,22 @@ mod tests {
         assert_eq!(challenge.error.as_deref(), Some("insufficient_scope"));
         assert_eq!(challenge.scope.as_deref(), Some("write"));
         assert_eq!(challenges(&headers).len(), 2);
+    }
+
+    #[test]
+    fn a_dpop_challenge_is_read_when_there_is_no_bearer_one() {
+        let dpop =
+            r#"DPoP algs="ES256", error="use_dpop_nonce", resource_metadata="https://r/prm""#;
+        let challenge = bearer_challenge_from_values([dpop]).expect("dpop found");
+        assert_eq!(challenge.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(
+            challenge.resource_metadata.as_deref(),
+            Some("https://r/prm")
+        );
+        // A Bearer challenge wins, in whichever header it comes.
+        let both = bearer_challenge_from_values([dpop, r#"Bearer scope="s""#]).unwrap();
+        assert_eq!(both.scope.as_deref(), Some("s"));
+        assert_eq!(both.error, None);
     }
 
     #[test]

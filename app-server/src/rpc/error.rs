@@ -91,6 +91,8 @@ impl From<&crate::oauth::LoginError> for AppError {
             // Answered as -32602 (see below); never sent as an application error.
             L::InvalidChallenge(_) => ErrorKind::AuthorizationFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,
+            L::NotDpopBound(_) => ErrorKind::NotDpopBound,
+            L::Dpop(_) => ErrorKind::ReauthenticationRequired,
         };
         AppError::new(kind, e.to_string())
     }

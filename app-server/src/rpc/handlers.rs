@@ -7,8 +7,8 @@ use mcp_app_server_protocol::{
     ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse, LoginGrant,
     McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthChallengeLogin,
     OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
-    OauthCompleteResponse, OauthLoginResponse, OauthLogoutResponse, OauthTokenResponse,
-    ReloadConfigResponse,
+    OauthCompleteResponse, OauthDpopProofParams, OauthDpopProofResponse, OauthLoginResponse,
+    OauthLogoutResponse, OauthTokenResponse, ReloadConfigResponse,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -17,9 +17,11 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
+use crate::oauth::dpop::USE_DPOP_NONCE;
+use crate::oauth::resource_proof::{ResourceRequest, check_request};
 use crate::oauth::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
-    MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo, read_challenge,
+    MAX_MIN_VALIDITY_SECS, Refusal, ServerTarget, StatusInfo, read_challenge,
 };
 
 pub(crate) async fn dispatch(
@@ -114,7 +116,56 @@ pub(crate) async fn dispatch(
             to_value(token_response(creds))
         }
         ClientRequest::OauthChallenge(p) => to_value(challenge(state, p).await?),
+        ClientRequest::OauthDpopProof(p) => to_value(dpop_proof(state, p).await?),
     }
+}
+
+/// `mcpServer/oauth/dpopProof`: the params are checked before anything is looked up.
+async fn dpop_proof(
+    state: &ServerState,
+    p: OauthDpopProofParams,
+) -> Result<OauthDpopProofResponse, RequestError> {
+    let target = resolve(state, &p.name)?;
+    resource_proof(
+        state,
+        &target,
+        &p.method,
+        &p.url,
+        p.nonce.as_deref(),
+        p.body.as_deref(),
+    )
+    .await
+}
+
+async fn resource_proof(
+    state: &ServerState,
+    target: &ServerTarget,
+    method: &str,
+    url: &str,
+    nonce: Option<&str>,
+    body: Option<&str>,
+) -> Result<OauthDpopProofResponse, RequestError> {
+    let (method, url) = check_request(&target.url, method, url, nonce)
+        .map_err(|e| RequestError::InvalidParams(format!("invalid params: {e}")))?;
+    state.oauth.token_used(target);
+    let proof = state
+        .oauth
+        .dpop_proof(
+            target,
+            ResourceRequest {
+                method: &method,
+                url: &url,
+                nonce,
+                body: body.map(str::as_bytes),
+            },
+        )
+        .await
+        .map_err(|e| AppError::from(e.as_ref()))?;
+    Ok(OauthDpopProofResponse {
+        proof: proof.proof,
+        access_token: proof.access_token,
+        token_type: "DPoP".to_string(),
+    })
 }
 
 fn token_response(creds: StoredCredentials) -> OauthTokenResponse {
@@ -135,7 +186,31 @@ async fn challenge(
     let refusal = read_challenge(p.status, &p.www_authenticate).map_err(|e| {
         RequestError::InvalidParams(format!("invalid params at `{}`: {e}", e.field()))
     })?;
+    if let Refusal::Unauthorized(c) = &refusal
+        && c.error.as_deref() == Some(USE_DPOP_NONCE)
+    {
+        // RFC 9449 9: not a refused token but a request for a proof with the server's
+        // nonce; a new proof answers it.
+        let missing = |field: &str| {
+            RequestError::InvalidParams(format!(
+                "invalid params at `{field}`: a use_dpop_nonce challenge needs `dpopNonce` (the DPoP-Nonce header), `method` and `url` of the refused request"
+            ))
+        };
+        let nonce = p
+            .dpop_nonce
+            .as_deref()
+            .ok_or_else(|| missing("dpopNonce"))?;
+        let method = p.method.as_deref().ok_or_else(|| missing("method"))?;
+        let url = p.url.as_deref().ok_or_else(|| missing("url"))?;
+        let target = resolve(state, &p.name)?;
+        let proof =
+            resource_proof(state, &target, method, url, Some(nonce), p.body.as_deref()).await?;
+        return Ok(OauthChallengeResponse::DpopProof(proof));
+    }
     let target = resolve(state, &p.name)?;
+    if let Some(nonce) = p.dpop_nonce.as_deref() {
+        state.oauth.remember_resource_nonce(&target, nonce);
+    }
     let outcome = state
         .oauth
         .challenge(&target, refusal, LoginOptions::default())

@@ -3,6 +3,7 @@ mod challenge;
 mod cimd;
 mod cli;
 mod config;
+mod dpop;
 mod grants;
 mod harness;
 mod interop;

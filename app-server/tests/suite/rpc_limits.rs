@@ -56,6 +56,7 @@ fn logged_in_home() -> tempfile::TempDir {
         },
         reauthentication_required: false,
         grant: None,
+        dpop_key: None,
         updated_at: now,
     };
     FileStore::open(&Home::at(home.path()))

@@ -16,4 +16,21 @@ status: number,
 /**
  * The raw `WWW-Authenticate` header of that answer (several headers joined with `, `).
  */
-wwwAuthenticate: string, };
+wwwAuthenticate: string,
+/**
+ * The `DPoP-Nonce` header of that answer. Required when the challenge is
+ * `error="use_dpop_nonce"`; the daemon keeps it for later proofs of this server.
+ */
+dpopNonce?: string | null,
+/**
+ * With `use_dpop_nonce`: the refused request's HTTP method, for the new proof.
+ */
+method?: string | null,
+/**
+ * With `use_dpop_nonce`: the refused request's URL, for the new proof.
+ */
+url?: string | null,
+/**
+ * With `use_dpop_nonce`: the refused request's body, for the proof's `content_digest`.
+ */
+body?: string | null, };

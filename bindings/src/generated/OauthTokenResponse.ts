@@ -9,7 +9,8 @@ export type OauthTokenResponse = {
  */
 accessToken: string,
 /**
- * Usually `Bearer`.
+ * `Bearer`, or `DPoP` for a token bound to the daemon's key: then every request needs
+ * a proof from `mcpServer/oauth/dpopProof` in its `DPoP` header.
  */
 tokenType: string,
 /**

@@ -16,6 +16,8 @@ import type { OauthChallengeParams } from "./OauthChallengeParams.js";
 import type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 import type { OauthCompleteParams } from "./OauthCompleteParams.js";
 import type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
+import type { OauthDpopProofParams } from "./OauthDpopProofParams.js";
+import type { OauthDpopProofResponse } from "./OauthDpopProofResponse.js";
 import type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
 import type { OauthLoginParams } from "./OauthLoginParams.js";
 import type { OauthLoginResponse } from "./OauthLoginResponse.js";
@@ -122,6 +124,17 @@ export class McpAppServerClient extends ClientBase {
    */
   challenge(params: OauthChallengeParams, options?: RequestOptions): Promise<OauthChallengeResponse> {
     return this.request("mcpServer/oauth/challenge", params, options);
+  }
+
+  /**
+   * A DPoP proof (RFC 9449) for one request to the MCP server of a server whose token
+   * is DPoP-bound (`tokenType: "DPoP"`), with the current access token. The key never
+   * leaves the daemon.
+   *
+   * Sends `mcpServer/oauth/dpopProof`.
+   */
+  dpopProof(params: OauthDpopProofParams, options?: RequestOptions): Promise<OauthDpopProofResponse> {
+    return this.request("mcpServer/oauth/dpopProof", params, options);
   }
 
   /**

@@ -14,6 +14,8 @@ import type { OauthChallengeParams } from "./OauthChallengeParams.js";
 import type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 import type { OauthCompleteParams } from "./OauthCompleteParams.js";
 import type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
+import type { OauthDpopProofParams } from "./OauthDpopProofParams.js";
+import type { OauthDpopProofResponse } from "./OauthDpopProofResponse.js";
 import type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
 import type { OauthLoginParams } from "./OauthLoginParams.js";
 import type { OauthLoginResponse } from "./OauthLoginResponse.js";
@@ -46,6 +48,8 @@ export type { OauthChallengeReauthentication } from "./OauthChallengeReauthentic
 export type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 export type { OauthCompleteParams } from "./OauthCompleteParams.js";
 export type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
+export type { OauthDpopProofParams } from "./OauthDpopProofParams.js";
+export type { OauthDpopProofResponse } from "./OauthDpopProofResponse.js";
 export type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
 export type { OauthLoginParams } from "./OauthLoginParams.js";
 export type { OauthLoginResponse } from "./OauthLoginResponse.js";
@@ -106,6 +110,12 @@ export type ClientRequestMap = {
    * those asked for (at most 3 per server and scope set). The result says which.
    */
   "mcpServer/oauth/challenge": { params: OauthChallengeParams; result: OauthChallengeResponse };
+  /**
+   * A DPoP proof (RFC 9449) for one request to the MCP server of a server whose token
+   * is DPoP-bound (`tokenType: "DPoP"`), with the current access token. The key never
+   * leaves the daemon.
+   */
+  "mcpServer/oauth/dpopProof": { params: OauthDpopProofParams; result: OauthDpopProofResponse };
 };
 
 /**
@@ -175,6 +185,7 @@ export type ErrorKindCodes = {
   "reauthenticationRequired": -32031;
   "refreshFailedRetryable": -32032;
   "stepUpLimitReached": -32033;
+  "notDpopBound": -32034;
   "credentialStoreFailed": -32040;
   "credentialStoreBusy": -32041;
   "shuttingDown": -32050;

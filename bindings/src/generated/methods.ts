@@ -17,6 +17,7 @@ export const REQUEST_METHODS = [
   "mcpServer/oauth/logout",
   "mcpServer/oauth/token",
   "mcpServer/oauth/challenge",
+  "mcpServer/oauth/dpopProof",
 ] as const satisfies readonly ClientRequestMethod[];
 
 /**
@@ -52,6 +53,7 @@ export const ERROR_KIND_CODES: ErrorKindCodes = {
   "reauthenticationRequired": -32031,
   "refreshFailedRetryable": -32032,
   "stepUpLimitReached": -32033,
+  "notDpopBound": -32034,
   "credentialStoreFailed": -32040,
   "credentialStoreBusy": -32041,
   "shuttingDown": -32050,
@@ -81,6 +83,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "reauthenticationRequired",
   "refreshFailedRetryable",
   "stepUpLimitReached",
+  "notDpopBound",
   "credentialStoreFailed",
   "credentialStoreBusy",
   "shuttingDown",

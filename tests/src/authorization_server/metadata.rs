@@ -79,6 +79,9 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
         doc.insert("scopes_supported".into(), json!(c.scopes_supported));
     }
     doc.insert("response_types_supported".into(), json!(["code"]));
+    if c.dpop {
+        doc.insert("dpop_signing_alg_values_supported".into(), json!(["ES256"]));
+    }
     doc.insert("response_modes_supported".into(), json!(["query"]));
     let mut grants = vec!["authorization_code"];
     if c.issue_refresh_tokens {

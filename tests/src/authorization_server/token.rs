@@ -1,6 +1,8 @@
 //! The token endpoint: authorization code (PKCE, exact redirect URI, `resource`) and
-//! refresh token grants (rotation with replay detection); the grants with no user in
-//! [`super::grants`].
+//! refresh token grants (rotation with replay detection), with DPoP (RFC 9449 5) when the
+//! kit offers it: a valid proof binds the tokens to its key, a bound refresh token needs a
+//! proof of the same key, and in nonce mode a proof without the server's nonce is refused
+//! with `use_dpop_nonce`. The grants with no user are in [`super::grants`].
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use super::errors::{OAuthError, is_content_type};
 use super::grants;
 use crate::checks::{Form, is_valid_code_verifier, s256_challenge, split_scopes};
 use crate::counters::bump;
+use crate::dpop::{AS_NONCE, proof_header, unix_now, verify_proof};
 use crate::faults::{Endpoint, lock};
 use crate::kit::{Shared, TokenRequestRecord};
 use crate::store::{Client, IssuedTokens};
@@ -37,12 +40,30 @@ pub(crate) async fn token(
         form: form.to_map(),
         authorization_header: headers.contains_key(header::AUTHORIZATION),
         basic_client_id: basic_client_id(&headers),
+        dpop_proof: headers
+            .get("dpop")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
     if let Some(fault) = s.faults.intercept(Endpoint::Token).await {
         return fault;
     }
+    let jkt = match dpop_binding(&s, &headers, &form) {
+        Ok(jkt) => jkt,
+        Err(refusal) => return *refusal,
+    };
     match exchange(&s, &headers, &form) {
-        Ok(issued) => token_response(&issued),
+        Ok(issued) => {
+            let bound = jkt.filter(|_| !s.config.dpop_unbound_tokens);
+            if let Some(jkt) = &bound {
+                let mut state = lock(&s.dpop);
+                state.bound.insert(issued.access_token.clone(), jkt.clone());
+                if let Some(rt) = &issued.refresh_token {
+                    state.bound.insert(rt.clone(), jkt.clone());
+                }
+            }
+            token_response(&issued, if bound.is_some() { "DPoP" } else { "Bearer" })
+        }
         Err(error) => {
             if error.code == "invalid_grant" {
                 bump(&s.counters.invalid_grant);
@@ -52,10 +73,72 @@ pub(crate) async fn token(
     }
 }
 
-fn token_response(issued: &IssuedTokens) -> Response {
+/// The key thumbprint the request's proof binds the tokens to; `None` without DPoP. A bad
+/// proof, a replayed one, one without the nonce in nonce mode, or a refresh of a bound
+/// grant without a proof of its key is refused here.
+fn dpop_binding(
+    s: &Shared,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Option<String>, Box<Response>> {
+    if !s.config.dpop {
+        return Ok(None);
+    }
+    let refuse =
+        |code: &'static str, why: &str| Box::new(OAuthError::new(code, why).into_response());
+    let proof = proof_header(headers).map_err(|why| refuse("invalid_dpop_proof", why))?;
+    let bound_refresh = match form.get("grant_type") {
+        Some("refresh_token") => form
+            .get("refresh_token")
+            .and_then(|rt| lock(&s.dpop).bound.get(rt).cloned()),
+        _ => None,
+    };
+    let Some(proof) = proof else {
+        if bound_refresh.is_some() {
+            return Err(refuse(
+                "invalid_grant",
+                "the refresh token is bound to a DPoP key: a proof is required",
+            ));
+        }
+        return Ok(None);
+    };
+    let endpoint = format!("{}{}/token", s.urls.as_origin, s.urls.issuer_path);
+    let verified = verify_proof(proof, "POST", &endpoint, unix_now())
+        .map_err(|why| refuse("invalid_dpop_proof", why))?;
+    let jti = verified.claims["jti"].as_str().unwrap_or_default();
+    if !lock(&s.dpop).fresh_jti(jti) {
+        return Err(refuse(
+            "invalid_dpop_proof",
+            "the proof's jti was used before",
+        ));
+    }
+    if s.config.dpop_as_nonce && verified.claims["nonce"] != AS_NONCE {
+        let mut response = refuse(
+            USE_DPOP_NONCE,
+            "the authorization server requires a DPoP nonce",
+        );
+        response
+            .headers_mut()
+            .insert("dpop-nonce", HeaderValue::from_static(AS_NONCE));
+        return Err(response);
+    }
+    if let Some(jkt) = bound_refresh
+        && jkt != verified.jkt
+    {
+        return Err(refuse(
+            "invalid_grant",
+            "the refresh token is bound to another DPoP key",
+        ));
+    }
+    Ok(Some(verified.jkt))
+}
+
+const USE_DPOP_NONCE: &str = "use_dpop_nonce";
+
+fn token_response(issued: &IssuedTokens, token_type: &str) -> Response {
     let mut body = Map::new();
     body.insert("access_token".into(), json!(issued.access_token));
-    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("token_type".into(), json!(token_type));
     body.insert("expires_in".into(), json!(issued.expires_in));
     if let Some(refresh) = &issued.refresh_token {
         body.insert("refresh_token".into(), json!(refresh));

@@ -15,6 +15,9 @@ use super::modern;
 use crate::authorization_server::errors::is_content_type;
 use crate::config::{McpRevision, PrmMode};
 use crate::counters::bump;
+use crate::dpop::{
+    RS_NONCE, access_token_hash, content_digest, proof_header, unix_now, verify_proof,
+};
 use crate::faults::{Endpoint, lock};
 use crate::kit::Shared;
 
@@ -58,11 +61,116 @@ fn with_challenge(status: StatusCode, value: String, body: Value) -> Response {
     response
 }
 
-/// The token of an `Authorization: Bearer` header; other schemes count as no token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` or `DPoP` header, and whether the scheme was
+/// `DPoP`; other schemes count as no token.
+fn bearer_token(headers: &HeaderMap) -> Option<(&str, bool)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    (dpop || scheme.eq_ignore_ascii_case("bearer")).then(|| (token.trim(), dpop))
+}
+
+/// A 401 with a `DPoP` challenge (RFC 9449 7.1) naming what failed.
+fn dpop_refusal(s: &Shared, code: &str, description: &str) -> Response {
+    let mut value = format!(
+        "DPoP algs=\"ES256\", error={}, error_description={}",
+        quote(code),
+        quote(description)
+    );
+    if s.config.prm == PrmMode::HeaderAndPath {
+        value.push_str(&format!(
+            ", resource_metadata={}",
+            quote(&s.urls.prm_path_url)
+        ));
+    }
+    let mut response = with_challenge(
+        StatusCode::UNAUTHORIZED,
+        value,
+        json!({"error": code, "error_description": description}),
+    );
+    if code == "use_dpop_nonce" {
+        response
+            .headers_mut()
+            .insert("dpop-nonce", HeaderValue::from_static(RS_NONCE));
+    }
+    response
+}
+
+fn refused(s: &Shared, code: &str, description: &str) -> Box<Response> {
+    Box::new(dpop_refusal(s, code, description))
+}
+
+/// RFC 9449 7 and the MCP profile for a request carrying `token`: a bound token needs the
+/// `DPoP` scheme and a proof of its key over this request (`htm`, `htu`, `ath`,
+/// `content_digest`, a fresh `jti`, the nonce in nonce mode); an unbound one must not use
+/// the `DPoP` scheme.
+fn check_dpop(
+    s: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+    token: &str,
+    dpop_scheme: bool,
+) -> Result<(), Box<Response>> {
+    let bound = lock(&s.dpop).bound.get(token).cloned();
+    let Some(jkt) = bound else {
+        if dpop_scheme {
+            return Err(refused(s, "invalid_token", "the token is not DPoP-bound"));
+        }
+        return Ok(());
+    };
+    if !dpop_scheme {
+        return Err(refused(
+            s,
+            "invalid_token",
+            "the token is DPoP-bound: present it with the DPoP scheme and a proof",
+        ));
+    }
+    let proof = match proof_header(headers) {
+        Ok(Some(proof)) => proof,
+        Ok(None) => return Err(refused(s, "invalid_dpop_proof", "no DPoP proof")),
+        Err(why) => return Err(refused(s, "invalid_dpop_proof", why)),
+    };
+    let verified = verify_proof(proof, method.as_str(), &s.urls.mcp_url, unix_now())
+        .map_err(|why| refused(s, "invalid_dpop_proof", why))?;
+    let claims = &verified.claims;
+    if claims["ath"] != access_token_hash(token) {
+        return Err(refused(
+            s,
+            "invalid_dpop_proof",
+            "ath does not match the token",
+        ));
+    }
+    if verified.jkt != jkt {
+        return Err(refused(
+            s,
+            "invalid_dpop_proof",
+            "the proof's key is not the token's",
+        ));
+    }
+    if claims["content_digest"] != content_digest(body) {
+        return Err(refused(
+            s,
+            "invalid_dpop_proof",
+            "content_digest does not match the body",
+        ));
+    }
+    if !lock(&s.dpop).fresh_jti(claims["jti"].as_str().unwrap_or_default()) {
+        return Err(refused(
+            s,
+            "invalid_dpop_proof",
+            "the proof's jti was used before",
+        ));
+    }
+    if s.config.dpop_rs_nonce && claims["nonce"] != RS_NONCE {
+        return Err(refused(
+            s,
+            "use_dpop_nonce",
+            "the MCP server requires a DPoP nonce",
+        ));
+    }
+    lock(&s.records).mcp_dpop_requests += 1;
+    Ok(())
 }
 
 pub(crate) async fn mcp(
@@ -75,7 +183,7 @@ pub(crate) async fn mcp(
     if let Some(fault) = s.faults.intercept(Endpoint::Mcp).await {
         return fault;
     }
-    let Some(token) = bearer_token(&headers) else {
+    let Some((token, dpop_scheme)) = bearer_token(&headers) else {
         if let Some(code) = s.config.unauthenticated_status {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
             return (status, "this server refuses the request").into_response();
@@ -91,7 +199,12 @@ pub(crate) async fn mcp(
         .validate_access(token, &s.urls.resource)
         .map(|at| at.scopes.clone());
     let scopes = match checked {
-        Ok(scopes) => scopes,
+        Ok(scopes) => {
+            if let Err(refusal) = check_dpop(&s, &method, &headers, &body, token, dpop_scheme) {
+                return *refusal;
+            }
+            scopes
+        }
         Err(why) => {
             let value = challenge(
                 &s,

@@ -146,6 +146,7 @@ impl OAuthService {
             },
             reauthentication_required: false,
             grant: Some(grant_name(&target.grant).to_string()),
+            dpop_key: None,
             updated_at: unix_now(),
         };
         apply_tokens(&mut creds, obtained.tokens);

@@ -3,8 +3,9 @@
 # with Node 22 in tests/conformance/package-lock.json) against `mcp-app-server connect`:
 # every auth scenario of the 2025-11-25, 2026-07-28 and 2025-03-26 revisions and the client
 # scenarios initialize, tools_call, http-standard-headers and request-metadata, each alone
-# and once per revision it is tagged with, each with a clean MCP_APP_SERVER_HOME; extension
-# scenarios are listed as skipped. Ends with `N passed, M failed, K skipped`; exits non-zero
+# and once per revision it is tagged with, each with a clean MCP_APP_SERVER_HOME; the
+# extension scenarios of implemented extensions (client credentials, workload identity),
+# once each; the other extension scenarios are listed as skipped. Ends with `N passed, M failed, K skipped`; exits non-zero
 # on any failure. See tests/conformance/run.sh for choosing a subset.
 #
 #   bash .ci/conformance.sh                                 # the whole selection

@@ -451,6 +451,9 @@ async fn interop_oidc_provider_dcr_login_and_authorized_call() {
     );
 
     let token = d.token("oidc", 60).await;
+    // oidc-provider offers DPoP: the daemon's proof was accepted and the token is bound.
+    assert_eq!(token["tokenType"], "DPoP", "{token}");
+    assert!(stored["dpopKey"].is_string());
     let me = whoami(&mcp_url, &access_token(&token)).await.unwrap();
     assert_eq!(me["client_id"], client_id.as_str(), "{me}");
     assert_eq!(me["sub"], "interop-user", "{me}");
@@ -502,7 +505,14 @@ async fn interop_oidc_provider_preregistered_confidential_client() {
 async fn interop_oidc_provider_refresh_rotation() {
     let oidc = Peer::oidc(&[("ACCESS_TOKEN_TTL", "5")]).await;
     let mcp_url = oidc.mcp_url();
-    let mut d = Daemon::start(&server_config("oidc", &mcp_url, "")).await;
+    // oidc-provider rotates only refresh tokens that are not bound to a DPoP key (a bound
+    // one needs no rotation): this test is about rotation, so the tokens stay Bearer.
+    let mut d = Daemon::start(&server_config(
+        "oidc",
+        &mcp_url,
+        "[mcp_servers.oidc.oauth]\ndpop = false\n",
+    ))
+    .await;
     d.login("oidc").await;
     let login_token = d.token("oidc", 0).await;
     let rt0 = d.stored_refresh_token("oidc");
@@ -612,8 +622,10 @@ async fn interop_oidc_provider_logout_revokes_an_opaque_access_token() {
     unsafe { std::env::set_var(SECRET_VAR, PRE_CLIENT_SECRET) };
     let oidc = Peer::oidc(&[("ACCESS_TOKEN_FORMAT", "opaque")]).await;
     let mcp_url = oidc.mcp_url();
+    // The peer's resource server takes opaque tokens as Bearer only, so a DPoP-bound one
+    // would be refused there: this server is configured without DPoP.
     let extra = format!(
-        "[mcp_servers.pre.oauth]\nclient_id = \"{PRE_CLIENT_ID}\"\nclient_secret_env_var = \"{SECRET_VAR}\"\n"
+        "[mcp_servers.pre.oauth]\nclient_id = \"{PRE_CLIENT_ID}\"\nclient_secret_env_var = \"{SECRET_VAR}\"\ndpop = false\n"
     );
     let mut d = Daemon::start(&server_config("pre", &mcp_url, &extra)).await;
     d.login("pre").await;

@@ -6,8 +6,10 @@
 #
 # The default selection: every `auth/*` scenario tagged 2025-11-25, 2026-07-28 or
 # 2025-03-26, and the client scenarios initialize, tools_call, http-standard-headers and
-# request-metadata, each at every revision in its tags. Scenarios tagged `extension` are
-# listed as SKIP (they are not run and do not count as passed).
+# request-metadata, each at every revision in its tags. Scenarios tagged `extension` run
+# once, without `--spec-version`, when the client implements them (the list
+# `extension_scenarios` below; shown as `name@extension`); the others are listed as SKIP
+# (they are not run and do not count as passed).
 #
 # A run passes when the suite exits 0, wrote checks.json, and the checks hold at least one
 # SUCCESS and no FAILURE or WARNING. A scenario the suite finds not applicable at the
@@ -48,6 +50,8 @@ catalogue="$(printf '%s\n' "$listing" | sed -n 's/^ *- \([^ ]*\) \[\(.*\)\]$/\1 
 tags_of() { printf '%s\n' "$catalogue" | awk -v n="$1" '$1 == n { print $2 }'; }
 
 client_scenarios=" initialize tools_call http-standard-headers request-metadata "
+# Extension scenarios the client implements.
+extension_scenarios=" auth/enterprise-managed-authorization "
 selected() { # name tags -> 0 when in the default selection
   case "$1" in
     auth/*) [[ ",$2," == *,2025-11-25,* || ",$2," == *,2026-07-28,* || ",$2," == *,2025-03-26,* ]] ;;
@@ -65,7 +69,11 @@ add_scenario() { # name [revision]
     exit 2
   fi
   if [ "$tags" = "extension" ]; then
-    skips+=("$name")
+    if [[ "$extension_scenarios" == *" $name "* ]]; then
+      runs+=("$name@extension")
+    else
+      skips+=("$name")
+    fi
     return
   fi
   local revision
@@ -105,7 +113,7 @@ if [ "${#requested[@]}" -gt 0 ]; then
 else
   while read -r name tags; do
     if [ "$tags" = "extension" ]; then
-      skips+=("$name")
+      add_scenario "$name"
     elif selected "$name" "$tags"; then
       add_scenario "$name"
     fi
@@ -150,8 +158,10 @@ run_one() { # name@revision dir
   rm -rf "$dir"
   mkdir -p "$dir/home"
   printf 'mcp_oauth_credentials_store = "file"\n' > "$dir/home/config.toml"
+  local version=(--spec-version "$revision")
+  [ "$revision" = "extension" ] && version=()
   MCP_APP_SERVER_HOME="$dir/home" run_suite client --command "$command" \
-    --scenario "$scenario" --spec-version "$revision" -o "$dir/results" \
+    --scenario "$scenario" "${version[@]}" -o "$dir/results" \
     > "$dir/suite.log" 2>&1
   code=$?
   if grep -q '^SKIPPED: scenario' "$dir/suite.log"; then

@@ -173,6 +173,7 @@ impl Engine {
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
             allow_private_network: false,
+            enterprise: None,
         })
     }
 

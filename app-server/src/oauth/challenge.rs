@@ -374,7 +374,7 @@ impl OAuthService {
             );
             return Ok(self.flag_reauthentication(target, creds, reason).await?);
         }
-        if creds.refresh_token.is_none() {
+        if creds.refresh_token.is_none() && target.enterprise.is_none() {
             let reason =
                 "the server refused the access token and no refresh token was issued".to_string();
             return Ok(self.flag_reauthentication(target, creds, reason).await?);

@@ -3,6 +3,7 @@
 use super::callback::{CallbackError, CallbackListenError, PasteError};
 use super::challenge::ChallengeInputError;
 use super::discovery::DiscoveryError;
+use super::enterprise::EnterpriseError;
 use super::registration::RegistrationError;
 use super::token::TokenError;
 use crate::credentials::StoreError;
@@ -61,4 +62,7 @@ pub enum LoginError {
     },
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// Enterprise-managed authorization: the identity provider or the exchange failed.
+    #[error("enterprise login failed: {0}")]
+    Enterprise(EnterpriseError),
 }

@@ -27,6 +27,10 @@ impl OAuthService {
         if current != seen || fresh_enough(&current, min_validity_secs) {
             return Ok(current);
         }
+        // An enterprise server's token is renewed by a new exchange, never a refresh.
+        if let Some(enterprise) = &target.enterprise {
+            return self.enterprise_renew(target, enterprise, current).await;
+        }
         let Some(refresh_token) = current.refresh_token.clone() else {
             return unrefreshable(current, name);
         };

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use super::enterprise::EnterpriseTarget;
+use crate::config::grant::GrantConfig;
 use crate::credentials::CredentialKey;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
@@ -29,6 +31,8 @@ pub struct ServerTarget {
     pub client_metadata_url_base: Option<String>,
     /// `allow_private_network`: lifts the network policy of rule 35 for this server.
     pub allow_private_network: bool,
+    /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
+    pub enterprise: Option<EnterpriseTarget>,
 }
 
 impl std::fmt::Debug for ServerTarget {
@@ -57,6 +61,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_metadata_url_base", &self.client_metadata_url_base)
             .field("allow_private_network", &self.allow_private_network)
             .field("client_issuer", &self.client_issuer)
+            .field("enterprise", &self.enterprise)
             .finish()
     }
 }
@@ -87,6 +92,16 @@ impl ServerTarget {
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
             allow_private_network: http.allow_private_network,
+            enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
+                (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
+                    Some(EnterpriseTarget {
+                        idp: idp.clone(),
+                        client_id,
+                        auth,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 
@@ -132,6 +147,7 @@ mod redaction_tests {
             client_metadata_url: None,
             client_metadata_url_base: None,
             allow_private_network: false,
+            enterprise: None,
             client_issuer: None,
         };
         assert_redacted(&target);

@@ -281,6 +281,23 @@ pub async fn request_token(
     form: &[(&str, &str)],
     headers: &HeaderMap,
 ) -> Result<TokenResponse, TokenError> {
+    let body = request_token_body(http, token_endpoint, form, headers).await?;
+    parse_token_response(&body).map_err(|e| TokenError::Invalid {
+        endpoint: token_endpoint.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// [`request_token`] for a caller that reads more of the success answer than
+/// [`TokenResponse`] holds (an OpenID Connect `id_token`, a token exchange's
+/// `issued_token_type`): the body of the 2xx answer, refusals classified as usual. The body
+/// holds secrets; it is never logged.
+pub async fn request_token_body(
+    http: &HttpClient,
+    token_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, TokenError> {
     let endpoint = token_endpoint.to_string();
     let response = http
         .post_form(token_endpoint, form, headers)
@@ -288,10 +305,7 @@ pub async fn request_token(
         .map_err(|e| from_http(&endpoint, e))?;
     let status = response.status;
     if status.is_success() {
-        return parse_token_response(&response.body).map_err(|e| TokenError::Invalid {
-            endpoint,
-            reason: format!("HTTP {}: {e}", status.as_u16()),
-        });
+        return Ok(response.body);
     }
     if status.is_redirection() {
         return Err(TokenError::Invalid {

@@ -89,6 +89,7 @@ impl From<&crate::oauth::LoginError> for AppError {
             // Answered as -32602 (see below); never sent as an application error.
             L::InvalidChallenge(_) => ErrorKind::AuthorizationFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,
+            L::Enterprise(e) => enterprise_kind(e),
         };
         AppError::new(kind, e.to_string())
     }
@@ -119,6 +120,18 @@ impl From<&crate::oauth::LoginError> for RequestError {
 impl From<crate::credentials::StoreError> for RequestError {
     fn from(e: crate::credentials::StoreError) -> Self {
         RequestError::App(AppError::new(store_kind(&e), e.to_string()))
+    }
+}
+
+/// The kind of an enterprise-managed authorization failure.
+fn enterprise_kind(e: &crate::oauth::enterprise::EnterpriseError) -> ErrorKind {
+    use crate::oauth::enterprise::EnterpriseError as E;
+    match e {
+        E::IdpDiscovery { .. } => ErrorKind::DiscoveryFailed,
+        E::IdToken(_) => ErrorKind::AuthorizationFailed,
+        E::Credential { .. } => ErrorKind::ConfigInvalid,
+        _ if e.is_transient() => ErrorKind::RefreshFailedRetryable,
+        E::Exchange { .. } | E::Grant { .. } => ErrorKind::TokenExchangeFailed,
     }
 }
 

@@ -1,10 +1,14 @@
 //! Grants that obtain a token without a browser: OAuth client credentials
 //! ([`client_credentials`]) and the JWT bearer grant with a workload identity token
 //! ([`jwt_bearer`]). Both post to the token endpoint through [`super::token::request_token`],
-//! so answers and refusals are read as for code exchange and refresh.
+//! so answers and refusals are read as for code exchange and refresh. Enterprise-managed
+//! authorization adds the token exchange at the identity provider ([`token_exchange`]) and the
+//! presentation of its ID-JAG at the MCP server's authorization server ([`id_jag`]).
 
 pub mod client_credentials;
+pub mod id_jag;
 pub mod jwt_bearer;
+pub mod token_exchange;
 
 use super::jose::JoseError;
 use super::token::TokenError;

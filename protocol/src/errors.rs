@@ -55,7 +55,9 @@ error_kinds! {
     /// The authorization step failed (the server answered with an error, or the callback
     /// was invalid).
     AuthorizationFailed = "authorizationFailed" => -32022,
-    /// Exchanging the authorization code for tokens failed.
+    /// The token endpoint refused or failed the token request: exchanging the authorization
+    /// code, or a configured client credentials or JWT bearer grant (the message says what
+    /// the authorization server answered).
     TokenExchangeFailed = "tokenExchangeFailed" => -32023,
     /// The login was cancelled.
     LoginCancelled = "loginCancelled" => -32024,
@@ -67,6 +69,10 @@ error_kinds! {
     NoPendingLogin = "noPendingLogin" => -32027,
     /// The callback listener could not be started (e.g. the fixed port is taken).
     CallbackListenerFailed = "callbackListenerFailed" => -32028,
+    /// The credential a configured grant needs could not be read: an unset environment
+    /// variable, an unreadable or empty file, a key that does not sign. The message names
+    /// the `[mcp_servers.NAME.oauth]` key to fix; then log in again.
+    GrantCredentialUnavailable = "grantCredentialUnavailable" => -32029,
     /// There are no stored credentials for the server.
     NotLoggedIn = "notLoggedIn" => -32030,
     /// The stored credentials were refused: log in again.

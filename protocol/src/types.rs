@@ -225,14 +225,40 @@ pub struct OauthLoginParams {
     pub timeout_secs: Option<u32>,
 }
 
-/// Result of `mcpServer/oauth/login`: open this URL in the user's browser.
+/// How a login obtains its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LoginGrant {
+    /// The user signs in through the browser (authorization code with PKCE); the answer
+    /// carries the URL to open.
+    AuthorizationCode,
+    /// The daemon authenticates as the configured client itself (client credentials grant);
+    /// no browser.
+    ClientCredentials,
+    /// The daemon presents the workload's identity token (JWT bearer grant); no browser.
+    JwtBearer,
+    /// The daemon exchanges the enterprise identity provider's sign-in for this server's
+    /// token; no browser once signed in to the identity provider.
+    EnterpriseManaged,
+}
+
+/// Result of `mcpServer/oauth/login`. With `authorizationUrl`, open it in the user's
+/// browser; without it, no browser is needed: the tokens are already stored when this
+/// answer comes. `mcpServer/oauthLogin/completed` follows in both cases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OauthLoginResponse {
-    /// The URL to open in the user's browser.
-    pub authorization_url: String,
-    /// The redirect URI the browser will come back to.
-    pub redirect_uri: String,
+    /// The URL to open in the user's browser; absent when the login needs no browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub authorization_url: Option<String>,
+    /// The redirect URI the browser will come back to; absent when the login needs no
+    /// browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub redirect_uri: Option<String>,
+    /// How this login obtains its tokens.
+    pub grant: LoginGrant,
 }
 
 /// Params of `mcpServer/oauth/cancel`.

@@ -107,7 +107,9 @@ export async function loginFlow(client: ProtocolClient, openBrowser: (url: strin
     clientRegistration: "auto",
     timeoutSecs: 300,
   });
-  openBrowser(authorizationUrl);
+  // Absent for a login that needs no browser (a client credentials or workload identity
+  // grant): the tokens are already stored.
+  if (authorizationUrl) openBrowser(authorizationUrl);
   const outcome = await done;
 
   const token = await client.request("mcpServer/oauth/token", { name: target.name, minValiditySecs: 60 });
@@ -138,8 +140,8 @@ export async function afterRefusal(
     case "reauthenticationRequired": {
       // @ts-expect-error only the `token` answer carries a token
       void answer.accessToken;
-      const { authorizationUrl } = await client.request("mcpServer/oauth/login", { name });
-      openBrowser(authorizationUrl);
+      const { authorizationUrl, grant } = await client.request("mcpServer/oauth/login", { name });
+      if (grant === "authorizationCode" && authorizationUrl) openBrowser(authorizationUrl);
       return undefined;
     }
     default: {

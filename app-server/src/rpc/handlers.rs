@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
-    ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse,
+    ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse, LoginGrant,
     McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthChallengeLogin,
     OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
     OauthCompleteResponse, OauthLoginResponse, OauthLogoutResponse, OauthTokenResponse,
@@ -65,8 +65,9 @@ pub(crate) async fn dispatch(
             };
             let started = state.oauth.start_login(target, options).await?;
             to_value(OauthLoginResponse {
-                authorization_url: started.authorization_url.to_string(),
-                redirect_uri: started.redirect_uri,
+                authorization_url: Some(started.authorization_url.to_string()),
+                redirect_uri: Some(started.redirect_uri),
+                grant: LoginGrant::AuthorizationCode,
             })
         }
         ClientRequest::OauthCancel(p) => to_value(OauthCancelResponse {

@@ -34,6 +34,7 @@ export type { InitializeParams } from "./InitializeParams.js";
 export type { InitializeResponse } from "./InitializeResponse.js";
 export type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 export type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
+export type { LoginGrant } from "./LoginGrant.js";
 export type { McpAuthStatus } from "./McpAuthStatus.js";
 export type { McpServerStatus } from "./McpServerStatus.js";
 export type { McpServerTransport } from "./McpServerTransport.js";
@@ -169,6 +170,7 @@ export type ErrorKindCodes = {
   "loginSuperseded": -32026;
   "noPendingLogin": -32027;
   "callbackListenerFailed": -32028;
+  "grantCredentialUnavailable": -32029;
   "notLoggedIn": -32030;
   "reauthenticationRequired": -32031;
   "refreshFailedRetryable": -32032;

@@ -85,7 +85,7 @@ export async function readmeLogin(): Promise<string> {
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear");
   const { authorizationUrl } = await client.login({ name: "linear" });
-  openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal
+  if (authorizationUrl) openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal; absent: no browser needed
   const done = await completed;
   if (!done.success) throw new Error(done.error);
 

@@ -74,6 +74,21 @@ pub fn is_modern_error(code: i64) -> bool {
     )
 }
 
+/// The MCP extensions the client implements, announced in its capabilities under
+/// `extensions` (each with empty settings).
+pub const CLIENT_EXTENSIONS: &[&str] =
+    &["io.modelcontextprotocol/enterprise-managed-authorization"];
+
+/// `capabilities` (legacy `initialize`) and `io.modelcontextprotocol/clientCapabilities`
+/// (modern): the extensions of [`CLIENT_EXTENSIONS`].
+pub fn client_capabilities() -> Value {
+    let extensions: serde_json::Map<String, Value> = CLIENT_EXTENSIONS
+        .iter()
+        .map(|id| (id.to_string(), json!({})))
+        .collect();
+    json!({"extensions": extensions})
+}
+
 /// `clientInfo` (legacy `initialize`) and `io.modelcontextprotocol/clientInfo` (modern).
 pub fn client_info() -> Value {
     json!({"name": "mcp-app-server", "version": env!("CARGO_PKG_VERSION")})
@@ -83,7 +98,7 @@ pub fn client_info() -> Value {
 pub fn initialize_params(revision: &str) -> Value {
     json!({
         "protocolVersion": revision,
-        "capabilities": {},
+        "capabilities": client_capabilities(),
         "clientInfo": client_info(),
     })
 }
@@ -105,7 +120,7 @@ pub fn with_modern_meta(params: Value, revision: &str) -> Value {
         meta.insert(META_PROTOCOL_VERSION.into(), json!(revision));
         meta.insert(META_CLIENT_INFO.into(), client_info());
         meta.entry(META_CLIENT_CAPABILITIES)
-            .or_insert_with(|| json!({}));
+            .or_insert_with(client_capabilities);
     }
     Value::Object(params)
 }
@@ -214,7 +229,10 @@ mod tests {
         let meta = &body["params"]["_meta"];
         assert_eq!(meta[META_PROTOCOL_VERSION], "2026-07-28");
         assert_eq!(meta[META_CLIENT_INFO]["name"], "mcp-app-server");
-        assert_eq!(meta[META_CLIENT_CAPABILITIES], json!({}));
+        assert_eq!(
+            meta[META_CLIENT_CAPABILITIES]["extensions"]["io.modelcontextprotocol/enterprise-managed-authorization"],
+            json!({})
+        );
         assert_eq!(meta["progressToken"], 1, "the caller's _meta is kept");
         assert_eq!(body["id"], 7);
 

@@ -16,6 +16,7 @@ mod checks;
 mod config;
 mod counters;
 mod faults;
+mod identity_provider;
 mod kit;
 mod resource_server;
 mod store;
@@ -27,6 +28,7 @@ pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
 pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
 pub use counters::Counters;
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
+pub use identity_provider::{Idp, IdpCounters, TrustedIdp};
 pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};
 
 /// PKCE S256 challenge for `verifier` (RFC 7636), for tests that drive the AS by hand.

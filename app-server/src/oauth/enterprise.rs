@@ -234,6 +234,11 @@ impl OAuthService {
             discovery.metadata.scopes_supported.as_deref(),
         )
         .unwrap_or_default();
+        // Renewal is a new exchange, never a refresh: no refresh token is asked for.
+        let scopes: Vec<String> = scopes
+            .into_iter()
+            .filter(|s| s != "offline_access")
+            .collect();
         let method = secret_method(
             discovery
                 .metadata

@@ -129,7 +129,7 @@ fn enterprise_kind(e: &crate::oauth::enterprise::EnterpriseError) -> ErrorKind {
     match e {
         E::IdpDiscovery { .. } => ErrorKind::DiscoveryFailed,
         E::IdToken(_) => ErrorKind::AuthorizationFailed,
-        E::Credential { .. } => ErrorKind::ConfigInvalid,
+        E::Credential { .. } => ErrorKind::GrantCredentialUnavailable,
         _ if e.is_transient() => ErrorKind::RefreshFailedRetryable,
         E::Exchange { .. } | E::Grant { .. } => ErrorKind::TokenExchangeFailed,
     }

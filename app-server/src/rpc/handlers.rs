@@ -17,6 +17,7 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
+use crate::oauth::enterprise::EnterpriseLogin;
 use crate::oauth::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginOptions,
     MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo, read_challenge,
@@ -63,6 +64,24 @@ pub(crate) async fn dispatch(
                     .map(|s| Duration::from_secs(s.into()))
                     .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
             };
+            if let Some(enterprise) = target.enterprise.clone() {
+                let login = state
+                    .oauth
+                    .start_enterprise_login(target, enterprise, options)
+                    .await
+                    .map_err(|e| RequestError::from(e.as_ref()))?;
+                let (authorization_url, redirect_uri) = match login {
+                    EnterpriseLogin::Done => (None, None),
+                    EnterpriseLogin::SignIn(s) => {
+                        (Some(s.authorization_url.to_string()), Some(s.redirect_uri))
+                    }
+                };
+                return to_value(OauthLoginResponse {
+                    authorization_url,
+                    redirect_uri,
+                    grant: LoginGrant::EnterpriseManaged,
+                });
+            }
             let started = state.oauth.start_login(target, options).await?;
             to_value(OauthLoginResponse {
                 authorization_url: Some(started.authorization_url.to_string()),

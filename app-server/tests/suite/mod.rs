@@ -3,6 +3,7 @@ mod challenge;
 mod cimd;
 mod cli;
 mod config;
+mod enterprise;
 mod harness;
 mod interop;
 mod listener_attacks;

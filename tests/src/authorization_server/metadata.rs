@@ -80,11 +80,13 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     }
     doc.insert("response_types_supported".into(), json!(["code"]));
     doc.insert("response_modes_supported".into(), json!(["query"]));
-    let grants: &[&str] = if c.issue_refresh_tokens {
-        &["authorization_code", "refresh_token"]
-    } else {
-        &["authorization_code"]
-    };
+    let mut grants = vec!["authorization_code"];
+    if c.issue_refresh_tokens {
+        grants.push("refresh_token");
+    }
+    if c.trusted_idp.is_some() {
+        grants.push("urn:ietf:params:oauth:grant-type:jwt-bearer");
+    }
     doc.insert("grant_types_supported".into(), json!(grants));
     if c.s256_advertised {
         doc.insert("code_challenge_methods_supported".into(), json!(["S256"]));

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::oauth::enterprise::idp::IDP_SESSION_NAME;
+
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::home::{Home, HomeError};
@@ -207,6 +209,8 @@ impl Engine {
         Ok(all
             .into_iter()
             .filter(|c| !self.is_configured(&c.server_name, &c.server_url))
+            // The enterprise identity provider session is no server.
+            .filter(|c| c.server_name != IDP_SESSION_NAME)
             .collect())
     }
 

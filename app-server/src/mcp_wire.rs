@@ -84,6 +84,8 @@ pub const SUPPORTED_EXTENSIONS: &[&str] = &[
     "io.modelcontextprotocol/auth/wif",
     // DPoP-bound tokens (SEP-1932): `Authorization: DPoP` and a proof per request.
     "io.modelcontextprotocol/auth/dpop",
+    // Enterprise-managed authorization (SEP-990): `grant = "enterprise"`.
+    "io.modelcontextprotocol/enterprise-managed-authorization",
 ];
 
 /// The client's capabilities: the extensions it supports, each with empty settings.

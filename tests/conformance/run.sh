@@ -51,7 +51,7 @@ tags_of() { printf '%s\n' "$catalogue" | awk -v n="$1" '$1 == n { print $2 }'; }
 
 client_scenarios=" initialize tools_call http-standard-headers request-metadata "
 # Extension scenarios of the extensions the client implements: run and counted.
-extension_scenarios=" auth/client-credentials-jwt auth/client-credentials-basic auth/wif-jwt-bearer auth/dpop auth/dpop-nonce "
+extension_scenarios=" auth/client-credentials-jwt auth/client-credentials-basic auth/wif-jwt-bearer auth/dpop auth/dpop-nonce auth/enterprise-managed-authorization "
 selected() { # name tags -> 0 when in the default selection
   case "$1" in
     auth/*) [[ ",$2," == *,2025-11-25,* || ",$2," == *,2026-07-28,* || ",$2," == *,2025-03-26,* ]] ;;

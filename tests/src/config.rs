@@ -110,6 +110,9 @@ impl PreregisteredClient {
 /// Behaviour of a [`crate::Kit`]. See the field docs; `Default` is well-behaved.
 #[derive(Clone, Debug)]
 pub struct KitConfig {
+    /// Accept ID-JAGs of this identity provider with the JWT bearer grant
+    /// (enterprise-managed authorization).
+    pub trusted_idp: Option<crate::identity_provider::TrustedIdp>,
     /// `Some("/tenant1")` gives issuer `http://127.0.0.1:P/tenant1`; the AS endpoints live
     /// under that path too.
     pub issuer_path: Option<String>,
@@ -206,6 +209,7 @@ pub struct KitConfig {
 impl Default for KitConfig {
     fn default() -> Self {
         Self {
+            trusted_idp: None,
             issuer_path: None,
             dcr: true,
             s256_advertised: true,

@@ -17,6 +17,7 @@ mod config;
 mod counters;
 mod dpop;
 mod faults;
+mod identity_provider;
 mod jwt;
 mod kit;
 mod resource_server;
@@ -30,6 +31,7 @@ pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMod
 pub use counters::Counters;
 pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint, verify_proof};
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
+pub use identity_provider::{Idp, IdpCounters, TrustedIdp};
 pub use jwt::Es256Key;
 pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};
 

@@ -67,8 +67,14 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
     let mut target = engine.by_url(&args.url, args.name.as_deref())?;
     args.flow.apply(&mut target);
     let mut call = args.call.clone();
-    if args.conformance {
-        conformance::apply_context(&mut target)?;
+    if args.conformance
+        && let Some(seed) = conformance::apply_context(&mut target)?
+    {
+        engine
+            .oauth
+            .seed_idp_session(&seed.idp, seed.token_endpoint, seed.id_token)
+            .await
+            .map_err(|e| CliError::login(&target.name, e))?;
     }
     let arguments = match &args.args {
         None => json!({}),

@@ -10,6 +10,8 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::config::grant::GrantConfig;
+use crate::oauth::enterprise::idp::IDP_SESSION_NAME;
+
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::home::{Home, HomeError};
@@ -178,6 +180,7 @@ impl Engine {
             allow_private_network: false,
             grant: GrantConfig::AuthorizationCode,
             dpop: true,
+            enterprise: None,
         })
     }
 
@@ -211,6 +214,8 @@ impl Engine {
         Ok(all
             .into_iter()
             .filter(|c| !self.is_configured(&c.server_name, &c.server_url))
+            // The enterprise identity provider session is no server.
+            .filter(|c| c.server_name != IDP_SESSION_NAME)
             .collect())
     }
 

@@ -24,6 +24,13 @@ pub enum GrantConfig {
         client_id: Option<String>,
         assertion: AssertionSource,
     },
+    /// Enterprise-managed authorization (MCP extension `enterprise-managed-authorization`):
+    /// the `[enterprise_idp]` sign-in is exchanged for an ID-JAG, presented with the JWT
+    /// bearer grant by this client of the server's authorization server.
+    Enterprise {
+        client_id: String,
+        auth: Option<ClientAuthConfig>,
+    },
 }
 
 impl GrantConfig {
@@ -32,16 +39,10 @@ impl GrantConfig {
     pub fn credential_key(&self) -> Option<&'static str> {
         match self {
             GrantConfig::AuthorizationCode => None,
-            GrantConfig::ClientCredentials { auth, .. } => Some(match auth {
-                ClientAuthConfig::SecretEnvVar(_) | ClientAuthConfig::Secret(_) => {
-                    "client_secret_env_var"
-                }
-                ClientAuthConfig::PrivateKey {
-                    source: KeySource::EnvVar(_),
-                    ..
-                } => "private_key_env_var",
-                ClientAuthConfig::PrivateKey { .. } => "private_key_file",
-            }),
+            GrantConfig::ClientCredentials { auth, .. } => Some(auth.credential_key()),
+            GrantConfig::Enterprise { auth, .. } => {
+                auth.as_ref().map(ClientAuthConfig::credential_key)
+            }
             GrantConfig::JwtBearer { assertion, .. } => Some(match assertion {
                 AssertionSource::EnvVar(_) => "assertion_env_var",
                 AssertionSource::File(_) | AssertionSource::Value(_) => "assertion_file",
@@ -97,7 +98,9 @@ pub enum AssertionSource {
 /// A bad grant configuration; [`GrantConfigError::key`] names the offending key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantConfigError {
-    #[error("unknown grant `{0}`; use `authorization_code`, `client_credentials` or `jwt_bearer`")]
+    #[error(
+        "unknown grant `{0}`; use `authorization_code`, `client_credentials`, `jwt_bearer` or `enterprise`"
+    )]
     UnknownGrant(String),
     #[error("the `{grant}` grant needs `client_id`")]
     MissingClientId { grant: &'static str },
@@ -183,13 +186,45 @@ impl GrantConfig {
                     assertion,
                 })
             }
+            "enterprise" => {
+                if assertion_given {
+                    return Err(GrantConfigError::NotForThisGrant("assertion_file"));
+                }
+                let client_id = oauth.client_id.clone().filter(|id| !id.is_empty()).ok_or(
+                    GrantConfigError::MissingClientId {
+                        grant: "enterprise",
+                    },
+                )?;
+                let auth = optional_client_auth(&CredentialFields::of(oauth))?;
+                Ok(GrantConfig::Enterprise { client_id, auth })
+            }
             other => Err(GrantConfigError::UnknownGrant(other.to_string())),
         }
     }
 
-    /// True for the grants that need no browser.
+    /// True for the grants that never need a browser (an enterprise login may need one,
+    /// for the identity provider's sign-in).
     pub fn is_machine(&self) -> bool {
-        !matches!(self, GrantConfig::AuthorizationCode)
+        matches!(
+            self,
+            GrantConfig::ClientCredentials { .. } | GrantConfig::JwtBearer { .. }
+        )
+    }
+}
+
+impl ClientAuthConfig {
+    /// The key that says where this client credential comes from.
+    fn credential_key(&self) -> &'static str {
+        match self {
+            ClientAuthConfig::SecretEnvVar(_) | ClientAuthConfig::Secret(_) => {
+                "client_secret_env_var"
+            }
+            ClientAuthConfig::PrivateKey {
+                source: KeySource::EnvVar(_),
+                ..
+            } => "private_key_env_var",
+            ClientAuthConfig::PrivateKey { .. } => "private_key_file",
+        }
     }
 }
 
@@ -205,30 +240,66 @@ fn first_key_field(oauth: &OauthClientConfig) -> &'static str {
     }
 }
 
+/// The credential keys of a client: `client_secret_env_var` or a private key.
+pub(super) struct CredentialFields<'a> {
+    pub client_secret_env_var: Option<&'a String>,
+    pub private_key_file: Option<&'a PathBuf>,
+    pub private_key_env_var: Option<&'a String>,
+    pub private_key_alg: Option<&'a String>,
+    pub private_key_kid: Option<&'a String>,
+}
+
+impl<'a> CredentialFields<'a> {
+    fn of(oauth: &'a OauthClientConfig) -> Self {
+        Self {
+            client_secret_env_var: oauth.client_secret_env_var.as_ref(),
+            private_key_file: oauth.private_key_file.as_ref(),
+            private_key_env_var: oauth.private_key_env_var.as_ref(),
+            private_key_alg: oauth.private_key_alg.as_ref(),
+            private_key_kid: oauth.private_key_kid.as_ref(),
+        }
+    }
+}
+
 fn client_auth(oauth: &OauthClientConfig) -> Result<ClientAuthConfig, GrantConfigError> {
-    let alg = match oauth.private_key_alg.as_deref() {
+    optional_client_auth(&CredentialFields::of(oauth))?.ok_or(GrantConfigError::MissingCredential)
+}
+
+/// The client's credential, `None` when no credential key is given (a public client).
+pub(super) fn optional_client_auth(
+    fields: &CredentialFields<'_>,
+) -> Result<Option<ClientAuthConfig>, GrantConfigError> {
+    let alg = match fields.private_key_alg.map(String::as_str) {
         None => JwsAlg::Es256,
         Some(name) => {
             JwsAlg::from_name(name).ok_or_else(|| GrantConfigError::UnknownAlg(name.to_string()))?
         }
     };
     let source = match (
-        &oauth.client_secret_env_var,
-        &oauth.private_key_file,
-        &oauth.private_key_env_var,
+        fields.client_secret_env_var,
+        fields.private_key_file,
+        fields.private_key_env_var,
     ) {
         (Some(var), None, None) => {
-            if oauth.private_key_alg.is_some() {
+            if fields.private_key_alg.is_some() {
                 return Err(GrantConfigError::NotForThisGrant("private_key_alg"));
             }
-            if oauth.private_key_kid.is_some() {
+            if fields.private_key_kid.is_some() {
                 return Err(GrantConfigError::NotForThisGrant("private_key_kid"));
             }
-            return Ok(ClientAuthConfig::SecretEnvVar(var.clone()));
+            return Ok(Some(ClientAuthConfig::SecretEnvVar(var.clone())));
         }
         (None, Some(path), None) => KeySource::File(path.clone()),
         (None, None, Some(var)) => KeySource::EnvVar(var.clone()),
-        (None, None, None) => return Err(GrantConfigError::MissingCredential),
+        (None, None, None) => {
+            if fields.private_key_alg.is_some() {
+                return Err(GrantConfigError::NotForThisGrant("private_key_alg"));
+            }
+            if fields.private_key_kid.is_some() {
+                return Err(GrantConfigError::NotForThisGrant("private_key_kid"));
+            }
+            return Ok(None);
+        }
         _ => return Err(GrantConfigError::TwoCredentials),
     };
     // A key file is read and parsed now, so a key that does not parse is a load error. A key
@@ -248,11 +319,11 @@ fn client_auth(oauth: &OauthClientConfig) -> Result<ClientAuthConfig, GrantConfi
         }
         KeySource::Pem(_) => {}
     }
-    Ok(ClientAuthConfig::PrivateKey {
+    Ok(Some(ClientAuthConfig::PrivateKey {
         source,
         alg,
-        kid: oauth.private_key_kid.clone(),
-    })
+        kid: fields.private_key_kid.cloned(),
+    }))
 }
 
 fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+pub mod enterprise;
 pub mod grant;
 
 /// Where credentials are kept.
@@ -35,6 +36,8 @@ pub struct Config {
     pub callback_url: Option<Url>,
     /// Default base of client metadata document URLs.
     pub client_metadata_url_base: Option<String>,
+    /// `[enterprise_idp]`: the identity provider of servers with `grant = "enterprise"`.
+    pub enterprise_idp: Option<enterprise::EnterpriseIdpConfig>,
     pub servers: BTreeMap<String, ServerConfig>,
 }
 
@@ -83,7 +86,8 @@ pub struct OauthClientConfig {
     /// One published client metadata document used as the client id.
     pub client_metadata_url: Option<String>,
     /// How tokens are obtained: `authorization_code` (default, browser login),
-    /// `client_credentials` or `jwt_bearer` (no browser); see [`grant::GrantConfig`].
+    /// `client_credentials` or `jwt_bearer` (no browser), `enterprise` (exchanged from the
+    /// `[enterprise_idp]` sign-in); see [`grant::GrantConfig`].
     pub grant: Option<String>,
     /// `private_key_jwt`: a file holding the client's PEM private key.
     pub private_key_file: Option<PathBuf>,
@@ -167,6 +171,8 @@ struct RawConfig {
     mcp_oauth_callback_url: Option<toml::Spanned<String>>,
     #[serde(default)]
     client_metadata_url_base: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    enterprise_idp: Option<toml::Spanned<enterprise::RawEnterpriseIdp>>,
     #[serde(default)]
     mcp_servers: BTreeMap<String, toml::Spanned<RawServer>>,
 }
@@ -282,6 +288,23 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         ));
     }
 
+    let enterprise_idp = match raw.enterprise_idp {
+        None => None,
+        Some(spanned) => {
+            let span = spanned.span();
+            match spanned.get_ref().validate() {
+                Ok(idp) => Some(idp),
+                Err(e) => {
+                    return Err(invalid(
+                        Some(span),
+                        &format!("enterprise_idp.{}", e.key()),
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+    };
+
     let mut servers = BTreeMap::new();
     for (name, spanned) in raw.mcp_servers {
         let span = spanned.span();
@@ -352,11 +375,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         let oauth = spanned.into_inner();
                         let grant = oauth.grant_config().map_err(|e| {
                             invalid(
-                                Some(oauth_span),
+                                Some(oauth_span.clone()),
                                 &format!("{key}.oauth.{}", e.key()),
                                 e.to_string(),
                             )
                         })?;
+                        if matches!(grant, grant::GrantConfig::Enterprise { .. })
+                            && enterprise_idp.is_none()
+                        {
+                            return Err(invalid(
+                                Some(oauth_span),
+                                &format!("{key}.oauth.grant"),
+                                "the `enterprise` grant needs an `[enterprise_idp]` table (issuer, client_id)".to_string(),
+                            ));
+                        }
                         (oauth, grant)
                     }
                 };
@@ -379,6 +411,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         callback_port: raw.mcp_oauth_callback_port,
         callback_url,
         client_metadata_url_base: raw.client_metadata_url_base.map(|s| s.into_inner()),
+        enterprise_idp,
         servers,
     })
 }

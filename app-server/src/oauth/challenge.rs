@@ -375,8 +375,9 @@ impl OAuthService {
             );
             return Ok(self.flag_reauthentication(target, creds, reason).await?);
         }
-        // A configured grant that needs no browser gets a new token itself.
-        if !can_renew(target, &creds) {
+        // A configured grant that needs no browser, or an enterprise server, gets a new
+        // token itself.
+        if !can_renew(target, &creds) && target.enterprise.is_none() {
             let reason =
                 "the server refused the access token and no refresh token was issued".to_string();
             return Ok(self.flag_reauthentication(target, creds, reason).await?);

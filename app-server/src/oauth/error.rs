@@ -3,6 +3,7 @@
 use super::callback::{CallbackError, CallbackListenError, PasteError};
 use super::challenge::ChallengeInputError;
 use super::discovery::DiscoveryError;
+use super::enterprise::EnterpriseError;
 use super::grants::GrantError;
 use super::registration::RegistrationError;
 use super::token::TokenError;
@@ -89,4 +90,7 @@ pub enum LoginError {
         "the token of `{0}` is not DPoP-bound (its authorization server does not offer DPoP, or `dpop = false` is configured); send it with the Bearer scheme and no proof"
     )]
     NotDpopBound(String),
+    /// Enterprise-managed authorization: the identity provider or the exchange failed.
+    #[error("enterprise login failed: {0}")]
+    Enterprise(EnterpriseError),
 }

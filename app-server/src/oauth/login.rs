@@ -95,15 +95,15 @@ pub(super) enum EndReason {
     ShuttingDown,
 }
 
-enum Control {
+pub(super) enum Control {
     Paste(CallbackOutcome, oneshot::Sender<Result<(), String>>),
     End(EndReason),
 }
 
 pub(super) struct PendingLogin {
-    id: u64,
-    expected: Mutex<ExpectedCallback>,
-    control: mpsc::UnboundedSender<Control>,
+    pub(super) id: u64,
+    pub(super) expected: Mutex<ExpectedCallback>,
+    pub(super) control: mpsc::UnboundedSender<Control>,
 }
 
 /// Everything the flow task needs to turn a code into stored credentials: the per-request

@@ -12,6 +12,7 @@ pub mod challenge;
 pub mod client_assertion;
 pub mod discovery;
 pub mod dpop;
+pub mod enterprise;
 pub mod error;
 mod expiry;
 pub mod grants;

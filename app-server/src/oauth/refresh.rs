@@ -28,6 +28,10 @@ impl OAuthService {
         if current != seen || fresh_enough(&current, min_validity_secs) {
             return Ok(current);
         }
+        // An enterprise server's token is renewed by a new exchange, never a refresh.
+        if let Some(enterprise) = &target.enterprise {
+            return self.enterprise_renew(target, enterprise, current).await;
+        }
         // A server with a grant that needs no browser gets new tokens from that grant, and
         // only from it: never from a refresh token or another grant.
         if target.grant.is_machine() {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use super::enterprise::EnterpriseTarget;
 use crate::config::grant::GrantConfig;
 use crate::credentials::CredentialKey;
 
@@ -34,6 +35,8 @@ pub struct ServerTarget {
     pub grant: GrantConfig,
     /// `oauth.dpop`: bind tokens to a key when the authorization server offers DPoP.
     pub dpop: bool,
+    /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
+    pub enterprise: Option<EnterpriseTarget>,
 }
 
 impl std::fmt::Debug for ServerTarget {
@@ -64,6 +67,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_issuer", &self.client_issuer)
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
+            .field("enterprise", &self.enterprise)
             .finish()
     }
 }
@@ -96,6 +100,16 @@ impl ServerTarget {
             allow_private_network: http.allow_private_network,
             grant: http.grant.clone(),
             dpop: http.oauth.dpop.unwrap_or(true),
+            enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
+                (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
+                    Some(EnterpriseTarget {
+                        idp: idp.clone(),
+                        client_id,
+                        auth,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 
@@ -141,6 +155,7 @@ mod redaction_tests {
             client_metadata_url: None,
             client_metadata_url_base: None,
             allow_private_network: false,
+            enterprise: None,
             client_issuer: None,
             grant: GrantConfig::ClientCredentials {
                 client_id: "client".into(),

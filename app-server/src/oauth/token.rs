@@ -432,11 +432,39 @@ fn token_form_outcome(
     response: &super::http::HttpResponse,
 ) -> Result<TokenResponse, TokenError> {
     let status = response.status;
+    let body = token_body_outcome(endpoint.clone(), response)?;
+    parse_token_response(body).map_err(|e| TokenError::Invalid {
+        endpoint,
+        reason: format!("HTTP {}: {e}", status.as_u16()),
+    })
+}
+
+/// [`request_token`] for a caller that reads more of the success answer than
+/// [`TokenResponse`] holds (an OpenID Connect `id_token`, a token exchange's
+/// `issued_token_type`): the body of the 2xx answer, refusals classified as usual. The body
+/// holds secrets; it is never logged.
+pub async fn request_token_body(
+    http: &HttpClient,
+    token_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<Vec<u8>, TokenError> {
+    let endpoint = token_endpoint.to_string();
+    let response = http
+        .post_form(token_endpoint, form, headers)
+        .await
+        .map_err(|e| from_http(&endpoint, e))?;
+    token_body_outcome(endpoint, &response).map(<[u8]>::to_vec)
+}
+
+/// The body of a 2xx answer; a redirect or a refusal as a [`TokenError`].
+fn token_body_outcome(
+    endpoint: String,
+    response: &super::http::HttpResponse,
+) -> Result<&[u8], TokenError> {
+    let status = response.status;
     if status.is_success() {
-        return parse_token_response(&response.body).map_err(|e| TokenError::Invalid {
-            endpoint,
-            reason: format!("HTTP {}: {e}", status.as_u16()),
-        });
+        return Ok(&response.body);
     }
     if status.is_redirection() {
         return Err(TokenError::Invalid {

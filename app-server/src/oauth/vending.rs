@@ -45,7 +45,7 @@ impl OAuthService {
             if fresh_enough(&seen, min_validity_secs) {
                 return Ok(seen);
             }
-            if !can_renew(target, &seen) {
+            if !can_renew(target, &seen) && target.enterprise.is_none() {
                 return Ok(unrefreshable(seen, &target.name)?);
             }
             let result = self
@@ -73,7 +73,7 @@ impl OAuthService {
         // A second round only when the refresh joined had started from older credentials
         // and handed back the very ones refused.
         for _ in 0..2 {
-            if !can_renew(target, &seen) {
+            if !can_renew(target, &seen) && target.enterprise.is_none() {
                 break;
             }
             let result = self.shared_refresh(target, &seen, REFRESH_NOW).await?;

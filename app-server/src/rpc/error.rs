@@ -93,6 +93,7 @@ impl From<&crate::oauth::LoginError> for AppError {
             L::ShuttingDown => ErrorKind::ShuttingDown,
             L::NotDpopBound(_) => ErrorKind::NotDpopBound,
             L::Dpop(_) => ErrorKind::ReauthenticationRequired,
+            L::Enterprise(e) => enterprise_kind(e),
         };
         AppError::new(kind, e.to_string())
     }
@@ -123,6 +124,18 @@ impl From<&crate::oauth::LoginError> for RequestError {
 impl From<crate::credentials::StoreError> for RequestError {
     fn from(e: crate::credentials::StoreError) -> Self {
         RequestError::App(AppError::new(store_kind(&e), e.to_string()))
+    }
+}
+
+/// The kind of an enterprise-managed authorization failure.
+fn enterprise_kind(e: &crate::oauth::enterprise::EnterpriseError) -> ErrorKind {
+    use crate::oauth::enterprise::EnterpriseError as E;
+    match e {
+        E::IdpDiscovery { .. } => ErrorKind::DiscoveryFailed,
+        E::IdToken(_) => ErrorKind::AuthorizationFailed,
+        E::Credential { .. } => ErrorKind::GrantCredentialUnavailable,
+        _ if e.is_transient() => ErrorKind::RefreshFailedRetryable,
+        E::Exchange { .. } | E::Grant { .. } => ErrorKind::TokenExchangeFailed,
     }
 }
 

@@ -18,6 +18,7 @@ use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
 use crate::oauth::dpop::USE_DPOP_NONCE;
+use crate::oauth::enterprise::EnterpriseLogin;
 use crate::oauth::resource_proof::{ResourceRequest, check_request};
 use crate::oauth::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
@@ -65,6 +66,24 @@ pub(crate) async fn dispatch(
                     .map(|s| Duration::from_secs(s.into()))
                     .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
             };
+            if let Some(enterprise) = target.enterprise.clone() {
+                let login = state
+                    .oauth
+                    .start_enterprise_login(target, enterprise, options)
+                    .await
+                    .map_err(|e| RequestError::from(e.as_ref()))?;
+                let (authorization_url, redirect_uri) = match login {
+                    EnterpriseLogin::Done => (None, None),
+                    EnterpriseLogin::SignIn(s) => {
+                        (Some(s.authorization_url.to_string()), Some(s.redirect_uri))
+                    }
+                };
+                return to_value(OauthLoginResponse {
+                    authorization_url,
+                    redirect_uri,
+                    grant: LoginGrant::EnterpriseManaged,
+                });
+            }
             let answer = match state.oauth.start_login(target, options).await {
                 Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
                     authorization_url: Some(started.authorization_url.to_string()),

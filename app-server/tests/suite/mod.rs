@@ -4,6 +4,7 @@ mod cimd;
 mod cli;
 mod config;
 mod dpop;
+mod enterprise;
 mod grants;
 mod harness;
 mod interop;

@@ -3,4 +3,4 @@
 /**
  * Machine-readable error kinds of application errors (`error.data.kind`).
  */
-export type ErrorKind = "notInitialized" | "alreadyInitialized" | "messageTooLarge" | "serverNotFound" | "notOAuthServer" | "configInvalid" | "discoveryFailed" | "registrationFailed" | "authorizationFailed" | "tokenExchangeFailed" | "loginCancelled" | "loginTimedOut" | "loginSuperseded" | "noPendingLogin" | "callbackListenerFailed" | "grantCredentialUnavailable" | "notLoggedIn" | "reauthenticationRequired" | "refreshFailedRetryable" | "stepUpLimitReached" | "credentialStoreFailed" | "credentialStoreBusy" | "shuttingDown";
+export type ErrorKind = "notInitialized" | "alreadyInitialized" | "messageTooLarge" | "serverNotFound" | "notOAuthServer" | "configInvalid" | "discoveryFailed" | "registrationFailed" | "authorizationFailed" | "tokenExchangeFailed" | "loginCancelled" | "loginTimedOut" | "loginSuperseded" | "noPendingLogin" | "callbackListenerFailed" | "grantCredentialUnavailable" | "notLoggedIn" | "reauthenticationRequired" | "refreshFailedRetryable" | "stepUpLimitReached" | "notDpopBound" | "credentialStoreFailed" | "credentialStoreBusy" | "shuttingDown";

@@ -90,7 +90,7 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     if c.client_credentials {
         grants.push("client_credentials");
     }
-    if c.workload_key.is_some() {
+    if c.workload_key.is_some() || c.trusted_idp.is_some() {
         grants.push(super::grants::JWT_BEARER);
     }
     doc.insert("grant_types_supported".into(), json!(grants));

@@ -194,6 +194,7 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
     match form.get_nonempty("grant_type") {
         Some("authorization_code") => code_grant(s, &client, form),
         Some("refresh_token") => refresh_grant(s, &client, form),
+        Some(JWT_BEARER) if s.config.trusted_idp.is_some() => id_jag_grant(s, &client, form),
         Some("client_credentials") => grants::client_credentials_grant(s, &client, form),
         Some(grants::JWT_BEARER) => grants::jwt_bearer_grant(s, form),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
@@ -202,6 +203,61 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
             "only authorization_code, refresh_token and the configured grants with no user are supported",
         )),
     }
+}
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The JWT bearer grant with an ID-JAG of the trusted identity provider: signature, `typ`,
+/// `iss`, `aud` (this issuer), `resource` (a resource of this server, also the request's),
+/// `client_id` (the authenticated client) and `exp` are all checked.
+fn id_jag_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedTokens, OAuthError> {
+    let trusted = s
+        .config
+        .trusted_idp
+        .as_ref()
+        .expect("checked by the caller");
+    let assertion = form
+        .get_nonempty("assertion")
+        .ok_or_else(|| OAuthError::invalid_request("assertion is missing"))?;
+    let (typ, claims) = crate::identity_provider::verify_typed(&trusted.key, assertion)
+        .ok_or_else(|| OAuthError::invalid_grant("the assertion's signature does not verify"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let resource = claims["resource"].as_str().unwrap_or_default().to_owned();
+    let known_resource = resource == s.urls.resource || s.config.also_protects.contains(&resource);
+    let problem = if typ != "oauth-id-jag+jwt" {
+        Some("typ must be oauth-id-jag+jwt")
+    } else if claims["iss"] != trusted.issuer.as_str() {
+        Some("iss is not the trusted identity provider")
+    } else if claims["aud"] != s.urls.issuer.as_str() {
+        Some("aud is not this authorization server")
+    } else if !known_resource {
+        Some("resource is not protected by this authorization server")
+    } else if claims["client_id"] != client.client_id.as_str() {
+        Some("client_id is not the authenticated client")
+    } else if claims["exp"].as_i64().is_none_or(|e| e <= now) {
+        Some("the assertion has expired")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(OAuthError::invalid_grant(problem));
+    }
+    check_resource(form, &resource)?;
+    let scopes = claims["scope"]
+        .as_str()
+        .map(split_scopes)
+        .unwrap_or_default();
+    let policy = s.token_policy();
+    let access_token = lock(&s.store).mint_access(&scopes, &resource, policy.access_ttl);
+    Ok(IssuedTokens {
+        access_token,
+        expires_in: policy.access_ttl.as_secs(),
+        refresh_token: None,
+        scopes,
+    })
 }
 
 /// The single `resource` of a token request, which must equal `expected`.

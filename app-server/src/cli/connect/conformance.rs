@@ -5,25 +5,40 @@
 
 use serde_json::{Map, Value, json};
 
+use url::Url;
+
 use super::Session;
 use crate::cli::engine::CliError;
 use crate::cli::output::say;
+use crate::config::enterprise::{EnterpriseIdpConfig, OPENID_SCOPE};
 use crate::config::grant::{
     AssertionSource, ClientAuthConfig, GrantConfig, InlineSecret, KeySource,
 };
 use crate::oauth::ServerTarget;
+use crate::oauth::enterprise::EnterpriseTarget;
 use crate::oauth::jose::JwsAlg;
 
 /// The tool the auth scenarios expect a call of.
 const CONFORMANCE_TOOL: &str = "test-tool";
 
+/// An identity provider sign-in the suite hands over (enterprise-managed authorization).
+pub(super) struct IdpSeed {
+    pub idp: EnterpriseIdpConfig,
+    pub token_endpoint: Url,
+    pub id_token: String,
+}
+
 /// The suite passes the scenario (`name`) and its client as JSON in
 /// MCP_CONFORMANCE_CONTEXT: a preregistered client, or the credential of a grant that
 /// needs no browser (client credentials with a secret or a PEM key, a workload identity
-/// token), which then stands in for the `[mcp_servers.NAME.oauth]` settings.
-pub(super) fn apply_context(target: &mut ServerTarget) -> Result<(), CliError> {
+/// token), which then stands in for the `[mcp_servers.NAME.oauth]` settings. For the
+/// enterprise-managed authorization scenario it adds the identity provider (`idp_issuer`,
+/// `idp_client_id`, `idp_token_endpoint`) and the user's ID token there (`idp_id_token`):
+/// the server is then an enterprise server, and the ID token is stored as the identity
+/// provider session, as a finished sign-in would store it.
+pub(super) fn apply_context(target: &mut ServerTarget) -> Result<Option<IdpSeed>, CliError> {
     let Ok(text) = std::env::var("MCP_CONFORMANCE_CONTEXT") else {
-        return Ok(());
+        return Ok(None);
     };
     let context: Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Usage(format!("MCP_CONFORMANCE_CONTEXT is not JSON: {e}")))?;
@@ -31,13 +46,41 @@ pub(super) fn apply_context(target: &mut ServerTarget) -> Result<(), CliError> {
         target.client_id = None;
         target.client_secret = None;
         target.grant = grant;
-        return Ok(());
+        return Ok(None);
     }
     if let Some(id) = context["client_id"].as_str() {
         target.client_id = Some(id.to_string());
         target.client_secret = context["client_secret"].as_str().map(str::to_string);
     }
-    Ok(())
+    let (Some(issuer), Some(idp_client), Some(endpoint), Some(id_token)) = (
+        context["idp_issuer"].as_str(),
+        context["idp_client_id"].as_str(),
+        context["idp_token_endpoint"].as_str(),
+        context["idp_id_token"].as_str(),
+    ) else {
+        return Ok(None);
+    };
+    let token_endpoint = Url::parse(endpoint).map_err(|e| {
+        CliError::Usage(format!(
+            "MCP_CONFORMANCE_CONTEXT idp_token_endpoint is not a URL: {e}"
+        ))
+    })?;
+    let idp = EnterpriseIdpConfig {
+        issuer: issuer.to_string(),
+        client_id: idp_client.to_string(),
+        auth: None,
+        scopes: vec![OPENID_SCOPE.to_string()],
+    };
+    target.enterprise = Some(EnterpriseTarget {
+        idp: idp.clone(),
+        client_id: target.client_id.clone().unwrap_or_default(),
+        auth: None,
+    });
+    Ok(Some(IdpSeed {
+        idp,
+        token_endpoint,
+        id_token: id_token.to_string(),
+    }))
 }
 
 /// The grant a scenario's context describes, if it describes one.

@@ -30,6 +30,7 @@ pub fn login_grant(grant: &GrantConfig) -> LoginGrant {
         GrantConfig::AuthorizationCode => LoginGrant::AuthorizationCode,
         GrantConfig::ClientCredentials { .. } => LoginGrant::ClientCredentials,
         GrantConfig::JwtBearer { .. } => LoginGrant::JwtBearer,
+        GrantConfig::Enterprise { .. } => LoginGrant::EnterpriseManaged,
     }
 }
 
@@ -39,6 +40,7 @@ fn grant_name(grant: &GrantConfig) -> &'static str {
         GrantConfig::AuthorizationCode => "authorization_code",
         GrantConfig::ClientCredentials { .. } => "client_credentials",
         GrantConfig::JwtBearer { .. } => "jwt_bearer",
+        GrantConfig::Enterprise { .. } => "enterprise",
     }
 }
 
@@ -226,6 +228,7 @@ fn grant_client_id(grant: &GrantConfig) -> Option<String> {
     match grant {
         GrantConfig::ClientCredentials { client_id, .. } => Some(client_id.clone()),
         GrantConfig::JwtBearer { client_id, .. } => client_id.clone(),
+        GrantConfig::Enterprise { client_id, .. } => Some(client_id.clone()),
         GrantConfig::AuthorizationCode => None,
     }
 }
@@ -264,7 +267,10 @@ async fn run_grant(
                 auth_method: "none".to_string(),
             })
         }
-        GrantConfig::AuthorizationCode => Err(GrantError::NotConfigured),
+        // Enterprise servers are renewed by a new exchange (oauth/enterprise.rs).
+        GrantConfig::AuthorizationCode | GrantConfig::Enterprise { .. } => {
+            Err(GrantError::NotConfigured)
+        }
     }
 }
 

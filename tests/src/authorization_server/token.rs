@@ -165,8 +165,10 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
         )));
     }
     // The workload identity token is the JWT bearer grant's credential: a client that
-    // sends no authentication of its own needs none.
+    // sends no authentication of its own needs none. (An ID-JAG comes from a client of
+    // this server, authenticated below.)
     if form.get("grant_type") == Some(grants::JWT_BEARER)
+        && s.config.trusted_idp.is_none()
         && !headers.contains_key(header::AUTHORIZATION)
         && form.get("client_secret").is_none()
         && form.get("client_assertion").is_none()

@@ -7,6 +7,7 @@
 //! The API is synchronous (lock waits sleep, bounded by [`DEFAULT_LOCK_WAIT`]); async
 //! callers use `spawn_blocking`.
 
+mod cache;
 mod document;
 mod error;
 mod file;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::cache::CachedFileStore;
 pub use self::error::StoreError;
 pub use self::file::FileStore;
 pub use self::keyring::{KEYRING_SERVICE, KeyringStore, probe_keyring};
@@ -133,12 +135,12 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
     let file = FileStore::open(home)?.with_lock_wait(lock_wait_from_env());
     let keyring = |file| Arc::new(KeyringStore::new(file, Box::new(keyring::OsKeyring)));
     match mode {
-        StoreMode::File => Ok(Arc::new(file)),
+        StoreMode::File => Ok(Arc::new(CachedFileStore::new(file))),
         StoreMode::Keyring => match probe_keyring() {
             Ok(()) => Ok(keyring(file)),
             Err(reason) => Err(StoreError::KeyringUnavailable { reason }),
         },
-        StoreMode::Auto if cfg!(target_os = "linux") => Ok(Arc::new(file)),
+        StoreMode::Auto if cfg!(target_os = "linux") => Ok(Arc::new(CachedFileStore::new(file))),
         StoreMode::Auto => match probe_keyring() {
             Ok(()) => Ok(keyring(file)),
             Err(reason) => {
@@ -146,7 +148,7 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
                     path = %file.path().display(),
                     "OS keyring not available ({reason}); keeping credentials in the file"
                 );
-                Ok(Arc::new(file))
+                Ok(Arc::new(CachedFileStore::new(file)))
             }
         },
     }

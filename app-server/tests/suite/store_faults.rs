@@ -67,7 +67,9 @@ async fn a_lock_held_elsewhere_ends_in_a_retryable_error_and_the_daemon_keeps_an
     drop(held);
 
     // The document's own lock, held exclusively (a writer that hangs): the document on
-    // disk is unchanged, so the daemon's in-memory copy of it still answers, at once.
+    // disk is unchanged, so a trusted in-memory copy answers with the stored token; a copy
+    // the daemon must re-read (taken within its racy window) ends in the retryable error.
+    // Either way the answer comes within the bounded wait, and never another token.
     let lock_file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -75,9 +77,9 @@ async fn a_lock_held_elsewhere_ends_in_a_retryable_error_and_the_daemon_keeps_an
         .unwrap();
     lock_file.lock().unwrap();
     let r = token(&mut c, "kit", None).await;
-    assert_eq!(
-        r["result"]["accessToken"],
-        before.access_token.as_str(),
+    assert!(
+        r["result"]["accessToken"] == before.access_token.as_str()
+            || kind(&r["error"]) == "credentialStoreBusy",
         "{r}"
     );
     drop(lock_file);

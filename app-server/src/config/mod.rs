@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+pub mod grant;
+
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +80,28 @@ pub struct OauthClientConfig {
     pub callback_port: Option<u16>,
     /// One published client metadata document used as the client id.
     pub client_metadata_url: Option<String>,
+    /// How tokens are obtained: `authorization_code` (default, browser login),
+    /// `client_credentials` or `jwt_bearer` (no browser); see [`grant::GrantConfig`].
+    pub grant: Option<String>,
+    /// `private_key_jwt`: a file holding the client's PEM private key.
+    pub private_key_file: Option<PathBuf>,
+    /// `private_key_jwt`: an environment variable holding the PEM private key.
+    pub private_key_env_var: Option<String>,
+    /// `ES256` (default) or `RS256`.
+    pub private_key_alg: Option<String>,
+    /// `kid` header of the client assertion.
+    pub private_key_kid: Option<String>,
+    /// `jwt_bearer`: a file holding the workload's identity token, re-read at every use.
+    pub assertion_file: Option<PathBuf>,
+    /// `jwt_bearer`: an environment variable holding the workload's identity token.
+    pub assertion_env_var: Option<String>,
+}
+
+impl OauthClientConfig {
+    /// The validated grant; config loading has already refused a bad one.
+    pub fn grant_config(&self) -> Result<grant::GrantConfig, grant::GrantConfigError> {
+        grant::GrantConfig::from_oauth(self)
+    }
 }
 
 impl Config {
@@ -158,7 +182,7 @@ struct RawServer {
     http_headers: Option<BTreeMap<String, String>>,
     env_http_headers: Option<BTreeMap<String, String>>,
     bearer_token_env_var: Option<String>,
-    oauth: Option<OauthClientConfig>,
+    oauth: Option<toml::Spanned<OauthClientConfig>>,
     allow_private_network: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
@@ -313,12 +337,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         "must be an absolute URL".to_string(),
                     ));
                 }
+                let oauth = match server.oauth {
+                    None => OauthClientConfig::default(),
+                    Some(spanned) => {
+                        let oauth_span = spanned.span();
+                        let oauth = spanned.into_inner();
+                        if let Err(e) = oauth.grant_config() {
+                            return Err(invalid(
+                                Some(oauth_span),
+                                &format!("{key}.oauth.{}", e.key()),
+                                e.to_string(),
+                            ));
+                        }
+                        oauth
+                    }
+                };
                 ServerTransport::Http(Box::new(HttpServerConfig {
                     url,
                     scopes: server.scopes,
                     oauth_resource: server.oauth_resource.map(|r| r.into_inner()),
                     http_headers: server.http_headers.unwrap_or_default(),
-                    oauth: server.oauth.unwrap_or_default(),
+                    oauth,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
                 }))
             }

@@ -271,6 +271,47 @@ fn refused_for_missing_secret(error: &TokenError) -> bool {
     )
 }
 
+/// A token request of any grant that oauth2's client has no builder for (client
+/// credentials with `private_key_jwt`, the JWT bearer grant): `form` is the whole body and
+/// `headers` carries any client authentication. The answer goes through the same parser and
+/// error classification as code exchange and refresh. Redirects are not followed.
+pub async fn request_token(
+    http: &HttpClient,
+    token_endpoint: &Url,
+    form: &[(&str, &str)],
+    headers: &HeaderMap,
+) -> Result<TokenResponse, TokenError> {
+    let endpoint = token_endpoint.to_string();
+    let response = http
+        .post_form(token_endpoint, form, headers)
+        .await
+        .map_err(|e| from_http(&endpoint, e))?;
+    let status = response.status;
+    if status.is_success() {
+        return parse_token_response(&response.body).map_err(|e| TokenError::Invalid {
+            endpoint,
+            reason: format!("HTTP {}: {e}", status.as_u16()),
+        });
+    }
+    if status.is_redirection() {
+        return Err(TokenError::Invalid {
+            endpoint,
+            reason: format!(
+                "HTTP {}: token requests do not follow redirects",
+                status.as_u16()
+            ),
+        });
+    }
+    Err(refusal(endpoint, &response))
+}
+
+/// The `Authorization: Basic` header of `client_secret_basic`.
+pub fn basic_auth_header(client_id: &str, secret: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, basic_authorization(client_id, secret));
+    headers
+}
+
 async fn send_revocation(
     http: &HttpClient,
     revocation_endpoint: &Url,
@@ -286,11 +327,17 @@ async fn send_revocation(
     if status.is_success() {
         return Ok(());
     }
+    Err(refusal(endpoint, &response))
+}
+
+/// A non-2xx answer: transient for 5xx and 429, else the OAuth error body when there is one.
+fn refusal(endpoint: String, response: &super::http::HttpResponse) -> TokenError {
+    let status = response.status;
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(TokenError::Transient {
+        return TokenError::Transient {
             endpoint,
             reason: format!("HTTP {}", status.as_u16()),
-        });
+        };
     }
     #[derive(serde::Deserialize)]
     struct ErrorBody {
@@ -299,16 +346,16 @@ async fn send_revocation(
         error_description: Option<String>,
     }
     match response.json::<ErrorBody>() {
-        Ok(body) => Err(TokenError::OAuth {
+        Ok(body) => TokenError::OAuth {
             endpoint,
             status: status.as_u16(),
             error: body.error,
             description: body.error_description,
-        }),
-        Err(_) => Err(TokenError::Invalid {
+        },
+        Err(_) => TokenError::Invalid {
             endpoint,
             reason: format!("HTTP {} without an OAuth error body", status.as_u16()),
-        }),
+        },
     }
 }
 
@@ -683,6 +730,50 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.is_transient(), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn generic_token_requests_sort_answers_like_the_others() {
+        let form = [("grant_type", "client_credentials")];
+        type Check = fn(&TokenError) -> bool;
+        let cases: Vec<(Response, Check)> = vec![
+            (status(503), |e| e.is_transient()),
+            (json(400, json!({"error": "invalid_grant"})), |e| {
+                e.is_invalid_grant()
+            }),
+            (
+                with_headers(302, &[("location", "http://127.0.0.1:1/x")], ""),
+                |e| e.to_string().contains("do not follow redirects"),
+            ),
+            (
+                json(200, json!({"access_token": "", "token_type": "Bearer"})),
+                |e| matches!(e, TokenError::Invalid { .. }),
+            ),
+        ];
+        for (answer, check) in cases {
+            let answer = std::sync::Mutex::new(Some(answer));
+            let server = token_server(move |_| answer.lock().unwrap().take().unwrap()).await;
+            let url = server.url("/token");
+            let err = request_token(&HttpClient::for_tests(), &url, &form, &HeaderMap::new())
+                .await
+                .unwrap_err();
+            assert!(check(&err), "{err:?}");
+        }
+        let server = token_server(|_| tokens()).await;
+        let ok = request_token(
+            &HttpClient::for_tests(),
+            &server.url("/token"),
+            &form,
+            &basic_auth_header("a b", "c"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.access_token, "at-1");
+        assert_eq!(ok.token_type, "Bearer");
+        assert_eq!(
+            server.requests()[0].headers["authorization"],
+            format!("Basic {}", STANDARD.encode("a+b:c"))
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,371 @@
+//! The `grant` of a server's `[mcp_servers.NAME.oauth]` table and the credential that goes
+//! with it, checked when config.toml loads so a bad one is reported before the first login.
+
+use std::path::PathBuf;
+
+use crate::oauth::jose::{JoseError, JwsAlg, SigningKey};
+
+use super::OauthClientConfig;
+
+/// How the daemon obtains tokens for a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantConfig {
+    /// The browser login (the default).
+    AuthorizationCode,
+    /// OAuth client credentials (MCP extension `oauth-client-credentials`): no user, no
+    /// browser.
+    ClientCredentials {
+        client_id: String,
+        auth: ClientAuthConfig,
+    },
+    /// The JWT bearer grant with the workload's identity token (MCP extension
+    /// `workload-identity-federation`).
+    JwtBearer {
+        client_id: Option<String>,
+        assertion: AssertionSource,
+    },
+}
+
+/// How a client-credentials client authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientAuthConfig {
+    /// `client_secret_basic` or `client_secret_post`; the secret is read from the variable.
+    SecretEnvVar(String),
+    /// `private_key_jwt` with a PEM key.
+    PrivateKey {
+        source: KeySource,
+        alg: JwsAlg,
+        kid: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    File(PathBuf),
+    EnvVar(String),
+}
+
+/// Where the workload identity token comes from. A file is read at every use: projected
+/// tokens (Kubernetes, CI runners) are rotated in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssertionSource {
+    File(PathBuf),
+    EnvVar(String),
+}
+
+/// A bad grant configuration; [`GrantConfigError::key`] names the offending key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantConfigError {
+    #[error("unknown grant `{0}`; use `authorization_code`, `client_credentials` or `jwt_bearer`")]
+    UnknownGrant(String),
+    #[error("the `{grant}` grant needs `client_id`")]
+    MissingClientId { grant: &'static str },
+    #[error(
+        "the `client_credentials` grant needs a credential: `client_secret_env_var`, `private_key_file` or `private_key_env_var`"
+    )]
+    MissingCredential,
+    #[error(
+        "give only one of `client_secret_env_var`, `private_key_file` and `private_key_env_var`"
+    )]
+    TwoCredentials,
+    #[error("unknown algorithm `{0}`; use `ES256` or `RS256`")]
+    UnknownAlg(String),
+    #[error("cannot read the key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+    #[error("the private key does not parse: {reason}")]
+    BadKey { key: &'static str, reason: String },
+    #[error("the `jwt_bearer` grant needs exactly one of `assertion_file` and `assertion_env_var`")]
+    AssertionSource,
+    #[error("`{0}` only applies to another grant; remove it or set `grant`")]
+    NotForThisGrant(&'static str),
+}
+
+impl GrantConfigError {
+    /// The key under `[mcp_servers.NAME.oauth]` the error is about.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::UnknownGrant(_) => "grant",
+            Self::MissingClientId { .. } => "client_id",
+            Self::MissingCredential | Self::TwoCredentials => "grant",
+            Self::UnknownAlg(_) => "private_key_alg",
+            Self::KeyFile { .. } => "private_key_file",
+            Self::BadKey { key, .. } => key,
+            Self::AssertionSource => "assertion_file",
+            Self::NotForThisGrant(key) => key,
+        }
+    }
+}
+
+impl GrantConfig {
+    pub fn from_oauth(oauth: &OauthClientConfig) -> Result<Self, GrantConfigError> {
+        let key_given = oauth.private_key_file.is_some()
+            || oauth.private_key_env_var.is_some()
+            || oauth.private_key_alg.is_some()
+            || oauth.private_key_kid.is_some();
+        let assertion_given = oauth.assertion_file.is_some() || oauth.assertion_env_var.is_some();
+        match oauth.grant.as_deref().unwrap_or("authorization_code") {
+            "authorization_code" => {
+                if key_given {
+                    return Err(GrantConfigError::NotForThisGrant(first_key_field(oauth)));
+                }
+                if assertion_given {
+                    return Err(GrantConfigError::NotForThisGrant("assertion_file"));
+                }
+                Ok(GrantConfig::AuthorizationCode)
+            }
+            "client_credentials" => {
+                if assertion_given {
+                    return Err(GrantConfigError::NotForThisGrant("assertion_file"));
+                }
+                let client_id = oauth.client_id.clone().filter(|id| !id.is_empty()).ok_or(
+                    GrantConfigError::MissingClientId {
+                        grant: "client_credentials",
+                    },
+                )?;
+                let auth = client_auth(oauth)?;
+                Ok(GrantConfig::ClientCredentials { client_id, auth })
+            }
+            "jwt_bearer" => {
+                if key_given {
+                    return Err(GrantConfigError::NotForThisGrant(first_key_field(oauth)));
+                }
+                if oauth.client_secret_env_var.is_some() {
+                    return Err(GrantConfigError::NotForThisGrant("client_secret_env_var"));
+                }
+                let assertion = match (&oauth.assertion_file, &oauth.assertion_env_var) {
+                    (Some(path), None) => AssertionSource::File(path.clone()),
+                    (None, Some(var)) if !var.is_empty() => AssertionSource::EnvVar(var.clone()),
+                    _ => return Err(GrantConfigError::AssertionSource),
+                };
+                Ok(GrantConfig::JwtBearer {
+                    client_id: oauth.client_id.clone().filter(|id| !id.is_empty()),
+                    assertion,
+                })
+            }
+            other => Err(GrantConfigError::UnknownGrant(other.to_string())),
+        }
+    }
+
+    /// True for the grants that need no browser.
+    pub fn is_machine(&self) -> bool {
+        !matches!(self, GrantConfig::AuthorizationCode)
+    }
+}
+
+fn first_key_field(oauth: &OauthClientConfig) -> &'static str {
+    if oauth.private_key_file.is_some() {
+        "private_key_file"
+    } else if oauth.private_key_env_var.is_some() {
+        "private_key_env_var"
+    } else if oauth.private_key_alg.is_some() {
+        "private_key_alg"
+    } else {
+        "private_key_kid"
+    }
+}
+
+fn client_auth(oauth: &OauthClientConfig) -> Result<ClientAuthConfig, GrantConfigError> {
+    let alg = match oauth.private_key_alg.as_deref() {
+        None => JwsAlg::Es256,
+        Some(name) => {
+            JwsAlg::from_name(name).ok_or_else(|| GrantConfigError::UnknownAlg(name.to_string()))?
+        }
+    };
+    let source = match (
+        &oauth.client_secret_env_var,
+        &oauth.private_key_file,
+        &oauth.private_key_env_var,
+    ) {
+        (Some(var), None, None) => {
+            if oauth.private_key_alg.is_some() {
+                return Err(GrantConfigError::NotForThisGrant("private_key_alg"));
+            }
+            if oauth.private_key_kid.is_some() {
+                return Err(GrantConfigError::NotForThisGrant("private_key_kid"));
+            }
+            return Ok(ClientAuthConfig::SecretEnvVar(var.clone()));
+        }
+        (None, Some(path), None) => KeySource::File(path.clone()),
+        (None, None, Some(var)) => KeySource::EnvVar(var.clone()),
+        (None, None, None) => return Err(GrantConfigError::MissingCredential),
+        _ => return Err(GrantConfigError::TwoCredentials),
+    };
+    // A key file is read and parsed now, so a key that does not parse is a load error. A key
+    // in an environment variable is checked now when the variable is set.
+    match &source {
+        KeySource::File(path) => {
+            let pem = std::fs::read_to_string(path).map_err(|e| GrantConfigError::KeyFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_file", &e))?;
+        }
+        KeySource::EnvVar(var) => {
+            if let Ok(pem) = std::env::var(var) {
+                SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
+            }
+        }
+    }
+    Ok(ClientAuthConfig::PrivateKey {
+        source,
+        alg,
+        kid: oauth.private_key_kid.clone(),
+    })
+}
+
+fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {
+    GrantConfigError::BadKey {
+        key,
+        reason: error.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::*;
+    use crate::config::{ConfigError, ServerTransport, parse};
+
+    fn oauth_of(text: &str) -> Result<OauthClientConfig, ConfigError> {
+        let config = parse(text, std::path::Path::new("config.toml"))?;
+        match &config.servers["s"].transport {
+            ServerTransport::Http(h) => Ok(h.oauth.clone()),
+            ServerTransport::Stdio { .. } => unreachable!(),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        oauth_of(text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str =
+        "[mcp_servers.s]\nurl = \"https://mcp.example.com/mcp\"\n\n[mcp_servers.s.oauth]\n";
+
+    fn key_file(dir: &tempfile::TempDir, text: &str) -> String {
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string().replace('\\', "/")
+    }
+
+    #[test]
+    fn client_credentials_with_a_secret() {
+        let oauth = oauth_of(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nclient_secret_env_var = \"M2M_SECRET\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            oauth.grant_config().unwrap(),
+            GrantConfig::ClientCredentials {
+                client_id: "m2m".into(),
+                auth: ClientAuthConfig::SecretEnvVar("M2M_SECRET".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn client_credentials_with_a_key_file_that_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, pkcs8) = SigningKey::generate_es256().unwrap();
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            STANDARD.encode(&pkcs8)
+        );
+        let path = key_file(&dir, &pem);
+        let oauth = oauth_of(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{path}\"\nprivate_key_kid = \"k1\"\n"
+        ))
+        .unwrap();
+        match oauth.grant_config().unwrap() {
+            GrantConfig::ClientCredentials {
+                auth: ClientAuthConfig::PrivateKey { alg, kid, .. },
+                ..
+            } => {
+                assert_eq!(alg, JwsAlg::Es256);
+                assert_eq!(kid.as_deref(), Some("k1"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_that_does_not_parse_is_a_load_error_naming_the_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_file(&dir, "not a key\n");
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{path}\"\n"
+        ));
+        assert!(e.contains("mcp_servers.s.oauth.private_key_file"), "{e}");
+        assert!(e.contains("does not parse"), "{e}");
+        assert!(e.contains("config.toml:4:"), "{e}");
+        assert!(!e.contains("not a key"), "{e}");
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{}/absent.pem\"\n",
+            dir.path().display().to_string().replace('\\', "/")
+        ));
+        assert!(
+            e.contains("private_key_file") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_grant_without_its_credential_or_client_id_is_refused() {
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\n"
+        ));
+        assert!(
+            e.contains("mcp_servers.s.oauth.grant") && e.contains("needs a credential"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_secret_env_var = \"X\"\n"
+        ));
+        assert!(e.contains("mcp_servers.s.oauth.client_id"), "{e}");
+        let e = err(&format!("{HEAD}grant = \"jwt_bearer\"\n"));
+        assert!(e.contains("assertion_file"), "{e}");
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nclient_secret_env_var = \"X\"\nprivate_key_env_var = \"Y\"\n"
+        ));
+        assert!(e.contains("only one of"), "{e}");
+        let e = err(&format!(
+            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_env_var = \"Y\"\nprivate_key_alg = \"HS256\"\n"
+        ));
+        assert!(e.contains("private_key_alg") && e.contains("HS256"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_grant_is_refused_by_name() {
+        let e = err(&format!("{HEAD}grant = \"password\"\n"));
+        assert!(
+            e.contains("mcp_servers.s.oauth.grant") && e.contains("`password`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jwt_bearer_from_a_file_and_default_grant() {
+        let oauth = oauth_of(&format!(
+            "{HEAD}grant = \"jwt_bearer\"\nassertion_file = \"/var/run/secrets/token\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            oauth.grant_config().unwrap(),
+            GrantConfig::JwtBearer {
+                client_id: None,
+                assertion: AssertionSource::File("/var/run/secrets/token".into()),
+            }
+        );
+        let oauth = oauth_of(&format!("{HEAD}client_id = \"x\"\n")).unwrap();
+        assert_eq!(
+            oauth.grant_config().unwrap(),
+            GrantConfig::AuthorizationCode
+        );
+        let e = err(&format!("{HEAD}assertion_env_var = \"T\"\n"));
+        assert!(
+            e.contains("assertion_file") && e.contains("another grant"),
+            "{e}"
+        );
+    }
+}

@@ -175,8 +175,9 @@ async fn burst(servers: usize) {
     );
 }
 
-/// The burst to a daemon whose stdout is not read for 3 s: how much input it took, its
-/// resident set meanwhile, then the time from end of input to exit with stdout still unread.
+/// The burst to a daemon whose stdout is not read for 3 s: how much input it took and its
+/// resident set meanwhile. Then, with another daemon, the time from end of input to exit
+/// with stdout still unread.
 async fn stalled_reader() {
     let home = logged_in_home(1);
     let d = spawn(home.path()).await;
@@ -195,13 +196,8 @@ async fn stalled_reader() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, peak) = memory_kib(d.pid);
     let taken = *taken_rx.borrow();
-    // End of input, stdout still unread: the writer task is stopped, which closes stdin.
     writer.abort();
     let _ = writer.await;
-    let start = Instant::now();
-    let mut child = d.child;
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait()).await;
-    let exit = start.elapsed();
     row(
         "stalled reader: stdout unread for 3 s",
         format!(
@@ -213,13 +209,39 @@ async fn stalled_reader() {
         ),
         &format!("{BURST} pipelined token requests; the rest waits in the frontend's pipe"),
     );
+    drop(d.stdout);
+    drop(d.child);
+    end_of_input_unread(home.path()).await;
+}
+
+/// Requests that fit in what the daemon reads ahead, so they are all taken and the end of
+/// input is reached, while their answers are far more than stdout's pipe holds; then stdin
+/// is closed and stdout never read. (Closing stdin while requests are still waiting in the
+/// pipe is no end of input: the daemon has not read them yet and, paused by the unread
+/// answers, never will; it ends on SIGTERM or when the frontend's end of stdout closes.)
+async fn end_of_input_unread(home: &Path) {
+    const REQUESTS: usize = 5_000;
+    let mut d = spawn(home).await;
+    let wire = requests(REQUESTS, 1);
+    assert!(wire.len() < mcp_app_server::transport::READ_AHEAD_BYTES);
+    tokio::time::timeout(Duration::from_secs(60), d.stdin.write_all(&wire))
+        .await
+        .expect("the daemon reads all of it ahead")
+        .unwrap();
+    let start = Instant::now();
+    drop(d.stdin);
+    let status = tokio::time::timeout(Duration::from_secs(120), d.child.wait()).await;
+    let exit = start.elapsed();
     row(
         "stalled reader: end of input to exit",
         match status {
             Ok(Ok(s)) => format!("{exit:.1?} (exit code {:?})", s.code()),
             _ => "did not exit within 120 s".to_string(),
         },
-        "stdout never read; bounded by the grace periods",
+        &format!(
+            "{REQUESTS} pipelined token requests ({} KiB, all read ahead), stdout never read; bounded by the grace periods",
+            wire.len() / 1024
+        ),
     );
     drop(d.stdout);
 }

@@ -20,7 +20,7 @@ use super::error::StoreError;
 use super::file::{FileStore, Stamp, Stamped};
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::RefreshLock;
-use super::{CredentialStore, Decide, StoreBackend};
+use super::{CredentialStore, Decide, StoreBackend, UpdateResult};
 
 /// How much older than its stamp a cached copy's modification time must be to be trusted
 /// without a read; well above the timestamp granularity of common file systems.
@@ -137,6 +137,14 @@ impl CredentialStore for CachedFileStore {
         decide: Decide<'_>,
     ) -> Result<Option<StoredCredentials>, StoreError> {
         self.modify(|doc| doc.apply_update(key, decide))
+    }
+
+    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
+        let n = updates.len();
+        match self.modify(|doc| doc.apply_updates(updates)) {
+            Ok(stored) => stored.into_iter().map(Ok).collect(),
+            Err(e) => e.for_each_of(n),
+        }
     }
 
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {

@@ -63,6 +63,18 @@ impl Document {
     }
 
     /// Replaces the registration for the same issuer and redirect URI, or adds it.
+    /// Applies several decisions in order (a group commit); what is stored for each key
+    /// afterwards.
+    pub fn apply_updates(
+        &mut self,
+        updates: Vec<(CredentialKey, Decide<'_>)>,
+    ) -> Vec<Option<StoredCredentials>> {
+        updates
+            .into_iter()
+            .map(|(key, decide)| self.apply_update(&key, decide))
+            .collect()
+    }
+
     /// Applies an [`CredentialStore::update`](super::CredentialStore::update) decision to
     /// the entry for `key`; returns what is stored for it afterwards.
     pub fn apply_update(

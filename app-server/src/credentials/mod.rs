@@ -7,6 +7,7 @@
 //! The API is synchronous (lock waits sleep, bounded by [`DEFAULT_LOCK_WAIT`]); async
 //! callers use `spawn_blocking`.
 
+mod batched;
 mod cache;
 mod document;
 mod error;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::batched::{BatchCounts, SendDecide, StoreQueue};
 pub use self::cache::CachedFileStore;
 pub use self::error::StoreError;
 pub use self::file::FileStore;
@@ -75,6 +77,9 @@ pub enum Update {
 /// The decision of an [`CredentialStore::update`], given the entry stored now.
 pub type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
 
+/// What one update leaves stored for its key, or why it failed.
+pub type UpdateResult = Result<Option<StoredCredentials>, StoreError>;
+
 /// Persistent credentials. Synchronous: methods wait (bounded) for file locks and, for the
 /// keyring, for platform calls, so async code calls them inside `spawn_blocking`.
 pub trait CredentialStore: Send + Sync + std::fmt::Debug {
@@ -91,6 +96,16 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
         key: &CredentialKey,
         decide: Decide<'_>,
     ) -> Result<Option<StoredCredentials>, StoreError>;
+    /// Several [`CredentialStore::update`]s, applied in order; one result each. The file
+    /// backend applies them all in one read-modify-write under its lock, with one write and
+    /// one sync of the file (group commit): when this returns, every change it made is
+    /// durable. Backends without that do one update after the other.
+    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
+        updates
+            .into_iter()
+            .map(|(key, decide)| self.update(&key, decide))
+            .collect()
+    }
     /// `false` when there was nothing to delete.
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
     /// Every stored entry, for status.

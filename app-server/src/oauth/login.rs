@@ -4,7 +4,7 @@
 //! the credential store; ends every login with exactly one `LoginCompleted`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -473,19 +473,18 @@ impl OAuthService {
         creds: StoredCredentials,
     ) -> Result<(), LoginError> {
         let key = creds.key();
-        let replaced_other_issuer = self
-            .blocking(move |s| {
-                let mut other = false;
-                s.update(
-                    &key,
-                    Box::new(|old| {
-                        other = old.is_some_and(|o| !issuers_match(&o.issuer, &creds.issuer));
-                        Update::Save(creds)
-                    }),
-                )?;
-                Ok(other)
-            })
-            .await?;
+        let other = Arc::new(AtomicBool::new(false));
+        let seen = other.clone();
+        self.store_update(
+            key,
+            Box::new(move |old| {
+                let changed = old.is_some_and(|o| !issuers_match(&o.issuer, &creds.issuer));
+                seen.store(changed, Ordering::Relaxed);
+                Update::Save(creds)
+            }),
+        )
+        .await?;
+        let replaced_other_issuer = other.load(Ordering::Relaxed);
         if replaced_other_issuer {
             tracing::info!(
                 server = %target.name,

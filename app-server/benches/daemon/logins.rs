@@ -66,9 +66,11 @@ impl Daemon {
     }
 
     async fn initialize(&mut self) {
-        self.send(&json!({"jsonrpc": "2.0", "id": "init", "method": "initialize",
-            "params": {"clientInfo": {"name": "bench", "version": "1"}}}))
-            .await;
+        self.send(
+            &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize",
+            "params": {"clientInfo": {"name": "bench", "version": "1"}}}),
+        )
+        .await;
         let r = self.read().await;
         assert!(r["result"].is_object(), "{r}");
     }
@@ -164,9 +166,11 @@ async fn drive(kit: &Kit, port: u16, urls: &[String]) {
     let idle = rss_kib(d.pid);
     let start = Instant::now();
     for (i, _) in urls.iter().enumerate() {
-        d.send(&json!({"jsonrpc": "2.0", "id": i, "method": "mcpServer/oauth/login",
-            "params": {"name": format!("s{i:04}")}}))
-            .await;
+        d.send(
+            &json!({"jsonrpc": "2.0", "id": i, "method": "mcpServer/oauth/login",
+            "params": {"name": format!("s{i:04}")}}),
+        )
+        .await;
     }
     let mut auth_urls = vec![String::new(); urls.len()];
     let mut answered = 0;
@@ -202,7 +206,10 @@ async fn drive(kit: &Kit, port: u16, urls: &[String]) {
     }
     let done_in = start.elapsed();
     let statuses = visits.await.unwrap();
-    assert!(statuses.iter().all(|s| *s == 200), "every browser got the success page");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every browser got the success page"
+    );
     let after = rss_kib(d.pid);
     assert_eq!(kit.counters().token_code, urls.len() as u64);
     row(

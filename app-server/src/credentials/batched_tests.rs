@@ -195,7 +195,7 @@ fn gated(dir: &Path) -> (Arc<Gated>, mpsc::Receiver<()>, mpsc::Sender<()>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_queued_together_are_served_in_their_order() {
+async fn reads_do_not_wait_behind_a_write_and_writes_keep_their_order() {
     let tmp = tempfile::tempdir().unwrap();
     let (gated, entered, release) = gated(tmp.path());
     let queue = StoreQueue::new(gated.clone());
@@ -206,29 +206,26 @@ async fn calls_queued_together_are_served_in_their_order() {
     tokio::task::spawn_blocking(move || entered.recv().unwrap())
         .await
         .unwrap();
-    // Queued behind the held write, in this order: a load, an update, a load, and a
-    // compare-and-save that expects the update before it.
+    // A write is stuck (as behind another process's lock): loads are still answered.
     let c = creds(1);
+    assert_eq!(queue.load(c.key()).await.unwrap(), None);
+    assert_eq!(queue.read(|s| s.list()).await.unwrap().len(), 0);
+
+    // Queued behind the held write, in this order: a save, a deletion of another entry,
+    // and a compare-and-save that expects the save before it.
     let mut changed = c.clone();
     changed.access_token = "at-changed".into();
-    let load_before = tokio::spawn({
-        let q = queue.clone();
-        let key = c.key();
-        async move { q.load(key).await }
-    });
-    until(|| queue.queued() == 1).await;
     let update = tokio::spawn({
         let q = queue.clone();
         let c = c.clone();
         async move { q.update(c.key(), save(c.clone())).await }
     });
-    until(|| queue.queued() == 2).await;
-    let load_after = tokio::spawn({
+    until(|| queue.queued() == 1).await;
+    let delete = tokio::spawn({
         let q = queue.clone();
-        let key = c.key();
-        async move { q.load(key).await }
+        async move { q.write(|s| s.delete(&creds(0).key())).await }
     });
-    until(|| queue.queued() == 3).await;
+    until(|| queue.queued() == 2).await;
     let cas = tokio::spawn({
         let q = queue.clone();
         let (c, changed) = (c.clone(), changed.clone());
@@ -246,13 +243,17 @@ async fn calls_queued_together_are_served_in_their_order() {
             .await
         }
     });
-    until(|| queue.queued() == 4).await;
+    until(|| queue.queued() == 3).await;
     release.send(()).unwrap();
     held.await.unwrap().unwrap();
-    assert_eq!(load_before.await.unwrap().unwrap(), None);
     assert_eq!(update.await.unwrap().unwrap(), Some(c.clone()));
-    assert_eq!(load_after.await.unwrap().unwrap(), Some(c.clone()));
+    assert!(
+        delete.await.unwrap().unwrap(),
+        "the held write had saved it"
+    );
     assert_eq!(cas.await.unwrap().unwrap(), Some(changed.clone()));
-    // The held write, then one for each run of updates between the loads.
+    // The held write, then one for each run of updates between the other writes.
     assert_eq!(*gated.sizes.lock().unwrap(), vec![1, 1, 1]);
+    let stored = other_process(tmp.path()).list().unwrap();
+    assert_eq!(stored, vec![changed]);
 }

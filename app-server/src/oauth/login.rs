@@ -438,7 +438,7 @@ impl OAuthService {
             Some(pinned) => Some(pinned.clone()),
             None => {
                 let key = target.key();
-                let stored = self.blocking(move |s| s.load(&key)).await?;
+                let stored = self.queue.load(key).await?;
                 stored
                     .filter(|c| {
                         c.client.kind == RegistrationKind::Preregistered

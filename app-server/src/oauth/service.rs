@@ -140,7 +140,7 @@ impl OAuthService {
     /// The stored credentials of a server, for status listings.
     /// Every stored entry, read at once (status listings).
     pub async fn store_list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        self.blocking(|s| s.list()).await
+        self.queue.read(|s| s.list()).await
     }
 
     pub async fn store_load(

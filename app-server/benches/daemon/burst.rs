@@ -16,9 +16,13 @@ use super::row;
 
 const BURST: usize = 20_000;
 
+/// Requests a client keeps outstanding in the latency rows.
+const WINDOW: usize = 32;
+
 pub async fn run() {
     for servers in [1, 1000] {
         burst(servers).await;
+        windowed(servers).await;
     }
     stalled_reader().await;
 }
@@ -171,6 +175,68 @@ async fn burst(servers: usize) {
         &format!(
             "real binary over pipes; all answered, {:.0} req/s",
             BURST as f64 / secs
+        ),
+    );
+}
+
+/// The same requests with at most [`WINDOW`] outstanding: the rate, and the latency of each
+/// request from its write to its answer (with the whole burst written at once, the latency
+/// would be the client's own queue).
+async fn windowed(servers: usize) {
+    use std::sync::{Arc, Mutex};
+    let home = logged_in_home(servers);
+    let mut d = spawn(home.path()).await;
+    let warm = requests(200, servers);
+    d.stdin.write_all(&warm).await.unwrap();
+    for _ in 0..200 {
+        read_reply(&mut d.stdout).await;
+    }
+    let lines: Vec<Vec<u8>> = (0..BURST)
+        .map(|i| {
+            let name = format!("s{:04}", i % servers);
+            let r = json!({"jsonrpc": "2.0", "id": i, "method": "mcpServer/oauth/token", "params": {"name": name}});
+            let mut line = serde_json::to_vec(&r).unwrap();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; BURST]));
+    let window = Arc::new(tokio::sync::Semaphore::new(WINDOW));
+    let mut stdin = d.stdin;
+    let start = Instant::now();
+    let writer = tokio::spawn({
+        let (sent, window) = (sent.clone(), window.clone());
+        async move {
+            for (i, line) in lines.into_iter().enumerate() {
+                window.acquire().await.unwrap().forget();
+                sent.lock().unwrap()[i] = Some(Instant::now());
+                stdin.write_all(&line).await.unwrap();
+            }
+            stdin
+        }
+    });
+    let mut latencies = Vec::with_capacity(BURST);
+    for _ in 0..BURST {
+        let reply = read_reply(&mut d.stdout).await;
+        let at = Instant::now();
+        assert!(reply["result"]["accessToken"].is_string(), "{reply}");
+        let id = reply["id"].as_u64().unwrap() as usize;
+        let sent_at = sent.lock().unwrap()[id].expect("answered after it was sent");
+        latencies.push(at - sent_at);
+        window.add_permits(1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(writer.await.unwrap());
+    let _ = d.child.wait().await;
+    latencies.sort();
+    row(
+        &format!("token, {WINDOW} pipelined at a time, {servers} stored server(s)"),
+        format!("{:.0} req/s", BURST as f64 / secs),
+        &format!(
+            "real binary over pipes, {BURST} requests; latency p50 {:.0?}, p99 {:.0?}, max {:.0?}",
+            latencies[BURST / 2],
+            latencies[BURST * 99 / 100],
+            latencies[BURST - 1]
         ),
     );
 }

@@ -78,10 +78,16 @@ impl Daemon {
 
 /// VmRSS in KiB.
 fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A size field of /proc/<pid>/status in KiB (RssAnon: the heap and stacks, without the
+/// mapped binary).
+fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -187,6 +193,7 @@ async fn drive(kit: &Kit, port: u16, urls: &[String]) {
     let started_in = start.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pending = rss_kib(d.pid);
+    let pending_anon = status_kib(d.pid, "RssAnon:");
 
     let start = Instant::now();
     let visits = tokio::spawn(async move {
@@ -220,8 +227,9 @@ async fn drive(kit: &Kit, port: u16, urls: &[String]) {
             mib(pending)
         ),
         &format!(
-            "real binary, one DCR client per callback path; all {} authorization URLs in {started_in:.1?}",
-            urls.len()
+            "real binary, one DCR client per callback path; all {} authorization URLs in {started_in:.1?}; {:.1} MiB of it anonymous (heap, stacks)",
+            urls.len(),
+            mib(pending_anon)
         ),
     );
     row(

@@ -93,8 +93,16 @@ impl CachedFileStore {
     }
 
     /// Changes the document under the file's exclusive lock and keeps what was written.
+    /// When the copy is the document on disk (its stamp, checked under the lock, says so)
+    /// the file is not read and parsed again.
     fn modify<R>(&self, change: impl FnOnce(&mut Document) -> R) -> Result<R, StoreError> {
-        let result = self.file.modify_stamped(change);
+        let known = |stamp: Option<&Stamp>| {
+            self.lock()
+                .as_ref()
+                .filter(|copy| copy.matches(stamp))
+                .map(|copy| Document::clone(&copy.doc))
+        };
+        let result = self.file.modify_known(known, change);
         let taken_at = SystemTime::now();
         match result {
             Ok((result, stamped)) => {

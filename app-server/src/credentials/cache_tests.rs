@@ -127,3 +127,34 @@ fn a_corrupt_file_is_reported_not_served_from_the_cache() {
     );
     assert_eq!(std::fs::read(s.file().path()).unwrap(), b"{not json");
 }
+
+#[test]
+fn a_write_over_a_current_copy_does_not_read_the_file_and_one_over_a_stale_copy_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = store(tmp.path());
+    let theirs = store(tmp.path());
+    let a = fixtures::credentials("a", "https://a.example/mcp");
+    let b = fixtures::credentials("b", "https://b.example/mcp");
+    let c = fixtures::credentials("c", "https://c.example/mcp");
+    ours.save(&a).unwrap();
+    age(&ours);
+    assert_eq!(ours.load(&a.key()).unwrap(), Some(a.clone()));
+    let reads = ours.file().document_reads();
+    // The copy is the file: saving reads nothing.
+    let mut a2 = a.clone();
+    a2.access_token = "at-secret-a2".into();
+    ours.save(&a2).unwrap();
+    assert_eq!(ours.file().document_reads(), reads);
+    // Another process wrote meanwhile: the save reads the file, and keeps its entry.
+    theirs.save(&b).unwrap();
+    age(&ours);
+    ours.save(&c).unwrap();
+    assert_eq!(ours.file().document_reads(), reads + 1);
+    let mut all = other_list(tmp.path());
+    all.sort_by(|x, y| x.server_name.cmp(&y.server_name));
+    assert_eq!(all, vec![a2, b, c]);
+}
+
+fn other_list(dir: &Path) -> Vec<StoredCredentials> {
+    FileStore::open(&Home::at(dir)).unwrap().list().unwrap()
+}

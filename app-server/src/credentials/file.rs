@@ -145,6 +145,17 @@ impl FileStore {
         &self,
         change: impl FnOnce(&mut Document) -> R,
     ) -> Result<(R, Stamped), StoreError> {
+        self.modify_known(|_| None, change)
+    }
+
+    /// [`FileStore::modify_stamped`] for a caller that may hold the current document:
+    /// `known` gets the file's stamp, taken under the exclusive lock, and returns the
+    /// document that stamp describes if it has it, which then is not read again.
+    pub(crate) fn modify_known<R>(
+        &self,
+        known: impl FnOnce(Option<&Stamp>) -> Option<Document>,
+        change: impl FnOnce(&mut Document) -> R,
+    ) -> Result<(R, Stamped), StoreError> {
         let lock = refresh_lock::open_lock(&self.lock_path)?;
         let _lock = refresh_lock::wait_for_lock(
             lock,
@@ -153,7 +164,10 @@ impl FileStore {
             self.lock_wait,
         )?;
         let stamp = self.stamp()?;
-        let before = self.read_unlocked()?;
+        let before = match known(stamp.as_ref()) {
+            Some(doc) => doc,
+            None => self.read_unlocked()?,
+        };
         let mut doc = before.clone();
         let result = change(&mut doc);
         let stamp = if doc != before {

@@ -276,12 +276,16 @@ impl OAuthService {
             // restart with a fresh registration, whether the refusal came on the callback or
             // at the token endpoint.
             let refusal = match outcome {
-                CallbackOutcome::Code { code } => match self.finish(&ctx, &attempt, &code).await {
-                    Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
-                        Refusal::AtTokenEndpoint(e)
+                // Boxed: a pending login's task then holds only what waiting needs, not
+                // the state of a token request it may never make (1,000 logins may wait).
+                CallbackOutcome::Code { code } => {
+                    match Box::pin(self.finish(&ctx, &attempt, &code)).await {
+                        Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
+                            Refusal::AtTokenEndpoint(e)
+                        }
+                        other => break other,
                     }
-                    other => break other,
-                },
+                }
                 CallbackOutcome::Error(CallbackError::Superseded) => {
                     break Err(LoginError::Superseded);
                 }
@@ -292,15 +296,14 @@ impl OAuthService {
                 break Err(refusal.into_error());
             }
             let reason = refusal.to_string();
-            if let Err(err) = self
-                .restart(
-                    &mut ctx,
-                    &mut attempt,
-                    cimd_source.as_ref(),
-                    login_id,
-                    &reason,
-                )
-                .await
+            if let Err(err) = Box::pin(self.restart(
+                &mut ctx,
+                &mut attempt,
+                cimd_source.as_ref(),
+                login_id,
+                &reason,
+            ))
+            .await
             {
                 break Err(err);
             }

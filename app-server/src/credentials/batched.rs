@@ -120,9 +120,12 @@ impl<C> Lane<C> {
     }
 }
 
-/// A call run on a lane's thread with the store; it answers its caller itself.
+/// What a queued call does with the store; it answers its caller itself.
+type Run = Box<dyn FnOnce(&dyn CredentialStore) + Send>;
+
+/// A call run on a lane's thread with the store.
 struct Job {
-    run: Box<dyn FnOnce(&dyn CredentialStore) + Send>,
+    run: Run,
     _room: OwnedSemaphorePermit,
 }
 

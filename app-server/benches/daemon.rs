@@ -11,13 +11,19 @@
 //!   1,000 stored servers), answered in full, and how much the daemon's resident set grew;
 //! - stalled reader: the same burst to a daemon whose stdout is not read for a while: how
 //!   much input it takes, its resident set, and how long it takes to exit at end of input;
+//! - logins: the real binary's time from spawn to the `initialize` answer, its idle resident
+//!   set, and 1,000 logins pending at once on one fixed callback port: the resident set
+//!   while they wait, and the time until all completed once the browsers came back;
 //! - memory: the resident set of this process at the end.
 //!
-//! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows.
+//! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows, `MCP_BENCH_ONLY=logins`
+//! only the start-up and pending-login rows.
 #![allow(clippy::print_stdout)]
 
 #[path = "daemon/burst.rs"]
 mod burst;
+#[path = "daemon/logins.rs"]
+mod logins;
 
 use std::time::{Duration, Instant};
 
@@ -255,15 +261,17 @@ fn rss_kib() -> Option<u64> {
 async fn main() {
     println!("| benchmark | figure | notes |");
     println!("|---|---|---|");
-    if std::env::var("MCP_BENCH_ONLY").as_deref() == Ok("burst") {
-        burst::run().await;
-        return;
+    match std::env::var("MCP_BENCH_ONLY").as_deref() {
+        Ok("burst") => return burst::run().await,
+        Ok("logins") => return logins::run().await,
+        _ => {}
     }
     framing().await;
     status().await;
     login().await;
     token().await;
     burst::run().await;
+    logins::run().await;
     if let Some(kib) = rss_kib() {
         row(
             "peak RSS of the bench process",

@@ -16,9 +16,13 @@ use super::row;
 
 const BURST: usize = 20_000;
 
+/// Requests a client keeps outstanding in the latency rows.
+const WINDOW: usize = 32;
+
 pub async fn run() {
     for servers in [1, 1000] {
         burst(servers).await;
+        windowed(servers).await;
     }
     stalled_reader().await;
 }
@@ -177,8 +181,71 @@ async fn burst(servers: usize) {
     );
 }
 
-/// The burst to a daemon whose stdout is not read for 3 s: how much input it took, its
-/// resident set meanwhile, then the time from end of input to exit with stdout still unread.
+/// The same requests with at most [`WINDOW`] outstanding: the rate, and the latency of each
+/// request from its write to its answer (with the whole burst written at once, the latency
+/// would be the client's own queue).
+async fn windowed(servers: usize) {
+    use std::sync::{Arc, Mutex};
+    let home = logged_in_home(servers);
+    let mut d = spawn(home.path()).await;
+    let warm = requests(200, servers);
+    d.stdin.write_all(&warm).await.unwrap();
+    for _ in 0..200 {
+        read_reply(&mut d.stdout).await;
+    }
+    let lines: Vec<Vec<u8>> = (0..BURST)
+        .map(|i| {
+            let name = format!("s{:04}", i % servers);
+            let r = json!({"jsonrpc": "2.0", "id": i, "method": "mcpServer/oauth/token", "params": {"name": name}});
+            let mut line = serde_json::to_vec(&r).unwrap();
+            line.push(b'\n');
+            line
+        })
+        .collect();
+    let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; BURST]));
+    let window = Arc::new(tokio::sync::Semaphore::new(WINDOW));
+    let mut stdin = d.stdin;
+    let start = Instant::now();
+    let writer = tokio::spawn({
+        let (sent, window) = (sent.clone(), window.clone());
+        async move {
+            for (i, line) in lines.into_iter().enumerate() {
+                window.acquire().await.unwrap().forget();
+                sent.lock().unwrap()[i] = Some(Instant::now());
+                stdin.write_all(&line).await.unwrap();
+            }
+            stdin
+        }
+    });
+    let mut latencies = Vec::with_capacity(BURST);
+    for _ in 0..BURST {
+        let reply = read_reply(&mut d.stdout).await;
+        let at = Instant::now();
+        assert!(reply["result"]["accessToken"].is_string(), "{reply}");
+        let id = reply["id"].as_u64().unwrap() as usize;
+        let sent_at = sent.lock().unwrap()[id].expect("answered after it was sent");
+        latencies.push(at - sent_at);
+        window.add_permits(1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    drop(writer.await.unwrap());
+    let _ = d.child.wait().await;
+    latencies.sort();
+    row(
+        &format!("token, {WINDOW} pipelined at a time, {servers} stored server(s)"),
+        format!("{:.0} req/s", BURST as f64 / secs),
+        &format!(
+            "real binary over pipes, {BURST} requests; latency p50 {:.0?}, p99 {:.0?}, max {:.0?}",
+            latencies[BURST / 2],
+            latencies[BURST * 99 / 100],
+            latencies[BURST - 1]
+        ),
+    );
+}
+
+/// The burst to a daemon whose stdout is not read for 3 s: how much input it took and its
+/// resident set meanwhile. Then, with another daemon, the time from end of input to exit
+/// with stdout still unread.
 async fn stalled_reader() {
     let home = logged_in_home(1);
     let d = spawn(home.path()).await;
@@ -197,13 +264,8 @@ async fn stalled_reader() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, peak) = memory_kib(d.pid);
     let taken = *taken_rx.borrow();
-    // End of input, stdout still unread: the writer task is stopped, which closes stdin.
     writer.abort();
     let _ = writer.await;
-    let start = Instant::now();
-    let mut child = d.child;
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait()).await;
-    let exit = start.elapsed();
     row(
         "stalled reader: stdout unread for 3 s",
         format!(
@@ -215,13 +277,39 @@ async fn stalled_reader() {
         ),
         &format!("{BURST} pipelined token requests; the rest waits in the frontend's pipe"),
     );
+    drop(d.stdout);
+    drop(d.child);
+    end_of_input_unread(home.path()).await;
+}
+
+/// Requests that fit in what the daemon reads ahead, so they are all taken and the end of
+/// input is reached, while their answers are far more than stdout's pipe holds; then stdin
+/// is closed and stdout never read. (Closing stdin while requests are still waiting in the
+/// pipe is no end of input: the daemon has not read them yet and, paused by the unread
+/// answers, never will; it ends on SIGTERM or when the frontend's end of stdout closes.)
+async fn end_of_input_unread(home: &Path) {
+    const REQUESTS: usize = 5_000;
+    let mut d = spawn(home).await;
+    let wire = requests(REQUESTS, 1);
+    assert!(wire.len() < mcp_app_server::transport::READ_AHEAD_BYTES);
+    tokio::time::timeout(Duration::from_secs(60), d.stdin.write_all(&wire))
+        .await
+        .expect("the daemon reads all of it ahead")
+        .unwrap();
+    let start = Instant::now();
+    drop(d.stdin);
+    let status = tokio::time::timeout(Duration::from_secs(120), d.child.wait()).await;
+    let exit = start.elapsed();
     row(
         "stalled reader: end of input to exit",
         match status {
             Ok(Ok(s)) => format!("{exit:.1?} (exit code {:?})", s.code()),
             _ => "did not exit within 120 s".to_string(),
         },
-        "stdout never read; bounded by the grace periods",
+        &format!(
+            "{REQUESTS} pipelined token requests ({} KiB, all read ahead), stdout never read; bounded by the grace periods",
+            wire.len() / 1024
+        ),
     );
     drop(d.stdout);
 }

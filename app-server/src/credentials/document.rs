@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
+use super::{Decide, Update};
 
 pub(crate) const CURRENT_VERSION: u64 = 1;
 
@@ -62,6 +63,58 @@ impl Document {
     }
 
     /// Replaces the registration for the same issuer and redirect URI, or adds it.
+    /// Applies several decisions in order (a group commit); what is stored for each key
+    /// afterwards.
+    pub fn apply_updates(
+        &mut self,
+        updates: Vec<(CredentialKey, Decide<'_>)>,
+    ) -> Vec<Option<StoredCredentials>> {
+        updates
+            .into_iter()
+            .map(|(key, decide)| self.apply_update(&key, decide))
+            .collect()
+    }
+
+    /// Applies an [`CredentialStore::update`](super::CredentialStore::update) decision to
+    /// the entry for `key`; returns what is stored for it afterwards.
+    pub fn apply_update(
+        &mut self,
+        key: &CredentialKey,
+        decide: Decide<'_>,
+    ) -> Option<StoredCredentials> {
+        let current = self.credentials_for(key).cloned();
+        match decide(current.as_ref()) {
+            Update::Keep => current,
+            Update::Save(new) => {
+                debug_assert_eq!(&new.key(), key);
+                self.credentials.insert(key.storage_key(), new.clone());
+                // A file entry supersedes a keyring one (the keyring backend was used
+                // before).
+                self.keyring_index.remove(key);
+                Some(new)
+            }
+            Update::Delete => {
+                if current.is_some() {
+                    self.credentials.remove(&key.storage_key());
+                }
+                None
+            }
+        }
+    }
+
+    /// `false` when there was nothing to remove.
+    pub fn remove_credentials(&mut self, key: &CredentialKey) -> bool {
+        let found = self.credentials_for(key).is_some();
+        if found {
+            self.credentials.remove(&key.storage_key());
+        }
+        found
+    }
+
+    pub fn mark_cimd_refused(&mut self, issuer: &str) {
+        self.cimd_refused_issuers.insert(issuer.to_owned());
+    }
+
     pub fn put_registration(&mut self, reg: &StoredRegistration) {
         self.remove_registration(&reg.issuer, &reg.redirect_uri);
         self.registrations.push(reg.clone());

@@ -54,4 +54,44 @@ impl StoreError {
         let path = path.into();
         move |source| StoreError::Io { path, source }
     }
+
+    /// The same failure once for each of `n` updates that shared one write (a group
+    /// commit): every caller learns that its change was not made, and why.
+    pub(crate) fn for_each_of<T>(self, n: usize) -> Vec<Result<T, StoreError>> {
+        let mut all = Vec::with_capacity(n);
+        for _ in 1..n {
+            all.push(Err(self.duplicate()));
+        }
+        if n > 0 {
+            all.push(Err(self));
+        }
+        all
+    }
+
+    fn duplicate(&self) -> StoreError {
+        match self {
+            StoreError::Io { path, source } => StoreError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::Corrupt { path, reason } => StoreError::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            StoreError::KeyringUnavailable { reason } => StoreError::KeyringUnavailable {
+                reason: reason.clone(),
+            },
+            StoreError::Keyring { reason } => StoreError::Keyring {
+                reason: reason.clone(),
+            },
+            StoreError::UnsupportedVersion { path, version } => StoreError::UnsupportedVersion {
+                path: path.clone(),
+                version: *version,
+            },
+            StoreError::LockTimeout { path, waited_secs } => StoreError::LockTimeout {
+                path: path.clone(),
+                waited_secs: *waited_secs,
+            },
+        }
+    }
 }

@@ -13,13 +13,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::document::{self, Document};
 use super::error::StoreError;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::{self, LockKind, RefreshLock};
-use super::{CredentialStore, DEFAULT_LOCK_WAIT, Decide, StoreBackend, Update};
+use super::{CredentialStore, DEFAULT_LOCK_WAIT, Decide, StoreBackend, Update, UpdateResult};
 use crate::home::Home;
 
 const FILE_NAME: &str = "credentials.json";
@@ -33,6 +33,45 @@ pub struct FileStore {
     lock_path: PathBuf,
     /// How long any lock (the document's, a refresh lock) is waited for.
     lock_wait: Duration,
+    #[cfg(test)]
+    reads: AtomicU64,
+}
+
+/// A document and the stamp of the file it came from.
+#[derive(Debug)]
+pub(crate) struct Stamped {
+    pub stamp: Option<Stamp>,
+    pub doc: Document,
+}
+
+/// The file's identity (device and inode), size and modification time: every save renames
+/// a new file over the old one, so a changed document has a changed stamp. Equal stamps
+/// can hide a change only within the file system's timestamp granularity, which the cache
+/// guards against (see `cache.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    pub modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Stamp {
+            dev,
+            ino,
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
 }
 
 impl FileStore {
@@ -50,6 +89,8 @@ impl FileStore {
             path: home.state_dir.join(FILE_NAME),
             lock_path: home.state_dir.join(LOCK_NAME),
             lock_wait: DEFAULT_LOCK_WAIT,
+            #[cfg(test)]
+            reads: AtomicU64::new(0),
         })
     }
 
@@ -95,6 +136,26 @@ impl FileStore {
         &self,
         change: impl FnOnce(&mut Document) -> R,
     ) -> Result<R, StoreError> {
+        self.modify_stamped(change).map(|(result, _)| result)
+    }
+
+    /// [`FileStore::modify`], also returning the document now on disk with its stamp
+    /// (taken under the exclusive lock, so it describes exactly that document).
+    pub(crate) fn modify_stamped<R>(
+        &self,
+        change: impl FnOnce(&mut Document) -> R,
+    ) -> Result<(R, Stamped), StoreError> {
+        self.modify_known(|_| None, change)
+    }
+
+    /// [`FileStore::modify_stamped`] for a caller that may hold the current document:
+    /// `known` gets the file's stamp, taken under the exclusive lock, and returns the
+    /// document that stamp describes if it has it, which then is not read again.
+    pub(crate) fn modify_known<R>(
+        &self,
+        known: impl FnOnce(Option<&Stamp>) -> Option<Document>,
+        change: impl FnOnce(&mut Document) -> R,
+    ) -> Result<(R, Stamped), StoreError> {
         let lock = refresh_lock::open_lock(&self.lock_path)?;
         let _lock = refresh_lock::wait_for_lock(
             lock,
@@ -102,18 +163,77 @@ impl FileStore {
             LockKind::Exclusive,
             self.lock_wait,
         )?;
-        let before = self.read_unlocked()?;
+        let stamp = self.stamp()?;
+        let before = match known(stamp.as_ref()) {
+            Some(doc) => doc,
+            None => self.read_unlocked()?,
+        };
         let mut doc = before.clone();
         let result = change(&mut doc);
-        if doc != before {
+        let stamp = if doc != before {
             remove_stale_temp_files(&self.state_dir);
             write_atomically(&self.state_dir, &self.path, &document::render(&doc))?;
-        }
+            self.stamp()?
+        } else {
+            stamp
+        };
         // `_lock` is dropped after the rename, so the next writer reads the new document.
-        Ok(result)
+        Ok((result, Stamped { stamp, doc }))
+    }
+
+    /// The document with the stamp of the very file it was read from, without the lock:
+    /// every save renames a complete new file into place, so an open file is one whole
+    /// version of the document, never a write in progress, and its `fstat` describes exactly
+    /// the bytes read. A writer holding the lock therefore delays no reader: until its
+    /// rename the file is the document as it was, after it the new one.
+    pub(crate) fn read_stamped(&self) -> Result<Stamped, StoreError> {
+        #[cfg(test)]
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let io = |source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok(Stamped {
+                    stamp: None,
+                    doc: Document::default(),
+                });
+            }
+            Err(source) => return Err(io(source)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
+        Ok(Stamped {
+            stamp: Some(Stamp::of(&meta)),
+            doc: document::parse(&self.path, &bytes)?,
+        })
+    }
+
+    /// What identifies the document's current version on disk, from one `metadata` call
+    /// (no lock, no read); `None` while the file does not exist.
+    pub(crate) fn stamp(&self) -> Result<Option<Stamp>, StoreError> {
+        match std::fs::metadata(&self.path) {
+            Ok(meta) => Ok(Some(Stamp::of(&meta))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// How many times the document was read from disk (a test seam for the cache).
+    #[cfg(test)]
+    pub(crate) fn document_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn read_unlocked(&self) -> Result<Document, StoreError> {
+        #[cfg(test)]
+        self.reads.fetch_add(1, Ordering::Relaxed);
         match std::fs::read(&self.path) {
             Ok(bytes) => document::parse(&self.path, &bytes),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Document::default()),
@@ -206,36 +326,19 @@ impl CredentialStore for FileStore {
         decide: Decide<'_>,
     ) -> Result<Option<StoredCredentials>, StoreError> {
         // One exclusive lock around the read, the decision and the write.
-        self.modify(|doc| {
-            let current = doc.credentials_for(key).cloned();
-            match decide(current.as_ref()) {
-                Update::Keep => current,
-                Update::Save(new) => {
-                    debug_assert_eq!(&new.key(), key);
-                    doc.credentials.insert(key.storage_key(), new.clone());
-                    // A file entry supersedes a keyring one (the keyring backend was used
-                    // before).
-                    doc.keyring_index.remove(key);
-                    Some(new)
-                }
-                Update::Delete => {
-                    if current.is_some() {
-                        doc.credentials.remove(&key.storage_key());
-                    }
-                    None
-                }
-            }
-        })
+        self.modify(|doc| doc.apply_update(key, decide))
+    }
+
+    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
+        let n = updates.len();
+        match self.modify(|doc| doc.apply_updates(updates)) {
+            Ok(stored) => stored.into_iter().map(Ok).collect(),
+            Err(e) => e.for_each_of(n),
+        }
     }
 
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {
-        self.modify(|doc| {
-            let found = doc.credentials_for(key).is_some();
-            if found {
-                doc.credentials.remove(&key.storage_key());
-            }
-            found
-        })
+        self.modify(|doc| doc.remove_credentials(key))
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
@@ -263,9 +366,7 @@ impl CredentialStore for FileStore {
     }
 
     fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError> {
-        self.modify(|doc| {
-            doc.cimd_refused_issuers.insert(issuer.to_owned());
-        })
+        self.modify(|doc| doc.mark_cimd_refused(issuer))
     }
 
     fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError> {

@@ -7,6 +7,8 @@
 //! The API is synchronous (lock waits sleep, bounded by [`DEFAULT_LOCK_WAIT`]); async
 //! callers use `spawn_blocking`.
 
+mod batched;
+mod cache;
 mod document;
 mod error;
 mod file;
@@ -19,6 +21,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::batched::{BatchCounts, SendDecide, StoreQueue};
+pub use self::cache::CachedFileStore;
 pub use self::error::StoreError;
 pub use self::file::FileStore;
 pub use self::keyring::{KEYRING_SERVICE, KeyringStore, probe_keyring};
@@ -73,6 +77,9 @@ pub enum Update {
 /// The decision of an [`CredentialStore::update`], given the entry stored now.
 pub type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
 
+/// What one update leaves stored for its key, or why it failed.
+pub type UpdateResult = Result<Option<StoredCredentials>, StoreError>;
+
 /// Persistent credentials. Synchronous: methods wait (bounded) for file locks and, for the
 /// keyring, for platform calls, so async code calls them inside `spawn_blocking`.
 pub trait CredentialStore: Send + Sync + std::fmt::Debug {
@@ -89,6 +96,16 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
         key: &CredentialKey,
         decide: Decide<'_>,
     ) -> Result<Option<StoredCredentials>, StoreError>;
+    /// Several [`CredentialStore::update`]s, applied in order; one result each. The file
+    /// backend applies them all in one read-modify-write under its lock, with one write and
+    /// one sync of the file (group commit): when this returns, every change it made is
+    /// durable. Backends without that do one update after the other.
+    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
+        updates
+            .into_iter()
+            .map(|(key, decide)| self.update(&key, decide))
+            .collect()
+    }
     /// `false` when there was nothing to delete.
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
     /// Every stored entry, for status.
@@ -133,12 +150,12 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
     let file = FileStore::open(home)?.with_lock_wait(lock_wait_from_env());
     let keyring = |file| Arc::new(KeyringStore::new(file, Box::new(keyring::OsKeyring)));
     match mode {
-        StoreMode::File => Ok(Arc::new(file)),
+        StoreMode::File => Ok(Arc::new(CachedFileStore::new(file))),
         StoreMode::Keyring => match probe_keyring() {
             Ok(()) => Ok(keyring(file)),
             Err(reason) => Err(StoreError::KeyringUnavailable { reason }),
         },
-        StoreMode::Auto if cfg!(target_os = "linux") => Ok(Arc::new(file)),
+        StoreMode::Auto if cfg!(target_os = "linux") => Ok(Arc::new(CachedFileStore::new(file))),
         StoreMode::Auto => match probe_keyring() {
             Ok(()) => Ok(keyring(file)),
             Err(reason) => {
@@ -146,7 +163,7 @@ pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStor
                     path = %file.path().display(),
                     "OS keyring not available ({reason}); keeping credentials in the file"
                 );
-                Ok(Arc::new(file))
+                Ok(Arc::new(CachedFileStore::new(file)))
             }
         },
     }

@@ -149,6 +149,13 @@ impl OAuthService {
     /// next [`IN_USE_WINDOW`].
     pub fn token_used(&self, target: &ServerTarget) {
         let mut in_use = lock(&self.live.in_use);
+        // The common case, a server asked for again: no copy of its target.
+        if let Some(u) = in_use.get_mut(&target.name)
+            && u.target == *target
+        {
+            u.last = Instant::now();
+            return;
+        }
         let new = in_use
             .get(&target.name)
             .is_none_or(|u| u.target.key() != target.key());

@@ -4,7 +4,7 @@
 //! the credential store; ends every login with exactly one `LoginCompleted`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -275,12 +275,16 @@ impl OAuthService {
             // restart with a fresh registration, whether the refusal came on the callback or
             // at the token endpoint.
             let refusal = match outcome {
-                CallbackOutcome::Code { code } => match self.finish(&ctx, &attempt, &code).await {
-                    Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
-                        Refusal::AtTokenEndpoint(e)
+                // Boxed: a pending login's task then holds only what waiting needs, not
+                // the state of a token request it may never make (1,000 logins may wait).
+                CallbackOutcome::Code { code } => {
+                    match Box::pin(self.finish(&ctx, &attempt, &code)).await {
+                        Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
+                            Refusal::AtTokenEndpoint(e)
+                        }
+                        other => break other,
                     }
-                    other => break other,
-                },
+                }
                 CallbackOutcome::Error(CallbackError::Superseded) => {
                     break Err(LoginError::Superseded);
                 }
@@ -291,15 +295,14 @@ impl OAuthService {
                 break Err(refusal.into_error());
             }
             let reason = refusal.to_string();
-            if let Err(err) = self
-                .restart(
-                    &mut ctx,
-                    &mut attempt,
-                    cimd_source.as_ref(),
-                    login_id,
-                    &reason,
-                )
-                .await
+            if let Err(err) = Box::pin(self.restart(
+                &mut ctx,
+                &mut attempt,
+                cimd_source.as_ref(),
+                login_id,
+                &reason,
+            ))
+            .await
             {
                 break Err(err);
             }
@@ -510,7 +513,7 @@ impl OAuthService {
             Some(pinned) => Some(pinned.clone()),
             None => {
                 let key = target.key();
-                let stored = self.blocking(move |s| s.load(&key)).await?;
+                let stored = self.queue.load(key).await?;
                 stored
                     .filter(|c| {
                         c.client.kind == RegistrationKind::Preregistered
@@ -545,19 +548,18 @@ impl OAuthService {
         creds: StoredCredentials,
     ) -> Result<(), LoginError> {
         let key = creds.key();
-        let replaced_other_issuer = self
-            .blocking(move |s| {
-                let mut other = false;
-                s.update(
-                    &key,
-                    Box::new(|old| {
-                        other = old.is_some_and(|o| !issuers_match(&o.issuer, &creds.issuer));
-                        Update::Save(creds)
-                    }),
-                )?;
-                Ok(other)
-            })
-            .await?;
+        let other = Arc::new(AtomicBool::new(false));
+        let seen = other.clone();
+        self.store_update(
+            key,
+            Box::new(move |old| {
+                let changed = old.is_some_and(|o| !issuers_match(&o.issuer, &creds.issuer));
+                seen.store(changed, Ordering::Relaxed);
+                Update::Save(creds)
+            }),
+        )
+        .await?;
+        let replaced_other_issuer = other.load(Ordering::Relaxed);
         if replaced_other_issuer {
             tracing::info!(
                 server = %target.name,

@@ -40,7 +40,7 @@ impl OAuthService {
         } else {
             (false, None)
         };
-        let removed = self.blocking(move |s| s.delete(&key)).await?;
+        let removed = self.queue.write(move |s| s.delete(&key)).await?;
         if removed {
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: target.name.clone(),

@@ -153,18 +153,16 @@ impl OAuthService {
         expected: StoredCredentials,
         new: StoredCredentials,
     ) -> Result<Option<StoredCredentials>, StoreError> {
-        self.blocking(move |s| {
-            s.update(
-                &expected.key(),
-                Box::new(|stored| {
-                    if stored == Some(&expected) {
-                        Update::Save(new)
-                    } else {
-                        Update::Keep
-                    }
-                }),
-            )
-        })
+        self.store_update(
+            expected.key(),
+            Box::new(move |stored| {
+                if stored == Some(&expected) {
+                    Update::Save(new)
+                } else {
+                    Update::Keep
+                }
+            }),
+        )
         .await
     }
 }

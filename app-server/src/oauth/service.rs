@@ -19,7 +19,8 @@ use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::target::ServerTarget;
 use super::vending::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
 use crate::credentials::{
-    CredentialKey, CredentialStore, StoreError, StoredClient, StoredCredentials,
+    BatchCounts, CredentialKey, CredentialStore, SendDecide, StoreError, StoreQueue, StoredClient,
+    StoredCredentials,
 };
 
 /// Progress reported to whoever drives the service.
@@ -46,6 +47,8 @@ pub struct OAuthService {
     pub(super) cache: MetadataCache,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
+    /// Loads and compare-and-saves of the store, batched (see `credentials/batched.rs`).
+    pub(super) queue: StoreQueue,
     pub(super) events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
     pub(super) logins: Mutex<HashMap<String, Arc<PendingLogin>>>,
     pub(super) next_id: AtomicU64,
@@ -80,6 +83,7 @@ impl OAuthService {
             http,
             cache: MetadataCache::new(),
             callbacks,
+            queue: StoreQueue::new(store.clone()),
             store,
             events,
             logins: Mutex::new(HashMap::new()),
@@ -143,14 +147,29 @@ impl OAuthService {
     /// The stored credentials of a server, for status listings.
     /// Every stored entry, read at once (status listings).
     pub async fn store_list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        self.blocking(|s| s.list()).await
+        self.queue.read(|s| s.list()).await
     }
 
     pub async fn store_load(
         &self,
         key: CredentialKey,
     ) -> Result<Option<StoredCredentials>, StoreError> {
-        self.blocking(move |s| s.load(&key)).await
+        self.queue.load(key).await
+    }
+
+    /// A compare-and-save, written together with the others queued meanwhile; returns
+    /// once it is durable.
+    pub(super) async fn store_update(
+        &self,
+        key: CredentialKey,
+        decide: SendDecide,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        self.queue.update(key, decide).await
+    }
+
+    /// How the batched store calls were served so far (loads, updates, writes).
+    pub fn store_counts(&self) -> BatchCounts {
+        self.queue.counts()
     }
 
     /// Permission to ask the token endpoint for tokens that must then be saved (a refresh
@@ -197,8 +216,7 @@ impl OAuthService {
         &self,
         key: &CredentialKey,
     ) -> Result<Option<StoredCredentials>, LoginError> {
-        let key = key.clone();
-        Ok(self.blocking(move |s| s.load(&key)).await?)
+        Ok(self.queue.load(key.clone()).await?)
     }
 }
 

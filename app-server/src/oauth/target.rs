@@ -10,7 +10,7 @@ use crate::credentials::CredentialKey;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
 /// nor the values of the configured HTTP headers (they may carry keys).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ServerTarget {
     pub name: String,
     pub url: Url,

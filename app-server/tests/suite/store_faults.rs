@@ -30,9 +30,11 @@ async fn daemon(home: &Path, lock_wait: Duration) -> (Child, Client<ChildStdin, 
     (child, client)
 }
 
-/// Another process holds the server's refresh lock, then the credential document's lock,
-/// longer than the daemon waits: the token request ends with a retryable error instead of
-/// hanging, and the daemon answers other requests meanwhile and afterwards.
+/// Another process holds the server's refresh lock longer than the daemon waits: the
+/// refreshing token request ends with a retryable error instead of hanging, and the daemon
+/// answers other requests meanwhile and afterwards. A writer holding the document's lock
+/// keeps other writes waiting (the same retryable error) but not the handing out of the
+/// token on disk: the stored one until the holder replaces the file, its token after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_elsewhere_ends_in_a_retryable_error_and_the_daemon_keeps_answering() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
@@ -65,7 +67,9 @@ async fn a_lock_held_elsewhere_ends_in_a_retryable_error_and_the_daemon_keeps_an
     assert_eq!(kit.counters().token_refresh, 0);
     drop(held);
 
-    // The document's own lock, held exclusively (a writer that hangs).
+    // The document's own lock, held exclusively (a writer that hangs). Until it renames a
+    // new document into place the stored token is still the current one, and is handed out
+    // at once; a change that must write waits for the lock and ends in the retryable error.
     let lock_file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -73,7 +77,43 @@ async fn a_lock_held_elsewhere_ends_in_a_retryable_error_and_the_daemon_keeps_an
         .unwrap();
     lock_file.lock().unwrap();
     let r = token(&mut c, "kit", None).await;
+    assert_eq!(
+        r["result"]["accessToken"],
+        before.access_token.as_str(),
+        "{r}"
+    );
+    let r = c
+        .request("mcpServer/oauth/logout", json!({"name": "kit"}))
+        .await;
     assert_eq!(kind(&r["error"]), "credentialStoreBusy", "{r}");
+
+    // The holder replaces the document (as a writer does, by renaming a new file over it)
+    // and still holds the lock: the next request hands out the new token, never the one
+    // that was replaced; and the old one again once the holder puts the old file back.
+    let path = home.path().join("credentials.json");
+    let original = std::fs::read(&path).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    for entry in doc["credentials"].as_object_mut().unwrap().values_mut() {
+        entry["accessToken"] = json!("written-by-another-process");
+    }
+    let replace = |bytes: &[u8]| {
+        let temp = home.path().join("credentials.json.other-writer");
+        std::fs::write(&temp, bytes).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+    };
+    replace(&serde_json::to_vec(&doc).unwrap());
+    let r = token(&mut c, "kit", None).await;
+    assert_eq!(
+        r["result"]["accessToken"], "written-by-another-process",
+        "{r}"
+    );
+    replace(&original);
+    let r = token(&mut c, "kit", None).await;
+    assert_eq!(
+        r["result"]["accessToken"],
+        before.access_token.as_str(),
+        "{r}"
+    );
     drop(lock_file);
 
     // Nothing was lost or changed, and the same request works once the locks are free.

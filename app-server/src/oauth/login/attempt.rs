@@ -85,7 +85,7 @@ impl OAuthService {
         let issuer = metadata.issuer.clone();
         let cimd_refused = {
             let issuer = issuer.clone();
-            self.blocking(move |s| s.cimd_refused(&issuer)).await?
+            self.queue.read(move |s| s.cimd_refused(&issuer)).await?
         };
         let mode = if avoid_cimd {
             ClientRegistrationMode::Dcr
@@ -117,7 +117,8 @@ impl OAuthService {
                 let redirect = ctx.redirect_uri.to_string();
                 let stored = {
                     let (issuer, redirect) = (issuer.clone(), redirect.clone());
-                    self.blocking(move |s| s.load_registration(&issuer, &redirect))
+                    self.queue
+                        .read(move |s| s.load_registration(&issuer, &redirect))
                         .await?
                 };
                 // A refused stored registration was deleted before this restart, so what is
@@ -142,7 +143,9 @@ impl OAuthService {
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
                         };
-                        self.blocking(move |s| s.save_registration(&stored)).await?;
+                        self.queue
+                            .write(move |s| s.save_registration(&stored))
+                            .await?;
                         (reg, false)
                     }
                 }
@@ -175,13 +178,14 @@ impl OAuthService {
         let issuer = ctx.discovery.metadata.issuer.clone();
         let why = if attempt.registration.kind == RegistrationKind::Cimd {
             let i = issuer.clone();
-            self.blocking(move |s| s.mark_cimd_refused(&i)).await?;
+            self.queue.write(move |s| s.mark_cimd_refused(&i)).await?;
             format!(
                 "the authorization server refused the client metadata document ({reason}); retrying with Dynamic Client Registration"
             )
         } else {
             let (i, r) = (issuer.clone(), ctx.redirect_uri.to_string());
-            self.blocking(move |s| s.delete_registration(&i, &r))
+            self.queue
+                .write(move |s| s.delete_registration(&i, &r))
                 .await?;
             format!(
                 "the authorization server no longer knows the stored client registration ({reason}); registering again"

@@ -207,7 +207,9 @@ impl OAuthService {
         {
             Ok(a) => a,
             Err(e) => {
-                self.cache.invalidate(&ctx.discovery.issuer);
+                if implicates_metadata(&e) {
+                    self.cache.invalidate_issuer(&ctx.discovery.issuer).await;
+                }
                 return Err(e);
             }
         };
@@ -308,8 +310,8 @@ impl OAuthService {
             reply_paste(&mut paste_reply, Err(refusal.restart_message().into()));
         };
 
-        if result.is_err() {
-            self.cache.invalidate(&ctx.discovery.issuer);
+        if result.as_ref().is_err_and(implicates_metadata) {
+            self.cache.invalidate_issuer(&ctx.discovery.issuer).await;
         }
         {
             let mut logins = self.lock_logins();
@@ -566,6 +568,18 @@ fn credentials_from(
     };
     apply_tokens(&mut creds, tokens);
     creds
+}
+
+/// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved
+/// server): the cache forgets it. A cancelled or superseded login says nothing about it.
+fn implicates_metadata(e: &LoginError) -> bool {
+    matches!(
+        e,
+        LoginError::Registration(_)
+            | LoginError::Authorization(_)
+            | LoginError::TokenExchange(_)
+            | LoginError::TimedOut(_)
+    )
 }
 
 fn client_refused(e: &CallbackError) -> bool {

@@ -26,6 +26,7 @@ pub mod registration;
 pub mod resource;
 pub mod scopes;
 pub mod service;
+mod state_file;
 pub mod status;
 mod store_watch;
 pub mod target;
@@ -42,7 +43,7 @@ pub use authorization::{Pkce, build_authorization_url, new_state};
 pub use callback_id::callback_id;
 pub use challenge::{ChallengeOutcome, Refusal, read_challenge};
 pub use discovery::{
-    AuthServerMetadata, Discovery, DiscoveryError, MetadataCache, ProtectedResourceMetadata,
+    AuthServerMetadata, Discovery, DiscoveryCache, DiscoveryError, ProtectedResourceMetadata,
     discover,
 };
 pub use error::LoginError;

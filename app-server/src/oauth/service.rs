@@ -10,7 +10,7 @@ use mcp_app_server_protocol::McpAuthStatus;
 
 use super::callback::CallbackServer;
 use super::challenge::ChallengeState;
-use super::discovery::MetadataCache;
+use super::discovery::DiscoveryCache;
 use super::error::LoginError;
 use super::http::HttpClient;
 use super::live::Live;
@@ -43,7 +43,7 @@ pub enum OAuthEvent {
 /// The OAuth engine of one daemon.
 pub struct OAuthService {
     pub(super) http: HttpClient,
-    pub(super) cache: MetadataCache,
+    pub(super) cache: DiscoveryCache,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
     pub(super) events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
@@ -73,7 +73,7 @@ impl OAuthService {
     ) -> Arc<Self> {
         Arc::new(Self {
             http,
-            cache: MetadataCache::new(),
+            cache: DiscoveryCache::new(),
             callbacks,
             store,
             events,
@@ -94,6 +94,12 @@ impl OAuthService {
         self.http
             .for_server(&target.url, target.allow_private_network)
             .await
+    }
+
+    /// Keeps what the daemon learns about servers (the discovery cache) in `state_dir`, so
+    /// a later process starts from it.
+    pub fn remember_in(&self, state_dir: &std::path::Path) {
+        self.cache.persist_in(state_dir);
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {

@@ -96,6 +96,7 @@ impl AppServer {
                 shutdown,
             }
         });
+        state.oauth.remember_in(&state.home.state_dir);
         state.oauth.set_servers(servers);
         state.oauth.start_live(watched.ok());
         Ok(Self { state })

@@ -27,7 +27,10 @@ pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
 pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
 pub use counters::Counters;
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
-pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};
+pub use kit::{
+    CALLBACK_ID_PLACEHOLDER, Kit, RequestSpan, TokenRequestRecord, callback_id_for,
+    sequential_round_trips,
+};
 
 /// PKCE S256 challenge for `verifier` (RFC 7636), for tests that drive the AS by hand.
 pub fn pkce_challenge(verifier: &str) -> String {

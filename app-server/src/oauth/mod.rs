@@ -8,6 +8,7 @@
 pub mod authorization;
 pub mod callback;
 pub mod callback_id;
+mod callback_ports;
 pub mod challenge;
 pub mod client_assertion;
 pub mod discovery;
@@ -21,6 +22,7 @@ mod live;
 pub mod login;
 pub mod logout;
 pub mod net_policy;
+mod prewarm;
 mod refresh;
 pub mod registration;
 pub mod resource;

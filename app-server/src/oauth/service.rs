@@ -9,6 +9,7 @@ use std::time::Duration;
 use mcp_app_server_protocol::McpAuthStatus;
 
 use super::callback::CallbackServer;
+use super::callback_ports::StickyPorts;
 use super::challenge::ChallengeState;
 use super::discovery::DiscoveryCache;
 use super::error::LoginError;
@@ -44,6 +45,8 @@ pub enum OAuthEvent {
 pub struct OAuthService {
     pub(super) http: HttpClient,
     pub(super) cache: DiscoveryCache,
+    /// The callback port each server's DCR registration was made for.
+    pub(super) ports: StickyPorts,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
     pub(super) events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
@@ -52,6 +55,8 @@ pub struct OAuthService {
     /// Refreshes under way, by credential storage key, with an id for their removal.
     pub(super) refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
     pub(super) flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The pre-warm under way, if any.
+    pub(super) prewarm: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Refusals seen per server: the step-up counts and the metadata discovery used.
     pub(super) challenges: ChallengeState,
     /// Set once shutdown begins: no token endpoint call whose answer must be saved starts
@@ -74,6 +79,7 @@ impl OAuthService {
         Arc::new(Self {
             http,
             cache: DiscoveryCache::new(),
+            ports: StickyPorts::default(),
             callbacks,
             store,
             events,
@@ -81,6 +87,7 @@ impl OAuthService {
             next_id: AtomicU64::new(1),
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
+            prewarm: Mutex::new(None),
             challenges: ChallengeState::default(),
             shutting_down: AtomicBool::new(false),
             token_calls: tokio::sync::RwLock::new(()),
@@ -96,10 +103,11 @@ impl OAuthService {
             .await
     }
 
-    /// Keeps what the daemon learns about servers (the discovery cache) in `state_dir`, so
-    /// a later process starts from it.
+    /// Keeps what the daemon learns about servers (the discovery cache, the sticky callback
+    /// ports) in `state_dir`, so a later process starts from it.
     pub fn remember_in(&self, state_dir: &std::path::Path) {
         self.cache.persist_in(state_dir);
+        self.ports.persist_in(state_dir);
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {
@@ -167,6 +175,7 @@ impl OAuthService {
     /// each login has announced its end, and closes the listeners.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_prewarm();
         self.stop_live().await;
         let names: Vec<String> = self.lock_logins().keys().cloned().collect();
         for name in names {

@@ -11,6 +11,7 @@ mod login;
 mod revisions;
 mod rpc;
 mod rpc_limits;
+mod rtt;
 mod rules;
 mod ssrf;
 mod store_faults;

@@ -59,6 +59,32 @@ struct Inner {
     write_scheduled: AtomicBool,
     /// Serializes the writes of this process.
     write_lock: Mutex<()>,
+    /// One discovery at a time per key: a login that starts while a pre-warm (or another
+    /// login) discovers the same server waits for its result instead of asking again.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Held while one key is being discovered; see [`DiscoveryCache::gate`].
+pub struct Gate {
+    inner: Arc<Inner>,
+    key: String,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let mut gates = lock(&self.inner.gates);
+        let guard = self.held.take();
+        drop(guard);
+        // Nobody else holds or waits for it: forget it (the map stays as small as the
+        // number of discoveries under way).
+        if gates
+            .get(&self.key)
+            .is_some_and(|g| Arc::strong_count(g) == 1)
+        {
+            gates.remove(&self.key);
+        }
+    }
 }
 
 /// The discovery cache. Cloning shares it.
@@ -120,6 +146,21 @@ impl DiscoveryCache {
             }
         }
         out
+    }
+
+    /// Waits until no other discovery of `key` is under way, and holds that until the
+    /// returned gate is dropped.
+    pub async fn gate(&self, key: &str) -> Gate {
+        let mutex = lock(&self.inner.gates)
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        let held = mutex.lock_owned().await;
+        Gate {
+            inner: self.inner.clone(),
+            key: key.to_string(),
+            held: Some(held),
+        }
     }
 
     /// The unexpired result for `key`.
@@ -297,6 +338,7 @@ mod tests {
             metadata: AuthServerMetadata::legacy_defaults(&origin),
             legacy: true,
             default_endpoints: true,
+            cached: false,
         }
     }
 

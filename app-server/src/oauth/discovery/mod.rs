@@ -135,6 +135,10 @@ pub struct Discovery {
     pub legacy: bool,
     /// Legacy fallback without any metadata document: default endpoints were assumed.
     pub default_endpoints: bool,
+    /// Answered from the [`DiscoveryCache`]: when an endpoint refuses in a way that shows
+    /// the documents changed, discovery runs again (once) and the login goes on.
+    #[serde(skip)]
+    pub cached: bool,
 }
 
 /// Why discovery failed. Each variant names the URL and what was wrong.
@@ -208,8 +212,10 @@ pub async fn discover(
     cache: &DiscoveryCache,
 ) -> Result<Discovery, DiscoveryError> {
     let key = DiscoveryCache::key(server_url, extra_headers, resource_override);
-    if let Some(known) = cache.get(&key).await {
+    let _gate = cache.gate(&key).await;
+    if let Some(mut known) = cache.get(&key).await {
         check_endpoints(http, &known.metadata).await?;
+        known.cached = true;
         tracing::debug!(server = %server_url, "discovery answered from the cache");
         return Ok(known);
     }
@@ -258,6 +264,7 @@ pub async fn discover_after_probe(
     probe: Probe,
 ) -> Result<Discovery, DiscoveryError> {
     let key = DiscoveryCache::key(server_url, extra_headers, resource_override);
+    let _gate = cache.gate(&key).await;
     if !probe.status.is_success()
         && let Some(mut known) = cache.get(&key).await
     {
@@ -273,6 +280,7 @@ pub async fn discover_after_probe(
         if same_location {
             check_endpoints(http, &known.metadata).await?;
             known.challenge = probe.challenge;
+            known.cached = true;
             return Ok(known);
         }
     }
@@ -377,6 +385,7 @@ async fn resolve(
         metadata,
         legacy,
         default_endpoints,
+        cached: false,
     };
     Ok((found, max_age))
 }

@@ -83,19 +83,15 @@ impl StickyPorts {
             order.insert(key.clone(), *counter);
             ports.insert(key, port);
         }
-        let Some(path) = self.inner.file.get().cloned() else {
-            return;
-        };
+        // Written off the login's path: the answer does not wait for the disk.
         let inner = self.inner.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let _serial = lock(&inner.write_lock);
-            let snapshot = lock(&inner.ports).by_server.clone();
-            let bytes = serde_json::to_vec(&snapshot).expect("a map of ports serializes");
-            if let Err(e) = write_atomically(&path, &bytes) {
-                tracing::debug!(path = %path.display(), error = %e, "callback ports not saved");
-            }
-        })
-        .await;
+        tokio::task::spawn_blocking(move || write_now(&inner));
+    }
+
+    /// Writes the ports now, off the async workers.
+    pub async fn flush(&self) {
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || write_now(&inner)).await;
     }
 
     async fn load(&self) {
@@ -137,6 +133,18 @@ impl StickyPorts {
     }
 }
 
+fn write_now(inner: &Inner) {
+    let Some(path) = inner.file.get() else {
+        return;
+    };
+    let _serial = lock(&inner.write_lock);
+    let snapshot = lock(&inner.ports).by_server.clone();
+    let bytes = serde_json::to_vec(&snapshot).expect("a map of ports serializes");
+    if let Err(e) = write_atomically(path, &bytes) {
+        tracing::debug!(path = %path.display(), error = %e, "callback ports not saved");
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -154,6 +162,7 @@ mod tests {
         assert_eq!(ports.get(&key).await, None);
         ports.remember(&key, 49152).await;
         assert_eq!(ports.get(&key).await, Some(49152));
+        ports.flush().await;
 
         let next = StickyPorts::default();
         next.persist_in(dir.path());

@@ -182,6 +182,9 @@ impl OAuthService {
             self.end_login(&name, EndReason::ShuttingDown);
         }
         self.settle_token_calls().await;
+        // What was learnt about servers is on disk for the next process.
+        self.cache.flush().await;
+        self.ports.flush().await;
         let flows = std::mem::take(&mut *self.flows.lock().unwrap_or_else(|e| e.into_inner()));
         let _ =
             tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(flows)).await;

@@ -310,7 +310,7 @@ impl OAuthService {
         }
     }
 
-    /// Discovery from the challenge, without the metadata cache: the server named another
+    /// Discovery from the challenge, without the discovery cache: the server named another
     /// protected resource metadata document, so what was cached may be out of date.
     async fn rediscover(
         &self,

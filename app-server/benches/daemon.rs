@@ -4,7 +4,8 @@
 //! - framing: messages parsed per second from a buffer (both framings);
 //! - status: `mcpServerStatus/list` round trips through an in-memory connection;
 //! - login: wall time of a full login against the test kit, with and without 20 ms of added
-//!   latency per request, and how many HTTP requests it made;
+//!   latency per request, and how many HTTP requests it made; and with 50 ms per request the
+//!   time to the authorization URL of a cold login and of a warm one (discovery cache);
 //! - token: `mcpServer/oauth/token` served from the store (no refresh) and with a forced
 //!   refresh each time;
 //! - burst: 20,000 pipelined `mcpServer/oauth/token` requests to the real binary (one and
@@ -17,7 +18,7 @@
 //! - memory: the resident set of this process at the end.
 //!
 //! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows, `MCP_BENCH_ONLY=logins`
-//! only the start-up and pending-login rows.
+//! only the start-up and pending-login rows, `MCP_BENCH_ONLY=login` only the login rows.
 #![allow(clippy::print_stdout)]
 
 #[path = "daemon/burst.rs"]
@@ -206,6 +207,67 @@ async fn login() {
     }
 }
 
+/// One cold login (nothing known, no pre-warm) and then a warm one (the same daemon: the
+/// discovery cache and the stored registration answer), with `latency` added to every
+/// request. Answers the times to the authorization URL and the requests before each.
+async fn cold_and_warm(latency: Duration) -> ((Duration, usize), (Duration, usize)) {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    kit.faults().set(Endpoint::All, Fault::Latency(latency));
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!(
+            "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.k]\nurl = \"{}\"\n",
+            kit.mcp_url()
+        ),
+    )
+    .unwrap();
+    let (_server, mut c) = daemon(home.path());
+    c.call(
+        "initialize",
+        json!({"clientInfo": {"name": "bench", "version": "1"}}),
+    )
+    .await;
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        let before = kit.request_log().len();
+        let start = Instant::now();
+        let r = c.call("mcpServer/oauth/login", json!({"name": "k"})).await;
+        let to_url = start.elapsed();
+        out.push((to_url, kit.request_log().len() - before));
+        browser_visit(r["result"]["authorizationUrl"].as_str().unwrap())
+            .await
+            .unwrap();
+        let done = c.until("mcpServer/oauthLogin/completed").await;
+        assert_eq!(done["params"]["success"], true);
+    }
+    (out[0], out[1])
+}
+
+async fn login_round_trips() {
+    let latency = Duration::from_millis(50);
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(cold_and_warm(latency).await);
+    }
+    let median = |mut v: Vec<(Duration, usize)>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (cold, cold_requests) = median(runs.iter().map(|r| r.0).collect());
+    let (warm, warm_requests) = median(runs.iter().map(|r| r.1).collect());
+    row(
+        "login cold (DCR), +50 ms per request",
+        format!("{cold:.1?} to the URL"),
+        &format!("median of 5; {cold_requests} requests before the answer"),
+    );
+    row(
+        "login warm (same daemon), +50 ms per request",
+        format!("{warm:.1?} to the URL"),
+        &format!("median of 5; {warm_requests} requests before the answer"),
+    );
+}
+
 async fn token() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -266,9 +328,15 @@ async fn main() {
         Ok("logins") => return logins::run().await,
         _ => {}
     }
+    if std::env::var("MCP_BENCH_ONLY").as_deref() == Ok("login") {
+        login().await;
+        login_round_trips().await;
+        return;
+    }
     framing().await;
     status().await;
     login().await;
+    login_round_trips().await;
     token().await;
     burst::run().await;
     logins::run().await;

@@ -61,6 +61,10 @@ pub(crate) struct Records {
     pub last_authorize_query: Option<BTreeMap<String, String>>,
     /// `METHOD /path` of every request, without query strings (they carry codes and state).
     pub requests: Vec<String>,
+    /// When each request of `requests` arrived and was answered, on one event counter.
+    pub spans: Vec<RequestSpan>,
+    /// The event counter of `spans`.
+    pub events: u64,
     /// The JSON-RPC method of every authorized MCP request, with its `MCP-Protocol-Version`.
     pub mcp_methods: Vec<(String, Option<String>)>,
 }
@@ -78,6 +82,10 @@ pub(crate) struct Shared {
     pub dpop: Mutex<crate::dpop::DpopState>,
     /// The issuer the PRM lists instead of this kit's own (a moved authorization server).
     pub prm_authorization_server: Mutex<Option<String>>,
+    /// `Cache-Control: max-age` sent with the PRM and authorization server metadata.
+    pub metadata_max_age: Mutex<Option<u64>>,
+    /// The token and registration endpoints moved under `/v2` (the old ones answer 404).
+    pub endpoints_moved: std::sync::atomic::AtomicBool,
     /// Fetches Client ID Metadata Documents: no proxy, no redirects, bounded time.
     pub http: reqwest::Client,
 }
@@ -118,19 +126,67 @@ async fn bind_loopback() -> anyhow::Result<(TcpListener, String)> {
     Ok((listener, format!("http://127.0.0.1:{port}")))
 }
 
+/// One request of the log: `METHOD /path`, and its arrival and answer as positions on one
+/// event counter shared by both listeners (so which requests had been answered when another
+/// arrived is exact, whatever the machine's load).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSpan {
+    pub request: String,
+    pub arrived: u64,
+    /// `None` while the request is being answered.
+    pub answered: Option<u64>,
+}
+
+/// The number of sequential round trips among `spans`: the longest chain of requests each
+/// sent after the previous one was answered. Requests sent together (each arrived before
+/// the others were answered) count once. With a latency fault holding every answer, two
+/// requests a client sends concurrently always overlap, so the count is that of the client.
+pub fn sequential_round_trips(spans: &[RequestSpan]) -> usize {
+    let mut depth = vec![0usize; spans.len()];
+    let mut order: Vec<usize> = (0..spans.len()).collect();
+    order.sort_by_key(|&i| spans[i].arrived);
+    for &i in &order {
+        let before = order
+            .iter()
+            .filter(|&&j| spans[j].answered.is_some_and(|a| a < spans[i].arrived))
+            .map(|&j| depth[j])
+            .max()
+            .unwrap_or(0);
+        depth[i] = before + 1;
+    }
+    depth.into_iter().max().unwrap_or(0)
+}
+
 /// Logs the request path and applies the global latency fault.
 async fn every_request(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
-    lock(&shared.records)
-        .requests
-        .push(format!("{} {}", request.method(), request.uri().path()));
+    let index = {
+        let mut records = lock(&shared.records);
+        let line = format!("{} {}", request.method(), request.uri().path());
+        records.requests.push(line.clone());
+        records.events += 1;
+        let arrived = records.events;
+        records.spans.push(RequestSpan {
+            request: line,
+            arrived,
+            answered: None,
+        });
+        records.spans.len() - 1
+    };
     if let Some(delay) = shared.faults.latency() {
         tokio::time::sleep(delay).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    let mut records = lock(&shared.records);
+    records.events += 1;
+    let answered = records.events;
+    if let Some(span) = records.spans.get_mut(index) {
+        span.answered = Some(answered);
+    }
+    response
 }
 
 fn spawn_server(listener: TcpListener, router: Router) -> JoinHandle<()> {
@@ -222,6 +278,8 @@ impl Kit {
             records: Mutex::new(Records::default()),
             dpop: Mutex::new(Default::default()),
             prm_authorization_server: Mutex::new(None),
+            metadata_max_age: Mutex::new(None),
+            endpoints_moved: Default::default(),
             http,
         });
 
@@ -337,11 +395,32 @@ impl Kit {
         lock(&self.shared.records).requests.clone()
     }
 
+    /// Arrival and answer of every request both listeners received, in arrival order; see
+    /// [`sequential_round_trips`].
+    pub fn request_spans(&self) -> Vec<RequestSpan> {
+        lock(&self.shared.records).spans.clone()
+    }
+
     /// From now on the PRM names `issuer` as its authorization server instead of this kit's
     /// own (`None`: back to its own). Models a resource moved to another authorization
     /// server, for example another kit's.
     pub fn set_prm_authorization_server(&self, issuer: Option<String>) {
         *lock(&self.shared.prm_authorization_server) = issuer;
+    }
+
+    /// From now on the PRM and the authorization server metadata carry
+    /// `Cache-Control: max-age=<secs>` (`None`: no header).
+    pub fn set_metadata_max_age(&self, secs: Option<u64>) {
+        *lock(&self.shared.metadata_max_age) = secs;
+    }
+
+    /// From now on the token and registration endpoints live under `<issuer>/v2/` and the
+    /// old ones answer 404 (the metadata says so): a client that kept the old metadata
+    /// finds out at the endpoint.
+    pub fn move_endpoints(&self) {
+        self.shared
+            .endpoints_moved
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Server-side logout: every refresh token answers `invalid_grant` and every access

@@ -33,7 +33,10 @@ pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint,
 pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
 pub use identity_provider::{Idp, IdpCounters, TrustedIdp};
 pub use jwt::Es256Key;
-pub use kit::{CALLBACK_ID_PLACEHOLDER, Kit, TokenRequestRecord, callback_id_for};
+pub use kit::{
+    CALLBACK_ID_PLACEHOLDER, Kit, RequestSpan, TokenRequestRecord, callback_id_for,
+    sequential_round_trips,
+};
 
 /// PKCE S256 challenge for `verifier` (RFC 7636), for tests that drive the AS by hand.
 pub fn pkce_challenge(verifier: &str) -> String {

@@ -38,6 +38,9 @@ pub struct Config {
     pub client_metadata_url_base: Option<String>,
     /// `[enterprise_idp]`: the identity provider of servers with `grant = "enterprise"`.
     pub enterprise_idp: Option<enterprise::EnterpriseIdpConfig>,
+    /// `mcp_oauth_prewarm = false`: no discovery of the configured servers in the
+    /// background at start and reload.
+    pub prewarm_disabled: bool,
     pub servers: BTreeMap<String, ServerConfig>,
 }
 
@@ -167,6 +170,8 @@ struct RawConfig {
     mcp_oauth_credentials_store: Option<CredentialsStoreMode>,
     #[serde(default)]
     mcp_oauth_callback_port: Option<u16>,
+    #[serde(default)]
+    mcp_oauth_prewarm: Option<bool>,
     #[serde(default)]
     mcp_oauth_callback_url: Option<toml::Spanned<String>>,
     #[serde(default)]
@@ -412,6 +417,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         callback_url,
         client_metadata_url_base: raw.client_metadata_url_base.map(|s| s.into_inner()),
         enterprise_idp,
+        prewarm_disabled: raw.mcp_oauth_prewarm == Some(false),
         servers,
     })
 }
@@ -509,6 +515,22 @@ args = ["-y", "x"]
         assert!(e.contains("urll"), "{e}");
         assert!(e.contains("mcp_servers.a"), "{e}");
         assert!(e.contains(":3:"), "{e}");
+    }
+
+    #[test]
+    fn prewarm_key_is_checked_at_load() {
+        let load = |text: &str| parse(text, Path::new("config.toml"));
+        assert!(!load("").unwrap().prewarm_disabled);
+        assert!(!load("mcp_oauth_prewarm = true\n").unwrap().prewarm_disabled);
+        assert!(
+            load("mcp_oauth_prewarm = false\n")
+                .unwrap()
+                .prewarm_disabled
+        );
+        let e = load("mcp_oauth_prewarm = \"no\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mcp_oauth_prewarm") && e.contains(":1:"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use mcp_app_server_protocol::McpAuthStatus;
 use reqwest::StatusCode;
 use url::Url;
 
-use super::discovery::{Discovery, DiscoveryError, MetadataCache, Probe, discover_after_probe};
+use super::discovery::{Discovery, DiscoveryCache, DiscoveryError, Probe, discover_after_probe};
 use super::error::LoginError;
 use super::http::header_map;
 use super::login::{LoginBegun, LoginOptions, LoginStarted};
@@ -311,7 +311,7 @@ impl OAuthService {
         }
     }
 
-    /// Discovery from the challenge, without the metadata cache: the server named another
+    /// Discovery from the challenge, without the discovery cache: the server named another
     /// protected resource metadata document, so what was cached may be out of date.
     async fn rediscover(
         &self,
@@ -326,12 +326,16 @@ impl OAuthService {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
         .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        // What the cache knows about this server is what was just refused: discover again
+        // (the result replaces it, so later logins use it too).
+        let key = DiscoveryCache::key(&target.url, &headers, target.resource_override.as_deref());
+        self.cache.invalidate(&key).await;
         let discovery = discover_after_probe(
             &self.http,
             &target.url,
             &headers,
             target.resource_override.as_deref(),
-            &MetadataCache::new(),
+            &self.cache,
             refusal.probe(),
         )
         .await?;
@@ -340,10 +344,10 @@ impl OAuthService {
             issuer = %discovery.issuer,
             "the server named other protected resource metadata; discovery ran again"
         );
-        // Later logins fetch the metadata again too.
-        self.cache.invalidate(&discovery.issuer);
-        if let Some(creds) = stored {
-            self.cache.invalidate(&creds.issuer);
+        if let Some(creds) = stored
+            && creds.issuer != discovery.issuer
+        {
+            self.cache.invalidate_issuer(&creds.issuer).await;
         }
         self.challenges
             .discovered(&target.key(), discovery.protected_resource_url.as_ref());

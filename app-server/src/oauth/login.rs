@@ -200,13 +200,27 @@ impl OAuthService {
             redirect_uri: Url::parse("http://127.0.0.1/").expect("static URL"),
             callback_path: path,
         };
-        let attempt = match self
+        let mut prepared = self
             .prepare_attempt(&mut ctx, cimd_source.as_ref(), false)
-            .await
+            .await;
+        if let Err(e) = &prepared
+            && ctx.discovery.cached
+            && registration_endpoint_gone(e)
         {
+            // The cached metadata named a registration endpoint that is gone: discover
+            // again and go on, once.
+            tracing::info!(server = %ctx.target.name, error = %e, "cached metadata is stale; discovering again");
+            self.discover_again(&mut ctx).await?;
+            prepared = self
+                .prepare_attempt(&mut ctx, cimd_source.as_ref(), false)
+                .await;
+        }
+        let attempt = match prepared {
             Ok(a) => a,
             Err(e) => {
-                self.cache.invalidate(&ctx.discovery.issuer);
+                if implicates_metadata(&e) {
+                    self.cache.invalidate_issuer(&ctx.discovery.issuer).await;
+                }
                 return Err(e);
             }
         };
@@ -282,6 +296,11 @@ impl OAuthService {
                         Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
                             Refusal::AtTokenEndpoint(e)
                         }
+                        Err(LoginError::TokenExchange(e))
+                            if ctx.discovery.cached && token_endpoint_gone(&e) =>
+                        {
+                            Refusal::StaleMetadata(e)
+                        }
                         other => break other,
                     }
                 }
@@ -291,7 +310,8 @@ impl OAuthService {
                 CallbackOutcome::Error(e) if client_refused(&e) => Refusal::OnCallback(e),
                 CallbackOutcome::Error(e) => break Err(LoginError::Authorization(e)),
             };
-            if restarted || !self.can_fall_back(&attempt) {
+            let stale = matches!(refusal, Refusal::StaleMetadata(_));
+            if restarted || !(stale || self.can_fall_back(&attempt)) {
                 break Err(refusal.into_error());
             }
             let reason = refusal.to_string();
@@ -301,6 +321,7 @@ impl OAuthService {
                 cimd_source.as_ref(),
                 login_id,
                 &reason,
+                stale,
             ))
             .await
             {
@@ -310,8 +331,8 @@ impl OAuthService {
             reply_paste(&mut paste_reply, Err(refusal.restart_message().into()));
         };
 
-        if result.is_err() {
-            self.cache.invalidate(&ctx.discovery.issuer);
+        if result.as_ref().is_err_and(implicates_metadata) {
+            self.cache.invalidate_issuer(&ctx.discovery.issuer).await;
         }
         {
             let mut logins = self.lock_logins();
@@ -570,17 +591,48 @@ impl OAuthService {
     }
 }
 
-/// The authorization server refused the client itself.
+/// The authorization server refused the client itself, or the cached metadata is stale.
 enum Refusal {
     OnCallback(CallbackError),
     AtTokenEndpoint(TokenError),
+    /// The token endpoint of the cached metadata is gone.
+    StaleMetadata(TokenError),
+}
+
+/// An HTTP status that says the endpoint is not (or no longer) there.
+fn endpoint_gone_status(status: u16) -> bool {
+    matches!(status, 404 | 405 | 410)
+}
+
+fn registration_endpoint_gone(e: &LoginError) -> bool {
+    use super::registration::RegistrationError;
+    match e {
+        LoginError::Registration(RegistrationError::Rejected { status, .. }) => {
+            endpoint_gone_status(*status)
+        }
+        LoginError::Registration(RegistrationError::Http(h)) => h.is_transient(),
+        _ => false,
+    }
+}
+
+fn token_endpoint_gone(e: &TokenError) -> bool {
+    match e {
+        TokenError::OAuth { status, .. } => endpoint_gone_status(*status),
+        // A status without an OAuth error body: the reason starts with `HTTP <status>`.
+        TokenError::Invalid { reason, .. } => reason
+            .strip_prefix("HTTP ")
+            .and_then(|r| r.get(..3))
+            .and_then(|code| code.parse().ok())
+            .is_some_and(endpoint_gone_status),
+        TokenError::Transient { .. } => false,
+    }
 }
 
 impl Refusal {
     fn into_error(self) -> LoginError {
         match self {
             Refusal::OnCallback(e) => LoginError::Authorization(e),
-            Refusal::AtTokenEndpoint(e) => LoginError::TokenExchange(e),
+            Refusal::AtTokenEndpoint(e) | Refusal::StaleMetadata(e) => LoginError::TokenExchange(e),
         }
     }
 
@@ -593,6 +645,9 @@ impl Refusal {
             Refusal::AtTokenEndpoint(_) => {
                 "the token endpoint refused the client; the login restarted with a new authorization URL"
             }
+            Refusal::StaleMetadata(_) => {
+                "the authorization server's endpoints changed; the login restarted with a new authorization URL"
+            }
         }
     }
 }
@@ -601,7 +656,7 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::OnCallback(e) => e.fmt(f),
-            Refusal::AtTokenEndpoint(e) => e.fmt(f),
+            Refusal::AtTokenEndpoint(e) | Refusal::StaleMetadata(e) => e.fmt(f),
         }
     }
 }
@@ -651,6 +706,18 @@ pub(super) fn warn_if_unbound(name: &str, token_type: &str) {
     if !token_type.eq_ignore_ascii_case("DPoP") {
         tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
     }
+}
+
+/// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved
+/// server): the cache forgets it. A cancelled or superseded login says nothing about it.
+fn implicates_metadata(e: &LoginError) -> bool {
+    matches!(
+        e,
+        LoginError::Registration(_)
+            | LoginError::Authorization(_)
+            | LoginError::TokenExchange(_)
+            | LoginError::TimedOut(_)
+    )
 }
 
 fn client_refused(e: &CallbackError) -> bool {

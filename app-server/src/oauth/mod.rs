@@ -8,6 +8,7 @@
 pub mod authorization;
 pub mod callback;
 pub mod callback_id;
+mod callback_ports;
 pub mod challenge;
 pub mod client_assertion;
 pub mod discovery;
@@ -22,12 +23,14 @@ mod live;
 pub mod login;
 pub mod logout;
 pub mod net_policy;
+mod prewarm;
 mod refresh;
 pub mod registration;
 pub mod resource;
 pub mod resource_proof;
 pub mod scopes;
 pub mod service;
+mod state_file;
 pub mod status;
 mod store_watch;
 pub mod target;
@@ -44,7 +47,7 @@ pub use authorization::{Pkce, build_authorization_url, new_state};
 pub use callback_id::callback_id;
 pub use challenge::{ChallengeOutcome, Refusal, read_challenge};
 pub use discovery::{
-    AuthServerMetadata, Discovery, DiscoveryError, MetadataCache, ProtectedResourceMetadata,
+    AuthServerMetadata, Discovery, DiscoveryCache, DiscoveryError, ProtectedResourceMetadata,
     discover,
 };
 pub use error::LoginError;

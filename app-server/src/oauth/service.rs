@@ -9,8 +9,9 @@ use std::time::Duration;
 use mcp_app_server_protocol::McpAuthStatus;
 
 use super::callback::CallbackServer;
+use super::callback_ports::StickyPorts;
 use super::challenge::ChallengeState;
-use super::discovery::MetadataCache;
+use super::discovery::DiscoveryCache;
 use super::error::LoginError;
 use super::http::HttpClient;
 use super::live::Live;
@@ -44,7 +45,9 @@ pub enum OAuthEvent {
 /// The OAuth engine of one daemon.
 pub struct OAuthService {
     pub(super) http: HttpClient,
-    pub(super) cache: MetadataCache,
+    pub(super) cache: DiscoveryCache,
+    /// The callback port each server's DCR registration was made for.
+    pub(super) ports: StickyPorts,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
     /// Loads and compare-and-saves of the store, batched (see `credentials/batched.rs`).
@@ -55,6 +58,8 @@ pub struct OAuthService {
     /// Refreshes under way, by credential storage key, with an id for their removal.
     pub(super) refreshes: Mutex<HashMap<String, (u64, InFlightRefresh)>>,
     pub(super) flows: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The pre-warm under way, if any.
+    pub(super) prewarm: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Refusals seen per server: the step-up counts and the metadata discovery used.
     pub(super) challenges: ChallengeState,
     /// Set once shutdown begins: no token endpoint call whose answer must be saved starts
@@ -81,7 +86,8 @@ impl OAuthService {
     ) -> Arc<Self> {
         Arc::new(Self {
             http,
-            cache: MetadataCache::new(),
+            cache: DiscoveryCache::new(),
+            ports: StickyPorts::default(),
             callbacks,
             queue: StoreQueue::new(store.clone()),
             store,
@@ -90,6 +96,7 @@ impl OAuthService {
             next_id: AtomicU64::new(1),
             refreshes: Mutex::new(HashMap::new()),
             flows: Mutex::new(Vec::new()),
+            prewarm: Mutex::new(None),
             challenges: ChallengeState::default(),
             shutting_down: AtomicBool::new(false),
             token_calls: tokio::sync::RwLock::new(()),
@@ -105,6 +112,13 @@ impl OAuthService {
         self.http
             .for_server(&target.url, target.allow_private_network)
             .await
+    }
+
+    /// Keeps what the daemon learns about servers (the discovery cache, the sticky callback
+    /// ports) in `state_dir`, so a later process starts from it.
+    pub fn remember_in(&self, state_dir: &std::path::Path) {
+        self.cache.persist_in(state_dir);
+        self.ports.persist_in(state_dir);
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {
@@ -187,12 +201,16 @@ impl OAuthService {
     /// each login has announced its end, and closes the listeners.
     pub async fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.stop_prewarm();
         self.stop_live().await;
         let names: Vec<String> = self.lock_logins().keys().cloned().collect();
         for name in names {
             self.end_login(&name, EndReason::ShuttingDown);
         }
         self.settle_token_calls().await;
+        // What was learnt about servers is on disk for the next process.
+        self.cache.flush().await;
+        self.ports.flush().await;
         let flows = std::mem::take(&mut *self.flows.lock().unwrap_or_else(|e| e.into_inner()));
         let _ =
             tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(flows)).await;

@@ -68,6 +68,20 @@ pub async fn serve<F>(handler: F) -> TestServer
 where
     F: Fn(&Recorded, &Url) -> Response + Send + Sync + 'static,
 {
+    let handler = Arc::new(handler);
+    serve_async(move |req, base| {
+        let response = handler(&req, &base);
+        async move { response }
+    })
+    .await
+}
+
+/// [`serve`] with a handler that may wait (to hold responses back).
+pub async fn serve_async<F, Fut>(handler: F) -> TestServer
+where
+    F: Fn(Recorded, Url) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -92,7 +106,7 @@ where
                     body,
                 };
                 requests.lock().unwrap().push(recorded.clone());
-                handler(&recorded, &base)
+                handler(recorded, base).await
             }
         }
     });

@@ -19,7 +19,7 @@ pub struct Challenge {
 }
 
 /// What a Bearer challenge tells an MCP client.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BearerChallenge {
     /// RFC 9728 `resource_metadata`: where the Protected Resource Metadata lives.
     pub resource_metadata: Option<String>,

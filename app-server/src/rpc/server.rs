@@ -96,7 +96,16 @@ impl AppServer {
                 shutdown,
             }
         });
+        state.oauth.remember_in(&state.home.state_dir);
         state.oauth.set_servers(servers);
+        state.prewarm(
+            &state
+                .config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .config
+                .clone(),
+        );
         state.oauth.start_live(watched.ok());
         Ok(Self { state })
     }
@@ -144,6 +153,23 @@ impl ServerState {
         }
     }
 
+    /// Discovers the configured HTTP servers in the background unless
+    /// `mcp_oauth_prewarm = false`.
+    fn prewarm(&self, config: &Config) {
+        if config.prewarm_disabled {
+            return;
+        }
+        let targets = config
+            .servers
+            .values()
+            .filter_map(|s| {
+                s.http()
+                    .map(|h| crate::oauth::ServerTarget::from_config(&s.name, h, config, None))
+            })
+            .collect();
+        self.oauth.prewarm(targets);
+    }
+
     /// Re-reads config.toml; on error the configuration in force stays.
     pub fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
         let fresh = Arc::new(config::load(&self.home.config_file())?);
@@ -152,6 +178,7 @@ impl ServerState {
         slot.startup_error = None;
         drop(slot);
         self.oauth.set_servers(configured_servers(&fresh));
+        self.prewarm(&fresh);
         Ok(fresh)
     }
 

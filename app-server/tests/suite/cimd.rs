@@ -516,7 +516,17 @@ async fn preregistered_client_id_wins_over_cimd() {
 #[tokio::test]
 async fn bad_bases_are_refused_before_any_network_io() {
     let kit = Kit::start(cimd_kit()).await.unwrap();
-    let (_home, _server, mut c) = daemon_for(&kit, "kit", "").await;
+    // Without pre-warm, so any request the kit sees came from the logins.
+    let home = tempfile::tempdir().unwrap();
+    super::harness::write_config(
+        home.path(),
+        &format!(
+            "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n{}",
+            super::login::server_config("kit", &kit, "")
+        ),
+    );
+    let (_server, mut c) = super::harness::start(home.path());
+    c.initialize().await;
     let cases = [
         ("http://ide.example.com/meta", "https"),
         ("https://ide.example.com/meta?x=1", "query"),

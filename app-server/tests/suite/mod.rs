@@ -14,6 +14,7 @@ mod login;
 mod revisions;
 mod rpc;
 mod rpc_limits;
+mod rtt;
 mod rules;
 mod ssrf;
 mod store_faults;

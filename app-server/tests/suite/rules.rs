@@ -182,8 +182,11 @@ async fn offline_access_is_not_requested_when_the_authorization_server_does_not_
 
 /// Logs in at `as1` (the kit whose resource server the daemon talks to), then moves the
 /// resource to `as2` and logs in again.
+/// Its metadata says `no-store`, so the daemon discovers at every login and sees the move
+/// at once (a cached discovery sees it when the entry expires or an endpoint refuses).
 async fn moved_resource() -> (Kit, Kit) {
     let as1 = Kit::start(KitConfig::default()).await.unwrap();
+    as1.set_metadata_max_age(Some(0));
     let as2 = Kit::start(KitConfig {
         also_protects: vec![as1.mcp_url()],
         ..KitConfig::default()
@@ -262,6 +265,7 @@ async fn a_preregistered_client_is_not_sent_to_another_authorization_server() {
     })
     .await
     .unwrap();
+    as1.set_metadata_max_age(Some(0));
     let extra = "[mcp_servers.kit.oauth]\nclient_id = \"pre-pub\"\n";
     let (home, _server, mut c) = daemon_for(&as1, "kit", extra).await;
     let out = login(&mut c, "kit", json!({})).await;

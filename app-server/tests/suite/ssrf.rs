@@ -118,10 +118,11 @@ async fn daemon(
     extra: &str,
 ) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
     let home = tempfile::tempdir().unwrap();
+    // No pre-warm: the tests count the connections each login makes.
     write_config(
         home.path(),
         &format!(
-            "mcp_oauth_credentials_store = \"file\"\n[mcp_servers.evil]\nurl = \"{mcp_url}\"\n{extra}\n"
+            "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.evil]\nurl = \"{mcp_url}\"\n{extra}\n"
         ),
     );
     let (server, mut c) = harness::start(home.path());

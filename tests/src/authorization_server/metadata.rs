@@ -39,7 +39,18 @@ async fn serve(s: &Shared, flavor: Flavor) -> Response {
     if !published {
         return not_found();
     }
-    Json(document(s, flavor)).into_response()
+    with_max_age(s, Json(document(s, flavor)).into_response())
+}
+
+/// Adds the kit's `Cache-Control: max-age`, when one is set.
+pub(crate) fn with_max_age(s: &Shared, mut response: Response) -> Response {
+    if let Some(secs) = *crate::faults::lock(&s.metadata_max_age) {
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            format!("max-age={secs}").parse().expect("a valid header"),
+        );
+    }
+    response
 }
 
 fn document(s: &Shared, flavor: Flavor) -> Value {
@@ -58,11 +69,19 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
         "authorization_endpoint".into(),
         json!(format!("{issuer}/authorize")),
     );
-    doc.insert("token_endpoint".into(), json!(format!("{issuer}/token")));
+    let moved = if s.endpoints_moved.load(std::sync::atomic::Ordering::SeqCst) {
+        "/v2"
+    } else {
+        ""
+    };
+    doc.insert(
+        "token_endpoint".into(),
+        json!(format!("{issuer}{moved}/token")),
+    );
     if c.dcr {
         doc.insert(
             "registration_endpoint".into(),
-            json!(format!("{issuer}/register")),
+            json!(format!("{issuer}{moved}/register")),
         );
     }
     if c.revocation {

@@ -7,7 +7,7 @@ pub(crate) mod cimd;
 mod client_auth;
 pub(crate) mod errors;
 mod grants;
-mod metadata;
+pub(crate) mod metadata;
 mod registration;
 mod revocation;
 mod token;
@@ -29,8 +29,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             &format!("{p}/authorize/decision"),
             post(authorize::decision),
         )
-        .route(&format!("{p}/token"), post(token::token))
-        .route(&format!("{p}/register"), post(registration::register))
+        .route(&format!("{p}/token"), post(token::token_old))
+        .route(&format!("{p}/register"), post(registration::register_old))
+        .route(&format!("{p}/v2/token"), post(token::token))
+        .route(&format!("{p}/v2/register"), post(registration::register))
         .route(&format!("{p}/revoke"), post(revocation::revoke))
         .route(
             &format!("/.well-known/oauth-authorization-server{p}"),

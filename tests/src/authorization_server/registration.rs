@@ -30,6 +30,18 @@ fn string_list(body: &Value, key: &str, default: &[&str]) -> Result<Vec<String>,
     }
 }
 
+/// The registration endpoint at its first location: gone once the endpoints moved.
+pub(crate) async fn register_old(
+    s: State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if s.endpoints_moved.load(std::sync::atomic::Ordering::SeqCst) {
+        return super::errors::not_found();
+    }
+    register(s, headers, body).await
+}
+
 pub(crate) async fn register(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,

@@ -23,6 +23,14 @@ use crate::faults::{Endpoint, lock};
 use crate::kit::{Shared, TokenRequestRecord};
 use crate::store::{Client, IssuedTokens};
 
+/// The token endpoint at its first location: gone once the endpoints moved.
+pub(crate) async fn token_old(s: State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    if s.endpoints_moved.load(std::sync::atomic::Ordering::SeqCst) {
+        return super::errors::not_found();
+    }
+    token(s, headers, body).await
+}
+
 pub(crate) async fn token(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,

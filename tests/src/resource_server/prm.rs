@@ -47,5 +47,5 @@ async fn serve(s: &Shared, served: bool) -> Response {
     }
     doc.insert("bearer_methods_supported".into(), json!(["header"]));
     doc.insert("resource_name".into(), json!("mcp-app-server test kit"));
-    Json(Value::Object(doc)).into_response()
+    crate::authorization_server::metadata::with_max_age(s, Json(Value::Object(doc)).into_response())
 }

@@ -92,7 +92,7 @@ impl OAuthService {
                 });
             }
             Err(e) => {
-                self.cache.invalidate(&found.discovery.issuer);
+                self.cache.invalidate_issuer(&found.discovery.issuer).await;
                 tracing::warn!(server = %name, error = %e, "login failed");
             }
         }

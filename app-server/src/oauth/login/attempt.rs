@@ -1,19 +1,18 @@
 //! One attempt of a login: the callback registered, the client registration chosen (or
 //! made), fresh PKCE and state; and the restart with a new registration after a refusal.
 
-//! The login flow: discovery, registration, the browser round trip, the code exchange.
-//!
-//! Built from the step modules (discovery, registration, authorization, callback, token) and
-//! the credential store; ends every login with exactly one `LoginCompleted`.
-
 use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
 use url::Url;
 
 use crate::credentials::{StoredRegistration, unix_now};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
-use crate::oauth::callback::{CallbackListenError, ExpectedCallback, redirect_uri};
+use crate::oauth::callback::{
+    CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
+};
 use crate::oauth::callback_id::callback_id;
+use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover};
 use crate::oauth::error::LoginError;
+use crate::oauth::http::header_map;
 use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
 use crate::oauth::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
@@ -66,9 +65,7 @@ impl OAuthService {
             issuer: Some(metadata.issuer.clone()),
             iss_required: metadata.authorization_response_iss_parameter_supported,
         };
-        let callback =
-            self.callbacks
-                .register(ctx.port, ctx.target.callback_url.as_ref(), expected)?;
+        let callback = self.register_callback(ctx, expected).await?;
         // Keep the same port for later attempts of this login.
         ctx.port.get_or_insert(callback.port);
         ctx.redirect_uri = Url::parse(&redirect_uri(
@@ -121,6 +118,10 @@ impl OAuthService {
                         .read(move |s| s.load_registration(&issuer, &redirect))
                         .await?
                 };
+                // Later logins listen on this port again, so this registration serves them.
+                if self.sticky_port_applies(ctx) {
+                    self.ports.remember(&ctx.target.key(), callback.port).await;
+                }
                 // A refused stored registration was deleted before this restart, so what is
                 // left here is still trusted.
                 match stored {
@@ -161,6 +162,70 @@ impl OAuthService {
         })
     }
 
+    /// A server without a configured port or callback URL listens on the port its DCR
+    /// registration was made for.
+    fn sticky_port_applies(&self, ctx: &FlowContext) -> bool {
+        ctx.target.callback_port.is_none() && ctx.target.callback_url.is_none()
+    }
+
+    /// The callback on the login's port: the configured one, else (for the first attempt)
+    /// the server's sticky port while it is free, else the shared ephemeral listener.
+    async fn register_callback(
+        &self,
+        ctx: &FlowContext,
+        expected: ExpectedCallback,
+    ) -> Result<CallbackRegistration, LoginError> {
+        let callback_url = ctx.target.callback_url.as_ref();
+        if ctx.port.is_none()
+            && self.sticky_port_applies(ctx)
+            && let Some(port) = self.ports.get(&ctx.target.key()).await
+        {
+            match self
+                .callbacks
+                .register(Some(port), callback_url, expected.clone())
+            {
+                Ok(callback) => return Ok(callback),
+                Err(CallbackListenError::PortInUse { .. }) => {
+                    tracing::info!(server = %ctx.target.name, port, "the remembered callback port is taken; using a new one (and a new registration)");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(self.callbacks.register(ctx.port, callback_url, expected)?)
+    }
+
+    /// The cached discovery of this login turned out stale: forget it and discover again
+    /// (the fresh result replaces it in the cache).
+    pub(super) async fn discover_again(&self, ctx: &mut FlowContext) -> Result<(), LoginError> {
+        let headers = header_map(
+            ctx.target
+                .http_headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        let resource_override = ctx.target.resource_override.as_deref();
+        self.cache
+            .invalidate(&DiscoveryCache::key(
+                &ctx.target.url,
+                &headers,
+                resource_override,
+            ))
+            .await;
+        let fresh = discover(
+            &ctx.http,
+            &ctx.target.url,
+            &headers,
+            resource_override,
+            &self.cache,
+        )
+        .await?;
+        self.check_preregistered_binding(&ctx.target, &fresh.metadata.issuer)
+            .await?;
+        ctx.discovery = fresh;
+        Ok(())
+    }
+
     pub(super) fn can_fall_back(&self, attempt: &Attempt) -> bool {
         attempt.registration.kind == RegistrationKind::Cimd || attempt.reused_registration
     }
@@ -174,9 +239,13 @@ impl OAuthService {
         cimd_source: Option<&CimdSource>,
         login_id: u64,
         reason: &str,
+        stale_metadata: bool,
     ) -> Result<(), LoginError> {
         let issuer = ctx.discovery.metadata.issuer.clone();
-        let why = if attempt.registration.kind == RegistrationKind::Cimd {
+        let why = if stale_metadata {
+            self.discover_again(ctx).await?;
+            format!("the authorization server's metadata changed ({reason}); discovered it again")
+        } else if attempt.registration.kind == RegistrationKind::Cimd {
             let i = issuer.clone();
             self.queue.write(move |s| s.mark_cimd_refused(&i)).await?;
             format!(
@@ -191,7 +260,9 @@ impl OAuthService {
                 "the authorization server no longer knows the stored client registration ({reason}); registering again"
             )
         };
-        let fresh = self.prepare_attempt(ctx, cimd_source, true).await?;
+        let fresh = self
+            .prepare_attempt(ctx, cimd_source, !stale_metadata)
+            .await?;
         *attempt = fresh;
         let url = self.authorization_url(ctx, attempt);
         if let Some(p) = self

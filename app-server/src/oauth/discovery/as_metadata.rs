@@ -1,0 +1,255 @@
+//! Rules 4-6: authorization server metadata (RFC 8414 / OpenID Connect Discovery), all
+//! locations of an issuer fetched at once, chosen in the spec's order, merged and checked.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use url::Url;
+
+use super::{AuthServerMetadata, DiscoveryError};
+use crate::oauth::http::{HttpClient, check_secure_url};
+
+pub(super) fn parse_issuer(issuer: &str) -> Result<Url, DiscoveryError> {
+    let invalid = |reason: String| DiscoveryError::InvalidIssuer {
+        issuer: issuer.to_string(),
+        reason,
+    };
+    let url = Url::parse(issuer).map_err(|e| invalid(e.to_string()))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("an issuer has no query or fragment".to_string()));
+    }
+    check_secure_url(&url).map_err(|e| invalid(e.to_string()))?;
+    Ok(url)
+}
+
+/// Which kind of document a metadata URL serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataKind {
+    OAuth,
+    OpenId,
+}
+
+/// Rule 4, pure: metadata URLs for an issuer in order of preference.
+pub fn auth_server_metadata_candidates(issuer: &Url) -> Vec<(Url, MetadataKind)> {
+    let path = issuer.path().trim_end_matches('/');
+    let at = |p: String| {
+        let mut url = issuer.clone();
+        url.set_path(&p);
+        url.set_query(None);
+        url.set_fragment(None);
+        url
+    };
+    if path.is_empty() {
+        vec![
+            (
+                at("/.well-known/oauth-authorization-server".into()),
+                MetadataKind::OAuth,
+            ),
+            (
+                at("/.well-known/openid-configuration".into()),
+                MetadataKind::OpenId,
+            ),
+        ]
+    } else {
+        vec![
+            (
+                at(format!("/.well-known/oauth-authorization-server{path}")),
+                MetadataKind::OAuth,
+            ),
+            (
+                at(format!("/.well-known/openid-configuration{path}")),
+                MetadataKind::OpenId,
+            ),
+            (
+                at(format!("{path}/.well-known/openid-configuration")),
+                MetadataKind::OpenId,
+            ),
+        ]
+    }
+}
+
+/// Rules 4 and 26: the metadata's `issuer` must be the issuer the well-known URL was built
+/// from, by simple string comparison (RFC 3986 §6.2.1). No case folding, default-port
+/// elision, trailing-slash or percent-encoding normalisation: `https://a` and `https://a/`
+/// are different issuers. The same comparison decides whether stored tokens belong to the
+/// issuer discovery names now.
+pub fn issuers_match(expected: &str, found: &str) -> bool {
+    expected == found
+}
+
+pub(super) enum MetadataOutcome {
+    Found {
+        metadata: Box<AuthServerMetadata>,
+        max_age: Option<Duration>,
+    },
+    NotFound {
+        attempts: Vec<String>,
+    },
+}
+
+pub(super) async fn fetch_auth_server_metadata(
+    http: &HttpClient,
+    issuer: &str,
+    issuer_url: &Url,
+) -> Result<MetadataOutcome, DiscoveryError> {
+    let candidates = auth_server_metadata_candidates(issuer_url);
+    let no_headers = HeaderMap::new();
+    let responses =
+        futures::future::join_all(candidates.iter().map(|(url, _)| http.get(url, &no_headers)))
+            .await;
+
+    let mut valid: Vec<(AuthServerMetadata, Option<Duration>)> = Vec::new();
+    let mut attempts = Vec::new();
+    let mut first_mismatch = None;
+    let mut first_invalid = None;
+    let mut first_http_error = None;
+    for ((url, _kind), response) in candidates.iter().zip(responses) {
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                attempts.push(format!("{url}: {e}"));
+                first_http_error.get_or_insert(e);
+                continue;
+            }
+        };
+        if response.status != StatusCode::OK {
+            attempts.push(format!("{url}: HTTP {}", response.status.as_u16()));
+            continue;
+        }
+        let Ok(value) = response.json::<serde_json::Value>() else {
+            attempts.push(format!("{url}: not JSON"));
+            continue;
+        };
+        let found_issuer = value.get("issuer").and_then(|v| v.as_str()).unwrap_or("");
+        if !issuers_match(issuer, found_issuer) {
+            first_mismatch.get_or_insert(DiscoveryError::IssuerMismatch {
+                url: url.to_string(),
+                expected: issuer.to_string(),
+                found: found_issuer.to_string(),
+            });
+            continue;
+        }
+        match serde_json::from_value::<AuthServerMetadata>(value) {
+            Ok(metadata) => valid.push((metadata, response.cache_max_age())),
+            Err(e) => {
+                first_invalid.get_or_insert(DiscoveryError::InvalidMetadata {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    if !valid.is_empty() {
+        let max_age = valid
+            .iter()
+            .map(|(_, age)| age.unwrap_or(Duration::MAX))
+            .min()
+            .filter(|age| *age != Duration::MAX);
+        let mut docs = valid.into_iter().map(|(m, _)| m);
+        let primary = docs.next().expect("non-empty");
+        return Ok(MetadataOutcome::Found {
+            metadata: Box::new(merge_metadata(primary, docs)),
+            max_age,
+        });
+    }
+    if let Some(err) = first_mismatch.or(first_invalid) {
+        return Err(err);
+    }
+    if let Some(err) = first_http_error {
+        return Err(err.into());
+    }
+    Ok(MetadataOutcome::NotFound { attempts })
+}
+
+/// Rule 5, pure: the preferred document, completed by the others of the same issuer. Some
+/// servers publish registration details (the CIMD flag, the registration endpoint, auth
+/// methods) in only one of their OAuth and OpenID documents.
+pub fn merge_metadata(
+    primary: AuthServerMetadata,
+    others: impl IntoIterator<Item = AuthServerMetadata>,
+) -> AuthServerMetadata {
+    fn union(into: &mut Option<Vec<String>>, from: Option<Vec<String>>) {
+        if let Some(from) = from {
+            let list = into.get_or_insert_with(Vec::new);
+            for item in from {
+                if !list.contains(&item) {
+                    list.push(item);
+                }
+            }
+        }
+    }
+    let mut merged = primary;
+    for other in others {
+        if merged.registration_endpoint.is_none() {
+            merged.registration_endpoint = other.registration_endpoint;
+        }
+        if merged.revocation_endpoint.is_none() {
+            merged.revocation_endpoint = other.revocation_endpoint;
+        }
+        merged.client_id_metadata_document_supported |= other.client_id_metadata_document_supported;
+        merged.authorization_response_iss_parameter_supported |=
+            other.authorization_response_iss_parameter_supported;
+        union(
+            &mut merged.code_challenge_methods_supported,
+            other.code_challenge_methods_supported,
+        );
+        union(
+            &mut merged.token_endpoint_auth_methods_supported,
+            other.token_endpoint_auth_methods_supported,
+        );
+        union(&mut merged.scopes_supported, other.scopes_supported);
+        union(
+            &mut merged.grant_types_supported,
+            other.grant_types_supported,
+        );
+        union(
+            &mut merged.response_types_supported,
+            other.response_types_supported,
+        );
+        union(
+            &mut merged.dpop_signing_alg_values_supported,
+            other.dpop_signing_alg_values_supported,
+        );
+    }
+    merged
+}
+
+/// Rules 6 and 22 on a found document: S256 advertised, every endpoint https or loopback.
+pub fn validate_metadata(metadata: &AuthServerMetadata) -> Result<(), DiscoveryError> {
+    if !metadata.supports_s256() {
+        return Err(DiscoveryError::PkceUnsupported {
+            issuer: metadata.issuer.clone(),
+        });
+    }
+    let endpoints = [
+        (
+            "authorization_endpoint",
+            Some(&metadata.authorization_endpoint),
+        ),
+        ("token_endpoint", Some(&metadata.token_endpoint)),
+        (
+            "registration_endpoint",
+            metadata.registration_endpoint.as_ref(),
+        ),
+        ("revocation_endpoint", metadata.revocation_endpoint.as_ref()),
+    ];
+    for (field, url) in endpoints {
+        if let Some(url) = url
+            && check_secure_url(url).is_err()
+        {
+            return Err(DiscoveryError::InsecureEndpoint {
+                issuer: metadata.issuer.clone(),
+                field,
+                url: url.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `scheme://host[:port]`, the issuer of a legacy server.
+pub(super) fn origin_string(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}

@@ -1,0 +1,94 @@
+//! Small files of the OAuth engine in the state directory (the discovery cache, the sticky
+//! callback ports): read with a size bound, replaced atomically, mode 0600. They only hold
+//! what can be found again, so a missing, oversized or corrupt file is ignored, never fatal.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The contents of `path` when it exists and holds at most `max_bytes`; `None` (logged at
+/// debug level) otherwise.
+pub(crate) fn read_bounded(path: &Path, max_bytes: u64) -> Option<Vec<u8>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "state file unreadable; ignored");
+            return None;
+        }
+    };
+    let mut bytes = Vec::new();
+    match file.take(max_bytes + 1).read_to_end(&mut bytes) {
+        Ok(n) if n as u64 <= max_bytes => Some(bytes),
+        Ok(_) => {
+            tracing::debug!(path = %path.display(), max_bytes, "state file too large; ignored");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "state file unreadable; ignored");
+            None
+        }
+    }
+}
+
+/// Replaces `path` with `bytes`: written to a temp file (0600) in the same directory, synced,
+/// then renamed over it, so readers see the old file or the new one, never a part.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp: PathBuf = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_is_private_and_reads_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(read_bounded(&path, 10), None);
+        write_atomically(&path, b"{\"a\":1}").unwrap();
+        write_atomically(&path, b"{\"b\":2}").unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap(), b"{\"b\":2}");
+        assert_eq!(read_bounded(&path, 3), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No temp file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
+}

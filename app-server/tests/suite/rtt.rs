@@ -1,0 +1,273 @@
+//! Round trips of a login: the cold login at the limit (probe and PRM together, every
+//! metadata location at once), known servers answered from the discovery cache (in the same
+//! daemon and after a restart), pre-warm, stale metadata, and sticky callback ports that
+//! keep one DCR registration per server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use mcp_app_server_testkit::{
+    Endpoint, Fault, Kit, KitConfig, PreregisteredClient, browser_visit, sequential_round_trips,
+};
+use serde_json::{Value, json};
+
+use super::harness::{self, MemClient, write_config};
+
+/// Held before every answer, so requests a client sends together always overlap.
+const LATENCY: Duration = Duration::from_millis(150);
+
+fn config(kit: &Kit, prewarm: bool, oauth: &str) -> String {
+    let prewarm = if prewarm {
+        ""
+    } else {
+        "mcp_oauth_prewarm = false\n"
+    };
+    format!(
+        "mcp_oauth_credentials_store = \"file\"\n{prewarm}[mcp_servers.kit]\nurl = \"{}\"\n{oauth}",
+        kit.mcp_url()
+    )
+}
+
+async fn daemon(
+    home: &Path,
+    kit: &Kit,
+    prewarm: bool,
+    oauth: &str,
+) -> (mcp_app_server::rpc::AppServer, MemClient) {
+    write_config(home, &config(kit, prewarm, oauth));
+    let (server, mut c) = harness::start(home);
+    c.initialize().await;
+    (server, c)
+}
+
+/// Starts a login; answers the result and the sequential round trips (and requests) the
+/// kit saw between the request and its answer.
+async fn start_login(c: &mut MemClient, kit: &Kit) -> (Value, usize, usize) {
+    let mark = kit.request_spans().len();
+    let r = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    let spans = kit.request_spans()[mark..].to_vec();
+    (r, sequential_round_trips(&spans), spans.len())
+}
+
+/// The browser goes to the URL; the login must succeed.
+async fn finish(c: &mut MemClient, url: &str) {
+    browser_visit(url).await.unwrap();
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+}
+
+fn url_of(r: &Value) -> String {
+    r["authorizationUrl"].as_str().unwrap().to_string()
+}
+
+fn port_of(r: &Value) -> u16 {
+    url::Url::parse(r["redirectUri"].as_str().unwrap())
+        .unwrap()
+        .port()
+        .unwrap()
+}
+
+fn preregistered_kit() -> KitConfig {
+    KitConfig {
+        dcr: false,
+        preregistered: vec![PreregisteredClient::public(
+            "pre-pub",
+            &[&format!(
+                "http://127.0.0.1/callback/{}",
+                mcp_app_server_testkit::CALLBACK_ID_PLACEHOLDER
+            )],
+        )],
+        ..KitConfig::default()
+    }
+}
+
+const PREREGISTERED: &str = "[mcp_servers.kit.oauth]\nclient_id = \"pre-pub\"\n";
+
+#[test]
+fn round_trips_are_counted_from_what_had_been_answered() {
+    use mcp_app_server_testkit::RequestSpan;
+    let span = |arrived, answered| RequestSpan {
+        request: String::new(),
+        arrived,
+        answered: Some(answered),
+    };
+    assert_eq!(sequential_round_trips(&[]), 0);
+    // Two together, then one after both.
+    assert_eq!(
+        sequential_round_trips(&[span(1, 3), span(2, 4), span(5, 6)]),
+        2
+    );
+    // A chain of three.
+    assert_eq!(
+        sequential_round_trips(&[span(1, 2), span(3, 4), span(5, 6)]),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_cold_login_takes_two_round_trips_preregistered_and_three_with_dcr() {
+    let kit = Kit::start(preregistered_kit()).await.unwrap();
+    kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, PREREGISTERED).await;
+    let (r, round_trips, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(round_trips, 2, "{:?}", kit.request_spans());
+    // probe, path PRM, both metadata documents.
+    assert_eq!(requests, 4, "{:?}", kit.request_log());
+    finish(&mut c, &url_of(&r)).await;
+
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, round_trips, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(round_trips, 3, "{:?}", kit.request_spans());
+    assert_eq!(requests, 5, "{:?}", kit.request_log());
+    finish(&mut c, &url_of(&r)).await;
+}
+
+#[tokio::test]
+async fn a_known_server_costs_no_request_and_keeps_one_registration_across_restarts() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, _, cold) = start_login(&mut c, &kit).await;
+    assert!(cold > 0);
+    let port = port_of(&r);
+    finish(&mut c, &url_of(&r)).await;
+
+    // The same daemon: nothing is asked before the answer.
+    let (r, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 0, "{:?}", kit.request_log());
+    assert_eq!(port_of(&r), port);
+    finish(&mut c, &url_of(&r)).await;
+
+    // A new daemon on the same state directory: nothing either, same port, same client.
+    server.shutdown().await;
+    drop(c);
+    drop(server);
+    let (server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 0, "{:?}", kit.request_log());
+    assert_eq!(port_of(&r), port);
+    finish(&mut c, &url_of(&r)).await;
+    assert_eq!(kit.registered_clients().len(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taken_remembered_port_gets_a_new_port_and_a_new_registration() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, _, _) = start_login(&mut c, &kit).await;
+    let port = port_of(&r);
+    finish(&mut c, &url_of(&r)).await;
+    server.shutdown().await;
+    drop(c);
+    drop(server);
+
+    // Another program took the port meanwhile.
+    let mut squatter = None;
+    for _ in 0..200 {
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            squatter = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _squatter = squatter.expect("the daemon freed its callback port");
+    let (server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, _, _) = start_login(&mut c, &kit).await;
+    assert_ne!(port_of(&r), port);
+    finish(&mut c, &url_of(&r)).await;
+    assert_eq!(kit.registered_clients().len(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_entry_is_fetched_again() {
+    let kit = Kit::start(preregistered_kit()).await.unwrap();
+    kit.set_metadata_max_age(Some(1));
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, PREREGISTERED).await;
+    let (r, _, _) = start_login(&mut c, &kit).await;
+    finish(&mut c, &url_of(&r)).await;
+    let before = kit.counters();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (r, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 4, "{:?}", kit.request_log());
+    assert_eq!(kit.counters().prm_path, before.prm_path + 1);
+    assert_eq!(
+        kit.counters().as_metadata_oauth,
+        before.as_metadata_oauth + 1
+    );
+    finish(&mut c, &url_of(&r)).await;
+}
+
+#[tokio::test]
+async fn a_refused_stale_token_endpoint_gets_one_transparent_rediscovery() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let (r, _, _) = start_login(&mut c, &kit).await;
+    finish(&mut c, &url_of(&r)).await;
+
+    kit.move_endpoints();
+    let (r, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 0);
+    let metadata_before = kit.counters().as_metadata_oauth;
+    browser_visit(&url_of(&r)).await.unwrap();
+    let restarted = c.notification("mcpServer/oauthLogin/restarted").await;
+    assert!(
+        restarted["reason"]
+            .as_str()
+            .unwrap()
+            .contains("metadata changed"),
+        "{restarted}"
+    );
+    assert_eq!(kit.counters().as_metadata_oauth, metadata_before + 1);
+    finish(&mut c, restarted["authorizationUrl"].as_str().unwrap()).await;
+    let log = kit.request_log();
+    assert_eq!(
+        log.iter().filter(|l| l.ends_with("/v2/token")).count(),
+        1,
+        "{log:?}"
+    );
+    // The next login knows the new endpoints.
+    let (_, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 0);
+}
+
+#[tokio::test]
+async fn pre_warm_makes_the_first_login_free_and_the_key_turns_it_off() {
+    let kit = Kit::start(preregistered_kit()).await.unwrap();
+    kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, true, PREREGISTERED).await;
+    // Wait until the pre-warm has started; a login then waits for its result at most.
+    for _ in 0..800 {
+        if !kit.request_log().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let r = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    // Only the pre-warm's discovery reached the servers: each request once.
+    let mut log = kit.request_log();
+    assert_eq!(log.len(), 4, "{log:?}");
+    log.sort();
+    log.dedup();
+    assert_eq!(log.len(), 4, "{log:?}");
+    finish(&mut c, &url_of(&r)).await;
+
+    let kit = Kit::start(preregistered_kit()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, PREREGISTERED).await;
+    c.ok("mcpServerStatus/list", json!({})).await;
+    c.ok("config/mcpServer/reload", json!({})).await;
+    c.ok("mcpServerStatus/list", json!({})).await;
+    assert!(kit.request_log().is_empty(), "{:?}", kit.request_log());
+    let (_, _, requests) = start_login(&mut c, &kit).await;
+    assert_eq!(requests, 4);
+}

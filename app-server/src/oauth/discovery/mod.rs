@@ -35,7 +35,7 @@ pub use as_metadata::{
 use as_metadata::{MetadataOutcome, fetch_auth_server_metadata, origin_string, parse_issuer};
 pub use cache::{DEFAULT_TTL, DiscoveryCache, MAX_TTL};
 pub use prm::protected_resource_candidates;
-use prm::{FoundPrm, fetch_prm, find_protected_resource, guessed_location};
+use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_location};
 pub use probe::{Probe, probe};
 
 /// MCP protocol revision the legacy (`initialize`) discovery probe offers.
@@ -289,12 +289,42 @@ pub async fn discover_after_probe(
             (Some(hint), Some(url)) => server_url.join(hint).is_ok_and(|h| h == *url),
             (Some(_), None) => false,
         };
+        // A refusal is a sign the server may have moved to another authorization server
+        // (SEP-2352): its PRM is asked again, and the cached entry is used only while that
+        // document still names the same resource and authorization servers.
+        let mut early = None;
         if same_location {
-            check_endpoints(http, &known.metadata).await?;
-            known.challenge = probe.challenge;
-            known.cached = true;
-            return Ok(known);
+            let unchanged = match (&known.protected_resource_url, &known.protected_resource) {
+                (Some(url), Some(cached)) => {
+                    let answer = fetch_prm(http, url, server_url, extra_headers).await;
+                    let same = matches!(&answer, Ok(PrmAnswer::Found(found))
+                        if found.prm.resource == cached.resource
+                            && found.prm.authorization_servers == cached.authorization_servers);
+                    early = Some((url.clone(), answer));
+                    same
+                }
+                _ => true,
+            };
+            if unchanged {
+                check_endpoints(http, &known.metadata).await?;
+                known.challenge = probe.challenge;
+                known.cached = true;
+                return Ok(known);
+            }
+            tracing::info!(server = %server_url, "the protected resource metadata changed since it was cached; discovering again");
+            cache.invalidate(&key).await;
         }
+        let (found, max_age) = resolve(
+            http,
+            server_url,
+            extra_headers,
+            resource_override,
+            probe,
+            early,
+        )
+        .await?;
+        cache.insert(&key, &found, max_age).await;
+        return Ok(found);
     }
     let (found, max_age) = resolve(
         http,

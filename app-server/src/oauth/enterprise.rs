@@ -311,6 +311,8 @@ impl OAuthService {
                 auth_methods_supported: Some(&as_methods),
                 resource: &creds.resource,
                 scope: scope.as_deref(),
+                // Enterprise tokens are not bound to a key (docs/extensions.md).
+                dpop: None,
             },
             &creds.client.client_id,
             as_auth.as_ref(),

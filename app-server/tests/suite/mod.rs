@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod dpop;
 mod enterprise;
+mod grant_dpop;
 mod grants;
 mod harness;
 mod interop;

@@ -9,10 +9,11 @@ use url::Url;
 use super::{GrantError, env_value, push_resource_and_scope};
 use crate::config::grant::{ClientAuthConfig, KeySource};
 use crate::oauth::client_assertion::{CLIENT_ASSERTION_TYPE, client_assertion};
+use crate::oauth::dpop::TokenDpop;
 use crate::oauth::http::HttpClient;
 use crate::oauth::jose::SigningKey;
 use crate::oauth::registration::TokenAuthMethod;
-use crate::oauth::token::{TokenResponse, basic_auth_header, request_token};
+use crate::oauth::token::{TokenResponse, basic_auth_header, request_token_dpop};
 
 /// Where the request goes and what it asks for.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct GrantTarget<'a> {
     pub resource: &'a str,
     /// Space-separated scopes, when any are wanted.
     pub scope: Option<&'a str>,
+    /// The key the tokens are (to be) bound to: the request carries a proof of it.
+    pub dpop: Option<TokenDpop<'a>>,
 }
 
 /// The secret method to use: `client_secret_basic` unless the server advertises only
@@ -111,7 +114,7 @@ pub async fn request(
         }
     }
     push_resource_and_scope(&mut form, target.resource, target.scope);
-    Ok(request_token(http, target.token_endpoint, &form, &headers).await?)
+    Ok(request_token_dpop(http, target.token_endpoint, &form, &headers, target.dpop).await?)
 }
 
 #[cfg(test)]
@@ -145,6 +148,7 @@ mod tests {
             auth_methods_supported: methods,
             resource: "https://mcp.example.com/mcp",
             scope: Some("tools:read"),
+            dpop: None,
         }
     }
 

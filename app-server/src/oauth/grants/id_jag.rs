@@ -118,6 +118,7 @@ mod tests {
             auth_methods_supported: methods,
             resource: "https://chat.example/mcp",
             scope: None,
+            dpop: None,
         }
     }
 

@@ -9,7 +9,7 @@ use super::client_credentials::GrantTarget;
 use super::{GrantError, env_value, push_resource_and_scope};
 use crate::config::grant::AssertionSource;
 use crate::oauth::http::HttpClient;
-use crate::oauth::token::{TokenResponse, request_token};
+use crate::oauth::token::{TokenResponse, request_token_dpop};
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
@@ -65,7 +65,14 @@ pub async fn request(
         form.push(("client_id", client_id));
     }
     push_resource_and_scope(&mut form, target.resource, target.scope);
-    Ok(request_token(http, target.token_endpoint, &form, &HeaderMap::new()).await?)
+    Ok(request_token_dpop(
+        http,
+        target.token_endpoint,
+        &form,
+        &HeaderMap::new(),
+        target.dpop,
+    )
+    .await?)
 }
 
 #[cfg(test)]
@@ -93,6 +100,7 @@ mod tests {
             auth_methods_supported: None,
             resource: "https://mcp.example.com/mcp",
             scope: None,
+            dpop: None,
         }
     }
 

@@ -13,9 +13,10 @@ use super::{GrantError, jwt_bearer};
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::oauth::discovery::Probe;
+use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::error::LoginError;
 use crate::oauth::http::HttpClient;
-use crate::oauth::login::{Discovered, EndReason, LoginOptions};
+use crate::oauth::login::{Discovered, EndReason, LoginOptions, warn_if_unbound};
 use crate::oauth::service::{OAuthEvent, OAuthService};
 use crate::oauth::target::ServerTarget;
 use crate::oauth::token::{TokenError, TokenResponse};
@@ -117,12 +118,24 @@ impl OAuthService {
         };
         let metadata = &found.discovery.metadata;
         let scope = found.scopes.as_ref().map(|s| s.join(" "));
+        // A new key per login when the server binds tokens (RFC 9449) and the config allows,
+        // as for a browser login; the grant's renewals prove the same key.
+        let dpop_key = if target.dpop && metadata.supports_dpop_es256() {
+            Some(dpop::generate_key().map_err(|e| LoginError::Dpop(e.to_string()))?)
+        } else {
+            None
+        };
         let request = GrantTarget {
             token_endpoint: &metadata.token_endpoint,
             issuer: &metadata.issuer,
             auth_methods_supported: metadata.token_endpoint_auth_methods_supported.as_deref(),
             resource: &found.discovery.resource,
             scope: scope.as_deref(),
+            dpop: dpop_key.as_ref().map(|(key, _)| TokenDpop {
+                key,
+                nonces: &self.dpop_nonces,
+                slot: &target.name,
+            }),
         };
         let obtained = run_grant(target, &found.http, &request)
             .await
@@ -152,6 +165,10 @@ impl OAuthService {
             updated_at: unix_now(),
         };
         apply_tokens(&mut creds, obtained.tokens);
+        if let Some((_, stored)) = dpop_key {
+            warn_if_unbound(&target.name, &creds.token_type);
+            creds.dpop_key = Some(stored);
+        }
         // Only the grant renews these: a refresh token would never be presented.
         creds.refresh_token = None;
         self.forget_tokens_of_other_issuer(target, creds).await
@@ -178,6 +195,17 @@ impl OAuthService {
         let Some(_saving) = self.begin_token_call() else {
             return Err(LoginError::ShuttingDown);
         };
+        // Tokens bound to a key are renewed with a proof of the same key.
+        let dpop_key = match current.dpop_key.as_deref().map(dpop::decode_key) {
+            None => None,
+            Some(Ok(key)) => Some(key),
+            Some(Err(e)) => {
+                return Err(LoginError::ReauthenticationRequired {
+                    name: name.clone(),
+                    reason: format!("{e}; log in again"),
+                });
+            }
+        };
         let http = self.server_http(target).await;
         // The secret method chosen at login, from the server's metadata then.
         let methods = [current.client.token_endpoint_auth_method.clone()];
@@ -188,6 +216,11 @@ impl OAuthService {
             auth_methods_supported: Some(&methods),
             resource: &current.resource,
             scope: scope.as_deref(),
+            dpop: dpop_key.as_ref().map(|key| TokenDpop {
+                key,
+                nonces: &self.dpop_nonces,
+                slot: name,
+            }),
         };
         match run_grant(target, &http, &request).await {
             Ok(obtained) => {

@@ -102,7 +102,7 @@ async fn initialize_latency() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(
         home.path().join("config.toml"),
-        "mcp_oauth_credentials_store = \"file\"\n[mcp_servers.a]\nurl = \"https://a.example.com/mcp\"\n",
+        "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.a]\nurl = \"https://a.example.com/mcp\"\n",
     )
     .unwrap();
     let mut times = Vec::new();

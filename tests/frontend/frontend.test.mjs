@@ -36,6 +36,8 @@ let oidc;
 let typeCheck; // tsc --strict of a frontend's TypeScript, run while the daemon tests run
 const conversations = [];
 const homes = [];
+// Every spawned client: disposed at the end even when a test failed before it did.
+const clients = [];
 
 before(async () => {
   assert.ok(existsSync(bin), `no daemon binary at ${bin}: run \`cargo build -p mcp-app-server\` first`);
@@ -57,6 +59,7 @@ before(async () => {
 });
 
 after(async () => {
+  await Promise.all(clients.map((c) => c.dispose().catch(() => {})));
   const codes = await Promise.all([sdk?.stop(), oidc?.stop()]);
   for (const home of homes) rmSync(home, { recursive: true, force: true });
   if (work) rmSync(work, { recursive: true, force: true });
@@ -93,6 +96,7 @@ function daemon(servers, options = {}) {
     trace: (direction, message) => validator.check(direction, message),
     ...options,
   });
+  clients.push(client);
   return { client, validator, log: () => log };
 }
 
@@ -283,7 +287,8 @@ describe('over the daemon binary', () => {
 
   test('login against oidc-provider, a forced refresh, an MCP call, logout with revocation', async () => {
     const { mcpUrl, issuer } = oidc.ready;
-    const { client } = daemon(server('oidc', mcpUrl));
+    // oidc-provider offers DPoP, and its resource server here takes Bearer tokens only.
+    const { client } = daemon(`${server('oidc', mcpUrl)}[mcp_servers.oidc.oauth]\ndpop = false\n`);
     await initialize(client);
     const changes = [];
     client.onAuthStatusChanged((n) => changes.push(n.authStatus));
@@ -457,7 +462,7 @@ describe('the transport, against streams nobody answers', () => {
 test('the schema check refuses a message that does not match schema/', () => {
   const validator = new ConversationValidator(schemas);
   validator.check('send', { jsonrpc: '2.0', id: 1, method: 'mcpServer/oauth/login', params: { name: 'a' } });
-  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x' } });
+  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x', grant: 'authorizationCode' } });
   assert.deepEqual(validator.problems, []);
   validator.check('send', { jsonrpc: '2.0', id: 2, method: 'mcpServer/oauth/login', params: { name: 'a', scope: 'x' } });
   validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 7 } });

@@ -124,6 +124,7 @@ export async function afterRefusal(
   name: string,
   response: { status: number; headers: { get(name: string): string | null } },
   openBrowser: (url: string) => void,
+  dpopHeader?: (proof: string) => void,
 ): Promise<string | undefined> {
   const answer = await client.request("mcpServer/oauth/challenge", {
     name,
@@ -132,6 +133,10 @@ export async function afterRefusal(
   });
   switch (answer.action) {
     case "token":
+      return `${answer.tokenType} ${answer.accessToken}`;
+    case "dpopProof":
+      // The server wants its DPoP nonce: the retry carries this proof in its `DPoP` header.
+      dpopHeader?.(answer.proof);
       return `${answer.tokenType} ${answer.accessToken}`;
     case "login":
       // A step-up: mcpServer/oauthLogin/completed follows, then mcpServer/oauth/token.

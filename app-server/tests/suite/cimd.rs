@@ -16,7 +16,7 @@ const RESTARTED: &str = "mcpServer/oauthLogin/restarted";
 
 /// Starts an in-process document host on an ephemeral loopback port whose public base is
 /// `http://127.0.0.1:<port><prefix>` (plain http is allowed for loopback hosts).
-async fn start_host(prefix: &str) -> (String, SocketAddr) {
+pub(super) async fn start_host(prefix: &str) -> (String, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}{prefix}");

@@ -1,7 +1,8 @@
 //! Round trips of a login: the cold login at the limit (probe and PRM together, every
 //! metadata location at once), known servers answered from the discovery cache (in the same
 //! daemon and after a restart), pre-warm, stale metadata, and sticky callback ports that
-//! keep one DCR registration per server.
+//! keep one DCR registration per server. The stale-metadata retries are in
+//! `stale_metadata.rs`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use serde_json::{Value, json};
 use super::harness::{self, MemClient, write_config};
 
 /// Held before every answer, so requests a client sends together always overlap.
-const LATENCY: Duration = Duration::from_millis(150);
+pub(super) const LATENCY: Duration = Duration::from_millis(150);
 
 fn config(kit: &Kit, prewarm: bool, oauth: &str) -> String {
     let prewarm = if prewarm {
@@ -28,7 +29,7 @@ fn config(kit: &Kit, prewarm: bool, oauth: &str) -> String {
     )
 }
 
-async fn daemon(
+pub(super) async fn daemon(
     home: &Path,
     kit: &Kit,
     prewarm: bool,
@@ -42,21 +43,39 @@ async fn daemon(
 
 /// Starts a login; answers the result and the sequential round trips (and requests) the
 /// kit saw between the request and its answer.
-async fn start_login(c: &mut MemClient, kit: &Kit) -> (Value, usize, usize) {
-    let mark = kit.request_spans().len();
-    let r = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
-    let spans = kit.request_spans()[mark..].to_vec();
+pub(super) async fn start_login(c: &mut MemClient, kit: &Kit) -> (Value, usize, usize) {
+    start_login_with(c, kit, json!({"name": "kit"})).await
+}
+
+/// [`start_login`] with these login params.
+pub(super) async fn start_login_with(
+    c: &mut MemClient,
+    kit: &Kit,
+    params: Value,
+) -> (Value, usize, usize) {
+    let (r, spans) = login_requests(c, kit, params).await;
     (r, sequential_round_trips(&spans), spans.len())
 }
 
+/// Starts a login; answers the result and the requests the kit saw before the answer.
+pub(super) async fn login_requests(
+    c: &mut MemClient,
+    kit: &Kit,
+    params: Value,
+) -> (Value, Vec<mcp_app_server_testkit::RequestSpan>) {
+    let mark = kit.request_spans().len();
+    let r = c.ok("mcpServer/oauth/login", params).await;
+    (r, kit.request_spans()[mark..].to_vec())
+}
+
 /// The browser goes to the URL; the login must succeed.
-async fn finish(c: &mut MemClient, url: &str) {
+pub(super) async fn finish(c: &mut MemClient, url: &str) {
     browser_visit(url).await.unwrap();
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], true, "{done}");
 }
 
-fn url_of(r: &Value) -> String {
+pub(super) fn url_of(r: &Value) -> String {
     r["authorizationUrl"].as_str().unwrap().to_string()
 }
 
@@ -67,7 +86,7 @@ fn port_of(r: &Value) -> u16 {
         .unwrap()
 }
 
-fn preregistered_kit() -> KitConfig {
+pub(super) fn preregistered_kit() -> KitConfig {
     KitConfig {
         dcr: false,
         preregistered: vec![PreregisteredClient::public(
@@ -81,7 +100,7 @@ fn preregistered_kit() -> KitConfig {
     }
 }
 
-const PREREGISTERED: &str = "[mcp_servers.kit.oauth]\nclient_id = \"pre-pub\"\n";
+pub(super) const PREREGISTERED: &str = "[mcp_servers.kit.oauth]\nclient_id = \"pre-pub\"\n";
 
 #[test]
 fn round_trips_are_counted_from_what_had_been_answered() {
@@ -124,6 +143,61 @@ async fn a_cold_login_takes_two_round_trips_preregistered_and_three_with_dcr() {
     assert_eq!(round_trips, 3, "{:?}", kit.request_spans());
     assert_eq!(requests, 5, "{:?}", kit.request_log());
     finish(&mut c, &url_of(&r)).await;
+}
+
+#[tokio::test]
+async fn a_cold_cimd_login_takes_two_round_trips_and_a_warm_one_none() {
+    let (base, _) = super::cimd::start_host("/meta").await;
+    let kit = Kit::start(KitConfig {
+        cimd: true,
+        ..KitConfig::default()
+    })
+    .await
+    .unwrap();
+    kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, false, "").await;
+    let params = json!({"name": "kit", "clientMetadataUrlBase": base});
+    let (r, spans) = login_requests(&mut c, &kit, params.clone()).await;
+    assert_eq!(sequential_round_trips(&spans), 2, "{spans:?}");
+    // The probe with the path-form PRM, then both metadata documents; no registration, and
+    // the daemon never fetches its own document.
+    let mut requests: Vec<&str> = spans.iter().map(|s| s.request.as_str()).collect();
+    requests.sort();
+    assert_eq!(
+        requests,
+        [
+            "GET /.well-known/oauth-authorization-server",
+            "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/openid-configuration",
+            "POST /mcp",
+        ],
+        "{spans:?}"
+    );
+    let url = url_of(&r);
+    let client_id = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert!(client_id.starts_with(&format!("{base}/")), "{client_id}");
+    finish(&mut c, &url).await;
+    // The authorization server fetched the document from the host and accepted it.
+    assert!(kit.counters().cimd_fetch >= 1);
+    assert_eq!(
+        kit.last_token_request().unwrap().form["client_id"],
+        client_id
+    );
+
+    // Warm: nothing before the answer, and again a document client (its URL names the
+    // redirect URI, whose port may differ).
+    let (r, round_trips, requests) = start_login_with(&mut c, &kit, params).await;
+    assert_eq!((round_trips, requests), (0, 0), "{:?}", kit.request_log());
+    finish(&mut c, &url_of(&r)).await;
+    assert_eq!(kit.counters().register, 0);
+    let warm_id = kit.last_token_request().unwrap().form["client_id"].clone();
+    assert!(warm_id.starts_with(&format!("{base}/")), "{warm_id}");
 }
 
 #[tokio::test]

@@ -100,8 +100,10 @@ pub enum CallbackError {
         uri: Option<String>,
     },
     #[error(
-        "the authorization response names issuer {got} but this login started at {expected} \
-         (RFC 9207 mix-up protection), so it was discarded; start the login again"
+        "the authorization response names issuer {got} but this login started at {expected}, \
+         so it was discarded and its code not used (RFC 9207: a mix-up attack looks like this, \
+         and so does an authorization server whose issuer changed); start the login again, \
+         which asks the server for its authorization server anew"
     )]
     IssuerMismatch { expected: String, got: String },
     #[error(

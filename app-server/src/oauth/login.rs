@@ -710,6 +710,9 @@ pub(super) fn warn_if_unbound(name: &str, token_type: &str) {
 
 /// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved
 /// server): the cache forgets it. A cancelled or superseded login says nothing about it.
+/// That includes a callback whose `iss` is not the recorded issuer (RFC 9207): its code is
+/// never exchanged, since it may come from a mix-up attack, and it is not retried at
+/// another authorization server; the next login discovers the server again instead.
 fn implicates_metadata(e: &LoginError) -> bool {
     matches!(
         e,

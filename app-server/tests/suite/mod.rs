@@ -18,5 +18,6 @@ mod rpc_limits;
 mod rtt;
 mod rules;
 mod ssrf;
+mod stale_metadata;
 mod store_faults;
 mod tokens;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mcp_app_server_protocol::{
     ClientRegistrationMode, LoginGrant, McpAuthStatus, RegistrationKind,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use url::Url;
 
 use super::authorization::Pkce;
@@ -35,8 +35,12 @@ use super::vending::apply_tokens;
 use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
 
 mod attempt;
+mod control;
 
 use attempt::cimd_source;
+pub(super) use control::{
+    Control, ControlReceiver, ControlSender, PasteReply, channel as control_channel,
+};
 
 /// Name under which the daemon registers itself with authorization servers.
 pub const CLIENT_NAME: &str = "mcp-app-server";
@@ -95,15 +99,10 @@ pub(super) enum EndReason {
     ShuttingDown,
 }
 
-pub(super) enum Control {
-    Paste(CallbackOutcome, oneshot::Sender<Result<(), String>>),
-    End(EndReason),
-}
-
 pub(super) struct PendingLogin {
     pub(super) id: u64,
     pub(super) expected: Mutex<ExpectedCallback>,
-    pub(super) control: mpsc::UnboundedSender<Control>,
+    pub(super) control: ControlSender,
 }
 
 /// Everything the flow task needs to turn a code into stored credentials: the per-request
@@ -226,7 +225,7 @@ impl OAuthService {
         };
         let url = self.authorization_url(&ctx, &attempt);
         let login_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
             expected: Mutex::new(self.expected(&ctx, &attempt)),
@@ -234,7 +233,7 @@ impl OAuthService {
         });
         // Two logins started at once for one server: the later one wins here too.
         if let Some(older) = self.lock_logins().insert(ctx.target.name.clone(), pending) {
-            let _ = older.control.send(Control::End(EndReason::Superseded));
+            older.control.end(EndReason::Superseded);
         }
         let redirect_uri = ctx.redirect_uri.to_string();
         let service = self.clone();
@@ -258,12 +257,12 @@ impl OAuthService {
         mut attempt: Attempt,
         cimd_source: Option<CimdSource>,
         login_id: u64,
-        mut control: mpsc::UnboundedReceiver<Control>,
+        mut control: ControlReceiver,
     ) {
         let name = ctx.target.name.clone();
         let deadline = tokio::time::Instant::now() + ctx.options.timeout;
         let mut restarted = false;
-        let mut paste_reply: Option<oneshot::Sender<Result<(), String>>> = None;
+        let mut paste_reply: Option<PasteReply> = None;
         let result: Result<(), LoginError> = loop {
             let outcome = tokio::select! {
                 outcome = &mut attempt.callback.outcome => match outcome {
@@ -273,13 +272,13 @@ impl OAuthService {
                     }),
                 },
                 msg = control.recv() => match msg {
-                    Some(Control::Paste(outcome, reply)) => {
+                    Control::Paste(outcome, reply) => {
                         paste_reply = Some(reply);
                         outcome
                     }
-                    Some(Control::End(EndReason::Cancelled)) => break Err(LoginError::Cancelled),
-                    Some(Control::End(EndReason::Superseded)) => break Err(LoginError::Superseded),
-                    Some(Control::End(EndReason::ShuttingDown)) | None => break Err(LoginError::ShuttingDown),
+                    Control::End(EndReason::Cancelled) => break Err(LoginError::Cancelled),
+                    Control::End(EndReason::Superseded) => break Err(LoginError::Superseded),
+                    Control::End(EndReason::ShuttingDown) => break Err(LoginError::ShuttingDown),
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     break Err(LoginError::TimedOut(timeout_message(&ctx, &attempt)));
@@ -478,7 +477,7 @@ impl OAuthService {
 
     pub(super) fn end_login(&self, name: &str, reason: EndReason) -> bool {
         match self.lock_logins().remove(name) {
-            Some(p) => p.control.send(Control::End(reason)).is_ok(),
+            Some(p) => p.control.end(reason),
             None => false,
         }
     }
@@ -498,9 +497,11 @@ impl OAuthService {
             .clone();
         let outcome = parse_pasted_callback(callback_url, &expected)?;
         let (tx, rx) = oneshot::channel();
+        // Waits while the login's paste slots are taken; fails once the login ended.
         pending
             .control
-            .send(Control::Paste(outcome, tx))
+            .paste(outcome, tx)
+            .await
             .map_err(|_| LoginError::NoPendingLogin(name.to_string()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
@@ -727,10 +728,7 @@ fn client_refused(e: &CallbackError) -> bool {
     matches!(e, CallbackError::OAuth { error, .. } if error == "invalid_client" || error == "unauthorized_client")
 }
 
-fn reply_paste(
-    reply: &mut Option<oneshot::Sender<Result<(), String>>>,
-    result: Result<(), String>,
-) {
+fn reply_paste(reply: &mut Option<PasteReply>, result: Result<(), String>) {
     if let Some(tx) = reply.take() {
         let _ = tx.send(result);
     }

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 use url::Url;
 
 use super::idp::{IdpSession, check_id_token, read_id_token};
@@ -23,7 +22,7 @@ use crate::oauth::callback_id::callback_id;
 use crate::oauth::error::LoginError;
 use crate::oauth::grants::client_credentials::secret_method;
 use crate::oauth::grants::id_jag::authenticate;
-use crate::oauth::login::{Control, EndReason, LoginOptions, PendingLogin};
+use crate::oauth::login::{Control, EndReason, LoginOptions, PendingLogin, control_channel};
 use crate::oauth::service::OAuthService;
 use crate::oauth::target::ServerTarget;
 use crate::oauth::token::{TokenError, request_token_body};
@@ -109,14 +108,14 @@ impl OAuthService {
             .append_pair("code_challenge_method", "S256");
 
         let login_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+        let (control_tx, mut control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
             expected: Mutex::new(expected),
             control: control_tx,
         });
         if let Some(older) = self.lock_logins().insert(target.name.clone(), pending) {
-            let _ = older.control.send(Control::End(EndReason::Superseded));
+            older.control.end(EndReason::Superseded);
         }
         let service = self.clone();
         let flow = tokio::spawn(async move {
@@ -130,13 +129,13 @@ impl OAuthService {
                     CallbackError::ListenerClosed { reason: "the callback listener stopped".into() },
                 ))),
                 msg = control_rx.recv() => match msg {
-                    Some(Control::Paste(outcome, reply)) => {
+                    Control::Paste(outcome, reply) => {
                         paste_reply = Some(reply);
                         Ok(outcome)
                     }
-                    Some(Control::End(EndReason::Cancelled)) => Err(LoginError::Cancelled),
-                    Some(Control::End(EndReason::Superseded)) => Err(LoginError::Superseded),
-                    Some(Control::End(EndReason::ShuttingDown)) | None => Err(LoginError::ShuttingDown),
+                    Control::End(EndReason::Cancelled) => Err(LoginError::Cancelled),
+                    Control::End(EndReason::Superseded) => Err(LoginError::Superseded),
+                    Control::End(EndReason::ShuttingDown) => Err(LoginError::ShuttingDown),
                 },
                 _ = tokio::time::sleep_until(deadline) => Err(LoginError::TimedOut(format!(
                     "the browser did not come back from the identity provider within {} s; start the login again and sign in there",

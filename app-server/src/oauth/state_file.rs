@@ -65,6 +65,43 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     written
 }
 
+/// Takes an OS lock (`flock` on unix, `LockFileEx` on Windows) on `path` (created empty,
+/// mode 0600, never deleted), so processes sharing the state directory take turns on one
+/// state file. Waits at most `wait`, polling; `None` when it could not be had by then.
+/// Released when the file is dropped, and by the OS when the process ends.
+pub(crate) fn lock_exclusive(path: &Path, wait: std::time::Duration) -> Option<std::fs::File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "state lock file unusable");
+            return None;
+        }
+    };
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Some(file),
+            Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return None,
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::debug!(path = %path.display(), error = %e, "state lock failed");
+                return None;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +127,16 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn the_lock_is_taken_in_turn_and_a_bounded_wait_gives_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json.lock");
+        let held = lock_exclusive(&path, std::time::Duration::ZERO).unwrap();
+        // Another holder (a separate open file, as another process has) must wait.
+        assert!(lock_exclusive(&path, std::time::Duration::from_millis(30)).is_none());
+        drop(held);
+        assert!(lock_exclusive(&path, std::time::Duration::ZERO).is_some());
     }
 }

@@ -3,6 +3,7 @@ mod challenge;
 mod cimd;
 mod cli;
 mod config;
+mod discovery_cache;
 mod dpop;
 mod enterprise;
 mod grant_dpop;

@@ -6,8 +6,12 @@
 //! from, else [`DEFAULT_TTL`], never longer than [`MAX_TTL`]; `no-store`/`no-cache`/`max-age=0`
 //! keep it out. The file is bounded ([`MAX_ENTRIES`], [`MAX_FILE_BYTES`]), replaced
 //! atomically (mode 0600) off the async workers, and ignored when missing or corrupt.
-//! Several processes sharing the state directory each write their own view: the last
-//! writer wins and an entry lost that way is fetched again.
+//!
+//! Several processes may share the state directory. Each write takes the file's lock
+//! (`discovery-cache.json.lock`), reads what the others wrote and merges it in: the union
+//! by server, the entry stored last winning. A dropped entry leaves a removal mark (in the
+//! file too) so that the merge does not bring it back from an older copy, in this process or
+//! another. Entries the other processes wrote are taken into memory at the same time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,24 +25,32 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::Discovery;
-use crate::oauth::state_file::{read_bounded, write_atomically};
+use crate::oauth::state_file::{lock_exclusive, read_bounded, write_atomically};
 
 /// Lifetime of an entry when no document said how long it may be kept.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Upper bound on any lifetime, whatever the server says.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
-/// Servers remembered at most; the entry that expires first makes room.
+/// Servers remembered at most; the entry that expires first makes room. Removal marks are
+/// bounded by the same number (the oldest go first).
 pub const MAX_ENTRIES: usize = 256;
 /// A larger file is not read (it was not written by this daemon).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// The file's name in the state directory.
 pub const FILE_NAME: &str = "discovery-cache.json";
+/// How long a write waits for another process's write to finish; past it the write is
+/// skipped (the next change, or shutdown, writes again).
+const FILE_LOCK_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Entry {
     /// Milliseconds since the Unix epoch.
     expires_at_ms: u64,
+    /// When it was stored (ms since the epoch): of two copies of an entry, the later wins.
+    /// 0 in files of earlier builds.
+    #[serde(default)]
+    stored_at_ms: u64,
     discovery: Discovery,
 }
 
@@ -46,13 +58,79 @@ struct Entry {
 struct FileDoc {
     version: u32,
     entries: HashMap<String, Entry>,
+    /// Removal marks: key -> when it was dropped (ms since the epoch).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    removed: HashMap<String, u64>,
 }
 
 const FILE_VERSION: u32 = 1;
 
+/// The entries and the removal marks not yet older than [`MAX_TTL`] (no entry stored before
+/// a mark can outlive it).
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<String, Entry>,
+    removed: HashMap<String, u64>,
+}
+
+impl Table {
+    fn remove(&mut self, key: &str, now: u64) -> bool {
+        let was = self.entries.remove(key).is_some();
+        self.removed.insert(key.to_string(), now);
+        was
+    }
+
+    /// Takes in what another process wrote: the union by key, the later-stored entry
+    /// winning, and nothing stored before a removal mark of its key. Then drops what expired
+    /// and bounds both maps.
+    fn merge(&mut self, other: FileDoc, now: u64) {
+        for (key, at) in other.removed {
+            let mark = self.removed.entry(key).or_insert(at);
+            *mark = (*mark).max(at);
+        }
+        for (key, entry) in other.entries {
+            let newer = self
+                .entries
+                .get(&key)
+                .is_none_or(|mine| entry.stored_at_ms > mine.stored_at_ms);
+            if newer {
+                self.entries.insert(key, entry);
+            }
+        }
+        let removed = &self.removed;
+        self.entries.retain(|key, e| {
+            e.expires_at_ms > now && removed.get(key).is_none_or(|&at| e.stored_at_ms > at)
+        });
+        let oldest_mark = now.saturating_sub(MAX_TTL.as_millis() as u64);
+        self.removed.retain(|_, at| *at > oldest_mark);
+        keep_largest(&mut self.entries, MAX_ENTRIES, |e| e.expires_at_ms);
+        keep_largest(&mut self.removed, MAX_ENTRIES, |at| *at);
+    }
+}
+
+/// Keeps the `max` values of `map` with the largest `by`.
+fn keep_largest<V>(map: &mut HashMap<String, V>, max: usize, by: impl Fn(&V) -> u64) {
+    if map.len() <= max {
+        return;
+    }
+    let mut order: Vec<u64> = map.values().map(&by).collect();
+    order.sort_unstable_by(|a, b| b.cmp(a));
+    let cut = order[max - 1];
+    // All above the cut stay; of those at it, as many as fit.
+    let mut room_at_cut = max - order.iter().filter(|&&v| v > cut).count();
+    map.retain(|_, v| match by(v) {
+        v if v > cut => true,
+        v if v == cut && room_at_cut > 0 => {
+            room_at_cut -= 1;
+            true
+        }
+        _ => false,
+    });
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    entries: Mutex<HashMap<String, Entry>>,
+    table: Mutex<Table>,
     file: OnceLock<PathBuf>,
     loaded: tokio::sync::OnceCell<()>,
     /// A write is scheduled and has not taken its snapshot yet.
@@ -166,11 +244,11 @@ impl DiscoveryCache {
     /// The unexpired result for `key`.
     pub async fn get(&self, key: &str) -> Option<Discovery> {
         self.load().await;
-        let mut entries = self.lock();
-        match entries.get(key) {
+        let mut table = self.lock();
+        match table.entries.get(key) {
             Some(e) if e.expires_at_ms > now_ms() => Some(e.discovery.clone()),
             Some(_) => {
-                entries.remove(key);
+                table.entries.remove(key);
                 None
             }
             None => None,
@@ -183,27 +261,32 @@ impl DiscoveryCache {
         self.load().await;
         let ttl = max_age.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
         {
-            let mut entries = self.lock();
+            let mut table = self.lock();
+            let now = now_ms();
             if ttl.is_zero() {
-                if entries.remove(key).is_none() {
+                if !table.entries.contains_key(key) {
                     return;
                 }
+                table.remove(key, now);
             } else {
-                let now = now_ms();
-                entries.retain(|_, e| e.expires_at_ms > now);
-                if !entries.contains_key(key) && entries.len() >= MAX_ENTRIES {
-                    let first = entries
+                table.entries.retain(|_, e| e.expires_at_ms > now);
+                if !table.entries.contains_key(key) && table.entries.len() >= MAX_ENTRIES {
+                    let first = table
+                        .entries
                         .iter()
                         .min_by_key(|(_, e)| e.expires_at_ms)
                         .map(|(k, _)| k.clone());
                     if let Some(first) = first {
-                        entries.remove(&first);
+                        table.entries.remove(&first);
                     }
                 }
-                entries.insert(
+                // Stored after any removal mark of its key, so merges keep it.
+                let stored_at_ms = table.removed.remove(key).map_or(now, |at| now.max(at + 1));
+                table.entries.insert(
                     key.to_string(),
                     Entry {
                         expires_at_ms: now.saturating_add(ttl.as_millis() as u64),
+                        stored_at_ms,
                         discovery: discovery.clone(),
                     },
                 );
@@ -215,7 +298,7 @@ impl DiscoveryCache {
     /// Drops the entry of `key` (its documents turned out wrong).
     pub async fn invalidate(&self, key: &str) {
         self.load().await;
-        if self.lock().remove(key).is_some() {
+        if self.lock().remove(key, now_ms()) {
             self.schedule_write();
         }
     }
@@ -224,10 +307,18 @@ impl DiscoveryCache {
     pub async fn invalidate_issuer(&self, issuer: &str) {
         self.load().await;
         let removed = {
-            let mut entries = self.lock();
-            let before = entries.len();
-            entries.retain(|_, e| e.discovery.issuer != issuer);
-            entries.len() != before
+            let mut table = self.lock();
+            let now = now_ms();
+            let keys: Vec<String> = table
+                .entries
+                .iter()
+                .filter(|(_, e)| e.discovery.issuer == issuer)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in &keys {
+                table.remove(key, now);
+            }
+            !keys.is_empty()
         };
         if removed {
             self.schedule_write();
@@ -245,10 +336,7 @@ impl DiscoveryCache {
             .get_or_init(|| async move {
                 let read = tokio::task::spawn_blocking(move || read_file(&path)).await;
                 if let Ok(from_file) = read {
-                    let mut entries = lock(&inner.entries);
-                    for (key, entry) in from_file {
-                        entries.entry(key).or_insert(entry);
-                    }
+                    lock(&inner.table).merge(from_file, now_ms());
                 }
             })
             .await;
@@ -273,51 +361,65 @@ impl DiscoveryCache {
         let _ = tokio::task::spawn_blocking(move || write_now(&inner)).await;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        lock(&self.inner.entries)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        lock(&self.inner.table)
     }
 }
 
+/// Under the file's lock: what the other processes wrote is merged in, then the union is
+/// written. The table's lock is held only for the merge, never across file I/O.
 fn write_now(inner: &Inner) {
     let _serial = lock(&inner.write_lock);
     inner.write_scheduled.store(false, Ordering::Release);
-    let doc = FileDoc {
-        version: FILE_VERSION,
-        entries: lock(&inner.entries).clone(),
-    };
     let Some(path) = inner.file.get() else { return };
+    let Some(_file_lock) = lock_exclusive(&lock_path(path), FILE_LOCK_WAIT) else {
+        tracing::debug!(path = %path.display(), "discovery cache busy (another process is writing it); not saved this time");
+        return;
+    };
+    let on_disk = read_file(path);
+    let doc = {
+        let mut table = lock(&inner.table);
+        table.merge(on_disk, now_ms());
+        FileDoc {
+            version: FILE_VERSION,
+            entries: table.entries.clone(),
+            removed: table.removed.clone(),
+        }
+    };
     let bytes = serde_json::to_vec(&doc).expect("the cache serializes");
     if let Err(e) = write_atomically(path, &bytes) {
         tracing::debug!(path = %path.display(), error = %e, "discovery cache not saved");
     }
 }
 
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The unexpired entries of the file; nothing when it is missing, too large, corrupt or of
-/// another version.
-fn read_file(path: &Path) -> HashMap<String, Entry> {
+/// The file's unexpired entries and its removal marks; nothing when it is missing, too
+/// large, corrupt or of another version.
+fn read_file(path: &Path) -> FileDoc {
     let Some(bytes) = read_bounded(path, MAX_FILE_BYTES) else {
-        return HashMap::new();
+        return FileDoc::default();
     };
     match serde_json::from_slice::<FileDoc>(&bytes) {
-        Ok(doc) if doc.version == FILE_VERSION => {
+        Ok(mut doc) if doc.version == FILE_VERSION => {
             let now = now_ms();
-            let mut entries: Vec<(String, Entry)> = doc
-                .entries
-                .into_iter()
-                .filter(|(_, e)| e.expires_at_ms > now)
-                .collect();
-            entries.sort_by_key(|(_, e)| std::cmp::Reverse(e.expires_at_ms));
-            entries.truncate(MAX_ENTRIES);
-            entries.into_iter().collect()
+            doc.entries.retain(|_, e| e.expires_at_ms > now);
+            keep_largest(&mut doc.entries, MAX_ENTRIES, |e| e.expires_at_ms);
+            keep_largest(&mut doc.removed, MAX_ENTRIES, |at| *at);
+            doc
         }
-        Ok(_) => HashMap::new(),
+        Ok(_) => FileDoc::default(),
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "discovery cache file corrupt; ignored");
-            HashMap::new()
+            FileDoc::default()
         }
     }
 }
@@ -385,6 +487,102 @@ mod tests {
         assert_eq!(corrupt.get("b").await, Some(d));
     }
 
+    fn on(dir: &Path) -> DiscoveryCache {
+        let cache = DiscoveryCache::new();
+        cache.persist_in(dir);
+        cache
+    }
+
+    fn issuer_of(d: Option<Discovery>) -> Option<String> {
+        d.map(|d| d.issuer)
+    }
+
+    #[tokio::test]
+    async fn processes_sharing_the_file_merge_their_entries_and_the_later_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (on(dir.path()), on(dir.path()));
+        a.insert("one", &discovery("https://a.example"), None).await;
+        a.flush().await;
+        b.insert("two", &discovery("https://b.example"), None).await;
+        b.flush().await;
+        // A writes again after B: B's entry stays in the file, and A now knows it too.
+        a.insert("three", &discovery("https://a.example"), None)
+            .await;
+        a.flush().await;
+        assert!(a.get("two").await.is_some());
+        let fresh = on(dir.path());
+        for key in ["one", "two", "three"] {
+            assert!(fresh.get(key).await.is_some(), "{key}");
+        }
+
+        // The same server stored by both: the later one wins, whoever writes last.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        b.insert("one", &discovery("https://moved.example"), None)
+            .await;
+        b.flush().await;
+        a.flush().await;
+        assert_eq!(
+            issuer_of(on(dir.path()).get("one").await).as_deref(),
+            Some("https://moved.example")
+        );
+        assert_eq!(
+            issuer_of(a.get("one").await).as_deref(),
+            Some("https://moved.example")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_entry_is_not_brought_back_by_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (on(dir.path()), on(dir.path()));
+        a.insert("one", &discovery("https://a.example"), None).await;
+        a.flush().await;
+        // B has it in memory too.
+        assert!(b.get("one").await.is_some());
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        a.invalidate("one").await;
+        a.flush().await;
+        // B's write does not resurrect it, and B drops its own copy.
+        b.insert("two", &discovery("https://b.example"), None).await;
+        b.flush().await;
+        assert_eq!(on(dir.path()).get("one").await, None);
+        assert_eq!(b.get("one").await, None);
+        // Found again later, it is kept again.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        b.insert("one", &discovery("https://a.example"), None).await;
+        b.flush().await;
+        a.flush().await;
+        assert!(on(dir.path()).get("one").await.is_some());
+        assert!(a.get("one").await.is_some());
+    }
+
+    #[test]
+    fn merges_stay_bounded() {
+        let mut table = Table::default();
+        let now = now_ms();
+        let mut other = FileDoc::default();
+        for i in 0..MAX_ENTRIES as u64 * 2 {
+            let entry = Entry {
+                expires_at_ms: now + 1000 + i,
+                stored_at_ms: now,
+                discovery: discovery("https://as.example"),
+            };
+            other.entries.insert(format!("k{i}"), entry);
+            other.removed.insert(format!("gone{i}"), now - i);
+        }
+        table.merge(other, now);
+        assert_eq!(table.entries.len(), MAX_ENTRIES);
+        assert_eq!(table.removed.len(), MAX_ENTRIES);
+        // The longest-lived entries and the latest marks are the ones kept.
+        assert!(
+            table
+                .entries
+                .contains_key(&format!("k{}", MAX_ENTRIES * 2 - 1))
+        );
+        assert!(!table.entries.contains_key("k0"));
+        assert!(table.removed.contains_key("gone0"));
+    }
+
     #[tokio::test]
     async fn the_cache_is_bounded() {
         let cache = DiscoveryCache::new();
@@ -398,7 +596,7 @@ mod tests {
                 )
                 .await;
         }
-        assert_eq!(cache.lock().len(), MAX_ENTRIES);
+        assert_eq!(cache.lock().entries.len(), MAX_ENTRIES);
         // The ones expiring first made room.
         assert_eq!(cache.get("k0").await, None);
         assert!(cache.get(&format!("k{}", MAX_ENTRIES + 9)).await.is_some());

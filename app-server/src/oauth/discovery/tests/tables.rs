@@ -1,0 +1,161 @@
+//! The well-known URL tables, the issuer comparison and the merge of two metadata documents.
+
+use super::*;
+
+#[test]
+fn protected_resource_candidate_table() {
+    let cases: [(&str, Option<&str>, &[&str]); 6] = [
+        (
+            "https://mcp.example.com/mcp",
+            None,
+            &[
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ],
+        ),
+        (
+            "https://mcp.example.com/a/mcp/",
+            None,
+            &[
+                "https://mcp.example.com/.well-known/oauth-protected-resource/a/mcp",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ],
+        ),
+        (
+            "https://mcp.example.com/",
+            None,
+            &["https://mcp.example.com/.well-known/oauth-protected-resource"],
+        ),
+        (
+            "https://mcp.example.com/mcp?tenant=one#x",
+            None,
+            &[
+                "https://mcp.example.com/.well-known/oauth-protected-resource/mcp?tenant=one",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ],
+        ),
+        (
+            "https://mcp.example.com/mcp",
+            Some("https://meta.example.com/prm.json"),
+            &["https://meta.example.com/prm.json"],
+        ),
+        (
+            "https://mcp.example.com/mcp",
+            Some("/custom/metadata.json"),
+            &["https://mcp.example.com/custom/metadata.json"],
+        ),
+    ];
+    for (server, hint, expected) in cases {
+        let challenge = hint.map(|h| BearerChallenge {
+            resource_metadata: Some(h.to_string()),
+            ..Default::default()
+        });
+        let got: Vec<String> =
+            protected_resource_candidates(&Url::parse(server).unwrap(), challenge.as_ref())
+                .unwrap()
+                .iter()
+                .map(Url::to_string)
+                .collect();
+        assert_eq!(got, expected, "{server}");
+    }
+}
+
+#[test]
+fn auth_server_metadata_candidate_table() {
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "https://a.example/t1",
+            &[
+                "https://a.example/.well-known/oauth-authorization-server/t1",
+                "https://a.example/.well-known/openid-configuration/t1",
+                "https://a.example/t1/.well-known/openid-configuration",
+            ],
+        ),
+        (
+            "https://a.example/t1/",
+            &[
+                "https://a.example/.well-known/oauth-authorization-server/t1",
+                "https://a.example/.well-known/openid-configuration/t1",
+                "https://a.example/t1/.well-known/openid-configuration",
+            ],
+        ),
+        (
+            "https://a.example",
+            &[
+                "https://a.example/.well-known/oauth-authorization-server",
+                "https://a.example/.well-known/openid-configuration",
+            ],
+        ),
+        (
+            "https://a.example/",
+            &[
+                "https://a.example/.well-known/oauth-authorization-server",
+                "https://a.example/.well-known/openid-configuration",
+            ],
+        ),
+    ];
+    for (issuer, expected) in cases {
+        let got: Vec<String> = auth_server_metadata_candidates(&Url::parse(issuer).unwrap())
+            .iter()
+            .map(|(u, _)| u.to_string())
+            .collect();
+        assert_eq!(got, expected, "{issuer}");
+    }
+}
+
+#[test]
+fn issuer_comparison_is_simple_string_comparison() {
+    let same = [
+        ("https://a.example", "https://a.example"),
+        ("https://a.example/t1", "https://a.example/t1"),
+        ("https://a.example/", "https://a.example/"),
+    ];
+    for (expected, found) in same {
+        assert!(issuers_match(expected, found), "{expected} vs {found}");
+    }
+    // Rule 26: none of RFC 3986's normalisations apply.
+    let different = [
+        ("https://a.example", "https://a.example/"),
+        ("https://a.example/", "https://a.example"),
+        ("https://a.example/t1", "https://a.example/t1/"),
+        ("https://a.example", "HTTPS://a.example"),
+        ("https://a.example", "https://A.example"),
+        ("https://a.example", "https://a.example:443"),
+        ("https://a.example/t~1", "https://a.example/t%7E1"),
+        ("https://a.example/t1", "https://a.example/t2"),
+        ("https://a.example", "https://b.example"),
+        ("https://a.example", ""),
+    ];
+    for (expected, found) in different {
+        assert!(!issuers_match(expected, found), "{expected} vs {found}");
+    }
+}
+
+#[test]
+fn merge_fills_registration_fields() {
+    let origin = Url::parse("https://as.example").unwrap();
+    let mut oauth = AuthServerMetadata::legacy_defaults(&origin);
+    oauth.registration_endpoint = None;
+    oauth.code_challenge_methods_supported = Some(vec!["S256".into()]);
+    oauth.token_endpoint_auth_methods_supported = Some(vec!["client_secret_basic".into()]);
+    let mut openid = AuthServerMetadata::legacy_defaults(&origin);
+    openid.token_endpoint = Url::parse("https://as.example/other-token").unwrap();
+    openid.client_id_metadata_document_supported = true;
+    openid.token_endpoint_auth_methods_supported =
+        Some(vec!["none".into(), "client_secret_basic".into()]);
+    let merged = merge_metadata(oauth, [openid]);
+    assert_eq!(merged.token_endpoint.as_str(), "https://as.example/token");
+    assert_eq!(
+        merged.registration_endpoint.unwrap().as_str(),
+        "https://as.example/register"
+    );
+    assert!(merged.client_id_metadata_document_supported);
+    assert_eq!(
+        merged.token_endpoint_auth_methods_supported.unwrap(),
+        vec!["client_secret_basic".to_string(), "none".to_string()]
+    );
+    assert_eq!(
+        merged.code_challenge_methods_supported.unwrap(),
+        vec!["S256"]
+    );
+}

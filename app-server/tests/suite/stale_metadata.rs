@@ -36,7 +36,21 @@ async fn prewarmed(kit: &Kit) {
 async fn cache_on_disk(home: &Path, kit: &Kit, oauth: &str) {
     let (server, _c) = daemon(home, kit, true, oauth).await;
     prewarmed(kit).await;
-    server.shutdown().await;
+    // The answers are in; wait until the result is stored too (shutdown stops a pre-warm
+    // that is still under way).
+    let path = home.join("discovery-cache.json");
+    for _ in 0..800 {
+        let stored = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|doc| doc["entries"].as_object().is_some_and(|e| !e.is_empty()));
+        if stored {
+            server.shutdown().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the pre-warm's result never reached {}", path.display());
 }
 
 /// Rewrites every entry of the cache file with `edit` (what a stale file looks like).

@@ -3,19 +3,24 @@
 //! the next) listen there again while it is free. The redirect URI stays the same, and with
 //! it the stored registration is reused instead of a new one being made at every login.
 //! A configured port always wins; the file is bounded and a corrupt one is ignored.
+//! Daemons sharing the state directory merge on write, under an OS lock on
+//! `callback-ports.json.lock`: a port this process remembered since its last write wins,
+//! every other server takes the file's (another daemon's newer) port.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::credentials::CredentialKey;
-use crate::oauth::state_file::{read_bounded, write_atomically};
+use crate::oauth::state_file::{lock_exclusive, read_bounded, write_atomically};
 
 /// The file's name in the state directory.
 pub const FILE_NAME: &str = "callback-ports.json";
 /// Servers remembered at most (the oldest entry makes room).
 pub const MAX_ENTRIES: usize = 1024;
 const MAX_FILE_BYTES: u64 = 256 * 1024;
+/// How long a write waits for another process's write; past it that write is skipped.
+const FILE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Port by server, with the order of insertion for eviction.
 #[derive(Debug, Default)]
@@ -23,6 +28,28 @@ struct Ports {
     by_server: HashMap<String, u16>,
     counter: u64,
     order: HashMap<String, u64>,
+    /// Remembered by this process and not yet written.
+    unsaved: HashSet<String>,
+}
+
+impl Ports {
+    fn insert(&mut self, key: String, port: u16) {
+        if !self.by_server.contains_key(&key) && self.by_server.len() >= MAX_ENTRIES {
+            let oldest = self
+                .order
+                .iter()
+                .min_by_key(|(_, n)| **n)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.by_server.remove(&oldest);
+                self.order.remove(&oldest);
+                self.unsaved.remove(&oldest);
+            }
+        }
+        self.counter += 1;
+        self.order.insert(key.clone(), self.counter);
+        self.by_server.insert(key, port);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -60,27 +87,11 @@ impl StickyPorts {
         self.load().await;
         let key = key_of(key);
         {
-            let mut guard = lock(&self.inner.ports);
-            let Ports {
-                by_server: ports,
-                counter,
-                order,
-            } = &mut *guard;
-            if ports.get(&key) == Some(&port) {
+            let mut ports = lock(&self.inner.ports);
+            if ports.by_server.get(&key) == Some(&port) {
                 return;
             }
-            if !ports.contains_key(&key) && ports.len() >= MAX_ENTRIES {
-                let oldest = order
-                    .iter()
-                    .min_by_key(|(_, n)| **n)
-                    .map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    ports.remove(&oldest);
-                    order.remove(&oldest);
-                }
-            }
-            *counter += 1;
-            order.insert(key.clone(), *counter);
+            ports.unsaved.insert(key.clone());
             ports.insert(key, port);
         }
         // Written off the login's path: the answer does not wait for the disk.
@@ -102,28 +113,11 @@ impl StickyPorts {
         self.inner
             .loaded
             .get_or_init(|| async move {
-                let read = tokio::task::spawn_blocking(move || {
-                    let bytes = read_bounded(&path, MAX_FILE_BYTES)?;
-                    match serde_json::from_slice::<HashMap<String, u16>>(&bytes) {
-                        Ok(map) => Some(map),
-                        Err(e) => {
-                            tracing::debug!(path = %path.display(), error = %e, "callback ports file corrupt; ignored");
-                            None
-                        }
-                    }
-                })
-                .await;
+                let read = tokio::task::spawn_blocking(move || read_file(&path)).await;
                 if let Ok(Some(map)) = read {
-                    let mut guard = lock(&inner.ports);
-                    let Ports {
-                        by_server: ports,
-                        counter,
-                        order,
-                    } = &mut *guard;
+                    let mut ports = lock(&inner.ports);
                     for (key, port) in map.into_iter().take(MAX_ENTRIES) {
-                        if port != 0 && !ports.contains_key(&key) {
-                            *counter += 1;
-                            order.insert(key.clone(), *counter);
+                        if !ports.by_server.contains_key(&key) {
                             ports.insert(key, port);
                         }
                     }
@@ -133,15 +127,60 @@ impl StickyPorts {
     }
 }
 
+/// The file's ports (zeros dropped); `None` when it is missing, too large or corrupt.
+fn read_file(path: &Path) -> Option<HashMap<String, u16>> {
+    let bytes = read_bounded(path, MAX_FILE_BYTES)?;
+    match serde_json::from_slice::<HashMap<String, u16>>(&bytes) {
+        Ok(mut map) => {
+            map.retain(|_, port| *port != 0);
+            Some(map)
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "callback ports file corrupt; ignored");
+            None
+        }
+    }
+}
+
+/// Under the file's lock: the other processes' ports merged in (this process's unsaved
+/// ones win), then the union written. The ports' lock is never held across file I/O.
 fn write_now(inner: &Inner) {
     let Some(path) = inner.file.get() else {
         return;
     };
     let _serial = lock(&inner.write_lock);
-    let snapshot = lock(&inner.ports).by_server.clone();
+    let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+    lock_name.push(".lock");
+    let Some(_file_lock) = lock_exclusive(&path.with_file_name(lock_name), FILE_LOCK_WAIT) else {
+        tracing::debug!(path = %path.display(), "callback ports busy (another process is writing them); not saved this time");
+        return;
+    };
+    let on_disk = read_file(path).unwrap_or_default();
+    let (snapshot, written) = {
+        let mut ports = lock(&inner.ports);
+        for (key, port) in on_disk.into_iter().take(MAX_ENTRIES) {
+            if !ports.unsaved.contains(&key) && ports.by_server.get(&key) != Some(&port) {
+                ports.insert(key, port);
+            }
+        }
+        let written: Vec<(String, u16)> = ports
+            .unsaved
+            .iter()
+            .filter_map(|k| ports.by_server.get(k).map(|p| (k.clone(), *p)))
+            .collect();
+        (ports.by_server.clone(), written)
+    };
     let bytes = serde_json::to_vec(&snapshot).expect("a map of ports serializes");
     if let Err(e) = write_atomically(path, &bytes) {
         tracing::debug!(path = %path.display(), error = %e, "callback ports not saved");
+        return;
+    }
+    // Saved: from now on the file's value of those servers counts (unless remembered anew).
+    let mut ports = lock(&inner.ports);
+    for (key, port) in written {
+        if ports.by_server.get(&key) == Some(&port) {
+            ports.unsaved.remove(&key);
+        }
     }
 }
 
@@ -174,5 +213,42 @@ mod tests {
         assert_eq!(corrupt.get(&key).await, None);
         corrupt.remember(&key, 50000).await;
         assert_eq!(corrupt.get(&key).await, Some(50000));
+    }
+
+    #[tokio::test]
+    async fn processes_sharing_the_file_keep_each_others_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let on = || {
+            let ports = StickyPorts::default();
+            ports.persist_in(dir.path());
+            ports
+        };
+        let (one, two, three) = (
+            CredentialKey::new("one", "https://one.example/mcp"),
+            CredentialKey::new("two", "https://two.example/mcp"),
+            CredentialKey::new("three", "https://three.example/mcp"),
+        );
+        let (a, b) = (on(), on());
+        // Both read the (empty) file before either wrote.
+        assert_eq!(a.get(&one).await, None);
+        assert_eq!(b.get(&one).await, None);
+        a.remember(&one, 50001).await;
+        a.flush().await;
+        b.remember(&two, 50002).await;
+        b.flush().await;
+        a.remember(&three, 50003).await;
+        a.flush().await;
+        let fresh = on();
+        assert_eq!(fresh.get(&one).await, Some(50001));
+        assert_eq!(fresh.get(&two).await, Some(50002));
+        assert_eq!(fresh.get(&three).await, Some(50003));
+        assert_eq!(a.get(&two).await, Some(50002));
+
+        // B moves server one to another port later; A's next write keeps B's.
+        b.remember(&one, 50011).await;
+        b.flush().await;
+        a.flush().await;
+        assert_eq!(on().get(&one).await, Some(50011));
+        assert_eq!(a.get(&one).await, Some(50011));
     }
 }

@@ -149,9 +149,7 @@ fn write_now(inner: &Inner) {
         return;
     };
     let _serial = lock(&inner.write_lock);
-    let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
-    lock_name.push(".lock");
-    let Some(_file_lock) = lock_exclusive(&path.with_file_name(lock_name), FILE_LOCK_WAIT) else {
+    let Some(_file_lock) = lock_exclusive(path, FILE_LOCK_WAIT) else {
         tracing::debug!(path = %path.display(), "callback ports busy (another process is writing them); not saved this time");
         return;
     };

@@ -65,11 +65,18 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
     written
 }
 
-/// Takes an OS lock (`flock` on unix, `LockFileEx` on Windows) on `path` (created empty,
-/// mode 0600, never deleted), so processes sharing the state directory take turns on one
-/// state file. Waits at most `wait`, polling; `None` when it could not be had by then.
-/// Released when the file is dropped, and by the OS when the process ends.
-pub(crate) fn lock_exclusive(path: &Path, wait: std::time::Duration) -> Option<std::fs::File> {
+/// Takes an OS lock (`flock` on unix, `LockFileEx` on Windows) on `<state file>.lock`
+/// (created empty, mode 0600, never deleted), so processes sharing the state directory
+/// take turns writing `state_file`. Waits at most `wait`, polling; `None` when it could not
+/// be had by then. Released when the file is dropped, and by the OS when the process ends.
+pub(crate) fn lock_exclusive(
+    state_file: &Path,
+    wait: std::time::Duration,
+) -> Option<std::fs::File> {
+    let mut name = state_file.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let path = state_file.with_file_name(name);
+    let path = path.as_path();
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -132,8 +139,9 @@ mod tests {
     #[test]
     fn the_lock_is_taken_in_turn_and_a_bounded_wait_gives_up() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json.lock");
+        let path = dir.path().join("state.json");
         let held = lock_exclusive(&path, std::time::Duration::ZERO).unwrap();
+        assert!(dir.path().join("state.json.lock").exists());
         // Another holder (a separate open file, as another process has) must wait.
         assert!(lock_exclusive(&path, std::time::Duration::from_millis(30)).is_none());
         drop(held);

@@ -372,7 +372,7 @@ fn write_now(inner: &Inner) {
     let _serial = lock(&inner.write_lock);
     inner.write_scheduled.store(false, Ordering::Release);
     let Some(path) = inner.file.get() else { return };
-    let Some(_file_lock) = lock_exclusive(&lock_path(path), FILE_LOCK_WAIT) else {
+    let Some(_file_lock) = lock_exclusive(path, FILE_LOCK_WAIT) else {
         tracing::debug!(path = %path.display(), "discovery cache busy (another process is writing it); not saved this time");
         return;
     };
@@ -390,12 +390,6 @@ fn write_now(inner: &Inner) {
     if let Err(e) = write_atomically(path, &bytes) {
         tracing::debug!(path = %path.display(), error = %e, "discovery cache not saved");
     }
-}
-
-fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    path.with_file_name(name)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -146,3 +146,40 @@ mod unix {
         })
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::unix::{Direction, same_file, stream};
+
+    #[tokio::test]
+    async fn pipes_go_through_the_event_loop_and_files_keep_blocking_streams() {
+        let (r, w) = std::io::pipe().unwrap();
+        let file = tempfile::tempfile().unwrap();
+        // A pipe's two ends are one pipe (what `2>&1` looks like); a file is another.
+        assert!(same_file(r.as_fd(), w.as_fd()));
+        assert!(!same_file(r.as_fd(), file.as_fd()));
+        assert!(stream(file.as_fd(), Direction::Read).is_none());
+
+        let mut input = stream(r.as_fd(), Direction::Read)
+            .unwrap()
+            .unwrap()
+            .into_input();
+        let mut output = stream(w.as_fd(), Direction::Write)
+            .unwrap()
+            .unwrap()
+            .into_output();
+        output.write_all(b"{\"id\":1}\n").await.unwrap();
+        let mut got = [0u8; 9];
+        input.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"{\"id\":1}\n");
+        // Non-blocking now: an empty pipe is a pending read, not a blocked thread.
+        let mut more = [0u8; 1];
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(50), input.read(&mut more)).await;
+        assert!(pending.is_err(), "nothing to read yet");
+    }
+}

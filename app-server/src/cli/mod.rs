@@ -163,7 +163,8 @@ async fn serve() -> ExitCode {
     });
     // Returns once the input ended or a signal came, after the shutdown (bounded even when
     // the frontend stopped reading stdout).
-    server.run(tokio::io::stdin(), tokio::io::stdout()).await;
+    let (input, output) = crate::transport::stdio();
+    server.run(input, output).await;
     ExitCode::SUCCESS
 }
 

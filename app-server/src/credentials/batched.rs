@@ -3,10 +3,12 @@
 //! each with its own thread, so a read never waits behind a write that waits for the
 //! document's lock (another process saving):
 //!
-//! - Reads (loads, lookups): each is answered from the store (for the file, its in-memory
-//!   copy checked against the file's stamp; no lock), always by a check made after the
-//!   call was queued, so a write another process finished before the call is seen. Many
-//!   token requests in flight cost one hand-off to a blocking thread, not one each.
+//! - Reads (loads, lookups): answered from the store (for the file, its in-memory copy
+//!   checked against the file's stamp; no lock), always by a check made after the call
+//!   was queued, so a write another process finished before the call is seen. All reads
+//!   queued meanwhile share one such check ([`CredentialStore::pinned`]): many token
+//!   requests in flight cost one hand-off to a blocking thread and one `stat`, not one
+//!   each.
 //! - Writes: every compare-and-save queued meanwhile is applied in one
 //!   [`CredentialStore::update_many`], which for the file is one read-modify-write under
 //!   the document's lock with one write and one sync (group commit). A caller hears back
@@ -274,8 +276,15 @@ impl Inner {
     /// Serves the reading lane until it is empty (on a blocking thread).
     fn serve_reads(&self) {
         while let Some(jobs) = self.reads.take() {
+            // One look at the store for all of them, made after each was asked.
+            let pinned = if jobs.len() > 1 {
+                self.store.pinned()
+            } else {
+                None
+            };
+            let store = pinned.as_deref().unwrap_or(self.store.as_ref());
             for job in jobs {
-                (job.run)(self.store.as_ref());
+                (job.run)(store);
             }
         }
     }

@@ -257,3 +257,50 @@ async fn reads_do_not_wait_behind_a_write_and_writes_keep_their_order() {
     let stored = other_process(tmp.path()).list().unwrap();
     assert_eq!(stored, vec![changed]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_queued_together_share_one_stamp_check_made_after_they_were_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(file_store(tmp.path()));
+    let queue = StoreQueue::new(store.clone());
+    let other = other_process(tmp.path());
+    let mut c = creds(1);
+    c.access_token = "at-old".into();
+    other.save(&c).unwrap();
+    assert_eq!(queue.load(c.key()).await.unwrap(), Some(c.clone()));
+
+    // The reading lane is busy (held at a gate) while 100 loads are queued ...
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let gate = tokio::spawn({
+        let q = queue.clone();
+        async move {
+            q.read(move |_| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+            .await
+        }
+    });
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let loads: Vec<_> = (0..100)
+        .map(|_| {
+            let (q, key) = (queue.clone(), c.key());
+            tokio::spawn(async move { q.load(key).await })
+        })
+        .collect();
+    until(|| queue.queued() == 100).await;
+    // ... and another process writes after they were all asked: they must see it.
+    c.access_token = "at-new".into();
+    other.save(&c).unwrap();
+    let checks_before = store.stamp_checks();
+    release_tx.send(()).unwrap();
+    gate.await.unwrap().unwrap();
+    for load in loads {
+        assert_eq!(load.await.unwrap().unwrap(), Some(c.clone()));
+    }
+    assert_eq!(store.stamp_checks() - checks_before, 1);
+}

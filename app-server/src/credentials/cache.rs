@@ -32,6 +32,9 @@ const RACY_WINDOW: Duration = Duration::from_millis(100);
 pub struct CachedFileStore {
     file: FileStore,
     copy: Mutex<Option<Snapshot>>,
+    /// Checks of the file's stamp made for lookups (a test seam: one per batch of reads).
+    #[cfg(test)]
+    checks: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -73,12 +76,17 @@ impl CachedFileStore {
         CachedFileStore {
             file,
             copy: Mutex::new(None),
+            #[cfg(test)]
+            checks: Default::default(),
         }
     }
 
     /// The current document: the cached copy when the file's stamp says it is current,
     /// else the file read again.
     fn current(&self) -> Result<Arc<Document>, StoreError> {
+        #[cfg(test)]
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = self.file.stamp()?;
         if let Some(copy) = self.lock().as_ref()
             && copy.matches(now.as_ref())
@@ -125,6 +133,86 @@ impl CachedFileStore {
     /// The wrapped file store (its path, and reads that bypass the cache in tests).
     pub fn file(&self) -> &FileStore {
         &self.file
+    }
+
+    /// Stamp checks made for lookups so far.
+    #[cfg(test)]
+    pub(crate) fn stamp_checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Lookups answered from one checked copy of the document ([`CredentialStore::pinned`]);
+/// writes and locks go to the store.
+#[derive(Debug)]
+struct Pinned<'a> {
+    store: &'a CachedFileStore,
+    doc: Arc<Document>,
+}
+
+impl CredentialStore for Pinned<'_> {
+    fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, StoreError> {
+        Ok(self.doc.credentials_for(key).cloned())
+    }
+
+    fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
+        self.store.save(creds)
+    }
+
+    fn update(
+        &self,
+        key: &CredentialKey,
+        decide: Decide<'_>,
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        self.store.update(key, decide)
+    }
+
+    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
+        self.store.update_many(updates)
+    }
+
+    fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError> {
+        self.store.delete(key)
+    }
+
+    fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
+        Ok(self.doc.credentials.values().cloned().collect())
+    }
+
+    fn load_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<StoredRegistration>, StoreError> {
+        Ok(self.doc.registration(issuer, redirect_uri).cloned())
+    }
+
+    fn save_registration(&self, reg: &StoredRegistration) -> Result<(), StoreError> {
+        self.store.save_registration(reg)
+    }
+
+    fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError> {
+        self.store.delete_registration(issuer, redirect_uri)
+    }
+
+    fn cimd_refused(&self, issuer: &str) -> Result<bool, StoreError> {
+        Ok(self.doc.cimd_refused_issuers.contains(issuer))
+    }
+
+    fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError> {
+        self.store.mark_cimd_refused(issuer)
+    }
+
+    fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError> {
+        self.store.refresh_lock(key)
+    }
+
+    fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError> {
+        self.store.try_refresh_lock(key)
+    }
+
+    fn backend(&self) -> StoreBackend {
+        self.store.backend()
     }
 }
 
@@ -197,6 +285,11 @@ impl CredentialStore for CachedFileStore {
 
     fn backend(&self) -> StoreBackend {
         StoreBackend::File
+    }
+
+    fn pinned(&self) -> Option<Box<dyn CredentialStore + '_>> {
+        let doc = self.current().ok()?;
+        Some(Box::new(Pinned { store: self, doc }))
     }
 }
 

@@ -137,6 +137,16 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError>;
 
     fn backend(&self) -> StoreBackend;
+
+    /// A view that answers several lookups (`load`, `list`, `load_registration`,
+    /// `cimd_refused`) from one look at the store made now, for the file one check of its
+    /// stamp; everything else goes to this store. Lookups answered by it see every write
+    /// finished before this call, so a caller who asked before it is answered by a look
+    /// made after asking. `None` when the backend has no cheaper way than answering each
+    /// lookup on its own (or the look failed: each lookup then meets the error itself).
+    fn pinned(&self) -> Option<Box<dyn CredentialStore + '_>> {
+        None
+    }
 }
 
 /// Opens the store `mode` asks for. `keyring` fails with [`StoreError::KeyringUnavailable`]

@@ -10,8 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
-    JsonRpcErrorResponse, JsonRpcResponse, RequestId, RequestParseError, ServerInfo,
-    ServerNotification,
+    JsonRpcErrorResponse, RequestId, RequestParseError, ServerInfo, ServerNotification,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -19,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::error::{AppError, RequestError};
-use super::handlers;
+use super::handlers::{self, Answer};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::server::ServerState;
 use crate::transport::{
@@ -213,25 +212,19 @@ enum Parsed {
     },
 }
 
-type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Value>> + Send>>;
+/// The reply of one element, already encoded.
+type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
 
 impl Conn {
     /// Queues a reply from a task of its own: the queue may be full, and the reading loop
     /// must stay free to notice a shutdown.
-    fn reply_later(&self, reply: Value, slot: Slot, in_flight: &mut JoinSet<()>) {
-        let conn = self.clone();
-        in_flight.spawn(async move { conn.send_value(&reply, slot).await });
-    }
-
-    async fn send_value<T: serde::Serialize>(&self, value: &T, slot: Slot) {
-        match serde_json::to_vec(value) {
-            Ok(bytes) => self.out.reply(bytes, Some(slot)).await,
-            Err(e) => tracing::error!(error = %e, "could not serialise a reply"),
-        }
+    fn reply_later(&self, reply: Vec<u8>, slot: Slot, in_flight: &mut JoinSet<()>) {
+        let out = self.out.clone();
+        in_flight.spawn(async move { out.reply(reply, Some(slot)).await });
     }
 
     /// The message as JSON, or the error reply to send instead.
-    fn parse(&self, bytes: &[u8]) -> Result<Value, Value> {
+    fn parse(&self, bytes: &[u8]) -> Result<Value, Vec<u8>> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             error_value(
                 None,
@@ -276,25 +269,25 @@ impl Conn {
             .into_iter()
             .map(|item| self.start(parse_envelope(item)))
             .collect();
-        let conn = self.clone();
+        let out = self.out.clone();
         in_flight.spawn(async move {
-            let replies: Vec<Value> = futures::stream::iter(pending)
+            let replies: Vec<Vec<u8>> = futures::stream::iter(pending)
                 .buffered(concurrency.max(1))
                 .filter_map(std::future::ready)
                 .collect()
                 .await;
             if !replies.is_empty() {
-                conn.send_value(&replies, slot).await;
+                out.reply(json_array(&replies), Some(slot)).await;
             }
         });
     }
 
     fn run_single(&self, message: Value, slot: Slot, in_flight: &mut JoinSet<()>) {
         let reply = self.start(parse_envelope(message));
-        let conn = self.clone();
+        let out = self.out.clone();
         in_flight.spawn(async move {
             if let Some(reply) = reply.await {
-                conn.send_value(&reply, slot).await;
+                out.reply(reply, Some(slot)).await;
             }
         });
     }
@@ -302,7 +295,7 @@ impl Conn {
     /// Handles the synchronous part now (handshake, validation) and returns the rest as a
     /// future that yields the reply, if any.
     fn start(&self, parsed: Parsed) -> Reply {
-        let ready = |v: Option<Value>| -> Reply { Box::pin(std::future::ready(v)) };
+        let ready = |v: Option<Vec<u8>>| -> Reply { Box::pin(std::future::ready(v)) };
         match parsed {
             Parsed::ClientReply => ready(None),
             Parsed::Notification { method } => {
@@ -333,8 +326,8 @@ impl Conn {
                     }
                 };
                 if let ClientRequest::Initialize(params) = request {
-                    let result = self.initialize(params);
-                    return ready(Some(reply_value(id, result.map_err(RequestError::from))));
+                    let result = self.initialize(params).map(Answer::Json);
+                    return ready(Some(reply_bytes(id, result.map_err(RequestError::from))));
                 }
                 if !self.state.connections().is_initialized(self.id) {
                     let err = AppError::new(
@@ -344,10 +337,17 @@ impl Conn {
                     return ready(Some(error_value(Some(id), err.into())));
                 }
                 let state = self.state.clone();
-                Box::pin(async move {
-                    let result = handlers::dispatch(&state, request).await;
-                    Some(reply_value(id, result))
-                })
+                match request {
+                    ClientRequest::OauthToken(p) => {
+                        Box::pin(
+                            async move { Some(reply_bytes(id, handlers::token(&state, p).await)) },
+                        )
+                    }
+                    request => Box::pin(async move {
+                        let result = handlers::dispatch(&state, request).await;
+                        Some(reply_bytes(id, result))
+                    }),
+                }
             }
         }
     }
@@ -385,15 +385,53 @@ impl Conn {
     }
 }
 
-fn reply_value(id: RequestId, result: Result<Value, RequestError>) -> Value {
+/// A success reply, as [`mcp_app_server_protocol::JsonRpcResponse`] puts it, encoded
+/// straight from the typed result.
+#[derive(serde::Serialize)]
+struct Success<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    result: &'a Answer,
+}
+
+fn reply_bytes(id: RequestId, result: Result<Answer, RequestError>) -> Vec<u8> {
     match result {
-        Ok(v) => serde_json::to_value(JsonRpcResponse::new(id, v)).unwrap_or(Value::Null),
+        Ok(answer) => {
+            let success = Success {
+                jsonrpc: "2.0",
+                id: &id,
+                result: &answer,
+            };
+            serde_json::to_vec(&success).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "could not serialise a reply");
+                error_value(
+                    Some(id),
+                    RequestError::Internal("the reply could not be encoded".into()).into(),
+                )
+            })
+        }
         Err(e) => error_value(Some(id), e.into()),
     }
 }
 
-fn error_value(id: Option<RequestId>, error: JsonRpcError) -> Value {
-    serde_json::to_value(JsonRpcErrorResponse::new(id, error)).unwrap_or(Value::Null)
+/// An error reply.
+fn error_value(id: Option<RequestId>, error: JsonRpcError) -> Vec<u8> {
+    // Numbers, strings and values: nothing in it can fail to encode.
+    serde_json::to_vec(&JsonRpcErrorResponse::new(id, error)).unwrap_or_default()
+}
+
+/// Encoded replies as one JSON array (a batch's answer).
+fn json_array(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 1);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
 }
 
 /// Validates the JSON-RPC envelope of one message.

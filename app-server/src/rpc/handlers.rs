@@ -8,7 +8,7 @@ use mcp_app_server_protocol::{
     McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthChallengeLogin,
     OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
     OauthCompleteResponse, OauthDpopProofParams, OauthDpopProofResponse, OauthLoginResponse,
-    OauthLogoutResponse, OauthTokenResponse, ReloadConfigResponse,
+    OauthLogoutResponse, OauthTokenParams, OauthTokenResponse, ReloadConfigResponse,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -25,10 +25,26 @@ use crate::oauth::{
     MAX_MIN_VALIDITY_SECS, Refusal, ServerTarget, StatusInfo, read_challenge,
 };
 
+/// A method's result, encoded once, straight into the reply's bytes.
+pub(crate) enum Answer {
+    Json(Value),
+    /// The hot path of `mcpServer/oauth/token`: no detour through a JSON value.
+    Token(OauthTokenResponse),
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Json(v) => v.serialize(s),
+            Answer::Token(t) => t.serialize(s),
+        }
+    }
+}
+
 pub(crate) async fn dispatch(
     state: &Arc<ServerState>,
     request: ClientRequest,
-) -> Result<Value, RequestError> {
+) -> Result<Answer, RequestError> {
     match request {
         ClientRequest::Initialize(_) => Err(RequestError::Internal(
             "initialize is handled by the connection".into(),
@@ -119,24 +135,32 @@ pub(crate) async fn dispatch(
                 revocation_error: out.revocation_error,
             })
         }
-        ClientRequest::OauthToken(p) => {
-            let target = resolve(state, &p.name)?;
-            state.oauth.token_used(&target);
-            let creds = state
-                .oauth
-                .token(
-                    &target,
-                    p.min_validity_secs
-                        .unwrap_or(DEFAULT_MIN_VALIDITY_SECS)
-                        .min(MAX_MIN_VALIDITY_SECS),
-                )
-                .await
-                .map_err(|e| AppError::from(e.as_ref()))?;
-            to_value(token_response(creds))
-        }
+        ClientRequest::OauthToken(p) => token(state, p).await,
         ClientRequest::OauthChallenge(p) => to_value(challenge(state, p).await?),
         ClientRequest::OauthDpopProof(p) => to_value(dpop_proof(state, p).await?),
     }
+}
+
+/// `mcpServer/oauth/token`. Its own small future: the connection runs it without the state
+/// of every other method's future (a login's is many kilobytes, allocated and moved per
+/// request).
+pub(crate) async fn token(
+    state: &ServerState,
+    p: OauthTokenParams,
+) -> Result<Answer, RequestError> {
+    let target = resolve(state, &p.name)?;
+    state.oauth.token_used(&target);
+    let creds = state
+        .oauth
+        .token(
+            &target,
+            p.min_validity_secs
+                .unwrap_or(DEFAULT_MIN_VALIDITY_SECS)
+                .min(MAX_MIN_VALIDITY_SECS),
+        )
+        .await
+        .map_err(|e| AppError::from(e.as_ref()))?;
+    Ok(Answer::Token(token_response(creds)))
 }
 
 /// `mcpServer/oauth/dpopProof`: the params are checked before anything is looked up.
@@ -289,8 +313,10 @@ fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError
     ))
 }
 
-fn to_value<T: Serialize>(v: T) -> Result<Value, RequestError> {
-    serde_json::to_value(v).map_err(|e| RequestError::Internal(e.to_string()))
+fn to_value<T: Serialize>(v: T) -> Result<Answer, RequestError> {
+    serde_json::to_value(v)
+        .map(Answer::Json)
+        .map_err(|e| RequestError::Internal(e.to_string()))
 }
 
 fn config_error(e: ConfigError) -> RequestError {

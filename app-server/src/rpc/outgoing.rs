@@ -13,11 +13,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::transport::{Framing, write_frame};
+use crate::transport::{Framing, encode_frame};
 
 /// Requests read from one connection and not yet answered (replies queued for the writer
 /// included). Reading pauses while all are taken.
@@ -88,13 +88,17 @@ impl OutgoingSender {
     }
 }
 
-/// The writer task of one connection.
-pub(crate) struct Writer {
-    task: JoinHandle<()>,
-}
+/// Messages taken from the queue for one write at most.
+const MAX_FRAMES_PER_WRITE: usize = 256;
+
+/// Capacity the writer's buffer keeps between writes; a larger one (a big listing) is
+/// given back after its write.
+const KEPT_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Starts the writer task: messages go out in the client's framing (known once the first
-/// message was read; lines until then), flushed whenever the queue runs empty.
+/// message was read; lines until then). Everything queued when the writer gets to it goes
+/// out in one write, flushed once, so a burst of replies costs a few system calls, not one
+/// (or two) per reply.
 pub(crate) fn start_writer<W>(
     writer: W,
     framing: Arc<OnceLock<Framing>>,
@@ -102,33 +106,63 @@ pub(crate) fn start_writer<W>(
 where
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<Frame>(MAX_IN_FLIGHT + MAX_QUEUED_NOTIFICATIONS);
+    let (tx, rx) = mpsc::channel::<Frame>(MAX_IN_FLIGHT + MAX_QUEUED_NOTIFICATIONS);
     let (closing, _) = watch::channel(false);
     let sender = OutgoingSender {
         tx,
         closing: Arc::new(closing),
     };
     let on_failure = sender.closing.clone();
-    let task = tokio::spawn(async move {
-        let mut out = BufWriter::new(writer);
-        let result = async {
-            while let Some(frame) = rx.recv().await {
-                let f = framing.get().copied().unwrap_or(Framing::Lines);
-                write_frame(&mut out, f, &frame.bytes).await?;
-                drop(frame);
-                if rx.is_empty() {
-                    out.flush().await?;
+    let task = tokio::spawn(write_queued(rx, writer, framing, on_failure));
+    (sender, Writer { task })
+}
+
+async fn write_queued<W: AsyncWrite + Unpin>(
+    mut rx: mpsc::Receiver<Frame>,
+    mut out: W,
+    framing: Arc<OnceLock<Framing>>,
+    on_failure: Arc<watch::Sender<bool>>,
+) {
+    let mut frames: Vec<Frame> = Vec::with_capacity(MAX_FRAMES_PER_WRITE);
+    let mut buf: Vec<u8> = Vec::new();
+    let result = async {
+        while rx.recv_many(&mut frames, MAX_FRAMES_PER_WRITE).await > 0 {
+            if frames.len() < MAX_FRAMES_PER_WRITE {
+                // Replies finishing on the other workers right now join this write.
+                tokio::task::yield_now().await;
+                while frames.len() < MAX_FRAMES_PER_WRITE {
+                    match rx.try_recv() {
+                        Ok(frame) => frames.push(frame),
+                        Err(_) => break,
+                    }
                 }
             }
-            out.flush().await
+            let f = framing.get().copied().unwrap_or(Framing::Lines);
+            for frame in &frames {
+                encode_frame(&mut buf, f, &frame.bytes);
+            }
+            out.write_all(&buf).await?;
+            out.flush().await?;
+            // Their slots are free once the replies are written: a client that does not
+            // read holds up at most this write and the queue behind it.
+            frames.clear();
+            buf.clear();
+            if buf.capacity() > KEPT_BUFFER_BYTES {
+                buf = Vec::new();
+            }
         }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "writing to the client failed; closing the connection");
-            on_failure.send_replace(true);
-        }
-    });
-    (sender, Writer { task })
+        out.flush().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "writing to the client failed; closing the connection");
+        on_failure.send_replace(true);
+    }
+}
+
+/// The writer task of one connection.
+pub(crate) struct Writer {
+    task: JoinHandle<()>,
 }
 
 impl Writer {
@@ -143,5 +177,63 @@ impl Writer {
             );
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Records every write it is given.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn replies_queued_together_go_out_in_one_write_in_their_order() {
+        let recorder = Recorder::default();
+        let framing = Arc::new(OnceLock::from(Framing::ContentLength));
+        let (out, writer) = start_writer(recorder.clone(), framing);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        // Queued before the writer runs: all of them wait for it.
+        for i in 0..MAX_IN_FLIGHT {
+            let slot = slots.clone().try_acquire_owned().unwrap();
+            out.reply(format!("{{\"id\":{i}}}").into_bytes(), Some(slot))
+                .await;
+        }
+        out.notify(b"{\"method\":\"n\"}".to_vec()).unwrap();
+        drop(out);
+        writer.finish().await;
+        let writes = recorder.0.lock().unwrap().clone();
+        assert_eq!(writes.len(), 1, "one write for the whole queue");
+        let mut expected = Vec::new();
+        for i in 0..MAX_IN_FLIGHT {
+            let body = format!("{{\"id\":{i}}}");
+            expected.extend(format!("Content-Length: {}\r\n\r\n{body}", body.len()).bytes());
+        }
+        expected.extend(b"Content-Length: 14\r\n\r\n{\"method\":\"n\"}");
+        assert_eq!(writes[0], expected);
+        // Every slot came back once its reply was written.
+        assert_eq!(slots.available_permits(), MAX_IN_FLIGHT);
     }
 }

@@ -129,7 +129,14 @@ impl AppServer {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        super::serve_connection(self.state.clone(), reader, writer, Ending::Daemon).await
+        // On a worker thread, not the thread that waits for the runtime: the tasks it wakes
+        // (each request, the writer) then mostly run on the same thread right after it,
+        // without a wake-up of another thread per message.
+        let connection =
+            super::serve_connection(self.state.clone(), reader, writer, Ending::Daemon);
+        if let Err(e) = tokio::spawn(connection).await {
+            tracing::error!(error = %e, "the connection stopped unexpectedly");
+        }
     }
 
     /// Stops reading on every connection (pending writes still finish), ends pending

@@ -238,15 +238,24 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     framing: Framing,
     json: &[u8],
 ) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(json.len() + 32);
+    encode_frame(&mut frame, framing, json);
+    writer.write_all(&frame).await
+}
+
+/// Appends one message in the given framing to `out` (a writer that sends several
+/// messages with one write).
+pub fn encode_frame(out: &mut Vec<u8>, framing: Framing, json: &[u8]) {
     match framing {
         Framing::Lines => {
-            writer.write_all(json).await?;
-            writer.write_all(b"\n").await
+            out.extend_from_slice(json);
+            out.push(b'\n');
         }
         Framing::ContentLength => {
-            let header = format!("Content-Length: {}\r\n\r\n", json.len());
-            writer.write_all(header.as_bytes()).await?;
-            writer.write_all(json).await
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "Content-Length: {}\r\n\r\n", json.len());
+            out.extend_from_slice(json);
         }
     }
 }

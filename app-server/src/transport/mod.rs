@@ -11,9 +11,13 @@ mod framing;
 #[cfg(test)]
 mod framing_props;
 mod read_ahead;
+mod stdio;
 
-pub use framing::{Framing, Incoming, MessageReader, TransportError, write_frame, write_message};
+pub use framing::{
+    Framing, Incoming, MessageReader, TransportError, encode_frame, write_frame, write_message,
+};
 pub use read_ahead::{InputEnded, READ_AHEAD_BYTES, ReadAhead, read_ahead};
+pub use stdio::{StdInput, StdOutput, stdio};
 
 /// Largest message accepted, in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

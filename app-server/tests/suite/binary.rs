@@ -83,3 +83,62 @@ async fn binary_exits_zero_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     drop(stdin);
 }
+
+/// Node gives a child process socket pairs, not pipes, for its stdio: the daemon drives
+/// them like pipes, answers a burst in full and ends at the end of its input.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_answers_over_socket_stdio_like_a_node_frontend_gives_it() {
+    use std::os::unix::net::UnixStream;
+    const REQUESTS: usize = 500;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "mcp_oauth_prewarm = false\n[mcp_servers.a]\nurl = \"https://a.example.com/mcp\"\n",
+    )
+    .unwrap();
+    let (ours_in, theirs_in) = UnixStream::pair().unwrap();
+    let (ours_out, theirs_out) = UnixStream::pair().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
+        .env("MCP_APP_SERVER_HOME", home.path())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs_in)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    ours_in.set_nonblocking(true).unwrap();
+    ours_out.set_nonblocking(true).unwrap();
+    let mut input = tokio::net::UnixStream::from_std(ours_in).unwrap();
+    let output = tokio::net::UnixStream::from_std(ours_out).unwrap();
+    let mut wire = b"{\"id\":\"init\",\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n".to_vec();
+    for i in 0..REQUESTS {
+        wire.extend(format!("{{\"id\":{i},\"method\":\"mcpServerStatus/list\"}}\n").bytes());
+    }
+    let writer = tokio::spawn(async move {
+        input.write_all(&wire).await.unwrap();
+        input.shutdown().await.unwrap();
+        input
+    });
+    let mut lines = BufReader::new(output).lines();
+    let mut answered = 0;
+    let read_all = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let reply: Value = serde_json::from_str(&line).expect("stdout line is JSON");
+            if reply["result"]["data"][0]["name"] == "a" {
+                answered += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_all)
+        .await
+        .expect("every answer, then the end of output");
+    assert_eq!(answered, REQUESTS);
+    let _input = writer.await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -555,12 +555,13 @@ async fn bad_bases_are_refused_before_any_network_io() {
         "{counters:?}"
     );
 
-    // A bad configured default names the config key.
+    // A bad configured default names the config key. Pre-warm off: its probe of the
+    // configured server is no request of this login's.
     let home = tempfile::tempdir().unwrap();
     write_config(
         home.path(),
         &file_store_config(&format!(
-            "client_metadata_url_base = \"http://ide.example.com/meta\"\n{}",
+            "mcp_oauth_prewarm = false\nclient_metadata_url_base = \"http://ide.example.com/meta\"\n{}",
             server_config("kit", &kit, "")
         )),
     );

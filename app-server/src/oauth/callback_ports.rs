@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::credentials::CredentialKey;
@@ -30,6 +31,9 @@ struct Inner {
     ports: Mutex<Ports>,
     file: OnceLock<PathBuf>,
     loaded: tokio::sync::OnceCell<()>,
+    /// A write is scheduled and has not taken its snapshot yet: changes made meanwhile go
+    /// into that write (1,000 logins started at once make a few writes, not 1,000).
+    write_scheduled: AtomicBool,
     write_lock: Mutex<()>,
 }
 
@@ -84,6 +88,11 @@ impl StickyPorts {
             ports.insert(key, port);
         }
         // Written off the login's path: the answer does not wait for the disk.
+        if self.inner.file.get().is_none()
+            || self.inner.write_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || write_now(&inner));
     }
@@ -138,6 +147,7 @@ fn write_now(inner: &Inner) {
         return;
     };
     let _serial = lock(&inner.write_lock);
+    inner.write_scheduled.store(false, Ordering::Release);
     let snapshot = lock(&inner.ports).by_server.clone();
     let bytes = serde_json::to_vec(&snapshot).expect("a map of ports serializes");
     if let Err(e) = write_atomically(path, &bytes) {

@@ -101,7 +101,9 @@ pub(super) enum EndReason {
 }
 
 pub(super) enum Control {
-    Paste(CallbackOutcome, oneshot::Sender<Result<(), String>>),
+    /// Boxed: the channel's first block holds 32 messages, allocated with the channel, so
+    /// a small message keeps each pending login's channel small.
+    Paste(Box<CallbackOutcome>, oneshot::Sender<Result<(), String>>),
     End(EndReason),
 }
 
@@ -292,7 +294,7 @@ impl OAuthService {
                 msg = control.recv() => match msg {
                     Some(Control::Paste(outcome, reply)) => {
                         paste_reply = Some(reply);
-                        outcome
+                        *outcome
                     }
                     Some(Control::End(EndReason::Cancelled)) => break Err(LoginError::Cancelled),
                     Some(Control::End(EndReason::Superseded)) => break Err(LoginError::Superseded),
@@ -523,7 +525,7 @@ impl OAuthService {
         let (tx, rx) = oneshot::channel();
         pending
             .control
-            .send(Control::Paste(outcome, tx))
+            .send(Control::Paste(Box::new(outcome), tx))
             .map_err(|_| LoginError::NoPendingLogin(name.to_string()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),

@@ -132,7 +132,7 @@ impl OAuthService {
                 msg = control_rx.recv() => match msg {
                     Some(Control::Paste(outcome, reply)) => {
                         paste_reply = Some(reply);
-                        Ok(outcome)
+                        Ok(*outcome)
                     }
                     Some(Control::End(EndReason::Cancelled)) => Err(LoginError::Cancelled),
                     Some(Control::End(EndReason::Superseded)) => Err(LoginError::Superseded),

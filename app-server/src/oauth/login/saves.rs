@@ -2,43 +2,73 @@
 //!
 //! A new registration is worth keeping (the next login to the server reuses it), but losing
 //! it in a crash only costs registering again, so the login answers with its authorization
-//! URL first and the flow task saves the registration afterwards. Saves queued while one is
-//! being written go into the next write together: 1,000 logins started at once make a few
-//! writes of the credential document, not 1,000 synced rewrites of it one after another
-//! (which would also hold up the token saves queued behind them).
+//! URL first and the flow task saves the registration afterwards. Saves made while one
+//! write is queued join it: 1,000 logins started at once make a few writes of the
+//! credential document, not 1,000 synced rewrites of it one after another, and the store's
+//! write lane holds at most one queued registration write, so it never splits the group
+//! commits of the token saves queued around it.
 
 use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
 
 use crate::credentials::{StoreError, StoreQueue, StoredRegistration};
 
 /// Registrations waiting for their write; shared by the service's logins.
 #[derive(Debug, Default)]
 pub struct RegistrationSaves {
-    /// At most one entry per login whose save is queued on the store's write lane, so it
-    /// is bounded by that lane's bound.
-    waiting: Arc<Mutex<Vec<StoredRegistration>>>,
+    /// The batch whose write is queued and has not started yet. Bounded by the number of
+    /// logins under way (each waits for its own save).
+    waiting: Arc<Mutex<Option<Batch>>>,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    regs: Vec<StoredRegistration>,
+    replies: Vec<oneshot::Sender<Result<(), Arc<StoreError>>>>,
 }
 
 impl RegistrationSaves {
-    /// Saves `reg` together with every registration queued meanwhile; returns once the
-    /// write that took it is done. A call whose registration an earlier call's write
-    /// already took returns at once (that call hears of a failure).
+    /// Saves `reg` together with every registration saved meanwhile; returns once the
+    /// write that took it is done, with its outcome.
     pub async fn save(
         &self,
         queue: &StoreQueue,
         reg: StoredRegistration,
-    ) -> Result<(), StoreError> {
-        lock(&self.waiting).push(reg);
-        let waiting = self.waiting.clone();
-        queue
-            .write(move |store| {
-                let regs = std::mem::take(&mut *lock(&waiting));
-                if regs.is_empty() {
-                    return Ok(());
-                }
-                store.save_registrations(&regs)
-            })
-            .await
+    ) -> Result<(), Arc<StoreError>> {
+        let (reply, answer) = oneshot::channel();
+        let first = {
+            let mut waiting = lock(&self.waiting);
+            let first = waiting.is_none();
+            let batch = waiting.get_or_insert_with(Batch::default);
+            batch.regs.push(reg);
+            batch.replies.push(reply);
+            first
+        };
+        if first {
+            let waiting = self.waiting.clone();
+            let queued = queue
+                .write(move |store| {
+                    let Some(batch) = lock(&waiting).take() else {
+                        return Ok(());
+                    };
+                    let result = store.save_registrations(&batch.regs).map_err(Arc::new);
+                    for reply in batch.replies {
+                        let _ = reply.send(result.clone());
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = queued {
+                return Err(Arc::new(e));
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(Arc::new(StoreError::Io {
+                path: Default::default(),
+                source: std::io::Error::other("the credential store's worker thread stopped"),
+            }))
+        })
     }
 }
 
@@ -134,6 +164,10 @@ mod tests {
         }
     }
 
+    fn waiting_regs(saves: &RegistrationSaves) -> usize {
+        lock(&saves.waiting).as_ref().map_or(0, |b| b.regs.len())
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn registrations_queued_during_a_write_share_the_next_one_and_all_are_stored() {
         let dir = tempfile::tempdir().unwrap();
@@ -159,18 +193,20 @@ mod tests {
         // ... while 50 more logins save theirs.
         let rest: Vec<_> = (1..=50).map(spawn).collect();
         tokio::time::timeout(Duration::from_secs(20), async {
-            while queue.queued() < 50 {
+            while waiting_regs(&saves) < 50 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })
         .await
-        .expect("all 50 saves queued");
+        .expect("all 50 saves waiting");
+        assert_eq!(queue.queued(), 1, "one write queued for the 50");
         release_tx.send(()).unwrap();
         first.await.unwrap().unwrap();
         for t in rest {
             t.await.unwrap().unwrap();
         }
-        // Two writes: the first one alone, the 50 queued meanwhile together.
+        // Two writes: the first one alone, the 50 saved meanwhile together, and one
+        // registration write queued for those 50, not one each.
         assert_eq!(*gated.sizes.lock().unwrap(), [1, 50]);
         // All of them are in the file, as another process reads it.
         let other = FileStore::open(&Home::at(dir.path())).unwrap();

@@ -357,6 +357,10 @@ impl CredentialStore for FileStore {
         self.modify(|doc| doc.put_registration(reg))
     }
 
+    fn save_registrations(&self, regs: &[StoredRegistration]) -> Result<(), StoreError> {
+        self.modify(|doc| regs.iter().for_each(|reg| doc.put_registration(reg)))
+    }
+
     fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError> {
         self.modify(|doc| doc.remove_registration(issuer, redirect_uri))
     }

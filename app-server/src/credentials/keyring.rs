@@ -293,6 +293,10 @@ impl CredentialStore for KeyringStore {
         self.file.save_registration(reg)
     }
 
+    fn save_registrations(&self, regs: &[StoredRegistration]) -> Result<(), StoreError> {
+        self.file.save_registrations(regs)
+    }
+
     fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError> {
         self.file.delete_registration(issuer, redirect_uri)
     }

@@ -119,6 +119,12 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<StoredRegistration>, StoreError>;
     /// Inserts or replaces the registration for `reg.issuer` and `reg.redirect_uri`.
     fn save_registration(&self, reg: &StoredRegistration) -> Result<(), StoreError>;
+    /// Several [`CredentialStore::save_registration`]s; the file backend writes them in
+    /// one read-modify-write (one write, one sync). Backends without that save one after
+    /// the other.
+    fn save_registrations(&self, regs: &[StoredRegistration]) -> Result<(), StoreError> {
+        regs.iter().try_for_each(|reg| self.save_registration(reg))
+    }
     fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError>;
 
     /// Whether this issuer rejected a Client ID Metadata Document before (rule 13), so

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::credentials::CredentialKey;
@@ -57,6 +58,9 @@ struct Inner {
     ports: Mutex<Ports>,
     file: OnceLock<PathBuf>,
     loaded: tokio::sync::OnceCell<()>,
+    /// A write is scheduled and has not taken its snapshot yet: changes made meanwhile go
+    /// into that write (1,000 logins started at once make a few writes, not 1,000).
+    write_scheduled: AtomicBool,
     write_lock: Mutex<()>,
 }
 
@@ -95,6 +99,11 @@ impl StickyPorts {
             ports.insert(key, port);
         }
         // Written off the login's path: the answer does not wait for the disk.
+        if self.inner.file.get().is_none()
+            || self.inner.write_scheduled.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || write_now(&inner));
     }
@@ -149,6 +158,8 @@ fn write_now(inner: &Inner) {
         return;
     };
     let _serial = lock(&inner.write_lock);
+    // Changes made from here on schedule a write of their own (also when this one is skipped).
+    inner.write_scheduled.store(false, Ordering::Release);
     let Some(_file_lock) = lock_exclusive(path, FILE_LOCK_WAIT) else {
         tracing::debug!(path = %path.display(), "callback ports busy (another process is writing them); not saved this time");
         return;

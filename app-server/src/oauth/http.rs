@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
@@ -187,7 +187,9 @@ struct Shared {
     proxy_hosts: Arc<ProxyHosts>,
     /// The same proxy rules reqwest applies, to know when a proxy resolves a name for us.
     proxies: Option<hyper_util::client::proxy::matcher::Matcher>,
-    clients: [OnceLock<reqwest::Client>; 4],
+    /// Built on first use, off the async workers (building one loads and parses the
+    /// system's root certificates): an idle daemon has none.
+    clients: [tokio::sync::OnceCell<reqwest::Client>; 4],
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -225,14 +227,11 @@ impl HttpClient {
             proxies: system_proxy.then(hyper_util::client::proxy::matcher::Matcher::from_system),
             clients: Default::default(),
         });
-        let client = Self {
+        Ok(Self {
             shared,
             policy: NetPolicy::Unrestricted,
             body_limit: MAX_BODY_BYTES,
-        };
-        // Setup problems show at start, not at the first request.
-        client.reqwest()?;
-        Ok(client)
+        })
     }
 
     /// The same client, limited to what `policy` allows.
@@ -282,11 +281,22 @@ impl HttpClient {
         self.with_policy(policy)
     }
 
-    fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
-        let slot = &self.shared.clients[self.policy.index()];
-        if let Some(client) = slot.get() {
-            return Ok(client);
-        }
+    /// The reqwest client of this policy, built at its first use on a blocking thread
+    /// (once, however many requests wait for it).
+    async fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
+        self.shared.clients[self.policy.index()]
+            .get_or_try_init(|| {
+                let this = self.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || this.build_reqwest())
+                        .await
+                        .map_err(|e| HttpError::Setup(e.to_string()))?
+                }
+            })
+            .await
+    }
+
+    fn build_reqwest(&self) -> Result<reqwest::Client, HttpError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
@@ -300,11 +310,9 @@ impl HttpClient {
         if !self.shared.system_proxy {
             builder = builder.no_proxy();
         }
-        let client = builder
+        builder
             .build()
-            .map_err(|e| HttpError::Setup(error_chain(&e)))?;
-        // A racing first use built one too; either serves.
-        Ok(slot.get_or_init(|| client))
+            .map_err(|e| HttpError::Setup(error_chain(&e)))
     }
 
     /// Rule 35 before anything is sent: IP literals (reqwest does not resolve them), and
@@ -532,7 +540,7 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         self.check_destination(url).await?;
         check_secure_url(url)?;
-        let mut request = self.reqwest()?.request(method.clone(), url.clone());
+        let mut request = self.reqwest().await?.request(method.clone(), url.clone());
         request = request.headers(headers.clone());
         if let Some(body) = body {
             request = request.body(body);

@@ -21,7 +21,7 @@ use super::callback::{
 };
 use super::callback_id::callback_id;
 use super::discovery::{
-    Discovery, DiscoveryError, Probe, discover, discover_after_probe, issuers_match,
+    Discovery, DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
 };
 use super::dpop::{self, TokenDpop};
 use super::error::LoginError;
@@ -32,15 +32,17 @@ use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::token::{self, TokenError, TokenResponse};
 use super::vending::apply_tokens;
-use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
+use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, Update, unix_now};
 
 mod attempt;
 mod control;
+mod saves;
 
 use attempt::cimd_source;
 pub(super) use control::{
     Control, ControlReceiver, ControlSender, PasteReply, channel as control_channel,
 };
+pub(super) use saves::RegistrationSaves;
 
 /// Name under which the daemon registers itself with authorization servers.
 pub const CLIENT_NAME: &str = "mcp-app-server";
@@ -87,7 +89,10 @@ pub enum LoginBegun {
 pub(super) struct Discovered {
     /// Held to the server's network policy (rule 35).
     pub http: HttpClient,
-    pub discovery: Discovery,
+    /// Shared with the discovery cache.
+    pub discovery: Arc<Discovery>,
+    /// The discovery cache answered (see [`Discovery::cached`]).
+    pub cached: bool,
     pub scopes: Option<Vec<String>>,
 }
 
@@ -117,6 +122,8 @@ struct Attempt {
     callback: CallbackRegistration,
     /// The stored DCR registration was reused (a refusal may mean it is stale).
     reused_registration: bool,
+    /// A registration made for this attempt and not saved yet.
+    unsaved: Option<Box<StoredRegistration>>,
 }
 
 struct FlowContext {
@@ -124,7 +131,11 @@ struct FlowContext {
     /// Held to the server's network policy (rule 35).
     http: HttpClient,
     options: LoginOptions,
-    discovery: Discovery,
+    /// Shared with the discovery cache (and so with the other logins to the server).
+    discovery: Arc<Discovery>,
+    /// The discovery cache answered: a refusal that shows the metadata changed discovers
+    /// again (once).
+    cached: bool,
     scopes: Option<Vec<String>>,
     redirect_uri: Url,
     callback_path: String,
@@ -182,28 +193,32 @@ impl OAuthService {
         let Discovered {
             http,
             discovery,
+            cached,
             scopes,
         } = self
             .discover_for_login(&target, options.scopes.as_deref(), refused)
             .await?;
         let id = callback_id(&target.url);
         let path = callback_path(target.callback_url.as_ref(), &id);
-        let mut ctx = FlowContext {
+        // Boxed, as is the attempt: the pending login's task then holds two pointers, not
+        // the context by value (1,000 logins may wait).
+        let mut ctx = Box::new(FlowContext {
             port: target.callback_port,
             target,
             http,
             options,
             discovery,
+            cached,
             scopes,
             // Filled in once the listener's port is known.
             redirect_uri: Url::parse("http://127.0.0.1/").expect("static URL"),
             callback_path: path,
-        };
+        });
         let mut prepared = self
             .prepare_attempt(&mut ctx, cimd_source.as_ref(), false)
             .await;
         if let Err(e) = &prepared
-            && ctx.discovery.cached
+            && ctx.cached
             && registration_endpoint_gone(e)
         {
             // The cached metadata named a registration endpoint that is gone: discover
@@ -215,7 +230,7 @@ impl OAuthService {
                 .await;
         }
         let attempt = match prepared {
-            Ok(a) => a,
+            Ok(a) => Box::new(a),
             Err(e) => {
                 if implicates_metadata(&e) {
                     self.cache.invalidate_issuer(&ctx.discovery.issuer).await;
@@ -253,13 +268,15 @@ impl OAuthService {
 
     async fn run_flow(
         self: Arc<Self>,
-        mut ctx: FlowContext,
-        mut attempt: Attempt,
+        mut ctx: Box<FlowContext>,
+        mut attempt: Box<Attempt>,
         cimd_source: Option<CimdSource>,
         login_id: u64,
         mut control: ControlReceiver,
     ) {
         let name = ctx.target.name.clone();
+        // The login has answered; now the registration it made is saved for later logins.
+        Box::pin(self.save_registration(&name, &mut attempt)).await;
         let deadline = tokio::time::Instant::now() + ctx.options.timeout;
         let mut restarted = false;
         let mut paste_reply: Option<PasteReply> = None;
@@ -274,7 +291,7 @@ impl OAuthService {
                 msg = control.recv() => match msg {
                     Control::Paste(outcome, reply) => {
                         paste_reply = Some(reply);
-                        outcome
+                        *outcome
                     }
                     Control::End(EndReason::Cancelled) => break Err(LoginError::Cancelled),
                     Control::End(EndReason::Superseded) => break Err(LoginError::Superseded),
@@ -296,7 +313,7 @@ impl OAuthService {
                             Refusal::AtTokenEndpoint(e)
                         }
                         Err(LoginError::TokenExchange(e))
-                            if ctx.discovery.cached && token_endpoint_gone(&e) =>
+                            if ctx.cached && token_endpoint_gone(&e) =>
                         {
                             Refusal::StaleMetadata(e)
                         }
@@ -432,10 +449,13 @@ impl OAuthService {
         // the configured URL itself is not.
         let http = self.server_http(target).await;
         let resource_override = target.resource_override.as_deref();
-        let discovery = match refused {
-            None => discover(&http, &target.url, &headers, resource_override, &self.cache).await?,
+        let (discovery, cached) = match refused {
+            None => {
+                discover_shared(&http, &target.url, &headers, resource_override, &self.cache)
+                    .await?
+            }
             Some(probe) => {
-                discover_after_probe(
+                let found = discover_after_probe(
                     &http,
                     &target.url,
                     &headers,
@@ -443,7 +463,9 @@ impl OAuthService {
                     &self.cache,
                     probe,
                 )
-                .await?
+                .await?;
+                let cached = found.cached;
+                (Arc::new(found), cached)
             }
         };
         self.check_preregistered_binding(target, &discovery.metadata.issuer)
@@ -466,6 +488,7 @@ impl OAuthService {
         Ok(Discovered {
             http,
             discovery,
+            cached,
             scopes,
         })
     }

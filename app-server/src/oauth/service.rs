@@ -15,7 +15,7 @@ use super::discovery::DiscoveryCache;
 use super::error::LoginError;
 use super::http::HttpClient;
 use super::live::Live;
-use super::login::{EndReason, PendingLogin};
+use super::login::{EndReason, PendingLogin, RegistrationSaves};
 use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::target::ServerTarget;
 use super::vending::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
@@ -48,6 +48,8 @@ pub struct OAuthService {
     pub(super) cache: DiscoveryCache,
     /// The callback port each server's DCR registration was made for.
     pub(super) ports: StickyPorts,
+    /// New DCR registrations on their way to the store, saved many at a time.
+    pub(super) registration_saves: RegistrationSaves,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
     /// Loads and compare-and-saves of the store, batched (see `credentials/batched.rs`).
@@ -88,6 +90,7 @@ impl OAuthService {
             http,
             cache: DiscoveryCache::new(),
             ports: StickyPorts::default(),
+            registration_saves: RegistrationSaves::default(),
             callbacks,
             queue: StoreQueue::new(store.clone()),
             store,

@@ -1,6 +1,9 @@
 //! Small files of the OAuth engine in the state directory (the discovery cache, the sticky
 //! callback ports): read with a size bound, replaced atomically, mode 0600. They only hold
-//! what can be found again, so a missing, oversized or corrupt file is ignored, never fatal.
+//! what can be found again, so a missing, oversized or corrupt file is ignored, never fatal,
+//! and they are not synced: a crash may lose the last change (found again at the next
+//! login), and a sync would compete for the disk with the credential saves that must be
+//! durable.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -32,8 +35,9 @@ pub(crate) fn read_bounded(path: &Path, max_bytes: u64) -> Option<Vec<u8>> {
     }
 }
 
-/// Replaces `path` with `bytes`: written to a temp file (0600) in the same directory, synced,
-/// then renamed over it, so readers see the old file or the new one, never a part.
+/// Replaces `path` with `bytes`: written to a temp file (0600) in the same directory, then
+/// renamed over it, so readers see the old file or the new one, never a part. Not synced
+/// (see the module's comment).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -56,7 +60,7 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
         }
         let mut file = options.open(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        drop(file);
         std::fs::rename(&temp, path)
     })();
     if written.is_err() {

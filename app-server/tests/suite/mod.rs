@@ -12,6 +12,7 @@ mod interop;
 mod listener_attacks;
 mod live;
 mod login;
+mod registration_saves;
 mod revisions;
 mod rpc;
 mod rpc_limits;

@@ -51,7 +51,27 @@ struct Entry {
     /// 0 in files of earlier builds.
     #[serde(default)]
     stored_at_ms: u64,
-    discovery: Discovery,
+    /// Shared with the logins that use it: 1,000 pending logins to one server hold one
+    /// copy.
+    #[serde(with = "shared")]
+    discovery: Arc<Discovery>,
+}
+
+/// An [`Arc`]'d discovery in the file: the discovery itself.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Discovery;
+
+    pub fn serialize<S: Serializer>(d: &Arc<Discovery>, s: S) -> Result<S::Ok, S::Error> {
+        d.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Discovery>, D::Error> {
+        Discovery::deserialize(d).map(Arc::new)
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -243,6 +263,11 @@ impl DiscoveryCache {
 
     /// The unexpired result for `key`.
     pub async fn get(&self, key: &str) -> Option<Discovery> {
+        self.get_shared(key).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// The unexpired result for `key`, shared with the cache.
+    pub async fn get_shared(&self, key: &str) -> Option<Arc<Discovery>> {
         self.load().await;
         let mut table = self.lock();
         match table.entries.get(key) {
@@ -258,6 +283,17 @@ impl DiscoveryCache {
     /// Keeps `discovery` for `max_age` (the smallest the documents gave), else
     /// [`DEFAULT_TTL`]; a zero age keeps nothing (and drops what was there).
     pub async fn insert(&self, key: &str, discovery: &Discovery, max_age: Option<Duration>) {
+        self.insert_shared(key, Arc::new(discovery.clone()), max_age)
+            .await
+    }
+
+    /// [`DiscoveryCache::insert`] of a result the caller keeps too.
+    pub async fn insert_shared(
+        &self,
+        key: &str,
+        discovery: Arc<Discovery>,
+        max_age: Option<Duration>,
+    ) {
         self.load().await;
         let ttl = max_age.unwrap_or(DEFAULT_TTL).min(MAX_TTL);
         {
@@ -287,7 +323,7 @@ impl DiscoveryCache {
                     Entry {
                         expires_at_ms: now.saturating_add(ttl.as_millis() as u64),
                         stored_at_ms,
-                        discovery: discovery.clone(),
+                        discovery,
                     },
                 );
             }

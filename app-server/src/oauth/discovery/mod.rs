@@ -10,6 +10,7 @@
 //!
 //! One step per file: [`probe`], [`prm`], [`as_metadata`], [`cache`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -223,18 +224,35 @@ pub async fn discover(
     resource_override: Option<&str>,
     cache: &DiscoveryCache,
 ) -> Result<Discovery, DiscoveryError> {
+    let (shared, cached) =
+        discover_shared(http, server_url, extra_headers, resource_override, cache).await?;
+    let mut found = Arc::unwrap_or_clone(shared);
+    found.cached = cached;
+    Ok(found)
+}
+
+/// [`discover`], the result shared with the cache (its `cached` flag is not set; the
+/// `bool` says whether the cache answered). A discovery of the same server under way (a
+/// pre-warm, another login) is waited for, not repeated.
+pub async fn discover_shared(
+    http: &HttpClient,
+    server_url: &Url,
+    extra_headers: &HeaderMap,
+    resource_override: Option<&str>,
+    cache: &DiscoveryCache,
+) -> Result<(Arc<Discovery>, bool), DiscoveryError> {
     let key = DiscoveryCache::key(server_url, extra_headers, resource_override);
     let _gate = cache.gate(&key).await;
-    if let Some(mut known) = cache.get(&key).await {
+    if let Some(known) = cache.get_shared(&key).await {
         check_endpoints(http, &known.metadata).await?;
-        known.cached = true;
         tracing::debug!(server = %server_url, "discovery answered from the cache");
-        return Ok(known);
+        return Ok((known, true));
     }
     let (found, max_age) =
         discover_uncached(http, server_url, extra_headers, resource_override).await?;
-    cache.insert(&key, &found, max_age).await;
-    Ok(found)
+    let found = Arc::new(found);
+    cache.insert_shared(&key, found.clone(), max_age).await;
+    Ok((found, false))
 }
 
 /// Discovery without the cache: the probe and the first well-known PRM location

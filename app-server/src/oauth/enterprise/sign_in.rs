@@ -131,7 +131,7 @@ impl OAuthService {
                 msg = control_rx.recv() => match msg {
                     Control::Paste(outcome, reply) => {
                         paste_reply = Some(reply);
-                        Ok(outcome)
+                        Ok(*outcome)
                     }
                     Control::End(EndReason::Cancelled) => Err(LoginError::Cancelled),
                     Control::End(EndReason::Superseded) => Err(LoginError::Superseded),

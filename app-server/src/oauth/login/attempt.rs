@@ -10,7 +10,7 @@ use crate::oauth::callback::{
     CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
-use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover};
+use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
 use crate::oauth::error::LoginError;
 use crate::oauth::http::header_map;
 use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
@@ -106,6 +106,7 @@ impl OAuthService {
                 cimd_refused,
             )?,
         };
+        let mut unsaved = None;
         let (registration, reused) = match choice {
             RegistrationChoice::Ready(r) => (r, false),
             RegistrationChoice::Dcr {
@@ -144,9 +145,8 @@ impl OAuthService {
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
                         };
-                        self.queue
-                            .write(move |s| s.save_registration(&stored))
-                            .await?;
+                        // Saved by the flow once the login has answered (login/saves.rs).
+                        unsaved = Some(Box::new(stored));
                         (reg, false)
                     }
                 }
@@ -159,7 +159,19 @@ impl OAuthService {
             issuer,
             callback,
             reused_registration: reused,
+            unsaved,
         })
+    }
+
+    /// Saves the registration `attempt` made, if any (together with the other logins'
+    /// saves queued meanwhile). A failure is logged: the next login registers again.
+    pub(super) async fn save_registration(&self, name: &str, attempt: &mut Attempt) {
+        let Some(reg) = attempt.unsaved.take() else {
+            return;
+        };
+        if let Err(e) = self.registration_saves.save(&self.queue, *reg).await {
+            tracing::warn!(server = %name, error = %e, "the new client registration was not saved; the next login registers again");
+        }
     }
 
     /// A server without a configured port or callback URL listens on the port its DCR
@@ -212,7 +224,7 @@ impl OAuthService {
                 resource_override,
             ))
             .await;
-        let fresh = discover(
+        let (fresh, cached) = discover_shared(
             &ctx.http,
             &ctx.target.url,
             &headers,
@@ -223,6 +235,7 @@ impl OAuthService {
         self.check_preregistered_binding(&ctx.target, &fresh.metadata.issuer)
             .await?;
         ctx.discovery = fresh;
+        ctx.cached = cached;
         Ok(())
     }
 
@@ -264,6 +277,7 @@ impl OAuthService {
             .prepare_attempt(ctx, cimd_source, !stale_metadata)
             .await?;
         *attempt = fresh;
+        self.save_registration(&ctx.target.name, attempt).await;
         let url = self.authorization_url(ctx, attempt);
         if let Some(p) = self
             .lock_logins()

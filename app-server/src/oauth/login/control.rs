@@ -24,21 +24,23 @@ pub(in crate::oauth) type PasteReply = oneshot::Sender<Result<(), String>>;
 
 /// What the waiting task receives.
 pub(in crate::oauth) enum Control {
-    Paste(CallbackOutcome, PasteReply),
+    /// Boxed: a channel allocates its first block of slots with it, so a small message
+    /// keeps each pending login's channel small.
+    Paste(Box<CallbackOutcome>, PasteReply),
     End(EndReason),
 }
 
 /// Held by the pending login's record; see [`channel`].
 pub(in crate::oauth) struct ControlSender {
     end: Mutex<Option<oneshot::Sender<EndReason>>>,
-    paste: mpsc::Sender<(CallbackOutcome, PasteReply)>,
+    paste: mpsc::Sender<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// Held by the task that waits for the browser.
 pub(in crate::oauth) struct ControlReceiver {
     /// `None` once the end was received.
     end: Option<oneshot::Receiver<EndReason>>,
-    paste: mpsc::Receiver<(CallbackOutcome, PasteReply)>,
+    paste: mpsc::Receiver<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// A new control channel for one login.
@@ -72,7 +74,10 @@ impl ControlSender {
         outcome: CallbackOutcome,
         reply: PasteReply,
     ) -> Result<(), ()> {
-        self.paste.send((outcome, reply)).await.map_err(|_| ())
+        self.paste
+            .send((Box::new(outcome), reply))
+            .await
+            .map_err(|_| ())
     }
 }
 
@@ -112,7 +117,7 @@ mod tests {
     }
 
     fn is_code(control: &Control, n: usize) -> bool {
-        matches!(control, Control::Paste(CallbackOutcome::Code { code }, _) if *code == format!("code-{n}"))
+        matches!(control, Control::Paste(outcome, _) if matches!(&**outcome, CallbackOutcome::Code { code } if *code == format!("code-{n}")))
     }
 
     #[tokio::test]

@@ -140,7 +140,7 @@ fn merges_stay_bounded() {
         let entry = Entry {
             expires_at_ms: now + 1000 + i,
             stored_at_ms: now,
-            discovery: discovery("https://as.example"),
+            discovery: Arc::new(discovery("https://as.example")),
         };
         other.entries.insert(format!("k{i}"), entry);
         other.removed.insert(format!("gone{i}"), now - i);

@@ -235,10 +235,10 @@ async fn windowed(servers: usize) {
         &format!("token, {WINDOW} pipelined at a time, {servers} stored server(s)"),
         format!("{:.0} req/s", BURST as f64 / secs),
         &format!(
-            "real binary over pipes, {BURST} requests; latency p50 {:.0?}, p99 {:.0?}, max {:.0?}",
-            latencies[BURST / 2],
-            latencies[BURST * 99 / 100],
-            latencies[BURST - 1]
+            "real binary over pipes, {BURST} requests; latency p50 {} us, p99 {} us, max {} us",
+            latencies[BURST / 2].as_micros(),
+            latencies[BURST * 99 / 100].as_micros(),
+            latencies[BURST - 1].as_micros()
         ),
     );
 }

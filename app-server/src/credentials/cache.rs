@@ -179,6 +179,10 @@ impl CredentialStore for Pinned<'_> {
         Ok(self.doc.credentials.values().cloned().collect())
     }
 
+    fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
+        Ok(super::StoredSet::shared(Arc::clone(&self.doc)))
+    }
+
     fn load_registration(
         &self,
         issuer: &str,
@@ -294,6 +298,10 @@ impl CredentialStore for CachedFileStore {
     fn pinned(&self) -> Option<Box<dyn CredentialStore + '_>> {
         let doc = self.current().ok()?;
         Some(Box::new(Pinned { store: self, doc }))
+    }
+
+    fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
+        Ok(super::StoredSet::shared(self.current()?))
     }
 }
 

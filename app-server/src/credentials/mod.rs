@@ -153,6 +153,48 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     fn pinned(&self) -> Option<Box<dyn CredentialStore + '_>> {
         None
     }
+
+    /// Every stored entry at one moment, for lookups by key. The file store shares its
+    /// in-memory copy (no copy of the entries); other stores build it from [`Self::list`].
+    fn stored_set(&self) -> Result<StoredSet, StoreError> {
+        Ok(StoredSet::from_list(self.list()?))
+    }
+}
+
+/// Every stored entry at one moment ([`CredentialStore::stored_set`]); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StoredSet {
+    doc: Arc<document::Document>,
+}
+
+impl StoredSet {
+    pub(crate) fn shared(doc: Arc<document::Document>) -> StoredSet {
+        StoredSet { doc }
+    }
+
+    pub fn from_list(list: Vec<StoredCredentials>) -> StoredSet {
+        let doc = document::Document {
+            credentials: list
+                .into_iter()
+                .map(|c| (c.key().storage_key(), c))
+                .collect(),
+            ..Default::default()
+        };
+        StoredSet { doc: Arc::new(doc) }
+    }
+
+    /// The entry for `key` (as [`CredentialStore::load`] finds it).
+    pub fn get(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
+        self.doc.credentials_for(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.doc.credentials.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.doc.credentials.is_empty()
+    }
 }
 
 /// Opens the store `mode` asks for. `keyring` fails with [`StoreError::KeyringUnavailable`]

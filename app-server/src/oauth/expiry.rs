@@ -16,10 +16,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::error::LoginError;
-use super::live::{IN_USE_WINDOW, InUse};
+use super::live::{IN_USE_WINDOW, InUse, Live};
 use super::service::{OAuthEvent, OAuthService};
 use super::status::StatusInfo;
-use crate::credentials::{CredentialKey, StoredCredentials, unix_now};
+use crate::credentials::{CredentialKey, StoredCredentials, StoredSet, unix_now};
 
 /// A token in use is refreshed this long before it expires, or at half its lifetime when
 /// that is sooner. Longer than the default `minValiditySecs` (60 s), so that token requests
@@ -53,30 +53,48 @@ struct Scheduler {
 
 type Finished = (String, Result<StoredCredentials, Arc<LoginError>>);
 
-/// Runs until `stop` or until the service is gone.
+/// What the scheduler does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Read every stored entry, announce, plan every server in use.
+    Whole,
+    /// Plan only the servers that came into use since the last round.
+    Added,
+}
+
+/// Runs until `stop` or until the service is gone. `wake` asks for a whole round,
+/// `wake_added` for a round that plans only the servers newly in use.
 pub(super) async fn run(
     service: Weak<OAuthService>,
     wake: Arc<Notify>,
+    wake_added: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut scheduler = Scheduler::default();
     let mut refreshes: JoinSet<Finished> = JoinSet::new();
+    let mut round = Round::Whole;
+    let mut next = Instant::now();
     loop {
         let Some(strong) = service.upgrade() else {
             break;
         };
-        let next = strong.live_round(&mut scheduler, &mut refreshes).await;
+        next = match round {
+            Round::Whole => strong.live_round(&mut scheduler, &mut refreshes).await,
+            Round::Added => next.min(strong.added_round(&mut scheduler, &mut refreshes).await),
+        };
         drop(strong);
-        tokio::select! {
+        round = tokio::select! {
             _ = stop.wait_for(|stop| *stop) => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep_until(next) => {}
+            _ = wake.notified() => Round::Whole,
+            _ = wake_added.notified() => Round::Added,
+            _ = tokio::time::sleep_until(next) => Round::Whole,
             Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
                 if let Ok((name, result)) = done {
                     scheduler.finished(&name, &result, Instant::now());
                 }
+                Round::Whole
             }
-        }
+        };
     }
     refreshes.abort_all();
 }
@@ -114,13 +132,16 @@ impl Scheduler {
 }
 
 impl OAuthService {
-    /// One round: read the store, announce what changed, start the refreshes that are due,
-    /// and answer when the next round is needed.
+    /// One whole round: read the store, announce what changed, start the refreshes that
+    /// are due, and answer when the next round is needed.
     async fn live_round(
         self: &Arc<Self>,
         scheduler: &mut Scheduler,
         refreshes: &mut JoinSet<Finished>,
     ) -> Instant {
+        Live::count(&self.live.full_rounds);
+        // Every server in use is planned below, those new in use included.
+        self.live.take_added();
         let configured = self.live.configured();
         let Some(stored) = self.rescan(&configured).await else {
             // The store cannot be read (the error was logged): the watcher wakes the
@@ -132,7 +153,7 @@ impl OAuthService {
 
         // Tokens without a refresh token turn `expired` when they run out.
         for (_, key) in &configured {
-            if let Some(creds) = stored.get(&key.storage_key())
+            if let Some(creds) = stored.get(key)
                 && let Some(at) = expiry_moment(creds)
             {
                 next = next.min(instant_at(at, now, unix_ms));
@@ -140,66 +161,109 @@ impl OAuthService {
         }
 
         let in_use = self.live.in_use(now);
+        let names: HashSet<&str> = in_use.iter().map(|u| u.target.name.as_str()).collect();
         scheduler
             .holds
-            .retain(|name, _| in_use.iter().any(|u| &u.target.name == name));
+            .retain(|name, _| names.contains(name.as_str()));
         let mut planned = HashMap::new();
-        for InUse { target, last } in in_use {
-            next = next.min(last + IN_USE_WINDOW);
-            let configured_key = configured
-                .iter()
-                .any(|(n, k)| *n == target.name && *k == target.key());
-            let Some(creds) = stored
-                .get(&target.key().storage_key())
-                .filter(|_| configured_key)
-            else {
-                continue;
-            };
-            let Some(due_unix) = refresh_due(creds) else {
-                continue;
-            };
-            let mut due = instant_at(due_unix, now, unix_ms);
-            let mut planned_unix = due_unix.max(unix_ms.div_euclid(1000));
-            if let Some(hold) = scheduler.holds.get(&target.name)
-                && hold.until > due
-            {
-                due = hold.until;
-                planned_unix = unix_ms.div_euclid(1000) + secs_until(due, now);
-            }
-            planned.insert(target.name.clone(), planned_unix);
-            if scheduler.running.contains(&target.name) {
-                continue;
-            }
-            if due <= now {
-                scheduler.running.insert(target.name.clone());
-                let min_validity = refresh_lead(creds) as u32 + 1;
-                let service = self.clone();
-                refreshes.spawn(async move {
-                    let result = service.token(&target, min_validity).await;
-                    (target.name, result)
-                });
-            } else {
-                next = next.min(due);
+        for u in in_use {
+            let (at, planned_unix) = self.plan(scheduler, refreshes, u, &stored, now, unix_ms);
+            next = next.min(at);
+            if let Some((name, unix)) = planned_unix {
+                planned.insert(name, unix);
             }
         }
         self.live.set_planned(planned);
         next
     }
 
+    /// Plans the servers that came into use since the last round, from one look at the
+    /// store (shared, not copied); answers the earliest moment one of them needs a round.
+    async fn added_round(
+        self: &Arc<Self>,
+        scheduler: &mut Scheduler,
+        refreshes: &mut JoinSet<Finished>,
+    ) -> Instant {
+        let added = self.live.take_added();
+        let now = Instant::now();
+        let mut next = now + IDLE_ROUND;
+        if added.is_empty() {
+            return next;
+        }
+        Live::count(&self.live.added_rounds);
+        let stored = match self.stored_set().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the credential store to plan refreshes");
+                return now + UNREADABLE_ROUND;
+            }
+        };
+        let (now, unix_ms) = (Instant::now(), unix_millis());
+        for u in self.live.in_use_of(&added) {
+            let name = u.target.name.clone();
+            let (at, planned_unix) = self.plan(scheduler, refreshes, u, &stored, now, unix_ms);
+            next = next.min(at);
+            self.live.plan(&name, planned_unix.map(|(_, unix)| unix));
+        }
+        next
+    }
+
+    /// Plans one server in use: starts its background refresh when due. Answers when it
+    /// next needs a round, and its planned refresh (name, unix seconds), if any.
+    fn plan(
+        self: &Arc<Self>,
+        scheduler: &mut Scheduler,
+        refreshes: &mut JoinSet<Finished>,
+        InUse { target, last }: InUse,
+        stored: &StoredSet,
+        now: Instant,
+        unix_ms: i64,
+    ) -> (Instant, Option<(String, i64)>) {
+        let mut next = last + IN_USE_WINDOW;
+        let key = target.key();
+        let Some(creds) = stored
+            .get(&key)
+            .filter(|_| self.live.is_configured(&target.name, &key))
+        else {
+            return (next, None);
+        };
+        let Some(due_unix) = refresh_due(creds) else {
+            return (next, None);
+        };
+        let mut due = instant_at(due_unix, now, unix_ms);
+        let mut planned_unix = due_unix.max(unix_ms.div_euclid(1000));
+        if let Some(hold) = scheduler.holds.get(&target.name)
+            && hold.until > due
+        {
+            due = hold.until;
+            planned_unix = unix_ms.div_euclid(1000) + secs_until(due, now);
+        }
+        let planned = Some((target.name.clone(), planned_unix));
+        if scheduler.running.contains(&target.name) {
+            return (next, planned);
+        }
+        if due <= now {
+            scheduler.running.insert(target.name.clone());
+            let min_validity = refresh_lead(creds) as u32 + 1;
+            let service = self.clone();
+            refreshes.spawn(async move {
+                let result = service.token(&target, min_validity).await;
+                (target.name.clone(), result)
+            });
+        } else {
+            next = next.min(due);
+        }
+        (next, planned)
+    }
+
     /// Reads the store and announces every configured server whose status differs from the
     /// one last announced. Servers seen for the first time (at start, after a reload) are
     /// recorded without an announcement. `None` when the store cannot be read.
-    async fn rescan(
-        &self,
-        configured: &[(String, CredentialKey)],
-    ) -> Option<HashMap<String, StoredCredentials>> {
+    async fn rescan(&self, configured: &[(String, CredentialKey)]) -> Option<StoredSet> {
         for attempt in 1..=RESCAN_ATTEMPTS {
             let epoch = self.live.announced().epoch;
-            let stored: HashMap<String, StoredCredentials> = match self.store_list().await {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|c| (c.key().storage_key(), c))
-                    .collect(),
+            let stored = match self.stored_set().await {
+                Ok(stored) => stored,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the credential store to follow its changes");
                     return None;
@@ -218,8 +282,7 @@ impl OAuthService {
                 }
                 let mut seen = HashMap::with_capacity(configured.len());
                 for (name, key) in configured {
-                    let status =
-                        StatusInfo::from_credentials(stored.get(&key.storage_key())).status;
+                    let status = StatusInfo::from_credentials(stored.get(key)).status;
                     match announced.status.get(name) {
                         Some(old) if *old != status => changes.push((name.clone(), status)),
                         _ => {}
@@ -416,6 +479,90 @@ mod tests {
             .await
             .expect("shutdown is bounded");
         assert_eq!(Arc::strong_count(&service.live.wake), 1);
+    }
+
+    /// Waits (bounded) until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..2000 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting until {what}");
+    }
+
+    #[tokio::test]
+    async fn servers_coming_into_use_are_planned_without_a_whole_round_each() {
+        const SERVERS: usize = 40;
+        let dir = tempfile::tempdir().unwrap();
+        let (service, _) = service(dir.path());
+        let mut text = String::new();
+        for i in 0..SERVERS {
+            text.push_str(&format!(
+                "[mcp_servers.s{i:02}]\nurl = \"https://s{i}.example/mcp\"\n"
+            ));
+        }
+        let config = crate::config::parse(&text, std::path::Path::new("config.toml")).unwrap();
+        let targets: Vec<Arc<crate::oauth::ServerTarget>> = config
+            .servers
+            .values()
+            .map(|s| {
+                let http = s.http().unwrap();
+                Arc::new(crate::oauth::ServerTarget::from_config(
+                    &s.name, http, &config, None,
+                ))
+            })
+            .collect();
+        for t in &targets {
+            let mut c = creds(Some(3600), 3600, true);
+            (c.server_name, c.server_url) = (t.name.clone(), t.url.to_string());
+            service.store().save(&c).unwrap();
+        }
+        service.set_servers(crate::oauth::configured_servers(&config));
+        service.start_live(None);
+        let live = &service.live;
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        // The first round, and the one `set_servers` asked for before the scheduler ran.
+        until("the first rounds ran", || count(&live.full_rounds) >= 2).await;
+        let whole = count(&live.full_rounds);
+
+        // Each server asked for in turn is planned by a round of its own, which reads no
+        // other server's entry: the whole rounds do not grow with the servers in use.
+        for t in &targets {
+            service.token_used(t);
+            until("the server is planned", || {
+                service.live_status(&t.name).1.is_some()
+            })
+            .await;
+        }
+        assert_eq!(count(&live.full_rounds), whole);
+        let added = count(&live.added_rounds);
+        assert!((1..=SERVERS as u64).contains(&added), "{added}");
+        let due = service.live_status("s07").1.unwrap();
+        assert!(
+            (unix_now() + 3600 - 91..=unix_now() + 3600).contains(&due),
+            "{due}"
+        );
+
+        // Asked for again: nothing for the scheduler to do, nothing queued for it.
+        for t in &targets {
+            service.token_used(t);
+        }
+        assert!(live.take_added().is_empty());
+
+        // A store change is still a whole round, which keeps every plan.
+        live.wake.notify_one();
+        until("a whole round ran", || count(&live.full_rounds) > whole).await;
+        until("every server is still planned", || {
+            targets
+                .iter()
+                .all(|t| service.live_status(&t.name).1.is_some())
+        })
+        .await;
+        tokio::time::timeout(Duration::from_secs(20), service.shutdown())
+            .await
+            .expect("shutdown is bounded");
     }
 
     #[test]

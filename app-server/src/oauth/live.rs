@@ -6,8 +6,9 @@
 //! processes' writes is [`super::store_watch`]. This file holds the state they share with
 //! the request path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -33,12 +34,23 @@ pub(super) struct Live {
     announced: Mutex<Announced>,
     /// The configured HTTP servers and the credential key of each (config order).
     configured: Mutex<Vec<(String, CredentialKey)>>,
+    /// The same, by name.
+    configured_keys: Mutex<HashMap<String, CredentialKey>>,
     /// Servers whose token a frontend asked for, by name, and when it last did.
     in_use: Mutex<HashMap<String, InUse>>,
+    /// Servers that came into use since the scheduler last looked (at most one entry per
+    /// server in use): it plans just these, without a look at every stored entry.
+    added: Mutex<HashSet<String>>,
     /// The next background refresh planned per server, unix seconds.
     planned: Mutex<HashMap<String, i64>>,
-    /// Wakes the scheduler: the store changed, the config changed, a server came into use.
+    /// Wakes the scheduler for a whole round: the store changed, the config changed.
     pub(super) wake: Arc<Notify>,
+    /// Wakes the scheduler for the servers in [`Live::added`] only.
+    pub(super) wake_added: Arc<Notify>,
+    /// Whole rounds run so far (each reads every stored entry).
+    pub(super) full_rounds: AtomicU64,
+    /// Rounds that planned only servers newly in use.
+    pub(super) added_rounds: AtomicU64,
     stop: Mutex<Option<watch::Sender<bool>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -53,7 +65,7 @@ pub(super) struct Announced {
 
 #[derive(Clone)]
 pub(super) struct InUse {
-    pub target: ServerTarget,
+    pub target: Arc<ServerTarget>,
     pub last: Instant,
 }
 
@@ -70,6 +82,11 @@ impl Live {
         lock(&self.configured).clone()
     }
 
+    /// Whether `name` is configured with the credential key `key`.
+    pub(super) fn is_configured(&self, name: &str, key: &CredentialKey) -> bool {
+        lock(&self.configured_keys).get(name) == Some(key)
+    }
+
     /// The servers in use now; those idle past [`IN_USE_WINDOW`] are dropped.
     pub(super) fn in_use(&self, now: Instant) -> Vec<InUse> {
         let mut in_use = lock(&self.in_use);
@@ -77,8 +94,34 @@ impl Live {
         in_use.values().cloned().collect()
     }
 
+    /// The servers among `names` still in use now.
+    pub(super) fn in_use_of(&self, names: &HashSet<String>) -> Vec<InUse> {
+        let in_use = lock(&self.in_use);
+        names
+            .iter()
+            .filter_map(|n| in_use.get(n).cloned())
+            .collect()
+    }
+
+    /// The servers that came into use since the last call (or the last whole round).
+    pub(super) fn take_added(&self) -> HashSet<String> {
+        std::mem::take(&mut *lock(&self.added))
+    }
+
     pub(super) fn set_planned(&self, planned: HashMap<String, i64>) {
         *lock(&self.planned) = planned;
+    }
+
+    pub(super) fn plan(&self, name: &str, at: Option<i64>) {
+        let mut planned = lock(&self.planned);
+        match at {
+            Some(at) => planned.insert(name.to_string(), at),
+            None => planned.remove(name),
+        };
+    }
+
+    pub(super) fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn stop_receiver(&self) -> Option<watch::Receiver<bool>> {
@@ -110,6 +153,7 @@ impl OAuthService {
         let scheduler = tokio::spawn(super::expiry::run(
             Arc::downgrade(self),
             self.live.wake.clone(),
+            self.live.wake_added.clone(),
             stop.clone(),
         ));
         self.live.add_task(scheduler);
@@ -136,22 +180,25 @@ impl OAuthService {
     /// The configured HTTP servers (at start and after every reload): statuses are tracked
     /// and announced for these only, and servers no longer configured stop being refreshed.
     pub fn set_servers(&self, servers: Vec<(String, CredentialKey)>) {
-        lock(&self.live.in_use).retain(|name, u| {
-            servers
-                .iter()
-                .any(|(n, key)| n == name && *key == u.target.key())
-        });
+        let by_name: HashMap<&str, &CredentialKey> =
+            servers.iter().map(|(n, k)| (n.as_str(), k)).collect();
+        lock(&self.live.in_use)
+            .retain(|name, u| by_name.get(name.as_str()) == Some(&&u.target.key()));
+        let keys = servers.iter().cloned().collect();
+        drop(by_name);
+        *lock(&self.live.configured_keys) = keys;
         *lock(&self.live.configured) = servers;
         self.live.wake.notify_one();
     }
 
     /// A frontend asked for this server's token: keep it refreshed in the background for the
-    /// next [`IN_USE_WINDOW`].
-    pub fn token_used(&self, target: &ServerTarget) {
+    /// next [`IN_USE_WINDOW`]. A server asked for again costs one map lookup (the target
+    /// resolved for this configuration is the same `Arc`); a server new in use wakes the
+    /// scheduler to plan that server alone.
+    pub fn token_used(&self, target: &Arc<ServerTarget>) {
         let mut in_use = lock(&self.live.in_use);
-        // The common case, a server asked for again: no copy of its target.
         if let Some(u) = in_use.get_mut(&target.name)
-            && u.target == *target
+            && (Arc::ptr_eq(&u.target, target) || u.target == *target)
         {
             u.last = Instant::now();
             return;
@@ -168,7 +215,8 @@ impl OAuthService {
         );
         drop(in_use);
         if new {
-            self.live.wake.notify_one();
+            lock(&self.live.added).insert(target.name.clone());
+            self.live.wake_added.notify_one();
         }
     }
 

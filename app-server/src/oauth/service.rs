@@ -167,6 +167,12 @@ impl OAuthService {
         self.queue.read(|s| s.list()).await
     }
 
+    /// Every stored entry, shared with the store's copy where it keeps one (the scheduler's
+    /// rounds: no copy of every entry per round).
+    pub(super) async fn stored_set(&self) -> Result<crate::credentials::StoredSet, StoreError> {
+        self.queue.read(|s| s.stored_set()).await
+    }
+
     pub async fn store_load(
         &self,
         key: CredentialKey,

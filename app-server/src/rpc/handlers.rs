@@ -148,7 +148,7 @@ pub(crate) async fn token(
     state: &ServerState,
     p: OauthTokenParams,
 ) -> Result<Answer, RequestError> {
-    let target = resolve(state, &p.name)?;
+    let target = resolve_shared(state, &p.name)?;
     state.oauth.token_used(&target);
     let creds = state
         .oauth
@@ -168,7 +168,7 @@ async fn dpop_proof(
     state: &ServerState,
     p: OauthDpopProofParams,
 ) -> Result<OauthDpopProofResponse, RequestError> {
-    let target = resolve(state, &p.name)?;
+    let target = resolve_shared(state, &p.name)?;
     resource_proof(
         state,
         &target,
@@ -182,7 +182,7 @@ async fn dpop_proof(
 
 async fn resource_proof(
     state: &ServerState,
-    target: &ServerTarget,
+    target: &Arc<ServerTarget>,
     method: &str,
     url: &str,
     nonce: Option<&str>,
@@ -245,7 +245,7 @@ async fn challenge(
             .ok_or_else(|| missing("dpopNonce"))?;
         let method = p.method.as_deref().ok_or_else(|| missing("method"))?;
         let url = p.url.as_deref().ok_or_else(|| missing("url"))?;
-        let target = resolve(state, &p.name)?;
+        let target = resolve_shared(state, &p.name)?;
         let proof =
             resource_proof(state, &target, method, url, Some(nonce), p.body.as_deref()).await?;
         return Ok(OauthChallengeResponse::DpopProof(proof));
@@ -277,6 +277,15 @@ async fn challenge(
 }
 
 const MAX_LOGIN_TIMEOUT_SECS: u32 = 3600;
+
+/// [`resolve`], answered from the targets resolved once per configuration when it can be
+/// (the hot path of token requests: no copy of the target, no scan of the configuration).
+fn resolve_shared(state: &ServerState, name: &str) -> Result<Arc<ServerTarget>, RequestError> {
+    match state.target(name) {
+        Some(target) => Ok(target),
+        None => resolve(state, name).map(Arc::new),
+    }
+}
 
 /// Resolves a configured HTTP server for OAuth.
 fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError> {

@@ -19,7 +19,7 @@ use crate::credentials::{FileStore, StoreError, open_store};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::{OAuthEvent, OAuthService, configured_servers};
+use crate::oauth::{OAuthEvent, OAuthService, ServerTarget, configured_servers};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].
@@ -58,6 +58,40 @@ pub(crate) struct ServerState {
 struct ConfigSlot {
     config: Arc<Config>,
     startup_error: Option<ConfigError>,
+    /// The configured HTTP servers resolved for OAuth, once per configuration (a reload
+    /// replaces them), by name: a token request neither scans nor rebuilds them. Servers
+    /// whose client secret is read from the environment are left out and resolved per
+    /// request, so the secret is the one set when it is used.
+    targets: Arc<HashMap<String, Arc<ServerTarget>>>,
+}
+
+impl ConfigSlot {
+    fn new(config: Arc<Config>, startup_error: Option<ConfigError>) -> ConfigSlot {
+        let targets = Arc::new(resolved_targets(&config));
+        ConfigSlot {
+            config,
+            startup_error,
+            targets,
+        }
+    }
+}
+
+/// The targets of `config` that depend on nothing but the configuration.
+fn resolved_targets(config: &Config) -> HashMap<String, Arc<ServerTarget>> {
+    config
+        .servers
+        .values()
+        .filter_map(|s| {
+            let http = s.http()?;
+            let reads_env = http.oauth.client_secret_env_var.is_some() && !http.grant.is_machine();
+            (!reads_env).then(|| {
+                (
+                    s.name.clone(),
+                    Arc::new(ServerTarget::from_config(&s.name, http, config, None)),
+                )
+            })
+        })
+        .collect()
 }
 
 impl AppServer {
@@ -88,10 +122,7 @@ impl AppServer {
                 oauth: OAuthService::new(http, CallbackServer::new(), store, events),
                 home: options.home,
                 max_message_bytes: options.max_message_bytes,
-                config: RwLock::new(ConfigSlot {
-                    config,
-                    startup_error,
-                }),
+                config: RwLock::new(ConfigSlot::new(config, startup_error)),
                 connections: Connections::default(),
                 shutdown,
             }
@@ -160,6 +191,17 @@ impl ServerState {
         }
     }
 
+    /// The configured HTTP server `name` as resolved for this configuration; `None` when it
+    /// is not configured, not an HTTP server, reads its secret from the environment, or the
+    /// configuration could not be loaded (the caller resolves it and reports why).
+    pub fn target(&self, name: &str) -> Option<Arc<ServerTarget>> {
+        let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
+        if slot.startup_error.is_some() {
+            return None;
+        }
+        slot.targets.get(name).cloned()
+    }
+
     /// Discovers the configured HTTP servers in the background unless
     /// `mcp_oauth_prewarm = false`.
     fn prewarm(&self, config: &Config) {
@@ -180,10 +222,8 @@ impl ServerState {
     /// Re-reads config.toml; on error the configuration in force stays.
     pub fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
         let fresh = Arc::new(config::load(&self.home.config_file())?);
-        let mut slot = self.config.write().unwrap_or_else(|e| e.into_inner());
-        slot.config = fresh.clone();
-        slot.startup_error = None;
-        drop(slot);
+        let fresh_slot = ConfigSlot::new(fresh.clone(), None);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh_slot;
         self.oauth.set_servers(configured_servers(&fresh));
         self.prewarm(&fresh);
         Ok(fresh)
@@ -328,5 +368,55 @@ fn notification_for(event: OAuthEvent) -> ServerNotification {
                 auth_status: status,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(home: &std::path::Path, config: &str) -> AppServer {
+        std::fs::write(home.join("config.toml"), config).unwrap();
+        AppServer::new(ServerOptions::new(Home::at(home))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn targets_are_resolved_once_per_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = "mcp_oauth_prewarm = false\nmcp_oauth_credentials_store = \"file\"\n\
+            [mcp_servers.a]\nurl = \"https://a.example/mcp\"\n\
+            [mcp_servers.local]\ncommand = \"true\"\n\
+            [mcp_servers.env]\nurl = \"https://env.example/mcp\"\n\
+            [mcp_servers.env.oauth]\nclient_id = \"c\"\nclient_secret_env_var = \"MCP_TEST_UNSET_SECRET\"\n";
+        let app = server(dir.path(), config);
+        let state = &app.state;
+        let a = state.target("a").expect("an HTTP server is resolved");
+        assert_eq!(a.name, "a");
+        assert_eq!(a.url.as_str(), "https://a.example/mcp");
+        // The same target every time: no copy, no lookup in the configuration.
+        assert!(Arc::ptr_eq(&a, &state.target("a").unwrap()));
+        // Not resolved ahead: unknown, stdio, and a secret read from the environment at use.
+        assert!(state.target("missing").is_none());
+        assert!(state.target("local").is_none());
+        assert!(state.target("env").is_none());
+
+        // A reload resolves the servers of the new configuration.
+        std::fs::write(
+            dir.path().join("config.toml"),
+            config.replace("https://a.example/mcp", "https://a.example/v2/mcp"),
+        )
+        .unwrap();
+        state.reload_config().unwrap();
+        let moved = state.target("a").unwrap();
+        assert_eq!(moved.url.as_str(), "https://a.example/v2/mcp");
+        assert!(!Arc::ptr_eq(&a, &moved));
+    }
+
+    #[tokio::test]
+    async fn no_target_while_the_configuration_is_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = server(dir.path(), "mcp_servers = 3\n");
+        assert!(app.state.config().is_err());
+        assert!(app.state.target("a").is_none());
     }
 }

@@ -206,6 +206,7 @@ impl HttpClient {
     /// The production client (honours the system proxy settings). Its policy is
     /// [`NetPolicy::Unrestricted`]: it is for the destinations the user chose.
     pub fn new() -> Result<Self, HttpError> {
+        preload_system_roots();
         Self::build(true, Arc::new(SystemResolver))
     }
 
@@ -309,6 +310,10 @@ impl HttpClient {
             });
         if !self.shared.system_proxy {
             builder = builder.no_proxy();
+        }
+        #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+        {
+            builder = builder.tls_certs_only(system_roots()?.iter().cloned());
         }
         builder
             .build()
@@ -621,6 +626,56 @@ fn map_send_error(url: &Url, error: &reqwest::Error) -> HttpError {
 
 /// The causes of a reqwest error on one line. reqwest's own message embeds the URL, which
 /// our variants already carry, so only the kind and the underlying causes are kept.
+/// Starts reading the system's root certificates on a blocking thread, so that the first
+/// request (a login's probe) does not wait for them. Outside a runtime it does nothing; the
+/// first client build reads them then.
+fn preload_system_roots() {
+    #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(|| {
+            let _ = system_roots();
+        });
+    }
+}
+
+/// The system's root certificates, read and checked once for the whole process: every
+/// reqwest client would otherwise read the system's certificate files and parse them again
+/// (5-10 ms a client on the project's machine, two clients in a cold login). On these
+/// systems that is exactly what the platform verifier trusts (WebPKI over the same roots);
+/// macOS, Windows and Android keep their platform verifier. Called on a blocking thread.
+#[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+fn system_roots() -> Result<&'static [reqwest::Certificate], HttpError> {
+    use std::sync::OnceLock;
+    static ROOTS: OnceLock<Result<Vec<reqwest::Certificate>, String>> = OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        let loaded = rustls_native_certs::load_native_certs();
+        for e in &loaded.errors {
+            tracing::debug!(error = %e, "a system root certificate could not be read");
+        }
+        let mut check = rustls::RootCertStore::empty();
+        let roots: Vec<reqwest::Certificate> = loaded
+            .certs
+            .into_iter()
+            // One that rustls cannot use would fail every client build; it is skipped.
+            .filter(|der| check.add(der.clone()).is_ok())
+            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
+            .collect();
+        if roots.is_empty() {
+            return Err(
+                "no CA certificates were found on this system; install the system's CA \
+                 bundle (ca-certificates) or point SSL_CERT_FILE at one"
+                    .to_string(),
+            );
+        }
+        tracing::debug!(count = roots.len(), "system root certificates loaded");
+        Ok(roots)
+    });
+    match roots {
+        Ok(roots) => Ok(roots),
+        Err(e) => Err(HttpError::Setup(e.clone())),
+    }
+}
+
 fn error_chain(error: &reqwest::Error) -> String {
     let mut text = String::from(if error.is_connect() {
         "connection failed"

@@ -23,7 +23,6 @@ use super::grants::token_exchange::{Exchange, IdpClient, exchange};
 use super::grants::{GrantError, id_jag};
 use super::http::{HttpClient, header_map};
 use super::login::LoginOptions;
-use super::scopes::select_scopes;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::token::{TokenError, TokenResponse};
@@ -220,20 +219,12 @@ impl OAuthService {
             &self.cache,
         )
         .await?;
-        let scopes = select_scopes(
-            options.scopes.as_deref(),
-            target.configured_scopes.as_deref(),
-            discovery
-                .challenge
-                .as_ref()
-                .and_then(|c| c.scope.as_deref()),
-            discovery
-                .protected_resource
-                .as_ref()
-                .and_then(|p| p.scopes_supported.as_deref()),
-            discovery.metadata.scopes_supported.as_deref(),
-        )
-        .unwrap_or_default();
+        let scopes = discovery
+            .scopes_for(
+                options.scopes.as_deref(),
+                target.configured_scopes.as_deref(),
+            )
+            .unwrap_or_default();
         // Renewal is a new exchange, never a refresh: no refresh token is asked for.
         let scopes: Vec<String> = scopes
             .into_iter()

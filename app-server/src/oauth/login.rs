@@ -27,7 +27,6 @@ use super::dpop::{self, TokenDpop};
 use super::error::LoginError;
 use super::http::{HttpClient, header_map};
 use super::registration::{CimdSource, ClientRegistration};
-use super::scopes::select_scopes;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::token::{self, TokenError, TokenResponse};
@@ -472,19 +471,7 @@ impl OAuthService {
             .await?;
         self.challenges
             .discovered(&target.key(), discovery.protected_resource_url.as_ref());
-        let scopes = select_scopes(
-            asked_scopes,
-            target.configured_scopes.as_deref(),
-            discovery
-                .challenge
-                .as_ref()
-                .and_then(|c| c.scope.as_deref()),
-            discovery
-                .protected_resource
-                .as_ref()
-                .and_then(|p| p.scopes_supported.as_deref()),
-            discovery.metadata.scopes_supported.as_deref(),
-        );
+        let scopes = discovery.scopes_for(asked_scopes, target.configured_scopes.as_deref());
         Ok(Discovered {
             http,
             discovery,

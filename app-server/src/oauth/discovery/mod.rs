@@ -207,6 +207,27 @@ pub enum DiscoveryError {
     },
 }
 
+impl Discovery {
+    /// The scopes a login asks for: `explicit` (the request's), else `configured`, else what
+    /// this discovery names (the challenge, then the protected resource), filtered by what
+    /// the authorization server supports ([`crate::oauth::scopes::select_scopes`]).
+    pub fn scopes_for(
+        &self,
+        explicit: Option<&[String]>,
+        configured: Option<&[String]>,
+    ) -> Option<Vec<String>> {
+        crate::oauth::scopes::select_scopes(
+            explicit,
+            configured,
+            self.challenge.as_ref().and_then(|c| c.scope.as_deref()),
+            self.protected_resource
+                .as_ref()
+                .and_then(|p| p.scopes_supported.as_deref()),
+            self.metadata.scopes_supported.as_deref(),
+        )
+    }
+}
+
 impl DiscoveryError {
     /// Network trouble that may pass.
     pub fn is_transient(&self) -> bool {

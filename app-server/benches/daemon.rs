@@ -15,14 +15,19 @@
 //! - logins: the real binary's time from spawn to the `initialize` answer, its idle resident
 //!   set, and 1,000 logins pending at once on one fixed callback port: the resident set
 //!   while they wait, and the time until all completed once the browsers came back;
+//! - cold: the real binary's first login (DCR, a preregistered client, CIMD) with 50 ms
+//!   added to every answer, next to what that many of the kit's round trips cost alone;
 //! - memory: the resident set of this process at the end.
 //!
 //! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows, `MCP_BENCH_ONLY=logins`
-//! only the start-up and pending-login rows, `MCP_BENCH_ONLY=login` only the login rows.
+//! only the start-up and pending-login rows, `MCP_BENCH_ONLY=login` only the login rows (the
+//! cold rows included).
 #![allow(clippy::print_stdout)]
 
 #[path = "daemon/burst.rs"]
 mod burst;
+#[path = "daemon/cold.rs"]
+mod cold;
 #[path = "daemon/logins.rs"]
 mod logins;
 
@@ -331,12 +336,14 @@ async fn main() {
     if std::env::var("MCP_BENCH_ONLY").as_deref() == Ok("login") {
         login().await;
         login_round_trips().await;
+        cold::run().await;
         return;
     }
     framing().await;
     status().await;
     login().await;
     login_round_trips().await;
+    cold::run().await;
     token().await;
     burst::run().await;
     logins::run().await;

@@ -24,14 +24,14 @@ pub async fn run() {
     pending_logins().await;
 }
 
-struct Daemon {
+pub(super) struct Daemon {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     pid: u32,
 }
 
-fn spawn(home: &Path) -> Daemon {
+pub(super) fn spawn(home: &Path) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
         .env("MCP_APP_SERVER_HOME", home)
         .env("RUST_LOG", "error")
@@ -50,13 +50,13 @@ fn spawn(home: &Path) -> Daemon {
 }
 
 impl Daemon {
-    async fn send(&mut self, v: &Value) {
+    pub(super) async fn send(&mut self, v: &Value) {
         let mut line = serde_json::to_vec(v).unwrap();
         line.push(b'\n');
         self.stdin.write_all(&line).await.unwrap();
     }
 
-    async fn read(&mut self) -> Value {
+    pub(super) async fn read(&mut self) -> Value {
         let mut line = String::new();
         assert!(
             self.stdout.read_line(&mut line).await.unwrap() > 0,
@@ -65,7 +65,35 @@ impl Daemon {
         serde_json::from_str(&line).unwrap()
     }
 
-    async fn initialize(&mut self) {
+    /// Sends a request and reads until its answer (notifications in between are dropped).
+    pub(super) async fn call(&mut self, id: &str, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        loop {
+            let m = self.read().await;
+            if m["id"] == id {
+                return m;
+            }
+        }
+    }
+
+    /// Reads until the notification `method`.
+    pub(super) async fn until(&mut self, method: &str) -> Value {
+        loop {
+            let m = self.read().await;
+            if m["method"] == method {
+                return m;
+            }
+        }
+    }
+
+    /// Closes stdin and waits for the exit.
+    pub(super) async fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait().await;
+    }
+
+    pub(super) async fn initialize(&mut self) {
         self.send(
             &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize",
             "params": {"clientInfo": {"name": "bench", "version": "1"}}}),

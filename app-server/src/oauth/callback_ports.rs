@@ -80,6 +80,18 @@ impl StickyPorts {
         let _ = self.inner.file.set(state_dir.join(FILE_NAME));
     }
 
+    /// Reads the file now, in the background, so that the first login does not wait for
+    /// it. Without a file, or outside a runtime, it does nothing (the first use reads it).
+    pub fn preload(&self) {
+        if self.inner.file.get().is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let this = self.clone();
+            runtime.spawn(async move { this.load().await });
+        }
+    }
+
     /// The port remembered for a server.
     pub async fn get(&self, key: &CredentialKey) -> Option<u16> {
         self.load().await;

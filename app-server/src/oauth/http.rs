@@ -19,6 +19,17 @@ use super::net_policy::{
     HostResolver, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver, check_all,
 };
 
+#[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+mod tls;
+
+/// Whether a client can be built without reading files (see [`HttpClient::reqwest`]).
+fn tls_ready() -> bool {
+    #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+    return tls::ready().is_some();
+    #[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
+    return false;
+}
+
 /// Largest response body accepted from any endpoint.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Time allowed to open a connection.
@@ -206,8 +217,32 @@ impl HttpClient {
     /// The production client (honours the system proxy settings). Its policy is
     /// [`NetPolicy::Unrestricted`]: it is for the destinations the user chose.
     pub fn new() -> Result<Self, HttpError> {
-        preload_system_roots();
-        Self::build(true, Arc::new(SystemResolver))
+        let client = Self::build(true, Arc::new(SystemResolver))?;
+        client.prebuild();
+        Ok(client)
+    }
+
+    /// Builds the TLS configuration and a client for every policy on a blocking thread, so
+    /// that a cold login's first request does not wait for them. Outside a runtime it does
+    /// nothing; the first request of each policy builds its client then.
+    fn prebuild(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn_blocking(move || {
+            for policy in NetPolicy::ALL {
+                let client = this.with_policy(policy);
+                match client.build_reqwest() {
+                    // Taken already when a request built it first: that one serves.
+                    Ok(built) => {
+                        let _ = this.shared.clients[policy.index()].set(built);
+                    }
+                    // The first request reports it.
+                    Err(_) => return,
+                }
+            }
+        });
     }
 
     /// A client that ignores proxy environment variables, for tests on loopback.
@@ -282,17 +317,20 @@ impl HttpClient {
         self.with_policy(policy)
     }
 
-    /// The reqwest client of this policy, built at its first use on a blocking thread
-    /// (once, however many requests wait for it).
+    /// The reqwest client of this policy, built at its first use (once, however many
+    /// requests wait for it). Once the process's TLS configuration is built that is cheap
+    /// and done here; before (the first requests of a process, or a platform verifier) it
+    /// is done on a blocking thread.
     async fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
         self.shared.clients[self.policy.index()]
-            .get_or_try_init(|| {
-                let this = self.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || this.build_reqwest())
-                        .await
-                        .map_err(|e| HttpError::Setup(e.to_string()))?
+            .get_or_try_init(|| async {
+                if tls_ready() {
+                    return self.build_reqwest();
                 }
+                let this = self.clone();
+                tokio::task::spawn_blocking(move || this.build_reqwest())
+                    .await
+                    .map_err(|e| HttpError::Setup(e.to_string()))?
             })
             .await
     }
@@ -313,7 +351,7 @@ impl HttpClient {
         }
         #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
         {
-            builder = builder.tls_certs_only(system_roots()?.iter().cloned());
+            builder = builder.tls_backend_preconfigured(tls::config()?.clone());
         }
         builder
             .build()
@@ -626,56 +664,6 @@ fn map_send_error(url: &Url, error: &reqwest::Error) -> HttpError {
 
 /// The causes of a reqwest error on one line. reqwest's own message embeds the URL, which
 /// our variants already carry, so only the kind and the underlying causes are kept.
-/// Starts reading the system's root certificates on a blocking thread, so that the first
-/// request (a login's probe) does not wait for them. Outside a runtime it does nothing; the
-/// first client build reads them then.
-fn preload_system_roots() {
-    #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn_blocking(|| {
-            let _ = system_roots();
-        });
-    }
-}
-
-/// The system's root certificates, read and checked once for the whole process: every
-/// reqwest client would otherwise read the system's certificate files and parse them again
-/// (5-10 ms a client on the project's machine, two clients in a cold login). On these
-/// systems that is exactly what the platform verifier trusts (WebPKI over the same roots);
-/// macOS, Windows and Android keep their platform verifier. Called on a blocking thread.
-#[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
-fn system_roots() -> Result<&'static [reqwest::Certificate], HttpError> {
-    use std::sync::OnceLock;
-    static ROOTS: OnceLock<Result<Vec<reqwest::Certificate>, String>> = OnceLock::new();
-    let roots = ROOTS.get_or_init(|| {
-        let loaded = rustls_native_certs::load_native_certs();
-        for e in &loaded.errors {
-            tracing::debug!(error = %e, "a system root certificate could not be read");
-        }
-        let mut check = rustls::RootCertStore::empty();
-        let roots: Vec<reqwest::Certificate> = loaded
-            .certs
-            .into_iter()
-            // One that rustls cannot use would fail every client build; it is skipped.
-            .filter(|der| check.add(der.clone()).is_ok())
-            .filter_map(|der| reqwest::Certificate::from_der(der.as_ref()).ok())
-            .collect();
-        if roots.is_empty() {
-            return Err(
-                "no CA certificates were found on this system; install the system's CA \
-                 bundle (ca-certificates) or point SSL_CERT_FILE at one"
-                    .to_string(),
-            );
-        }
-        tracing::debug!(count = roots.len(), "system root certificates loaded");
-        Ok(roots)
-    });
-    match roots {
-        Ok(roots) => Ok(roots),
-        Err(e) => Err(HttpError::Setup(e.clone())),
-    }
-}
-
 fn error_chain(error: &reqwest::Error) -> String {
     let mut text = String::from(if error.is_connect() {
         "connection failed"

@@ -122,6 +122,8 @@ impl OAuthService {
     pub fn remember_in(&self, state_dir: &std::path::Path) {
         self.cache.persist_in(state_dir);
         self.ports.persist_in(state_dir);
+        self.cache.preload();
+        self.ports.preload();
     }
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {

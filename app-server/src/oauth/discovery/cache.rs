@@ -209,6 +209,18 @@ impl DiscoveryCache {
         let _ = self.inner.file.set(state_dir.join(FILE_NAME));
     }
 
+    /// Reads the file now, in the background, so that the first login does not wait for
+    /// it. Without a file, or outside a runtime, it does nothing (the first use reads it).
+    pub fn preload(&self) {
+        if self.inner.file.get().is_none() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let this = self.clone();
+            runtime.spawn(async move { this.load().await });
+        }
+    }
+
     /// The cache key of a server: its URL, the configured `oauth_resource`, and a digest of
     /// the configured headers (they may change what the server answers; their values are
     /// never written out).

@@ -36,6 +36,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, body included.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle keep-alive connections kept per host. Enough for the few requests a login or a
+/// refresh makes at once to reuse their connections; after a burst (1,000 logins starting
+/// together open hundreds), the rest are closed instead of each holding its buffers and task
+/// for the pool's idle timeout.
+pub const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 4;
 /// Redirects a metadata GET may follow (same origin only).
 pub const MAX_METADATA_REDIRECTS: usize = 3;
 
@@ -217,32 +222,9 @@ impl HttpClient {
     /// The production client (honours the system proxy settings). Its policy is
     /// [`NetPolicy::Unrestricted`]: it is for the destinations the user chose.
     pub fn new() -> Result<Self, HttpError> {
-        let client = Self::build(true, Arc::new(SystemResolver))?;
-        client.prebuild();
-        Ok(client)
-    }
-
-    /// Builds the TLS configuration and a client for every policy on a blocking thread, so
-    /// that a cold login's first request does not wait for them. Outside a runtime it does
-    /// nothing; the first request of each policy builds its client then.
-    fn prebuild(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let this = self.clone();
-        runtime.spawn_blocking(move || {
-            for policy in NetPolicy::ALL {
-                let client = this.with_policy(policy);
-                match client.build_reqwest() {
-                    // Taken already when a request built it first: that one serves.
-                    Ok(built) => {
-                        let _ = this.shared.clients[policy.index()].set(built);
-                    }
-                    // The first request reports it.
-                    Err(_) => return,
-                }
-            }
-        });
+        #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+        tls::preload();
+        Self::build(true, Arc::new(SystemResolver))
     }
 
     /// A client that ignores proxy environment variables, for tests on loopback.
@@ -340,6 +322,7 @@ impl HttpClient {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(PolicyResolver {
                 resolver: self.shared.resolver.clone(),
@@ -743,193 +726,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::oauth::test_server::{serve, status, with_headers};
-    use axum::body::Body;
-
-    #[test]
-    fn secure_url_table() {
-        let ok = [
-            "https://as.example.com/token",
-            "http://127.0.0.1:8080/token",
-            "http://127.4.5.6/token",
-            "http://[::1]:9/token",
-            "http://localhost:9/token",
-            "http://LOCALHOST/token",
-        ];
-        for url in ok {
-            assert!(check_secure_url(&Url::parse(url).unwrap()).is_ok(), "{url}");
-        }
-        let bad = [
-            "http://as.example.com/token",
-            "http://10.0.0.1/token",
-            "http://localhost.evil.example/token",
-            "http://[::2]/token",
-            "ftp://as.example.com/token",
-        ];
-        for url in bad {
-            let err = check_secure_url(&Url::parse(url).unwrap()).unwrap_err();
-            assert!(matches!(err, HttpError::InsecureUrl { .. }), "{url}");
-            assert!(err.to_string().contains(url), "{err}");
-        }
-    }
-
-    #[test]
-    fn cache_control_table() {
-        let cases: [(&[&str], Option<u64>); 7] = [
-            (&[], None),
-            (&["max-age=600"], Some(600)),
-            (&["public, Max-Age=60"], Some(60)),
-            (&["max-age=\"30\""], Some(30)),
-            (&["max-age=60", "no-store"], Some(0)),
-            (&["no-cache"], Some(0)),
-            (&["max-age=abc"], None),
-        ];
-        for (values, expected) in cases {
-            let mut headers = HeaderMap::new();
-            for v in values {
-                headers.append(CACHE_CONTROL, v.parse().unwrap());
-            }
-            assert_eq!(
-                cache_max_age(&headers),
-                expected.map(Duration::from_secs),
-                "{values:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn header_map_from_pairs() {
-        let map = header_map([("X-Tenant", "acme")]).unwrap();
-        assert_eq!(map.get("x-tenant").unwrap(), "acme");
-        assert!(matches!(
-            header_map([("bad header", "x")]),
-            Err(HttpError::InvalidHeader { .. })
-        ));
-    }
-
-    #[tokio::test]
-    async fn insecure_url_is_refused_before_any_request() {
-        let http = HttpClient::for_tests();
-        let url = Url::parse("http://as.example.com/token").unwrap();
-        let err = http
-            .post_form(&url, &[], &HeaderMap::new())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, HttpError::InsecureUrl { .. }), "{err:?}");
-        let err = http.get(&url, &HeaderMap::new()).await.unwrap_err();
-        assert!(matches!(err, HttpError::InsecureUrl { .. }), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn body_is_capped() {
-        let server = serve(|req, _| match req.path.as_str() {
-            "/exact" => with_headers(200, &[], vec![b'a'; MAX_BODY_BYTES]),
-            "/over" => with_headers(200, &[], vec![b'a'; MAX_BODY_BYTES + 1]),
-            // Chunked, no Content-Length: the cap must hold while reading.
-            _ => {
-                let chunks = (0..20).map(|_| Ok::<_, std::io::Error>(vec![b'b'; 64 * 1024]));
-                with_headers(200, &[], Body::from_stream(futures::stream::iter(chunks)))
-            }
-        })
-        .await;
-        let http = HttpClient::for_tests();
-        let none = HeaderMap::new();
-        let exact = http.get(&server.url("/exact"), &none).await.unwrap();
-        assert_eq!(exact.body.len(), MAX_BODY_BYTES);
-        for path in ["/over", "/stream"] {
-            let err = http.get(&server.url(path), &none).await.unwrap_err();
-            assert!(
-                matches!(err, HttpError::BodyTooLarge { .. }),
-                "{path}: {err:?}"
-            );
-            assert!(err.to_string().contains(path), "{err}");
-        }
-    }
-
-    #[tokio::test]
-    async fn posts_do_not_follow_redirects() {
-        let server = serve(|req, _| match req.path.as_str() {
-            "/token" => with_headers(302, &[("location", "/elsewhere")], ""),
-            _ => status(200),
-        })
-        .await;
-        let http = HttpClient::for_tests();
-        let response = http
-            .post_form(&server.url("/token"), &[("a", "b")], &HeaderMap::new())
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::FOUND);
-        let response = http
-            .post_json(
-                &server.url("/token"),
-                &serde_json::json!({}),
-                &HeaderMap::new(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::FOUND);
-        assert_eq!(server.count("/elsewhere"), 0);
-    }
-
-    #[tokio::test]
-    async fn metadata_redirects_are_bounded_and_same_origin() {
-        let other = serve(|_, _| status(200)).await;
-        let other_url = other.url("/stolen").to_string();
-        let server = serve(move |req, _| {
-            let hop = |to: &str| with_headers(302, &[("location", to)], "");
-            match req.path.as_str() {
-                "/three" => hop("/r1"),
-                "/r1" => hop("/r2"),
-                "/r2" => hop("/final"),
-                "/four" => hop("/three"),
-                "/cross" => hop(&other_url),
-                "/final" => with_headers(200, &[], "{}"),
-                _ => status(404),
-            }
-        })
-        .await;
-        let http = HttpClient::for_tests();
-        let none = HeaderMap::new();
-        let ok = http.get(&server.url("/three"), &none).await.unwrap();
-        assert_eq!(ok.status, StatusCode::OK);
-        assert_eq!(ok.url.path(), "/final");
-
-        let err = http.get(&server.url("/four"), &none).await.unwrap_err();
-        assert!(
-            matches!(err, HttpError::TooManyRedirects { max: 3, .. }),
-            "{err:?}"
-        );
-
-        let err = http.get(&server.url("/cross"), &none).await.unwrap_err();
-        assert!(matches!(err, HttpError::RedirectRefused { .. }), "{err:?}");
-        assert_eq!(other.count("/stolen"), 0);
-    }
-
-    #[tokio::test]
-    async fn extra_headers_are_sent() {
-        let server = serve(|_, _| status(204)).await;
-        let http = HttpClient::for_tests();
-        let headers = header_map([("X-Tenant", "acme")]).unwrap();
-        http.get(&server.url("/x"), &headers).await.unwrap();
-        let requests = server.requests();
-        assert_eq!(requests[0].headers.get("x-tenant").unwrap(), "acme");
-    }
-
-    #[tokio::test]
-    async fn connection_refused_is_transient() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = Url::parse(&format!("http://{}/x", listener.local_addr().unwrap())).unwrap();
-        drop(listener);
-        let err = HttpClient::for_tests()
-            .get(&url, &HeaderMap::new())
-            .await
-            .unwrap_err();
-        assert!(err.is_transient(), "{err:?}");
-        assert!(err.to_string().contains(url.as_str()), "{err}");
-    }
-}
+mod tests;
 
 #[cfg(test)]
 #[path = "http_policy_tests.rs"]

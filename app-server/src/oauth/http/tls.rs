@@ -2,9 +2,9 @@
 //! certificate check is WebPKI over the system's root certificates (Linux and the other
 //! Unix systems but Apple's and Android). Reading the roots and building the trust store
 //! from them costs a few milliseconds; it is done once per process, on a blocking thread
-//! at start (see `HttpClient::prebuild`), so that building a client later is cheap enough
-//! for the async workers and a cold login does not wait for it. macOS, Windows and Android keep the platform verifier
-//! and never come here.
+//! at start, so that building a client later is cheap enough for the async workers (a
+//! cold login builds two) and does not wait for the files. macOS, Windows and Android
+//! keep the platform verifier and never come here.
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,6 +12,20 @@ use super::HttpError;
 
 /// The built configuration, or why there is none (no usable root certificate).
 static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+
+/// Starts building the shared configuration on a blocking thread, so that the first
+/// request (a login's probe) does not wait for it. Outside a runtime it does nothing; the
+/// first client build then does the work.
+pub(super) fn preload() {
+    if CONFIG.get().is_some() {
+        return;
+    }
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn_blocking(|| {
+            let _ = config();
+        });
+    }
+}
 
 /// The shared configuration if it is built already: never blocks.
 pub(super) fn ready() -> Option<Result<&'static rustls::ClientConfig, HttpError>> {

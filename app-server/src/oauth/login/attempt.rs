@@ -113,11 +113,15 @@ impl OAuthService {
                 registration_endpoint,
             } => {
                 let redirect = ctx.redirect_uri.to_string();
-                let stored = {
-                    let (issuer, redirect) = (issuer.clone(), redirect.clone());
-                    self.queue
-                        .read(move |s| s.load_registration(&issuer, &redirect))
-                        .await?
+                // One made moments ago may still be on its way to the store.
+                let stored = match self.registration_saves.unwritten(&issuer, &redirect) {
+                    Some(reg) => Some(reg),
+                    None => {
+                        let (issuer, redirect) = (issuer.clone(), redirect.clone());
+                        self.queue
+                            .read(move |s| s.load_registration(&issuer, &redirect))
+                            .await?
+                    }
                 };
                 // Later logins listen on this port again, so this registration serves them.
                 if self.sticky_port_applies(ctx) {
@@ -266,6 +270,7 @@ impl OAuthService {
             )
         } else {
             let (i, r) = (issuer.clone(), ctx.redirect_uri.to_string());
+            self.registration_saves.forget(&i, &r);
             self.queue
                 .write(move |s| s.delete_registration(&i, &r))
                 .await?;

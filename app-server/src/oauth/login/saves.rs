@@ -7,7 +7,12 @@
 //! credential document, not 1,000 synced rewrites of it one after another, and the store's
 //! write lane holds at most one queued registration write, so it never splits the group
 //! commits of the token saves queued around it.
+//!
+//! Until its write is done a registration is kept here too, so that another login to the
+//! same server and redirect URI in that time (a second click, a newer login replacing the
+//! first) uses it instead of registering again.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
@@ -20,6 +25,9 @@ pub struct RegistrationSaves {
     /// The batch whose write is queued and has not started yet. Bounded by the number of
     /// logins under way (each waits for its own save).
     waiting: Arc<Mutex<Option<Batch>>>,
+    /// Every registration saved and not written yet (queued or being written), by issuer
+    /// and redirect URI. Bounded the same way.
+    unwritten: Arc<Mutex<HashMap<(String, String), StoredRegistration>>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +45,7 @@ impl RegistrationSaves {
         reg: StoredRegistration,
     ) -> Result<(), Arc<StoreError>> {
         let (reply, answer) = oneshot::channel();
+        lock(&self.unwritten).insert(key_of(&reg), reg.clone());
         let first = {
             let mut waiting = lock(&self.waiting);
             let first = waiting.is_none();
@@ -46,13 +55,24 @@ impl RegistrationSaves {
             first
         };
         if first {
-            let waiting = self.waiting.clone();
+            let (waiting, unwritten) = (self.waiting.clone(), self.unwritten.clone());
             let queued = queue
                 .write(move |store| {
                     let Some(batch) = lock(&waiting).take() else {
                         return Ok(());
                     };
                     let result = store.save_registrations(&batch.regs).map_err(Arc::new);
+                    // Written (or lost: then the next login registers again). A newer
+                    // registration saved for the same key meanwhile stays.
+                    let mut unwritten = lock(&unwritten);
+                    for reg in &batch.regs {
+                        if let Some(kept) = unwritten.get(&key_of(reg))
+                            && kept.client_id == reg.client_id
+                        {
+                            unwritten.remove(&key_of(reg));
+                        }
+                    }
+                    drop(unwritten);
                     for reply in batch.replies {
                         let _ = reply.send(result.clone());
                     }
@@ -70,6 +90,25 @@ impl RegistrationSaves {
             }))
         })
     }
+}
+
+impl RegistrationSaves {
+    /// The registration saved for `issuer` and `redirect_uri` whose write is not done yet.
+    pub fn unwritten(&self, issuer: &str, redirect_uri: &str) -> Option<StoredRegistration> {
+        lock(&self.unwritten)
+            .get(&(issuer.to_string(), redirect_uri.to_string()))
+            .cloned()
+    }
+
+    /// Drops the unwritten registration for `issuer` and `redirect_uri` (the authorization
+    /// server no longer knows it; its stored copy is deleted after the write).
+    pub fn forget(&self, issuer: &str, redirect_uri: &str) {
+        lock(&self.unwritten).remove(&(issuer.to_string(), redirect_uri.to_string()));
+    }
+}
+
+fn key_of(reg: &StoredRegistration) -> (String, String) {
+    (reg.issuer.clone(), reg.redirect_uri.clone())
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -200,10 +239,31 @@ mod tests {
         .await
         .expect("all 50 saves waiting");
         assert_eq!(queue.queued(), 1, "one write queued for the 50");
+        // Until written, each one is known to the next login that asks.
+        assert_eq!(
+            saves
+                .unwritten("https://as.example", &reg(7).redirect_uri)
+                .map(|r| r.client_id),
+            Some("client-7".to_string())
+        );
+        saves.forget("https://as.example", &reg(8).redirect_uri);
+        assert!(
+            saves
+                .unwritten("https://as.example", &reg(8).redirect_uri)
+                .is_none()
+        );
         release_tx.send(()).unwrap();
         first.await.unwrap().unwrap();
         for t in rest {
             t.await.unwrap().unwrap();
+        }
+        for i in 0..=50 {
+            assert!(
+                saves
+                    .unwritten("https://as.example", &reg(i).redirect_uri)
+                    .is_none(),
+                "written ones are not kept in memory"
+            );
         }
         // Two writes: the first one alone, the 50 saved meanwhile together, and one
         // registration write queued for those 50, not one each.

@@ -3,6 +3,11 @@
 //! cache and answers without a request. Only what discovery sends anyway goes out (the
 //! unauthenticated probe and metadata GETs); failures are logged at debug level and
 //! discovery simply runs again at login. `mcp_oauth_prewarm = false` turns it off.
+//!
+//! Servers the user is logged in to are left out: their tokens are refreshed at the token
+//! endpoint they were issued by, without discovery, and a start with many of them would
+//! otherwise send each one unauthenticated requests every time. One that needs a login
+//! again (its entry marked for re-authentication) is discovered like the others.
 
 use std::sync::Arc;
 
@@ -22,6 +27,10 @@ impl OAuthService {
     pub fn prewarm(self: &Arc<Self>, targets: Vec<ServerTarget>) {
         let service = Arc::downgrade(self);
         let task = tokio::spawn(async move {
+            let targets = match service.upgrade() {
+                Some(service) => service.not_logged_in(targets).await,
+                None => return,
+            };
             futures::stream::iter(targets)
                 .for_each_concurrent(PREWARM_CONCURRENCY, |target| {
                     let service = service.clone();
@@ -38,6 +47,26 @@ impl OAuthService {
         if let Some(older) = slot.replace(task) {
             older.abort();
         }
+    }
+
+    /// `targets` without the servers that have a usable stored login. All of them when the
+    /// store cannot be read (discovery does no harm).
+    async fn not_logged_in(&self, targets: Vec<ServerTarget>) -> Vec<ServerTarget> {
+        let stored = match self.stored_set().await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::debug!(error = %e, "pre-warm could not read the store; discovering every server");
+                return targets;
+            }
+        };
+        targets
+            .into_iter()
+            .filter(|t| {
+                stored
+                    .get(&t.key())
+                    .is_none_or(|c| c.reauthentication_required)
+            })
+            .collect()
     }
 
     async fn prewarm_one(&self, target: &ServerTarget) {

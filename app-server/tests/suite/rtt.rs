@@ -345,3 +345,51 @@ async fn pre_warm_makes_the_first_login_free_and_the_key_turns_it_off() {
     let (_, _, requests) = start_login(&mut c, &kit).await;
     assert_eq!(requests, 4);
 }
+
+/// A server the user is logged in to is not pre-warmed (its tokens need no discovery), while
+/// one without a login is, in the same start.
+#[tokio::test]
+async fn pre_warm_leaves_out_servers_with_a_stored_login() {
+    let (logged_in, other) = (
+        Kit::start(KitConfig::default()).await.unwrap(),
+        Kit::start(KitConfig::default()).await.unwrap(),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (server, mut c) = daemon(home.path(), &logged_in, false, "").await;
+    let (r, _, _) = start_login(&mut c, &logged_in).await;
+    finish(&mut c, &url_of(&r)).await;
+    server.shutdown().await;
+    drop(c);
+    // Forget what the login discovered, so that a pre-warm of it would have to ask.
+    let state = mcp_app_server::home::Home::at(home.path()).state_dir;
+    std::fs::remove_file(state.join("discovery-cache.json")).unwrap();
+    let before = logged_in.request_log().len();
+
+    write_config(
+        home.path(),
+        &format!(
+            "mcp_oauth_credentials_store = \"file\"\n[mcp_servers.kit]\nurl = \"{}\"\n[mcp_servers.other]\nurl = \"{}\"\n",
+            logged_in.mcp_url(),
+            other.mcp_url()
+        ),
+    );
+    let (server, mut c) = harness::start(home.path());
+    c.initialize().await;
+    // The other server's discovery (probe, PRM, both metadata documents) is done ...
+    for _ in 0..800 {
+        if other.request_log().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(other.request_log().len(), 4, "{:?}", other.request_log());
+    // ... and the logged-in one, started together with it, was never asked.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        logged_in.request_log().len(),
+        before,
+        "{:?}",
+        logged_in.request_log()
+    );
+    server.shutdown().await;
+}

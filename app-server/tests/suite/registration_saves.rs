@@ -7,17 +7,19 @@ use mcp_app_server_testkit::{Kit, KitConfig, browser_visit};
 
 use super::harness::{self, write_config};
 
+/// A file store, no pre-warm, the kit as server `kit`.
+fn config(kit: &Kit) -> String {
+    format!(
+        "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.kit]\nurl = \"{}\"\n",
+        kit.mcp_url()
+    )
+}
+
 #[tokio::test]
 async fn a_registration_made_just_before_shutdown_is_saved_and_reused_by_the_next_daemon() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    write_config(
-        home.path(),
-        &format!(
-            "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.kit]\nurl = \"{}\"\n",
-            kit.mcp_url()
-        ),
-    );
+    write_config(home.path(), &config(&kit));
     let (server, mut c) = harness::start(home.path());
     c.initialize().await;
     let first = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
@@ -49,13 +51,7 @@ async fn a_registration_made_just_before_shutdown_is_saved_and_reused_by_the_nex
 async fn a_second_login_while_the_first_registration_waits_for_the_disk_reuses_it() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    write_config(
-        home.path(),
-        &format!(
-            "mcp_oauth_credentials_store = \"file\"\nmcp_oauth_prewarm = false\n[mcp_servers.kit]\nurl = \"{}\"\n",
-            kit.mcp_url()
-        ),
-    );
+    write_config(home.path(), &config(&kit));
     let lock_file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -154,10 +154,10 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
 
 /// The token to present, with its key when it is DPoP-bound. A key that cannot be read
 /// leaves no token: the server's refusal then starts a new login.
-fn access_token(creds: crate::credentials::StoredCredentials) -> Option<AccessToken> {
+fn access_token(creds: &crate::credentials::StoredCredentials) -> Option<AccessToken> {
     if !creds.is_dpop_bound() {
         return Some(AccessToken {
-            token: creds.access_token,
+            token: creds.access_token.clone(),
             dpop_key: None,
         });
     }
@@ -167,7 +167,7 @@ fn access_token(creds: crate::credentials::StoredCredentials) -> Option<AccessTo
         .map(crate::oauth::dpop::decode_key)
     {
         Some(Ok(key)) => Some(AccessToken {
-            token: creds.access_token,
+            token: creds.access_token.clone(),
             dpop_key: Some(std::sync::Arc::new(key)),
         }),
         _ => {
@@ -199,7 +199,7 @@ impl Session<'_> {
             .token(&self.target, DEFAULT_MIN_VALIDITY_SECS)
             .await
         {
-            Ok(creds) => access_token(creds),
+            Ok(creds) => access_token(&creds),
             Err(e) if matches!(e.as_ref(), LoginError::NotLoggedIn(_)) => None,
             Err(e) => {
                 say(format!("The stored credentials cannot be used ({e})."));
@@ -268,7 +268,7 @@ impl Session<'_> {
                     {
                         Ok(ChallengeOutcome::Token(creds)) => {
                             say(format!("`{method}`: the token was refused; refreshed it."));
-                            self.token = access_token(*creds);
+                            self.token = access_token(&creds);
                             return Ok(None);
                         }
                         Ok(ChallengeOutcome::ReauthenticationRequired { reason }) => {
@@ -385,7 +385,7 @@ impl Session<'_> {
             .token(&self.target, 0)
             .await
             .map_err(|e| CliError::login(&self.target.name, e))?;
-        self.token = access_token(creds);
+        self.token = access_token(&creds);
         Ok(())
     }
 }

@@ -181,6 +181,7 @@ impl Engine {
             grant: GrantConfig::AuthorizationCode,
             dpop: true,
             enterprise: None,
+            lookup: Default::default(),
         })
     }
 

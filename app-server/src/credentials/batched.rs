@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::error::StoreError;
-use super::model::{CredentialKey, StoredCredentials};
+use super::model::{CredentialKey, LookupKey, StoredCredentials};
 use super::{CredentialStore, Decide, Update, UpdateResult};
 
 /// Calls queued at most; more wait for room (async, never blocking a worker thread).
@@ -171,6 +171,19 @@ impl StoreQueue {
         self.read(move |store| {
             inner.loads.fetch_add(1, Ordering::Relaxed);
             store.load(&key)
+        })
+        .await
+    }
+
+    /// [`CredentialStore::load_shared`], answered like [`StoreQueue::load`].
+    pub async fn load_shared(
+        &self,
+        key: Arc<LookupKey>,
+    ) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
+        let inner = self.inner.clone();
+        self.read(move |store| {
+            inner.loads.fetch_add(1, Ordering::Relaxed);
+            store.load_shared(&key)
         })
         .await
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use super::document::Document;
 use super::error::StoreError;
 use super::file::{FileStore, Stamp, Stamped};
-use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
+use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::RefreshLock;
 use super::{CredentialStore, Decide, StoreBackend, UpdateResult};
 
@@ -155,6 +155,10 @@ impl CredentialStore for Pinned<'_> {
         Ok(self.doc.credentials_for(key).cloned())
     }
 
+    fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
+        Ok(self.doc.shared_credentials(key).cloned())
+    }
+
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
         self.store.save(creds)
     }
@@ -176,7 +180,12 @@ impl CredentialStore for Pinned<'_> {
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        Ok(self.doc.credentials.values().cloned().collect())
+        Ok(self
+            .doc
+            .credentials
+            .values()
+            .map(|c| (**c).clone())
+            .collect())
     }
 
     fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
@@ -225,6 +234,10 @@ impl CredentialStore for CachedFileStore {
         Ok(self.current()?.credentials_for(key).cloned())
     }
 
+    fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
+        Ok(self.current()?.shared_credentials(key).cloned())
+    }
+
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
         let new = creds.clone();
         self.update(&creds.key(), Box::new(|_| super::Update::Save(new)))
@@ -252,7 +265,12 @@ impl CredentialStore for CachedFileStore {
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        Ok(self.current()?.credentials.values().cloned().collect())
+        Ok(self
+            .current()?
+            .credentials
+            .values()
+            .map(|c| (**c).clone())
+            .collect())
     }
 
     fn load_registration(

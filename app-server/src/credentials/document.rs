@@ -10,11 +10,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
+use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
 use super::{Decide, Update};
 
 pub(crate) const CURRENT_VERSION: u64 = 1;
@@ -24,8 +25,9 @@ pub(crate) const CURRENT_VERSION: u64 = 1;
 pub(crate) struct Document {
     pub version: u64,
     /// Tokens kept in the file (file backend, or left over from before a switch to keyring).
+    /// Shared: a copy of the document, and a token handed out, copies no entry.
     #[serde(default)]
-    pub credentials: BTreeMap<String, StoredCredentials>,
+    pub credentials: BTreeMap<String, Arc<StoredCredentials>>,
     #[serde(default)]
     pub registrations: Vec<StoredRegistration>,
     #[serde(default)]
@@ -54,6 +56,14 @@ impl Document {
         self.credentials
             .get(&key.storage_key())
             .filter(|c| c.server_name == key.server_name && c.server_url == key.server_url)
+            .map(|c| &**c)
+    }
+
+    /// [`Document::credentials_for`], by a key whose storage key is known, shared.
+    pub fn shared_credentials(&self, key: &LookupKey) -> Option<&Arc<StoredCredentials>> {
+        self.credentials
+            .get(key.storage_key())
+            .filter(|c| key.is_for(&c.server_name, &c.server_url))
     }
 
     pub fn registration(&self, issuer: &str, redirect_uri: &str) -> Option<&StoredRegistration> {
@@ -87,7 +97,8 @@ impl Document {
             Update::Keep => current,
             Update::Save(new) => {
                 debug_assert_eq!(&new.key(), key);
-                self.credentials.insert(key.storage_key(), new.clone());
+                self.credentials
+                    .insert(key.storage_key(), Arc::new(new.clone()));
                 // A file entry supersedes a keyring one (the keyring backend was used
                 // before).
                 self.keyring_index.remove(key);
@@ -197,7 +208,8 @@ mod tests {
     fn round_trip() {
         let mut doc = Document::default();
         let creds = fixtures::credentials("a", "https://a.example/mcp");
-        doc.credentials.insert(creds.key().storage_key(), creds);
+        doc.credentials
+            .insert(creds.key().storage_key(), Arc::new(creds));
         doc.put_registration(&fixtures::registration("https://as", "http://127.0.0.1/cb"));
         doc.cimd_refused_issuers.insert("https://as".to_owned());
         doc.keyring_index
@@ -262,11 +274,16 @@ mod tests {
         let mut doc = Document::default();
         let key = CredentialKey::new("a", "https://a.example/mcp");
         let mut creds = fixtures::credentials("a", "https://elsewhere.example/mcp");
-        doc.credentials.insert(key.storage_key(), creds.clone());
+        doc.credentials
+            .insert(key.storage_key(), Arc::new(creds.clone()));
         assert!(doc.credentials_for(&key).is_none());
+        let lookup = LookupKey::new(key.clone());
+        assert!(doc.shared_credentials(&lookup).is_none());
         creds.server_url = key.server_url.clone();
-        doc.credentials.insert(key.storage_key(), creds);
+        doc.credentials.insert(key.storage_key(), Arc::new(creds));
         assert!(doc.credentials_for(&key).is_some());
+        let shared = doc.shared_credentials(&lookup).unwrap();
+        assert!(Arc::ptr_eq(shared, &doc.credentials[&key.storage_key()]));
     }
 
     #[test]

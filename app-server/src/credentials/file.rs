@@ -12,6 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -342,7 +343,12 @@ impl CredentialStore for FileStore {
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        Ok(self.read()?.credentials.into_values().collect())
+        Ok(self
+            .read()?
+            .credentials
+            .into_values()
+            .map(Arc::unwrap_or_clone)
+            .collect())
     }
 
     fn load_registration(

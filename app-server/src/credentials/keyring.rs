@@ -16,6 +16,7 @@
 //! drives its own tokio runtime with `block_on`, which panics on a runtime thread, and a
 //! D-Bus service that never answers must not hang a login.
 
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -276,7 +277,8 @@ impl CredentialStore for KeyringStore {
         all.extend(
             doc.credentials
                 .into_values()
-                .filter(|c| !doc.keyring_index.contains(&c.key())),
+                .filter(|c| !doc.keyring_index.contains(&c.key()))
+                .map(Arc::unwrap_or_clone),
         );
         Ok(all)
     }

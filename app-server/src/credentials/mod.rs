@@ -26,7 +26,11 @@ pub use self::cache::CachedFileStore;
 pub use self::error::StoreError;
 pub use self::file::FileStore;
 pub use self::keyring::{KEYRING_SERVICE, KeyringStore, probe_keyring};
-pub use self::model::{CredentialKey, StoredClient, StoredCredentials, StoredRegistration};
+#[cfg(test)]
+pub(crate) use self::model::fixtures;
+pub use self::model::{
+    CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredRegistration,
+};
 pub use self::refresh_lock::RefreshLock;
 use crate::home::Home;
 
@@ -106,6 +110,11 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
             .map(|(key, decide)| self.update(&key, decide))
             .collect()
     }
+    /// [`CredentialStore::load`] on the hot path: the entry shared with the store's copy
+    /// where it keeps one (the file's in-memory document), so nothing is copied.
+    fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
+        Ok(self.load(key.key())?.map(Arc::new))
+    }
     /// `false` when there was nothing to delete.
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
     /// Every stored entry, for status.
@@ -176,7 +185,7 @@ impl StoredSet {
         let doc = document::Document {
             credentials: list
                 .into_iter()
-                .map(|c| (c.key().storage_key(), c))
+                .map(|c| (c.key().storage_key(), Arc::new(c)))
                 .collect(),
             ..Default::default()
         };

@@ -34,6 +34,35 @@ impl CredentialKey {
     }
 }
 
+/// A [`CredentialKey`] with its storage key worked out once (it hashes the URL): what
+/// lookups made for every token request use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupKey {
+    key: CredentialKey,
+    storage_key: String,
+}
+
+impl LookupKey {
+    pub fn new(key: CredentialKey) -> LookupKey {
+        let storage_key = key.storage_key();
+        LookupKey { key, storage_key }
+    }
+
+    pub fn key(&self) -> &CredentialKey {
+        &self.key
+    }
+
+    /// [`CredentialKey::storage_key`] of [`LookupKey::key`].
+    pub fn storage_key(&self) -> &str {
+        &self.storage_key
+    }
+
+    /// Whether this is the key of the server `server_name` at `server_url`.
+    pub fn is_for(&self, server_name: &str, server_url: &str) -> bool {
+        self.key.server_name == server_name && self.key.server_url == server_url
+    }
+}
+
 impl fmt::Display for CredentialKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.server_name, self.server_url)
@@ -257,6 +286,17 @@ mod tests {
         assert_eq!(a.storage_key(), a.clone().storage_key());
         assert_ne!(a.storage_key(), moved.storage_key());
         assert_ne!(a.storage_key(), renamed.storage_key());
+    }
+
+    #[test]
+    fn lookup_key_carries_the_storage_key_of_its_key() {
+        let key = CredentialKey::new("linear", "https://mcp.linear.app/mcp");
+        let lookup = LookupKey::new(key.clone());
+        assert_eq!(lookup.key(), &key);
+        assert_eq!(lookup.storage_key(), key.storage_key());
+        assert!(lookup.is_for("linear", "https://mcp.linear.app/mcp"));
+        assert!(!lookup.is_for("linear", "https://mcp.linear.app/v2/mcp"));
+        assert!(!lookup.is_for("lin", "https://mcp.linear.app/mcp"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ struct Scheduler {
     running: HashSet<String>,
 }
 
-type Finished = (String, Result<StoredCredentials, Arc<LoginError>>);
+type Finished = (String, Result<Arc<StoredCredentials>, Arc<LoginError>>);
 
 /// What the scheduler does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl Scheduler {
     fn finished(
         &mut self,
         name: &str,
-        result: &Result<StoredCredentials, Arc<LoginError>>,
+        result: &Result<Arc<StoredCredentials>, Arc<LoginError>>,
         now: Instant,
     ) {
         self.running.remove(name);
@@ -626,7 +626,7 @@ mod tests {
     fn a_failed_refresh_waits_longer_each_time_and_a_success_resets() {
         let mut s = Scheduler::default();
         let now = Instant::now();
-        let gone: Result<StoredCredentials, Arc<LoginError>> =
+        let gone: Result<Arc<StoredCredentials>, Arc<LoginError>> =
             Err(Arc::new(LoginError::NotLoggedIn("a".into())));
         s.finished("a", &gone, now);
         assert_eq!(s.holds["a"].failures, 0);
@@ -651,7 +651,7 @@ mod tests {
         );
         s.finished("a", &err(), now);
         assert_eq!(s.holds["a"].until, now + Duration::from_secs(4));
-        s.finished("a", &Ok(creds(Some(60), 60, true)), now);
+        s.finished("a", &Ok(Arc::new(creds(Some(60), 60, true))), now);
         assert_eq!(
             s.holds["a"],
             Hold {

@@ -123,7 +123,7 @@ impl OAuthService {
         .map_err(|e| Arc::new(LoginError::Dpop(e.to_string())))?;
         Ok(ResourceProof {
             proof,
-            access_token: creds.access_token,
+            access_token: creds.access_token.clone(),
         })
     }
 

@@ -1,12 +1,13 @@
 //! A configured HTTP server, resolved for OAuth.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use url::Url;
 
 use super::enterprise::EnterpriseTarget;
 use crate::config::grant::GrantConfig;
-use crate::credentials::CredentialKey;
+use crate::credentials::{CredentialKey, LookupKey};
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
 /// nor the values of the configured HTTP headers (they may carry keys).
@@ -37,7 +38,22 @@ pub struct ServerTarget {
     pub dpop: bool,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
+    /// The key of [`ServerTarget::lookup_key`], once worked out.
+    pub lookup: LookupCache,
 }
+
+/// A [`LookupKey`] kept with the target it was made for. Not part of the target's value:
+/// targets compare equal whether or not theirs was worked out yet.
+#[derive(Clone, Default)]
+pub struct LookupCache(OnceLock<Arc<LookupKey>>);
+
+impl PartialEq for LookupCache {
+    fn eq(&self, _: &LookupCache) -> bool {
+        true
+    }
+}
+
+impl Eq for LookupCache {}
 
 impl std::fmt::Debug for ServerTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,11 +126,27 @@ impl ServerTarget {
                 }
                 _ => None,
             },
+            lookup: Default::default(),
         }
     }
 
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.name.clone(), self.url.to_string())
+    }
+
+    /// [`ServerTarget::key`] for lookups, worked out once per target. Made again when the
+    /// name or URL changed since (the fields are public).
+    pub fn lookup_key(&self) -> Arc<LookupKey> {
+        let current = |k: &LookupKey| k.is_for(&self.name, self.url.as_str());
+        let cached = self
+            .lookup
+            .0
+            .get_or_init(|| Arc::new(LookupKey::new(self.key())));
+        if current(cached) {
+            Arc::clone(cached)
+        } else {
+            Arc::new(LookupKey::new(self.key()))
+        }
     }
 }
 
@@ -164,6 +196,7 @@ mod redaction_tests {
                 ),
             },
             dpop: true,
+            lookup: Default::default(),
         };
         assert_redacted(&target);
         assert!(format!("{target:?}").contains("X-Api-Key"));
@@ -227,5 +260,41 @@ mod redaction_tests {
         assert_redacted(&CallbackOutcome::Code {
             code: secret("code"),
         });
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    fn target(name: &str, url: &str) -> ServerTarget {
+        let text = format!("[mcp_servers.{name}]\nurl = \"{url}\"\n");
+        let config = crate::config::parse(&text, std::path::Path::new("config.toml"))
+            .expect("a valid config");
+        let http = config.servers[name].http().expect("an HTTP server");
+        ServerTarget::from_config(name, http, &config, None)
+    }
+
+    #[test]
+    fn the_lookup_key_is_made_once_and_follows_the_target() {
+        let mut t = target("a", "https://a.example/mcp");
+        let first = t.lookup_key();
+        assert_eq!(first.key(), &t.key());
+        assert_eq!(first.storage_key(), t.key().storage_key());
+        assert!(Arc::ptr_eq(&first, &t.lookup_key()), "worked out once");
+        // A clone shares it, and compares equal to a target that has none yet.
+        assert!(Arc::ptr_eq(&first, &t.clone().lookup_key()));
+        assert_eq!(t, target("a", "https://a.example/mcp"));
+
+        // Renamed or moved after it was made: the key of the target as it is now.
+        t.name = "b".into();
+        assert_eq!(
+            t.lookup_key().key(),
+            &CredentialKey::new("b", "https://a.example/mcp")
+        );
+        t.url = Url::parse("https://elsewhere.example/mcp").unwrap();
+        let moved = t.lookup_key();
+        assert_eq!(moved.key(), &t.key());
+        assert_eq!(moved.storage_key(), t.key().storage_key());
     }
 }

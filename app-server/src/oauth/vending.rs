@@ -1,5 +1,6 @@
 //! Token vending: a valid access token per request, with one shared refresh per server.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -37,24 +38,30 @@ impl OAuthService {
         self: &Arc<Self>,
         target: &ServerTarget,
         min_validity_secs: u32,
-    ) -> Result<StoredCredentials, Arc<LoginError>> {
-        let key = target.key();
-        let mut seen = usable(self.load(&key).await?, &target.name)?;
+    ) -> Result<Arc<StoredCredentials>, Arc<LoginError>> {
+        // Shared with the store's copy: a fresh token is handed out without copying it.
+        let stored = self
+            .queue
+            .load_shared(target.lookup_key())
+            .await
+            .map_err(LoginError::from)?;
+        let mut seen = usable(stored, &target.name)?;
         // A second round only when the refresh joined had started from older credentials.
         for _ in 0..3 {
             if fresh_enough(&seen, min_validity_secs) {
                 return Ok(seen);
             }
             if !can_renew(target, &seen) && target.enterprise.is_none() {
-                return Ok(unrefreshable(seen, &target.name)?);
+                check_unexpired(&seen, &target.name)?;
+                return Ok(seen);
             }
             let result = self
                 .shared_refresh(target, &seen, min_validity_secs)
                 .await?;
-            if result != seen || fresh_enough(&result, min_validity_secs) {
-                return Ok(result);
+            if result != *seen || fresh_enough(&result, min_validity_secs) {
+                return Ok(Arc::new(result));
             }
-            seen = result;
+            seen = Arc::new(result);
         }
         Ok(seen)
     }
@@ -189,13 +196,13 @@ pub(super) fn can_renew(target: &ServerTarget, creds: &StoredCredentials) -> boo
     target.grant.is_machine() || creds.refresh_token.is_some()
 }
 
-/// Credentials that may be handed out or refreshed.
-pub(super) fn usable(
-    creds: Option<StoredCredentials>,
+/// Credentials that may be handed out or refreshed (owned, or shared with the store).
+pub(super) fn usable<C: Borrow<StoredCredentials>>(
+    creds: Option<C>,
     name: &str,
-) -> Result<StoredCredentials, LoginError> {
+) -> Result<C, LoginError> {
     let creds = creds.ok_or_else(|| LoginError::NotLoggedIn(name.to_string()))?;
-    if creds.reauthentication_required {
+    if creds.borrow().reauthentication_required {
         return Err(LoginError::ReauthenticationRequired {
             name: name.to_string(),
             reason: "the authorization server refused an earlier refresh".into(),
@@ -210,13 +217,19 @@ pub(super) fn unrefreshable(
     creds: StoredCredentials,
     name: &str,
 ) -> Result<StoredCredentials, LoginError> {
+    check_unexpired(&creds, name)?;
+    Ok(creds)
+}
+
+/// [`unrefreshable`] without taking the credentials.
+fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(), LoginError> {
     if creds.expires_at.is_some_and(|t| t <= unix_now()) {
         return Err(LoginError::ReauthenticationRequired {
             name: name.to_string(),
             reason: "the access token expired and the server issued no refresh token".into(),
         });
     }
-    Ok(creds)
+    Ok(())
 }
 
 pub(super) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
-    JsonRpcErrorResponse, RequestId, RequestParseError, ServerInfo, ServerNotification,
+    JsonRpcErrorResponse, OauthTokenParams, RequestId, RequestParseError, ServerInfo,
+    ServerNotification,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -21,6 +22,7 @@ use super::error::{AppError, RequestError};
 use super::handlers::{self, Answer};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::server::ServerState;
+use super::token_call;
 use crate::transport::{
     Framing, Incoming, InputEnded, MessageReader, READ_AHEAD_BYTES, read_ahead,
 };
@@ -126,6 +128,11 @@ pub(crate) async fn serve_connection<R, W>(
             }
             Ok(Some(Incoming::Message(bytes))) => bytes,
         };
+        if let Some((id, params)) = token_call::read(&bytes) {
+            conn.run(Parsed::Token { id, params }, slot, &mut in_flight);
+            while in_flight.try_join_next().is_some() {}
+            continue;
+        }
         match conn.parse(&bytes) {
             Err(reply) => conn.reply_later(reply, slot, &mut in_flight),
             Ok(Value::Array(items)) => {
@@ -146,7 +153,7 @@ pub(crate) async fn serve_connection<R, W>(
                 }
                 conn.run_batch(items, wanted as usize, slot, &mut in_flight);
             }
-            Ok(single) => conn.run_single(single, slot, &mut in_flight),
+            Ok(single) => conn.run(parse_envelope(single), slot, &mut in_flight),
         }
         while in_flight.try_join_next().is_some() {}
     }
@@ -195,11 +202,16 @@ struct Conn {
 }
 
 /// What one element of the input asked for.
-enum Parsed {
+pub(super) enum Parsed {
     Request {
         id: RequestId,
         method: String,
         params: Option<Value>,
+    },
+    /// `mcpServer/oauth/token`, read without the general reading ([`token_call`]).
+    Token {
+        id: RequestId,
+        params: OauthTokenParams,
     },
     Notification {
         method: String,
@@ -282,8 +294,8 @@ impl Conn {
         });
     }
 
-    fn run_single(&self, message: Value, slot: Slot, in_flight: &mut JoinSet<()>) {
-        let reply = self.start(parse_envelope(message));
+    fn run(&self, parsed: Parsed, slot: Slot, in_flight: &mut JoinSet<()>) {
+        let reply = self.start(parsed);
         let out = self.out.clone();
         in_flight.spawn(async move {
             if let Some(reply) = reply.await {
@@ -298,6 +310,15 @@ impl Conn {
         let ready = |v: Option<Vec<u8>>| -> Reply { Box::pin(std::future::ready(v)) };
         match parsed {
             Parsed::ClientReply => ready(None),
+            Parsed::Token { id, params } => {
+                if let Some(refused) = self.uninitialized(&id, "mcpServer/oauth/token") {
+                    return ready(Some(refused));
+                }
+                let state = self.state.clone();
+                Box::pin(
+                    async move { Some(reply_bytes(id, handlers::token(&state, params).await)) },
+                )
+            }
             Parsed::Notification { method } => {
                 match method.as_str() {
                     "initialized" | "notifications/initialized" | "exit" => {}
@@ -329,12 +350,8 @@ impl Conn {
                     let result = self.initialize(params).map(Answer::Json);
                     return ready(Some(reply_bytes(id, result.map_err(RequestError::from))));
                 }
-                if !self.state.connections().is_initialized(self.id) {
-                    let err = AppError::new(
-                        ErrorKind::NotInitialized,
-                        format!("`{method}` before `initialize`: send `initialize` first"),
-                    );
-                    return ready(Some(error_value(Some(id), err.into())));
+                if let Some(refused) = self.uninitialized(&id, &method) {
+                    return ready(Some(refused));
                 }
                 let state = self.state.clone();
                 match request {
@@ -350,6 +367,18 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The error reply to a request made before `initialize`, if this one was.
+    fn uninitialized(&self, id: &RequestId, method: &str) -> Option<Vec<u8>> {
+        if self.state.connections().is_initialized(self.id) {
+            return None;
+        }
+        let err = AppError::new(
+            ErrorKind::NotInitialized,
+            format!("`{method}` before `initialize`: send `initialize` first"),
+        );
+        Some(error_value(Some(id.clone()), err.into()))
     }
 
     fn initialize(&self, params: InitializeParams) -> Result<Value, AppError> {
@@ -402,13 +431,16 @@ fn reply_bytes(id: RequestId, result: Result<Answer, RequestError>) -> Vec<u8> {
                 id: &id,
                 result: &answer,
             };
-            serde_json::to_vec(&success).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "could not serialise a reply");
-                error_value(
-                    Some(id),
-                    RequestError::Internal("the reply could not be encoded".into()).into(),
-                )
-            })
+            let mut bytes = Vec::with_capacity(answer.encoded_size_hint());
+            serde_json::to_writer(&mut bytes, &success)
+                .map(|()| bytes)
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "could not serialise a reply");
+                    error_value(
+                        Some(id),
+                        RequestError::Internal("the reply could not be encoded".into()).into(),
+                    )
+                })
         }
         Err(e) => error_value(Some(id), e.into()),
     }
@@ -435,7 +467,7 @@ fn json_array(items: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Validates the JSON-RPC envelope of one message.
-fn parse_envelope(value: Value) -> Parsed {
+pub(super) fn parse_envelope(value: Value) -> Parsed {
     let Value::Object(mut obj) = value else {
         return Parsed::Invalid {
             id: None,

@@ -6,6 +6,7 @@ mod error;
 mod handlers;
 mod outgoing;
 mod server;
+mod token_call;
 
 pub(crate) use connection::serve_connection;
 pub use error::AppError;

@@ -8,7 +8,9 @@
 //!   was queued, so a write another process finished before the call is seen. All reads
 //!   queued meanwhile share one such check ([`CredentialStore::pinned`]): many token
 //!   requests in flight cost one hand-off to a blocking thread and one `stat`, not one
-//!   each.
+//!   each. A token lookup the store can answer without a file system call (the file's
+//!   copy, vouched for by a watch on the state directory: [`CredentialStore::load_shared_now`])
+//!   is answered on the caller's thread and never queued.
 //! - Writes: every compare-and-save queued meanwhile is applied in one
 //!   [`CredentialStore::update_many`], which for the file is one read-modify-write under
 //!   the document's lock with one write and one sync (group commit). A caller hears back
@@ -41,6 +43,9 @@ pub type SendDecide = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + Sen
 pub struct BatchCounts {
     /// Loads answered.
     pub loads: u64,
+    /// Of those, answered on the caller's thread from the store's copy in memory, without
+    /// a hand-off ([`CredentialStore::load_shared_now`]).
+    pub in_memory: u64,
     /// Updates applied (or refused with an error).
     pub updates: u64,
     /// [`CredentialStore::update_many`] calls those updates took: writes of the file.
@@ -70,6 +75,7 @@ struct Inner {
     writes: Lane<Write>,
     room: Arc<Semaphore>,
     loads: AtomicU64,
+    in_memory: AtomicU64,
     updates: AtomicU64,
     writes_done: AtomicU64,
     hand_offs: AtomicU64,
@@ -152,6 +158,7 @@ impl StoreQueue {
                 writes: Lane::new(),
                 room: Arc::new(Semaphore::new(MAX_QUEUED_CALLS)),
                 loads: AtomicU64::new(0),
+                in_memory: AtomicU64::new(0),
                 updates: AtomicU64::new(0),
                 writes_done: AtomicU64::new(0),
                 hand_offs: AtomicU64::new(0),
@@ -175,11 +182,18 @@ impl StoreQueue {
         .await
     }
 
-    /// [`CredentialStore::load_shared`], answered like [`StoreQueue::load`].
+    /// [`CredentialStore::load_shared`], answered like [`StoreQueue::load`]: on this
+    /// thread when the store can vouch for its copy in memory without a file system call
+    /// ([`CredentialStore::load_shared_now`]), else on the reading lane.
     pub async fn load_shared(
         &self,
         key: Arc<LookupKey>,
     ) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
+        if let Some(found) = self.inner.store.load_shared_now(&key) {
+            self.inner.loads.fetch_add(1, Ordering::Relaxed);
+            self.inner.in_memory.fetch_add(1, Ordering::Relaxed);
+            return Ok(found);
+        }
         let inner = self.inner.clone();
         self.read(move |store| {
             inner.loads.fetch_add(1, Ordering::Relaxed);
@@ -234,6 +248,7 @@ impl StoreQueue {
         let i = &self.inner;
         BatchCounts {
             loads: i.loads.load(Ordering::Relaxed),
+            in_memory: i.in_memory.load(Ordering::Relaxed),
             updates: i.updates.load(Ordering::Relaxed),
             writes: i.writes_done.load(Ordering::Relaxed),
             hand_offs: i.hand_offs.load(Ordering::Relaxed),

@@ -11,8 +11,15 @@
 //! modification time is less than [`RACY_WINDOW`] older than the moment its stamp was
 //! taken is therefore not trusted: the next use reads the file again, until the copy is
 //! old enough that any later write must carry a later time.
+//!
+//! Where the state directory can be watched ([`DirWatch`], Linux), a copy checked against
+//! the file after the watch's queue was read is current until the queue holds a change to
+//! the file. Token lookups are then answered from it on the caller's thread
+//! ([`CachedFileStore::load_shared_now`]): one non-blocking read of the queue, no file
+//! system call. Anything heard (a write of another process or our own, an overflow) sends
+//! the next use through the check again.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime};
 
 use super::document::Document;
@@ -20,6 +27,7 @@ use super::error::StoreError;
 use super::file::{FileStore, Stamp, Stamped};
 use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::RefreshLock;
+use super::watch::{DirWatch, Heard};
 use super::{CredentialStore, Decide, StoreBackend, UpdateResult};
 
 /// How much older than its stamp a cached copy's modification time must be to be trusted
@@ -31,10 +39,24 @@ const RACY_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct CachedFileStore {
     file: FileStore,
-    copy: Mutex<Option<Snapshot>>,
+    copy: Mutex<Held>,
+    /// Changes to the file, heard of without a file system call; `None` where there is
+    /// no such watch (other platforms, no inotify instance to be had).
+    watch: Option<DirWatch>,
     /// Checks of the file's stamp made for lookups (a test seam: one per batch of reads).
     #[cfg(test)]
     checks: std::sync::atomic::AtomicU64,
+}
+
+/// The copy, and what the watch told about the file so far.
+#[derive(Debug, Default)]
+struct Held {
+    snapshot: Option<Snapshot>,
+    /// Changes heard so far: a check vouches for its copy only when none was heard while
+    /// it looked at the file.
+    heard: u64,
+    /// The watch was given up: every use checks the file.
+    lost: bool,
 }
 
 #[derive(Debug)]
@@ -43,6 +65,9 @@ struct Snapshot {
     /// When `stamp` was taken (before the document was read, or right after it was written).
     taken_at: SystemTime,
     doc: Arc<Document>,
+    /// Checked against the file after the watch's queue was read, with nothing heard
+    /// since: the file's content until the watch hears of a change.
+    vouched: bool,
 }
 
 impl Snapshot {
@@ -51,6 +76,7 @@ impl Snapshot {
             stamp: stamped.stamp,
             taken_at,
             doc: Arc::new(stamped.doc),
+            vouched: false,
         }
     }
 
@@ -71,11 +97,35 @@ impl Snapshot {
     }
 }
 
+impl Held {
+    fn hear(&mut self, heard: Heard) {
+        match heard {
+            Heard::Nothing => return,
+            Heard::Change => self.heard += 1,
+            Heard::Lost => self.lost = true,
+        }
+        if let Some(snapshot) = self.snapshot.as_mut() {
+            snapshot.vouched = false;
+        }
+    }
+
+    /// Whether nothing was heard since the watch's queue was read with `heard` changes.
+    fn still(&self, heard: Option<u64>) -> bool {
+        !self.lost && heard == Some(self.heard)
+    }
+}
+
 impl CachedFileStore {
     pub fn new(file: FileStore) -> CachedFileStore {
+        // Watching before the first read: no change can fall between the two.
+        let watch = match (file.path().parent(), file.path().file_name()) {
+            (Some(dir), Some(name)) => DirWatch::new(dir, name),
+            _ => None,
+        };
         CachedFileStore {
             file,
-            copy: Mutex::new(None),
+            copy: Mutex::default(),
+            watch,
             #[cfg(test)]
             checks: Default::default(),
         }
@@ -87,17 +137,56 @@ impl CachedFileStore {
         #[cfg(test)]
         self.checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The watch's queue first: what it held is covered by the look at the file below,
+        // and a change made after this is heard by a later use.
+        let heard = self.listen();
         let now = self.file.stamp()?;
-        if let Some(copy) = self.lock().as_ref()
-            && copy.matches(now.as_ref())
+        let watchable = heard.is_some() && self.file.watchable();
         {
-            return Ok(Arc::clone(&copy.doc));
+            let mut copy = self.lock();
+            let vouch = watchable && copy.still(heard);
+            if let Some(snapshot) = copy.snapshot.as_mut()
+                && snapshot.matches(now.as_ref())
+            {
+                snapshot.vouched = vouch;
+                return Ok(Arc::clone(&snapshot.doc));
+            }
         }
         let taken_at = SystemTime::now();
-        let copy = Snapshot::new(self.file.read_stamped()?, taken_at);
-        let doc = Arc::clone(&copy.doc);
-        *self.lock() = Some(copy);
+        let mut snapshot = Snapshot::new(self.file.read_stamped()?, taken_at);
+        let doc = Arc::clone(&snapshot.doc);
+        let mut copy = self.lock();
+        snapshot.vouched = watchable && copy.still(heard);
+        copy.snapshot = Some(snapshot);
         Ok(doc)
+    }
+
+    /// Reads the watch's queue; the count of changes heard so far, `None` without a watch.
+    fn listen(&self) -> Option<u64> {
+        let watch = self.watch.as_ref()?;
+        let mut copy = self.lock();
+        copy.hear(watch.drain());
+        (!copy.lost).then_some(copy.heard)
+    }
+
+    /// The current document without a file system call, when the watch vouches for the
+    /// copy: for callers on async threads. Never waits (a copy being replaced right now
+    /// counts as not vouched for). `None`: check the file ([`CachedFileStore::current`]).
+    fn in_memory(&self) -> Option<Arc<Document>> {
+        let watch = self.watch.as_ref()?;
+        let mut copy = match self.copy.try_lock() {
+            Ok(copy) => copy,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        if !copy.snapshot.as_ref().is_some_and(|s| s.vouched) {
+            return None;
+        }
+        copy.hear(watch.drain());
+        copy.snapshot
+            .as_ref()
+            .filter(|s| s.vouched)
+            .map(|s| Arc::clone(&s.doc))
     }
 
     /// Changes the document under the file's exclusive lock and keeps what was written.
@@ -106,26 +195,28 @@ impl CachedFileStore {
     fn modify<R>(&self, change: impl FnOnce(&mut Document) -> R) -> Result<R, StoreError> {
         let known = |stamp: Option<&Stamp>| {
             self.lock()
+                .snapshot
                 .as_ref()
                 .filter(|copy| copy.matches(stamp))
                 .map(|copy| Document::clone(&copy.doc))
         };
         let result = self.file.modify_known(known, change);
         let taken_at = SystemTime::now();
+        // What was written is the copy, vouched for once a check looked at it.
         match result {
             Ok((result, stamped)) => {
-                *self.lock() = Some(Snapshot::new(stamped, taken_at));
+                self.lock().snapshot = Some(Snapshot::new(stamped, taken_at));
                 Ok(result)
             }
             Err(e) => {
                 // The file may or may not have changed: read it next time.
-                *self.lock() = None;
+                self.lock().snapshot = None;
                 Err(e)
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         // A copy is replaced whole, so a panic elsewhere cannot leave it half-updated.
         self.copy.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -236,6 +327,11 @@ impl CredentialStore for CachedFileStore {
 
     fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
         Ok(self.current()?.shared_credentials(key).cloned())
+    }
+
+    fn load_shared_now(&self, key: &LookupKey) -> Option<Option<Arc<StoredCredentials>>> {
+        self.in_memory()
+            .map(|doc| doc.shared_credentials(key).cloned())
     }
 
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {

@@ -158,3 +158,147 @@ fn a_write_over_a_current_copy_does_not_read_the_file_and_one_over_a_stale_copy_
 fn other_list(dir: &Path) -> Vec<StoredCredentials> {
     FileStore::open(&Home::at(dir)).unwrap().list().unwrap()
 }
+
+/// What a token request is answered with: from memory when the store vouches for its copy,
+/// else by a check of the file. The flag says which.
+fn token_lookup(s: &CachedFileStore, key: &LookupKey) -> (Option<StoredCredentials>, bool) {
+    match s.load_shared_now(key) {
+        Some(found) => (found.map(Arc::unwrap_or_clone), true),
+        None => (s.load_shared(key).unwrap().map(Arc::unwrap_or_clone), false),
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod watched {
+    use super::*;
+
+    #[test]
+    fn a_checked_copy_answers_from_memory_without_a_file_system_call() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        s.save(&creds).unwrap();
+        // Our own write is not vouched for until a check looked at the file.
+        assert!(s.load_shared_now(&key).is_none());
+        assert_eq!(token_lookup(&s, &key), (Some(creds.clone()), false));
+        let (reads, checks) = (s.file().document_reads(), s.stamp_checks());
+        for _ in 0..100 {
+            assert_eq!(token_lookup(&s, &key), (Some(creds.clone()), true));
+        }
+        let other = LookupKey::new(CredentialKey::new("b", "https://b.example/mcp"));
+        assert_eq!(token_lookup(&s, &other), (None, true));
+        assert_eq!(s.file().document_reads(), reads, "no read of the file");
+        assert_eq!(s.stamp_checks(), checks, "not even a look at its stamp");
+        // Shared, not copied.
+        let a = s.load_shared_now(&key).unwrap().unwrap();
+        let b = s.load_shared_now(&key).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn every_write_of_another_process_is_seen_by_the_next_request() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = store(tmp.path());
+        let theirs = store(tmp.path());
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        ours.save(&creds).unwrap();
+        assert_eq!(token_lookup(&ours, &key).0, Some(creds.clone()));
+        let mut from_memory = 0;
+        for i in 0..200 {
+            // Rotations of one length, within one tick of the clock: neither size nor
+            // time tells them apart.
+            creds.access_token = format!("at-secret-{i:04}");
+            creds.refresh_token = Some(format!("rt-secret-{i:04}"));
+            theirs.save(&creds).unwrap();
+            assert_eq!(
+                token_lookup(&ours, &key),
+                (Some(creds.clone()), false),
+                "write {i}"
+            );
+            let (seen, in_memory) = token_lookup(&ours, &key);
+            assert_eq!(seen, Some(creds.clone()), "after write {i}");
+            from_memory += usize::from(in_memory);
+        }
+        // Between writes the copy, checked once, answers from memory.
+        assert_eq!(from_memory, 200);
+        assert!(theirs.delete(key.key()).unwrap());
+        assert_eq!(token_lookup(&ours, &key), (None, false));
+        assert_eq!(token_lookup(&ours, &key), (None, true));
+    }
+
+    #[test]
+    fn a_hand_edit_in_place_is_seen_by_the_next_request() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        s.save(&creds).unwrap();
+        assert!(token_lookup(&s, &key).0.is_some());
+        assert!(token_lookup(&s, &key).1);
+        // Truncated and rewritten through the same inode, as an editor may.
+        let text = std::fs::read_to_string(s.file().path()).unwrap();
+        let edited = text.replace("at-secret-a", "at-secret-z");
+        std::fs::write(s.file().path(), edited).unwrap();
+        let (seen, in_memory) = token_lookup(&s, &key);
+        assert!(!in_memory);
+        assert_eq!(seen.unwrap().access_token, "at-secret-z");
+    }
+
+    #[test]
+    fn a_linked_document_is_always_checked() {
+        for how in ["symlink", "hard link"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let elsewhere = tempfile::tempdir().unwrap();
+            let s = store(tmp.path());
+            let creds = fixtures::credentials("a", "https://a.example/mcp");
+            let key = LookupKey::new(creds.key());
+            s.save(&creds).unwrap();
+            // The document also reachable by a name outside the watched directory, where
+            // a write to it makes no event here.
+            let outside = elsewhere.path().join("credentials.json");
+            if how == "symlink" {
+                std::fs::rename(s.file().path(), &outside).unwrap();
+                std::os::unix::fs::symlink(&outside, s.file().path()).unwrap();
+            } else {
+                std::fs::hard_link(s.file().path(), &outside).unwrap();
+            }
+            for _ in 0..3 {
+                assert_eq!(
+                    token_lookup(&s, &key),
+                    (Some(creds.clone()), false),
+                    "{how}"
+                );
+            }
+            let text = std::fs::read_to_string(&outside).unwrap();
+            std::fs::write(&outside, text.replace("at-secret-a", "at-secret-z")).unwrap();
+            let (seen, in_memory) = token_lookup(&s, &key);
+            assert!(!in_memory, "{how}");
+            assert_eq!(seen.unwrap().access_token, "at-secret-z", "{how}");
+        }
+    }
+
+    #[test]
+    fn a_lost_watch_falls_back_to_checking_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        let s = store(&dir);
+        let creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        s.save(&creds).unwrap();
+        assert!(token_lookup(&s, &key).0.is_some());
+        assert!(token_lookup(&s, &key).1);
+        // The state directory replaced by another one: the watch sees the old one.
+        std::fs::rename(&dir, tmp.path().join("old")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        let theirs = store(&dir);
+        let mut moved = creds.clone();
+        moved.access_token = "at-secret-new-dir".into();
+        theirs.save(&moved).unwrap();
+        for _ in 0..3 {
+            assert_eq!(token_lookup(&s, &key), (Some(moved.clone()), false));
+        }
+    }
+}

@@ -226,6 +226,25 @@ impl FileStore {
         }
     }
 
+    /// Whether a watch on the state directory hears every change to the document: it is
+    /// a file of its own (not a link to one elsewhere, nor one with a second name that
+    /// could be written through), or there is none yet.
+    pub(crate) fn watchable(&self) -> bool {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => {
+                #[cfg(unix)]
+                let single = {
+                    use std::os::unix::fs::MetadataExt;
+                    meta.nlink() == 1
+                };
+                #[cfg(not(unix))]
+                let single = true;
+                meta.file_type().is_file() && single
+            }
+            Err(e) => e.kind() == ErrorKind::NotFound,
+        }
+    }
+
     /// How many times the document was read from disk (a test seam for the cache).
     #[cfg(test)]
     pub(crate) fn document_reads(&self) -> u64 {

@@ -15,6 +15,7 @@ mod file;
 mod keyring;
 mod model;
 mod refresh_lock;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +115,14 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     /// where it keeps one (the file's in-memory document), so nothing is copied.
     fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
         Ok(self.load(key.key())?.map(Arc::new))
+    }
+    /// [`CredentialStore::load_shared`] without a file system call or a wait, for callers
+    /// on async threads: `None` when the store cannot answer that way right now (then
+    /// call [`CredentialStore::load_shared`] on a blocking thread). An answer sees every
+    /// write finished before the call, as that one does.
+    fn load_shared_now(&self, key: &LookupKey) -> Option<Option<Arc<StoredCredentials>>> {
+        let _ = key;
+        None
     }
     /// `false` when there was nothing to delete.
     fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;

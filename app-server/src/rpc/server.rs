@@ -180,6 +180,11 @@ impl AppServer {
     pub fn notify(&self, notification: ServerNotification) {
         self.state.notify(notification)
     }
+
+    /// How the credential store's calls were served so far.
+    pub fn store_counts(&self) -> crate::credentials::BatchCounts {
+        self.state.oauth.store_counts()
+    }
 }
 
 impl ServerState {

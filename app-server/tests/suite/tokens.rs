@@ -579,6 +579,51 @@ async fn tokens_of_a_previous_authorization_server_are_replaced_when_the_new_log
 
 /// `url` changed in config.toml to a server of another authorization server: credentials
 /// are keyed by name and URL, so the old tokens are not offered to the new URL at all.
+/// Token requests between writes are answered from the daemon's copy in memory without a
+/// hand-off to a blocking thread; a write of another process is seen by the very next one.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn tokens_come_from_memory_and_another_processs_write_is_seen_by_the_next_request() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let (home, server, mut c) = logged_in(&kit).await;
+    let first = token(&mut c, "kit", None).await;
+    let issued = first["result"]["accessToken"].as_str().unwrap().to_owned();
+    // Let the refresh scheduler take the server into its plan (one look at the store).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = server.store_counts();
+    let answers = concurrent_tokens(&mut c, 50, json!({"name": "kit"})).await;
+    for a in &answers {
+        assert_eq!(a["result"]["accessToken"], issued.as_str(), "{a}");
+    }
+    let after = server.store_counts();
+    assert_eq!(
+        after.in_memory - before.in_memory,
+        50,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(after.hand_offs, before.hand_offs, "{before:?} -> {after:?}");
+
+    for round in 0..5 {
+        let rotated = format!("rotated-by-another-process-{round}");
+        edit_stored(home.path(), "kit", &kit, |creds| {
+            creds.access_token = rotated.clone();
+        });
+        let next = token(&mut c, "kit", None).await;
+        assert_eq!(
+            next["result"]["accessToken"],
+            rotated.as_str(),
+            "round {round}"
+        );
+        let again = token(&mut c, "kit", None).await;
+        assert_eq!(
+            again["result"]["accessToken"],
+            rotated.as_str(),
+            "round {round}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn changed_server_url_needs_a_login_and_never_sees_old_tokens() {
     let a = Kit::start(KitConfig::default()).await.unwrap();

@@ -52,6 +52,17 @@ enum Command {
     Connect(connect::ConnectArgs),
 }
 
+/// Async worker threads of the daemon. Its work on them is short (requests, replies, the
+/// steps of logins); everything that may wait or take long (the credential store, the
+/// keyring) runs on blocking threads. With a second worker the connection's tasks are
+/// spread over two threads that wake each other for every message, and on a machine
+/// whose cores the frontend shares they also take turns with it: on 2 cores, token
+/// requests were answered at half the rate, with twice the p99 (docs/benchmarks.md).
+const DAEMON_WORKER_THREADS: usize = 1;
+
+/// Tokio's own setting of the worker count, which overrides [`DAEMON_WORKER_THREADS`].
+const WORKER_THREADS_ENV: &str = "TOKIO_WORKER_THREADS";
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,10 +75,11 @@ pub fn main() -> ExitCode {
         "warn"
     });
     limit_malloc_arenas();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if matches!(command, Command::Serve) && std::env::var_os(WORKER_THREADS_ENV).is_none() {
+        builder.worker_threads(DAEMON_WORKER_THREADS);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");

@@ -206,6 +206,11 @@ impl StoredSet {
         self.doc.credentials_for(key)
     }
 
+    /// [`StoredSet::get`] by a key whose storage key is known.
+    pub fn lookup(&self, key: &LookupKey) -> Option<&StoredCredentials> {
+        self.doc.shared_credentials(key).map(|c| &**c)
+    }
+
     pub fn len(&self) -> usize {
         self.doc.credentials.len()
     }

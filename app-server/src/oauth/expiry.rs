@@ -166,7 +166,8 @@ impl OAuthService {
             .holds
             .retain(|name, _| names.contains(name.as_str()));
         let mut planned = HashMap::new();
-        for u in in_use {
+        for (i, u) in in_use.into_iter().enumerate() {
+            let_others_run(i).await;
             let (at, planned_unix) = self.plan(scheduler, refreshes, u, &stored, now, unix_ms);
             next = next.min(at);
             if let Some((name, unix)) = planned_unix {
@@ -199,7 +200,8 @@ impl OAuthService {
             }
         };
         let (now, unix_ms) = (Instant::now(), unix_millis());
-        for u in self.live.in_use_of(&added) {
+        for (i, u) in self.live.in_use_of(&added).into_iter().enumerate() {
+            let_others_run(i).await;
             let name = u.target.name.clone();
             let (at, planned_unix) = self.plan(scheduler, refreshes, u, &stored, now, unix_ms);
             next = next.min(at);
@@ -220,10 +222,10 @@ impl OAuthService {
         unix_ms: i64,
     ) -> (Instant, Option<(String, i64)>) {
         let mut next = last + IN_USE_WINDOW;
-        let key = target.key();
+        let key = target.lookup_key();
         let Some(creds) = stored
-            .get(&key)
-            .filter(|_| self.live.is_configured(&target.name, &key))
+            .lookup(&key)
+            .filter(|_| self.live.is_configured(&target.name, key.key()))
         else {
             return (next, None);
         };
@@ -301,6 +303,19 @@ impl OAuthService {
             return Some(stored);
         }
         None
+    }
+}
+
+/// Servers planned between two yields to the other tasks of the worker: planning a
+/// thousand servers in use in one go would hold up the token requests queued behind it
+/// for milliseconds.
+const PLANNED_PER_TURN: usize = 64;
+
+/// Lets the worker's other tasks run before the `i`-th server is planned, every
+/// [`PLANNED_PER_TURN`] servers.
+async fn let_others_run(i: usize) {
+    if i > 0 && i.is_multiple_of(PLANNED_PER_TURN) {
+        tokio::task::yield_now().await;
     }
 }
 

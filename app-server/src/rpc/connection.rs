@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
     JsonRpcErrorResponse, OauthTokenParams, RequestId, RequestParseError, ServerInfo,
@@ -295,7 +295,18 @@ impl Conn {
     }
 
     fn run(&self, parsed: Parsed, slot: Slot, in_flight: &mut JoinSet<()>) {
-        let reply = self.start(parsed);
+        let mut reply = self.start(parsed);
+        // Answered at once (a token from memory, an error): queued from here, on this
+        // thread, without a task of its own. Otherwise, or when the queue is full, the
+        // rest runs as its own task: the reading loop never waits.
+        let slot = match (&mut reply).now_or_never() {
+            Some(None) => return,
+            Some(Some(bytes)) => match self.out.try_reply(bytes, slot) {
+                Ok(()) => return,
+                Err((bytes, slot)) => return self.reply_later(bytes, slot, in_flight),
+            },
+            None => slot,
+        };
         let out = self.out.clone();
         in_flight.spawn(async move {
             if let Some(reply) = reply.await {

@@ -63,6 +63,22 @@ impl OutgoingSender {
         let _ = self.tx.send(Frame { bytes, _slot: slot }).await;
     }
 
+    /// Queues a reply when there is room now; gives it back when the queue is full (then
+    /// [`OutgoingSender::reply`] waits for room). A closed connection drops it.
+    pub fn try_reply(&self, bytes: Vec<u8>, slot: Slot) -> Result<(), (Vec<u8>, Slot)> {
+        let frame = Frame {
+            bytes,
+            _slot: Some(slot),
+        };
+        match self.tx.try_send(frame) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(frame)) => Err((
+                frame.bytes,
+                frame._slot.expect("the frame was given its slot"),
+            )),
+        }
+    }
+
     /// Queues a notification without waiting. A full queue means the client stopped reading:
     /// the connection is closed (see the module comment).
     pub fn notify(&self, bytes: Vec<u8>) -> Result<(), NotifyRefused> {
@@ -235,5 +251,50 @@ mod tests {
         assert_eq!(writes[0], expected);
         // Every slot came back once its reply was written.
         assert_eq!(slots.available_permits(), MAX_IN_FLIGHT);
+    }
+
+    /// Takes nothing: a client that stopped reading.
+    struct Stuck;
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_finds_the_queue_full_is_given_back_whole() {
+        let (out, _writer) = start_writer(Stuck, Arc::new(OnceLock::from(Framing::Lines)));
+        tokio::task::yield_now().await;
+        let slots = Arc::new(tokio::sync::Semaphore::new(100_000));
+        let mut queued = 0;
+        let (bytes, slot) = loop {
+            let slot = slots.clone().try_acquire_owned().unwrap();
+            match out.try_reply(format!("{{\"id\":{queued}}}").into_bytes(), slot) {
+                Ok(()) => queued += 1,
+                Err(back) => break back,
+            }
+        };
+        let capacity = MAX_IN_FLIGHT + MAX_QUEUED_NOTIFICATIONS;
+        // The queue's room, and what the writer took before the client stopped taking it.
+        assert!(
+            (capacity..=capacity + MAX_FRAMES_PER_WRITE).contains(&queued),
+            "{queued}"
+        );
+        assert_eq!(bytes, format!("{{\"id\":{queued}}}").into_bytes());
+        // The slot comes back with the reply: the caller queues both later.
+        assert_eq!(slots.available_permits(), 100_000 - queued - 1);
+        drop(slot);
+        assert_eq!(slots.available_permits(), 100_000 - queued);
     }
 }

@@ -131,9 +131,14 @@ impl CachedFileStore {
         }
     }
 
-    /// The current document: the cached copy when the file's stamp says it is current,
-    /// else the file read again.
+    /// The current document: the cached copy when the watch vouches for it or the file's
+    /// stamp says it is current, else the file read again.
     fn current(&self) -> Result<Arc<Document>, StoreError> {
+        // A copy the watch vouches for is current: no look at the file, and no read of a
+        // copy too young for its stamp to be trusted.
+        if let Some(doc) = self.in_memory() {
+            return Ok(doc);
+        }
         #[cfg(test)]
         self.checks
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

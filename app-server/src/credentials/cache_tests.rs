@@ -229,6 +229,29 @@ mod watched {
     }
 
     #[test]
+    fn a_young_copy_the_watch_vouches_for_is_not_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = store(tmp.path());
+        let theirs = store(tmp.path());
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        theirs.save(&creds).unwrap();
+        // Written just now: by its stamp alone the copy would be read again at every use
+        // for the next 100 ms.
+        assert_eq!(ours.load(&creds.key()).unwrap(), Some(creds.clone()));
+        let reads = ours.file().document_reads();
+        for _ in 0..20 {
+            assert_eq!(ours.load(&creds.key()).unwrap(), Some(creds.clone()));
+            assert_eq!(ours.list().unwrap(), vec![creds.clone()]);
+        }
+        assert_eq!(ours.file().document_reads(), reads);
+        // Another write within the same moment is still seen.
+        creds.access_token = "at-secret-b".into();
+        theirs.save(&creds).unwrap();
+        assert_eq!(ours.load(&creds.key()).unwrap(), Some(creds.clone()));
+        assert_eq!(ours.file().document_reads(), reads + 1);
+    }
+
+    #[test]
     fn a_hand_edit_in_place_is_seen_by_the_next_request() {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());

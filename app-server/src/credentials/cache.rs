@@ -8,31 +8,31 @@
 //!
 //! Modification times are coarse (a few milliseconds on common file systems), so two
 //! writes in one tick could reuse an inode and a size and look like one. A copy whose
-//! modification time is less than [`RACY_WINDOW`] older than the moment its stamp was
-//! taken is therefore not trusted: the next use reads the file again, until the copy is
-//! old enough that any later write must carry a later time.
+//! modification time is less than [`RACY_WINDOW`](super::copy::RACY_WINDOW) older than
+//! the moment its stamp was taken is therefore not trusted: the next use reads the file
+//! again, until the copy is old enough that any later write must carry a later time.
 //!
 //! Where the state directory can be watched ([`DirWatch`], Linux), a copy checked against
 //! the file after the watch's queue was read is current until the queue holds a change to
-//! the file. Token lookups are then answered from it on the caller's thread
-//! ([`CachedFileStore::load_shared_now`]): one non-blocking read of the queue, no file
-//! system call. Anything heard (a write of another process or our own, an overflow) sends
-//! the next use through the check again.
+//! the file. The file itself is followed too, so a write through another name of it (a
+//! hard link made later) is heard. Token lookups are then answered from the copy on the
+//! caller's thread ([`CachedFileStore::load_shared_now`]): one non-blocking read of the
+//! queue, no file system call. Anything heard (a write of another process, an overflow)
+//! sends the next use through the check again. This daemon's own save is heard as
+//! exactly one rename over the file; when nothing else was heard while it was made, what
+//! it wrote is vouched for at once, so a run of saves never reads the file back.
 
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use super::copy::{Held, Snapshot};
 use super::document::Document;
 use super::error::StoreError;
-use super::file::{FileStore, Stamp, Stamped};
+use super::file::{FileStore, Stamp};
 use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::RefreshLock;
-use super::watch::{DirWatch, Heard};
+use super::watch::DirWatch;
 use super::{CredentialStore, Decide, StoreBackend, UpdateResult};
-
-/// How much older than its stamp a cached copy's modification time must be to be trusted
-/// without a read; well above the timestamp granularity of common file systems.
-const RACY_WINDOW: Duration = Duration::from_millis(100);
 
 /// The file store with its document cached in memory; what `open_store` hands out for the
 /// file backend.
@@ -46,72 +46,23 @@ pub struct CachedFileStore {
     /// Checks of the file's stamp made for lookups (a test seam: one per batch of reads).
     #[cfg(test)]
     checks: std::sync::atomic::AtomicU64,
+    /// Run once between a save's rename and its second read of the watch's queue (a test
+    /// seam: another process's write at the worst moment).
+    #[cfg(test)]
+    after_write: AfterWrite,
 }
 
-/// The copy, and what the watch told about the file so far.
-#[derive(Debug, Default)]
-struct Held {
-    snapshot: Option<Snapshot>,
-    /// Changes heard so far: a check vouches for its copy only when none was heard while
-    /// it looked at the file.
-    heard: u64,
-    /// The watch was given up: every use checks the file.
-    lost: bool,
-}
+#[cfg(test)]
+type Hook = Box<dyn FnOnce(&CachedFileStore) + Send>;
 
-#[derive(Debug)]
-struct Snapshot {
-    stamp: Option<Stamp>,
-    /// When `stamp` was taken (before the document was read, or right after it was written).
-    taken_at: SystemTime,
-    doc: Arc<Document>,
-    /// Checked against the file after the watch's queue was read, with nothing heard
-    /// since: the file's content until the watch hears of a change.
-    vouched: bool,
-}
+#[cfg(test)]
+#[derive(Default)]
+struct AfterWrite(Mutex<Option<Hook>>);
 
-impl Snapshot {
-    fn new(stamped: Stamped, taken_at: SystemTime) -> Snapshot {
-        Snapshot {
-            stamp: stamped.stamp,
-            taken_at,
-            doc: Arc::new(stamped.doc),
-            vouched: false,
-        }
-    }
-
-    /// Whether the file stamped `now` is this copy's document.
-    fn matches(&self, now: Option<&Stamp>) -> bool {
-        if self.stamp.as_ref() != now {
-            return false;
-        }
-        match now.map(|s| s.modified) {
-            // No file: nothing to be racy about (a created file has a stamp).
-            None => true,
-            Some(Some(modified)) => modified
-                .checked_add(RACY_WINDOW)
-                .is_some_and(|safe| safe <= self.taken_at),
-            // A platform without modification times: identity and size only.
-            Some(None) => true,
-        }
-    }
-}
-
-impl Held {
-    fn hear(&mut self, heard: Heard) {
-        match heard {
-            Heard::Nothing => return,
-            Heard::Change => self.heard += 1,
-            Heard::Lost => self.lost = true,
-        }
-        if let Some(snapshot) = self.snapshot.as_mut() {
-            snapshot.vouched = false;
-        }
-    }
-
-    /// Whether nothing was heard since the watch's queue was read with `heard` changes.
-    fn still(&self, heard: Option<u64>) -> bool {
-        !self.lost && heard == Some(self.heard)
+#[cfg(test)]
+impl std::fmt::Debug for AfterWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterWrite")
     }
 }
 
@@ -128,6 +79,8 @@ impl CachedFileStore {
             watch,
             #[cfg(test)]
             checks: Default::default(),
+            #[cfg(test)]
+            after_write: AfterWrite::default(),
         }
     }
 
@@ -146,7 +99,7 @@ impl CachedFileStore {
         // and a change made after this is heard by a later use.
         let heard = self.listen();
         let now = self.file.stamp()?;
-        let watchable = heard.is_some() && self.file.watchable();
+        let watchable = heard.is_some() && self.follow_file() && self.file.watchable();
         {
             let mut copy = self.lock();
             let vouch = watchable && copy.still(heard);
@@ -166,11 +119,19 @@ impl CachedFileStore {
         Ok(doc)
     }
 
+    /// Follows the file now in place (its link count is looked at after this, and a
+    /// change made to it by another name from then on is heard); `false`: not watched.
+    fn follow_file(&self) -> bool {
+        self.watch
+            .as_ref()
+            .is_some_and(|watch| watch.follow_file(self.file.path()))
+    }
+
     /// Reads the watch's queue; the count of changes heard so far, `None` without a watch.
     fn listen(&self) -> Option<u64> {
         let watch = self.watch.as_ref()?;
         let mut copy = self.lock();
-        copy.hear(watch.drain());
+        copy.drain(watch);
         (!copy.lost).then_some(copy.heard)
     }
 
@@ -187,7 +148,7 @@ impl CachedFileStore {
         if !copy.snapshot.as_ref().is_some_and(|s| s.vouched) {
             return None;
         }
-        copy.hear(watch.drain());
+        copy.drain(watch);
         copy.snapshot
             .as_ref()
             .filter(|s| s.vouched)
@@ -195,27 +156,63 @@ impl CachedFileStore {
     }
 
     /// Changes the document under the file's exclusive lock and keeps what was written.
-    /// When the copy is the document on disk (its stamp, checked under the lock, says so)
-    /// the file is not read and parsed again.
+    /// When the copy is the document on disk (the watch vouches for it, or its stamp,
+    /// checked under the lock, says so) the file is not read and parsed again.
+    ///
+    /// What was written is vouched for at once when the watch heard exactly one new file
+    /// renamed over the document, and nothing else about it, from a read of its queue
+    /// made under the lock before the rename to one made right after (other readers of
+    /// the queue in between count what they hear for the save): that rename is this
+    /// save's, so the file holds what was written. Anything more (another process's save
+    /// after ours, a write in place, a second save of ours begun meanwhile) leaves the
+    /// copy to be checked at its next use, as for a write of another process.
     fn modify<R>(&self, change: impl FnOnce(&mut Document) -> R) -> Result<R, StoreError> {
+        // The number of this save, once the queue was read under the lock.
+        let mut save = None;
         let known = |stamp: Option<&Stamp>| {
-            self.lock()
-                .snapshot
+            let mut copy = self.lock();
+            if let Some(watch) = self.watch.as_ref() {
+                copy.drain(watch);
+                // The file followed is about to be replaced: its end is not a change.
+                watch.forget_file();
+                save = (!copy.lost).then(|| copy.begin_save());
+            }
+            copy.snapshot
                 .as_ref()
-                .filter(|copy| copy.matches(stamp))
-                .map(|copy| Document::clone(&copy.doc))
+                .filter(|s| (s.vouched && s.stamp.as_ref() == stamp) || s.matches(stamp))
+                .map(|s| Document::clone(&s.doc))
         };
         let result = self.file.modify_known(known, change);
         let taken_at = SystemTime::now();
-        // What was written is the copy, vouched for once a check looked at it.
+        #[cfg(test)]
+        if let Some(hook) = self.after_write.0.lock().unwrap().take() {
+            hook(self);
+        }
         match result {
             Ok((result, stamped)) => {
-                self.lock().snapshot = Some(Snapshot::new(stamped, taken_at));
+                let written = stamped.written;
+                let mut snapshot = Snapshot::new(stamped, taken_at);
+                let mut copy = self.lock();
+                if let (Some(watch), Some(number)) = (self.watch.as_ref(), save) {
+                    copy.drain(watch);
+                    let heard = copy.end_save(number);
+                    // The file in place is ours: followed from now on, then its links
+                    // counted.
+                    snapshot.vouched = written
+                        && heard.is_some_and(|w| w.only_its_rename())
+                        && self.follow_file()
+                        && self.file.watchable();
+                }
+                copy.snapshot = Some(snapshot);
                 Ok(result)
             }
             Err(e) => {
                 // The file may or may not have changed: read it next time.
-                self.lock().snapshot = None;
+                let mut copy = self.lock();
+                copy.snapshot = None;
+                if let Some(number) = save {
+                    copy.end_save(number);
+                }
                 Err(e)
             }
         }
@@ -229,6 +226,12 @@ impl CachedFileStore {
     /// The wrapped file store (its path, and reads that bypass the cache in tests).
     pub fn file(&self) -> &FileStore {
         &self.file
+    }
+
+    /// Runs `hook` once, right after the next save's rename.
+    #[cfg(test)]
+    pub(crate) fn after_next_write(&self, hook: impl FnOnce(&CachedFileStore) + Send + 'static) {
+        *self.after_write.0.lock().unwrap() = Some(Box::new(hook));
     }
 
     /// Stamp checks made for lookups so far.
@@ -320,6 +323,10 @@ impl CredentialStore for Pinned<'_> {
         self.store.try_refresh_lock(key)
     }
 
+    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
+        self.store.prepare_refresh_lock(key)
+    }
+
     fn backend(&self) -> StoreBackend {
         self.store.backend()
     }
@@ -408,6 +415,10 @@ impl CredentialStore for CachedFileStore {
 
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError> {
         self.file.try_refresh_lock(key)
+    }
+
+    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
+        self.file.prepare_refresh_lock(key)
     }
 
     fn backend(&self) -> StoreBackend {

@@ -179,9 +179,7 @@ mod watched {
         let creds = fixtures::credentials("a", "https://a.example/mcp");
         let key = LookupKey::new(creds.key());
         s.save(&creds).unwrap();
-        // Our own write is not vouched for until a check looked at the file.
-        assert!(s.load_shared_now(&key).is_none());
-        assert_eq!(token_lookup(&s, &key), (Some(creds.clone()), false));
+        // Our own save is the copy: no check of the file either.
         let (reads, checks) = (s.file().document_reads(), s.stamp_checks());
         for _ in 0..100 {
             assert_eq!(token_lookup(&s, &key), (Some(creds.clone()), true));
@@ -194,6 +192,115 @@ mod watched {
         let a = s.load_shared_now(&key).unwrap().unwrap();
         let b = s.load_shared_now(&key).unwrap().unwrap();
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn our_own_saves_are_the_copy_without_a_read_or_a_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        s.save(&creds).unwrap();
+        // The first save found no file; every later one starts from the copy it wrote.
+        assert_eq!(s.file().document_reads(), 1);
+        for i in 0..50 {
+            creds.access_token = format!("at-secret-{i:04}");
+            s.save(&creds).unwrap();
+            assert_eq!(
+                token_lookup(&s, &key),
+                (Some(creds.clone()), true),
+                "save {i}"
+            );
+        }
+        assert_eq!(s.file().document_reads(), 1);
+        assert_eq!(s.stamp_checks(), 0);
+        assert_eq!(other_list(tmp.path()), vec![creds]);
+    }
+
+    #[test]
+    fn a_write_of_another_process_right_after_our_save_is_seen() {
+        type Foreign = fn(&Path, &StoredCredentials);
+        let writes: [(&str, Foreign); 3] = [
+            ("their save", |dir, theirs| store(dir).save(theirs).unwrap()),
+            ("an edit in place", |dir, theirs| {
+                let path = dir.join("credentials.json");
+                let text = std::fs::read_to_string(&path).unwrap();
+                let edited = text.replace("at-secret-ours", &theirs.access_token);
+                std::fs::write(&path, edited).unwrap();
+            }),
+            ("their logout", |dir, theirs| {
+                assert!(store(dir).delete(&theirs.key()).unwrap());
+            }),
+        ];
+        for (what, write) in writes {
+            let tmp = tempfile::tempdir().unwrap();
+            let ours = store(tmp.path());
+            let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+            let key = LookupKey::new(creds.key());
+            ours.save(&creds).unwrap();
+            creds.access_token = "at-secret-ours".into();
+            let mut theirs = creds.clone();
+            theirs.access_token = "at-secret-them".into();
+            let dir = tmp.path().to_owned();
+            let foreign = theirs.clone();
+            // Between our rename and our look at the watch's queue.
+            ours.after_next_write(move |_| write(&dir, &foreign));
+            ours.save(&creds).unwrap();
+            let expected = (what != "their logout").then_some(theirs);
+            assert_eq!(
+                token_lookup(&ours, &key),
+                (expected.clone(), false),
+                "{what}"
+            );
+            assert_eq!(token_lookup(&ours, &key), (expected, true), "{what}");
+        }
+    }
+
+    #[test]
+    fn a_lookup_between_our_rename_and_our_look_at_the_queue_keeps_the_save_vouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = store(tmp.path());
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        ours.save(&creds).unwrap();
+        let lookup = key.clone();
+        // Another thread's token request reads the queue, and so hears our rename first.
+        ours.after_next_write(move |s| {
+            assert!(!token_lookup(s, &lookup).1, "our rename was heard");
+        });
+        creds.access_token = "at-secret-ours".into();
+        ours.save(&creds).unwrap();
+        let checks = ours.stamp_checks();
+        assert_eq!(token_lookup(&ours, &key), (Some(creds), true));
+        assert_eq!(ours.stamp_checks(), checks);
+    }
+
+    #[test]
+    fn a_save_the_watch_heard_more_than_its_rename_about_is_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = store(tmp.path());
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        let key = LookupKey::new(creds.key());
+        ours.save(&creds).unwrap();
+        assert!(token_lookup(&ours, &key).1);
+        // A writer that takes no lock renames its file over the document while our save
+        // is being made (after our look at the queue, before our rename).
+        let path = ours.file().path().to_owned();
+        creds.access_token = "at-secret-ours".into();
+        let new = creds.clone();
+        ours.update(
+            &creds.key(),
+            Box::new(move |_| {
+                let temp = path.with_file_name("hand-made.json");
+                std::fs::write(&temp, b"{}").unwrap();
+                std::fs::rename(&temp, &path).unwrap();
+                crate::credentials::Update::Save(new)
+            }),
+        )
+        .unwrap();
+        // Ours was renamed last, so the file is ours; but two renames were heard.
+        assert_eq!(token_lookup(&ours, &key), (Some(creds.clone()), false));
+        assert_eq!(token_lookup(&ours, &key), (Some(creds), true));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct FileStore {
 pub(crate) struct Stamped {
     pub stamp: Option<Stamp>,
     pub doc: Document,
+    /// The document was just renamed into place by this process (one save), not read.
+    pub written: bool,
 }
 
 /// The file's identity (device and inode), size and modification time: every save renames
@@ -171,7 +173,8 @@ impl FileStore {
         };
         let mut doc = before.clone();
         let result = change(&mut doc);
-        let stamp = if doc != before {
+        let written = doc != before;
+        let stamp = if written {
             remove_stale_temp_files(&self.state_dir);
             write_atomically(&self.state_dir, &self.path, &document::render(&doc))?;
             self.stamp()?
@@ -179,7 +182,14 @@ impl FileStore {
             stamp
         };
         // `_lock` is dropped after the rename, so the next writer reads the new document.
-        Ok((result, Stamped { stamp, doc }))
+        Ok((
+            result,
+            Stamped {
+                stamp,
+                doc,
+                written,
+            },
+        ))
     }
 
     /// The document with the stamp of the very file it was read from, without the lock:
@@ -200,6 +210,7 @@ impl FileStore {
                 return Ok(Stamped {
                     stamp: None,
                     doc: Document::default(),
+                    written: false,
                 });
             }
             Err(source) => return Err(io(source)),
@@ -210,6 +221,7 @@ impl FileStore {
         Ok(Stamped {
             stamp: Some(Stamp::of(&meta)),
             doc: document::parse(&self.path, &bytes)?,
+            written: false,
         })
     }
 
@@ -404,6 +416,10 @@ impl CredentialStore for FileStore {
 
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError> {
         refresh_lock::try_acquire(&self.state_dir, key)
+    }
+
+    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
+        refresh_lock::prepare(&self.state_dir, key)
     }
 
     fn backend(&self) -> StoreBackend {
@@ -881,6 +897,21 @@ mod tests {
         ));
         drop(shared);
         waiter.save(&creds("b")).unwrap();
+    }
+
+    #[test]
+    fn a_prepared_refresh_lock_is_a_file_and_no_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let one = store(tmp.path());
+        let path = refresh_lock::lock_path(tmp.path(), &key("a"));
+        assert!(!path.exists());
+        one.prepare_refresh_lock(&key("a")).unwrap();
+        one.prepare_refresh_lock(&key("a")).unwrap();
+        assert!(path.is_file());
+        // Not held: another store takes it at once, and then preparing does not wait.
+        let held = store(tmp.path()).try_refresh_lock(&key("a")).unwrap();
+        assert_eq!(held.as_ref().map(|l| l.path()), Some(path.as_path()));
+        one.prepare_refresh_lock(&key("a")).unwrap();
     }
 
     #[test]

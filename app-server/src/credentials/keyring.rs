@@ -319,6 +319,10 @@ impl CredentialStore for KeyringStore {
         refresh_lock::try_acquire(self.file.state_dir(), key)
     }
 
+    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
+        refresh_lock::prepare(self.file.state_dir(), key)
+    }
+
     fn backend(&self) -> StoreBackend {
         StoreBackend::Keyring
     }

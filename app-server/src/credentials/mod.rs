@@ -9,6 +9,7 @@
 
 mod batched;
 mod cache;
+mod copy;
 mod document;
 mod error;
 mod file;
@@ -159,6 +160,14 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError>;
     /// Like [`CredentialStore::refresh_lock`], but `None` instead of waiting.
     fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError>;
+    /// Makes what [`CredentialStore::refresh_lock`] needs for `key` (its lock file) ahead
+    /// of time, without taking the lock, so taking it later only opens a file. Called
+    /// while a login waits for the browser: creating a file can take a while on a busy
+    /// disk, and then it is not spent after the user came back.
+    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
+        let _ = key;
+        Ok(())
+    }
 
     fn backend(&self) -> StoreBackend;
 

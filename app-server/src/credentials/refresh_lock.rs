@@ -51,6 +51,11 @@ pub(crate) fn acquire(
     Ok(RefreshLock { _file: file, path })
 }
 
+/// Creates the lock file for `key` (and its directory) if there is none yet.
+pub(crate) fn prepare(state_dir: &Path, key: &CredentialKey) -> Result<(), StoreError> {
+    open_lock_file(state_dir, key).map(drop)
+}
+
 /// `None` when another holder (thread or process) has the lock now.
 pub(crate) fn try_acquire(
     state_dir: &Path,

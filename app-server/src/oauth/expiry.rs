@@ -19,7 +19,7 @@ use super::error::LoginError;
 use super::live::{IN_USE_WINDOW, InUse, Live};
 use super::service::{OAuthEvent, OAuthService};
 use super::status::StatusInfo;
-use crate::credentials::{CredentialKey, StoredCredentials, StoredSet, unix_now};
+use crate::credentials::{LookupKey, StoredCredentials, StoredSet, unix_now};
 
 /// A token in use is refreshed this long before it expires, or at half its lifetime when
 /// that is sooner. Longer than the default `minValiditySecs` (60 s), so that token requests
@@ -152,8 +152,8 @@ impl OAuthService {
         let mut next = now + IDLE_ROUND;
 
         // Tokens without a refresh token turn `expired` when they run out.
-        for (_, key) in &configured {
-            if let Some(creds) = stored.get(key)
+        for (_, key) in configured.iter() {
+            if let Some(creds) = stored.lookup(key)
                 && let Some(at) = expiry_moment(creds)
             {
                 next = next.min(instant_at(at, now, unix_ms));
@@ -261,7 +261,7 @@ impl OAuthService {
     /// Reads the store and announces every configured server whose status differs from the
     /// one last announced. Servers seen for the first time (at start, after a reload) are
     /// recorded without an announcement. `None` when the store cannot be read.
-    async fn rescan(&self, configured: &[(String, CredentialKey)]) -> Option<StoredSet> {
+    async fn rescan(&self, configured: &[(String, LookupKey)]) -> Option<StoredSet> {
         for attempt in 1..=RESCAN_ATTEMPTS {
             let epoch = self.live.announced().epoch;
             let stored = match self.stored_set().await {
@@ -282,19 +282,30 @@ impl OAuthService {
                     }
                     continue;
                 }
-                let mut seen = HashMap::with_capacity(configured.len());
+                // Updated in place: a round allocates only for what changed.
                 for (name, key) in configured {
-                    let status = StatusInfo::from_credentials(stored.get(key)).status;
-                    match announced.status.get(name) {
-                        Some(old) if *old != status => changes.push((name.clone(), status)),
-                        _ => {}
+                    let status = StatusInfo::from_credentials(stored.lookup(key)).status;
+                    match announced.status.get_mut(name) {
+                        Some(old) if *old != status => {
+                            *old = status;
+                            changes.push((name.clone(), status));
+                        }
+                        Some(_) => {}
+                        None => {
+                            announced.status.insert(name.clone(), status);
+                        }
                     }
-                    seen.insert(name.clone(), status);
+                }
+                if announced.status.len() != configured.len() {
+                    // Servers no longer configured are forgotten.
+                    let names: HashSet<&str> = configured.iter().map(|(n, _)| n.as_str()).collect();
+                    announced
+                        .status
+                        .retain(|name, _| names.contains(name.as_str()));
                 }
                 if !changes.is_empty() {
                     announced.epoch += 1;
                 }
-                announced.status = seen;
             }
             for (name, status) in changes {
                 tracing::info!(server = %name, status = ?status, "credential status changed");

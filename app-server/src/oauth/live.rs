@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::service::OAuthService;
 use super::target::ServerTarget;
 use crate::config::Config;
-use crate::credentials::CredentialKey;
+use crate::credentials::{CredentialKey, LookupKey};
 
 /// A server counts as in use for this long after a frontend last asked for its token.
 pub const IN_USE_WINDOW: Duration = Duration::from_secs(600);
@@ -32,8 +32,9 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(super) struct Live {
     announced: Mutex<Announced>,
-    /// The configured HTTP servers and the credential key of each (config order).
-    configured: Mutex<Vec<(String, CredentialKey)>>,
+    /// The configured HTTP servers and the credential key of each (config order), with
+    /// its storage key worked out once: every whole round looks each one up.
+    configured: Mutex<Arc<[(String, LookupKey)]>>,
     /// The same, by name.
     configured_keys: Mutex<HashMap<String, CredentialKey>>,
     /// Servers whose token a frontend asked for, by name, and when it last did.
@@ -78,8 +79,8 @@ impl Live {
         lock(&self.announced)
     }
 
-    pub(super) fn configured(&self) -> Vec<(String, CredentialKey)> {
-        lock(&self.configured).clone()
+    pub(super) fn configured(&self) -> Arc<[(String, LookupKey)]> {
+        Arc::clone(&lock(&self.configured))
     }
 
     /// Whether `name` is configured with the credential key `key`.
@@ -187,7 +188,10 @@ impl OAuthService {
         let keys = servers.iter().cloned().collect();
         drop(by_name);
         *lock(&self.live.configured_keys) = keys;
-        *lock(&self.live.configured) = servers;
+        *lock(&self.live.configured) = servers
+            .into_iter()
+            .map(|(name, key)| (name, LookupKey::new(key)))
+            .collect();
         self.live.wake.notify_one();
     }
 

@@ -276,6 +276,15 @@ impl OAuthService {
         let name = ctx.target.name.clone();
         // The login has answered; now the registration it made is saved for later logins.
         Box::pin(self.save_registration(&name, &mut attempt)).await;
+        // While the user is in the browser: the lock the code exchange takes is made ready,
+        // so the completion only opens it.
+        let lock_key = ctx.target.key();
+        if let Err(e) = self
+            .blocking(move |s| s.prepare_refresh_lock(&lock_key))
+            .await
+        {
+            tracing::debug!(server = %name, error = %e, "refresh lock not prepared; made at completion");
+        }
         let deadline = tokio::time::Instant::now() + ctx.options.timeout;
         let mut restarted = false;
         let mut paste_reply: Option<PasteReply> = None;

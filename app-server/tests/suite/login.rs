@@ -595,3 +595,31 @@ async fn wait_until_bindable(port: u16) {
     }
     panic!("port {port} still taken");
 }
+
+#[tokio::test]
+async fn the_refresh_lock_is_made_while_the_browser_is_open() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let (home, server, mut c) = daemon_for(&kit, "a", "").await;
+    let locks = mcp_app_server::home::Home::at(home.path())
+        .state_dir
+        .join("locks");
+    let lock_files = || {
+        std::fs::read_dir(&locks)
+            .map(|d| d.flatten().count())
+            .unwrap_or(0)
+    };
+    let r = c.ok("mcpServer/oauth/login", json!({"name": "a"})).await;
+    // Before the user comes back, the lock the code exchange takes exists.
+    let mut waited = 0;
+    while lock_files() == 0 && waited < 400 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        waited += 1;
+    }
+    assert_eq!(lock_files(), 1, "no lock file while the browser is open");
+    let url = r["authorizationUrl"].as_str().unwrap();
+    assert_eq!(browser_visit(url).await.unwrap().status, 200);
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+    assert_eq!(lock_files(), 1, "the same lock file is used");
+    server.shutdown().await;
+}

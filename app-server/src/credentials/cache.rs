@@ -433,6 +433,10 @@ impl CredentialStore for CachedFileStore {
     fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
         Ok(super::StoredSet::shared(self.current()?))
     }
+
+    fn stored_set_now(&self) -> Option<super::StoredSet> {
+        self.in_memory().map(super::StoredSet::shared)
+    }
 }
 
 #[cfg(test)]

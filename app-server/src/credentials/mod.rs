@@ -186,6 +186,12 @@ pub trait CredentialStore: Send + Sync + std::fmt::Debug {
     fn stored_set(&self) -> Result<StoredSet, StoreError> {
         Ok(StoredSet::from_list(self.list()?))
     }
+    /// [`CredentialStore::stored_set`] without a file system call or a wait, as
+    /// [`CredentialStore::load_shared_now`] answers lookups; `None`: call that one on a
+    /// blocking thread.
+    fn stored_set_now(&self) -> Option<StoredSet> {
+        None
+    }
 }
 
 /// Every stored entry at one moment ([`CredentialStore::stored_set`]); cheap to clone.

@@ -423,12 +423,19 @@ mod tests {
     /// status announcements.
     fn service(dir: &std::path::Path) -> (Arc<OAuthService>, Announcements) {
         let store = crate::credentials::FileStore::open(&crate::home::Home::at(dir)).unwrap();
+        service_on(Arc::new(store))
+    }
+
+    /// The same on `store`.
+    fn service_on(
+        store: Arc<dyn crate::credentials::CredentialStore>,
+    ) -> (Arc<OAuthService>, Announcements) {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = seen.clone();
         let service = OAuthService::new(
             crate::oauth::HttpClient::new().unwrap(),
             crate::oauth::callback::CallbackServer::new(),
-            Arc::new(store),
+            store,
             Arc::new(move |event| {
                 if let OAuthEvent::AuthStatusChanged { name, status } = event {
                     sink.lock().unwrap().push((name, status));
@@ -522,7 +529,10 @@ mod tests {
     async fn servers_coming_into_use_are_planned_without_a_whole_round_each() {
         const SERVERS: usize = 40;
         let dir = tempfile::tempdir().unwrap();
-        let (service, _) = service(dir.path());
+        // The store the daemon uses for the file backend, with its copy in memory.
+        let home = crate::home::Home::at(dir.path());
+        let store = crate::credentials::open_store(&home, crate::credentials::StoreMode::File);
+        let (service, _) = service_on(store.unwrap());
         let mut text = String::new();
         for i in 0..SERVERS {
             text.push_str(&format!(
@@ -552,6 +562,7 @@ mod tests {
         // The first round, and the one `set_servers` asked for before the scheduler ran.
         until("the first rounds ran", || count(&live.full_rounds) >= 2).await;
         let whole = count(&live.full_rounds);
+        let hand_offs = service.store_counts().hand_offs;
 
         // Each server asked for in turn is planned by a round of its own, which reads no
         // other server's entry: the whole rounds do not grow with the servers in use.
@@ -563,6 +574,11 @@ mod tests {
             .await;
         }
         assert_eq!(count(&live.full_rounds), whole);
+        // Where the store's copy is vouched for, the rounds read it where they run.
+        #[cfg(target_os = "linux")]
+        assert_eq!(service.store_counts().hand_offs, hand_offs);
+        #[cfg(not(target_os = "linux"))]
+        let _ = hand_offs;
         let added = count(&live.added_rounds);
         assert!((1..=SERVERS as u64).contains(&added), "{added}");
         let due = service.live_status("s07").1.unwrap();

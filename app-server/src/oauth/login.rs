@@ -277,10 +277,12 @@ impl OAuthService {
         // The login has answered; now the registration it made is saved for later logins.
         Box::pin(self.save_registration(&name, &mut attempt)).await;
         // While the user is in the browser: the lock the code exchange takes is made ready,
-        // so the completion only opens it.
+        // so the completion only opens it. On the store's writing lane: one thread for all
+        // the logins started at once, not one each.
         let lock_key = ctx.target.key();
         if let Err(e) = self
-            .blocking(move |s| s.prepare_refresh_lock(&lock_key))
+            .queue
+            .write(move |s| s.prepare_refresh_lock(&lock_key))
             .await
         {
             tracing::debug!(server = %name, error = %e, "refresh lock not prepared; made at completion");

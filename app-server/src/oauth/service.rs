@@ -172,6 +172,11 @@ impl OAuthService {
     /// Every stored entry, shared with the store's copy where it keeps one (the scheduler's
     /// rounds: no copy of every entry per round).
     pub(super) async fn stored_set(&self) -> Result<crate::credentials::StoredSet, StoreError> {
+        // The store's copy in memory when it can vouch for it: no hand-off to a thread
+        // (which would compete for the cores with the token requests being answered).
+        if let Some(set) = self.store.stored_set_now() {
+            return Ok(set);
+        }
         self.queue.read(|s| s.stored_set()).await
     }
 

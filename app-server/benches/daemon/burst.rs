@@ -23,6 +23,7 @@ pub async fn run() {
     for servers in [1, 1000] {
         burst(servers).await;
         windowed(servers).await;
+        windowed_on_one_thread(servers).await;
     }
     stalled_reader().await;
 }
@@ -118,6 +119,24 @@ fn requests(n: usize, servers: usize) -> Vec<u8> {
     wire
 }
 
+/// The process's CPU time so far (user and system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th
+    // of the line, in clock ticks (100 per second on Linux).
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 /// (VmRSS, VmHWM) in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -181,10 +200,31 @@ async fn burst(servers: usize) {
     );
 }
 
+/// [`windowed_as`] with the client on a runtime of one thread, as a frontend's event loop is:
+/// its writer and reader then take turns on one core instead of waking each other across
+/// two, and leave the other core to the daemon.
+async fn windowed_on_one_thread(servers: usize) {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(windowed_as(servers, "client on one thread"))
+    })
+    .await
+    .unwrap();
+}
+
+/// [`windowed_as`] with the client on the bench's own runtime (two worker threads): its
+/// writer and reader tasks may run on either, waking each other across threads.
+async fn windowed(servers: usize) {
+    windowed_as(servers, "client on the bench's runtime").await;
+}
+
 /// The same requests with at most [`WINDOW`] outstanding: the rate, and the latency of each
 /// request from its write to its answer (with the whole burst written at once, the latency
 /// would be the client's own queue).
-async fn windowed(servers: usize) {
+async fn windowed_as(servers: usize, client: &str) {
     use std::sync::{Arc, Mutex};
     let home = logged_in_home(servers);
     let mut d = spawn(home.path()).await;
@@ -205,6 +245,7 @@ async fn windowed(servers: usize) {
     let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; BURST]));
     let window = Arc::new(tokio::sync::Semaphore::new(WINDOW));
     let mut stdin = d.stdin;
+    let cpu_before = cpu_time(d.pid);
     let start = Instant::now();
     let writer = tokio::spawn({
         let (sent, window) = (sent.clone(), window.clone());
@@ -234,15 +275,17 @@ async fn windowed(servers: usize) {
         window.add_permits(1);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_time(d.pid).saturating_sub(cpu_before);
     drop(writer.await.unwrap());
     let _ = d.child.wait().await;
     latencies.sort();
     settled.sort();
     row(
-        &format!("token, {WINDOW} pipelined at a time, {servers} stored server(s)"),
+        &format!("token, {WINDOW} pipelined at a time, {servers} stored server(s), {client}"),
         format!("{:.0} req/s", BURST as f64 / secs),
         &format!(
-            "real binary over pipes, {BURST} requests; latency p50 {} us, p99 {} us, max {} us; after each server's first request ({} requests): p99 {} us, max {} us",
+            "real binary over pipes, {BURST} requests; daemon CPU {:.1} us per request; latency p50 {} us, p99 {} us, max {} us; after each server's first request ({} requests): p99 {} us, max {} us",
+            cpu.as_secs_f64() * 1e6 / BURST as f64,
             latencies[BURST / 2].as_micros(),
             latencies[BURST * 99 / 100].as_micros(),
             latencies[BURST - 1].as_micros(),

@@ -281,8 +281,7 @@ impl CredentialStore for Pinned<'_> {
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
         Ok(self
             .doc
-            .credentials
-            .values()
+            .shared_credentials_in_order()
             .map(|c| (**c).clone())
             .collect())
     }
@@ -375,8 +374,7 @@ impl CredentialStore for CachedFileStore {
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
         Ok(self
             .current()?
-            .credentials
-            .values()
+            .shared_credentials_in_order()
             .map(|c| (**c).clone())
             .collect())
     }

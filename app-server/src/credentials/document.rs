@@ -8,7 +8,7 @@
 //!   "keyringIndex": [ { "serverName": ..., "serverUrl": ... } ] }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,9 +25,11 @@ pub(crate) const CURRENT_VERSION: u64 = 1;
 pub(crate) struct Document {
     pub version: u64,
     /// Tokens kept in the file (file backend, or left over from before a switch to keyring).
-    /// Shared: a copy of the document, and a token handed out, copies no entry.
-    #[serde(default)]
-    pub credentials: BTreeMap<String, Arc<StoredCredentials>>,
+    /// Shared: a copy of the document, and a token handed out, copies no entry. Hashed, so
+    /// that a token request finds its entry in one probe however many servers are stored;
+    /// written to the file in the order of the keys ([`Document::credentials_in_order`]).
+    #[serde(default, serialize_with = "in_key_order")]
+    pub credentials: HashMap<String, Arc<StoredCredentials>>,
     #[serde(default)]
     pub registrations: Vec<StoredRegistration>,
     #[serde(default)]
@@ -41,7 +43,7 @@ impl Default for Document {
     fn default() -> Self {
         Document {
             version: CURRENT_VERSION,
-            credentials: BTreeMap::new(),
+            credentials: HashMap::new(),
             registrations: Vec::new(),
             cimd_refused_issuers: BTreeSet::new(),
             keyring_index: BTreeSet::new(),
@@ -49,7 +51,32 @@ impl Default for Document {
     }
 }
 
+/// The credentials map as the file has it: ordered by storage key, so that the same
+/// document is always the same bytes.
+fn in_key_order<S: serde::Serializer>(
+    credentials: &HashMap<String, Arc<StoredCredentials>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    credentials
+        .iter()
+        .collect::<BTreeMap<&String, &Arc<StoredCredentials>>>()
+        .serialize(s)
+}
+
 impl Document {
+    /// The stored entries, ordered by storage key (the order of the file).
+    pub fn credentials_in_order(self) -> impl Iterator<Item = Arc<StoredCredentials>> {
+        let ordered: BTreeMap<String, Arc<StoredCredentials>> =
+            self.credentials.into_iter().collect();
+        ordered.into_values()
+    }
+
+    /// [`Document::credentials_in_order`], without taking the document.
+    pub fn shared_credentials_in_order(&self) -> impl Iterator<Item = &Arc<StoredCredentials>> {
+        let ordered: BTreeMap<&String, &Arc<StoredCredentials>> = self.credentials.iter().collect();
+        ordered.into_values()
+    }
+
     /// The entry for `key`, if its stored URL is the key's URL (a hand-edited or colliding
     /// entry for another URL is not handed out).
     pub fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
@@ -219,6 +246,44 @@ mod tests {
         assert!(text.contains("\"cimdRefusedIssuers\""), "{text}");
         assert!(text.contains("\"keyringIndex\""), "{text}");
         assert_eq!(parse(path(), &bytes).unwrap(), doc);
+    }
+
+    /// The map is hashed in memory; the file, and every listing, has the entries in the
+    /// order of their keys whatever order they were made in.
+    #[test]
+    fn entries_are_written_and_listed_in_key_order() {
+        let names: Vec<String> = (0..40).rev().map(|i| format!("s{i:02}")).collect();
+        let mut doc = Document::default();
+        for name in &names {
+            let creds = fixtures::credentials(name, &format!("https://{name}.example/mcp"));
+            doc.credentials
+                .insert(creds.key().storage_key(), Arc::new(creds));
+        }
+        let text = String::from_utf8(render(&doc)).unwrap();
+        let at: Vec<usize> = (0..40)
+            .map(|i| {
+                text.find(&format!("\"s{i:02}|"))
+                    .expect("every key written")
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let mut sorted = names.clone();
+        sorted.sort();
+        let listed: Vec<String> = doc
+            .shared_credentials_in_order()
+            .map(|c| c.server_name.clone())
+            .collect();
+        assert_eq!(listed, sorted);
+        let taken: Vec<String> = doc
+            .clone()
+            .credentials_in_order()
+            .map(|c| c.server_name.clone())
+            .collect();
+        assert_eq!(taken, sorted);
+        // The same document renders to the same bytes, and reads back equal.
+        let again = parse(path(), text.as_bytes()).unwrap();
+        assert_eq!(render(&again), text.as_bytes());
+        assert_eq!(again, doc);
     }
 
     #[test]

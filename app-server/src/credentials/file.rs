@@ -376,8 +376,7 @@ impl CredentialStore for FileStore {
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
         Ok(self
             .read()?
-            .credentials
-            .into_values()
+            .credentials_in_order()
             .map(Arc::unwrap_or_clone)
             .collect())
     }

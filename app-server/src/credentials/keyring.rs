@@ -261,7 +261,7 @@ impl CredentialStore for KeyringStore {
     }
 
     fn list(&self) -> Result<Vec<StoredCredentials>, StoreError> {
-        let doc = self.file.read()?;
+        let mut doc = self.file.read()?;
         let mut all = Vec::new();
         for key in &doc.keyring_index {
             match self.read_item(key)? {
@@ -274,10 +274,10 @@ impl CredentialStore for KeyringStore {
                 Item::Unreadable(e) => tracing::warn!(server = %key, "{e}"),
             }
         }
+        let in_keyring = std::mem::take(&mut doc.keyring_index);
         all.extend(
-            doc.credentials
-                .into_values()
-                .filter(|c| !doc.keyring_index.contains(&c.key()))
+            doc.credentials_in_order()
+                .filter(|c| !in_keyring.contains(&c.key()))
                 .map(Arc::unwrap_or_clone),
         );
         Ok(all)

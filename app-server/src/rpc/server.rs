@@ -97,7 +97,13 @@ fn resolved_targets(config: &Config) -> HashMap<String, Arc<ServerTarget>> {
 impl AppServer {
     /// Builds the daemon. A config.toml that cannot be loaded does not stop it: requests
     /// that need the configuration answer with the error until a reload succeeds.
+    ///
+    /// Call it within a Tokio runtime (it starts the daemon's background tasks); outside
+    /// one it answers [`StartError::NoRuntime`].
     pub fn new(options: ServerOptions) -> Result<Self, StartError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
         let (config, startup_error) = match config::load(&options.home.config_file()) {
             Ok(c) => (Arc::new(c), None),
             Err(e) => {
@@ -339,6 +345,10 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error(
+        "the daemon was built outside a Tokio runtime; call AppServer::new from within one (it starts background tasks)"
+    )]
+    NoRuntime,
 }
 
 fn notification_for(event: OAuthEvent) -> ServerNotification {
@@ -383,6 +393,27 @@ mod tests {
     fn server(home: &std::path::Path, config: &str) -> AppServer {
         std::fs::write(home.join("config.toml"), config).unwrap();
         AppServer::new(ServerOptions::new(Home::at(home))).unwrap()
+    }
+
+    /// Built outside a runtime, the daemon answers with an error that says so instead of
+    /// panicking when it starts its background tasks; nothing is written to the home.
+    #[test]
+    fn built_outside_a_runtime_it_answers_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "mcp_oauth_prewarm = false\n",
+        )
+        .unwrap();
+        let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        let result = AppServer::new(ServerOptions::new(Home::at(dir.path())));
+        let Err(e) = result else {
+            panic!("a daemon without a runtime");
+        };
+        assert!(matches!(e, StartError::NoRuntime), "{e}");
+        assert!(e.to_string().contains("Tokio runtime"), "{e}");
+        let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(before.len(), after.len());
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod engine;
 pub mod home;
 pub mod mcp_wire;
 pub mod oauth;

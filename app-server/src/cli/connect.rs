@@ -18,12 +18,12 @@ use super::engine::{CliError, Engine};
 use super::login::{FlowArgs, Paste, follow_login, login};
 use super::mcp_client::{AccessToken, Answer, McpClient, McpError};
 use super::output::say;
+use crate::engine::{
+    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, LoginError, Refusal, ServerTarget,
+};
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
 use crate::oauth::www_authenticate::BearerChallenge;
-use crate::oauth::{
-    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, LoginError, Refusal, ServerTarget,
-};
 
 /// Logins one run may make: the first and two step-ups.
 pub const MAX_AUTHORIZATIONS: u32 = 3;

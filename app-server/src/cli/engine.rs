@@ -10,14 +10,14 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::config::grant::GrantConfig;
-use crate::oauth::enterprise::idp::IDP_SESSION_NAME;
+use crate::engine::enterprise::idp::IDP_SESSION_NAME;
 
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
+use crate::engine::{LoginError, OAuthEvent, OAuthService, ServerTarget};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::{LoginError, OAuthEvent, OAuthService, ServerTarget};
 
 /// Why a command failed. Each message says what failed and what the person can do.
 #[derive(Debug, thiserror::Error)]

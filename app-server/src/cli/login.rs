@@ -15,9 +15,9 @@ use super::browser::{self, BrowserMode};
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
+use crate::engine::enterprise::EnterpriseLogin;
+use crate::engine::{LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
 use crate::oauth::discovery::Probe;
-use crate::oauth::enterprise::EnterpriseLogin;
-use crate::oauth::{LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
 
 /// `login [NAME] [--url URL]`.
 #[derive(Debug, clap::Args)]

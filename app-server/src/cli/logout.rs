@@ -3,7 +3,7 @@
 
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
-use crate::oauth::ServerTarget;
+use crate::engine::ServerTarget;
 
 /// `logout NAME [--revoke]`.
 #[derive(Debug, clap::Args)]

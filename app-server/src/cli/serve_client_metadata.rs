@@ -48,7 +48,7 @@ pub struct ServeClientMetadataArgs {
     #[arg(long, env = "MCP_CLIENT_METADATA_PUBLIC_BASE_URL")]
     pub public_base_url: String,
     /// `client_name` in the documents: what the consent screen shows.
-    #[arg(long, default_value = crate::oauth::CLIENT_NAME, env = "MCP_CLIENT_METADATA_CLIENT_NAME")]
+    #[arg(long, default_value = crate::engine::CLIENT_NAME, env = "MCP_CLIENT_METADATA_CLIENT_NAME")]
     pub client_name: String,
     /// Optional `client_uri` (https): the product's home page.
     #[arg(long, env = "MCP_CLIENT_METADATA_CLIENT_URI")]

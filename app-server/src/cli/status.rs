@@ -9,7 +9,7 @@ use super::engine::{CliError, Engine};
 use super::output::say;
 use crate::config::ServerTransport;
 use crate::credentials::{CredentialKey, unix_now};
-use crate::oauth::StatusInfo;
+use crate::engine::StatusInfo;
 
 /// `status [--json]`.
 #[derive(Debug, clap::Args)]

@@ -65,9 +65,9 @@ impl From<RequestError> for JsonRpcError {
     }
 }
 
-impl From<&crate::oauth::LoginError> for AppError {
-    fn from(e: &crate::oauth::LoginError) -> Self {
-        use crate::oauth::LoginError as L;
+impl From<&crate::engine::LoginError> for AppError {
+    fn from(e: &crate::engine::LoginError) -> Self {
+        use crate::engine::LoginError as L;
         let kind = match e {
             L::Discovery(_) => ErrorKind::DiscoveryFailed,
             L::Registration(_) => ErrorKind::RegistrationFailed,
@@ -99,15 +99,15 @@ impl From<&crate::oauth::LoginError> for AppError {
     }
 }
 
-impl From<crate::oauth::LoginError> for RequestError {
-    fn from(e: crate::oauth::LoginError) -> Self {
+impl From<crate::engine::LoginError> for RequestError {
+    fn from(e: crate::engine::LoginError) -> Self {
         RequestError::from(&e)
     }
 }
 
-impl From<&crate::oauth::LoginError> for RequestError {
-    fn from(e: &crate::oauth::LoginError) -> Self {
-        use crate::oauth::LoginError as L;
+impl From<&crate::engine::LoginError> for RequestError {
+    fn from(e: &crate::engine::LoginError) -> Self {
+        use crate::engine::LoginError as L;
         match e {
             // A bad clientMetadataUrlBase is a bad param.
             L::InvalidClientMetadataUrlBase(m) => RequestError::InvalidParams(format!(
@@ -128,8 +128,8 @@ impl From<crate::credentials::StoreError> for RequestError {
 }
 
 /// The kind of an enterprise-managed authorization failure.
-fn enterprise_kind(e: &crate::oauth::enterprise::EnterpriseError) -> ErrorKind {
-    use crate::oauth::enterprise::EnterpriseError as E;
+fn enterprise_kind(e: &crate::engine::enterprise::EnterpriseError) -> ErrorKind {
+    use crate::engine::enterprise::EnterpriseError as E;
     match e {
         E::IdpDiscovery { .. } => ErrorKind::DiscoveryFailed,
         E::IdToken(_) => ErrorKind::AuthorizationFailed,

@@ -17,13 +17,13 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
-use crate::oauth::dpop::USE_DPOP_NONCE;
-use crate::oauth::enterprise::EnterpriseLogin;
-use crate::oauth::resource_proof::{ResourceRequest, check_request};
-use crate::oauth::{
+use crate::engine::enterprise::EnterpriseLogin;
+use crate::engine::resource_proof::{ResourceRequest, check_request};
+use crate::engine::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
     MAX_MIN_VALIDITY_SECS, Refusal, ServerTarget, StatusInfo, read_challenge,
 };
+use crate::oauth::dpop::USE_DPOP_NONCE;
 
 /// A method's result, encoded once, straight into the reply's bytes.
 pub(crate) enum Answer {

@@ -16,10 +16,10 @@ use super::error::AppError;
 use super::outgoing::{NotifyRefused, OutgoingSender};
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{FileStore, StoreError, open_store};
+use crate::engine::{OAuthEvent, OAuthService, ServerTarget, configured_servers};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
-use crate::oauth::{OAuthEvent, OAuthService, ServerTarget, configured_servers};
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].
@@ -224,7 +224,7 @@ impl ServerState {
             .values()
             .filter_map(|s| {
                 s.http()
-                    .map(|h| crate::oauth::ServerTarget::from_config(&s.name, h, config, None))
+                    .map(|h| crate::engine::ServerTarget::from_config(&s.name, h, config, None))
             })
             .collect();
         self.oauth.prewarm(targets);

@@ -1,18 +1,15 @@
 //! Grants that obtain a token without a browser: OAuth client credentials
 //! ([`client_credentials`]) and the JWT bearer grant with a workload identity token
 //! ([`jwt_bearer`]). Both post to the token endpoint through [`super::token::request_token`],
-//! so answers and refusals are read as for code exchange and refresh. [`run`] drives them
-//! for logins and renewals. Enterprise-managed authorization adds the token exchange at the
+//! so answers and refusals are read as for code exchange and refresh; the engine
+//! (`crate::engine::grants`) drives them for logins and renewals. Enterprise-managed authorization adds the token exchange at the
 //! identity provider ([`token_exchange`]) and the presentation of its ID-JAG at the MCP
 //! server's authorization server ([`id_jag`]).
 
 pub mod client_credentials;
 pub mod id_jag;
 pub mod jwt_bearer;
-mod run;
 pub mod token_exchange;
-
-pub use run::login_grant;
 
 use super::jose::JoseError;
 use super::token::TokenError;

@@ -16,20 +16,20 @@ use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 use url::Url;
 
 use self::idp::{IdpSession, discover_idp, read_id_token, session_key};
-use super::discovery::{Discovery, discover};
 use super::error::LoginError;
-use super::grants::client_credentials::{ClientAuth, GrantTarget, resolve, secret_method};
-use super::grants::token_exchange::{Exchange, IdpClient, exchange};
-use super::grants::{GrantError, id_jag};
-use super::http::{HttpClient, header_map};
 use super::login::LoginOptions;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
-use super::token::{TokenError, TokenResponse};
 use super::vending::{apply_tokens, usable};
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::ClientAuthConfig;
 use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
+use crate::oauth::discovery::{Discovery, discover};
+use crate::oauth::grants::client_credentials::{ClientAuth, GrantTarget, resolve, secret_method};
+use crate::oauth::grants::token_exchange::{Exchange, IdpClient, exchange};
+use crate::oauth::grants::{GrantError, id_jag};
+use crate::oauth::http::{HttpClient, header_map};
+use crate::oauth::token::{TokenError, TokenResponse};
 
 pub use sign_in::SignInStarted;
 
@@ -400,7 +400,7 @@ impl OAuthService {
     pub(super) async fn idp_metadata(
         &self,
         idp: &EnterpriseIdpConfig,
-    ) -> Result<super::discovery::AuthServerMetadata, LoginError> {
+    ) -> Result<crate::oauth::discovery::AuthServerMetadata, LoginError> {
         let http = self.idp_http(idp).await;
         discover_idp(&http, &idp.issuer)
             .await

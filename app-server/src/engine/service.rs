@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use mcp_app_server_protocol::McpAuthStatus;
 
-use super::callback::CallbackServer;
 use super::callback_ports::StickyPorts;
 use super::challenge::ChallengeState;
-use super::discovery::DiscoveryCache;
 use super::error::LoginError;
-use super::http::HttpClient;
 use super::live::Live;
 use super::login::{EndReason, PendingLogin, RegistrationSaves};
-use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::target::ServerTarget;
 use super::vending::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
 use crate::credentials::{
     BatchCounts, CredentialKey, CredentialStore, SendDecide, StoreError, StoreQueue, StoredClient,
     StoredCredentials,
 };
+use crate::oauth::callback::CallbackServer;
+use crate::oauth::discovery::DiscoveryCache;
+use crate::oauth::http::HttpClient;
+use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
 
 /// Progress reported to whoever drives the service.
 #[derive(Debug, Clone)]
@@ -74,9 +74,9 @@ pub struct OAuthService {
     pub(super) live: Live,
     /// The latest DPoP nonce of each server's authorization server, by server name
     /// (RFC 9449 8); memory only.
-    pub(super) dpop_nonces: super::dpop::NonceCache,
+    pub(super) dpop_nonces: crate::oauth::dpop::NonceCache,
     /// The latest DPoP nonce of each server's MCP server (RFC 9449 9), by server name.
-    pub(super) rs_dpop_nonces: super::dpop::NonceCache,
+    pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
 }
 
 impl OAuthService {

@@ -3,13 +3,13 @@
 use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
-use super::dpop::{self, TokenDpop};
 use super::error::LoginError;
 use super::service::{OAuthEvent, OAuthService, registration_from_client};
 use super::target::ServerTarget;
-use super::token::{self, TokenError};
 use super::vending::{apply_tokens, fresh_enough, unrefreshable, usable};
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
+use crate::oauth::dpop::{self, TokenDpop};
+use crate::oauth::token::{self, TokenError};
 
 impl OAuthService {
     /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller

@@ -1,13 +1,13 @@
 //! Everything a login, a token request or a logout can fail with.
 
-use super::callback::{CallbackError, CallbackListenError, PasteError};
 use super::challenge::ChallengeInputError;
-use super::discovery::DiscoveryError;
 use super::enterprise::EnterpriseError;
-use super::grants::GrantError;
-use super::registration::RegistrationError;
-use super::token::TokenError;
 use crate::credentials::StoreError;
+use crate::oauth::callback::{CallbackError, CallbackListenError, PasteError};
+use crate::oauth::discovery::DiscoveryError;
+use crate::oauth::grants::GrantError;
+use crate::oauth::registration::RegistrationError;
+use crate::oauth::token::TokenError;
 
 /// Everything a login, a token request or a logout can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -14,17 +14,19 @@ use mcp_app_server_protocol::McpAuthStatus;
 use reqwest::StatusCode;
 use url::Url;
 
-use super::discovery::{Discovery, DiscoveryCache, DiscoveryError, Probe, discover_after_probe};
 use super::error::LoginError;
-use super::http::header_map;
 use super::login::{LoginBegun, LoginOptions, LoginStarted};
-use super::scopes::union_scopes;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::vending::can_renew;
-use super::www_authenticate::{BearerChallenge, bearer_challenge_from_values};
 use crate::credentials::{CredentialKey, StoredCredentials, unix_now};
 use crate::oauth::discovery::issuers_match;
+use crate::oauth::discovery::{
+    Discovery, DiscoveryCache, DiscoveryError, Probe, discover_after_probe,
+};
+use crate::oauth::http::header_map;
+use crate::oauth::scopes::union_scopes;
+use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge_from_values};
 
 /// Step-up logins per server and scope set (rule 9: "at most 3 attempts").
 pub const MAX_STEP_UPS: u32 = 3;

@@ -5,21 +5,21 @@ use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
 use url::Url;
 
 use crate::credentials::{StoredRegistration, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::service::{OAuthEvent, OAuthService};
+use crate::engine::target::ServerTarget;
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
     CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
-use crate::oauth::error::LoginError;
 use crate::oauth::http::header_map;
 use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
 use crate::oauth::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
     preregistered,
 };
-use crate::oauth::service::{OAuthEvent, OAuthService};
-use crate::oauth::target::ServerTarget;
 
 use super::{Attempt, CLIENT_NAME, FlowContext, LoginOptions};
 

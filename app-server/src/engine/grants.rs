@@ -8,19 +8,19 @@ use std::sync::Arc;
 use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
 use url::Url;
 
-use super::client_credentials::{self, ClientAuth, GrantTarget, secret_method};
-use super::{GrantError, jwt_bearer};
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::login::{Discovered, EndReason, LoginOptions, warn_if_unbound};
+use crate::engine::service::{OAuthEvent, OAuthService};
+use crate::engine::target::ServerTarget;
+use crate::engine::vending::{apply_tokens, usable};
 use crate::oauth::discovery::Probe;
 use crate::oauth::dpop::{self, TokenDpop};
-use crate::oauth::error::LoginError;
+use crate::oauth::grants::client_credentials::{self, ClientAuth, GrantTarget, secret_method};
+use crate::oauth::grants::{GrantError, jwt_bearer};
 use crate::oauth::http::HttpClient;
-use crate::oauth::login::{Discovered, EndReason, LoginOptions, warn_if_unbound};
-use crate::oauth::service::{OAuthEvent, OAuthService};
-use crate::oauth::target::ServerTarget;
 use crate::oauth::token::{TokenError, TokenResponse};
-use crate::oauth::vending::{apply_tokens, usable};
 
 /// The `token_endpoint_auth_method` recorded for a client assertion.
 const PRIVATE_KEY_JWT: &str = "private_key_jwt";
@@ -67,7 +67,7 @@ impl OAuthService {
     /// Logs in with the server's configured grant: discovery (from the refusal when the
     /// caller holds one), the token request, the tokens stored; answers once they are. Past
     /// discovery, ends with exactly one `LoginCompleted`, success or not.
-    pub(in crate::oauth) async fn grant_login(
+    pub(in crate::engine) async fn grant_login(
         self: &Arc<Self>,
         target: ServerTarget,
         options: LoginOptions,
@@ -178,7 +178,7 @@ impl OAuthService {
     /// holds: at the stored token endpoint, for the stored resource and scopes. A refusal
     /// flags them (a new login is needed) as a refused refresh does; a credential that
     /// cannot be read, or network trouble, leaves them as they are.
-    pub(in crate::oauth) async fn renew_with_grant(
+    pub(in crate::engine) async fn renew_with_grant(
         &self,
         target: &ServerTarget,
         current: StoredCredentials,

@@ -14,24 +14,24 @@ use mcp_app_server_protocol::{
 use tokio::sync::oneshot;
 use url::Url;
 
-use super::authorization::Pkce;
-use super::callback::{
+use super::error::LoginError;
+use super::service::{OAuthEvent, OAuthService};
+use super::target::ServerTarget;
+use super::vending::apply_tokens;
+use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, Update, unix_now};
+use crate::oauth::authorization::Pkce;
+use crate::oauth::callback::{
     CallbackError, CallbackOutcome, CallbackRegistration, ExpectedCallback, callback_path,
     parse_pasted_callback,
 };
-use super::callback_id::callback_id;
-use super::discovery::{
+use crate::oauth::callback_id::callback_id;
+use crate::oauth::discovery::{
     Discovery, DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
 };
-use super::dpop::{self, TokenDpop};
-use super::error::LoginError;
-use super::http::{HttpClient, header_map};
-use super::registration::{CimdSource, ClientRegistration};
-use super::service::{OAuthEvent, OAuthService};
-use super::target::ServerTarget;
-use super::token::{self, TokenError, TokenResponse};
-use super::vending::apply_tokens;
-use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, Update, unix_now};
+use crate::oauth::dpop::{self, TokenDpop};
+use crate::oauth::http::{HttpClient, header_map};
+use crate::oauth::registration::{CimdSource, ClientRegistration};
+use crate::oauth::token::{self, TokenError, TokenResponse};
 
 mod attempt;
 mod control;
@@ -568,7 +568,7 @@ impl OAuthService {
         match registered_with {
             Some(registered_with) if !issuers_match(&registered_with, issuer) => {
                 Err(LoginError::Registration(
-                    super::registration::RegistrationError::PreregisteredForOtherIssuer {
+                    crate::oauth::registration::RegistrationError::PreregisteredForOtherIssuer {
                         server: target.name.clone(),
                         client_id,
                         registered_with,
@@ -627,7 +627,7 @@ fn endpoint_gone_status(status: u16) -> bool {
 }
 
 fn registration_endpoint_gone(e: &LoginError) -> bool {
-    use super::registration::RegistrationError;
+    use crate::oauth::registration::RegistrationError;
     match e {
         LoginError::Registration(RegistrationError::Rejected { status, .. }) => {
             endpoint_gone_status(*status)

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 
-use super::discovery::discover;
-use super::http::header_map;
 use super::service::OAuthService;
 use super::target::ServerTarget;
+use crate::oauth::discovery::discover;
+use crate::oauth::http::header_map;
 
 /// Servers discovered at once.
 pub const PREWARM_CONCURRENCY: usize = 4;

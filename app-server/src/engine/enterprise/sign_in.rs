@@ -14,17 +14,17 @@ use super::idp::{IdpSession, check_id_token, read_id_token};
 use super::{EnterpriseError, EnterpriseTarget, resolve_auth};
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::unix_now;
+use crate::engine::error::LoginError;
+use crate::engine::login::{Control, EndReason, LoginOptions, PendingLogin, control_channel};
+use crate::engine::service::OAuthService;
+use crate::engine::target::ServerTarget;
 use crate::oauth::authorization::{Pkce, new_state};
 use crate::oauth::callback::{
     CallbackError, CallbackOutcome, ExpectedCallback, callback_path, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
-use crate::oauth::error::LoginError;
 use crate::oauth::grants::client_credentials::secret_method;
 use crate::oauth::grants::id_jag::authenticate;
-use crate::oauth::login::{Control, EndReason, LoginOptions, PendingLogin, control_channel};
-use crate::oauth::service::OAuthService;
-use crate::oauth::target::ServerTarget;
 use crate::oauth::token::{TokenError, request_token_body};
 
 /// A started sign-in: the identity provider's URL for the browser.

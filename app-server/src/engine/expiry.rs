@@ -540,12 +540,12 @@ mod tests {
             ));
         }
         let config = crate::config::parse(&text, std::path::Path::new("config.toml")).unwrap();
-        let targets: Vec<Arc<crate::oauth::ServerTarget>> = config
+        let targets: Vec<Arc<crate::engine::ServerTarget>> = config
             .servers
             .values()
             .map(|s| {
                 let http = s.http().unwrap();
-                Arc::new(crate::oauth::ServerTarget::from_config(
+                Arc::new(crate::engine::ServerTarget::from_config(
                     &s.name, http, &config, None,
                 ))
             })
@@ -555,7 +555,7 @@ mod tests {
             (c.server_name, c.server_url) = (t.name.clone(), t.url.to_string());
             service.store().save(&c).unwrap();
         }
-        service.set_servers(crate::oauth::configured_servers(&config));
+        service.set_servers(crate::engine::configured_servers(&config));
         service.start_live(None);
         let live = &service.live;
         let count = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -675,7 +675,7 @@ mod tests {
         let err = || {
             Err(Arc::new(LoginError::RefreshTransient {
                 name: "a".into(),
-                error: super::super::token::TokenError::Invalid {
+                error: crate::oauth::token::TokenError::Invalid {
                     endpoint: "https://auth.example/token".into(),
                     reason: "test".into(),
                 },

@@ -17,13 +17,13 @@ use crate::oauth::callback::CallbackOutcome;
 /// Pasted redirects queued for one login. A paste is this login's response (its `state`
 /// was checked before it was queued), so a frontend has no reason to send more than one
 /// or two.
-pub(in crate::oauth) const PASTE_SLOTS: usize = 2;
+pub(in crate::engine) const PASTE_SLOTS: usize = 2;
 
 /// The answer to the caller of `mcpServer/oauth/complete`.
-pub(in crate::oauth) type PasteReply = oneshot::Sender<Result<(), String>>;
+pub(in crate::engine) type PasteReply = oneshot::Sender<Result<(), String>>;
 
 /// What the waiting task receives.
-pub(in crate::oauth) enum Control {
+pub(in crate::engine) enum Control {
     /// Boxed: a channel allocates its first block of slots with it, so a small message
     /// keeps each pending login's channel small.
     Paste(Box<CallbackOutcome>, PasteReply),
@@ -31,20 +31,20 @@ pub(in crate::oauth) enum Control {
 }
 
 /// Held by the pending login's record; see [`channel`].
-pub(in crate::oauth) struct ControlSender {
+pub(in crate::engine) struct ControlSender {
     end: Mutex<Option<oneshot::Sender<EndReason>>>,
     paste: mpsc::Sender<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// Held by the task that waits for the browser.
-pub(in crate::oauth) struct ControlReceiver {
+pub(in crate::engine) struct ControlReceiver {
     /// `None` once the end was received.
     end: Option<oneshot::Receiver<EndReason>>,
     paste: mpsc::Receiver<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// A new control channel for one login.
-pub(in crate::oauth) fn channel() -> (ControlSender, ControlReceiver) {
+pub(in crate::engine) fn channel() -> (ControlSender, ControlReceiver) {
     let (end_tx, end_rx) = oneshot::channel();
     let (paste_tx, paste_rx) = mpsc::channel(PASTE_SLOTS);
     (
@@ -62,14 +62,14 @@ pub(in crate::oauth) fn channel() -> (ControlSender, ControlReceiver) {
 impl ControlSender {
     /// Ends the login. `false` when it had ended already (its task is gone, or an earlier
     /// end was sent). Never waits.
-    pub(in crate::oauth) fn end(&self, reason: EndReason) -> bool {
+    pub(in crate::engine) fn end(&self, reason: EndReason) -> bool {
         let slot = self.end.lock().unwrap_or_else(|e| e.into_inner()).take();
         slot.is_some_and(|tx| tx.send(reason).is_ok())
     }
 
     /// Queues a pasted redirect, waiting while [`PASTE_SLOTS`] are taken. `Err` when the
     /// login ended before it was taken (the reply is dropped with it).
-    pub(in crate::oauth) async fn paste(
+    pub(in crate::engine) async fn paste(
         &self,
         outcome: CallbackOutcome,
         reply: PasteReply,
@@ -84,7 +84,7 @@ impl ControlSender {
 impl ControlReceiver {
     /// The next message: an end before any paste. When the sender is gone without an end
     /// (the record was dropped), the login is shutting down.
-    pub(in crate::oauth) async fn recv(&mut self) -> Control {
+    pub(in crate::engine) async fn recv(&mut self) -> Control {
         let Self { end, paste } = self;
         let ended = async {
             match end.as_mut() {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::dpop::{self, ProofRequest};
 use super::error::LoginError;
 use super::service::OAuthService;
 use super::target::ServerTarget;
 use super::vending::DEFAULT_MIN_VALIDITY_SECS;
 use crate::credentials::unix_now;
+use crate::oauth::dpop::{self, ProofRequest};
 
 /// One request to the MCP server a proof is for.
 #[derive(Debug, Clone, Copy)]

@@ -4,11 +4,11 @@ use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
 use super::error::LoginError;
-use super::http::HttpClient;
 use super::service::{OAuthEvent, OAuthService, registration_from_client};
 use super::target::ServerTarget;
-use super::token::{self, TokenTypeHint};
 use crate::credentials::StoredCredentials;
+use crate::oauth::http::HttpClient;
+use crate::oauth::token::{self, TokenTypeHint};
 
 impl OAuthService {
     /// Deletes a server's credentials, revoking them first when asked (rule 21: the refresh

@@ -10,11 +10,11 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 use super::error::LoginError;
-use super::http::TOTAL_TIMEOUT;
 use super::service::OAuthService;
 use super::target::ServerTarget;
-use super::token::{TokenError, TokenResponse};
 use crate::credentials::{StoredCredentials, unix_now};
+use crate::oauth::http::TOTAL_TIMEOUT;
+use crate::oauth::token::{TokenError, TokenResponse};
 
 /// Refresh when the token expires within this many seconds, unless asked otherwise.
 pub const DEFAULT_MIN_VALIDITY_SECS: u32 = 60;
@@ -264,7 +264,7 @@ pub(super) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse)
 mod token_tests {
     use super::*;
     use crate::credentials::StoredClient;
-    use crate::oauth::StatusInfo;
+    use crate::engine::StatusInfo;
     use crate::oauth::token::TokenResponse;
     use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 

@@ -14,6 +14,7 @@ use crate::engine::enterprise::idp::IDP_SESSION_NAME;
 
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
+use crate::engine::target::TargetError;
 use crate::engine::{LoginError, OAuthEvent, OAuthService, ServerTarget};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;
@@ -100,32 +101,14 @@ impl Engine {
 
     /// A server of config.toml, resolved as the daemon resolves it.
     pub fn configured(&self, name: &str) -> Result<ServerTarget, CliError> {
-        let server = self
-            .config
-            .servers
-            .get(name)
-            .ok_or_else(|| CliError::ServerNotFound {
-                name: name.to_string(),
+        ServerTarget::resolve(&self.config, name).map_err(|e| match e {
+            TargetError::NotFound(name) => CliError::ServerNotFound {
+                name,
                 config: self.home.config_file(),
-            })?;
-        let http = server
-            .http()
-            .ok_or_else(|| CliError::NotHttp(name.to_string()))?;
-        let client_secret = match &http.oauth.client_secret_env_var {
-            // A grant reads its secret itself at every use, naming the key when it cannot.
-            _ if http.grant.is_machine() => None,
-            None => None,
-            Some(var) => Some(std::env::var(var).map_err(|_| CliError::SecretEnvMissing {
-                name: name.to_string(),
-                var: var.clone(),
-            })?),
-        };
-        Ok(ServerTarget::from_config(
-            name,
-            http,
-            &self.config,
-            client_secret,
-        ))
+            },
+            TargetError::NotHttp(name) => CliError::NotHttp(name),
+            TargetError::SecretEnvMissing { name, var } => CliError::SecretEnvMissing { name, var },
+        })
     }
 
     /// A server given by URL: the configured server with that URL when there is one (its

@@ -7,6 +7,7 @@ use url::Url;
 
 use super::enterprise::EnterpriseTarget;
 use crate::config::grant::GrantConfig;
+use crate::config::{Config, HttpServerConfig};
 use crate::credentials::{CredentialKey, LookupKey};
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
@@ -88,13 +89,77 @@ impl std::fmt::Debug for ServerTarget {
     }
 }
 
+/// Why a name of config.toml is no server the daemon can log in to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("no MCP server named `{0}` in config.toml; add a [mcp_servers.{0}] table and reload")]
+    NotFound(String),
+    #[error("`{0}` is a stdio server; OAuth applies only to servers reached by `url`")]
+    NotHttp(String),
+    #[error(
+        "`mcp_servers.{name}.oauth.client_secret_env_var` names `{var}`, which is not set in the daemon's environment"
+    )]
+    SecretEnvMissing { name: String, var: String },
+}
+
 impl ServerTarget {
+    /// The configured server `name`, resolved for OAuth: the one place a name of config.toml
+    /// becomes a target (rpc, pre-warm and the CLI all come here). Reads the client secret
+    /// from the variable `client_secret_env_var` names, except for a configured grant, which
+    /// reads its credential itself at every use.
+    pub fn resolve(config: &Config, name: &str) -> Result<Self, TargetError> {
+        let http = Self::http_server(config, name)?;
+        let client_secret =
+            match &http.oauth.client_secret_env_var {
+                Some(var) if !http.grant.is_machine() => Some(std::env::var(var).map_err(
+                    |_| TargetError::SecretEnvMissing {
+                        name: name.to_string(),
+                        var: var.clone(),
+                    },
+                )?),
+                _ => None,
+            };
+        Ok(Self::from_config(name, http, config, client_secret))
+    }
+
+    /// Every configured server whose target depends on nothing but the configuration (no
+    /// environment variable is read), by name: these may be resolved once per configuration.
+    pub fn resolve_static(config: &Config) -> impl Iterator<Item = Self> + '_ {
+        config.servers.values().filter_map(|s| {
+            let http = s.http()?;
+            let reads_env = http.oauth.client_secret_env_var.is_some() && !http.grant.is_machine();
+            (!reads_env).then(|| Self::from_config(&s.name, http, config, None))
+        })
+    }
+
+    /// Every configured HTTP server, without its client secret: what discovery ahead of a
+    /// login (pre-warm) needs, and no environment variable is read for it.
+    pub fn resolve_for_discovery(config: &Config) -> impl Iterator<Item = Self> + '_ {
+        config
+            .servers
+            .values()
+            .filter_map(|s| Some(Self::from_config(&s.name, s.http()?, config, None)))
+    }
+
+    fn http_server<'c>(
+        config: &'c Config,
+        name: &str,
+    ) -> Result<&'c HttpServerConfig, TargetError> {
+        let server = config
+            .servers
+            .get(name)
+            .ok_or_else(|| TargetError::NotFound(name.to_string()))?;
+        server
+            .http()
+            .ok_or_else(|| TargetError::NotHttp(name.to_string()))
+    }
+
     /// A configured HTTP server; `client_secret` is the value of its
     /// `client_secret_env_var`, looked up by the caller.
-    pub fn from_config(
+    pub(crate) fn from_config(
         name: &str,
-        http: &crate::config::HttpServerConfig,
-        config: &crate::config::Config,
+        http: &HttpServerConfig,
+        config: &Config,
         client_secret: Option<String>,
     ) -> Self {
         Self {

@@ -121,6 +121,18 @@ impl From<&crate::engine::LoginError> for RequestError {
     }
 }
 
+impl From<crate::engine::target::TargetError> for RequestError {
+    fn from(e: crate::engine::target::TargetError) -> Self {
+        use crate::engine::target::TargetError as T;
+        let kind = match &e {
+            T::NotFound(_) => ErrorKind::ServerNotFound,
+            T::NotHttp(_) => ErrorKind::NotOAuthServer,
+            T::SecretEnvMissing { .. } => ErrorKind::ConfigInvalid,
+        };
+        AppError::new(kind, e.to_string()).into()
+    }
+}
+
 impl From<crate::credentials::StoreError> for RequestError {
     fn from(e: crate::credentials::StoreError) -> Self {
         RequestError::App(AppError::new(store_kind(&e), e.to_string()))

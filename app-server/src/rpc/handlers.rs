@@ -330,36 +330,7 @@ fn resolve_shared(state: &ServerState, name: &str) -> Result<Arc<ServerTarget>, 
 /// Resolves a configured HTTP server for OAuth.
 fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError> {
     let config = state.config().map_err(config_error)?;
-    let server = config.servers.get(name).ok_or_else(|| {
-        AppError::new(
-            ErrorKind::ServerNotFound,
-            format!("no MCP server named `{name}` in config.toml; add a [mcp_servers.{name}] table and reload"),
-        )
-    })?;
-    let Some(http) = server.http() else {
-        return Err(AppError::new(
-            ErrorKind::NotOAuthServer,
-            format!("`{name}` is a stdio server; OAuth applies only to servers reached by `url`"),
-        )
-        .into());
-    };
-    let client_secret = match &http.oauth.client_secret_env_var {
-        // A grant reads its secret itself at every use, naming the key when it cannot.
-        _ if http.grant.is_machine() => None,
-        None => None,
-        Some(var) => Some(std::env::var(var).map_err(|_| {
-            AppError::new(
-                ErrorKind::ConfigInvalid,
-                format!("`mcp_servers.{name}.oauth.client_secret_env_var` names `{var}`, which is not set in the daemon's environment"),
-            )
-        })?),
-    };
-    Ok(ServerTarget::from_config(
-        name,
-        http,
-        &config,
-        client_secret,
-    ))
+    Ok(ServerTarget::resolve(&config, name)?)
 }
 
 fn to_value<T: Serialize>(v: T) -> Result<Answer, RequestError> {

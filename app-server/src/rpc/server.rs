@@ -78,19 +78,8 @@ impl ConfigSlot {
 
 /// The targets of `config` that depend on nothing but the configuration.
 fn resolved_targets(config: &Config) -> HashMap<String, Arc<ServerTarget>> {
-    config
-        .servers
-        .values()
-        .filter_map(|s| {
-            let http = s.http()?;
-            let reads_env = http.oauth.client_secret_env_var.is_some() && !http.grant.is_machine();
-            (!reads_env).then(|| {
-                (
-                    s.name.clone(),
-                    Arc::new(ServerTarget::from_config(&s.name, http, config, None)),
-                )
-            })
-        })
+    ServerTarget::resolve_static(config)
+        .map(|t| (t.name.clone(), Arc::new(t)))
         .collect()
 }
 
@@ -219,14 +208,7 @@ impl ServerState {
         if config.prewarm_disabled {
             return;
         }
-        let targets = config
-            .servers
-            .values()
-            .filter_map(|s| {
-                s.http()
-                    .map(|h| crate::engine::ServerTarget::from_config(&s.name, h, config, None))
-            })
-            .collect();
+        let targets = ServerTarget::resolve_for_discovery(config).collect();
         self.oauth.prewarm(targets);
     }
 

@@ -274,7 +274,7 @@ impl Session<'_> {
                         Ok(ChallengeOutcome::ReauthenticationRequired { reason }) => {
                             say(format!("`{method}`: the token was refused ({reason})."));
                         }
-                        Ok(ChallengeOutcome::Login { .. }) => {}
+                        Ok(ChallengeOutcome::Login { .. } | ChallengeOutcome::DpopProof(_)) => {}
                         Err(e) => say(format!(
                             "`{method}`: the token was refused and the refresh failed ({e})."
                         )),

@@ -15,7 +15,6 @@ use super::browser::{self, BrowserMode};
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
-use crate::engine::enterprise::EnterpriseLogin;
 use crate::engine::{LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
 use crate::oauth::discovery::Probe;
 
@@ -184,40 +183,30 @@ pub(crate) async fn login(
 ) -> Result<(), CliError> {
     let name = target.name.clone();
     say(format!("Logging in to `{name}` ({})", target.url));
-    if let Some(enterprise) = &target.enterprise {
-        let started = engine
-            .oauth
-            .start_enterprise_login(target.clone(), enterprise.clone(), options)
-            .await;
-        let started = match started {
-            Ok(EnterpriseLogin::SignIn(s)) => LoginStarted {
-                authorization_url: s.authorization_url,
-                redirect_uri: s.redirect_uri,
-            },
-            Ok(EnterpriseLogin::Done) | Err(_) => {
-                // The end was announced before the answer: take it off the queue.
-                while let Some(event) = engine.next_event().await {
-                    if matches!(&event, OAuthEvent::LoginCompleted { name: n, .. } if *n == name) {
-                        break;
-                    }
-                }
-                started.map_err(|e| CliError::login(&name, e))?;
-                say(format!(
-                    "Logged in to `{name}` through the enterprise identity provider{}.",
-                    summary(engine, target).await
-                ));
-                return Ok(());
-            }
-        };
-        return follow_login(engine, target, started, flow, paste).await;
-    }
+    let enterprise = target.enterprise.is_some();
     let begun = engine
         .oauth
-        .start_login_after(target.clone(), options, refused)
-        .await
-        .map_err(|e| CliError::login(&name, e))?;
-    match begun {
-        LoginBegun::Browser(started) => follow_login(engine, target, started, flow, paste).await,
+        .begin_login(target.clone(), options, refused)
+        .await;
+    if enterprise && !matches!(begun, Ok(LoginBegun::IdpSignIn(_))) {
+        // The end was announced before the answer: take it off the queue.
+        while let Some(event) = engine.next_event().await {
+            if matches!(&event, OAuthEvent::LoginCompleted { name: n, .. } if *n == name) {
+                break;
+            }
+        }
+    }
+    match begun.map_err(|e| CliError::login(&name, e))? {
+        LoginBegun::Browser(started) | LoginBegun::IdpSignIn(started) => {
+            follow_login(engine, target, started, flow, paste).await
+        }
+        LoginBegun::Obtained(LoginGrant::EnterpriseManaged) => {
+            say(format!(
+                "Logged in to `{name}` through the enterprise identity provider{}.",
+                summary(engine, target).await
+            ));
+            Ok(())
+        }
         LoginBegun::Obtained(grant) => {
             say(format!(
                 "Logged in to `{name}` with the {} grant, no browser needed{}.",

@@ -16,6 +16,7 @@ use url::Url;
 
 use super::error::LoginError;
 use super::login::{LoginBegun, LoginOptions, LoginStarted};
+use super::resource_proof::{ProofError, ResourceProof};
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
 use super::vending::can_renew;
@@ -24,6 +25,7 @@ use crate::oauth::discovery::issuers_match;
 use crate::oauth::discovery::{
     Discovery, DiscoveryCache, DiscoveryError, Probe, discover_after_probe,
 };
+use crate::oauth::dpop::USE_DPOP_NONCE;
 use crate::oauth::http::header_map;
 use crate::oauth::scopes::union_scopes;
 use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge_from_values};
@@ -81,6 +83,11 @@ pub enum ChallengeInputError {
     NotInsufficientScope(String),
     #[error("resource_metadata {value:?} is not a URL: {reason}")]
     BadResourceMetadata { value: String, reason: String },
+    /// A `use_dpop_nonce` refusal without what a new proof needs; names the missing field.
+    #[error(
+        "a use_dpop_nonce challenge needs `dpopNonce` (the DPoP-Nonce header), `method` and `url` of the refused request"
+    )]
+    IncompleteNonceRequest(&'static str),
 }
 
 impl ChallengeInputError {
@@ -88,6 +95,7 @@ impl ChallengeInputError {
     pub fn field(&self) -> &'static str {
         match self {
             ChallengeInputError::Status(_) => "status",
+            ChallengeInputError::IncompleteNonceRequest(field) => field,
             _ => "wwwAuthenticate",
         }
     }
@@ -258,6 +266,73 @@ pub enum ChallengeOutcome {
     /// No token without the user: the stored credentials are flagged and a new login is
     /// needed.
     ReauthenticationRequired { reason: String },
+    /// A `use_dpop_nonce` refusal (RFC 9449 9): no refused token but a request for a proof
+    /// with the server's nonce; this proof answers it.
+    DpopProof(ResourceProof),
+}
+
+/// A refusal as a frontend received it, with the request that was refused (needed only to
+/// answer a `use_dpop_nonce` challenge).
+#[derive(Debug, Clone, Copy)]
+pub struct ChallengeRequest<'a> {
+    pub status: u16,
+    pub www_authenticate: &'a str,
+    /// The `DPoP-Nonce` header of the refusal.
+    pub dpop_nonce: Option<&'a str>,
+    pub method: Option<&'a str>,
+    pub url: Option<&'a str>,
+    pub body: Option<&'a str>,
+}
+
+/// A [`ChallengeRequest`] the daemon can act on.
+#[derive(Debug)]
+pub enum CheckedChallenge<'a> {
+    /// `use_dpop_nonce` (RFC 9449 9): not a refused token but a request for a proof with
+    /// the server's nonce.
+    NonceRequest {
+        nonce: &'a str,
+        method: &'a str,
+        url: &'a str,
+        body: Option<&'a str>,
+    },
+    /// A refused token or missing scopes, with the nonce the server sent, if any.
+    Refusal {
+        refusal: Refusal,
+        dpop_nonce: Option<&'a str>,
+    },
+}
+
+impl<'a> ChallengeRequest<'a> {
+    /// Reads the refusal and checks that a `use_dpop_nonce` one comes with what a new proof
+    /// needs. Pure: bad input is refused before anything is looked up or changed.
+    pub fn check(self) -> Result<CheckedChallenge<'a>, ChallengeInputError> {
+        let refusal = read_challenge(self.status, self.www_authenticate)?;
+        if let Refusal::Unauthorized(c) = &refusal
+            && c.error.as_deref() == Some(USE_DPOP_NONCE)
+        {
+            let missing = ChallengeInputError::IncompleteNonceRequest;
+            return Ok(CheckedChallenge::NonceRequest {
+                nonce: self.dpop_nonce.ok_or(missing("dpopNonce"))?,
+                method: self.method.ok_or(missing("method"))?,
+                url: self.url.ok_or(missing("url"))?,
+                body: self.body,
+            });
+        }
+        Ok(CheckedChallenge::Refusal {
+            refusal,
+            dpop_nonce: self.dpop_nonce,
+        })
+    }
+}
+
+/// Why a checked challenge got no answer: the refused request cannot get a proof (a bad
+/// param, or no DPoP-bound token), or acting on the refusal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error(transparent)]
+    Failed(Arc<LoginError>),
 }
 
 impl std::fmt::Debug for ChallengeOutcome {
@@ -273,6 +348,7 @@ impl std::fmt::Debug for ChallengeOutcome {
                 .debug_struct("ReauthenticationRequired")
                 .field("reason", reason)
                 .finish(),
+            ChallengeOutcome::DpopProof(proof) => f.debug_tuple("DpopProof").field(proof).finish(),
         }
     }
 }
@@ -280,6 +356,41 @@ impl std::fmt::Debug for ChallengeOutcome {
 impl OAuthService {
     /// Acts on a refusal of `target`'s MCP server; see the module docs. A step-up login
     /// uses `options` with its scopes replaced by the union.
+    /// `mcpServer/oauth/challenge`, once [`ChallengeRequest::check`] read it: answers a
+    /// `use_dpop_nonce` refusal with a new proof, keeps any other nonce the server sent for
+    /// later proofs, and acts on the refusal as [`OAuthService::challenge`] does.
+    pub async fn answer_challenge(
+        self: &Arc<Self>,
+        target: &Arc<ServerTarget>,
+        challenge: CheckedChallenge<'_>,
+    ) -> Result<ChallengeOutcome, ChallengeError> {
+        match challenge {
+            CheckedChallenge::NonceRequest {
+                nonce,
+                method,
+                url,
+                body,
+            } => {
+                let body = body.map(str::as_bytes);
+                let proof = self
+                    .proof_for(target, method, url, Some(nonce), body)
+                    .await?;
+                Ok(ChallengeOutcome::DpopProof(proof))
+            }
+            CheckedChallenge::Refusal {
+                refusal,
+                dpop_nonce,
+            } => {
+                if let Some(nonce) = dpop_nonce {
+                    self.remember_resource_nonce(target, nonce);
+                }
+                self.challenge(target, refusal, LoginOptions::default())
+                    .await
+                    .map_err(ChallengeError::Failed)
+            }
+        }
+    }
+
     pub async fn challenge(
         self: &Arc<Self>,
         target: &ServerTarget,
@@ -462,7 +573,9 @@ impl OAuthService {
             .start_login_after(target.clone(), options, Some(refusal.probe()))
             .await
         {
-            Ok(LoginBegun::Browser(started)) => Ok(ChallengeOutcome::Login { started, scopes }),
+            Ok(LoginBegun::Browser(started) | LoginBegun::IdpSignIn(started)) => {
+                Ok(ChallengeOutcome::Login { started, scopes })
+            }
             // A grant that needs no browser already stored tokens for the wider scopes.
             Ok(LoginBegun::Obtained(_)) => match self.load(&key).await {
                 Ok(Some(creds)) => Ok(ChallengeOutcome::Token(Box::new(creds))),

@@ -14,6 +14,7 @@ use mcp_app_server_protocol::{
 use tokio::sync::oneshot;
 use url::Url;
 
+use super::enterprise::EnterpriseLogin;
 use super::error::LoginError;
 use super::service::{OAuthEvent, OAuthService};
 use super::target::ServerTarget;
@@ -80,6 +81,10 @@ pub struct LoginStarted {
 pub enum LoginBegun {
     /// A browser login is under way: open the URL.
     Browser(LoginStarted),
+    /// An enterprise-managed server without a usable identity provider sign-in: the browser
+    /// signs in at the identity provider first (open the URL); the login finishes, and is
+    /// announced, after that callback.
+    IdpSignIn(LoginStarted),
     /// A grant that needs no browser obtained the tokens, which are stored.
     Obtained(LoginGrant),
 }
@@ -151,7 +156,34 @@ impl OAuthService {
         target: ServerTarget,
         options: LoginOptions,
     ) -> Result<LoginBegun, Arc<LoginError>> {
-        self.start_login_after(target, options, None).await
+        self.begin_login(target, options, None).await
+    }
+
+    /// A login the user asked for (`mcpServer/oauth/login`, the CLI): the one place that
+    /// chooses how the server is logged in to. An enterprise-managed server goes through the
+    /// identity provider's sign-in and the token exchange; any other through
+    /// [`OAuthService::start_login_after`] (a configured grant, else the browser).
+    pub async fn begin_login(
+        self: &Arc<Self>,
+        target: ServerTarget,
+        options: LoginOptions,
+        refused: Option<Probe>,
+    ) -> Result<LoginBegun, Arc<LoginError>> {
+        let Some(enterprise) = target.enterprise.clone() else {
+            return self.start_login_after(target, options, refused).await;
+        };
+        Ok(
+            match self
+                .start_enterprise_login(target, enterprise, options)
+                .await?
+            {
+                EnterpriseLogin::Done => LoginBegun::Obtained(LoginGrant::EnterpriseManaged),
+                EnterpriseLogin::SignIn(s) => LoginBegun::IdpSignIn(LoginStarted {
+                    authorization_url: s.authorization_url,
+                    redirect_uri: s.redirect_uri,
+                }),
+            },
+        )
     }
 
     /// [`OAuthService::start_login`] for a caller that already holds the server's 401 or 403

@@ -83,7 +83,42 @@ pub fn check_request(
     Ok((method.to_ascii_uppercase(), parsed))
 }
 
+/// Why a frontend's request got no proof: its description was bad (a bad param, named), or
+/// no usable DPoP-bound token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error(transparent)]
+    Input(#[from] ProofInputError),
+    #[error(transparent)]
+    Failed(Arc<LoginError>),
+}
+
 impl OAuthService {
+    /// `mcpServer/oauth/dpopProof`: checks the frontend's description of its request before
+    /// anything is looked up, counts the server as in use, then makes the proof.
+    pub async fn proof_for(
+        self: &Arc<Self>,
+        target: &Arc<ServerTarget>,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<ResourceProof, ProofError> {
+        let (method, url) = check_request(&target.url, method, url, nonce)?;
+        self.token_used(target);
+        self.dpop_proof(
+            target,
+            ResourceRequest {
+                method: &method,
+                url: &url,
+                nonce,
+                body,
+            },
+        )
+        .await
+        .map_err(ProofError::Failed)
+    }
+
     /// A proof for one request to `target`'s MCP server, with the access token it goes with
     /// (refreshed first when it expires soon). Only for DPoP-bound tokens.
     pub async fn dpop_proof(

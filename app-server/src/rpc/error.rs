@@ -121,6 +121,26 @@ impl From<&crate::engine::LoginError> for RequestError {
     }
 }
 
+impl From<crate::engine::resource_proof::ProofError> for RequestError {
+    fn from(e: crate::engine::resource_proof::ProofError) -> Self {
+        use crate::engine::resource_proof::ProofError as P;
+        match e {
+            P::Input(e) => RequestError::InvalidParams(format!("invalid params: {e}")),
+            P::Failed(e) => RequestError::App(AppError::from(e.as_ref())),
+        }
+    }
+}
+
+impl From<crate::engine::challenge::ChallengeError> for RequestError {
+    fn from(e: crate::engine::challenge::ChallengeError) -> Self {
+        use crate::engine::challenge::ChallengeError as C;
+        match e {
+            C::Proof(e) => e.into(),
+            C::Failed(e) => RequestError::from(e.as_ref()),
+        }
+    }
+}
+
 impl From<crate::engine::target::TargetError> for RequestError {
     fn from(e: crate::engine::target::TargetError) -> Self {
         use crate::engine::target::TargetError as T;

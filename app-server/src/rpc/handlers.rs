@@ -17,13 +17,12 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
-use crate::engine::enterprise::EnterpriseLogin;
-use crate::engine::resource_proof::{ResourceRequest, check_request};
+use crate::engine::challenge::ChallengeRequest;
+use crate::engine::resource_proof::ResourceProof;
 use crate::engine::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
-    MAX_MIN_VALIDITY_SECS, Refusal, ServerTarget, StatusInfo, read_challenge,
+    MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo,
 };
-use crate::oauth::dpop::USE_DPOP_NONCE;
 
 /// A method's result, encoded once, straight into the reply's bytes.
 pub(crate) enum Answer {
@@ -122,29 +121,16 @@ pub(crate) async fn dispatch(
                     .map(|s| Duration::from_secs(s.into()))
                     .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
             };
-            if let Some(enterprise) = target.enterprise.clone() {
-                let login = state
-                    .oauth
-                    .start_enterprise_login(target, enterprise, options)
-                    .await
-                    .map_err(|e| RequestError::from(e.as_ref()))?;
-                let (authorization_url, redirect_uri) = match login {
-                    EnterpriseLogin::Done => (None, None),
-                    EnterpriseLogin::SignIn(s) => {
-                        (Some(s.authorization_url.to_string()), Some(s.redirect_uri))
-                    }
-                };
-                return to_value(OauthLoginResponse {
-                    authorization_url,
-                    redirect_uri,
-                    grant: LoginGrant::EnterpriseManaged,
-                });
-            }
             let answer = match state.oauth.start_login(target, options).await {
                 Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
                     authorization_url: Some(started.authorization_url.to_string()),
                     redirect_uri: Some(started.redirect_uri),
                     grant: LoginGrant::AuthorizationCode,
+                },
+                Ok(LoginBegun::IdpSignIn(started)) => OauthLoginResponse {
+                    authorization_url: Some(started.authorization_url.to_string()),
+                    redirect_uri: Some(started.redirect_uri),
+                    grant: LoginGrant::EnterpriseManaged,
                 },
                 // The tokens are stored; `completed` was announced.
                 Ok(LoginBegun::Obtained(grant)) => OauthLoginResponse {
@@ -209,46 +195,25 @@ async fn dpop_proof(
     p: OauthDpopProofParams,
 ) -> Result<OauthDpopProofResponse, RequestError> {
     let target = resolve_shared(state, &p.name)?;
-    resource_proof(
-        state,
-        &target,
-        &p.method,
-        &p.url,
-        p.nonce.as_deref(),
-        p.body.as_deref(),
-    )
-    .await
-}
-
-async fn resource_proof(
-    state: &ServerState,
-    target: &Arc<ServerTarget>,
-    method: &str,
-    url: &str,
-    nonce: Option<&str>,
-    body: Option<&str>,
-) -> Result<OauthDpopProofResponse, RequestError> {
-    let (method, url) = check_request(&target.url, method, url, nonce)
-        .map_err(|e| RequestError::InvalidParams(format!("invalid params: {e}")))?;
-    state.oauth.token_used(target);
     let proof = state
         .oauth
-        .dpop_proof(
-            target,
-            ResourceRequest {
-                method: &method,
-                url: &url,
-                nonce,
-                body: body.map(str::as_bytes),
-            },
+        .proof_for(
+            &target,
+            &p.method,
+            &p.url,
+            p.nonce.as_deref(),
+            p.body.as_deref().map(str::as_bytes),
         )
-        .await
-        .map_err(|e| AppError::from(e.as_ref()))?;
-    Ok(OauthDpopProofResponse {
+        .await?;
+    Ok(proof_response(proof))
+}
+
+fn proof_response(proof: ResourceProof) -> OauthDpopProofResponse {
+    OauthDpopProofResponse {
         proof: proof.proof,
         access_token: proof.access_token,
         token_type: "DPoP".to_string(),
-    })
+    }
 }
 
 fn token_response(creds: StoredCredentials) -> OauthTokenResponse {
@@ -266,54 +231,37 @@ async fn challenge(
     state: &ServerState,
     p: OauthChallengeParams,
 ) -> Result<OauthChallengeResponse, RequestError> {
-    let refusal = read_challenge(p.status, &p.www_authenticate).map_err(|e| {
-        RequestError::InvalidParams(format!("invalid params at `{}`: {e}", e.field()))
-    })?;
-    if let Refusal::Unauthorized(c) = &refusal
-        && c.error.as_deref() == Some(USE_DPOP_NONCE)
-    {
-        // RFC 9449 9: not a refused token but a request for a proof with the server's
-        // nonce; a new proof answers it.
-        let missing = |field: &str| {
-            RequestError::InvalidParams(format!(
-                "invalid params at `{field}`: a use_dpop_nonce challenge needs `dpopNonce` (the DPoP-Nonce header), `method` and `url` of the refused request"
-            ))
-        };
-        let nonce = p
-            .dpop_nonce
-            .as_deref()
-            .ok_or_else(|| missing("dpopNonce"))?;
-        let method = p.method.as_deref().ok_or_else(|| missing("method"))?;
-        let url = p.url.as_deref().ok_or_else(|| missing("url"))?;
-        let target = resolve_shared(state, &p.name)?;
-        let proof =
-            resource_proof(state, &target, method, url, Some(nonce), p.body.as_deref()).await?;
-        return Ok(OauthChallengeResponse::DpopProof(proof));
+    let checked = ChallengeRequest {
+        status: p.status,
+        www_authenticate: &p.www_authenticate,
+        dpop_nonce: p.dpop_nonce.as_deref(),
+        method: p.method.as_deref(),
+        url: p.url.as_deref(),
+        body: p.body.as_deref(),
     }
-    let target = resolve(state, &p.name)?;
-    if let Some(nonce) = p.dpop_nonce.as_deref() {
-        state.oauth.remember_resource_nonce(&target, nonce);
-    }
-    let outcome = state
-        .oauth
-        .challenge(&target, refusal, LoginOptions::default())
-        .await
-        .map_err(|e| RequestError::from(e.as_ref()))?;
-    Ok(match outcome {
-        ChallengeOutcome::Token(creds) => OauthChallengeResponse::Token(token_response(*creds)),
-        ChallengeOutcome::Login { started, scopes } => {
-            OauthChallengeResponse::Login(OauthChallengeLogin {
-                authorization_url: started.authorization_url.to_string(),
-                redirect_uri: started.redirect_uri,
-                scopes,
-            })
-        }
-        ChallengeOutcome::ReauthenticationRequired { reason } => {
-            OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
-                reason,
-            })
-        }
-    })
+    .check()
+    .map_err(|e| RequestError::InvalidParams(format!("invalid params at `{}`: {e}", e.field())))?;
+    let target = resolve_shared(state, &p.name)?;
+    Ok(
+        match state.oauth.answer_challenge(&target, checked).await? {
+            ChallengeOutcome::Token(creds) => OauthChallengeResponse::Token(token_response(*creds)),
+            ChallengeOutcome::Login { started, scopes } => {
+                OauthChallengeResponse::Login(OauthChallengeLogin {
+                    authorization_url: started.authorization_url.to_string(),
+                    redirect_uri: started.redirect_uri,
+                    scopes,
+                })
+            }
+            ChallengeOutcome::ReauthenticationRequired { reason } => {
+                OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
+                    reason,
+                })
+            }
+            ChallengeOutcome::DpopProof(proof) => {
+                OauthChallengeResponse::DpopProof(proof_response(proof))
+            }
+        },
+    )
 }
 
 const MAX_LOGIN_TIMEOUT_SECS: u32 = 3600;

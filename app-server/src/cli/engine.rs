@@ -10,11 +10,11 @@ use tokio::sync::mpsc;
 use url::Url;
 
 use crate::config::grant::GrantConfig;
-use crate::engine::enterprise::idp::IDP_SESSION_NAME;
+use crate::engine::IDP_SESSION_NAME;
 
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
-use crate::engine::target::TargetError;
+use crate::engine::TargetError;
 use crate::engine::{LoginError, OAuthEvent, OAuthService, ServerTarget};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;

@@ -7,6 +7,10 @@
 //! ID token; an expired ID token is refreshed at the identity provider when it issued a
 //! refresh token, else the user signs in again.
 
+use crate::engine::error::EnterpriseError;
+use crate::engine::target::EnterpriseTarget;
+use crate::engine::types::EnterpriseLogin;
+
 pub mod idp;
 mod sign_in;
 
@@ -15,89 +19,28 @@ use std::sync::Arc;
 use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 use url::Url;
 
-use self::idp::{IdpSession, discover_idp, read_id_token, session_key};
-use super::error::LoginError;
-use super::login::LoginOptions;
-use super::service::{OAuthEvent, OAuthService};
-use super::target::ServerTarget;
-use super::vending::{apply_tokens, usable};
+use self::idp::IdpSession;
+use self::idp::discover_idp;
+use self::idp::read_id_token;
+use self::idp::session_key;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::ClientAuthConfig;
 use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::service::OAuthService;
+use crate::engine::stored::{apply_tokens, usable};
+use crate::engine::target::ServerTarget;
+use crate::engine::types::LoginOptions;
+use crate::engine::types::OAuthEvent;
 use crate::oauth::discovery::{Discovery, discover};
 use crate::oauth::grants::client_credentials::{ClientAuth, GrantTarget, resolve, secret_method};
+use crate::oauth::grants::id_jag;
 use crate::oauth::grants::token_exchange::{Exchange, IdpClient, exchange};
-use crate::oauth::grants::{GrantError, id_jag};
 use crate::oauth::http::{HttpClient, header_map};
-use crate::oauth::token::{TokenError, TokenResponse};
-
-pub use sign_in::SignInStarted;
+use crate::oauth::token::TokenResponse;
 
 /// An ID token closer to its expiry than this is refreshed (or signed in again) first.
 const ID_TOKEN_MARGIN_SECS: i64 = 30;
-
-/// What an enterprise server needs: the identity provider and the daemon's client at the
-/// server's authorization server. Holds names of variables and files, never their values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnterpriseTarget {
-    pub idp: EnterpriseIdpConfig,
-    /// The client id at the MCP server's authorization server.
-    pub client_id: String,
-    /// Its credential; a secret already read into [`ServerTarget::client_secret`] wins.
-    pub auth: Option<ClientAuthConfig>,
-}
-
-/// Why an enterprise login or renewal failed. Never quotes a token, assertion or secret.
-#[derive(Debug, thiserror::Error)]
-pub enum EnterpriseError {
-    #[error("the identity provider {issuer} cannot be used: {reason}")]
-    IdpDiscovery { issuer: String, reason: String },
-    #[error("the identity provider's ID token {0}; sign in again")]
-    IdToken(String),
-    #[error("the identity provider refused to exchange the sign-in for `{server}`: {error}")]
-    Exchange { server: String, error: GrantError },
-    #[error("the authorization server of `{server}` refused the identity assertion: {error}")]
-    Grant { server: String, error: GrantError },
-    #[error("the client credential for `{what}` is not usable: {error}")]
-    Credential { what: String, error: GrantError },
-}
-
-impl EnterpriseError {
-    /// Network trouble, a timeout, 5xx or 429 at either token endpoint: worth retrying.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            EnterpriseError::Exchange { error: GrantError::Token(t), .. }
-                | EnterpriseError::Grant { error: GrantError::Token(t), .. }
-                if t.is_transient()
-        )
-    }
-
-    /// An OAuth refusal at either token endpoint: only a new sign-in or a change of policy
-    /// helps.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            EnterpriseError::Exchange {
-                error: GrantError::Token(TokenError::OAuth { .. }),
-                ..
-            } | EnterpriseError::Grant {
-                error: GrantError::Token(TokenError::OAuth { .. }),
-                ..
-            }
-        )
-    }
-}
-
-/// How [`OAuthService::start_enterprise_login`] went on.
-#[derive(Debug, Clone)]
-pub enum EnterpriseLogin {
-    /// The tokens are stored; no browser was needed.
-    Done,
-    /// No usable sign-in: the browser must go to the identity provider first; the login
-    /// finishes (and is announced) after its callback.
-    SignIn(SignInStarted),
-}
 
 impl OAuthService {
     /// Logs in to an enterprise server: with a usable identity provider session at once

@@ -1,8 +1,9 @@
 //! Everything a login, a token request or a logout can fail with.
 
-use super::challenge::ChallengeInputError;
-use super::enterprise::EnterpriseError;
+use std::sync::Arc;
+
 use crate::credentials::StoreError;
+use crate::engine::refusal::ChallengeInputError;
 use crate::oauth::callback::{CallbackError, CallbackListenError, PasteError};
 use crate::oauth::discovery::DiscoveryError;
 use crate::oauth::grants::GrantError;
@@ -93,4 +94,79 @@ pub enum LoginError {
     /// Enterprise-managed authorization: the identity provider or the exchange failed.
     #[error("enterprise login failed: {0}")]
     Enterprise(EnterpriseError),
+}
+
+/// Why a checked challenge got no answer: the refused request cannot get a proof (a bad
+/// param, or no DPoP-bound token), or acting on the refusal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error(transparent)]
+    Failed(Arc<LoginError>),
+}
+
+/// Why a frontend's request got no proof: its description was bad (a bad param, named), or
+/// no usable DPoP-bound token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error(transparent)]
+    Input(#[from] ProofInputError),
+    #[error(transparent)]
+    Failed(Arc<LoginError>),
+}
+
+/// Why an enterprise login or renewal failed. Never quotes a token, assertion or secret.
+#[derive(Debug, thiserror::Error)]
+pub enum EnterpriseError {
+    #[error("the identity provider {issuer} cannot be used: {reason}")]
+    IdpDiscovery { issuer: String, reason: String },
+    #[error("the identity provider's ID token {0}; sign in again")]
+    IdToken(String),
+    #[error("the identity provider refused to exchange the sign-in for `{server}`: {error}")]
+    Exchange { server: String, error: GrantError },
+    #[error("the authorization server of `{server}` refused the identity assertion: {error}")]
+    Grant { server: String, error: GrantError },
+    #[error("the client credential for `{what}` is not usable: {error}")]
+    Credential { what: String, error: GrantError },
+}
+
+impl EnterpriseError {
+    /// Network trouble, a timeout, 5xx or 429 at either token endpoint: worth retrying.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            EnterpriseError::Exchange { error: GrantError::Token(t), .. }
+                | EnterpriseError::Grant { error: GrantError::Token(t), .. }
+                if t.is_transient()
+        )
+    }
+
+    /// An OAuth refusal at either token endpoint: only a new sign-in or a change of policy
+    /// helps.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            EnterpriseError::Exchange {
+                error: GrantError::Token(TokenError::OAuth { .. }),
+                ..
+            } | EnterpriseError::Grant {
+                error: GrantError::Token(TokenError::OAuth { .. }),
+                ..
+            }
+        )
+    }
+}
+
+/// Why a resource request cannot get a proof; a bad param, named.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProofInputError {
+    #[error("`method` must be an HTTP method such as POST; got {0:?}")]
+    Method(String),
+    #[error(
+        "`url` must be an absolute http(s) URL on the MCP server's origin ({server}); got {url:?}"
+    )]
+    Url { url: String, server: String },
+    #[error("`nonce` must be a non-empty printable string of at most 512 characters")]
+    Nonce,
 }

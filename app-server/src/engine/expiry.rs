@@ -15,11 +15,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::error::LoginError;
-use super::live::{IN_USE_WINDOW, InUse, Live};
-use super::service::{OAuthEvent, OAuthService};
-use super::status::StatusInfo;
 use crate::credentials::{LookupKey, StoredCredentials, StoredSet, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::service::OAuthService;
+use crate::engine::state::live::{IN_USE_WINDOW, InUse, Live};
+use crate::engine::status::StatusInfo;
+use crate::engine::types::OAuthEvent;
 
 /// A token in use is refreshed this long before it expires, or at half its lifetime when
 /// that is sooner. Longer than the default `minValiditySecs` (60 s), so that token requests
@@ -619,7 +620,7 @@ mod tests {
         assert_eq!(refresh_lead(&c), 1);
         // After the refresh the token is fresh enough for the validity it was asked with.
         let c = creds(Some(3600), 3600, true);
-        assert!(super::super::vending::fresh_enough(
+        assert!(crate::engine::stored::fresh_enough(
             &c,
             refresh_lead(&c) as u32 + 1
         ));

@@ -6,139 +6,21 @@
 //! processes' writes is [`super::store_watch`]. This file holds the state they share with
 //! the request path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::McpAuthStatus;
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::service::OAuthService;
-use super::target::ServerTarget;
-use crate::config::Config;
 use crate::credentials::{CredentialKey, LookupKey};
-
-/// A server counts as in use for this long after a frontend last asked for its token.
-pub const IN_USE_WINDOW: Duration = Duration::from_secs(600);
+use crate::engine::service::OAuthService;
+use crate::engine::state::live::{InUse, lock};
+use crate::engine::target::ServerTarget;
 
 /// How long shutdown waits for the scheduler and the watcher to stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// State shared by the request path, the scheduler and the store watcher.
-#[derive(Default)]
-pub(super) struct Live {
-    announced: Mutex<Announced>,
-    /// The configured HTTP servers and the credential key of each (config order), with
-    /// its storage key worked out once: every whole round looks each one up.
-    configured: Mutex<Arc<[(String, LookupKey)]>>,
-    /// The same, by name.
-    configured_keys: Mutex<HashMap<String, CredentialKey>>,
-    /// Servers whose token a frontend asked for, by name, and when it last did.
-    in_use: Mutex<HashMap<String, InUse>>,
-    /// Servers that came into use since the scheduler last looked (at most one entry per
-    /// server in use): it plans just these, without a look at every stored entry.
-    added: Mutex<HashSet<String>>,
-    /// The next background refresh planned per server, unix seconds.
-    planned: Mutex<HashMap<String, i64>>,
-    /// Wakes the scheduler for a whole round: the store changed, the config changed.
-    pub(super) wake: Arc<Notify>,
-    /// Wakes the scheduler for the servers in [`Live::added`] only.
-    pub(super) wake_added: Arc<Notify>,
-    /// Whole rounds run so far (each reads every stored entry).
-    pub(super) full_rounds: AtomicU64,
-    /// Rounds that planned only servers newly in use.
-    pub(super) added_rounds: AtomicU64,
-    stop: Mutex<Option<watch::Sender<bool>>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// The status each server was last announced with. `epoch` counts announcements, so a
-/// rescan that read the store before an announcement does not undo it.
-#[derive(Default)]
-pub(super) struct Announced {
-    pub status: HashMap<String, McpAuthStatus>,
-    pub epoch: u64,
-}
-
-#[derive(Clone)]
-pub(super) struct InUse {
-    pub target: Arc<ServerTarget>,
-    pub last: Instant,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Live {
-    pub(super) fn announced(&self) -> MutexGuard<'_, Announced> {
-        lock(&self.announced)
-    }
-
-    pub(super) fn configured(&self) -> Arc<[(String, LookupKey)]> {
-        Arc::clone(&lock(&self.configured))
-    }
-
-    /// Whether `name` is configured with the credential key `key`.
-    pub(super) fn is_configured(&self, name: &str, key: &CredentialKey) -> bool {
-        lock(&self.configured_keys).get(name) == Some(key)
-    }
-
-    /// The servers in use now; those idle past [`IN_USE_WINDOW`] are dropped.
-    pub(super) fn in_use(&self, now: Instant) -> Vec<InUse> {
-        let mut in_use = lock(&self.in_use);
-        in_use.retain(|_, u| now.duration_since(u.last) < IN_USE_WINDOW);
-        in_use.values().cloned().collect()
-    }
-
-    /// The servers among `names` still in use now.
-    pub(super) fn in_use_of(&self, names: &HashSet<String>) -> Vec<InUse> {
-        let in_use = lock(&self.in_use);
-        names
-            .iter()
-            .filter_map(|n| in_use.get(n).cloned())
-            .collect()
-    }
-
-    /// The servers that came into use since the last call (or the last whole round).
-    pub(super) fn take_added(&self) -> HashSet<String> {
-        std::mem::take(&mut *lock(&self.added))
-    }
-
-    pub(super) fn set_planned(&self, planned: HashMap<String, i64>) {
-        *lock(&self.planned) = planned;
-    }
-
-    pub(super) fn plan(&self, name: &str, at: Option<i64>) {
-        let mut planned = lock(&self.planned);
-        match at {
-            Some(at) => planned.insert(name.to_string(), at),
-            None => planned.remove(name),
-        };
-    }
-
-    pub(super) fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn stop_receiver(&self) -> Option<watch::Receiver<bool>> {
-        let mut stop = lock(&self.stop);
-        if stop.is_some() {
-            return None;
-        }
-        let (tx, rx) = watch::channel(false);
-        *stop = Some(tx);
-        Some(rx)
-    }
-
-    pub(super) fn add_task(&self, task: JoinHandle<()>) {
-        lock(&self.tasks).push(task);
-    }
-}
 
 impl OAuthService {
     /// Starts the live state: the expiry timers and background refreshes, and, for the file
@@ -238,20 +120,4 @@ impl OAuthService {
         announced.epoch += 1;
         announced.status.insert(name.to_string(), status) != Some(status)
     }
-}
-
-/// The configured HTTP servers of `config` and their credential keys.
-pub fn configured_servers(config: &Config) -> Vec<(String, CredentialKey)> {
-    config
-        .servers
-        .values()
-        .filter_map(|s| {
-            s.http().map(|h| {
-                (
-                    s.name.clone(),
-                    CredentialKey::new(s.name.clone(), h.url.to_string()),
-                )
-            })
-        })
-        .collect()
 }

@@ -3,148 +3,48 @@
 //! Built from the step modules (discovery, registration, authorization, callback, token) and
 //! the credential store; ends every login with exactly one `LoginCompleted`.
 
+use crate::engine::flow::Discovered;
+use crate::engine::flow::warn_if_unbound;
+use crate::engine::login::context::Attempt;
+use crate::engine::login::context::FlowContext;
+use crate::engine::state::control::EndReason;
+use crate::engine::state::logins::PendingLogin;
+use crate::engine::types::LoginBegun;
+use crate::engine::types::LoginOptions;
+use crate::engine::types::LoginStarted;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use mcp_app_server_protocol::{
-    ClientRegistrationMode, LoginGrant, McpAuthStatus, RegistrationKind,
-};
+use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
 use tokio::sync::oneshot;
 use url::Url;
 
-use super::enterprise::EnterpriseLogin;
-use super::error::LoginError;
-use super::service::{OAuthEvent, OAuthService};
-use super::target::ServerTarget;
-use super::vending::apply_tokens;
-use crate::credentials::{StoredClient, StoredCredentials, StoredRegistration, Update, unix_now};
-use crate::oauth::authorization::Pkce;
+use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::service::OAuthService;
+use crate::engine::stored::apply_tokens;
+use crate::engine::target::ServerTarget;
+use crate::engine::types::EnterpriseLogin;
+use crate::engine::types::OAuthEvent;
 use crate::oauth::callback::{
-    CallbackError, CallbackOutcome, CallbackRegistration, ExpectedCallback, callback_path,
-    parse_pasted_callback,
+    CallbackError, CallbackOutcome, callback_path, parse_pasted_callback,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{
     Discovery, DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
 };
 use crate::oauth::dpop::{self, TokenDpop};
-use crate::oauth::http::{HttpClient, header_map};
+use crate::oauth::http::header_map;
 use crate::oauth::registration::{CimdSource, ClientRegistration};
 use crate::oauth::token::{self, TokenError, TokenResponse};
 
 mod attempt;
-mod control;
-mod saves;
+mod context;
 
+use super::state::control::{Control, ControlReceiver, PasteReply, channel as control_channel};
 use attempt::cimd_source;
-pub(super) use control::{
-    Control, ControlReceiver, ControlSender, PasteReply, channel as control_channel,
-};
-pub(super) use saves::RegistrationSaves;
-
-/// Name under which the daemon registers itself with authorization servers.
-pub const CLIENT_NAME: &str = "mcp-app-server";
-/// Default time a login waits for the browser.
-pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// What the caller of a login may choose.
-#[derive(Debug, Clone)]
-pub struct LoginOptions {
-    pub scopes: Option<Vec<String>>,
-    pub client_metadata_url_base: Option<String>,
-    pub mode: ClientRegistrationMode,
-    pub timeout: Duration,
-}
-
-impl Default for LoginOptions {
-    fn default() -> Self {
-        Self {
-            scopes: None,
-            client_metadata_url_base: None,
-            mode: ClientRegistrationMode::Auto,
-            timeout: DEFAULT_LOGIN_TIMEOUT,
-        }
-    }
-}
-
-/// A started login: the URL for the browser.
-#[derive(Debug, Clone)]
-pub struct LoginStarted {
-    pub authorization_url: Url,
-    pub redirect_uri: String,
-}
-
-/// What starting a login gave.
-#[derive(Debug, Clone)]
-pub enum LoginBegun {
-    /// A browser login is under way: open the URL.
-    Browser(LoginStarted),
-    /// An enterprise-managed server without a usable identity provider sign-in: the browser
-    /// signs in at the identity provider first (open the URL); the login finishes, and is
-    /// announced, after that callback.
-    IdpSignIn(LoginStarted),
-    /// A grant that needs no browser obtained the tokens, which are stored.
-    Obtained(LoginGrant),
-}
-
-/// What discovery found for a login, with the scopes to ask for.
-pub(super) struct Discovered {
-    /// Held to the server's network policy (rule 35).
-    pub http: HttpClient,
-    /// Shared with the discovery cache.
-    pub discovery: Arc<Discovery>,
-    /// The discovery cache answered (see [`Discovery::cached`]).
-    pub cached: bool,
-    pub scopes: Option<Vec<String>>,
-}
-
-/// Why a pending login ends early.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum EndReason {
-    Cancelled,
-    Superseded,
-    ShuttingDown,
-}
-
-pub(super) struct PendingLogin {
-    pub(super) id: u64,
-    pub(super) expected: Mutex<ExpectedCallback>,
-    pub(super) control: ControlSender,
-}
-
-/// Everything the flow task needs to turn a code into stored credentials: the per-request
-/// record of one authorization request. The issuer of the validated metadata is recorded
-/// here beside the PKCE verifier and `state` before the browser is sent anywhere, and the
-/// callback's `iss` is compared with it (RFC 9207, MCP 2026-07-28).
-struct Attempt {
-    registration: ClientRegistration,
-    pkce: Pkce,
-    state: String,
-    issuer: String,
-    callback: CallbackRegistration,
-    /// The stored DCR registration was reused (a refusal may mean it is stale).
-    reused_registration: bool,
-    /// A registration made for this attempt and not saved yet.
-    unsaved: Option<Box<StoredRegistration>>,
-}
-
-struct FlowContext {
-    target: ServerTarget,
-    /// Held to the server's network policy (rule 35).
-    http: HttpClient,
-    options: LoginOptions,
-    /// Shared with the discovery cache (and so with the other logins to the server).
-    discovery: Arc<Discovery>,
-    /// The discovery cache answered: a refusal that shows the metadata changed discovers
-    /// again (once).
-    cached: bool,
-    scopes: Option<Vec<String>>,
-    redirect_uri: Url,
-    callback_path: String,
-    port: Option<u16>,
-}
 
 impl OAuthService {
     /// Starts a login. With the browser login, answers with the authorization URL; the flow
@@ -352,12 +252,12 @@ impl OAuthService {
                 CallbackOutcome::Code { code } => {
                     match Box::pin(self.finish(&ctx, &attempt, &code)).await {
                         Err(LoginError::TokenExchange(e)) if e.is_client_rejected() => {
-                            Refusal::AtTokenEndpoint(e)
+                            Rejection::AtTokenEndpoint(e)
                         }
                         Err(LoginError::TokenExchange(e))
                             if ctx.cached && token_endpoint_gone(&e) =>
                         {
-                            Refusal::StaleMetadata(e)
+                            Rejection::StaleMetadata(e)
                         }
                         other => break other,
                     }
@@ -365,10 +265,10 @@ impl OAuthService {
                 CallbackOutcome::Error(CallbackError::Superseded) => {
                     break Err(LoginError::Superseded);
                 }
-                CallbackOutcome::Error(e) if client_refused(&e) => Refusal::OnCallback(e),
+                CallbackOutcome::Error(e) if client_refused(&e) => Rejection::OnCallback(e),
                 CallbackOutcome::Error(e) => break Err(LoginError::Authorization(e)),
             };
-            let stale = matches!(refusal, Refusal::StaleMetadata(_));
+            let stale = matches!(refusal, Rejection::StaleMetadata(_));
             if restarted || !(stale || self.can_fall_back(&attempt)) {
                 break Err(refusal.into_error());
             }
@@ -646,7 +546,7 @@ impl OAuthService {
 }
 
 /// The authorization server refused the client itself, or the cached metadata is stale.
-enum Refusal {
+enum Rejection {
     OnCallback(CallbackError),
     AtTokenEndpoint(TokenError),
     /// The token endpoint of the cached metadata is gone.
@@ -682,35 +582,37 @@ fn token_endpoint_gone(e: &TokenError) -> bool {
     }
 }
 
-impl Refusal {
+impl Rejection {
     fn into_error(self) -> LoginError {
         match self {
-            Refusal::OnCallback(e) => LoginError::Authorization(e),
-            Refusal::AtTokenEndpoint(e) | Refusal::StaleMetadata(e) => LoginError::TokenExchange(e),
+            Rejection::OnCallback(e) => LoginError::Authorization(e),
+            Rejection::AtTokenEndpoint(e) | Rejection::StaleMetadata(e) => {
+                LoginError::TokenExchange(e)
+            }
         }
     }
 
     /// What a paste-back caller is told when the login restarts instead of finishing.
     fn restart_message(&self) -> &'static str {
         match self {
-            Refusal::OnCallback(_) => {
+            Rejection::OnCallback(_) => {
                 "the authorization server refused the client; the login restarted with a new authorization URL"
             }
-            Refusal::AtTokenEndpoint(_) => {
+            Rejection::AtTokenEndpoint(_) => {
                 "the token endpoint refused the client; the login restarted with a new authorization URL"
             }
-            Refusal::StaleMetadata(_) => {
+            Rejection::StaleMetadata(_) => {
                 "the authorization server's endpoints changed; the login restarted with a new authorization URL"
             }
         }
     }
 }
 
-impl std::fmt::Display for Refusal {
+impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Refusal::OnCallback(e) => e.fmt(f),
-            Refusal::AtTokenEndpoint(e) | Refusal::StaleMetadata(e) => e.fmt(f),
+            Rejection::OnCallback(e) => e.fmt(f),
+            Rejection::AtTokenEndpoint(e) | Rejection::StaleMetadata(e) => e.fmt(f),
         }
     }
 }
@@ -751,15 +653,6 @@ fn credentials_from(
     };
     apply_tokens(&mut creds, tokens);
     creds
-}
-
-/// RFC 9449 5: a server that offers DPoP may still answer a request with a proof with a
-/// Bearer token. It is kept and used as a Bearer token (the key stays for later token
-/// requests); the user is told, since a stolen copy of it is usable.
-pub(super) fn warn_if_unbound(name: &str, token_type: &str) {
-    if !token_type.eq_ignore_ascii_case("DPoP") {
-        tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
-    }
 }
 
 /// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved

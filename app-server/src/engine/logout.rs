@@ -3,10 +3,12 @@
 use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
-use super::error::LoginError;
-use super::service::{OAuthEvent, OAuthService, registration_from_client};
-use super::target::ServerTarget;
 use crate::credentials::StoredCredentials;
+use crate::engine::error::LoginError;
+use crate::engine::service::OAuthService;
+use crate::engine::stored::registration_from_client;
+use crate::engine::target::ServerTarget;
+use crate::engine::types::{LogoutOutcome, OAuthEvent};
 use crate::oauth::http::HttpClient;
 use crate::oauth::token::{self, TokenTypeHint};
 
@@ -114,12 +116,4 @@ impl OAuthService {
             ))
         }
     }
-}
-
-/// What a logout did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogoutOutcome {
-    pub removed: bool,
-    pub revoked: bool,
-    pub revocation_error: Option<String>,
 }

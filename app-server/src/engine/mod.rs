@@ -2,36 +2,58 @@
 //! token vending, refresh, challenges and logout, and keeps the announced status live.
 //! Knows nothing of JSON-RPC: progress leaves as [`OAuthEvent`]s.
 //!
-//! [`OAuthService`] (`service.rs`) holds the state the flows share. Each flow is an `impl`
-//! of it in a file of its own (`login.rs`, `vending.rs`, `refresh.rs`, `logout.rs`,
-//! `challenge.rs`, `grants.rs`, `enterprise.rs`, `resource_proof.rs`); `live.rs`,
-//! `expiry.rs` and `store_watch.rs` keep the announced status live (expiry timers,
-//! background refresh of tokens in use, other processes' writes).
+//! Two kinds of file, and which may import which:
+//! - **leaves**: the engine's public types (`types.rs`), its errors (`error.rs`), server
+//!   targets (`target.rs`), status (`status.rs`), pure rules (`refusal.rs`, `requests.rs`,
+//!   `stored.rs`, `flow.rs`), and the state the service holds, one concern per file
+//!   (`state/`, `callback_ports.rs`). A leaf imports other leaves only, never the service or
+//!   a flow.
+//! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
+//!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
+//!   `vending.rs`, `refresh.rs`, `logout.rs`, `challenge.rs`, `grants.rs`,
+//!   `enterprise.rs` (and `enterprise/`), `resource_proof.rs`; `live.rs`, `expiry.rs` and
+//!   `store_watch.rs` keep the announced status live (expiry timers, background refresh of
+//!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
+//!   ahead of their first login. Flows import leaves and the service, and reach each other
+//!   through the service's methods.
+//!
+//! Callers outside use what this file re-exports.
 
 mod callback_ports;
-pub mod challenge;
-pub mod enterprise;
-pub mod error;
+mod challenge;
+mod enterprise;
+mod error;
 mod expiry;
-pub mod grants;
+mod flow;
+mod grants;
 mod live;
-pub mod login;
-pub mod logout;
+mod login;
+mod logout;
 mod prewarm;
 mod refresh;
-pub mod resource_proof;
-pub mod service;
-pub mod status;
+mod refusal;
+mod requests;
+mod resource_proof;
+mod service;
+mod state;
+mod status;
 mod store_watch;
-pub mod target;
-pub mod vending;
+mod stored;
+mod target;
+mod types;
+mod vending;
 
-pub use challenge::{ChallengeOutcome, Refusal, read_challenge};
-pub use error::LoginError;
-pub use live::{IN_USE_WINDOW, configured_servers};
-pub use login::{CLIENT_NAME, DEFAULT_LOGIN_TIMEOUT, LoginBegun, LoginOptions, LoginStarted};
-pub use logout::LogoutOutcome;
-pub use service::{OAuthEvent, OAuthService};
+pub use enterprise::idp::IDP_SESSION_NAME;
+pub use error::{ChallengeError, EnterpriseError, LoginError, ProofError, ProofInputError};
+pub use refusal::{ChallengeInputError, MAX_STEP_UPS, Refusal, read_challenge};
+pub use requests::check_request;
+pub use service::OAuthService;
+pub use state::live::{IN_USE_WINDOW, configured_servers};
 pub use status::StatusInfo;
-pub use target::ServerTarget;
-pub use vending::{DEFAULT_MIN_VALIDITY_SECS, MAX_MIN_VALIDITY_SECS};
+pub use target::{EnterpriseTarget, ServerTarget, TargetError};
+pub use types::{
+    CLIENT_NAME, ChallengeOutcome, ChallengeRequest, CheckedChallenge, DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MIN_VALIDITY_SECS, EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted,
+    LogoutOutcome, MAX_MIN_VALIDITY_SECS, OAuthEvent, ResourceProof, ResourceRequest,
+    SignInStarted,
+};

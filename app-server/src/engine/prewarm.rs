@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 
-use super::service::OAuthService;
-use super::target::ServerTarget;
+use crate::engine::service::OAuthService;
+use crate::engine::target::ServerTarget;
 use crate::oauth::discovery::discover;
 use crate::oauth::http::header_map;
 

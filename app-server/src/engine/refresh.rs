@@ -3,11 +3,13 @@
 use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
-use super::error::LoginError;
-use super::service::{OAuthEvent, OAuthService, registration_from_client};
-use super::target::ServerTarget;
-use super::vending::{apply_tokens, fresh_enough, unrefreshable, usable};
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::service::OAuthService;
+use crate::engine::stored::registration_from_client;
+use crate::engine::stored::{apply_tokens, fresh_enough, unrefreshable, usable};
+use crate::engine::target::ServerTarget;
+use crate::engine::types::OAuthEvent;
 use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::token::{self, TokenError};
 

@@ -6,41 +6,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mcp_app_server_protocol::McpAuthStatus;
-
-use super::callback_ports::StickyPorts;
-use super::challenge::ChallengeState;
-use super::error::LoginError;
-use super::live::Live;
-use super::login::{EndReason, PendingLogin, RegistrationSaves};
-use super::target::ServerTarget;
-use super::vending::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
 use crate::credentials::{
-    BatchCounts, CredentialKey, CredentialStore, SendDecide, StoreError, StoreQueue, StoredClient,
+    BatchCounts, CredentialKey, CredentialStore, SendDecide, StoreError, StoreQueue,
     StoredCredentials,
 };
+use crate::engine::callback_ports::StickyPorts;
+use crate::engine::error::LoginError;
+use crate::engine::state::challenges::ChallengeState;
+use crate::engine::state::control::EndReason;
+use crate::engine::state::live::Live;
+use crate::engine::state::logins::PendingLogin;
+use crate::engine::state::refreshes::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
+use crate::engine::state::registration_saves::RegistrationSaves;
+use crate::engine::target::ServerTarget;
+use crate::engine::types::OAuthEvent;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::discovery::DiscoveryCache;
 use crate::oauth::http::HttpClient;
-use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
-
-/// Progress reported to whoever drives the service.
-#[derive(Debug, Clone)]
-pub enum OAuthEvent {
-    LoginCompleted {
-        name: String,
-        result: Result<(), Arc<LoginError>>,
-    },
-    LoginRestarted {
-        name: String,
-        authorization_url: String,
-        reason: String,
-    },
-    AuthStatusChanged {
-        name: String,
-        status: McpAuthStatus,
-    },
-}
 
 /// The OAuth engine of one daemon.
 pub struct OAuthService {
@@ -251,15 +233,5 @@ impl OAuthService {
         key: &CredentialKey,
     ) -> Result<Option<StoredCredentials>, LoginError> {
         Ok(self.queue.load(key.clone()).await?)
-    }
-}
-
-pub(super) fn registration_from_client(client: &StoredClient) -> ClientRegistration {
-    ClientRegistration {
-        kind: client.kind,
-        client_id: client.client_id.clone(),
-        client_secret: client.client_secret.clone(),
-        auth_method: TokenAuthMethod::from_name(&client.token_endpoint_auth_method)
-            .unwrap_or(TokenAuthMethod::None),
     }
 }

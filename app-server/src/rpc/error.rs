@@ -121,9 +121,9 @@ impl From<&crate::engine::LoginError> for RequestError {
     }
 }
 
-impl From<crate::engine::resource_proof::ProofError> for RequestError {
-    fn from(e: crate::engine::resource_proof::ProofError) -> Self {
-        use crate::engine::resource_proof::ProofError as P;
+impl From<crate::engine::ProofError> for RequestError {
+    fn from(e: crate::engine::ProofError) -> Self {
+        use crate::engine::ProofError as P;
         match e {
             P::Input(e) => RequestError::InvalidParams(format!("invalid params: {e}")),
             P::Failed(e) => RequestError::App(AppError::from(e.as_ref())),
@@ -131,9 +131,9 @@ impl From<crate::engine::resource_proof::ProofError> for RequestError {
     }
 }
 
-impl From<crate::engine::challenge::ChallengeError> for RequestError {
-    fn from(e: crate::engine::challenge::ChallengeError) -> Self {
-        use crate::engine::challenge::ChallengeError as C;
+impl From<crate::engine::ChallengeError> for RequestError {
+    fn from(e: crate::engine::ChallengeError) -> Self {
+        use crate::engine::ChallengeError as C;
         match e {
             C::Proof(e) => e.into(),
             C::Failed(e) => RequestError::from(e.as_ref()),
@@ -141,9 +141,9 @@ impl From<crate::engine::challenge::ChallengeError> for RequestError {
     }
 }
 
-impl From<crate::engine::target::TargetError> for RequestError {
-    fn from(e: crate::engine::target::TargetError) -> Self {
-        use crate::engine::target::TargetError as T;
+impl From<crate::engine::TargetError> for RequestError {
+    fn from(e: crate::engine::TargetError) -> Self {
+        use crate::engine::TargetError as T;
         let kind = match &e {
             T::NotFound(_) => ErrorKind::ServerNotFound,
             T::NotHttp(_) => ErrorKind::NotOAuthServer,
@@ -160,8 +160,8 @@ impl From<crate::credentials::StoreError> for RequestError {
 }
 
 /// The kind of an enterprise-managed authorization failure.
-fn enterprise_kind(e: &crate::engine::enterprise::EnterpriseError) -> ErrorKind {
-    use crate::engine::enterprise::EnterpriseError as E;
+fn enterprise_kind(e: &crate::engine::EnterpriseError) -> ErrorKind {
+    use crate::engine::EnterpriseError as E;
     match e {
         E::IdpDiscovery { .. } => ErrorKind::DiscoveryFailed,
         E::IdToken(_) => ErrorKind::AuthorizationFailed,

@@ -17,8 +17,8 @@ use super::error::{AppError, RequestError};
 use super::server::ServerState;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
-use crate::engine::challenge::ChallengeRequest;
-use crate::engine::resource_proof::ResourceProof;
+use crate::engine::ChallengeRequest;
+use crate::engine::ResourceProof;
 use crate::engine::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
     MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo,

@@ -14,8 +14,8 @@ use crate::config::enterprise::{EnterpriseIdpConfig, OPENID_SCOPE};
 use crate::config::grant::{
     AssertionSource, ClientAuthConfig, GrantConfig, InlineSecret, KeySource,
 };
+use crate::engine::EnterpriseTarget;
 use crate::engine::ServerTarget;
-use crate::engine::enterprise::EnterpriseTarget;
 use crate::oauth::jose::JwsAlg;
 
 /// The tool the auth scenarios expect a call of.

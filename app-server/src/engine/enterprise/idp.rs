@@ -15,8 +15,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use super::EnterpriseError;
 use crate::credentials::{CredentialKey, StoredClient, StoredCredentials, unix_now};
+use crate::engine::error::EnterpriseError;
 use crate::oauth::discovery::{AuthServerMetadata, issuers_match};
 use crate::oauth::http::{HttpClient, check_secure_url};
 

@@ -10,14 +10,17 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use url::Url;
 
-use super::idp::{IdpSession, check_id_token, read_id_token};
-use super::{EnterpriseError, EnterpriseTarget, resolve_auth};
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::unix_now;
-use crate::engine::error::LoginError;
-use crate::engine::login::{Control, EndReason, LoginOptions, PendingLogin, control_channel};
+use crate::engine::enterprise::idp::{IdpSession, check_id_token, read_id_token};
+use crate::engine::enterprise::resolve_auth;
+use crate::engine::error::{EnterpriseError, LoginError};
 use crate::engine::service::OAuthService;
-use crate::engine::target::ServerTarget;
+use crate::engine::state::control::channel as control_channel;
+use crate::engine::state::control::{Control, EndReason};
+use crate::engine::state::logins::PendingLogin;
+use crate::engine::target::{EnterpriseTarget, ServerTarget};
+use crate::engine::types::{LoginOptions, SignInStarted};
 use crate::oauth::authorization::{Pkce, new_state};
 use crate::oauth::callback::{
     CallbackError, CallbackOutcome, ExpectedCallback, callback_path, redirect_uri,
@@ -26,13 +29,6 @@ use crate::oauth::callback_id::callback_id;
 use crate::oauth::grants::client_credentials::secret_method;
 use crate::oauth::grants::id_jag::authenticate;
 use crate::oauth::token::{TokenError, request_token_body};
-
-/// A started sign-in: the identity provider's URL for the browser.
-#[derive(Debug, Clone)]
-pub struct SignInStarted {
-    pub authorization_url: Url,
-    pub redirect_uri: String,
-}
 
 /// What the callback of the sign-in is checked against and the code exchanged with.
 struct SignIn {

@@ -6,8 +6,11 @@ use url::Url;
 
 use crate::credentials::{StoredRegistration, unix_now};
 use crate::engine::error::LoginError;
-use crate::engine::service::{OAuthEvent, OAuthService};
+use crate::engine::login::context::{Attempt, FlowContext};
+use crate::engine::service::OAuthService;
 use crate::engine::target::ServerTarget;
+use crate::engine::types::OAuthEvent;
+use crate::engine::types::{CLIENT_NAME, LoginOptions};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
     CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
@@ -20,8 +23,6 @@ use crate::oauth::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
     preregistered,
 };
-
-use super::{Attempt, CLIENT_NAME, FlowContext, LoginOptions};
 
 impl OAuthService {
     pub(super) fn expected(&self, ctx: &FlowContext, attempt: &Attempt) -> ExpectedCallback {

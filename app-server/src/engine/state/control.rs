@@ -11,19 +11,18 @@ use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::EndReason;
 use crate::oauth::callback::CallbackOutcome;
 
 /// Pasted redirects queued for one login. A paste is this login's response (its `state`
 /// was checked before it was queued), so a frontend has no reason to send more than one
 /// or two.
-pub(in crate::engine) const PASTE_SLOTS: usize = 2;
+pub(crate) const PASTE_SLOTS: usize = 2;
 
 /// The answer to the caller of `mcpServer/oauth/complete`.
-pub(in crate::engine) type PasteReply = oneshot::Sender<Result<(), String>>;
+pub(crate) type PasteReply = oneshot::Sender<Result<(), String>>;
 
 /// What the waiting task receives.
-pub(in crate::engine) enum Control {
+pub(crate) enum Control {
     /// Boxed: a channel allocates its first block of slots with it, so a small message
     /// keeps each pending login's channel small.
     Paste(Box<CallbackOutcome>, PasteReply),
@@ -31,20 +30,20 @@ pub(in crate::engine) enum Control {
 }
 
 /// Held by the pending login's record; see [`channel`].
-pub(in crate::engine) struct ControlSender {
-    end: Mutex<Option<oneshot::Sender<EndReason>>>,
-    paste: mpsc::Sender<(Box<CallbackOutcome>, PasteReply)>,
+pub(crate) struct ControlSender {
+    pub(crate) end: Mutex<Option<oneshot::Sender<EndReason>>>,
+    pub(crate) paste: mpsc::Sender<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// Held by the task that waits for the browser.
-pub(in crate::engine) struct ControlReceiver {
+pub(crate) struct ControlReceiver {
     /// `None` once the end was received.
-    end: Option<oneshot::Receiver<EndReason>>,
-    paste: mpsc::Receiver<(Box<CallbackOutcome>, PasteReply)>,
+    pub(crate) end: Option<oneshot::Receiver<EndReason>>,
+    pub(crate) paste: mpsc::Receiver<(Box<CallbackOutcome>, PasteReply)>,
 }
 
 /// A new control channel for one login.
-pub(in crate::engine) fn channel() -> (ControlSender, ControlReceiver) {
+pub(crate) fn channel() -> (ControlSender, ControlReceiver) {
     let (end_tx, end_rx) = oneshot::channel();
     let (paste_tx, paste_rx) = mpsc::channel(PASTE_SLOTS);
     (
@@ -102,6 +101,14 @@ impl ControlReceiver {
             Some((outcome, reply)) = paste.recv() => Control::Paste(outcome, reply),
         }
     }
+}
+
+/// Why a pending login ends early.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EndReason {
+    Cancelled,
+    Superseded,
+    ShuttingDown,
 }
 
 #[cfg(test)]

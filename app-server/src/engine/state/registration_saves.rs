@@ -24,16 +24,16 @@ use crate::credentials::{StoreError, StoreQueue, StoredRegistration};
 pub struct RegistrationSaves {
     /// The batch whose write is queued and has not started yet. Bounded by the number of
     /// logins under way (each waits for its own save).
-    waiting: Arc<Mutex<Option<Batch>>>,
+    pub(crate) waiting: Arc<Mutex<Option<Batch>>>,
     /// Every registration saved and not written yet (queued or being written), by issuer
     /// and redirect URI. Bounded the same way.
-    unwritten: Arc<Mutex<HashMap<(String, String), StoredRegistration>>>,
+    pub(crate) unwritten: Arc<Mutex<HashMap<(String, String), StoredRegistration>>>,
 }
 
 #[derive(Debug, Default)]
-struct Batch {
-    regs: Vec<StoredRegistration>,
-    replies: Vec<oneshot::Sender<Result<(), Arc<StoreError>>>>,
+pub(crate) struct Batch {
+    pub(crate) regs: Vec<StoredRegistration>,
+    pub(crate) replies: Vec<oneshot::Sender<Result<(), Arc<StoreError>>>>,
 }
 
 impl RegistrationSaves {
@@ -107,11 +107,11 @@ impl RegistrationSaves {
     }
 }
 
-fn key_of(reg: &StoredRegistration) -> (String, String) {
+pub(crate) fn key_of(reg: &StoredRegistration) -> (String, String) {
     (reg.issuer.clone(), reg.redirect_uri.clone())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

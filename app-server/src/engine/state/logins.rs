@@ -1,0 +1,13 @@
+//! The logins waiting for their browser: one per server, each with the callback it expects
+//! and the channel that ends it.
+
+use std::sync::Mutex;
+
+use crate::engine::state::control::ControlSender;
+use crate::oauth::callback::ExpectedCallback;
+
+pub(crate) struct PendingLogin {
+    pub(crate) id: u64,
+    pub(crate) expected: Mutex<ExpectedCallback>,
+    pub(crate) control: ControlSender,
+}

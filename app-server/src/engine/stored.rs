@@ -1,0 +1,217 @@
+//! Rules about stored credentials that every flow shares: whether a token is usable or
+//! fresh enough, whether it can be renewed without the user, and how a token endpoint's
+//! answer updates what is stored. A leaf: pure functions.
+
+use std::borrow::Borrow;
+
+use crate::credentials::{StoredClient, StoredCredentials, unix_now};
+use crate::engine::error::LoginError;
+use crate::engine::target::ServerTarget;
+use crate::engine::types::REFRESH_NOW;
+use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
+use crate::oauth::token::TokenResponse;
+
+/// New tokens can be had without the user: the server's configured grant runs again (it
+/// needs no browser), or the refresh token is presented.
+pub(crate) fn can_renew(target: &ServerTarget, creds: &StoredCredentials) -> bool {
+    target.grant.is_machine() || creds.refresh_token.is_some()
+}
+
+/// Credentials that may be handed out or refreshed (owned, or shared with the store).
+pub(crate) fn usable<C: Borrow<StoredCredentials>>(
+    creds: Option<C>,
+    name: &str,
+) -> Result<C, LoginError> {
+    let creds = creds.ok_or_else(|| LoginError::NotLoggedIn(name.to_string()))?;
+    if creds.borrow().reauthentication_required {
+        return Err(LoginError::ReauthenticationRequired {
+            name: name.to_string(),
+            reason: "the authorization server refused an earlier refresh".into(),
+        });
+    }
+    Ok(creds)
+}
+
+/// Without a refresh token the access token serves until it expires: handed out while it
+/// is valid (its `expires_at` tells the caller how long), a new login after that.
+pub(crate) fn unrefreshable(
+    creds: StoredCredentials,
+    name: &str,
+) -> Result<StoredCredentials, LoginError> {
+    check_unexpired(&creds, name)?;
+    Ok(creds)
+}
+
+/// [`unrefreshable`] without taking the credentials.
+pub(crate) fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(), LoginError> {
+    if creds.expires_at.is_some_and(|t| t <= unix_now()) {
+        return Err(LoginError::ReauthenticationRequired {
+            name: name.to_string(),
+            reason: "the access token expired and the server issued no refresh token".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {
+    if min_validity_secs == REFRESH_NOW {
+        return false;
+    }
+    match creds.expires_at {
+        None => true,
+        // Saturating: a hand-edited `expiresAt` may be anything.
+        Some(t) => t.saturating_sub(unix_now()) > i64::from(min_validity_secs),
+    }
+}
+
+pub(crate) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse) {
+    creds.access_token = tokens.access_token;
+    creds.token_type = tokens.token_type;
+    if let Some(rt) = tokens.refresh_token {
+        creds.refresh_token = Some(rt);
+    }
+    // The parser clamps `expires_in`; saturating keeps any value from overflowing.
+    creds.expires_at = tokens
+        .expires_in
+        .map(|s| unix_now().saturating_add(i64::try_from(s).unwrap_or(i64::MAX)));
+    if let Some(scopes) = tokens.scopes {
+        creds.scopes = scopes;
+    }
+    creds.reauthentication_required = false;
+    creds.updated_at = unix_now();
+}
+
+pub(crate) fn registration_from_client(client: &StoredClient) -> ClientRegistration {
+    ClientRegistration {
+        kind: client.kind,
+        client_id: client.client_id.clone(),
+        client_secret: client.client_secret.clone(),
+        auth_method: TokenAuthMethod::from_name(&client.token_endpoint_auth_method)
+            .unwrap_or(TokenAuthMethod::None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::StoredClient;
+    use crate::engine::StatusInfo;
+    use crate::engine::types::MAX_MIN_VALIDITY_SECS;
+    use crate::oauth::token::TokenResponse;
+    use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
+
+    fn credentials(name: &str, url: &str) -> StoredCredentials {
+        StoredCredentials {
+            server_name: name.to_owned(),
+            server_url: url.to_owned(),
+            access_token: format!("at-secret-{name}"),
+            token_type: "Bearer".to_owned(),
+            refresh_token: Some(format!("rt-secret-{name}")),
+            expires_at: Some(1_900_000_000),
+            scopes: vec!["read".to_owned(), "offline_access".to_owned()],
+            issuer: "https://auth.example.com".to_owned(),
+            token_endpoint: "https://auth.example.com/token".to_owned(),
+            revocation_endpoint: None,
+            resource: url.to_owned(),
+            client: StoredClient {
+                kind: RegistrationKind::Dcr,
+                client_id: "client-123".to_owned(),
+                client_secret: None,
+                token_endpoint_auth_method: "none".to_owned(),
+            },
+            reauthentication_required: false,
+            grant: None,
+            dpop_key: None,
+            updated_at: 1_800_000_000,
+        }
+    }
+
+    fn tokens(refresh_token: Option<&str>, expires_in: Option<u64>) -> TokenResponse {
+        TokenResponse {
+            access_token: "at-new".into(),
+            token_type: "Bearer".into(),
+            refresh_token: refresh_token.map(str::to_string),
+            expires_in,
+            scopes: None,
+        }
+    }
+
+    #[test]
+    fn applied_tokens_keep_what_the_response_leaves_out() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.reauthentication_required = true;
+        apply_tokens(&mut creds, tokens(None, Some(600)));
+        assert_eq!(creds.access_token, "at-new");
+        assert_eq!(creds.refresh_token.as_deref(), Some("rt-secret-a"));
+        assert_eq!(creds.scopes, ["read", "offline_access"]);
+        assert!(!creds.reauthentication_required);
+        let expires_at = creds.expires_at.unwrap();
+        assert!((unix_now() + 590..=unix_now() + 600).contains(&expires_at));
+
+        apply_tokens(&mut creds, tokens(Some("rt-rotated"), None));
+        assert_eq!(creds.refresh_token.as_deref(), Some("rt-rotated"));
+        assert_eq!(creds.expires_at, None);
+    }
+
+    #[test]
+    fn huge_lifetimes_and_expiries_do_not_overflow() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        apply_tokens(&mut creds, tokens(None, Some(u64::MAX)));
+        assert_eq!(creds.expires_at, Some(i64::MAX));
+        assert!(fresh_enough(&creds, MAX_MIN_VALIDITY_SECS));
+        creds.expires_at = Some(i64::MIN);
+        assert!(!fresh_enough(&creds, 0));
+    }
+
+    #[test]
+    fn freshness_is_measured_against_the_asked_validity() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.expires_at = Some(unix_now() + 120);
+        assert!(fresh_enough(&creds, 60));
+        assert!(!fresh_enough(&creds, 120));
+        creds.expires_at = None;
+        assert!(fresh_enough(&creds, MAX_MIN_VALIDITY_SECS));
+        // A forced refresh ignores the expiry, or its absence.
+        assert!(!fresh_enough(&creds, REFRESH_NOW));
+        creds.expires_at = Some(unix_now() + 3600);
+        assert!(!fresh_enough(&creds, REFRESH_NOW));
+    }
+
+    #[test]
+    fn credentials_without_refresh_token_serve_until_they_expire() {
+        let mut creds = credentials("a", "https://a.example/mcp");
+        creds.refresh_token = None;
+        creds.expires_at = Some(unix_now() + 5);
+        assert!(unrefreshable(creds.clone(), "a").is_ok());
+        creds.expires_at = Some(unix_now() - 1);
+        assert!(matches!(
+            unrefreshable(creds, "a"),
+            Err(LoginError::ReauthenticationRequired { .. })
+        ));
+    }
+
+    #[test]
+    fn status_follows_the_stored_credentials() {
+        assert_eq!(
+            StatusInfo::from_credentials(None).status,
+            McpAuthStatus::NotLoggedIn
+        );
+        let mut creds = credentials("a", "https://a.example/mcp");
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::LoggedIn);
+        assert_eq!(info.registration, Some(RegistrationKind::Dcr));
+        assert_eq!(info.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(info.expires_at, Some(1_900_000_000));
+
+        // Expired with a refresh token: the next token request refreshes, still logged in.
+        creds.expires_at = Some(unix_now() - 1);
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::LoggedIn);
+        creds.refresh_token = None;
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::Expired);
+        creds.reauthentication_required = true;
+        let info = StatusInfo::from_credentials(Some(&creds));
+        assert_eq!(info.status, McpAuthStatus::ReauthenticationRequired);
+    }
+}

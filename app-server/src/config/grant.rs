@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::oauth::jose::{JoseError, JwsAlg, SigningKey};
-
 use super::OauthClientConfig;
+use super::private_key::{JwsAlg, PrivateKey, PrivateKeyError};
 
 /// How the daemon obtains tokens for a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,11 +309,11 @@ pub(super) fn optional_client_auth(
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_file", &e))?;
+            PrivateKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_file", &e))?;
         }
         KeySource::EnvVar(var) => {
             if let Ok(pem) = std::env::var(var) {
-                SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
+                PrivateKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
             }
         }
         KeySource::Pem(_) => {}
@@ -326,7 +325,7 @@ pub(super) fn optional_client_auth(
     }))
 }
 
-fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {
+fn bad_key(key: &'static str, error: &PrivateKeyError) -> GrantConfigError {
     GrantConfigError::BadKey {
         key,
         reason: error.to_string(),
@@ -335,6 +334,7 @@ fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {
 
 #[cfg(test)]
 mod tests {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
 
@@ -380,10 +380,14 @@ mod tests {
     #[test]
     fn client_credentials_with_a_key_file_that_parses() {
         let dir = tempfile::tempdir().unwrap();
-        let (_, pkcs8) = SigningKey::generate_es256().unwrap();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap();
         let pem = format!(
             "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(&pkcs8)
+            STANDARD.encode(pkcs8.as_ref())
         );
         let path = key_file(&dir, &pem);
         let oauth = oauth_of(&format!(

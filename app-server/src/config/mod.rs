@@ -12,6 +12,7 @@ use url::Url;
 
 pub mod enterprise;
 pub mod grant;
+pub mod private_key;
 
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -126,16 +127,6 @@ impl Config {
                 if loopback { u.port() } else { None }
             })
         })
-    }
-}
-
-impl From<CredentialsStoreMode> for crate::credentials::StoreMode {
-    fn from(mode: CredentialsStoreMode) -> Self {
-        match mode {
-            CredentialsStoreMode::Auto => Self::Auto,
-            CredentialsStoreMode::File => Self::File,
-            CredentialsStoreMode::Keyring => Self::Keyring,
-        }
     }
 }
 

@@ -51,6 +51,17 @@ pub enum StoreMode {
     Keyring,
 }
 
+impl From<crate::config::CredentialsStoreMode> for StoreMode {
+    fn from(mode: crate::config::CredentialsStoreMode) -> Self {
+        use crate::config::CredentialsStoreMode;
+        match mode {
+            CredentialsStoreMode::Auto => Self::Auto,
+            CredentialsStoreMode::File => Self::File,
+            CredentialsStoreMode::Keyring => Self::Keyring,
+        }
+    }
+}
+
 /// The backend a store actually uses (what `auto` resolved to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -72,7 +72,8 @@ pub enum StoreBackend {
 
 /// How long a store operation waits for a lock (the document's or a refresh lock) before
 /// it fails with the retryable [`StoreError::LockTimeout`]. Longer than one token endpoint
-/// request ([`crate::oauth::http::TOTAL_TIMEOUT`]), the longest a healthy refresh or code
+/// request (the HTTP client's 30 s whole-request timeout, `TOTAL_TIMEOUT` in `oauth/http.rs`,
+/// which checks at compile time that it stays shorter), the longest a healthy refresh or code
 /// exchange holds a refresh lock, so a wait only times out behind a stuck holder.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(40);
 

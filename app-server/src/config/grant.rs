@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::OauthClientConfig;
+use super::oauth_client::OauthClientConfig;
 use super::private_key::{JwsAlg, PrivateKey, PrivateKeyError};
 
 /// How the daemon obtains tokens for a server.
@@ -208,6 +208,13 @@ impl GrantConfig {
             self,
             GrantConfig::ClientCredentials { .. } | GrantConfig::JwtBearer { .. }
         )
+    }
+}
+
+impl OauthClientConfig {
+    /// The validated grant; config loading has already refused a bad one.
+    pub fn grant_config(&self) -> Result<GrantConfig, GrantConfigError> {
+        GrantConfig::from_oauth(self)
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
 use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
-use super::{Decide, Update};
+use super::update::{Decide, Update};
 
 pub(crate) const CURRENT_VERSION: u64 = 1;
 

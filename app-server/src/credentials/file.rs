@@ -20,7 +20,8 @@ use super::document::{self, Document};
 use super::error::StoreError;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::{self, LockKind, RefreshLock};
-use super::{CredentialStore, DEFAULT_LOCK_WAIT, Decide, StoreBackend, Update, UpdateResult};
+use super::store::{CredentialStore, DEFAULT_LOCK_WAIT, StoreBackend};
+use super::update::{Decide, Update, UpdateResult};
 use crate::home::Home;
 
 const FILE_NAME: &str = "credentials.json";

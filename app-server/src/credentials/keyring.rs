@@ -24,7 +24,8 @@ use super::error::StoreError;
 use super::file::FileStore;
 use super::model::{CredentialKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::{self, RefreshLock};
-use super::{CredentialStore, Decide, StoreBackend, Update};
+use super::store::{CredentialStore, StoreBackend};
+use super::update::{Decide, Update};
 
 /// The keyring service name of every item this program stores.
 pub const KEYRING_SERVICE: &str = "mcp-app-server";

@@ -7,8 +7,9 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
+use super::client::{ClientRegistration, TokenAuthMethod};
+use super::error::RegistrationError;
 use super::preregistered::choose_auth_method;
-use super::{ClientRegistration, RegistrationError, TokenAuthMethod};
 use crate::oauth::http::HttpClient;
 
 /// The RFC 7591 registration request body (rule 12).

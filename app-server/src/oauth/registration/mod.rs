@@ -2,168 +2,18 @@
 //! a Client ID Metadata Document URL, or Dynamic Client Registration.
 
 pub mod cimd;
+mod client;
 pub mod dcr;
+mod error;
 pub mod preregistered;
 
-use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
-use serde::{Deserialize, Serialize};
+use mcp_app_server_protocol::ClientRegistrationMode;
 use url::Url;
 
-use self::cimd::{CimdUnsupported, CimdUrlError, cimd_supported, client_metadata_url};
+use self::cimd::{cimd_supported, client_metadata_url};
+pub use self::client::{ClientRegistration, TokenAuthMethod};
+pub use self::error::RegistrationError;
 use crate::oauth::discovery::AuthServerMetadata;
-use crate::oauth::http::HttpError;
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenAuthMethod {
-    /// Public client: `client_id` in the form body, no secret, never a Basic header.
-    None,
-    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 section 2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
-impl TokenAuthMethod {
-    /// The RFC 7591 / RFC 8414 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenAuthMethod::None => "none",
-            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
-            TokenAuthMethod::ClientSecretPost => "client_secret_post",
-        }
-    }
-
-    /// Parses an RFC 7591 name; `None` for methods this client does not implement.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "none" => Some(TokenAuthMethod::None),
-            "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
-            "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
-            _ => None,
-        }
-    }
-}
-
-/// A client the authorization server knows, however it came to know it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientRegistration {
-    pub kind: RegistrationKind,
-    pub client_id: String,
-    /// Only sent when `auth_method` is a secret method. Never logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    pub auth_method: TokenAuthMethod,
-}
-
-impl ClientRegistration {
-    /// A public client using a Client ID Metadata Document URL as its id.
-    pub fn cimd(client_id_url: &Url) -> Self {
-        Self {
-            kind: RegistrationKind::Cimd,
-            client_id: client_id_url.to_string(),
-            client_secret: None,
-            auth_method: TokenAuthMethod::None,
-        }
-    }
-
-    /// The secret to send, if the auth method sends one.
-    pub fn secret_to_send(&self) -> Option<&str> {
-        match self.auth_method {
-            TokenAuthMethod::None => None,
-            _ => self.client_secret.as_deref(),
-        }
-    }
-}
-
-impl std::fmt::Debug for ClientRegistration {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientRegistration")
-            .field("kind", &self.kind)
-            .field("client_id", &self.client_id)
-            .field(
-                "client_secret",
-                &self.client_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .field("auth_method", &self.auth_method)
-            .finish()
-    }
-}
-
-/// Why no client registration could be made.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistrationError {
-    #[error(
-        "the authorization server accepts only token endpoint auth methods this client does not implement ({advertised}); supported: client_secret_basic, client_secret_post, none"
-    )]
-    UnsupportedAuthMethods { advertised: String },
-    #[error("client registration at {url} was refused (HTTP {status}){}", describe(.error, .description))]
-    Rejected {
-        url: String,
-        status: u16,
-        error: Option<String>,
-        description: Option<String>,
-    },
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    #[error("invalid client registration response from {url}: {reason}")]
-    InvalidResponse { url: String, reason: String },
-    #[error(
-        "authorization server {issuer} offers no registration_endpoint; configure a client_id for this server"
-    )]
-    NoRegistrationEndpoint { issuer: String },
-    #[error("cannot use a Client ID Metadata Document with {issuer}: {reason}")]
-    CimdUnsupported {
-        issuer: String,
-        reason: CimdUnsupported,
-    },
-    #[error(
-        "no client metadata URL is configured: pass clientMetadataUrlBase or set client_metadata_url_base or the server's oauth.client_metadata_url"
-    )]
-    CimdNotConfigured,
-    #[error(
-        "{issuer} refused this client's Client ID Metadata Document earlier; use Dynamic Client Registration or a configured client_id"
-    )]
-    CimdRefused { issuer: String },
-    #[error(transparent)]
-    InvalidClientMetadataUrl(#[from] CimdUrlError),
-    #[error(
-        "no way to register a client with {issuer}: no client_id is configured, {cimd}, and the server offers no registration_endpoint"
-    )]
-    NoRegistrationPossible { issuer: String, cimd: String },
-    /// MCP 2026-07-28 (authorization server binding): a preregistered client belongs to the
-    /// authorization server it was registered with; its id is not sent to another one.
-    #[error(
-        "the configured client_id {client_id:?} belongs to the authorization server {registered_with}, but the server's protected resource metadata now names {issuer}; register a client at {issuer} and set mcp_servers.{server}.oauth.client_id (and oauth.issuer) to it, or remove client_id to let the daemon register by itself"
-    )]
-    PreregisteredForOtherIssuer {
-        server: String,
-        client_id: String,
-        registered_with: String,
-        issuer: String,
-    },
-}
-
-fn describe(error: &Option<String>, description: &Option<String>) -> String {
-    match (error, description) {
-        (Some(e), Some(d)) => format!(": {e}: {d}"),
-        (Some(e), None) => format!(": {e}"),
-        (None, Some(d)) => format!(": {d}"),
-        (None, None) => String::new(),
-    }
-}
-
-impl RegistrationError {
-    /// Server or network trouble that may pass.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            RegistrationError::Http(e) => e.is_transient(),
-            RegistrationError::Rejected { status, .. } => *status >= 500 || *status == 429,
-            _ => false,
-        }
-    }
-}
 
 /// Where the Client ID Metadata Document URL comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +99,8 @@ pub fn choose_registration(
 
 #[cfg(test)]
 mod tests {
+    use mcp_app_server_protocol::RegistrationKind;
+
     use super::*;
 
     const ID: &str = "XuuuHAzzHOni";

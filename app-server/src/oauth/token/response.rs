@@ -13,13 +13,41 @@
 //! `refresh_token` an optional string: anything else is an error.
 
 use oauth2::basic::BasicTokenType;
-use oauth2::{AccessToken, RefreshToken, Scope};
+use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// The longest lifetime believed: ten years. Larger values (`1e30`, `u64::MAX`) mean "does
 /// not expire" in practice, and keep the expiry arithmetic far from overflow.
 pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+/// A successful token response. Holds secrets: `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// As the server spelled it, except that any case of `bearer` is `Bearer`.
+    pub token_type: String,
+    pub refresh_token: Option<String>,
+    /// Lifetime in seconds from the response, when given.
+    pub expires_in: Option<u64>,
+    /// Granted scopes when the server says (absent means "as requested").
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
 
 /// Why a success answer cannot be used. Names fields, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,9 +100,29 @@ impl oauth2::TokenResponse for WireTokenResponse {
 }
 
 /// Parses a success answer's bytes (what the token client does with a 2xx body).
-pub fn parse_token_response(bytes: &[u8]) -> Result<super::TokenResponse, ResponseError> {
+pub fn parse_token_response(bytes: &[u8]) -> Result<TokenResponse, ResponseError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|_| ResponseError::NotAnObject)?;
-    parse_value(value).map(super::convert)
+    parse_value(value).map(convert)
+}
+
+/// The answer as the daemon keeps it: `token_type` `Bearer` in any case is `Bearer`.
+pub(super) fn convert(response: WireTokenResponse) -> TokenResponse {
+    let token_type = match response.token_type() {
+        BasicTokenType::Bearer => "Bearer".to_string(),
+        BasicTokenType::Extension(other) if other.eq_ignore_ascii_case("bearer") => {
+            "Bearer".to_string()
+        }
+        other => other.as_ref().to_string(),
+    };
+    TokenResponse {
+        access_token: response.access_token().secret().clone(),
+        token_type,
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        expires_in: response.expires_in().map(|d| d.as_secs()),
+        scopes: response
+            .scopes()
+            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
+    }
 }
 
 fn parse_value(value: Value) -> Result<WireTokenResponse, ResponseError> {

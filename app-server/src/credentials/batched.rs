@@ -362,5 +362,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-#[path = "batched_tests.rs"]
 mod tests;

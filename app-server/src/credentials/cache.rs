@@ -439,5 +439,4 @@ impl CredentialStore for CachedFileStore {
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;

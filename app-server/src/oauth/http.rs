@@ -691,7 +691,3 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-#[path = "http_policy_tests.rs"]
-mod policy_tests;

@@ -3,9 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::oauth::jose::{JoseError, JwsAlg, SigningKey};
-
-use super::OauthClientConfig;
+use super::oauth_client::OauthClientConfig;
+use super::private_key::{JwsAlg, PrivateKey, PrivateKeyError};
 
 /// How the daemon obtains tokens for a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +211,13 @@ impl GrantConfig {
     }
 }
 
+impl OauthClientConfig {
+    /// The validated grant; config loading has already refused a bad one.
+    pub fn grant_config(&self) -> Result<GrantConfig, GrantConfigError> {
+        GrantConfig::from_oauth(self)
+    }
+}
+
 impl ClientAuthConfig {
     /// The key that says where this client credential comes from.
     fn credential_key(&self) -> &'static str {
@@ -310,11 +316,11 @@ pub(super) fn optional_client_auth(
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
-            SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_file", &e))?;
+            PrivateKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_file", &e))?;
         }
         KeySource::EnvVar(var) => {
             if let Ok(pem) = std::env::var(var) {
-                SigningKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
+                PrivateKey::from_pem(&pem, alg).map_err(|e| bad_key("private_key_env_var", &e))?;
             }
         }
         KeySource::Pem(_) => {}
@@ -326,7 +332,7 @@ pub(super) fn optional_client_auth(
     }))
 }
 
-fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {
+fn bad_key(key: &'static str, error: &PrivateKeyError) -> GrantConfigError {
     GrantConfigError::BadKey {
         key,
         reason: error.to_string(),
@@ -334,151 +340,4 @@ fn bad_key(key: &'static str, error: &JoseError) -> GrantConfigError {
 }
 
 #[cfg(test)]
-mod tests {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-
-    use super::*;
-    use crate::config::{ConfigError, ServerTransport, parse};
-
-    fn oauth_of(text: &str) -> Result<OauthClientConfig, ConfigError> {
-        let config = parse(text, std::path::Path::new("config.toml"))?;
-        match &config.servers["s"].transport {
-            ServerTransport::Http(h) => Ok(h.oauth.clone()),
-            ServerTransport::Stdio { .. } => unreachable!(),
-        }
-    }
-
-    fn err(text: &str) -> String {
-        oauth_of(text).unwrap_err().to_string()
-    }
-
-    const HEAD: &str =
-        "[mcp_servers.s]\nurl = \"https://mcp.example.com/mcp\"\n\n[mcp_servers.s.oauth]\n";
-
-    fn key_file(dir: &tempfile::TempDir, text: &str) -> String {
-        let path = dir.path().join("key.pem");
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string().replace('\\', "/")
-    }
-
-    #[test]
-    fn client_credentials_with_a_secret() {
-        let oauth = oauth_of(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nclient_secret_env_var = \"M2M_SECRET\"\n"
-        ))
-        .unwrap();
-        assert_eq!(
-            oauth.grant_config().unwrap(),
-            GrantConfig::ClientCredentials {
-                client_id: "m2m".into(),
-                auth: ClientAuthConfig::SecretEnvVar("M2M_SECRET".into()),
-            }
-        );
-    }
-
-    #[test]
-    fn client_credentials_with_a_key_file_that_parses() {
-        let dir = tempfile::tempdir().unwrap();
-        let (_, pkcs8) = SigningKey::generate_es256().unwrap();
-        let pem = format!(
-            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
-            STANDARD.encode(&pkcs8)
-        );
-        let path = key_file(&dir, &pem);
-        let oauth = oauth_of(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{path}\"\nprivate_key_kid = \"k1\"\n"
-        ))
-        .unwrap();
-        match oauth.grant_config().unwrap() {
-            GrantConfig::ClientCredentials {
-                auth: ClientAuthConfig::PrivateKey { alg, kid, .. },
-                ..
-            } => {
-                assert_eq!(alg, JwsAlg::Es256);
-                assert_eq!(kid.as_deref(), Some("k1"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_key_that_does_not_parse_is_a_load_error_naming_the_key_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = key_file(&dir, "not a key\n");
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{path}\"\n"
-        ));
-        assert!(e.contains("mcp_servers.s.oauth.private_key_file"), "{e}");
-        assert!(e.contains("does not parse"), "{e}");
-        assert!(e.contains("config.toml:4:"), "{e}");
-        assert!(!e.contains("not a key"), "{e}");
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_file = \"{}/absent.pem\"\n",
-            dir.path().display().to_string().replace('\\', "/")
-        ));
-        assert!(
-            e.contains("private_key_file") && e.contains("cannot read"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_grant_without_its_credential_or_client_id_is_refused() {
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\n"
-        ));
-        assert!(
-            e.contains("mcp_servers.s.oauth.grant") && e.contains("needs a credential"),
-            "{e}"
-        );
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_secret_env_var = \"X\"\n"
-        ));
-        assert!(e.contains("mcp_servers.s.oauth.client_id"), "{e}");
-        let e = err(&format!("{HEAD}grant = \"jwt_bearer\"\n"));
-        assert!(e.contains("assertion_file"), "{e}");
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nclient_secret_env_var = \"X\"\nprivate_key_env_var = \"Y\"\n"
-        ));
-        assert!(e.contains("only one of"), "{e}");
-        let e = err(&format!(
-            "{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\nprivate_key_env_var = \"Y\"\nprivate_key_alg = \"HS256\"\n"
-        ));
-        assert!(e.contains("private_key_alg") && e.contains("HS256"), "{e}");
-    }
-
-    #[test]
-    fn an_unknown_grant_is_refused_by_name() {
-        let e = err(&format!("{HEAD}grant = \"password\"\n"));
-        assert!(
-            e.contains("mcp_servers.s.oauth.grant") && e.contains("`password`"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn jwt_bearer_from_a_file_and_default_grant() {
-        let oauth = oauth_of(&format!(
-            "{HEAD}grant = \"jwt_bearer\"\nassertion_file = \"/var/run/secrets/token\"\n"
-        ))
-        .unwrap();
-        assert_eq!(
-            oauth.grant_config().unwrap(),
-            GrantConfig::JwtBearer {
-                client_id: None,
-                assertion: AssertionSource::File("/var/run/secrets/token".into()),
-            }
-        );
-        let oauth = oauth_of(&format!("{HEAD}client_id = \"x\"\n")).unwrap();
-        assert_eq!(
-            oauth.grant_config().unwrap(),
-            GrantConfig::AuthorizationCode
-        );
-        let e = err(&format!("{HEAD}assertion_env_var = \"T\"\n"));
-        assert!(
-            e.contains("assertion_file") && e.contains("another grant"),
-            "{e}"
-        );
-    }
-}
+mod tests;

@@ -12,6 +12,10 @@ use url::Url;
 
 pub mod enterprise;
 pub mod grant;
+mod oauth_client;
+pub mod private_key;
+
+pub use oauth_client::OauthClientConfig;
 
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -72,50 +76,6 @@ pub struct HttpServerConfig {
     pub allow_private_network: bool,
 }
 
-/// `[mcp_servers.NAME.oauth]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OauthClientConfig {
-    /// A client id registered by hand with the authorization server.
-    pub client_id: Option<String>,
-    /// The issuer of the authorization server `client_id` was registered with. When set and
-    /// the server's protected resource metadata names another one, the login stops instead
-    /// of sending this client id there (MCP 2026-07-28, authorization server binding).
-    pub issuer: Option<String>,
-    /// Name of the environment variable holding the client secret (confidential clients).
-    pub client_secret_env_var: Option<String>,
-    /// Fixed callback port for this server.
-    pub callback_port: Option<u16>,
-    /// One published client metadata document used as the client id.
-    pub client_metadata_url: Option<String>,
-    /// How tokens are obtained: `authorization_code` (default, browser login),
-    /// `client_credentials` or `jwt_bearer` (no browser), `enterprise` (exchanged from the
-    /// `[enterprise_idp]` sign-in); see [`grant::GrantConfig`].
-    pub grant: Option<String>,
-    /// `private_key_jwt`: a file holding the client's PEM private key.
-    pub private_key_file: Option<PathBuf>,
-    /// `private_key_jwt`: an environment variable holding the PEM private key.
-    pub private_key_env_var: Option<String>,
-    /// `ES256` (default) or `RS256`.
-    pub private_key_alg: Option<String>,
-    /// `kid` header of the client assertion.
-    pub private_key_kid: Option<String>,
-    /// `jwt_bearer`: a file holding the workload's identity token, re-read at every use.
-    pub assertion_file: Option<PathBuf>,
-    /// `jwt_bearer`: an environment variable holding the workload's identity token.
-    pub assertion_env_var: Option<String>,
-    /// `false` keeps tokens unbound (Bearer) even when the authorization server offers
-    /// DPoP (RFC 9449); by default they are bound to a key the daemon generates.
-    pub dpop: Option<bool>,
-}
-
-impl OauthClientConfig {
-    /// The validated grant; config loading has already refused a bad one.
-    pub fn grant_config(&self) -> Result<grant::GrantConfig, grant::GrantConfigError> {
-        grant::GrantConfig::from_oauth(self)
-    }
-}
-
 impl Config {
     /// The port of the callback listener when no per-server port is set: the global port,
     /// else the port of a loopback `mcp_oauth_callback_url`; ephemeral when neither.
@@ -126,16 +86,6 @@ impl Config {
                 if loopback { u.port() } else { None }
             })
         })
-    }
-}
-
-impl From<CredentialsStoreMode> for crate::credentials::StoreMode {
-    fn from(mode: CredentialsStoreMode) -> Self {
-        match mode {
-            CredentialsStoreMode::Auto => Self::Auto,
-            CredentialsStoreMode::File => Self::File,
-            CredentialsStoreMode::Keyring => Self::Keyring,
-        }
     }
 }
 
@@ -442,158 +392,4 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(text: &str) -> Result<Config, ConfigError> {
-        parse(text, Path::new("config.toml"))
-    }
-
-    fn err(text: &str) -> String {
-        p(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn full_example_parses() {
-        let c = p(r#"
-mcp_oauth_credentials_store = "file"
-mcp_oauth_callback_port = 8765
-mcp_oauth_callback_url = "http://127.0.0.1:8765/callback"
-client_metadata_url_base = "https://ide.example.com/mcp/oauth"
-
-[mcp_servers.linear]
-url = "https://mcp.linear.app/mcp"
-scopes = ["read"]
-oauth_resource = "https://mcp.linear.app/mcp"
-http_headers = { "X-Tenant" = "acme" }
-startup_timeout_sec = 10
-[mcp_servers.linear.oauth]
-client_id = "preregistered-id"
-callback_port = 8766
-client_metadata_url = "https://ide.example.com/client.json"
-
-[mcp_servers.local]
-command = "npx"
-args = ["-y", "x"]
-"#)
-        .unwrap();
-        assert_eq!(c.credentials_store, CredentialsStoreMode::File);
-        assert_eq!(c.callback_port, Some(8765));
-        assert_eq!(
-            c.callback_url.unwrap().as_str(),
-            "http://127.0.0.1:8765/callback"
-        );
-        let linear = c.servers["linear"].http().unwrap();
-        assert_eq!(linear.url.as_str(), "https://mcp.linear.app/mcp");
-        assert_eq!(linear.scopes, Some(vec!["read".to_string()]));
-        assert_eq!(linear.http_headers["X-Tenant"], "acme");
-        assert_eq!(linear.oauth.client_id.as_deref(), Some("preregistered-id"));
-        assert_eq!(linear.oauth.callback_port, Some(8766));
-        assert_eq!(
-            c.servers["local"].transport,
-            ServerTransport::Stdio {
-                command: "npx".into()
-            }
-        );
-    }
-
-    #[test]
-    fn empty_config_is_fine() {
-        assert_eq!(p("").unwrap(), Config::default());
-    }
-
-    #[test]
-    fn unknown_top_level_key_names_key_and_line() {
-        let e = err("\n\nmcp_oauth_callback_prot = 1\n");
-        assert!(e.contains("config.toml:3:"), "{e}");
-        assert!(e.contains("mcp_oauth_callback_prot"), "{e}");
-    }
-
-    #[test]
-    fn unknown_server_key_names_the_server() {
-        let e = err("[mcp_servers.a]\nurl = \"https://x\"\nurll = 1\n");
-        assert!(e.contains("urll"), "{e}");
-        assert!(e.contains("mcp_servers.a"), "{e}");
-        assert!(e.contains(":3:"), "{e}");
-    }
-
-    #[test]
-    fn prewarm_key_is_checked_at_load() {
-        let load = |text: &str| parse(text, Path::new("config.toml"));
-        assert!(!load("").unwrap().prewarm_disabled);
-        assert!(!load("mcp_oauth_prewarm = true\n").unwrap().prewarm_disabled);
-        assert!(
-            load("mcp_oauth_prewarm = false\n")
-                .unwrap()
-                .prewarm_disabled
-        );
-        let e = load("mcp_oauth_prewarm = \"no\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mcp_oauth_prewarm") && e.contains(":1:"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_are_reported_with_key_and_line() {
-        let e = err("mcp_oauth_callback_port = 70000\n");
-        assert!(
-            e.contains("mcp_oauth_callback_port") && e.contains(":1:"),
-            "{e}"
-        );
-        let e = err("mcp_oauth_credentials_store = \"vault\"\n");
-        assert!(
-            e.contains("mcp_oauth_credentials_store") && e.contains("vault"),
-            "{e}"
-        );
-        let e = err("[mcp_servers.a]\n\nurl = \"not a url\"\n");
-        assert!(e.contains("mcp_servers.a.url") && e.contains(":3:"), "{e}");
-        let e = err("[mcp_servers.a]\nurl = \"ftp://x/\"\n");
-        assert!(e.contains("http or https"), "{e}");
-        let e =
-            err("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\nclient_id = 5\n");
-        assert!(
-            e.contains("mcp_servers.a.oauth.client_id") && e.contains(":4:"),
-            "{e}"
-        );
-        let e =
-            err("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\n\ndpop = \"no\"\n");
-        assert!(
-            e.contains("mcp_servers.a.oauth.dpop") && e.contains(":5:"),
-            "{e}"
-        );
-        let ok = p("[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\ndpop = false\n")
-            .unwrap();
-        let a = ok.servers["a"].http().unwrap();
-        assert_eq!(a.oauth.dpop, Some(false));
-        let e = err("[mcp_servers.a]\nurl = \"https://x/\"\nscopes = [\"a b\"]\n");
-        assert!(e.contains("scopes"), "{e}");
-        let e = err("mcp_oauth_callback_url = \"http://x/cb?a=1\"\n");
-        assert!(e.contains("query"), "{e}");
-    }
-
-    #[test]
-    fn server_needs_exactly_one_of_url_and_command() {
-        assert!(err("[mcp_servers.a]\nscopes = []\n").contains("needs `url`"));
-        assert!(err("[mcp_servers.a]\nurl = \"https://x\"\ncommand = \"y\"\n").contains("both"));
-    }
-
-    #[test]
-    fn server_names_are_restricted() {
-        assert!(err("[mcp_servers.\"a b\"]\nurl = \"https://x\"\n").contains("server names"));
-    }
-
-    #[test]
-    fn syntax_errors_have_a_line() {
-        let e = err("a = \n");
-        assert!(e.contains(":1:"), "{e}");
-    }
-
-    #[test]
-    fn missing_file_is_empty_config() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            load(&dir.path().join("config.toml")).unwrap(),
-            Config::default()
-        );
-    }
-}
+mod tests;

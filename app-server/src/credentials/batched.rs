@@ -27,7 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::error::StoreError;
 use super::model::{CredentialKey, LookupKey, StoredCredentials};
-use super::{CredentialStore, Decide, Update, UpdateResult};
+use super::store::CredentialStore;
+use super::update::{Decide, Update, UpdateResult};
 
 /// Calls queued at most; more wait for room (async, never blocking a worker thread).
 pub const MAX_QUEUED_CALLS: usize = 4096;
@@ -361,5 +362,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-#[path = "batched_tests.rs"]
 mod tests;

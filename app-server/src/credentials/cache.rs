@@ -31,8 +31,9 @@ use super::error::StoreError;
 use super::file::{FileStore, Stamp};
 use super::model::{CredentialKey, LookupKey, StoredCredentials, StoredRegistration};
 use super::refresh_lock::RefreshLock;
+use super::store::{CredentialStore, StoreBackend, StoredSet};
+use super::update::{Decide, Update, UpdateResult};
 use super::watch::DirWatch;
-use super::{CredentialStore, Decide, StoreBackend, UpdateResult};
 
 /// The file store with its document cached in memory; what `open_store` hands out for the
 /// file backend.
@@ -286,8 +287,8 @@ impl CredentialStore for Pinned<'_> {
             .collect())
     }
 
-    fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
-        Ok(super::StoredSet::shared(Arc::clone(&self.doc)))
+    fn stored_set(&self) -> Result<StoredSet, StoreError> {
+        Ok(StoredSet::shared(Arc::clone(&self.doc)))
     }
 
     fn load_registration(
@@ -347,7 +348,7 @@ impl CredentialStore for CachedFileStore {
 
     fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError> {
         let new = creds.clone();
-        self.update(&creds.key(), Box::new(|_| super::Update::Save(new)))
+        self.update(&creds.key(), Box::new(|_| Update::Save(new)))
             .map(drop)
     }
 
@@ -428,15 +429,14 @@ impl CredentialStore for CachedFileStore {
         Some(Box::new(Pinned { store: self, doc }))
     }
 
-    fn stored_set(&self) -> Result<super::StoredSet, StoreError> {
-        Ok(super::StoredSet::shared(self.current()?))
+    fn stored_set(&self) -> Result<StoredSet, StoreError> {
+        Ok(StoredSet::shared(self.current()?))
     }
 
-    fn stored_set_now(&self) -> Option<super::StoredSet> {
-        self.in_memory().map(super::StoredSet::shared)
+    fn stored_set_now(&self) -> Option<StoredSet> {
+        self.in_memory().map(StoredSet::shared)
     }
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;

@@ -16,6 +16,8 @@ mod file;
 mod keyring;
 mod model;
 mod refresh_lock;
+mod store;
+mod update;
 mod watch;
 
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub use self::model::{
     CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredRegistration,
 };
 pub use self::refresh_lock::RefreshLock;
+pub use self::store::{CredentialStore, DEFAULT_LOCK_WAIT, StoreBackend, StoredSet};
+pub use self::update::{Decide, Update, UpdateResult};
 use crate::home::Home;
 
 /// Where tokens are kept; config key `mcp_oauth_credentials_store`.
@@ -51,189 +55,20 @@ pub enum StoreMode {
     Keyring,
 }
 
-/// The backend a store actually uses (what `auto` resolved to).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    File,
-    Keyring,
+impl From<crate::config::CredentialsStoreMode> for StoreMode {
+    fn from(mode: crate::config::CredentialsStoreMode) -> Self {
+        use crate::config::CredentialsStoreMode;
+        match mode {
+            CredentialsStoreMode::Auto => Self::Auto,
+            CredentialsStoreMode::File => Self::File,
+            CredentialsStoreMode::Keyring => Self::Keyring,
+        }
+    }
 }
-
-/// How long a store operation waits for a lock (the document's or a refresh lock) before
-/// it fails with the retryable [`StoreError::LockTimeout`]. Longer than one token endpoint
-/// request ([`crate::oauth::http::TOTAL_TIMEOUT`]), the longest a healthy refresh or code
-/// exchange holds a refresh lock, so a wait only times out behind a stuck holder.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(40);
 
 /// Overrides [`DEFAULT_LOCK_WAIT`], in milliseconds (tests, and home directories on slow
 /// network file systems).
 pub const LOCK_WAIT_ENV: &str = "MCP_APP_SERVER_STORE_LOCK_WAIT_MS";
-
-/// What [`CredentialStore::update`] makes of the entry it found.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // built once per store call
-pub enum Update {
-    /// Leave the entry as it is.
-    Keep,
-    /// Store this (for the same key) instead.
-    Save(StoredCredentials),
-    Delete,
-}
-
-/// The decision of an [`CredentialStore::update`], given the entry stored now.
-pub type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
-
-/// What one update leaves stored for its key, or why it failed.
-pub type UpdateResult = Result<Option<StoredCredentials>, StoreError>;
-
-/// Persistent credentials. Synchronous: methods wait (bounded) for file locks and, for the
-/// keyring, for platform calls, so async code calls them inside `spawn_blocking`.
-pub trait CredentialStore: Send + Sync + std::fmt::Debug {
-    /// The tokens for `key`; `None` when absent or stored for another URL.
-    fn load(&self, key: &CredentialKey) -> Result<Option<StoredCredentials>, StoreError>;
-    /// Inserts or replaces the entry for `creds.key()`, leaving other servers' entries as
-    /// they are, also when other processes save at the same time.
-    fn save(&self, creds: &StoredCredentials) -> Result<(), StoreError>;
-    /// Compare-and-save: reads the entry for `key`, lets `decide` choose, and applies the
-    /// choice, all under the store's exclusive lock, so no other process's write lands
-    /// between the read and the write. Returns what is stored afterwards.
-    fn update(
-        &self,
-        key: &CredentialKey,
-        decide: Decide<'_>,
-    ) -> Result<Option<StoredCredentials>, StoreError>;
-    /// Several [`CredentialStore::update`]s, applied in order; one result each. The file
-    /// backend applies them all in one read-modify-write under its lock, with one write and
-    /// one sync of the file (group commit): when this returns, every change it made is
-    /// durable. Backends without that do one update after the other.
-    fn update_many(&self, updates: Vec<(CredentialKey, Decide<'_>)>) -> Vec<UpdateResult> {
-        updates
-            .into_iter()
-            .map(|(key, decide)| self.update(&key, decide))
-            .collect()
-    }
-    /// [`CredentialStore::load`] on the hot path: the entry shared with the store's copy
-    /// where it keeps one (the file's in-memory document), so nothing is copied.
-    fn load_shared(&self, key: &LookupKey) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
-        Ok(self.load(key.key())?.map(Arc::new))
-    }
-    /// [`CredentialStore::load_shared`] without a file system call or a wait, for callers
-    /// on async threads: `None` when the store cannot answer that way right now (then
-    /// call [`CredentialStore::load_shared`] on a blocking thread). An answer sees every
-    /// write finished before the call, as that one does.
-    fn load_shared_now(&self, key: &LookupKey) -> Option<Option<Arc<StoredCredentials>>> {
-        let _ = key;
-        None
-    }
-    /// `false` when there was nothing to delete.
-    fn delete(&self, key: &CredentialKey) -> Result<bool, StoreError>;
-    /// Every stored entry, for status.
-    fn list(&self) -> Result<Vec<StoredCredentials>, StoreError>;
-
-    /// A DCR registration to reuse for this issuer and redirect URI (rule 12).
-    fn load_registration(
-        &self,
-        issuer: &str,
-        redirect_uri: &str,
-    ) -> Result<Option<StoredRegistration>, StoreError>;
-    /// Inserts or replaces the registration for `reg.issuer` and `reg.redirect_uri`.
-    fn save_registration(&self, reg: &StoredRegistration) -> Result<(), StoreError>;
-    /// Several [`CredentialStore::save_registration`]s; the file backend writes them in
-    /// one read-modify-write (one write, one sync). Backends without that save one after
-    /// the other.
-    fn save_registrations(&self, regs: &[StoredRegistration]) -> Result<(), StoreError> {
-        regs.iter().try_for_each(|reg| self.save_registration(reg))
-    }
-    fn delete_registration(&self, issuer: &str, redirect_uri: &str) -> Result<(), StoreError>;
-
-    /// Whether this issuer rejected a Client ID Metadata Document before (rule 13), so
-    /// registration goes straight to DCR.
-    fn cimd_refused(&self, issuer: &str) -> Result<bool, StoreError>;
-    fn mark_cimd_refused(&self, issuer: &str) -> Result<(), StoreError>;
-
-    /// Exclusive cross-process lock for one server's refresh, held across the network call:
-    /// an OS file lock on `state_dir/locks/<hash of the key>.lock`. Waits for the current
-    /// holder, at most the store's lock wait ([`StoreError::LockTimeout`]); after acquiring, reload the credentials, as the holder may have
-    /// refreshed them already. Not reentrant: a second call for the same key from the same
-    /// process waits like any other holder, so put an in-process per-server mutex in front
-    /// (which also keeps `spawn_blocking` threads from piling up on the OS lock).
-    fn refresh_lock(&self, key: &CredentialKey) -> Result<RefreshLock, StoreError>;
-    /// Like [`CredentialStore::refresh_lock`], but `None` instead of waiting.
-    fn try_refresh_lock(&self, key: &CredentialKey) -> Result<Option<RefreshLock>, StoreError>;
-    /// Makes what [`CredentialStore::refresh_lock`] needs for `key` (its lock file) ahead
-    /// of time, without taking the lock, so taking it later only opens a file. Called
-    /// while a login waits for the browser: creating a file can take a while on a busy
-    /// disk, and then it is not spent after the user came back.
-    fn prepare_refresh_lock(&self, key: &CredentialKey) -> Result<(), StoreError> {
-        let _ = key;
-        Ok(())
-    }
-
-    fn backend(&self) -> StoreBackend;
-
-    /// A view that answers several lookups (`load`, `list`, `load_registration`,
-    /// `cimd_refused`) from one look at the store made now, for the file one check of its
-    /// stamp; everything else goes to this store. Lookups answered by it see every write
-    /// finished before this call, so a caller who asked before it is answered by a look
-    /// made after asking. `None` when the backend has no cheaper way than answering each
-    /// lookup on its own (or the look failed: each lookup then meets the error itself).
-    fn pinned(&self) -> Option<Box<dyn CredentialStore + '_>> {
-        None
-    }
-
-    /// Every stored entry at one moment, for lookups by key. The file store shares its
-    /// in-memory copy (no copy of the entries); other stores build it from [`Self::list`].
-    fn stored_set(&self) -> Result<StoredSet, StoreError> {
-        Ok(StoredSet::from_list(self.list()?))
-    }
-    /// [`CredentialStore::stored_set`] without a file system call or a wait, as
-    /// [`CredentialStore::load_shared_now`] answers lookups; `None`: call that one on a
-    /// blocking thread.
-    fn stored_set_now(&self) -> Option<StoredSet> {
-        None
-    }
-}
-
-/// Every stored entry at one moment ([`CredentialStore::stored_set`]); cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StoredSet {
-    doc: Arc<document::Document>,
-}
-
-impl StoredSet {
-    pub(crate) fn shared(doc: Arc<document::Document>) -> StoredSet {
-        StoredSet { doc }
-    }
-
-    pub fn from_list(list: Vec<StoredCredentials>) -> StoredSet {
-        let doc = document::Document {
-            credentials: list
-                .into_iter()
-                .map(|c| (c.key().storage_key(), Arc::new(c)))
-                .collect(),
-            ..Default::default()
-        };
-        StoredSet { doc: Arc::new(doc) }
-    }
-
-    /// The entry for `key` (as [`CredentialStore::load`] finds it).
-    pub fn get(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
-        self.doc.credentials_for(key)
-    }
-
-    /// [`StoredSet::get`] by a key whose storage key is known.
-    pub fn lookup(&self, key: &LookupKey) -> Option<&StoredCredentials> {
-        self.doc.shared_credentials(key).map(|c| &**c)
-    }
-
-    pub fn len(&self) -> usize {
-        self.doc.credentials.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.doc.credentials.is_empty()
-    }
-}
 
 /// Opens the store `mode` asks for. `keyring` fails with [`StoreError::KeyringUnavailable`]
 /// when the keyring does not answer; `auto` then falls back to the file (headless Linux has

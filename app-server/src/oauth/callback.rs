@@ -485,6 +485,6 @@ fn truncate_chars(text: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
-mod proptests;
+mod props;
 #[cfg(test)]
 mod tests;

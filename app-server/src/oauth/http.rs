@@ -19,8 +19,11 @@ use super::net_policy::{
     HostResolver, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver, check_all,
 };
 
+mod error;
 #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
 mod tls;
+
+pub use error::HttpError;
 
 /// Whether a client can be built without reading files (see [`HttpClient::reqwest`]).
 fn tls_ready() -> bool {
@@ -36,6 +39,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, body included.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+// A refresh or code exchange holds its refresh lock for at most one request; the credential
+// store's lock wait must outlast it, so a waiter only times out behind a stuck holder.
+const _: () = assert!(TOTAL_TIMEOUT.as_secs() < crate::credentials::DEFAULT_LOCK_WAIT.as_secs());
 /// Idle keep-alive connections kept per host. Enough for the few requests a login or a
 /// refresh makes at once to reuse their connections; after a burst (1,000 logins starting
 /// together open hundreds), the rest are closed instead of each holding its buffers and task
@@ -43,48 +49,6 @@ pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 4;
 /// Redirects a metadata GET may follow (same origin only).
 pub const MAX_METADATA_REDIRECTS: usize = 3;
-
-/// Why an HTTP exchange failed. Every variant names the URL involved.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error(
-        "refusing {url}: authorization endpoints must use https (plain http is allowed only for loopback hosts)"
-    )]
-    InsecureUrl { url: String },
-    #[error("request to {url} timed out; check the network or try again later")]
-    Timeout { url: String },
-    #[error("could not connect to {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("request to {url} failed: {reason}")]
-    Request { url: String, reason: String },
-    #[error("response from {url} is larger than the {limit} byte limit")]
-    BodyTooLarge { url: String, limit: usize },
-    #[error("refusing redirect from {url} to {location}: {reason}")]
-    RedirectRefused {
-        url: String,
-        location: String,
-        reason: String,
-    },
-    #[error("{url} redirected more than {max} times")]
-    TooManyRedirects { url: String, max: usize },
-    /// Rule 35: a destination the server's network policy does not allow. Nothing was sent.
-    #[error("refusing {url}: {refused}")]
-    DestinationRefused { url: String, refused: Refused },
-    #[error("invalid HTTP header {name:?}: {reason}")]
-    InvalidHeader { name: String, reason: String },
-    #[error("could not set up the HTTP client: {0}")]
-    Setup(String),
-}
-
-impl HttpError {
-    /// Network trouble that may go away on its own (the caller may retry later).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            HttpError::Timeout { .. } | HttpError::Connect { .. } | HttpError::Request { .. }
-        )
-    }
-}
 
 /// A fully read (and capped) HTTP response.
 #[derive(Debug, Clone)]
@@ -727,7 +691,3 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuth2Http {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-#[path = "http_policy_tests.rs"]
-mod policy_tests;

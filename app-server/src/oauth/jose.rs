@@ -1,55 +1,26 @@
 //! The JSON Web Signatures the daemon makes: DPoP proofs (RFC 9449) and client assertions
 //! (RFC 7523). Signing only; verifying is the servers' job. Keys come from PEM (configured
-//! `private_key_jwt` keys) or are generated (DPoP, ES256). Uses the crypto library rustls
+//! `private_key_jwt` keys, read by [`crate::config::private_key`]) or are generated (DPoP,
+//! ES256). Uses the crypto library rustls
 //! already links, so no second implementation of the primitives enters the build.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256,
 };
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-/// The JWS algorithms the daemon signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JwsAlg {
-    Es256,
-    Rs256,
-}
-
-impl JwsAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JwsAlg::Es256 => "ES256",
-            JwsAlg::Rs256 => "RS256",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "ES256" => Some(JwsAlg::Es256),
-            "RS256" => Some(JwsAlg::Rs256),
-            _ => None,
-        }
-    }
-}
+use crate::config::private_key::PrivateKey;
+pub use crate::config::private_key::{JwsAlg, PrivateKeyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoseError {
-    #[error(
-        "the private key is not PEM: expected a `-----BEGIN PRIVATE KEY-----` (PKCS#8), `EC PRIVATE KEY` or `RSA PRIVATE KEY` block"
-    )]
-    NotPem,
-    #[error(
-        "the PEM block `{0}` holds no private key the daemon can use; give a PKCS#8 `PRIVATE KEY`"
-    )]
-    UnsupportedPemLabel(String),
-    #[error("the PEM body is not base64")]
-    BadBase64,
-    #[error("the key is not a valid {alg} private key ({reason})")]
-    KeyRejected { alg: &'static str, reason: String },
+    /// A key that is not PEM, not a key, or not one for its algorithm.
+    #[error(transparent)]
+    Key(#[from] PrivateKeyError),
     #[error("the algorithm {0} is not supported; use ES256 or RS256")]
     UnsupportedAlg(String),
     #[error("generating a key failed")]
@@ -60,13 +31,8 @@ pub enum JoseError {
 
 /// A private signing key. Its `Debug` shows the algorithm and the public thumbprint only.
 pub struct SigningKey {
-    inner: KeyInner,
+    inner: PrivateKey,
     kid: Option<String>,
-}
-
-enum KeyInner {
-    Ec(EcdsaKeyPair),
-    Rsa(RsaKeyPair),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -91,26 +57,18 @@ impl SigningKey {
 
     /// A P-256 key from PKCS#8 or SEC1 DER.
     pub fn es256_from_der(der: &[u8]) -> Result<Self, JoseError> {
-        let key = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
-            .map_err(|e| JoseError::KeyRejected {
-                alg: "ES256",
-                reason: e.to_string(),
-            })?;
         Ok(Self {
-            inner: KeyInner::Ec(key),
+            inner: PrivateKey::es256_from_der(der)?,
             kid: None,
         })
     }
 
     /// A configured key: PEM (PKCS#8, SEC1 for EC, PKCS#1 for RSA) for the given algorithm.
     pub fn from_pem(pem: &str, alg: JwsAlg) -> Result<Self, JoseError> {
-        let (label, der) = pem_decode(pem)?;
-        match (alg, label.as_str()) {
-            (JwsAlg::Es256, "PRIVATE KEY" | "EC PRIVATE KEY") => Self::es256_from_der(&der),
-            (JwsAlg::Rs256, "PRIVATE KEY") => rsa(RsaKeyPair::from_pkcs8(&der)),
-            (JwsAlg::Rs256, "RSA PRIVATE KEY") => rsa(RsaKeyPair::from_der(&der)),
-            (_, other) => Err(JoseError::UnsupportedPemLabel(other.to_string())),
-        }
+        Ok(Self {
+            inner: PrivateKey::from_pem(pem, alg)?,
+            kid: None,
+        })
     }
 
     pub fn with_kid(mut self, kid: Option<String>) -> Self {
@@ -119,15 +77,12 @@ impl SigningKey {
     }
 
     pub fn alg(&self) -> JwsAlg {
-        match self.inner {
-            KeyInner::Ec(_) => JwsAlg::Es256,
-            KeyInner::Rsa(_) => JwsAlg::Rs256,
-        }
+        self.inner.alg()
     }
 
     /// The public key as a JWK (EC keys only: DPoP keys are generated as P-256).
     pub fn public_jwk(&self) -> Option<Value> {
-        let KeyInner::Ec(key) = &self.inner else {
+        let PrivateKey::Ec(key) = &self.inner else {
             return None;
         };
         // Uncompressed point: 0x04 || x || y.
@@ -173,12 +128,12 @@ impl SigningKey {
         );
         let rng = SystemRandom::new();
         let signature = match &self.inner {
-            KeyInner::Ec(key) => key
+            PrivateKey::Ec(key) => key
                 .sign(&rng, signing_input.as_bytes())
                 .map_err(|_| JoseError::Sign)?
                 .as_ref()
                 .to_vec(),
-            KeyInner::Rsa(key) => {
+            PrivateKey::Rsa(key) => {
                 let mut sig = vec![0; key.public_modulus_len()];
                 key.sign(&RSA_PKCS1_SHA256, &rng, signing_input.as_bytes(), &mut sig)
                     .map_err(|_| JoseError::Sign)?;
@@ -190,52 +145,6 @@ impl SigningKey {
             URL_SAFE_NO_PAD.encode(signature)
         ))
     }
-}
-
-fn rsa(key: Result<RsaKeyPair, aws_lc_rs::error::KeyRejected>) -> Result<SigningKey, JoseError> {
-    let key = key.map_err(|e| JoseError::KeyRejected {
-        alg: "RS256",
-        reason: e.to_string(),
-    })?;
-    Ok(SigningKey {
-        inner: KeyInner::Rsa(key),
-        kid: None,
-    })
-}
-
-/// The first PEM block: its label and its decoded body.
-fn pem_decode(pem: &str) -> Result<(String, Vec<u8>), JoseError> {
-    let mut lines = pem
-        .lines()
-        .map(str::trim)
-        .skip_while(|l| !l.starts_with("-----BEGIN "));
-    let label = lines
-        .next()
-        .and_then(|l| l.strip_prefix("-----BEGIN "))
-        .and_then(|l| l.strip_suffix("-----"))
-        .ok_or(JoseError::NotPem)?
-        .to_string();
-    let end = format!("-----END {label}-----");
-    let mut body = String::new();
-    let mut ended = false;
-    for line in lines {
-        if line == end {
-            ended = true;
-            break;
-        }
-        // Encapsulated headers (`Proc-Type: ...`) mean an encrypted legacy key.
-        if line.contains(':') {
-            return Err(JoseError::UnsupportedPemLabel(format!(
-                "{label} (encrypted)"
-            )));
-        }
-        body.push_str(line);
-    }
-    if !ended {
-        return Err(JoseError::NotPem);
-    }
-    let der = STANDARD.decode(body).map_err(|_| JoseError::BadBase64)?;
-    Ok((label, der))
 }
 
 /// `base64url(SHA-256(value))`: the `ath` of a DPoP proof.
@@ -251,6 +160,7 @@ pub fn new_jti() -> String {
 #[cfg(test)]
 mod tests {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    use base64::engine::general_purpose::STANDARD;
 
     use super::*;
 
@@ -317,27 +227,27 @@ mod tests {
 
         assert!(matches!(
             SigningKey::from_pem("not pem", JwsAlg::Es256),
-            Err(JoseError::NotPem)
+            Err(JoseError::Key(PrivateKeyError::NotPem))
         ));
         let unterminated = format!("-----BEGIN PRIVATE KEY-----\n{body}\n");
         assert!(matches!(
             SigningKey::from_pem(&unterminated, JwsAlg::Es256),
-            Err(JoseError::NotPem)
+            Err(JoseError::Key(PrivateKeyError::NotPem))
         ));
         let cert = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
         assert!(matches!(
             SigningKey::from_pem(cert, JwsAlg::Es256),
-            Err(JoseError::UnsupportedPemLabel(_))
+            Err(JoseError::Key(PrivateKeyError::UnsupportedPemLabel(_)))
         ));
         let garbage = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----";
         assert!(matches!(
             SigningKey::from_pem(garbage, JwsAlg::Es256),
-            Err(JoseError::BadBase64)
+            Err(JoseError::Key(PrivateKeyError::BadBase64))
         ));
         let not_a_key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----";
         assert!(matches!(
             SigningKey::from_pem(not_a_key, JwsAlg::Es256),
-            Err(JoseError::KeyRejected { .. })
+            Err(JoseError::Key(PrivateKeyError::KeyRejected { .. }))
         ));
         // An EC key offered as RS256 is refused, not misused.
         assert!(SigningKey::from_pem(&pem, JwsAlg::Rs256).is_err());

@@ -21,7 +21,7 @@ pub mod token;
 pub mod www_authenticate;
 
 #[cfg(test)]
-mod parser_props;
+mod props;
 #[cfg(test)]
 pub(crate) mod test_server;
 

@@ -421,5 +421,4 @@ impl Resolve for PolicyResolver {
 }
 
 #[cfg(test)]
-#[path = "net_policy_tests.rs"]
 mod tests;

@@ -18,12 +18,10 @@ use std::borrow::Cow;
 
 use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse,
-    BasicTokenType,
 };
 use oauth2::{
     AuthType, AuthorizationCode, Client, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, StandardRevocableToken, TokenResponse as _,
-    TokenUrl,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, StandardRevocableToken, TokenUrl,
 };
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -33,93 +31,20 @@ use super::http::HttpClient;
 use super::registration::{ClientRegistration, TokenAuthMethod};
 
 mod dpop_retry;
+mod error;
 mod form;
 mod refusal;
 mod response;
 mod revocation;
 
 use dpop_retry::with_dpop;
+pub use error::TokenError;
 use form::post_token_form;
 pub use form::{basic_auth_header, request_token_body};
 use refusal::classify;
-use response::WireTokenResponse;
-pub use response::{MAX_EXPIRES_IN, ResponseError, parse_token_response};
+pub use response::{MAX_EXPIRES_IN, ResponseError, TokenResponse, parse_token_response};
+use response::{WireTokenResponse, convert};
 pub use revocation::{TokenTypeHint, revoke};
-
-/// A successful token response. Holds secrets: `Debug` redacts them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TokenResponse {
-    pub access_token: String,
-    /// As the server spelled it, except that any case of `bearer` is `Bearer`.
-    pub token_type: String,
-    pub refresh_token: Option<String>,
-    /// Lifetime in seconds from the response, when given.
-    pub expires_in: Option<u64>,
-    /// Granted scopes when the server says (absent means "as requested").
-    pub scopes: Option<Vec<String>>,
-}
-
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("access_token", &"<redacted>")
-            .field("token_type", &self.token_type)
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("expires_in", &self.expires_in)
-            .field("scopes", &self.scopes)
-            .finish()
-    }
-}
-
-/// Why a token (or revocation) request failed; every variant names the endpoint.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The server's OAuth error answer (`invalid_grant`, `invalid_client`, ...).
-    #[error("{endpoint} refused the request (HTTP {status}): {error}{}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
-    OAuth {
-        endpoint: String,
-        status: u16,
-        error: String,
-        description: Option<String>,
-    },
-    /// Network trouble, a timeout, 5xx or 429: worth retrying later.
-    #[error("{endpoint} is unavailable ({reason}); try again later")]
-    Transient { endpoint: String, reason: String },
-    /// An answer that cannot be used (not JSON, missing fields, a redirect, too large, ...).
-    #[error("unusable answer from {endpoint}: {reason}")]
-    Invalid { endpoint: String, reason: String },
-}
-
-impl TokenError {
-    /// The OAuth `error` code, when the server sent one.
-    pub fn oauth_error(&self) -> Option<&str> {
-        match self {
-            TokenError::OAuth { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-
-    /// `invalid_grant`: the code or refresh token is no good; log in again.
-    pub fn is_invalid_grant(&self) -> bool {
-        self.oauth_error() == Some("invalid_grant")
-    }
-
-    /// `invalid_client` / `unauthorized_client`: the server does not accept this client
-    /// (for a CIMD client, fall back to DCR, rule 13).
-    pub fn is_client_rejected(&self) -> bool {
-        matches!(
-            self.oauth_error(),
-            Some("invalid_client" | "unauthorized_client")
-        )
-    }
-
-    pub fn is_transient(&self) -> bool {
-        matches!(self, TokenError::Transient { .. })
-    }
-}
 
 /// The oauth2 client with our lenient success-answer parser ([`response`]).
 type TokenClient = Client<
@@ -251,25 +176,6 @@ pub async fn request_token_dpop(
         }
     })
     .await
-}
-
-fn convert(response: WireTokenResponse) -> TokenResponse {
-    let token_type = match response.token_type() {
-        BasicTokenType::Bearer => "Bearer".to_string(),
-        BasicTokenType::Extension(other) if other.eq_ignore_ascii_case("bearer") => {
-            "Bearer".to_string()
-        }
-        other => other.as_ref().to_string(),
-    };
-    TokenResponse {
-        access_token: response.access_token().secret().clone(),
-        token_type,
-        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-        expires_in: response.expires_in().map(|d| d.as_secs()),
-        scopes: response
-            .scopes()
-            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
-    }
 }
 
 #[cfg(test)]

@@ -261,6 +261,8 @@ pub fn encode_frame(out: &mut Vec<u8>, framing: Framing, json: &[u8]) {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncWriteExt, BufReader, duplex};

@@ -8,8 +8,6 @@
 //! paused taking messages.
 
 mod framing;
-#[cfg(test)]
-mod framing_props;
 mod read_ahead;
 mod stdio;
 

@@ -7,8 +7,84 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use url::Url;
 
-use super::{AuthServerMetadata, DiscoveryError};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::error::DiscoveryError;
 use crate::oauth::http::{HttpClient, check_secure_url};
+
+/// RFC 8414 authorization server metadata (the fields a client uses), after merging the
+/// OAuth and OpenID documents of one issuer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthServerMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_types_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// Client ID Metadata Documents accepted as client ids.
+    #[serde(default, deserialize_with = "bool_or_null")]
+    pub client_id_metadata_document_supported: bool,
+    /// RFC 9207: the server adds `iss` to authorization responses.
+    #[serde(default, deserialize_with = "bool_or_null")]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 9449 5.1: the JWS algorithms the server accepts in DPoP proofs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
+
+impl AuthServerMetadata {
+    /// Metadata for a 2025-03-26 server that publishes none: `/authorize`, `/token` and
+    /// `/register` on the origin.
+    pub fn legacy_defaults(origin: &Url) -> Self {
+        let join = |path: &str| origin.join(path).expect("joining an absolute path");
+        Self {
+            issuer: origin_string(origin),
+            authorization_endpoint: join("/authorize"),
+            token_endpoint: join("/token"),
+            registration_endpoint: Some(join("/register")),
+            revocation_endpoint: None,
+            scopes_supported: None,
+            response_types_supported: None,
+            grant_types_supported: None,
+            code_challenge_methods_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: false,
+            dpop_signing_alg_values_supported: None,
+        }
+    }
+
+    /// The server binds tokens to a key (RFC 9449) with an algorithm the daemon signs
+    /// with: ES256 among `dpop_signing_alg_values_supported`.
+    pub fn supports_dpop_es256(&self) -> bool {
+        self.dpop_signing_alg_values_supported
+            .as_ref()
+            .is_some_and(|algs| algs.iter().any(|a| a == "ES256"))
+    }
+
+    /// Rule 6: PKCE S256 must be advertised (absent means unsupported).
+    pub fn supports_s256(&self) -> bool {
+        self.code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|m| m.iter().any(|m| m == "S256"))
+    }
+}
 
 pub(super) fn parse_issuer(issuer: &str) -> Result<Url, DiscoveryError> {
     let invalid = |reason: String| DiscoveryError::InvalidIssuer {

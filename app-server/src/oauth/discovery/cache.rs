@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::Discovery;
+use super::outcome::Discovery;
 use crate::oauth::state_file::{lock_exclusive, read_bounded, write_atomically};
 
 /// Lifetime of an entry when no document said how long it may be kept.

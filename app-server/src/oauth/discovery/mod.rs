@@ -8,232 +8,39 @@
 //! A cold discovery of a server whose PRM is at the first well-known location takes two
 //! sequential round trips. Validated results are kept in the [`DiscoveryCache`].
 //!
-//! One step per file: [`probe`], [`prm`], [`as_metadata`], [`cache`].
+//! One step per file: [`probe`], [`prm`], [`as_metadata`], [`cache`]; what discovery found
+//! ([`Discovery`]) and why it failed ([`DiscoveryError`]) each have their own.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use serde::{Deserialize, Deserializer, Serialize};
 use url::Url;
 
-use super::http::{HttpClient, HttpError};
-use super::resource::{ResourceMismatch, check_prm_resource, resource_indicator};
-use super::www_authenticate::BearerChallenge;
-use crate::mcp_wire;
+use super::http::HttpClient;
+use super::resource::{check_prm_resource, resource_indicator};
 
 mod as_metadata;
 mod cache;
+mod error;
+mod outcome;
 mod prm;
 mod probe;
 #[cfg(test)]
 mod tests;
 
 pub use as_metadata::{
-    MetadataKind, auth_server_metadata_candidates, issuers_match, merge_metadata, validate_metadata,
+    AuthServerMetadata, MetadataKind, auth_server_metadata_candidates, issuers_match,
+    merge_metadata, validate_metadata,
 };
 use as_metadata::{MetadataOutcome, fetch_auth_server_metadata, origin_string, parse_issuer};
 pub use cache::{DEFAULT_TTL, DiscoveryCache, MAX_TTL};
-pub use prm::protected_resource_candidates;
+pub use error::DiscoveryError;
+pub use outcome::Discovery;
 use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_location};
-pub use probe::{Probe, probe};
-
-/// MCP protocol revision the legacy (`initialize`) discovery probe offers.
-pub const PROBE_PROTOCOL_VERSION: &str = mcp_wire::LEGACY_REVISION;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProtectedResourceMetadata {
-    pub resource: String,
-    #[serde(default)]
-    pub authorization_servers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_methods_supported: Option<Vec<String>>,
-}
-
-/// RFC 8414 authorization server metadata (the fields a client uses), after merging the
-/// OAuth and OpenID documents of one issuer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuthServerMetadata {
-    pub issuer: String,
-    pub authorization_endpoint: Url,
-    pub token_endpoint: Url,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_types_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant_types_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_challenge_methods_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
-    /// Client ID Metadata Documents accepted as client ids.
-    #[serde(default, deserialize_with = "bool_or_null")]
-    pub client_id_metadata_document_supported: bool,
-    /// RFC 9207: the server adds `iss` to authorization responses.
-    #[serde(default, deserialize_with = "bool_or_null")]
-    pub authorization_response_iss_parameter_supported: bool,
-    /// RFC 9449 5.1: the JWS algorithms the server accepts in DPoP proofs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
-}
-
-fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
-}
-
-impl AuthServerMetadata {
-    /// Metadata for a 2025-03-26 server that publishes none: `/authorize`, `/token` and
-    /// `/register` on the origin.
-    pub fn legacy_defaults(origin: &Url) -> Self {
-        let join = |path: &str| origin.join(path).expect("joining an absolute path");
-        Self {
-            issuer: origin_string(origin),
-            authorization_endpoint: join("/authorize"),
-            token_endpoint: join("/token"),
-            registration_endpoint: Some(join("/register")),
-            revocation_endpoint: None,
-            scopes_supported: None,
-            response_types_supported: None,
-            grant_types_supported: None,
-            code_challenge_methods_supported: None,
-            token_endpoint_auth_methods_supported: None,
-            client_id_metadata_document_supported: false,
-            authorization_response_iss_parameter_supported: false,
-            dpop_signing_alg_values_supported: None,
-        }
-    }
-
-    /// The server binds tokens to a key (RFC 9449) with an algorithm the daemon signs
-    /// with: ES256 among `dpop_signing_alg_values_supported`.
-    pub fn supports_dpop_es256(&self) -> bool {
-        self.dpop_signing_alg_values_supported
-            .as_ref()
-            .is_some_and(|algs| algs.iter().any(|a| a == "ES256"))
-    }
-
-    /// Rule 6: PKCE S256 must be advertised (absent means unsupported).
-    pub fn supports_s256(&self) -> bool {
-        self.code_challenge_methods_supported
-            .as_ref()
-            .is_some_and(|m| m.iter().any(|m| m == "S256"))
-    }
-}
-
-/// What discovery found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Discovery {
-    /// The RFC 8707 `resource` to send everywhere: the configured override, else the PRM's
-    /// `resource` exactly as published, else the canonical server URL.
-    pub resource: String,
-    /// Where the PRM came from, when there was one.
-    pub protected_resource_url: Option<Url>,
-    pub protected_resource: Option<ProtectedResourceMetadata>,
-    /// The Bearer challenge of the probe's 401, if any.
-    pub challenge: Option<BearerChallenge>,
-    /// The issuer asked for (from the PRM, or the server origin in legacy mode). The
-    /// metadata's `issuer` is this very string (rule 26), so either may be recorded.
-    pub issuer: String,
-    pub metadata: AuthServerMetadata,
-    /// 2025-03-26 fallback: no PRM, the server's origin is the issuer.
-    pub legacy: bool,
-    /// Legacy fallback without any metadata document: default endpoints were assumed.
-    pub default_endpoints: bool,
-    /// Answered from the [`DiscoveryCache`]: when an endpoint refuses in a way that shows
-    /// the documents changed, discovery runs again (once) and the login goes on.
-    #[serde(skip)]
-    pub cached: bool,
-}
-
-/// Why discovery failed. Each variant names the URL and what was wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum DiscoveryError {
-    #[error("{url} answered without asking for authorization (HTTP {status}); no login is needed")]
-    NotProtected { url: String, status: u16 },
-    #[error(
-        "{url} answered HTTP {status} to an unauthenticated request and publishes no protected resource metadata; it does not look like an OAuth-protected MCP server"
-    )]
-    UnexpectedProbeStatus { url: String, status: u16 },
-    #[error(transparent)]
-    Http(#[from] HttpError),
-    #[error(
-        "no protected resource metadata at {url} (named by the server's WWW-Authenticate): {reason}"
-    )]
-    ProtectedResourceNotFound { url: String, reason: String },
-    #[error("invalid protected resource metadata at {url}: {reason}")]
-    InvalidProtectedResource { url: String, reason: String },
-    #[error("refusing protected resource metadata at {url}: {source}")]
-    ResourceMismatch {
-        url: String,
-        #[source]
-        source: ResourceMismatch,
-    },
-    #[error("protected resource metadata at {url} lists no authorization_servers")]
-    NoAuthorizationServers { url: String },
-    #[error("invalid issuer {issuer:?}: {reason}")]
-    InvalidIssuer { issuer: String, reason: String },
-    #[error(
-        "authorization server metadata at {url} is for issuer {found:?}, expected {expected:?}"
-    )]
-    IssuerMismatch {
-        url: String,
-        expected: String,
-        found: String,
-    },
-    #[error("invalid authorization server metadata at {url}: {reason}")]
-    InvalidMetadata { url: String, reason: String },
-    #[error("no authorization server metadata for issuer {issuer} ({attempts})")]
-    NoMetadata { issuer: String, attempts: String },
-    #[error(
-        "authorization server {issuer} does not advertise PKCE S256 (code_challenge_methods_supported); refusing to log in"
-    )]
-    PkceUnsupported { issuer: String },
-    #[error(
-        "authorization server {issuer} advertises {field} {url}, which is neither https nor loopback"
-    )]
-    InsecureEndpoint {
-        issuer: String,
-        field: &'static str,
-        url: String,
-    },
-}
-
-impl Discovery {
-    /// The scopes a login asks for: `explicit` (the request's), else `configured`, else what
-    /// this discovery names (the challenge, then the protected resource), filtered by what
-    /// the authorization server supports ([`crate::oauth::scopes::select_scopes`]).
-    pub fn scopes_for(
-        &self,
-        explicit: Option<&[String]>,
-        configured: Option<&[String]>,
-    ) -> Option<Vec<String>> {
-        crate::oauth::scopes::select_scopes(
-            explicit,
-            configured,
-            self.challenge.as_ref().and_then(|c| c.scope.as_deref()),
-            self.protected_resource
-                .as_ref()
-                .and_then(|p| p.scopes_supported.as_deref()),
-            self.metadata.scopes_supported.as_deref(),
-        )
-    }
-}
-
-impl DiscoveryError {
-    /// Network trouble that may pass.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, DiscoveryError::Http(e) if e.is_transient())
-    }
-}
+pub use prm::{ProtectedResourceMetadata, protected_resource_candidates};
+pub use probe::{PROBE_PROTOCOL_VERSION, Probe, probe};
 
 /// Runs discovery for `server_url`, answered from `cache` when it knows the server.
 /// `extra_headers` (the server's configured `http_headers`) go only to the MCP server's own

@@ -6,9 +6,24 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use url::Url;
 
-use super::{DiscoveryError, ProtectedResourceMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::error::DiscoveryError;
 use crate::oauth::http::HttpClient;
 use crate::oauth::www_authenticate::BearerChallenge;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtectedResourceMetadata {
+    pub resource: String,
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_methods_supported: Option<Vec<String>>,
+}
 
 /// Rule 2, pure: where to look for the PRM. With a `resource_metadata` hint only there;
 /// else the path-inserted well-known URL (when the server URL has a path or query), then the

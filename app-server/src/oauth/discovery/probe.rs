@@ -4,10 +4,13 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use url::Url;
 
-use super::{DiscoveryError, PROBE_PROTOCOL_VERSION};
+use super::error::DiscoveryError;
 use crate::mcp_wire;
 use crate::oauth::http::HttpClient;
 use crate::oauth::www_authenticate::{BearerChallenge, bearer_challenge};
+
+/// MCP protocol revision the legacy (`initialize`) discovery probe offers.
+pub const PROBE_PROTOCOL_VERSION: &str = mcp_wire::LEGACY_REVISION;
 
 /// Result of the unauthenticated probe.
 #[derive(Debug, Clone)]

@@ -1,5 +1,8 @@
 //! The transport rules of the HTTP client: secure URLs, Cache-Control, capped bodies,
-//! redirects, extra headers, transient errors and idle connections.
+//! redirects, extra headers, transient errors and idle connections. Rule 35 at the client:
+//! [`policy`].
+
+mod policy;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::HttpError;
+use super::error::HttpError;
 
 /// The built configuration, or why there is none (no usable root certificate).
 static CONFIG: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();

@@ -1,7 +1,8 @@
 //! Preregistered clients (rule 10): a configured `client_id` and optional secret, and the
 //! token endpoint authentication method to use with them.
 
-use super::{ClientRegistration, RegistrationError, TokenAuthMethod};
+use super::client::{ClientRegistration, TokenAuthMethod};
+use super::error::RegistrationError;
 use mcp_app_server_protocol::RegistrationKind;
 
 /// Picks how to authenticate at the token endpoint from what the authorization server

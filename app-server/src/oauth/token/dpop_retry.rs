@@ -4,7 +4,8 @@
 use reqwest::header::{HeaderMap, HeaderValue};
 use url::Url;
 
-use super::{TokenError, TokenResponse};
+use super::error::TokenError;
+use super::response::TokenResponse;
 use crate::oauth::dpop::{self, ProofRequest, TokenDpop, USE_DPOP_NONCE};
 use crate::oauth::jose::JoseError;
 

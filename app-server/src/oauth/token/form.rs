@@ -7,8 +7,9 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use url::Url;
 
+use super::error::TokenError;
 use super::refusal::{from_http, refusal};
-use super::{TokenError, TokenResponse, parse_token_response};
+use super::response::{TokenResponse, parse_token_response};
 use crate::oauth::dpop;
 use crate::oauth::http::{HttpClient, HttpResponse};
 

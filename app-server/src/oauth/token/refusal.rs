@@ -7,7 +7,7 @@ use oauth2::basic::BasicErrorResponse;
 use reqwest::StatusCode;
 use url::Url;
 
-use super::TokenError;
+use super::error::TokenError;
 use crate::oauth::http::{HttpError, HttpResponse};
 
 /// A non-2xx answer: transient for 5xx and 429, else the OAuth error body when there is one.

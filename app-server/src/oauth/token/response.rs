@@ -13,13 +13,41 @@
 //! `refresh_token` an optional string: anything else is an error.
 
 use oauth2::basic::BasicTokenType;
-use oauth2::{AccessToken, RefreshToken, Scope};
+use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 /// The longest lifetime believed: ten years. Larger values (`1e30`, `u64::MAX`) mean "does
 /// not expire" in practice, and keep the expiry arithmetic far from overflow.
 pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
+/// A successful token response. Holds secrets: `Debug` redacts them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// As the server spelled it, except that any case of `bearer` is `Bearer`.
+    pub token_type: String,
+    pub refresh_token: Option<String>,
+    /// Lifetime in seconds from the response, when given.
+    pub expires_in: Option<u64>,
+    /// Granted scopes when the server says (absent means "as requested").
+    pub scopes: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
 
 /// Why a success answer cannot be used. Names fields, never values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,9 +100,29 @@ impl oauth2::TokenResponse for WireTokenResponse {
 }
 
 /// Parses a success answer's bytes (what the token client does with a 2xx body).
-pub fn parse_token_response(bytes: &[u8]) -> Result<super::TokenResponse, ResponseError> {
+pub fn parse_token_response(bytes: &[u8]) -> Result<TokenResponse, ResponseError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|_| ResponseError::NotAnObject)?;
-    parse_value(value).map(super::convert)
+    parse_value(value).map(convert)
+}
+
+/// The answer as the daemon keeps it: `token_type` `Bearer` in any case is `Bearer`.
+pub(super) fn convert(response: WireTokenResponse) -> TokenResponse {
+    let token_type = match response.token_type() {
+        BasicTokenType::Bearer => "Bearer".to_string(),
+        BasicTokenType::Extension(other) if other.eq_ignore_ascii_case("bearer") => {
+            "Bearer".to_string()
+        }
+        other => other.as_ref().to_string(),
+    };
+    TokenResponse {
+        access_token: response.access_token().secret().clone(),
+        token_type,
+        refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+        expires_in: response.expires_in().map(|d| d.as_secs()),
+        scopes: response
+            .scopes()
+            .map(|scopes| scopes.iter().map(|s| s.to_string()).collect()),
+    }
 }
 
 fn parse_value(value: Value) -> Result<WireTokenResponse, ResponseError> {
@@ -141,178 +189,4 @@ fn scopes(value: &Value) -> Option<Vec<Scope>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use serde_json::json;
-
-    fn with_expires_in(value: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "access_token": "at-SECRET", "token_type": "bearer", "expires_in": value,
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn expires_in_in_any_shape() {
-        for (value, want) in [
-            (json!(3600), Some(3600)),
-            (json!("3600"), Some(3600)),
-            (json!(" 3600 "), Some(3600)),
-            (json!(3600.9), Some(3600)),
-            (json!("3600.5"), Some(3600)),
-            (json!(1e30), Some(MAX_EXPIRES_IN)),
-            (json!(u64::MAX), Some(MAX_EXPIRES_IN)),
-            (json!("1e400"), None),
-            (json!(i64::MIN), None),
-            (json!(-5), None),
-            (json!(0), None),
-            (json!(0.5), None),
-            (json!("soon"), None),
-            (json!(null), None),
-            (json!(true), None),
-            (json!([3600]), None),
-            (json!({"s": 3600}), None),
-        ] {
-            let parsed = parse_token_response(&with_expires_in(value.clone()))
-                .unwrap_or_else(|e| panic!("{value}: {e}"));
-            assert_eq!(parsed.expires_in, want, "{value}");
-            assert_eq!(parsed.access_token, "at-SECRET");
-        }
-    }
-
-    #[test]
-    fn debug_of_the_wire_answer_redacts_tokens() {
-        let wire = parse_value(json!({
-            "access_token": "at-SECRET", "token_type": "Bearer", "refresh_token": "rt-SECRET",
-        }))
-        .unwrap();
-        let text = format!("{wire:?}");
-        assert!(!text.contains("SECRET"), "{text}");
-    }
-
-    #[test]
-    fn scope_as_string_or_array() {
-        let parse = |scope: Value| {
-            parse_token_response(
-                &serde_json::to_vec(
-                    &json!({"access_token": "a", "token_type": "Bearer", "scope": scope}),
-                )
-                .unwrap(),
-            )
-            .unwrap()
-            .scopes
-        };
-        let both = Some(vec!["read".to_string(), "write".to_string()]);
-        assert_eq!(parse(json!("read  write")), both);
-        assert_eq!(parse(json!(["read", "write"])), both);
-        assert_eq!(parse(json!(["read", 7])), None);
-        assert_eq!(parse(json!(7)), None);
-    }
-
-    #[test]
-    fn required_fields_and_errors_that_quote_nothing() {
-        for (body, want) in [
-            (json!([1]), ResponseError::NotAnObject),
-            (
-                json!({"token_type": "Bearer"}),
-                ResponseError::Missing("access_token"),
-            ),
-            (
-                json!({"access_token": "at-SECRET"}),
-                ResponseError::Missing("token_type"),
-            ),
-            (
-                json!({"access_token": 5, "token_type": "Bearer"}),
-                ResponseError::NotAString("access_token"),
-            ),
-            (
-                json!({"access_token": "", "token_type": "Bearer"}),
-                ResponseError::EmptyAccessToken,
-            ),
-            (
-                json!({"access_token": "at-SECRET", "token_type": "Bearer", "refresh_token": ["rt-SECRET"]}),
-                ResponseError::NotAString("refresh_token"),
-            ),
-        ] {
-            let err = parse_token_response(&serde_json::to_vec(&body).unwrap()).unwrap_err();
-            assert_eq!(err, want, "{body}");
-            assert!(!err.to_string().contains("SECRET"), "{err}");
-        }
-        assert_eq!(
-            parse_token_response(b"{\"access_token\":").unwrap_err(),
-            ResponseError::NotAnObject
-        );
-    }
-
-    /// JSON-ish text: fragments of token answers glued together, so the parser sees near
-    /// misses as well as noise.
-    fn jsonish() -> impl Strategy<Value = Vec<u8>> {
-        let piece = prop_oneof![
-            Just("{".to_string()),
-            Just("}".to_string()),
-            Just("[".to_string()),
-            Just("]".to_string()),
-            Just(",".to_string()),
-            Just(":".to_string()),
-            Just("\"access_token\"".to_string()),
-            Just("\"token_type\"".to_string()),
-            Just("\"expires_in\"".to_string()),
-            Just("\"refresh_token\"".to_string()),
-            Just("\"scope\"".to_string()),
-            Just("\"Bearer\"".to_string()),
-            Just("null".to_string()),
-            Just("-1e309".to_string()),
-            Just("18446744073709551616".to_string()),
-            any::<i64>().prop_map(|n| n.to_string()),
-            any::<f64>().prop_map(|n| n.to_string()),
-            "\"[^\"\\\\]{0,8}\"",
-        ];
-        prop_oneof![
-            proptest::collection::vec(piece, 0..24).prop_map(|p| p.concat().into_bytes()),
-            proptest::collection::vec(any::<u8>(), 0..256),
-        ]
-    }
-
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::from),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-            ".{0,12}".prop_map(Value::from),
-            any::<i64>().prop_map(|n| Value::from(n.to_string())),
-        ];
-        leaf.prop_recursive(3, 16, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                proptest::collection::btree_map(".{0,6}", inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-        #[test]
-        fn arbitrary_bytes_end_in_a_value_or_a_typed_error(bytes in jsonish()) {
-            match parse_token_response(&bytes) {
-                Ok(r) => {
-                    prop_assert!(!r.access_token.is_empty());
-                    prop_assert!(r.expires_in.is_none_or(|s| (1..=MAX_EXPIRES_IN).contains(&s)));
-                }
-                Err(e) => prop_assert!(!e.to_string().is_empty()),
-            }
-        }
-
-        #[test]
-        fn expires_in_of_any_json_type_keeps_the_login(value in any_json()) {
-            let parsed = parse_token_response(&with_expires_in(value)).unwrap();
-            prop_assert_eq!(parsed.access_token, "at-SECRET");
-            prop_assert!(parsed.expires_in.is_none_or(|s| (1..=MAX_EXPIRES_IN).contains(&s)));
-        }
-    }
-}
+mod tests;

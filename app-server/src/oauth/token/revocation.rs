@@ -3,7 +3,7 @@
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use url::Url;
 
-use super::TokenError;
+use super::error::TokenError;
 use super::form::basic_authorization;
 use super::refusal::{from_http, refusal};
 use crate::oauth::http::HttpClient;

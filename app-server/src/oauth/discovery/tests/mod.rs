@@ -11,6 +11,7 @@ mod tables;
 use super::*;
 use crate::oauth::http::header_map;
 use crate::oauth::test_server::{Recorded, TestServer, json, serve, status, with_headers};
+use crate::oauth::www_authenticate::BearerChallenge;
 use axum::response::Response;
 use serde_json::json;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use reqwest::header::HeaderMap;
 use url::Url;
 
-use super::{HttpClient, HttpError};
+use super::super::{HttpClient, HttpError};
 use crate::oauth::net_policy::{AddressClass, NetPolicy, StaticResolver};
 
 /// A loopback listener that counts the connections it accepts and closes each at once.

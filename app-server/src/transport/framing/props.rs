@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use proptest::prelude::*;
 use tokio::io::{AsyncRead, BufReader, ReadBuf};
 
-use super::framing::{Framing, Incoming, MessageReader, TransportError, write_message};
+use super::{Framing, Incoming, MessageReader, TransportError, write_message};
 
 /// Hands out `data` in pieces of the given sizes (cycled), like a pipe written in bursts.
 struct Pieces {

@@ -1,0 +1,165 @@
+//! The registration request and the answers it gets, as tables; registering against a
+//! loopback server: [`http`].
+
+mod http;
+
+use super::*;
+
+fn v(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn request_body_has_rule_12_fields() {
+    let redirect = Url::parse("http://127.0.0.1:1/callback/x").unwrap();
+    assert_eq!(
+        registration_request(&redirect, "My IDE", Some(&v(&["a", "b"]))),
+        serde_json::json!({
+            "client_name": "My IDE",
+            "redirect_uris": ["http://127.0.0.1:1/callback/x"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            "application_type": "native",
+            "scope": "a b",
+        })
+    );
+    assert!(
+        registration_request(&redirect, "x", None)
+            .get("scope")
+            .is_none()
+    );
+}
+
+#[test]
+fn adjusted_request_table() {
+    let redirect = Url::parse("http://127.0.0.1:1/callback/x").unwrap();
+    let with_scope = registration_request(&redirect, "x", Some(&v(&["a"])));
+    let without_scope = registration_request(&redirect, "x", None);
+    let strip = |body: &serde_json::Value, field: &str| {
+        let mut b = body.clone();
+        b.as_object_mut().unwrap().remove(field);
+        b
+    };
+    let code_only = |body: &serde_json::Value| {
+        let mut b = body.clone();
+        b["grant_types"] = serde_json::json!(["authorization_code"]);
+        b
+    };
+    type Case<'a> = (
+        &'a serde_json::Value,
+        Option<&'a str>,
+        Option<&'a str>,
+        Option<serde_json::Value>,
+    );
+    let cases: Vec<Case> = vec![
+        // The field the description names is adjusted.
+        (
+            &without_scope,
+            Some("invalid_client_metadata"),
+            Some("unknown field application_type"),
+            Some(strip(&without_scope, "application_type")),
+        ),
+        (
+            &without_scope,
+            Some("invalid_redirect_uri"),
+            Some("redirect_uris not allowed for this application_type"),
+            Some(strip(&without_scope, "application_type")),
+        ),
+        (
+            &without_scope,
+            Some("invalid_client_metadata"),
+            Some("grant_types: refresh_token is not allowed"),
+            Some(code_only(&without_scope)),
+        ),
+        (
+            &with_scope,
+            Some("invalid_client_metadata"),
+            Some("scope must only contain supported values"),
+            Some(strip(&with_scope, "scope")),
+        ),
+        // Naming nothing known: the optional scope goes.
+        (
+            &with_scope,
+            Some("invalid_client_metadata"),
+            None,
+            Some(strip(&with_scope, "scope")),
+        ),
+        // Nothing to adjust, or not a metadata refusal: no retry.
+        (&without_scope, Some("invalid_client_metadata"), None, None),
+        (
+            &without_scope,
+            Some("invalid_redirect_uri"),
+            Some("loopback only"),
+            None,
+        ),
+        (&with_scope, Some("access_denied"), Some("scope"), None),
+        (&with_scope, None, None, None),
+    ];
+    for (body, error, description, expected) in cases {
+        assert_eq!(
+            adjusted_request(body, error, description),
+            expected,
+            "{error:?} {description:?}"
+        );
+    }
+}
+
+#[test]
+fn response_table() {
+    use TokenAuthMethod as M;
+    type Expected = Option<(Option<&'static str>, TokenAuthMethod)>;
+    let cases: Vec<(&str, Option<Vec<String>>, Expected)> = vec![
+        (r#"{"client_id":"c"}"#, None, Some((None, M::None))),
+        (
+            r#"{"client_id":"c","token_endpoint_auth_method":"none"}"#,
+            None,
+            Some((None, M::None)),
+        ),
+        (
+            r#"{"client_id":"c","client_secret":"s"}"#,
+            None,
+            Some((Some("s"), M::ClientSecretBasic)),
+        ),
+        (
+            r#"{"client_id":"c","client_secret":"s"}"#,
+            Some(v(&["none"])),
+            Some((Some("s"), M::None)),
+        ),
+        (
+            r#"{"client_id":"c","client_secret":"s","token_endpoint_auth_method":"client_secret_post"}"#,
+            Some(v(&["none"])),
+            Some((Some("s"), M::ClientSecretPost)),
+        ),
+        (
+            r#"{"client_id":"c","token_endpoint_auth_method":"client_secret_basic"}"#,
+            None,
+            Some((None, M::None)),
+        ),
+        (
+            r#"{"client_id":"c","token_endpoint_auth_method":"private_key_jwt"}"#,
+            None,
+            None,
+        ),
+        (r#"{"client_id":""}"#, None, None),
+        (r#"{"nope":1}"#, None, None),
+        ("<html>", None, None),
+    ];
+    for (body, advertised, expected) in cases {
+        let got = parse_registration_response(
+            "https://as/register",
+            body.as_bytes(),
+            advertised.as_deref(),
+        );
+        match expected {
+            Some((secret, method)) => {
+                let reg = got.unwrap_or_else(|e| panic!("{body}: {e}"));
+                assert_eq!(reg.kind, RegistrationKind::Dcr);
+                assert_eq!(reg.client_id, "c");
+                assert_eq!(reg.client_secret.as_deref(), secret, "{body}");
+                assert_eq!(reg.auth_method, method, "{body}");
+            }
+            None => assert!(got.is_err(), "{body}"),
+        }
+    }
+}

@@ -4,7 +4,10 @@
 //! taken, reading pauses and the client's pipe fills (backpressure).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -19,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::envelope::{self, Parsed, parse_envelope};
 use super::error::{AppError, RequestError};
-use super::handlers;
+use super::handlers::{self, Pending};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::reply::{error_value, json_array, reply_bytes, too_large};
 use super::state::ServerState;
@@ -115,8 +118,10 @@ pub(crate) async fn serve_connection<R, W>(
             }
             Ok(Some(Incoming::Message(bytes))) => bytes,
         };
+        // A token request read straight from its bytes; it runs as any other request does.
         if let Some((id, params)) = token_call::read(&bytes) {
-            conn.run(Parsed::Token { id, params }, slot, &mut in_flight);
+            let reply = conn.call(id, ClientRequest::OauthToken(params));
+            conn.run(reply, slot, &mut in_flight);
             while in_flight.try_join_next().is_some() {}
             continue;
         }
@@ -140,7 +145,7 @@ pub(crate) async fn serve_connection<R, W>(
                 }
                 conn.run_batch(items, wanted as usize, slot, &mut in_flight);
             }
-            Ok(single) => conn.run(parse_envelope(single), slot, &mut in_flight),
+            Ok(single) => conn.run(conn.start(parse_envelope(single)), slot, &mut in_flight),
         }
         while in_flight.try_join_next().is_some() {}
     }
@@ -180,8 +185,27 @@ struct Conn {
     out: OutgoingSender,
 }
 
-/// The reply of one element, already encoded.
-type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
+/// The reply to one element of the input: encoded already, or once its handler answers.
+enum Reply {
+    /// The encoded reply, or nothing to send (a notification, a client's reply).
+    Ready(Option<Vec<u8>>),
+    /// A request in its handler; its answer is encoded once, straight into the reply.
+    Pending { id: RequestId, answer: Pending },
+}
+
+impl Future for Reply {
+    type Output = Option<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        match self.get_mut() {
+            Reply::Ready(bytes) => Poll::Ready(bytes.take()),
+            Reply::Pending { id, answer } => answer
+                .as_mut()
+                .poll(cx)
+                .map(|result| Some(reply_bytes(id, result))),
+        }
+    }
+}
 
 impl Conn {
     /// Queues a reply from a task of its own: the queue may be full, and the reading loop
@@ -218,8 +242,7 @@ impl Conn {
         });
     }
 
-    fn run(&self, parsed: Parsed, slot: Slot, in_flight: &mut JoinSet<()>) {
-        let mut reply = self.start(parsed);
+    fn run(&self, mut reply: Reply, slot: Slot, in_flight: &mut JoinSet<()>) {
         // Answered at once (a token from memory, an error): queued from here, on this
         // thread, without a task of its own. Otherwise, or when the queue is full, the
         // rest runs as its own task: the reading loop never waits.
@@ -239,68 +262,49 @@ impl Conn {
         });
     }
 
-    /// Handles the synchronous part now (handshake, validation) and returns the rest as a
-    /// future that yields the reply, if any.
+    /// Handles the synchronous part now (the envelope, the handshake, the params) and
+    /// returns the rest as a future that yields the reply, if any.
     fn start(&self, parsed: Parsed) -> Reply {
-        let ready = |v: Option<Vec<u8>>| -> Reply { Box::pin(std::future::ready(v)) };
         match parsed {
-            Parsed::ClientReply => ready(None),
-            Parsed::Token { id, params } => {
-                if let Some(refused) = self.uninitialized(&id, "mcpServer/oauth/token") {
-                    return ready(Some(refused));
-                }
-                let state = self.state.clone();
-                Box::pin(
-                    async move { Some(reply_bytes(id, handlers::token(&state, params).await)) },
-                )
-            }
+            Parsed::ClientReply => Reply::Ready(None),
             Parsed::Notification { method } => {
                 match method.as_str() {
                     "initialized" | "notifications/initialized" | "exit" => {}
                     other => tracing::debug!(method = other, "ignoring client notification"),
                 }
-                ready(None)
+                Reply::Ready(None)
             }
-            Parsed::Invalid { id, message } => ready(Some(error_value(
+            Parsed::Invalid { id, message } => Reply::Ready(Some(error_value(
                 id,
                 RequestError::InvalidRequest(message).into(),
             ))),
-            Parsed::Request { id, method, params } => {
-                let request = match ClientRequest::parse(&method, params) {
-                    Ok(r) => r,
-                    Err(RequestParseError::UnknownMethod(m)) => {
-                        return ready(Some(error_value(
-                            Some(id),
-                            RequestError::MethodNotFound(m).into(),
-                        )));
-                    }
-                    Err(RequestParseError::InvalidParams(m)) => {
-                        return ready(Some(error_value(
-                            Some(id),
-                            RequestError::InvalidParams(m).into(),
-                        )));
-                    }
-                };
-                if let ClientRequest::Initialize(params) = request {
-                    let result = self.initialize(params).map(Answer::Json);
-                    return ready(Some(reply_bytes(id, result.map_err(RequestError::from))));
-                }
-                if let Some(refused) = self.uninitialized(&id, &method) {
-                    return ready(Some(refused));
-                }
-                let state = self.state.clone();
-                match request {
-                    ClientRequest::OauthToken(p) => {
-                        Box::pin(
-                            async move { Some(reply_bytes(id, handlers::token(&state, p).await)) },
-                        )
-                    }
-                    request => Box::pin(async move {
-                        let result = handlers::dispatch(&state, request).await;
-                        Some(reply_bytes(id, result))
-                    }),
-                }
-            }
+            Parsed::Request { id, method, params } => match ClientRequest::parse(&method, params) {
+                Ok(request) => self.call(id, request),
+                Err(RequestParseError::UnknownMethod(m)) => Reply::Ready(Some(error_value(
+                    Some(id),
+                    RequestError::MethodNotFound(m).into(),
+                ))),
+                Err(RequestParseError::InvalidParams(m)) => Reply::Ready(Some(error_value(
+                    Some(id),
+                    RequestError::InvalidParams(m).into(),
+                ))),
+            },
+        }
+    }
+
+    /// Every request, however it was read: `initialize` is this connection's handshake,
+    /// anything else before it is refused, and the rest goes to [`handlers::dispatch`].
+    fn call(&self, id: RequestId, request: ClientRequest) -> Reply {
+        if let ClientRequest::Initialize(params) = request {
+            let result = self.initialize(params).map(Answer::Json);
+            return Reply::Ready(Some(reply_bytes(&id, result.map_err(RequestError::from))));
+        }
+        if let Some(refused) = self.uninitialized(&id, request.method()) {
+            return Reply::Ready(Some(refused));
+        }
+        Reply::Pending {
+            id,
+            answer: handlers::dispatch(self.state.clone(), request),
         }
     }
 

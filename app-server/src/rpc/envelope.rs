@@ -1,7 +1,7 @@
 //! The JSON-RPC envelope of what a client sends: one message or a batch, each element a
 //! request, a notification or a reply, checked before any method is looked at.
 
-use mcp_app_server_protocol::{ErrorCode, JsonRpcError, OauthTokenParams, RequestId};
+use mcp_app_server_protocol::{ErrorCode, JsonRpcError, RequestId};
 use serde_json::Value;
 
 use super::reply::{error_value, too_large};
@@ -49,11 +49,6 @@ pub(super) enum Parsed {
         id: RequestId,
         method: String,
         params: Option<Value>,
-    },
-    /// `mcpServer/oauth/token`, read without the general reading (`token_call`).
-    Token {
-        id: RequestId,
-        params: OauthTokenParams,
     },
     Notification {
         method: String,

@@ -16,12 +16,12 @@ struct Success<'a> {
     result: &'a Answer,
 }
 
-pub(super) fn reply_bytes(id: RequestId, result: Result<Answer, RequestError>) -> Vec<u8> {
+pub(super) fn reply_bytes(id: &RequestId, result: Result<Answer, RequestError>) -> Vec<u8> {
     match result {
         Ok(answer) => {
             let success = Success {
                 jsonrpc: "2.0",
-                id: &id,
+                id,
                 result: &answer,
             };
             let mut bytes = Vec::with_capacity(answer.encoded_size_hint());
@@ -30,12 +30,12 @@ pub(super) fn reply_bytes(id: RequestId, result: Result<Answer, RequestError>) -
                 .unwrap_or_else(|e| {
                     tracing::error!(error = %e, "could not serialise a reply");
                     error_value(
-                        Some(id),
+                        Some(id.clone()),
                         RequestError::Internal("the reply could not be encoded".into()).into(),
                     )
                 })
         }
-        Err(e) => error_value(Some(id), e.into()),
+        Err(e) => error_value(Some(id.clone()), e.into()),
     }
 }
 

@@ -111,7 +111,6 @@ impl Visitor<'_> for IdVisitor {
 }
 
 #[cfg(test)]
-#[path = "token_call_props.rs"]
 mod props;
 
 #[cfg(test)]

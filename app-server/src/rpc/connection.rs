@@ -38,7 +38,7 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 /// Serves one connection until its input ends, the daemon shuts down or the connection is
 /// closed (its client stopped reading). Replies already queued are written before this
 /// returns, or dropped after a grace period when the client does not read them.
-pub(crate) async fn serve_connection<R, W>(
+pub(super) async fn serve_connection<R, W>(
     state: Arc<ServerState>,
     reader: R,
     writer: W,

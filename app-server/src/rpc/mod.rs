@@ -18,5 +18,4 @@ mod state;
 mod token_call;
 mod types;
 
-pub use error::AppError;
 pub use server::{AppServer, ServerOptions, StartError};

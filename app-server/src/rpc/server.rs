@@ -23,8 +23,8 @@ use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 /// How to build an [`AppServer`].
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    pub home: Home,
-    pub max_message_bytes: usize,
+    pub(crate) home: Home,
+    pub(crate) max_message_bytes: usize,
 }
 
 impl ServerOptions {
@@ -39,7 +39,7 @@ impl ServerOptions {
 /// The daemon: one per process, serving any number of connections.
 #[derive(Clone)]
 pub struct AppServer {
-    pub(crate) state: Arc<ServerState>,
+    state: Arc<ServerState>,
 }
 
 impl AppServer {
@@ -100,7 +100,7 @@ impl AppServer {
     /// [`AppServer::shutdown`], the daemon shuts down: running requests get a grace period,
     /// pending logins end and refreshes are settled, then the last replies are written, or
     /// dropped after a grace period when the client no longer reads them. Bounded in time.
-    pub async fn run<R, W>(&self, reader: R, writer: W)
+    pub(crate) async fn run<R, W>(&self, reader: R, writer: W)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,

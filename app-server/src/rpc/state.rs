@@ -13,10 +13,10 @@ use crate::config::{self, Config, ConfigError};
 use crate::engine::{OAuthService, ServerTarget, configured_servers};
 use crate::home::Home;
 
-pub(crate) struct ServerState {
-    pub home: Home,
-    pub oauth: Arc<OAuthService>,
-    pub max_message_bytes: usize,
+pub(super) struct ServerState {
+    pub(super) home: Home,
+    pub(super) oauth: Arc<OAuthService>,
+    pub(super) max_message_bytes: usize,
     config: RwLock<ConfigSlot>,
     connections: Connections,
     shutdown: watch::Sender<bool>,
@@ -55,7 +55,7 @@ fn resolved_targets(config: &Config) -> HashMap<String, Arc<ServerTarget>> {
 impl ServerState {
     /// The state of a daemon that has loaded `config` (or, when that failed, runs with the
     /// default configuration and answers `startup_error` until a reload succeeds).
-    pub(crate) fn new(
+    pub(super) fn new(
         home: Home,
         max_message_bytes: usize,
         oauth: Arc<OAuthService>,
@@ -74,7 +74,7 @@ impl ServerState {
     }
 
     /// The configuration in force: the default one while config.toml could not be loaded.
-    pub(crate) fn config_in_force(&self) -> Arc<Config> {
+    pub(super) fn config_in_force(&self) -> Arc<Config> {
         self.config
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -82,7 +82,7 @@ impl ServerState {
             .clone()
     }
 
-    pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
+    pub(super) fn config(&self) -> Result<Arc<Config>, ConfigError> {
         let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
         match &slot.startup_error {
             Some(e) => Err(e.clone()),
@@ -93,7 +93,7 @@ impl ServerState {
     /// The configured HTTP server `name` as resolved for this configuration; `None` when it
     /// is not configured, not an HTTP server, reads its secret from the environment, or the
     /// configuration could not be loaded (the caller resolves it and reports why).
-    pub fn target(&self, name: &str) -> Option<Arc<ServerTarget>> {
+    pub(super) fn target(&self, name: &str) -> Option<Arc<ServerTarget>> {
         let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
         if slot.startup_error.is_some() {
             return None;
@@ -103,7 +103,7 @@ impl ServerState {
 
     /// Discovers the configured HTTP servers in the background unless
     /// `mcp_oauth_prewarm = false`.
-    pub(crate) fn prewarm(&self, config: &Config) {
+    pub(super) fn prewarm(&self, config: &Config) {
         if config.prewarm_disabled {
             return;
         }
@@ -112,7 +112,7 @@ impl ServerState {
     }
 
     /// Re-reads config.toml; on error the configuration in force stays.
-    pub fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
+    pub(super) fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
         let fresh = Arc::new(config::load(&self.home.config_file())?);
         let fresh_slot = ConfigSlot::new(fresh.clone(), None);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh_slot;
@@ -123,21 +123,21 @@ impl ServerState {
 
     /// Ends pending logins, settles refreshes, frees the callback ports, then tells every
     /// connection to stop reading.
-    pub async fn shut_down(&self) {
+    pub(super) async fn shut_down(&self) {
         self.oauth.shutdown().await;
         self.shutdown.send_replace(true);
     }
 
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+    pub(super) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
 
-    pub fn connections(&self) -> &Connections {
+    pub(super) fn connections(&self) -> &Connections {
         &self.connections
     }
 
     /// The single outgoing path of notifications: applies each connection's opt-out list.
-    pub fn notify(&self, notification: ServerNotification) {
+    pub(super) fn notify(&self, notification: ServerNotification) {
         let method = notification.method();
         let message = JsonRpcNotification::new(method, Some(notification.params_value()));
         let bytes = match serde_json::to_vec(&message) {
@@ -153,7 +153,7 @@ impl ServerState {
 
 /// Every open connection and what it asked for at initialize.
 #[derive(Default)]
-pub(crate) struct Connections {
+pub(super) struct Connections {
     next_id: AtomicU64,
     entries: Mutex<HashMap<u64, ConnectionEntry>>,
 }
@@ -165,7 +165,7 @@ struct ConnectionEntry {
 }
 
 impl Connections {
-    pub fn add(&self, outgoing: OutgoingSender) -> u64 {
+    pub(super) fn add(&self, outgoing: OutgoingSender) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             id,
@@ -177,12 +177,12 @@ impl Connections {
         id
     }
 
-    pub fn remove(&self, id: u64) {
+    pub(super) fn remove(&self, id: u64) {
         self.lock().remove(&id);
     }
 
     /// Marks a connection initialized; false when it already was.
-    pub fn initialize(&self, id: u64, opt_out: HashSet<String>) -> bool {
+    pub(super) fn initialize(&self, id: u64, opt_out: HashSet<String>) -> bool {
         let mut map = self.lock();
         match map.get_mut(&id) {
             Some(entry) if entry.opt_out.is_none() => {
@@ -193,7 +193,7 @@ impl Connections {
         }
     }
 
-    pub fn is_initialized(&self, id: u64) -> bool {
+    pub(super) fn is_initialized(&self, id: u64) -> bool {
         self.lock().get(&id).is_some_and(|e| e.opt_out.is_some())
     }
 

@@ -9,7 +9,7 @@ use crate::credentials::StoredCredentials;
 
 /// What the end of a connection's input means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
+pub(super) enum Ending {
     /// Only this connection ends.
     Connection,
     /// The daemon's one connection: shut the daemon down (pending logins ended, refreshes
@@ -18,7 +18,7 @@ pub(crate) enum Ending {
 }
 
 /// A method's result, encoded once, straight into the reply's bytes.
-pub(crate) enum Answer {
+pub(super) enum Answer {
     Json(Value),
     /// The hot path of `mcpServer/oauth/token`: no detour through a JSON value, and no
     /// copy of the stored entry (it is shared with the store's in-memory document).
@@ -37,7 +37,7 @@ impl Serialize for Answer {
 impl Answer {
     /// Room for the encoded reply, so that it is written without growing its buffer (a
     /// token reply is mostly its token, which may be kilobytes long).
-    pub(crate) fn encoded_size_hint(&self) -> usize {
+    pub(super) fn encoded_size_hint(&self) -> usize {
         const ENVELOPE: usize = 160;
         match self {
             Answer::Json(_) => ENVELOPE,

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use super::envelope::{self, Parsed, parse_envelope};
 use super::error::{AppError, RequestError};
-use super::handlers::{self, Pending};
+use super::handlers::{self, PendingAnswer};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::reply::{error_value, json_array, reply_bytes, too_large};
 use super::state::ServerState;
@@ -190,7 +190,10 @@ enum Reply {
     /// The encoded reply, or nothing to send (a notification, a client's reply).
     Ready(Option<Vec<u8>>),
     /// A request in its handler; its answer is encoded once, straight into the reply.
-    Pending { id: RequestId, answer: Pending },
+    Pending {
+        id: RequestId,
+        answer: PendingAnswer,
+    },
 }
 
 impl Future for Reply {

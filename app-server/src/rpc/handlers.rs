@@ -29,13 +29,13 @@ use crate::engine::{
 };
 
 /// What a method answers, once its handler has run.
-pub(super) type Pending = Pin<Box<dyn Future<Output = Result<Answer, RequestError>> + Send>>;
+pub(super) type PendingAnswer = Pin<Box<dyn Future<Output = Result<Answer, RequestError>> + Send>>;
 
 /// The one way into the handlers: every request a connection has read, however it read it,
 /// runs through here (`initialize` excepted: the connection's own handshake). Each method
 /// runs as a future of its own size: a token request does not carry the state of a login
 /// (many kilobytes, allocated and moved per request).
-pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> Pending {
+pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> PendingAnswer {
     match request {
         ClientRequest::Initialize(_) => Box::pin(std::future::ready(Err(RequestError::Internal(
             "initialize is handled by the connection".into(),

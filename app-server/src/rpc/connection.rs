@@ -4,25 +4,30 @@
 //! taken, reading pauses and the client's pipe fills (backpressure).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
-    JsonRpcErrorResponse, OauthTokenParams, RequestId, RequestParseError, ServerInfo,
-    ServerNotification,
+    RequestId, RequestParseError, ServerInfo, ServerNotification,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::envelope::{self, Parsed, parse_envelope};
 use super::error::{AppError, RequestError};
-use super::handlers::{self, Answer};
+use super::handlers::{self, PendingAnswer};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
-use super::server::ServerState;
+use super::reply::{error_value, json_array, reply_bytes, too_large};
+use super::state::ServerState;
 use super::token_call;
+use super::types::{Answer, Ending};
 use crate::transport::{
     Framing, Incoming, InputEnded, MessageReader, READ_AHEAD_BYTES, read_ahead,
 };
@@ -30,25 +35,10 @@ use crate::transport::{
 /// How long in-flight requests may run after the input ended before the connection closes.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
-/// Most elements in one batch. Each element's reply is held until the whole batch is
-/// answered, so without a cap one 4 MiB message of tiny elements would be answered by
-/// hundreds of megabytes.
-pub(crate) const MAX_BATCH: usize = 1024;
-
-/// What the end of a connection's input means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ending {
-    /// Only this connection ends.
-    Connection,
-    /// The daemon's one connection: shut the daemon down (pending logins ended, refreshes
-    /// settled and saved) before the last replies are flushed.
-    Daemon,
-}
-
 /// Serves one connection until its input ends, the daemon shuts down or the connection is
 /// closed (its client stopped reading). Replies already queued are written before this
 /// returns, or dropped after a grace period when the client does not read them.
-pub(crate) async fn serve_connection<R, W>(
+pub(super) async fn serve_connection<R, W>(
     state: Arc<ServerState>,
     reader: R,
     writer: W,
@@ -128,12 +118,14 @@ pub(crate) async fn serve_connection<R, W>(
             }
             Ok(Some(Incoming::Message(bytes))) => bytes,
         };
+        // A token request read straight from its bytes; it runs as any other request does.
         if let Some((id, params)) = token_call::read(&bytes) {
-            conn.run(Parsed::Token { id, params }, slot, &mut in_flight);
+            let reply = conn.call(id, ClientRequest::OauthToken(params));
+            conn.run(reply, slot, &mut in_flight);
             while in_flight.try_join_next().is_some() {}
             continue;
         }
-        match conn.parse(&bytes) {
+        match envelope::parse(&bytes) {
             Err(reply) => conn.reply_later(reply, slot, &mut in_flight),
             Ok(Value::Array(items)) => {
                 // One slot per element, up to the limit: a batch counts as the requests in it.
@@ -153,7 +145,7 @@ pub(crate) async fn serve_connection<R, W>(
                 }
                 conn.run_batch(items, wanted as usize, slot, &mut in_flight);
             }
-            Ok(single) => conn.run(parse_envelope(single), slot, &mut in_flight),
+            Ok(single) => conn.run(conn.start(parse_envelope(single)), slot, &mut in_flight),
         }
         while in_flight.try_join_next().is_some() {}
     }
@@ -186,14 +178,6 @@ async fn unread_after_end(input_ended: &mut InputEnded) {
     );
 }
 
-fn too_large(message: String) -> JsonRpcError {
-    JsonRpcError {
-        code: ErrorCode::InvalidRequest.code(),
-        message,
-        data: Some(serde_json::json!({"kind": ErrorKind::MessageTooLarge.as_str()})),
-    }
-}
-
 #[derive(Clone)]
 struct Conn {
     state: Arc<ServerState>,
@@ -201,31 +185,30 @@ struct Conn {
     out: OutgoingSender,
 }
 
-/// What one element of the input asked for.
-pub(super) enum Parsed {
-    Request {
+/// The reply to one element of the input: encoded already, or once its handler answers.
+enum Reply {
+    /// The encoded reply, or nothing to send (a notification, a client's reply).
+    Ready(Option<Vec<u8>>),
+    /// A request in its handler; its answer is encoded once, straight into the reply.
+    Pending {
         id: RequestId,
-        method: String,
-        params: Option<Value>,
-    },
-    /// `mcpServer/oauth/token`, read without the general reading ([`token_call`]).
-    Token {
-        id: RequestId,
-        params: OauthTokenParams,
-    },
-    Notification {
-        method: String,
-    },
-    /// A reply from the client (the daemon sends no requests): ignored.
-    ClientReply,
-    Invalid {
-        id: Option<RequestId>,
-        message: String,
+        answer: PendingAnswer,
     },
 }
 
-/// The reply of one element, already encoded.
-type Reply = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<u8>>> + Send>>;
+impl Future for Reply {
+    type Output = Option<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+        match self.get_mut() {
+            Reply::Ready(bytes) => Poll::Ready(bytes.take()),
+            Reply::Pending { id, answer } => answer
+                .as_mut()
+                .poll(cx)
+                .map(|result| Some(reply_bytes(id, result))),
+        }
+    }
+}
 
 impl Conn {
     /// Queues a reply from a task of its own: the queue may be full, and the reading loop
@@ -233,38 +216,6 @@ impl Conn {
     fn reply_later(&self, reply: Vec<u8>, slot: Slot, in_flight: &mut JoinSet<()>) {
         let out = self.out.clone();
         in_flight.spawn(async move { out.reply(reply, Some(slot)).await });
-    }
-
-    /// The message as JSON, or the error reply to send instead.
-    fn parse(&self, bytes: &[u8]) -> Result<Value, Vec<u8>> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-            error_value(
-                None,
-                JsonRpcError {
-                    code: ErrorCode::ParseError.code(),
-                    message: format!("parse error: {e}"),
-                    data: None,
-                },
-            )
-        })?;
-        match &value {
-            Value::Array(items) if items.is_empty() => Err(error_value(
-                None,
-                JsonRpcError {
-                    code: ErrorCode::InvalidRequest.code(),
-                    message: "invalid request: empty batch".into(),
-                    data: None,
-                },
-            )),
-            Value::Array(items) if items.len() > MAX_BATCH => Err(error_value(
-                None,
-                too_large(format!(
-                    "a batch of {} messages exceeds the limit of {MAX_BATCH}; send it as several batches",
-                    items.len()
-                )),
-            )),
-            _ => Ok(value),
-        }
     }
 
     /// Runs a batch with as many elements at once as it holds slots, and answers it with
@@ -294,8 +245,7 @@ impl Conn {
         });
     }
 
-    fn run(&self, parsed: Parsed, slot: Slot, in_flight: &mut JoinSet<()>) {
-        let mut reply = self.start(parsed);
+    fn run(&self, mut reply: Reply, slot: Slot, in_flight: &mut JoinSet<()>) {
         // Answered at once (a token from memory, an error): queued from here, on this
         // thread, without a task of its own. Otherwise, or when the queue is full, the
         // rest runs as its own task: the reading loop never waits.
@@ -315,68 +265,49 @@ impl Conn {
         });
     }
 
-    /// Handles the synchronous part now (handshake, validation) and returns the rest as a
-    /// future that yields the reply, if any.
+    /// Handles the synchronous part now (the envelope, the handshake, the params) and
+    /// returns the rest as a future that yields the reply, if any.
     fn start(&self, parsed: Parsed) -> Reply {
-        let ready = |v: Option<Vec<u8>>| -> Reply { Box::pin(std::future::ready(v)) };
         match parsed {
-            Parsed::ClientReply => ready(None),
-            Parsed::Token { id, params } => {
-                if let Some(refused) = self.uninitialized(&id, "mcpServer/oauth/token") {
-                    return ready(Some(refused));
-                }
-                let state = self.state.clone();
-                Box::pin(
-                    async move { Some(reply_bytes(id, handlers::token(&state, params).await)) },
-                )
-            }
+            Parsed::ClientReply => Reply::Ready(None),
             Parsed::Notification { method } => {
                 match method.as_str() {
                     "initialized" | "notifications/initialized" | "exit" => {}
                     other => tracing::debug!(method = other, "ignoring client notification"),
                 }
-                ready(None)
+                Reply::Ready(None)
             }
-            Parsed::Invalid { id, message } => ready(Some(error_value(
+            Parsed::Invalid { id, message } => Reply::Ready(Some(error_value(
                 id,
                 RequestError::InvalidRequest(message).into(),
             ))),
-            Parsed::Request { id, method, params } => {
-                let request = match ClientRequest::parse(&method, params) {
-                    Ok(r) => r,
-                    Err(RequestParseError::UnknownMethod(m)) => {
-                        return ready(Some(error_value(
-                            Some(id),
-                            RequestError::MethodNotFound(m).into(),
-                        )));
-                    }
-                    Err(RequestParseError::InvalidParams(m)) => {
-                        return ready(Some(error_value(
-                            Some(id),
-                            RequestError::InvalidParams(m).into(),
-                        )));
-                    }
-                };
-                if let ClientRequest::Initialize(params) = request {
-                    let result = self.initialize(params).map(Answer::Json);
-                    return ready(Some(reply_bytes(id, result.map_err(RequestError::from))));
-                }
-                if let Some(refused) = self.uninitialized(&id, &method) {
-                    return ready(Some(refused));
-                }
-                let state = self.state.clone();
-                match request {
-                    ClientRequest::OauthToken(p) => {
-                        Box::pin(
-                            async move { Some(reply_bytes(id, handlers::token(&state, p).await)) },
-                        )
-                    }
-                    request => Box::pin(async move {
-                        let result = handlers::dispatch(&state, request).await;
-                        Some(reply_bytes(id, result))
-                    }),
-                }
-            }
+            Parsed::Request { id, method, params } => match ClientRequest::parse(&method, params) {
+                Ok(request) => self.call(id, request),
+                Err(RequestParseError::UnknownMethod(m)) => Reply::Ready(Some(error_value(
+                    Some(id),
+                    RequestError::MethodNotFound(m).into(),
+                ))),
+                Err(RequestParseError::InvalidParams(m)) => Reply::Ready(Some(error_value(
+                    Some(id),
+                    RequestError::InvalidParams(m).into(),
+                ))),
+            },
+        }
+    }
+
+    /// Every request, however it was read: `initialize` is this connection's handshake,
+    /// anything else before it is refused, and the rest goes to [`handlers::dispatch`].
+    fn call(&self, id: RequestId, request: ClientRequest) -> Reply {
+        if let ClientRequest::Initialize(params) = request {
+            let result = self.initialize(params).map(Answer::Json);
+            return Reply::Ready(Some(reply_bytes(&id, result.map_err(RequestError::from))));
+        }
+        if let Some(refused) = self.uninitialized(&id, request.method()) {
+            return Reply::Ready(Some(refused));
+        }
+        Reply::Pending {
+            id,
+            answer: handlers::dispatch(self.state.clone(), request),
         }
     }
 
@@ -422,125 +353,5 @@ impl Conn {
         };
         serde_json::to_value(response)
             .map_err(|e| AppError::new(ErrorKind::ShuttingDown, e.to_string()))
-    }
-}
-
-/// A success reply, as [`mcp_app_server_protocol::JsonRpcResponse`] puts it, encoded
-/// straight from the typed result.
-#[derive(serde::Serialize)]
-struct Success<'a> {
-    jsonrpc: &'static str,
-    id: &'a RequestId,
-    result: &'a Answer,
-}
-
-fn reply_bytes(id: RequestId, result: Result<Answer, RequestError>) -> Vec<u8> {
-    match result {
-        Ok(answer) => {
-            let success = Success {
-                jsonrpc: "2.0",
-                id: &id,
-                result: &answer,
-            };
-            let mut bytes = Vec::with_capacity(answer.encoded_size_hint());
-            serde_json::to_writer(&mut bytes, &success)
-                .map(|()| bytes)
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "could not serialise a reply");
-                    error_value(
-                        Some(id),
-                        RequestError::Internal("the reply could not be encoded".into()).into(),
-                    )
-                })
-        }
-        Err(e) => error_value(Some(id), e.into()),
-    }
-}
-
-/// An error reply.
-fn error_value(id: Option<RequestId>, error: JsonRpcError) -> Vec<u8> {
-    // Numbers, strings and values: nothing in it can fail to encode.
-    serde_json::to_vec(&JsonRpcErrorResponse::new(id, error)).unwrap_or_default()
-}
-
-/// Encoded replies as one JSON array (a batch's answer).
-fn json_array(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 1);
-    out.push(b'[');
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item);
-    }
-    out.push(b']');
-    out
-}
-
-/// Validates the JSON-RPC envelope of one message.
-pub(super) fn parse_envelope(value: Value) -> Parsed {
-    let Value::Object(mut obj) = value else {
-        return Parsed::Invalid {
-            id: None,
-            message: "invalid request: expected an object".into(),
-        };
-    };
-    let id = match obj.remove("id") {
-        None => None,
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(n) => Some(Ok(RequestId::Number(n))),
-            None => Some(Err("invalid request: `id` must be an integer or a string")),
-        },
-        Some(Value::String(s)) => Some(Ok(RequestId::String(s))),
-        Some(_) => Some(Err("invalid request: `id` must be an integer or a string")),
-    };
-    let id = match id {
-        Some(Err(m)) => {
-            return Parsed::Invalid {
-                id: None,
-                message: m.into(),
-            };
-        }
-        Some(Ok(id)) => Some(id),
-        None => None,
-    };
-    if let Some(v) = obj.get("jsonrpc")
-        && v != "2.0"
-    {
-        return Parsed::Invalid {
-            id,
-            message: "invalid request: `jsonrpc` must be \"2.0\"".into(),
-        };
-    }
-    let method = match obj.remove("method") {
-        Some(Value::String(m)) => m,
-        Some(_) => {
-            return Parsed::Invalid {
-                id,
-                message: "invalid request: `method` must be a string".into(),
-            };
-        }
-        None if obj.contains_key("result") || obj.contains_key("error") => {
-            return Parsed::ClientReply;
-        }
-        None => {
-            return Parsed::Invalid {
-                id,
-                message: "invalid request: `method` is missing".into(),
-            };
-        }
-    };
-    let params = obj.remove("params");
-    if let Some(p) = &params
-        && !(p.is_object() || p.is_array() || p.is_null())
-    {
-        return Parsed::Invalid {
-            id,
-            message: "invalid request: `params` must be an object".into(),
-        };
-    }
-    match id {
-        Some(id) => Parsed::Request { id, method, params },
-        None => Parsed::Notification { method },
     }
 }

@@ -6,13 +6,13 @@ use serde_json::json;
 /// An application error: a stable kind plus a message a person can act on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
-pub struct AppError {
-    pub kind: ErrorKind,
-    pub message: String,
+pub(super) struct AppError {
+    pub(super) kind: ErrorKind,
+    pub(super) message: String,
 }
 
 impl AppError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -32,7 +32,7 @@ impl From<AppError> for JsonRpcError {
 
 /// Failures of a single request.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum RequestError {
+pub(super) enum RequestError {
     InvalidRequest(String),
     MethodNotFound(String),
     InvalidParams(String),

@@ -1,20 +1,24 @@
-//! One function per method.
+//! The methods: one handler each, from the daemon's state and a request's params to its
+//! answer. Nothing here knows of connections.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
     ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse, LoginGrant,
-    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelResponse, OauthChallengeLogin,
-    OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
-    OauthCompleteResponse, OauthDpopProofParams, OauthDpopProofResponse, OauthLoginResponse,
+    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelParams, OauthCancelResponse,
+    OauthChallengeLogin, OauthChallengeParams, OauthChallengeReauthentication,
+    OauthChallengeResponse, OauthCompleteParams, OauthCompleteResponse, OauthDpopProofParams,
+    OauthDpopProofResponse, OauthLoginParams, OauthLoginResponse, OauthLogoutParams,
     OauthLogoutResponse, OauthTokenParams, OauthTokenResponse, ReloadConfigResponse,
 };
 use serde::Serialize;
-use serde_json::Value;
 
 use super::error::{AppError, RequestError};
-use super::server::ServerState;
+use super::state::ServerState;
+use super::types::Answer;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{CredentialKey, StoredCredentials};
 use crate::engine::ChallengeRequest;
@@ -24,156 +28,41 @@ use crate::engine::{
     MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo,
 };
 
-/// A method's result, encoded once, straight into the reply's bytes.
-pub(crate) enum Answer {
-    Json(Value),
-    /// The hot path of `mcpServer/oauth/token`: no detour through a JSON value, and no
-    /// copy of the stored entry (it is shared with the store's in-memory document).
-    Token(Arc<StoredCredentials>),
-}
+/// What a method answers, once its handler has run.
+pub(super) type PendingAnswer = Pin<Box<dyn Future<Output = Result<Answer, RequestError>> + Send>>;
 
-impl Serialize for Answer {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Answer::Json(v) => v.serialize(s),
-            Answer::Token(creds) => TokenView::of(creds).serialize(s),
-        }
-    }
-}
-
-impl Answer {
-    /// Room for the encoded reply, so that it is written without growing its buffer (a
-    /// token reply is mostly its token, which may be kilobytes long).
-    pub(crate) fn encoded_size_hint(&self) -> usize {
-        const ENVELOPE: usize = 160;
-        match self {
-            Answer::Json(_) => ENVELOPE,
-            Answer::Token(creds) => {
-                ENVELOPE
-                    + creds.access_token.len()
-                    + creds.token_type.len()
-                    + creds.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
-            }
-        }
-    }
-}
-
-/// [`OauthTokenResponse`] borrowed from the stored entry: the same members, the same way.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TokenView<'a> {
-    access_token: &'a str,
-    token_type: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_at: Option<i64>,
-    scopes: &'a [String],
-}
-
-impl TokenView<'_> {
-    fn of(creds: &StoredCredentials) -> TokenView<'_> {
-        TokenView {
-            access_token: &creds.access_token,
-            token_type: &creds.token_type,
-            expires_at: creds.expires_at,
-            scopes: &creds.scopes,
-        }
-    }
-}
-
-pub(crate) async fn dispatch(
-    state: &Arc<ServerState>,
-    request: ClientRequest,
-) -> Result<Answer, RequestError> {
+/// The one way into the handlers: every request a connection has read, however it read it,
+/// runs through here (`initialize` excepted: the connection's own handshake). Each method
+/// runs as a future of its own size: a token request does not carry the state of a login
+/// (many kilobytes, allocated and moved per request).
+pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> PendingAnswer {
     match request {
-        ClientRequest::Initialize(_) => Err(RequestError::Internal(
+        ClientRequest::Initialize(_) => Box::pin(std::future::ready(Err(RequestError::Internal(
             "initialize is handled by the connection".into(),
-        )),
-        ClientRequest::McpServerStatusList(p) => to_value(list_status(state, p).await?),
-        ClientRequest::ConfigMcpServerReload(_) => {
-            state.reload_config().map_err(config_error)?;
-            to_value(ReloadConfigResponse {})
+        )))),
+        ClientRequest::OauthToken(p) => Box::pin(async move { token(&state, p).await }),
+        ClientRequest::McpServerStatusList(p) => {
+            Box::pin(async move { to_value(list_status(&state, p).await?) })
         }
-        ClientRequest::OauthLogin(p) => {
-            if let Some(t) = p.timeout_secs
-                && !(1..=MAX_LOGIN_TIMEOUT_SECS).contains(&t)
-            {
-                return Err(RequestError::InvalidParams(format!(
-                    "invalid params at `timeoutSecs`: must be between 1 and {MAX_LOGIN_TIMEOUT_SECS}"
-                )));
-            }
-            if let Some(scopes) = &p.scopes
-                && scopes
-                    .iter()
-                    .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-            {
-                return Err(RequestError::InvalidParams(
-                    "invalid params at `scopes`: each scope must be a non-empty string without spaces".into(),
-                ));
-            }
-            let target = resolve(state, &p.name)?;
-            state.oauth.forget_step_ups(&target);
-            let options = LoginOptions {
-                scopes: p.scopes,
-                client_metadata_url_base: p.client_metadata_url_base,
-                mode: p.client_registration.unwrap_or_default(),
-                timeout: p
-                    .timeout_secs
-                    .map(|s| Duration::from_secs(s.into()))
-                    .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
-            };
-            let answer = match state.oauth.start_login(target, options).await {
-                Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
-                    authorization_url: Some(started.authorization_url.to_string()),
-                    redirect_uri: Some(started.redirect_uri),
-                    grant: LoginGrant::AuthorizationCode,
-                },
-                Ok(LoginBegun::IdpSignIn(started)) => OauthLoginResponse {
-                    authorization_url: Some(started.authorization_url.to_string()),
-                    redirect_uri: Some(started.redirect_uri),
-                    grant: LoginGrant::EnterpriseManaged,
-                },
-                // The tokens are stored; `completed` was announced.
-                Ok(LoginBegun::Obtained(grant)) => OauthLoginResponse {
-                    authorization_url: None,
-                    redirect_uri: None,
-                    grant,
-                },
-                Err(e) => return Err(RequestError::from(e.as_ref())),
-            };
-            to_value(answer)
-        }
-        ClientRequest::OauthCancel(p) => to_value(OauthCancelResponse {
-            cancelled: state.oauth.cancel(&p.name),
-        }),
-        ClientRequest::OauthComplete(p) => {
-            state.oauth.complete(&p.name, &p.callback_url).await?;
-            to_value(OauthCompleteResponse {})
-        }
+        ClientRequest::ConfigMcpServerReload(_) => Box::pin(async move { reload(&state) }),
+        ClientRequest::OauthLogin(p) => Box::pin(async move { to_value(login(&state, p).await?) }),
+        ClientRequest::OauthCancel(p) => Box::pin(async move { cancel(&state, p) }),
+        ClientRequest::OauthComplete(p) => Box::pin(async move { complete(&state, p).await }),
         ClientRequest::OauthLogout(p) => {
-            let target = resolve(state, &p.name)?;
-            let out = state
-                .oauth
-                .logout(&target, p.revoke.unwrap_or(false))
-                .await?;
-            to_value(OauthLogoutResponse {
-                removed: out.removed,
-                revoked: out.revoked,
-                revocation_error: out.revocation_error,
-            })
+            Box::pin(async move { to_value(logout(&state, p).await?) })
         }
-        ClientRequest::OauthToken(p) => token(state, p).await,
-        ClientRequest::OauthChallenge(p) => to_value(challenge(state, p).await?),
-        ClientRequest::OauthDpopProof(p) => to_value(dpop_proof(state, p).await?),
+        ClientRequest::OauthChallenge(p) => {
+            Box::pin(async move { to_value(challenge(&state, p).await?) })
+        }
+        ClientRequest::OauthDpopProof(p) => {
+            Box::pin(async move { to_value(dpop_proof(&state, p).await?) })
+        }
     }
 }
 
-/// `mcpServer/oauth/token`. Its own small future: the connection runs it without the state
-/// of every other method's future (a login's is many kilobytes, allocated and moved per
-/// request).
-pub(crate) async fn token(
-    state: &ServerState,
-    p: OauthTokenParams,
-) -> Result<Answer, RequestError> {
+/// `mcpServer/oauth/token`, the request a frontend makes for every MCP request it sends:
+/// the stored entry is answered as it is shared, without a copy or a JSON value.
+async fn token(state: &ServerState, p: OauthTokenParams) -> Result<Answer, RequestError> {
     let target = resolve_shared(state, &p.name)?;
     state.oauth.token_used(&target);
     let creds = state
@@ -187,6 +76,96 @@ pub(crate) async fn token(
         .await
         .map_err(|e| AppError::from(e.as_ref()))?;
     Ok(Answer::Token(creds))
+}
+
+/// `config/mcpServer/reload`.
+fn reload(state: &ServerState) -> Result<Answer, RequestError> {
+    state.reload_config().map_err(config_error)?;
+    to_value(ReloadConfigResponse {})
+}
+
+/// `mcpServer/oauth/login`: the params are checked before anything is looked up.
+async fn login(
+    state: &ServerState,
+    p: OauthLoginParams,
+) -> Result<OauthLoginResponse, RequestError> {
+    if let Some(t) = p.timeout_secs
+        && !(1..=MAX_LOGIN_TIMEOUT_SECS).contains(&t)
+    {
+        return Err(RequestError::InvalidParams(format!(
+            "invalid params at `timeoutSecs`: must be between 1 and {MAX_LOGIN_TIMEOUT_SECS}"
+        )));
+    }
+    if let Some(scopes) = &p.scopes
+        && scopes
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        return Err(RequestError::InvalidParams(
+            "invalid params at `scopes`: each scope must be a non-empty string without spaces"
+                .into(),
+        ));
+    }
+    let target = resolve(state, &p.name)?;
+    state.oauth.forget_step_ups(&target);
+    let options = LoginOptions {
+        scopes: p.scopes,
+        client_metadata_url_base: p.client_metadata_url_base,
+        mode: p.client_registration.unwrap_or_default(),
+        timeout: p
+            .timeout_secs
+            .map(|s| Duration::from_secs(s.into()))
+            .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+    };
+    Ok(match state.oauth.start_login(target, options).await {
+        Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
+            authorization_url: Some(started.authorization_url.to_string()),
+            redirect_uri: Some(started.redirect_uri),
+            grant: LoginGrant::AuthorizationCode,
+        },
+        Ok(LoginBegun::IdpSignIn(started)) => OauthLoginResponse {
+            authorization_url: Some(started.authorization_url.to_string()),
+            redirect_uri: Some(started.redirect_uri),
+            grant: LoginGrant::EnterpriseManaged,
+        },
+        // The tokens are stored; `completed` was announced.
+        Ok(LoginBegun::Obtained(grant)) => OauthLoginResponse {
+            authorization_url: None,
+            redirect_uri: None,
+            grant,
+        },
+        Err(e) => return Err(RequestError::from(e.as_ref())),
+    })
+}
+
+/// `mcpServer/oauth/cancel`.
+fn cancel(state: &ServerState, p: OauthCancelParams) -> Result<Answer, RequestError> {
+    to_value(OauthCancelResponse {
+        cancelled: state.oauth.cancel(&p.name),
+    })
+}
+
+/// `mcpServer/oauth/complete`.
+async fn complete(state: &ServerState, p: OauthCompleteParams) -> Result<Answer, RequestError> {
+    state.oauth.complete(&p.name, &p.callback_url).await?;
+    to_value(OauthCompleteResponse {})
+}
+
+/// `mcpServer/oauth/logout`.
+async fn logout(
+    state: &ServerState,
+    p: OauthLogoutParams,
+) -> Result<OauthLogoutResponse, RequestError> {
+    let target = resolve(state, &p.name)?;
+    let out = state
+        .oauth
+        .logout(&target, p.revoke.unwrap_or(false))
+        .await?;
+    Ok(OauthLogoutResponse {
+        removed: out.removed,
+        revoked: out.revoked,
+        revocation_error: out.revocation_error,
+    })
 }
 
 /// `mcpServer/oauth/dpopProof`: the params are checked before anything is looked up.
@@ -361,57 +340,4 @@ async fn list_status(
         _ => None,
     };
     Ok(ListMcpServerStatusResponse { data, next_cursor })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::credentials::fixtures;
-
-    /// What `mcpServer/oauth/token` answers, as the protocol's own type encodes it.
-    fn as_protocol(creds: &StoredCredentials) -> Value {
-        serde_json::to_value(token_response(creds.clone())).unwrap()
-    }
-
-    #[test]
-    fn token_answers_encode_as_the_protocol_type() {
-        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
-        for expires_at in [Some(1_900_000_000), None] {
-            creds.expires_at = expires_at;
-            let shared = Arc::new(creds.clone());
-            let answer = serde_json::to_value(Answer::Token(shared)).unwrap();
-            assert_eq!(answer, as_protocol(&creds));
-            // Exactly the members the protocol names: nothing else of the entry leaks.
-            let members: Vec<&str> = answer
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
-            let want: &[&str] = match expires_at {
-                Some(_) => &["accessToken", "tokenType", "expiresAt", "scopes"],
-                None => &["accessToken", "tokenType", "scopes"],
-            };
-            assert_eq!(members, want);
-        }
-    }
-
-    #[test]
-    fn a_token_reply_fits_its_size_hint() {
-        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
-        creds.access_token = "t".repeat(4096);
-        creds.scopes = (0..20).map(|i| format!("scope:{i}")).collect();
-        let answer = Answer::Token(Arc::new(creds));
-        let encoded = serde_json::to_vec(&serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": "an-id-of-a-frontend-that-uses-long-ids",
-            "result": answer,
-        }))
-        .unwrap();
-        assert!(
-            encoded.len() <= answer.encoded_size_hint(),
-            "{}",
-            encoded.len()
-        );
-    }
 }

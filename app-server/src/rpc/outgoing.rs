@@ -21,14 +21,14 @@ use crate::transport::{Framing, encode_frame};
 
 /// Requests read from one connection and not yet answered (replies queued for the writer
 /// included). Reading pauses while all are taken.
-pub(crate) const MAX_IN_FLIGHT: usize = 64;
+pub(super) const MAX_IN_FLIGHT: usize = 64;
 
 /// Notifications queued for one connection beyond its replies; one more closes it.
-pub(crate) const MAX_QUEUED_NOTIFICATIONS: usize = 1024;
+const MAX_QUEUED_NOTIFICATIONS: usize = 1024;
 
 /// How long the writer may take to hand the last queued messages to a client that is not
 /// reading, once the connection ends, before they are dropped.
-pub(crate) const WRITE_GRACE: Duration = Duration::from_secs(5);
+pub(super) const WRITE_GRACE: Duration = Duration::from_secs(5);
 
 /// One message for the client, with the request slot it releases once written.
 struct Frame {
@@ -38,11 +38,11 @@ struct Frame {
 
 /// A request's place among the [`MAX_IN_FLIGHT`]; a batch holds one per element (up to the
 /// limit).
-pub(crate) type Slot = OwnedSemaphorePermit;
+pub(super) type Slot = OwnedSemaphorePermit;
 
 /// Why a notification was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotifyRefused {
+pub(super) enum NotifyRefused {
     /// The client left [`MAX_QUEUED_NOTIFICATIONS`] unread: the connection is being closed.
     Overflow,
     /// The connection is already closing.
@@ -51,7 +51,7 @@ pub(crate) enum NotifyRefused {
 
 /// The sending half, cloned into every request task and the connection registry.
 #[derive(Clone)]
-pub(crate) struct OutgoingSender {
+pub(super) struct OutgoingSender {
     tx: mpsc::Sender<Frame>,
     closing: Arc<watch::Sender<bool>>,
 }
@@ -59,13 +59,13 @@ pub(crate) struct OutgoingSender {
 impl OutgoingSender {
     /// Queues a reply, waiting for room if the queue is full; the slot is released once the
     /// writer has taken the reply. A closed connection drops it.
-    pub async fn reply(&self, bytes: Vec<u8>, slot: Option<Slot>) {
+    pub(super) async fn reply(&self, bytes: Vec<u8>, slot: Option<Slot>) {
         let _ = self.tx.send(Frame { bytes, _slot: slot }).await;
     }
 
     /// Queues a reply when there is room now; gives it back when the queue is full (then
     /// [`OutgoingSender::reply`] waits for room). A closed connection drops it.
-    pub fn try_reply(&self, bytes: Vec<u8>, slot: Slot) -> Result<(), (Vec<u8>, Slot)> {
+    pub(super) fn try_reply(&self, bytes: Vec<u8>, slot: Slot) -> Result<(), (Vec<u8>, Slot)> {
         let frame = Frame {
             bytes,
             _slot: Some(slot),
@@ -81,7 +81,7 @@ impl OutgoingSender {
 
     /// Queues a notification without waiting. A full queue means the client stopped reading:
     /// the connection is closed (see the module comment).
-    pub fn notify(&self, bytes: Vec<u8>) -> Result<(), NotifyRefused> {
+    pub(super) fn notify(&self, bytes: Vec<u8>) -> Result<(), NotifyRefused> {
         match self.tx.try_send(Frame { bytes, _slot: None }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -93,13 +93,13 @@ impl OutgoingSender {
     }
 
     /// Asks the connection to stop reading and end.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.closing.send_replace(true);
     }
 
     /// Resolves once [`OutgoingSender::close`] was called (by a notification overflow or a
     /// failed write).
-    pub fn closed(&self) -> watch::Receiver<bool> {
+    pub(super) fn closed(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
     }
 }
@@ -115,7 +115,7 @@ const KEPT_BUFFER_BYTES: usize = 256 * 1024;
 /// message was read; lines until then). Everything queued when the writer gets to it goes
 /// out in one write, flushed once, so a burst of replies costs a few system calls, not one
 /// (or two) per reply.
-pub(crate) fn start_writer<W>(
+pub(super) fn start_writer<W>(
     writer: W,
     framing: Arc<OnceLock<Framing>>,
 ) -> (OutgoingSender, Writer)
@@ -177,14 +177,14 @@ async fn write_queued<W: AsyncWrite + Unpin>(
 }
 
 /// The writer task of one connection.
-pub(crate) struct Writer {
+pub(super) struct Writer {
     task: JoinHandle<()>,
 }
 
 impl Writer {
     /// Waits until everything queued is written, for at most [`WRITE_GRACE`]; then gives up
     /// on a client that does not read. Call after every sender is dropped.
-    pub async fn finish(self) {
+    pub(super) async fn finish(self) {
         let mut task = self.task;
         if tokio::time::timeout(WRITE_GRACE, &mut task).await.is_err() {
             tracing::warn!(

@@ -1,22 +1,20 @@
-//! Shared daemon state: configuration, connections and the outgoing notification path.
+//! The daemon: builds its state and serves connections on it.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
 use mcp_app_server_protocol::{
-    AuthStatusChangedNotification, JsonRpcNotification, OauthLoginCompletedNotification,
+    AuthStatusChangedNotification, OauthLoginCompletedNotification,
     OauthLoginRestartedNotification, ServerNotification,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
 
-use super::connection::Ending;
+use super::connection::serve_connection;
 use super::error::AppError;
-use super::outgoing::{NotifyRefused, OutgoingSender};
-use crate::config::{self, Config, ConfigError};
+use super::state::ServerState;
+use super::types::Ending;
+use crate::config::{self, Config};
 use crate::credentials::{FileStore, StoreError, open_store};
-use crate::engine::{OAuthEvent, OAuthService, ServerTarget, configured_servers};
+use crate::engine::{OAuthEvent, OAuthService, configured_servers};
 use crate::home::Home;
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
@@ -25,8 +23,8 @@ use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 /// How to build an [`AppServer`].
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    pub home: Home,
-    pub max_message_bytes: usize,
+    pub(crate) home: Home,
+    pub(crate) max_message_bytes: usize,
 }
 
 impl ServerOptions {
@@ -41,46 +39,7 @@ impl ServerOptions {
 /// The daemon: one per process, serving any number of connections.
 #[derive(Clone)]
 pub struct AppServer {
-    pub(crate) state: Arc<ServerState>,
-}
-
-pub(crate) struct ServerState {
-    pub home: Home,
-    pub oauth: Arc<OAuthService>,
-    pub max_message_bytes: usize,
-    config: RwLock<ConfigSlot>,
-    connections: Connections,
-    shutdown: watch::Sender<bool>,
-}
-
-/// The configuration in force, and the error of the last load when it failed before any
-/// configuration could be read.
-struct ConfigSlot {
-    config: Arc<Config>,
-    startup_error: Option<ConfigError>,
-    /// The configured HTTP servers resolved for OAuth, once per configuration (a reload
-    /// replaces them), by name: a token request neither scans nor rebuilds them. Servers
-    /// whose client secret is read from the environment are left out and resolved per
-    /// request, so the secret is the one set when it is used.
-    targets: Arc<HashMap<String, Arc<ServerTarget>>>,
-}
-
-impl ConfigSlot {
-    fn new(config: Arc<Config>, startup_error: Option<ConfigError>) -> ConfigSlot {
-        let targets = Arc::new(resolved_targets(&config));
-        ConfigSlot {
-            config,
-            startup_error,
-            targets,
-        }
-    }
-}
-
-/// The targets of `config` that depend on nothing but the configuration.
-fn resolved_targets(config: &Config) -> HashMap<String, Arc<ServerTarget>> {
-    ServerTarget::resolve_static(config)
-        .map(|t| (t.name.clone(), Arc::new(t)))
-        .collect()
+    state: Arc<ServerState>,
 }
 
 impl AppServer {
@@ -104,7 +63,6 @@ impl AppServer {
         // The file other processes write to (with the keyring too: it holds the index).
         let watched = FileStore::open(&options.home).map(|f| f.path().to_path_buf());
         let http = HttpClient::new().map_err(|e| StartError::Http(e.to_string()))?;
-        let (shutdown, _) = watch::channel(false);
         let servers = configured_servers(&config);
         let state = Arc::new_cyclic(|weak: &Weak<ServerState>| {
             let weak = weak.clone();
@@ -113,25 +71,17 @@ impl AppServer {
                     state.notify(notification_for(event));
                 }
             });
-            ServerState {
-                oauth: OAuthService::new(http, CallbackServer::new(), store, events),
-                home: options.home,
-                max_message_bytes: options.max_message_bytes,
-                config: RwLock::new(ConfigSlot::new(config, startup_error)),
-                connections: Connections::default(),
-                shutdown,
-            }
+            ServerState::new(
+                options.home,
+                options.max_message_bytes,
+                OAuthService::new(http, CallbackServer::new(), store, events),
+                config,
+                startup_error,
+            )
         });
         state.oauth.remember_in(&state.home.state_dir);
         state.oauth.set_servers(servers);
-        state.prewarm(
-            &state
-                .config
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .config
-                .clone(),
-        );
+        state.prewarm(&state.config_in_force());
         state.oauth.start_live(watched.ok());
         Ok(Self { state })
     }
@@ -143,14 +93,14 @@ impl AppServer {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        super::serve_connection(self.state.clone(), reader, writer, Ending::Connection).await
+        serve_connection(self.state.clone(), reader, writer, Ending::Connection).await
     }
 
     /// Serves the daemon's one connection (stdio). When its input ends, or on
     /// [`AppServer::shutdown`], the daemon shuts down: running requests get a grace period,
     /// pending logins end and refreshes are settled, then the last replies are written, or
     /// dropped after a grace period when the client no longer reads them. Bounded in time.
-    pub async fn run<R, W>(&self, reader: R, writer: W)
+    pub(crate) async fn run<R, W>(&self, reader: R, writer: W)
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
@@ -158,8 +108,7 @@ impl AppServer {
         // On a worker thread, not the thread that waits for the runtime: the tasks it wakes
         // (each request, the writer) then mostly run on the same thread right after it,
         // without a wake-up of another thread per message.
-        let connection =
-            super::serve_connection(self.state.clone(), reader, writer, Ending::Daemon);
+        let connection = serve_connection(self.state.clone(), reader, writer, Ending::Daemon);
         if let Err(e) = tokio::spawn(connection).await {
             tracing::error!(error = %e, "the connection stopped unexpectedly");
         }
@@ -179,144 +128,6 @@ impl AppServer {
     /// How the credential store's calls were served so far.
     pub fn store_counts(&self) -> crate::credentials::BatchCounts {
         self.state.oauth.store_counts()
-    }
-}
-
-impl ServerState {
-    pub fn config(&self) -> Result<Arc<Config>, ConfigError> {
-        let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
-        match &slot.startup_error {
-            Some(e) => Err(e.clone()),
-            None => Ok(slot.config.clone()),
-        }
-    }
-
-    /// The configured HTTP server `name` as resolved for this configuration; `None` when it
-    /// is not configured, not an HTTP server, reads its secret from the environment, or the
-    /// configuration could not be loaded (the caller resolves it and reports why).
-    pub fn target(&self, name: &str) -> Option<Arc<ServerTarget>> {
-        let slot = self.config.read().unwrap_or_else(|e| e.into_inner());
-        if slot.startup_error.is_some() {
-            return None;
-        }
-        slot.targets.get(name).cloned()
-    }
-
-    /// Discovers the configured HTTP servers in the background unless
-    /// `mcp_oauth_prewarm = false`.
-    fn prewarm(&self, config: &Config) {
-        if config.prewarm_disabled {
-            return;
-        }
-        let targets = ServerTarget::resolve_for_discovery(config).collect();
-        self.oauth.prewarm(targets);
-    }
-
-    /// Re-reads config.toml; on error the configuration in force stays.
-    pub fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
-        let fresh = Arc::new(config::load(&self.home.config_file())?);
-        let fresh_slot = ConfigSlot::new(fresh.clone(), None);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh_slot;
-        self.oauth.set_servers(configured_servers(&fresh));
-        self.prewarm(&fresh);
-        Ok(fresh)
-    }
-
-    /// Ends pending logins, settles refreshes, frees the callback ports, then tells every
-    /// connection to stop reading.
-    pub async fn shut_down(&self) {
-        self.oauth.shutdown().await;
-        self.shutdown.send_replace(true);
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    pub fn connections(&self) -> &Connections {
-        &self.connections
-    }
-
-    /// The single outgoing path of notifications: applies each connection's opt-out list.
-    pub fn notify(&self, notification: ServerNotification) {
-        let method = notification.method();
-        let message = JsonRpcNotification::new(method, Some(notification.params_value()));
-        let bytes = match serde_json::to_vec(&message) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(method, error = %e, "could not serialise a notification");
-                return;
-            }
-        };
-        self.connections.broadcast(method, &bytes);
-    }
-}
-
-/// Every open connection and what it asked for at initialize.
-#[derive(Default)]
-pub(crate) struct Connections {
-    next_id: AtomicU64,
-    entries: Mutex<HashMap<u64, ConnectionEntry>>,
-}
-
-struct ConnectionEntry {
-    outgoing: OutgoingSender,
-    /// `None` until `initialize`; then the methods this connection opted out of.
-    opt_out: Option<HashSet<String>>,
-}
-
-impl Connections {
-    pub fn add(&self, outgoing: OutgoingSender) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(
-            id,
-            ConnectionEntry {
-                outgoing,
-                opt_out: None,
-            },
-        );
-        id
-    }
-
-    pub fn remove(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    /// Marks a connection initialized; false when it already was.
-    pub fn initialize(&self, id: u64, opt_out: HashSet<String>) -> bool {
-        let mut map = self.lock();
-        match map.get_mut(&id) {
-            Some(entry) if entry.opt_out.is_none() => {
-                entry.opt_out = Some(opt_out);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    pub fn is_initialized(&self, id: u64) -> bool {
-        self.lock().get(&id).is_some_and(|e| e.opt_out.is_some())
-    }
-
-    /// Offers the notification to every connection without waiting: one that has not read
-    /// its queued notifications is closed (see `outgoing`), never waited for.
-    fn broadcast(&self, method: &str, bytes: &[u8]) {
-        for (id, entry) in self.lock().iter() {
-            if let Some(opt_out) = &entry.opt_out
-                && !opt_out.contains(method)
-                && entry.outgoing.notify(bytes.to_vec()) == Err(NotifyRefused::Overflow)
-            {
-                tracing::warn!(
-                    connection = id,
-                    method,
-                    "the client has not read its last notifications; closing the connection"
-                );
-            }
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ConnectionEntry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

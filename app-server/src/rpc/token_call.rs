@@ -17,7 +17,7 @@ const METHOD: &str = "mcpServer/oauth/token";
 
 /// A token request's id and params, when `bytes` is one, as the general reading would
 /// have it; `None` for anything else.
-pub(crate) fn read(bytes: &[u8]) -> Option<(RequestId, OauthTokenParams)> {
+pub(super) fn read(bytes: &[u8]) -> Option<(RequestId, OauthTokenParams)> {
     let call: TokenCall<'_> = serde_json::from_slice(bytes).ok()?;
     (call.method == METHOD && call.jsonrpc.0 == JSONRPC_VERSION)
         .then_some((call.id.0, call.params.0))
@@ -111,7 +111,6 @@ impl Visitor<'_> for IdVisitor {
 }
 
 #[cfg(test)]
-#[path = "token_call_props.rs"]
 mod props;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use mcp_app_server_protocol::{ClientRequest, RequestId};
 use proptest::prelude::*;
 
 use super::read;
-use crate::rpc::connection::{Parsed, parse_envelope};
+use crate::rpc::envelope::{Parsed, parse_envelope};
 
 /// What the general reading makes of `bytes`: a token request's id and params, or not one.
 fn general(bytes: &[u8]) -> Option<(RequestId, mcp_app_server_protocol::OauthTokenParams)> {

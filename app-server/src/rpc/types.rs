@@ -1,0 +1,136 @@
+//! Small types the other files of `rpc` share; this file uses none of them.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::credentials::StoredCredentials;
+
+/// What the end of a connection's input means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ending {
+    /// Only this connection ends.
+    Connection,
+    /// The daemon's one connection: shut the daemon down (pending logins ended, refreshes
+    /// settled and saved) before the last replies are flushed.
+    Daemon,
+}
+
+/// A method's result, encoded once, straight into the reply's bytes.
+pub(super) enum Answer {
+    Json(Value),
+    /// The hot path of `mcpServer/oauth/token`: no detour through a JSON value, and no
+    /// copy of the stored entry (it is shared with the store's in-memory document).
+    Token(Arc<StoredCredentials>),
+}
+
+impl Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Json(v) => v.serialize(s),
+            Answer::Token(creds) => TokenView::of(creds).serialize(s),
+        }
+    }
+}
+
+impl Answer {
+    /// Room for the encoded reply, so that it is written without growing its buffer (a
+    /// token reply is mostly its token, which may be kilobytes long).
+    pub(super) fn encoded_size_hint(&self) -> usize {
+        const ENVELOPE: usize = 160;
+        match self {
+            Answer::Json(_) => ENVELOPE,
+            Answer::Token(creds) => {
+                ENVELOPE
+                    + creds.access_token.len()
+                    + creds.token_type.len()
+                    + creds.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// [`mcp_app_server_protocol::OauthTokenResponse`] borrowed from the stored entry: the same members, the same way.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenView<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    scopes: &'a [String],
+}
+
+impl TokenView<'_> {
+    fn of(creds: &StoredCredentials) -> TokenView<'_> {
+        TokenView {
+            access_token: &creds.access_token,
+            token_type: &creds.token_type,
+            expires_at: creds.expires_at,
+            scopes: &creds.scopes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mcp_app_server_protocol::OauthTokenResponse;
+
+    use super::*;
+    use crate::credentials::fixtures;
+
+    /// What `mcpServer/oauth/token` answers, as the protocol's own type encodes it.
+    fn as_protocol(creds: &StoredCredentials) -> Value {
+        let creds = creds.clone();
+        serde_json::to_value(OauthTokenResponse {
+            access_token: creds.access_token,
+            token_type: creds.token_type,
+            expires_at: creds.expires_at,
+            scopes: creds.scopes,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn token_answers_encode_as_the_protocol_type() {
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        for expires_at in [Some(1_900_000_000), None] {
+            creds.expires_at = expires_at;
+            let shared = Arc::new(creds.clone());
+            let answer = serde_json::to_value(Answer::Token(shared)).unwrap();
+            assert_eq!(answer, as_protocol(&creds));
+            // Exactly the members the protocol names: nothing else of the entry leaks.
+            let members: Vec<&str> = answer
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let want: &[&str] = match expires_at {
+                Some(_) => &["accessToken", "tokenType", "expiresAt", "scopes"],
+                None => &["accessToken", "tokenType", "scopes"],
+            };
+            assert_eq!(members, want);
+        }
+    }
+
+    #[test]
+    fn a_token_reply_fits_its_size_hint() {
+        let mut creds = fixtures::credentials("a", "https://a.example/mcp");
+        creds.access_token = "t".repeat(4096);
+        creds.scopes = (0..20).map(|i| format!("scope:{i}")).collect();
+        let answer = Answer::Token(Arc::new(creds));
+        let encoded = serde_json::to_vec(&serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": "an-id-of-a-frontend-that-uses-long-ids",
+            "result": answer,
+        }))
+        .unwrap();
+        assert!(
+            encoded.len() <= answer.encoded_size_hint(),
+            "{}",
+            encoded.len()
+        );
+    }
+}

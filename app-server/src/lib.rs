@@ -7,6 +7,7 @@
 //! revision it takes from `mcp_wire`.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod engine;

@@ -107,13 +107,7 @@ fn lock_wait_from_env() -> Duration {
         .map_or(DEFAULT_LOCK_WAIT, Duration::from_millis)
 }
 
-/// Now as unix seconds, the unit of `expires_at`, `updated_at` and `registered_at`.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

@@ -39,9 +39,6 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, body included.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
-// A refresh or code exchange holds its refresh lock for at most one request; the credential
-// store's lock wait must outlast it, so a waiter only times out behind a stuck holder.
-const _: () = assert!(TOTAL_TIMEOUT.as_secs() < crate::credentials::DEFAULT_LOCK_WAIT.as_secs());
 /// Idle keep-alive connections kept per host. Enough for the few requests a login or a
 /// refresh makes at once to reuse their connections; after a burst (1,000 logins starting
 /// together open hundreds), the rest are closed instead of each holding its buffers and task

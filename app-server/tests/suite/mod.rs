@@ -9,6 +9,7 @@ mod grant_dpop;
 mod grants;
 mod harness;
 mod interop;
+mod layers;
 mod listener_attacks;
 mod live;
 mod login;

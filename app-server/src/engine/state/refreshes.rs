@@ -20,3 +20,7 @@ pub(crate) type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
 /// refresh token the server rotated is never lost to a SIGTERM.
 pub(crate) const REFRESH_SETTLE_TIMEOUT: Duration =
     Duration::from_secs(TOTAL_TIMEOUT.as_secs() + 5);
+
+// A refresh or code exchange holds its refresh lock for at most one request; the credential
+// store's lock wait must outlast it, so a waiter only times out behind a stuck holder.
+const _: () = assert!(TOTAL_TIMEOUT.as_secs() < crate::credentials::DEFAULT_LOCK_WAIT.as_secs());

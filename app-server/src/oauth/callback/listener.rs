@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use super::{CallbackError, CallbackOutcome, ExpectedCallback};
+use super::response::{CallbackError, CallbackOutcome, ExpectedCallback};
 use routes::{Authority, Route, Routes, fail_pending, lock};
 use serve::{Limits, Site, Socket, accept_loop};
 

@@ -1,7 +1,7 @@
 //! The small self-contained HTML pages the browser shows after the redirect. Every piece of
 //! text that did not come from this file is escaped; codes and state values never appear.
 
-use super::{CallbackError, CallbackOutcome, DiscardReason};
+use super::response::{CallbackError, CallbackOutcome, DiscardReason};
 
 /// One response of the listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,7 @@ fn proof_header(
             nonce,
             body: None,
         },
-        crate::credentials::unix_now(),
+        crate::clock::unix_now(),
     )
     .map_err(signing_failed)?;
     let mut value = HeaderValue::from_str(&proof).map_err(|_| TokenError::Invalid {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use super::super::page::{self, Page};
-use super::super::{
+use super::super::response::{
     CallbackError, CallbackOutcome, ExpectedCallback, ParsedCallback, constant_time_eq,
     parse_callback, single_state, split_target,
 };

@@ -19,7 +19,7 @@ use super::login::{FlowArgs, Paste, follow_login, login};
 use super::mcp_client::{AccessToken, Answer, McpClient, McpError};
 use super::output::say;
 use crate::engine::{
-    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, LoginError, Refusal, ServerTarget,
+    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, Refusal, ServerTarget, VendError,
 };
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
@@ -200,7 +200,7 @@ impl Session<'_> {
             .await
         {
             Ok(creds) => access_token(&creds),
-            Err(e) if matches!(e.as_ref(), LoginError::NotLoggedIn(_)) => None,
+            Err(e) if matches!(e.as_ref(), VendError::NotLoggedIn(_)) => None,
             Err(e) => {
                 say(format!("The stored credentials cannot be used ({e})."));
                 None
@@ -312,7 +312,10 @@ impl Session<'_> {
                 self.flow.options(None)?,
             )
             .await
-            .map_err(|e| CliError::login(&self.target.name, e))?;
+            .map_err(|error| CliError::Challenge {
+                name: self.target.name.clone(),
+                error,
+            })?;
         let ChallengeOutcome::Login { started, scopes } = outcome else {
             return Err(CliError::Failed(format!(
                 "`{method}`: the server asked for more scopes, but no step-up login started"
@@ -384,7 +387,7 @@ impl Session<'_> {
             .oauth
             .token(&self.target, 0)
             .await
-            .map_err(|e| CliError::login(&self.target.name, e))?;
+            .map_err(|e| CliError::token(&self.target.name, e))?;
         self.token = access_token(&creds);
         Ok(())
     }

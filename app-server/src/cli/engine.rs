@@ -15,7 +15,9 @@ use crate::engine::IDP_SESSION_NAME;
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
 use crate::engine::TargetError;
-use crate::engine::{LoginError, OAuthEvent, OAuthService, ServerTarget};
+use crate::engine::{
+    ChallengeError, LoginError, LogoutError, OAuthEvent, OAuthService, ServerTarget, VendError,
+};
 use crate::home::{Home, HomeError};
 use crate::oauth::callback::CallbackServer;
 use crate::oauth::http::HttpClient;
@@ -46,6 +48,12 @@ pub enum CliError {
         name: String,
         error: Arc<LoginError>,
     },
+    #[error("no usable token for `{name}`: {error}")]
+    Token { name: String, error: Arc<VendError> },
+    #[error("the refusal of `{name}` could not be answered: {error}")]
+    Challenge { name: String, error: ChallengeError },
+    #[error("logout of `{name}` failed: {error}")]
+    Logout { name: String, error: LogoutError },
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
@@ -57,6 +65,13 @@ impl CliError {
         CliError::Login {
             name: name.to_string(),
             error: error.into(),
+        }
+    }
+
+    pub(crate) fn token(name: &str, error: Arc<VendError>) -> Self {
+        CliError::Token {
+            name: name.to_string(),
+            error,
         }
     }
 }

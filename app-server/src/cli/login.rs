@@ -15,7 +15,9 @@ use super::browser::{self, BrowserMode};
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
-use crate::engine::{LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget};
+use crate::engine::{
+    CompleteError, LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget,
+};
 use crate::oauth::discovery::Probe;
 
 /// `login [NAME] [--url URL]`.
@@ -269,7 +271,7 @@ pub(crate) async fn follow_login(
                 match engine.oauth.complete(&name, &line).await {
                     // The completion event follows.
                     Ok(()) => {}
-                    Err(LoginError::Paste(e)) => warn(format!("Not accepted: {e}")),
+                    Err(CompleteError::Paste(e)) => warn(format!("Not accepted: {e}")),
                     // The flow reports its own end (or its restart) as an event.
                     Err(e) => tracing::debug!(error = %e, "pasted redirect did not finish the login"),
                 }

@@ -32,7 +32,10 @@ async fn logout(engine: &Engine, args: &LogoutArgs) -> Result<(), CliError> {
             .oauth
             .logout(&target, args.revoke)
             .await
-            .map_err(|e| CliError::login(&target.name, e))?;
+            .map_err(|error| CliError::Logout {
+                name: target.name.clone(),
+                error,
+            })?;
         if !out.removed {
             say(format!(
                 "`{}` ({}) had no stored credentials.",

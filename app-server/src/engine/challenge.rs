@@ -13,7 +13,7 @@ use std::sync::Arc;
 use mcp_app_server_protocol::McpAuthStatus;
 
 use crate::credentials::{StoredCredentials, unix_now};
-use crate::engine::error::{ChallengeError, LoginError};
+use crate::engine::error::{ChallengeError, VendError};
 use crate::engine::refusal::{
     Refusal, resource_metadata_moved, resource_metadata_url, step_up_scopes,
 };
@@ -60,9 +60,14 @@ impl OAuthService {
                 }
                 self.challenge(target, refusal, LoginOptions::default())
                     .await
-                    .map_err(ChallengeError::Failed)
             }
         }
+    }
+
+    /// Remembers the protected resource metadata document discovery used for `target`: a
+    /// later challenge that names another one gets discovery again.
+    pub(super) fn remember_discovered(&self, target: &ServerTarget, prm: Option<&url::Url>) {
+        self.challenges.discovered(&target.key(), prm);
     }
 
     pub async fn challenge(
@@ -70,10 +75,9 @@ impl OAuthService {
         target: &ServerTarget,
         refusal: Refusal,
         options: LoginOptions,
-    ) -> Result<ChallengeOutcome, Arc<LoginError>> {
+    ) -> Result<ChallengeOutcome, ChallengeError> {
         let key = target.key();
-        let prm_url = resource_metadata_url(&target.url, refusal.challenge())
-            .map_err(|e| Arc::new(LoginError::InvalidChallenge(e)))?;
+        let prm_url = resource_metadata_url(&target.url, refusal.challenge())?;
         let stored = self.load(&key).await?;
         let known = self.challenges.known_prm(&key);
         let moved = if resource_metadata_moved(known.as_ref(), prm_url.as_ref()) {
@@ -85,7 +89,7 @@ impl OAuthService {
                     tracing::warn!(server = %target.name, error = %e, "discovery from the challenge failed; refreshing with the stored credentials");
                     None
                 }
-                Err(e) => return Err(Arc::new(e)),
+                Err(e) => return Err(e),
             }
         } else {
             None
@@ -105,14 +109,14 @@ impl OAuthService {
         target: &ServerTarget,
         refusal: &Refusal,
         stored: Option<&StoredCredentials>,
-    ) -> Result<Discovery, LoginError> {
+    ) -> Result<Discovery, ChallengeError> {
         let headers = header_map(
             target
                 .http_headers
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
-        .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
+        .map_err(|e| ChallengeError::Discovery(DiscoveryError::from(e)))?;
         // What the cache knows about this server is what was just refused: discover again
         // (the result replaces it, so later logins use it too).
         let key = DiscoveryCache::key(&target.url, &headers, target.resource_override.as_deref());
@@ -147,9 +151,9 @@ impl OAuthService {
         target: &ServerTarget,
         stored: Option<StoredCredentials>,
         moved: Option<Discovery>,
-    ) -> Result<ChallengeOutcome, Arc<LoginError>> {
+    ) -> Result<ChallengeOutcome, ChallengeError> {
         let name = &target.name;
-        let creds = stored.ok_or_else(|| LoginError::NotLoggedIn(name.clone()))?;
+        let creds = stored.ok_or_else(|| ChallengeError::NotLoggedIn(name.clone()))?;
         if creds.reauthentication_required {
             return Ok(ChallengeOutcome::ReauthenticationRequired {
                 reason: format!("`{name}` already needs a new login"),
@@ -164,25 +168,25 @@ impl OAuthService {
                 "the server now names the authorization server {} instead of {}",
                 discovery.metadata.issuer, creds.issuer
             );
-            return Ok(self.flag_reauthentication(target, creds, reason).await?);
+            return self.flag_reauthentication(target, creds, reason).await;
         }
         // A configured grant that needs no browser, or an enterprise server, gets a new
         // token itself.
-        if !can_renew(target, &creds) && target.enterprise.is_none() {
+        if !can_renew(target, &creds) {
             let reason =
                 "the server refused the access token and no refresh token was issued".to_string();
-            return Ok(self.flag_reauthentication(target, creds, reason).await?);
+            return self.flag_reauthentication(target, creds, reason).await;
         }
         match self.refresh_now(target).await {
             Ok(fresh) => Ok(ChallengeOutcome::Token(Box::new(fresh))),
             // The refresh was refused: refresh.rs flagged the credentials and announced it.
             Err(e) => match e.as_ref() {
-                LoginError::ReauthenticationRequired { reason, .. } => {
+                VendError::ReauthenticationRequired { reason, .. } => {
                     Ok(ChallengeOutcome::ReauthenticationRequired {
                         reason: reason.clone(),
                     })
                 }
-                _ => Err(e),
+                _ => Err(ChallengeError::Token(e)),
             },
         }
     }
@@ -194,7 +198,7 @@ impl OAuthService {
         target: &ServerTarget,
         seen: StoredCredentials,
         reason: String,
-    ) -> Result<ChallengeOutcome, LoginError> {
+    ) -> Result<ChallengeOutcome, ChallengeError> {
         let mut flagged = seen.clone();
         flagged.reauthentication_required = true;
         flagged.updated_at = unix_now();
@@ -212,7 +216,7 @@ impl OAuthService {
                 Ok(ChallengeOutcome::Token(Box::new(newer)))
             }
             Some(_) => Ok(ChallengeOutcome::ReauthenticationRequired { reason }),
-            None => Err(LoginError::NotLoggedIn(target.name.clone())),
+            None => Err(ChallengeError::NotLoggedIn(target.name.clone())),
         }
     }
 
@@ -224,7 +228,7 @@ impl OAuthService {
         stored: Option<StoredCredentials>,
         challenge: BearerChallenge,
         options: LoginOptions,
-    ) -> Result<ChallengeOutcome, Arc<LoginError>> {
+    ) -> Result<ChallengeOutcome, ChallengeError> {
         let key = target.key();
         let previous = match &stored {
             Some(creds) => creds.scopes.clone(),
@@ -232,11 +236,11 @@ impl OAuthService {
         };
         let scopes = step_up_scopes(&previous, &challenge);
         if let Err(attempts) = self.challenges.begin_step_up(&key, &scopes) {
-            return Err(Arc::new(LoginError::StepUpLimitReached {
+            return Err(ChallengeError::StepUpLimitReached {
                 name: target.name.clone(),
                 scopes: scopes.join(" "),
                 attempts,
-            }));
+            });
         }
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),
@@ -253,12 +257,12 @@ impl OAuthService {
             // A grant that needs no browser already stored tokens for the wider scopes.
             Ok(LoginBegun::Obtained(_)) => match self.load(&key).await {
                 Ok(Some(creds)) => Ok(ChallengeOutcome::Token(Box::new(creds))),
-                Ok(None) => Err(Arc::new(LoginError::NotLoggedIn(target.name.clone()))),
-                Err(e) => Err(Arc::new(e)),
+                Ok(None) => Err(ChallengeError::NotLoggedIn(target.name.clone())),
+                Err(e) => Err(e.into()),
             },
             Err(e) => {
                 self.challenges.undo_step_up(&key, &scopes);
-                Err(e)
+                Err(ChallengeError::Login(e))
             }
         }
     }

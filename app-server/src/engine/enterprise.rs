@@ -25,10 +25,10 @@ use self::idp::read_id_token;
 use self::idp::session_key;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::ClientAuthConfig;
-use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
-use crate::engine::error::LoginError;
+use crate::credentials::{StoreError, StoredClient, StoredCredentials, Update, unix_now};
+use crate::engine::error::{LoginError, VendError};
 use crate::engine::service::OAuthService;
-use crate::engine::stored::{apply_tokens, usable};
+use crate::engine::stored::{apply_tokens, unrefreshable, usable};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::LoginOptions;
 use crate::engine::types::OAuthEvent;
@@ -52,7 +52,10 @@ impl OAuthService {
         enterprise: EnterpriseTarget,
         options: LoginOptions,
     ) -> Result<EnterpriseLogin, Arc<LoginError>> {
-        let session = self.idp_session(&enterprise.idp).await?;
+        let session = self
+            .idp_session(&enterprise.idp)
+            .await
+            .map_err(|e| Arc::new(LoginError::from(e)))?;
         let session = match session {
             Some(s) => self.fresh_id_token(&enterprise.idp, s).await.ok(),
             None => None,
@@ -90,13 +93,13 @@ impl OAuthService {
             client_id: idp.client_id.clone(),
             secret_method: String::new(),
         };
-        self.save_idp_session(session).await
+        Ok(self.save_idp_session(session).await?)
     }
 
     pub(super) async fn idp_session(
         &self,
         idp: &EnterpriseIdpConfig,
-    ) -> Result<Option<IdpSession>, LoginError> {
+    ) -> Result<Option<IdpSession>, StoreError> {
         let key = session_key(&idp.issuer);
         let stored = self.load(&key).await?;
         Ok(stored
@@ -104,7 +107,7 @@ impl OAuthService {
             .map(IdpSession::from_stored))
     }
 
-    pub(super) async fn save_idp_session(&self, session: IdpSession) -> Result<(), LoginError> {
+    pub(super) async fn save_idp_session(&self, session: IdpSession) -> Result<(), StoreError> {
         let stored = session.to_stored();
         self.blocking(move |s| s.save(&stored)).await?;
         Ok(())
@@ -116,11 +119,11 @@ impl OAuthService {
         &self,
         idp: &EnterpriseIdpConfig,
         session: IdpSession,
-    ) -> Result<IdpSession, LoginError> {
+    ) -> Result<IdpSession, VendError> {
         if session.id_token_valid(unix_now(), ID_TOKEN_MARGIN_SECS) {
             return Ok(session);
         }
-        let reauth = |reason: &str| LoginError::ReauthenticationRequired {
+        let reauth = |reason: &str| VendError::ReauthenticationRequired {
             name: IDP_NAME_FOR_ERRORS.to_string(),
             reason: reason.to_string(),
         };
@@ -131,7 +134,7 @@ impl OAuthService {
         }
         match self.refresh_idp_session(idp, &session).await {
             Ok(renewed) => Ok(renewed),
-            Err(LoginError::Enterprise(e)) if !e.is_transient() => {
+            Err(VendError::Enterprise(e)) if !e.is_transient() => {
                 Err(reauth(&format!("refreshing the ID token failed ({e})")))
             }
             Err(e) => Err(e),
@@ -266,12 +269,14 @@ impl OAuthService {
     pub(super) async fn enterprise_renew(
         &self,
         target: &ServerTarget,
-        enterprise: &EnterpriseTarget,
         current: StoredCredentials,
-    ) -> Result<StoredCredentials, LoginError> {
+    ) -> Result<StoredCredentials, VendError> {
         let name = &target.name;
+        let Some(enterprise) = &target.enterprise else {
+            return unrefreshable(current, name);
+        };
         let session = self.idp_session(&enterprise.idp).await?.ok_or_else(|| {
-            LoginError::ReauthenticationRequired {
+            VendError::ReauthenticationRequired {
                 name: name.clone(),
                 reason: "there is no identity provider sign-in; log in again".into(),
             }
@@ -280,8 +285,8 @@ impl OAuthService {
             .fresh_id_token(&enterprise.idp, session)
             .await
             .map_err(|e| match e {
-                LoginError::ReauthenticationRequired { reason, .. } => {
-                    LoginError::ReauthenticationRequired {
+                VendError::ReauthenticationRequired { reason, .. } => {
+                    VendError::ReauthenticationRequired {
                         name: name.clone(),
                         reason,
                     }
@@ -289,7 +294,7 @@ impl OAuthService {
                 other => other,
             })?;
         let Some(_saving) = self.begin_token_call() else {
-            return Err(LoginError::ShuttingDown);
+            return Err(VendError::ShuttingDown);
         };
         let http = self.server_http(target).await;
         match self
@@ -315,7 +320,7 @@ impl OAuthService {
                             name: name.clone(),
                             status: McpAuthStatus::ReauthenticationRequired,
                         });
-                        Err(LoginError::ReauthenticationRequired {
+                        Err(VendError::ReauthenticationRequired {
                             name: name.clone(),
                             reason: error.to_string(),
                         })
@@ -325,7 +330,7 @@ impl OAuthService {
             }
             Err(error) => {
                 tracing::warn!(server = %name, error = %error, "enterprise renewal failed; credentials kept");
-                Err(LoginError::Enterprise(error))
+                Err(VendError::Enterprise(error))
             }
         }
     }

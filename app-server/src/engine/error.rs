@@ -1,4 +1,14 @@
-//! Everything a login, a token request or a logout can fail with.
+//! The engine's errors, one per kind of call, so that a caller matches only what its call
+//! can fail with: [`LoginError`] (a login, and its `LoginCompleted`), [`VendError`] (a token
+//! handed out, refreshed or renewed), [`CompleteError`] (a redirect URL pasted back),
+//! [`LogoutError`], [`ProofError`] (a DPoP proof for a resource request) and
+//! [`ChallengeError`] (a refusal answered). The protocol steps' own errors (discovery,
+//! registration, token, grants, callback) are carried inside them. `rpc/error.rs` is the
+//! one place that turns them into JSON-RPC errors.
+//!
+//! Shared errors, and only these, are `Arc`s: a login's error is both its caller's answer
+//! and the `LoginCompleted` every frontend hears (`Arc<LoginError>`), and one refresh's
+//! error is the answer of every caller that waited for it (`Arc<VendError>`).
 
 use std::sync::Arc;
 
@@ -10,7 +20,8 @@ use crate::oauth::grants::GrantError;
 use crate::oauth::registration::RegistrationError;
 use crate::oauth::token::TokenError;
 
-/// Everything a login, a token request or a logout can fail with.
+/// Why a login failed: starting it, or the flow after the browser, ending in
+/// `LoginCompleted`.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     #[error("discovery failed: {0}")]
@@ -37,42 +48,8 @@ pub enum LoginError {
     TimedOut(String),
     #[error("a newer login for the same server replaced this one")]
     Superseded,
-    #[error("no login is pending for `{0}`; start one with mcpServer/oauth/login")]
-    NoPendingLogin(String),
-    #[error("{0}")]
-    Paste(#[from] PasteError),
-    #[error("`{0}` is not logged in; log in first")]
-    NotLoggedIn(String),
-    #[error("`{name}` needs a new login: {reason}")]
-    ReauthenticationRequired { name: String, reason: String },
-    #[error(
-        "refreshing the token of `{name}` failed for now, the stored credentials are kept: {error}"
-    )]
-    RefreshTransient { name: String, error: TokenError },
-    #[error("refreshing the token of `{name}` failed: {error}")]
-    RefreshFailed { name: String, error: TokenError },
-    /// A status or `WWW-Authenticate` header that is no refusal the daemon can act on.
-    #[error("{0}")]
-    InvalidChallenge(#[from] ChallengeInputError),
-    #[error(
-        "`{name}` still asks for the scopes {scopes:?} after {attempts} step-up logins for them; giving up. The account may lack the permission, or the authorization server does not grant those scopes; a new login (mcpServer/oauth/login) starts the count over"
-    )]
-    StepUpLimitReached {
-        name: String,
-        scopes: String,
-        attempts: u32,
-    },
-    /// The credential a configured grant needs could not be read or used; `key` is the
-    /// `[mcp_servers.NAME.oauth]` key that says where it comes from.
-    #[error(
-        "the {grant} grant of `{name}` cannot run: {error}; fix `{key}` (or what it names) and log in again"
-    )]
-    GrantCredential {
-        name: String,
-        grant: &'static str,
-        key: String,
-        error: Box<GrantError>,
-    },
+    #[error(transparent)]
+    GrantCredential(#[from] GrantCredentialError),
     /// The token endpoint refused or failed a grant's token request at login.
     #[error("the {grant} grant of `{name}` failed: {error}; {hint}")]
     GrantFailed {
@@ -83,37 +60,121 @@ pub enum LoginError {
     },
     #[error("the daemon is shutting down")]
     ShuttingDown,
-    /// The DPoP key could not be made, read or used to sign.
+    /// The DPoP key could not be made.
     #[error("DPoP failed: {0}")]
     Dpop(String),
-    /// `mcpServer/oauth/dpopProof` for a server whose token is not bound to a key.
-    #[error(
-        "the token of `{0}` is not DPoP-bound (its authorization server does not offer DPoP, or `dpop = false` is configured); send it with the Bearer scheme and no proof"
-    )]
-    NotDpopBound(String),
     /// Enterprise-managed authorization: the identity provider or the exchange failed.
     #[error("enterprise login failed: {0}")]
     Enterprise(EnterpriseError),
 }
 
-/// Why a checked challenge got no answer: the refused request cannot get a proof (a bad
-/// param, or no DPoP-bound token), or acting on the refusal failed.
+/// Why no token could be handed out: not logged in, a new login needed, or a refresh or
+/// renewal that failed (for now, or for good).
 #[derive(Debug, thiserror::Error)]
-pub enum ChallengeError {
+pub enum VendError {
+    #[error("`{0}` is not logged in; log in first")]
+    NotLoggedIn(String),
+    #[error("`{name}` needs a new login: {reason}")]
+    ReauthenticationRequired { name: String, reason: String },
+    #[error(
+        "refreshing the token of `{name}` failed for now, the stored credentials are kept: {error}"
+    )]
+    RefreshTransient { name: String, error: TokenError },
+    #[error("refreshing the token of `{name}` failed: {error}")]
+    RefreshFailed { name: String, error: TokenError },
+    #[error("the credential store failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
     #[error(transparent)]
-    Proof(#[from] ProofError),
-    #[error(transparent)]
-    Failed(Arc<LoginError>),
+    GrantCredential(#[from] GrantCredentialError),
+    /// Enterprise-managed authorization: the identity provider or the exchange failed.
+    #[error("enterprise login failed: {0}")]
+    Enterprise(EnterpriseError),
+    /// The identity provider's answer to the refresh of its sign-in could not be used.
+    #[error("token exchange failed: {0}")]
+    IdpAnswer(TokenError),
 }
 
-/// Why a frontend's request got no proof: its description was bad (a bad param, named), or
-/// no usable DPoP-bound token could be had.
+/// The credential a configured grant needs could not be read or used; `key` is the
+/// `[mcp_servers.NAME.oauth]` key that says where it comes from. At a login or a renewal.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the {grant} grant of `{name}` cannot run: {error}; fix `{key}` (or what it names) and log in again"
+)]
+pub struct GrantCredentialError {
+    pub name: String,
+    pub grant: &'static str,
+    pub key: String,
+    pub error: Box<GrantError>,
+}
+
+/// Why a redirect URL pasted back (`mcpServer/oauth/complete`) finished no login.
+#[derive(Debug, thiserror::Error)]
+pub enum CompleteError {
+    #[error("no login is pending for `{0}`; start one with mcpServer/oauth/login")]
+    NoPendingLogin(String),
+    #[error("{0}")]
+    Paste(#[from] PasteError),
+    #[error("authorization failed: {0}; start the login again")]
+    Authorization(CallbackError),
+}
+
+/// Why a logout failed; the credentials are then as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    #[error("the credential store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a checked challenge got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ChallengeError {
+    /// A `use_dpop_nonce` refusal whose proof could not be made.
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    /// The refresh a 401 asked for failed.
+    #[error(transparent)]
+    Token(Arc<VendError>),
+    /// The step-up login a 403 asked for could not start.
+    #[error(transparent)]
+    Login(Arc<LoginError>),
+    #[error(
+        "`{name}` still asks for the scopes {scopes:?} after {attempts} step-up logins for them; giving up. The account may lack the permission, or the authorization server does not grant those scopes; a new login (mcpServer/oauth/login) starts the count over"
+    )]
+    StepUpLimitReached {
+        name: String,
+        scopes: String,
+        attempts: u32,
+    },
+    /// A `WWW-Authenticate` header that is no refusal the daemon can act on.
+    #[error("{0}")]
+    InvalidChallenge(#[from] ChallengeInputError),
+    #[error("`{0}` is not logged in; log in first")]
+    NotLoggedIn(String),
+    #[error("discovery failed: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("the credential store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a frontend's request got no proof.
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {
+    /// Its description was bad (a bad param, named).
     #[error(transparent)]
     Input(#[from] ProofInputError),
+    /// No usable token could be had.
     #[error(transparent)]
-    Failed(Arc<LoginError>),
+    Token(Arc<VendError>),
+    /// `mcpServer/oauth/dpopProof` for a server whose token is not bound to a key.
+    #[error(
+        "the token of `{0}` is not DPoP-bound (its authorization server does not offer DPoP, or `dpop = false` is configured); send it with the Bearer scheme and no proof"
+    )]
+    NotDpopBound(String),
+    /// The stored DPoP key could not be read or used to sign.
+    #[error("DPoP failed: {0}")]
+    Dpop(String),
 }
 
 /// Why an enterprise login or renewal failed. Never quotes a token, assertion or secret.

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::credentials::{LookupKey, StoredCredentials, StoredSet, unix_now};
-use crate::engine::error::LoginError;
+use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::state::live::{IN_USE_WINDOW, InUse, Live};
 use crate::engine::status::StatusInfo;
@@ -52,7 +52,7 @@ struct Scheduler {
     running: HashSet<String>,
 }
 
-type Finished = (String, Result<Arc<StoredCredentials>, Arc<LoginError>>);
+type Finished = (String, Result<Arc<StoredCredentials>, Arc<VendError>>);
 
 /// What the scheduler does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl Scheduler {
     fn finished(
         &mut self,
         name: &str,
-        result: &Result<Arc<StoredCredentials>, Arc<LoginError>>,
+        result: &Result<Arc<StoredCredentials>, Arc<VendError>>,
         now: Instant,
     ) {
         self.running.remove(name);
@@ -113,7 +113,7 @@ impl Scheduler {
                 failures: 0,
                 until: now + MIN_SPACING,
             },
-            Err(LoginError::RefreshTransient { .. } | LoginError::Store(_)) => {
+            Err(VendError::RefreshTransient { .. } | VendError::Store(_)) => {
                 let failures = self.holds.get(name).map_or(0, |h| h.failures) + 1;
                 tracing::debug!(server = %name, failures, "background refresh failed; retrying later");
                 Hold {
@@ -669,12 +669,12 @@ mod tests {
     fn a_failed_refresh_waits_longer_each_time_and_a_success_resets() {
         let mut s = Scheduler::default();
         let now = Instant::now();
-        let gone: Result<Arc<StoredCredentials>, Arc<LoginError>> =
-            Err(Arc::new(LoginError::NotLoggedIn("a".into())));
+        let gone: Result<Arc<StoredCredentials>, Arc<VendError>> =
+            Err(Arc::new(VendError::NotLoggedIn("a".into())));
         s.finished("a", &gone, now);
         assert_eq!(s.holds["a"].failures, 0);
         let err = || {
-            Err(Arc::new(LoginError::RefreshTransient {
+            Err(Arc::new(VendError::RefreshTransient {
                 name: "a".into(),
                 error: crate::oauth::token::TokenError::Invalid {
                     endpoint: "https://auth.example/token".into(),

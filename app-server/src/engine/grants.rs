@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
-use crate::engine::error::LoginError;
+use crate::engine::error::{GrantCredentialError, LoginError, VendError};
 use crate::engine::flow::{Discovered, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
@@ -184,10 +184,10 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         current: StoredCredentials,
-    ) -> Result<StoredCredentials, LoginError> {
+    ) -> Result<StoredCredentials, VendError> {
         let name = &target.name;
         let endpoint =
-            Url::parse(&current.token_endpoint).map_err(|e| LoginError::RefreshFailed {
+            Url::parse(&current.token_endpoint).map_err(|e| VendError::RefreshFailed {
                 name: name.clone(),
                 error: TokenError::Invalid {
                     endpoint: current.token_endpoint.clone(),
@@ -195,14 +195,14 @@ impl OAuthService {
                 },
             })?;
         let Some(_saving) = self.begin_token_call() else {
-            return Err(LoginError::ShuttingDown);
+            return Err(VendError::ShuttingDown);
         };
         // Tokens bound to a key are renewed with a proof of the same key.
         let dpop_key = match current.dpop_key.as_deref().map(dpop::decode_key) {
             None => None,
             Some(Ok(key)) => Some(key),
             Some(Err(e)) => {
-                return Err(LoginError::ReauthenticationRequired {
+                return Err(VendError::ReauthenticationRequired {
                     name: name.clone(),
                     reason: format!("{e}; log in again"),
                 });
@@ -248,12 +248,12 @@ impl OAuthService {
             }
             Err(GrantError::Token(error)) => {
                 tracing::warn!(server = %name, error = %error, "renewal failed; credentials kept");
-                Err(LoginError::RefreshTransient {
+                Err(VendError::RefreshTransient {
                     name: name.clone(),
                     error,
                 })
             }
-            Err(other) => Err(login_error(target, other)),
+            Err(other) => Err(VendError::GrantCredential(credential_error(target, other))),
         }
     }
 }
@@ -309,25 +309,29 @@ async fn run_grant(
     }
 }
 
-/// A failed grant at login, or a credential that cannot be read at any time.
+/// A failed grant at login: its token request failed, or its credential cannot be read.
 fn login_error(target: &ServerTarget, error: GrantError) -> LoginError {
-    let grant = grant_name(&target.grant);
     match error {
         GrantError::Token(error) => LoginError::GrantFailed {
             name: target.name.clone(),
-            grant,
+            grant: grant_name(&target.grant),
             error: Box::new(error),
             hint: refusal_hint(&target.grant),
         },
-        error => LoginError::GrantCredential {
-            name: target.name.clone(),
-            grant,
-            key: format!(
-                "mcp_servers.{}.oauth.{}",
-                target.name,
-                target.grant.credential_key().unwrap_or("grant")
-            ),
-            error: Box::new(error),
-        },
+        error => LoginError::GrantCredential(credential_error(target, error)),
+    }
+}
+
+/// The grant's credential cannot be read or used (at a login or a renewal).
+fn credential_error(target: &ServerTarget, error: GrantError) -> GrantCredentialError {
+    GrantCredentialError {
+        name: target.name.clone(),
+        grant: grant_name(&target.grant),
+        key: format!(
+            "mcp_servers.{}.oauth.{}",
+            target.name,
+            target.grant.credential_key().unwrap_or("grant")
+        ),
+        error: Box::new(error),
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
-use crate::engine::error::LoginError;
+use crate::engine::error::{CompleteError, LoginError};
 use crate::engine::service::OAuthService;
 use crate::engine::stored::apply_tokens;
 use crate::engine::target::ServerTarget;
@@ -170,7 +170,7 @@ impl OAuthService {
             }
         };
         let url = self.authorization_url(&ctx, &attempt);
-        let login_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let login_id = self.new_id();
         let (control_tx, control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
@@ -188,9 +188,7 @@ impl OAuthService {
                 .run_flow(ctx, attempt, cimd_source, login_id, control_rx)
                 .await
         });
-        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        flows.retain(|f| !f.is_finished());
-        flows.push(flow);
+        self.track_flow(flow);
         Ok(LoginStarted {
             authorization_url: url,
             redirect_uri,
@@ -412,8 +410,7 @@ impl OAuthService {
         };
         self.check_preregistered_binding(target, &discovery.metadata.issuer)
             .await?;
-        self.challenges
-            .discovered(&target.key(), discovery.protected_resource_url.as_ref());
+        self.remember_discovered(target, discovery.protected_resource_url.as_ref());
         let scopes = discovery.scopes_for(asked_scopes, target.configured_scopes.as_deref());
         Ok(Discovered {
             http,
@@ -437,12 +434,12 @@ impl OAuthService {
 
     /// Finishes a pending login from a pasted redirect URL; answers once the tokens are
     /// stored (or with what failed).
-    pub async fn complete(&self, name: &str, callback_url: &str) -> Result<(), LoginError> {
+    pub async fn complete(&self, name: &str, callback_url: &str) -> Result<(), CompleteError> {
         let pending = self
             .lock_logins()
             .get(name)
             .cloned()
-            .ok_or_else(|| LoginError::NoPendingLogin(name.to_string()))?;
+            .ok_or_else(|| CompleteError::NoPendingLogin(name.to_string()))?;
         let expected = pending
             .expected
             .lock()
@@ -455,13 +452,13 @@ impl OAuthService {
             .control
             .paste(outcome, tx)
             .await
-            .map_err(|_| LoginError::NoPendingLogin(name.to_string()))?;
+            .map_err(|_| CompleteError::NoPendingLogin(name.to_string()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(LoginError::Authorization(CallbackError::ListenerClosed {
-                reason: message,
-            })),
-            Err(_) => Err(LoginError::NoPendingLogin(name.to_string())),
+            Ok(Err(message)) => Err(CompleteError::Authorization(
+                CallbackError::ListenerClosed { reason: message },
+            )),
+            Err(_) => Err(CompleteError::NoPendingLogin(name.to_string())),
         }
     }
 

@@ -4,7 +4,7 @@ use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
 use crate::credentials::StoredCredentials;
-use crate::engine::error::LoginError;
+use crate::engine::error::LogoutError;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::registration_from_client;
 use crate::engine::target::ServerTarget;
@@ -19,7 +19,7 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         revoke: bool,
-    ) -> Result<LogoutOutcome, LoginError> {
+    ) -> Result<LogoutOutcome, LogoutError> {
         let key = target.key();
         // Waits for a refresh under way: the tokens revoked are then the newest, and no
         // refresh finishing later can write deleted credentials back.

@@ -10,7 +10,7 @@
 //!   a flow.
 //! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
-//!   `vending.rs`, `refresh.rs`, `logout.rs`, `challenge.rs`, `grants.rs`,
+//!   `vending.rs`, `renewal.rs` (and `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
 //!   `enterprise.rs` (and `enterprise/`), `resource_proof.rs`; `live.rs`, `expiry.rs` and
 //!   `store_watch.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
@@ -32,6 +32,7 @@ mod logout;
 mod prewarm;
 mod refresh;
 mod refusal;
+mod renewal;
 mod requests;
 mod resource_proof;
 mod service;
@@ -44,7 +45,10 @@ mod types;
 mod vending;
 
 pub use enterprise::idp::IDP_SESSION_NAME;
-pub use error::{ChallengeError, EnterpriseError, LoginError, ProofError, ProofInputError};
+pub use error::{
+    ChallengeError, CompleteError, EnterpriseError, GrantCredentialError, LoginError, LogoutError,
+    ProofError, ProofInputError, VendError,
+};
 pub use refusal::{ChallengeInputError, MAX_STEP_UPS, Refusal, read_challenge};
 pub use requests::check_request;
 pub use service::OAuthService;

@@ -1,50 +1,35 @@
-//! The refresh itself, under the cross-process lock, and the compare-and-save after it.
+//! Renewal by the refresh token, and the compare-and-save every renewal ends with.
 
 use mcp_app_server_protocol::McpAuthStatus;
 use url::Url;
 
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
-use crate::engine::error::LoginError;
+use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::registration_from_client;
-use crate::engine::stored::{apply_tokens, fresh_enough, unrefreshable, usable};
+use crate::engine::stored::{apply_tokens, unrefreshable, usable};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::OAuthEvent;
 use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::token::{self, TokenError};
 
 impl OAuthService {
-    /// The refresh itself, under the cross-process lock (rule 20). `seen` is what the caller
-    /// decided on; anything else in the store now was written meanwhile and is returned.
-    pub(super) async fn refresh(
+    /// Renewal by the refresh token (RFC 6749 6), under the refresh lock the caller holds:
+    /// at the token endpoint of the issuer that issued the tokens, with a proof of the same
+    /// key when they are DPoP-bound. A refusal flags the credentials (a new login is needed);
+    /// network trouble leaves them as they are.
+    pub(super) async fn renew_with_refresh_token(
         &self,
         target: &ServerTarget,
-        seen: StoredCredentials,
-        min_validity_secs: u32,
-    ) -> Result<StoredCredentials, LoginError> {
+        current: StoredCredentials,
+    ) -> Result<StoredCredentials, VendError> {
         let name = &target.name;
-        let key = target.key();
-        let lock_key = key.clone();
-        let _cross_process = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
-        let current = usable(self.load(&key).await?, name)?;
-        if current != seen || fresh_enough(&current, min_validity_secs) {
-            return Ok(current);
-        }
-        // An enterprise server's token is renewed by a new exchange, never a refresh.
-        if let Some(enterprise) = &target.enterprise {
-            return self.enterprise_renew(target, enterprise, current).await;
-        }
-        // A server with a grant that needs no browser gets new tokens from that grant, and
-        // only from it: never from a refresh token or another grant.
-        if target.grant.is_machine() {
-            return self.renew_with_grant(target, current).await;
-        }
         let Some(refresh_token) = current.refresh_token.clone() else {
             return unrefreshable(current, name);
         };
         // Tokens only ever go to the token endpoint of the issuer that issued them.
         let endpoint =
-            Url::parse(&current.token_endpoint).map_err(|e| LoginError::RefreshFailed {
+            Url::parse(&current.token_endpoint).map_err(|e| VendError::RefreshFailed {
                 name: name.clone(),
                 error: TokenError::Invalid {
                     endpoint: current.token_endpoint.clone(),
@@ -54,7 +39,7 @@ impl OAuthService {
         // From here on the server may rotate the refresh token: shutdown waits until the
         // answer is saved, and no refresh starts once shutdown has begun.
         let Some(_saving) = self.begin_token_call() else {
-            return Err(LoginError::ShuttingDown);
+            return Err(VendError::ShuttingDown);
         };
         let registration = registration_from_client(&current.client);
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
@@ -64,7 +49,7 @@ impl OAuthService {
             None => None,
             Some(Ok(key)) => Some(key),
             Some(Err(e)) => {
-                return Err(LoginError::ReauthenticationRequired {
+                return Err(VendError::ReauthenticationRequired {
                     name: name.clone(),
                     reason: format!("{e}; log in again"),
                 });
@@ -109,7 +94,7 @@ impl OAuthService {
             // credentials stay as they are, a later try may work.
             Err(error) => {
                 tracing::warn!(server = %name, error = %error, "refresh failed; credentials kept");
-                Err(LoginError::RefreshTransient {
+                Err(VendError::RefreshTransient {
                     name: name.clone(),
                     error,
                 })
@@ -118,14 +103,14 @@ impl OAuthService {
     }
 
     /// The authorization server refused to renew `current` for good: flags it (a new login
-    /// is needed), announces that, and answers with [`LoginError::ReauthenticationRequired`],
+    /// is needed), announces that, and answers with [`VendError::ReauthenticationRequired`],
     /// unless a login finished meanwhile, whose credentials then stand.
     pub(super) async fn flag_refused(
         &self,
         name: &str,
         current: StoredCredentials,
         reason: String,
-    ) -> Result<StoredCredentials, LoginError> {
+    ) -> Result<StoredCredentials, VendError> {
         let mut flagged = current.clone();
         flagged.reauthentication_required = true;
         flagged.updated_at = unix_now();
@@ -136,7 +121,7 @@ impl OAuthService {
                     name: name.to_string(),
                     status: McpAuthStatus::ReauthenticationRequired,
                 });
-                Err(LoginError::ReauthenticationRequired {
+                Err(VendError::ReauthenticationRequired {
                     name: name.to_string(),
                     reason,
                 })

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::credentials::unix_now;
-use crate::engine::error::{LoginError, ProofError};
+use crate::engine::error::ProofError;
 use crate::engine::requests::check_request;
 use crate::engine::service::OAuthService;
 use crate::engine::target::ServerTarget;
@@ -37,7 +37,6 @@ impl OAuthService {
             },
         )
         .await
-        .map_err(ProofError::Failed)
     }
 
     /// A proof for one request to `target`'s MCP server, with the access token it goes with
@@ -46,18 +45,17 @@ impl OAuthService {
         self: &Arc<Self>,
         target: &ServerTarget,
         request: ResourceRequest<'_>,
-    ) -> Result<ResourceProof, Arc<LoginError>> {
-        let creds = self.token(target, DEFAULT_MIN_VALIDITY_SECS).await?;
+    ) -> Result<ResourceProof, ProofError> {
+        let creds = self
+            .token(target, DEFAULT_MIN_VALIDITY_SECS)
+            .await
+            .map_err(ProofError::Token)?;
         if !creds.is_dpop_bound() {
-            return Err(Arc::new(LoginError::NotDpopBound(target.name.clone())));
+            return Err(ProofError::NotDpopBound(target.name.clone()));
         }
         let stored = creds.dpop_key.as_deref().unwrap_or_default();
-        let key = dpop::decode_key(stored).map_err(|e| {
-            Arc::new(LoginError::Dpop(format!(
-                "{e}; log in to `{}` again",
-                target.name
-            )))
-        })?;
+        let key = dpop::decode_key(stored)
+            .map_err(|e| ProofError::Dpop(format!("{e}; log in to `{}` again", target.name)))?;
         if let Some(nonce) = request.nonce {
             self.rs_dpop_nonces.set(&target.name, nonce);
         }
@@ -76,7 +74,7 @@ impl OAuthService {
             },
             unix_now(),
         )
-        .map_err(|e| Arc::new(LoginError::Dpop(e.to_string())))?;
+        .map_err(|e| ProofError::Dpop(e.to_string()))?;
         Ok(ResourceProof {
             proof,
             access_token: creds.access_token.clone(),

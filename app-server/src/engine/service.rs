@@ -11,7 +11,6 @@ use crate::credentials::{
     StoredCredentials,
 };
 use crate::engine::callback_ports::StickyPorts;
-use crate::engine::error::LoginError;
 use crate::engine::state::challenges::ChallengeState;
 use crate::engine::state::control::EndReason;
 use crate::engine::state::live::Live;
@@ -110,6 +109,18 @@ impl OAuthService {
 
     pub fn store(&self) -> &Arc<dyn CredentialStore> {
         &self.store
+    }
+
+    /// A new id, unique in this daemon (logins, refreshes).
+    pub(super) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Keeps the task of a login flow, so that shutdown waits for it to announce its end.
+    pub(super) fn track_flow(&self, flow: tokio::task::JoinHandle<()>) {
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows.retain(|f| !f.is_finished());
+        flows.push(flow);
     }
 
     /// A login the user asked for: step-up counts of the server start over.
@@ -231,7 +242,7 @@ impl OAuthService {
     pub(super) async fn load(
         &self,
         key: &CredentialKey,
-    ) -> Result<Option<StoredCredentials>, LoginError> {
-        Ok(self.queue.load(key.clone()).await?)
+    ) -> Result<Option<StoredCredentials>, StoreError> {
+        self.queue.load(key.clone()).await
     }
 }

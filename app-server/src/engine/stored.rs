@@ -5,26 +5,52 @@
 use std::borrow::Borrow;
 
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
-use crate::engine::error::LoginError;
+use crate::engine::error::VendError;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::REFRESH_NOW;
 use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
 use crate::oauth::token::TokenResponse;
 
-/// New tokens can be had without the user: the server's configured grant runs again (it
-/// needs no browser), or the refresh token is presented.
+/// The ways a server's stored tokens are renewed without the user (see `renewal.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// An enterprise-managed server: a new token exchange at the identity provider, never a
+    /// refresh.
+    EnterpriseExchange,
+    /// A configured grant that needs no browser runs again, and only it: never a refresh
+    /// token or another grant.
+    ConfiguredGrant,
+    /// The refresh token is presented.
+    RefreshToken,
+}
+
+/// How `creds` of `target` are renewed without the user, if they can be: the one place
+/// that decides.
+pub(crate) fn renewal_for(target: &ServerTarget, creds: &StoredCredentials) -> Option<Renewal> {
+    if target.enterprise.is_some() {
+        Some(Renewal::EnterpriseExchange)
+    } else if target.grant.is_machine() {
+        Some(Renewal::ConfiguredGrant)
+    } else if creds.refresh_token.is_some() {
+        Some(Renewal::RefreshToken)
+    } else {
+        None
+    }
+}
+
+/// New tokens can be had without the user.
 pub(crate) fn can_renew(target: &ServerTarget, creds: &StoredCredentials) -> bool {
-    target.grant.is_machine() || creds.refresh_token.is_some()
+    renewal_for(target, creds).is_some()
 }
 
 /// Credentials that may be handed out or refreshed (owned, or shared with the store).
 pub(crate) fn usable<C: Borrow<StoredCredentials>>(
     creds: Option<C>,
     name: &str,
-) -> Result<C, LoginError> {
-    let creds = creds.ok_or_else(|| LoginError::NotLoggedIn(name.to_string()))?;
+) -> Result<C, VendError> {
+    let creds = creds.ok_or_else(|| VendError::NotLoggedIn(name.to_string()))?;
     if creds.borrow().reauthentication_required {
-        return Err(LoginError::ReauthenticationRequired {
+        return Err(VendError::ReauthenticationRequired {
             name: name.to_string(),
             reason: "the authorization server refused an earlier refresh".into(),
         });
@@ -37,15 +63,15 @@ pub(crate) fn usable<C: Borrow<StoredCredentials>>(
 pub(crate) fn unrefreshable(
     creds: StoredCredentials,
     name: &str,
-) -> Result<StoredCredentials, LoginError> {
+) -> Result<StoredCredentials, VendError> {
     check_unexpired(&creds, name)?;
     Ok(creds)
 }
 
 /// [`unrefreshable`] without taking the credentials.
-pub(crate) fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(), LoginError> {
+pub(crate) fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(), VendError> {
     if creds.expires_at.is_some_and(|t| t <= unix_now()) {
-        return Err(LoginError::ReauthenticationRequired {
+        return Err(VendError::ReauthenticationRequired {
             name: name.to_string(),
             reason: "the access token expired and the server issued no refresh token".into(),
         });
@@ -186,7 +212,7 @@ mod tests {
         creds.expires_at = Some(unix_now() - 1);
         assert!(matches!(
             unrefreshable(creds, "a"),
-            Err(LoginError::ReauthenticationRequired { .. })
+            Err(VendError::ReauthenticationRequired { .. })
         ));
     }
 

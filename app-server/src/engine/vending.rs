@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::FutureExt;
 
 use crate::credentials::StoredCredentials;
-use crate::engine::error::LoginError;
+use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::state::refreshes::{InFlightRefresh, RefreshOutcome};
 use crate::engine::stored::{can_renew, check_unexpired, fresh_enough, usable};
@@ -29,20 +28,20 @@ impl OAuthService {
         self: &Arc<Self>,
         target: &ServerTarget,
         min_validity_secs: u32,
-    ) -> Result<Arc<StoredCredentials>, Arc<LoginError>> {
+    ) -> Result<Arc<StoredCredentials>, Arc<VendError>> {
         // Shared with the store's copy: a fresh token is handed out without copying it.
         let stored = self
             .queue
             .load_shared(target.lookup_key())
             .await
-            .map_err(LoginError::from)?;
+            .map_err(VendError::from)?;
         let mut seen = usable(stored, &target.name)?;
         // A second round only when the refresh joined had started from older credentials.
         for _ in 0..3 {
             if fresh_enough(&seen, min_validity_secs) {
                 return Ok(seen);
             }
-            if !can_renew(target, &seen) && target.enterprise.is_none() {
+            if !can_renew(target, &seen) {
                 check_unexpired(&seen, &target.name)?;
                 return Ok(seen);
             }
@@ -66,12 +65,13 @@ impl OAuthService {
     pub async fn refresh_now(
         self: &Arc<Self>,
         target: &ServerTarget,
-    ) -> Result<StoredCredentials, Arc<LoginError>> {
-        let mut seen = usable(self.load(&target.key()).await?, &target.name)?;
+    ) -> Result<StoredCredentials, Arc<VendError>> {
+        let stored = self.load(&target.key()).await.map_err(VendError::from)?;
+        let mut seen = usable(stored, &target.name)?;
         // A second round only when the refresh joined had started from older credentials
         // and handed back the very ones refused.
         for _ in 0..2 {
-            if !can_renew(target, &seen) && target.enterprise.is_none() {
+            if !can_renew(target, &seen) {
                 break;
             }
             let result = self.shared_refresh(target, &seen, REFRESH_NOW).await?;
@@ -98,7 +98,7 @@ impl OAuthService {
             match in_flight.get(&slot) {
                 Some((_, refresh)) => refresh.clone(),
                 None => {
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let id = self.new_id();
                     let service = self.clone();
                     let (target, seen) = (target.clone(), seen.clone());
                     let slot_of_task = slot.clone();
@@ -122,9 +122,9 @@ impl OAuthService {
                         task.await.unwrap_or_else(|e| {
                             tracing::error!(server = %name, error = %e, "the refresh task failed");
                             Err(Arc::new(if e.is_cancelled() {
-                                LoginError::ShuttingDown
+                                VendError::ShuttingDown
                             } else {
-                                LoginError::RefreshTransient {
+                                VendError::RefreshTransient {
                                     name,
                                     error: TokenError::Invalid {
                                         endpoint,

@@ -74,24 +74,15 @@ impl From<&crate::engine::LoginError> for AppError {
             L::InvalidClientMetadataUrlBase(_) => ErrorKind::RegistrationFailed,
             L::InvalidClientMetadataConfig(_) => ErrorKind::ConfigInvalid,
             L::CallbackListener(_) => ErrorKind::CallbackListenerFailed,
-            L::Authorization(_) | L::Paste(_) => ErrorKind::AuthorizationFailed,
+            L::Authorization(_) => ErrorKind::AuthorizationFailed,
             L::TokenExchange(_) => ErrorKind::TokenExchangeFailed,
             L::Store(e) => store_kind(e),
             L::Cancelled => ErrorKind::LoginCancelled,
             L::TimedOut(_) => ErrorKind::LoginTimedOut,
             L::Superseded => ErrorKind::LoginSuperseded,
-            L::NoPendingLogin(_) => ErrorKind::NoPendingLogin,
-            L::NotLoggedIn(_) => ErrorKind::NotLoggedIn,
-            L::ReauthenticationRequired { .. } => ErrorKind::ReauthenticationRequired,
-            L::RefreshTransient { .. } => ErrorKind::RefreshFailedRetryable,
-            L::RefreshFailed { .. } => ErrorKind::ReauthenticationRequired,
-            L::StepUpLimitReached { .. } => ErrorKind::StepUpLimitReached,
-            L::GrantCredential { .. } => ErrorKind::GrantCredentialUnavailable,
+            L::GrantCredential(_) => ErrorKind::GrantCredentialUnavailable,
             L::GrantFailed { .. } => ErrorKind::TokenExchangeFailed,
-            // Answered as -32602 (see below); never sent as an application error.
-            L::InvalidChallenge(_) => ErrorKind::AuthorizationFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,
-            L::NotDpopBound(_) => ErrorKind::NotDpopBound,
             L::Dpop(_) => ErrorKind::ReauthenticationRequired,
             L::Enterprise(e) => enterprise_kind(e),
         };
@@ -99,24 +90,53 @@ impl From<&crate::engine::LoginError> for AppError {
     }
 }
 
-impl From<crate::engine::LoginError> for RequestError {
-    fn from(e: crate::engine::LoginError) -> Self {
-        RequestError::from(&e)
+impl From<&crate::engine::LoginError> for RequestError {
+    fn from(e: &crate::engine::LoginError) -> Self {
+        match e {
+            // A bad clientMetadataUrlBase is a bad param.
+            crate::engine::LoginError::InvalidClientMetadataUrlBase(m) => {
+                RequestError::InvalidParams(format!(
+                    "invalid params at `clientMetadataUrlBase`: {m}"
+                ))
+            }
+            _ => RequestError::App(AppError::from(e)),
+        }
     }
 }
 
-impl From<&crate::engine::LoginError> for RequestError {
-    fn from(e: &crate::engine::LoginError) -> Self {
-        use crate::engine::LoginError as L;
+impl From<&crate::engine::VendError> for AppError {
+    fn from(e: &crate::engine::VendError) -> Self {
+        use crate::engine::VendError as V;
+        let kind = match e {
+            V::NotLoggedIn(_) => ErrorKind::NotLoggedIn,
+            V::ReauthenticationRequired { .. } => ErrorKind::ReauthenticationRequired,
+            V::RefreshTransient { .. } => ErrorKind::RefreshFailedRetryable,
+            V::RefreshFailed { .. } => ErrorKind::ReauthenticationRequired,
+            V::Store(e) => store_kind(e),
+            V::ShuttingDown => ErrorKind::ShuttingDown,
+            V::GrantCredential(_) => ErrorKind::GrantCredentialUnavailable,
+            V::Enterprise(e) => enterprise_kind(e),
+            V::IdpAnswer(_) => ErrorKind::TokenExchangeFailed,
+        };
+        AppError::new(kind, e.to_string())
+    }
+}
+
+impl From<crate::engine::CompleteError> for RequestError {
+    fn from(e: crate::engine::CompleteError) -> Self {
+        use crate::engine::CompleteError as C;
+        let kind = match &e {
+            C::NoPendingLogin(_) => ErrorKind::NoPendingLogin,
+            C::Paste(_) | C::Authorization(_) => ErrorKind::AuthorizationFailed,
+        };
+        AppError::new(kind, e.to_string()).into()
+    }
+}
+
+impl From<crate::engine::LogoutError> for RequestError {
+    fn from(e: crate::engine::LogoutError) -> Self {
         match e {
-            // A bad clientMetadataUrlBase is a bad param.
-            L::InvalidClientMetadataUrlBase(m) => RequestError::InvalidParams(format!(
-                "invalid params at `clientMetadataUrlBase`: {m}"
-            )),
-            L::InvalidChallenge(c) => {
-                RequestError::InvalidParams(format!("invalid params at `{}`: {c}", c.field()))
-            }
-            _ => RequestError::App(AppError::from(e)),
+            crate::engine::LogoutError::Store(e) => e.into(),
         }
     }
 }
@@ -124,9 +144,11 @@ impl From<&crate::engine::LoginError> for RequestError {
 impl From<crate::engine::ProofError> for RequestError {
     fn from(e: crate::engine::ProofError) -> Self {
         use crate::engine::ProofError as P;
-        match e {
-            P::Input(e) => RequestError::InvalidParams(format!("invalid params: {e}")),
-            P::Failed(e) => RequestError::App(AppError::from(e.as_ref())),
+        match &e {
+            P::Input(input) => RequestError::InvalidParams(format!("invalid params: {input}")),
+            P::Token(e) => AppError::from(e.as_ref()).into(),
+            P::NotDpopBound(_) => AppError::new(ErrorKind::NotDpopBound, e.to_string()).into(),
+            P::Dpop(_) => AppError::new(ErrorKind::ReauthenticationRequired, e.to_string()).into(),
         }
     }
 }
@@ -136,7 +158,17 @@ impl From<crate::engine::ChallengeError> for RequestError {
         use crate::engine::ChallengeError as C;
         match e {
             C::Proof(e) => e.into(),
-            C::Failed(e) => RequestError::from(e.as_ref()),
+            C::Token(e) => AppError::from(e.as_ref()).into(),
+            C::Login(e) => RequestError::from(e.as_ref()),
+            C::InvalidChallenge(c) => {
+                RequestError::InvalidParams(format!("invalid params at `{}`: {c}", c.field()))
+            }
+            C::StepUpLimitReached { .. } => {
+                AppError::new(ErrorKind::StepUpLimitReached, e.to_string()).into()
+            }
+            C::NotLoggedIn(_) => AppError::new(ErrorKind::NotLoggedIn, e.to_string()).into(),
+            C::Discovery(_) => AppError::new(ErrorKind::DiscoveryFailed, e.to_string()).into(),
+            C::Store(e) => e.into(),
         }
     }
 }

@@ -4,7 +4,6 @@
 //! the server that asked for it (so cancel, paste-back and timeouts work as for any login);
 //! once the ID token is stored, that server's exchange runs and the login is announced.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -14,7 +13,7 @@ use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::unix_now;
 use crate::engine::enterprise::idp::{IdpSession, check_id_token, read_id_token};
 use crate::engine::enterprise::resolve_auth;
-use crate::engine::error::{EnterpriseError, LoginError};
+use crate::engine::error::{EnterpriseError, LoginError, VendError};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::channel as control_channel;
 use crate::engine::state::control::{Control, EndReason};
@@ -103,7 +102,7 @@ impl OAuthService {
             .append_pair("code_challenge", sign_in.pkce.challenge())
             .append_pair("code_challenge_method", "S256");
 
-        let login_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let login_id = self.new_id();
         let (control_tx, mut control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
@@ -162,9 +161,7 @@ impl OAuthService {
             }
             service.announce_login(&name, &result.map_err(Arc::new));
         });
-        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        flows.retain(|f| !f.is_finished());
-        flows.push(flow);
+        self.track_flow(flow);
         Ok(SignInStarted {
             authorization_url: url,
             redirect_uri: redirect,
@@ -227,15 +224,15 @@ impl OAuthService {
         &self,
         idp: &EnterpriseIdpConfig,
         session: &IdpSession,
-    ) -> Result<IdpSession, LoginError> {
+    ) -> Result<IdpSession, VendError> {
         let Some(refresh_token) = session.refresh_token.as_deref() else {
-            return Err(LoginError::Enterprise(EnterpriseError::IdToken(
+            return Err(VendError::Enterprise(EnterpriseError::IdToken(
                 "expired and there is no refresh token".into(),
             )));
         };
         let auth = resolve_auth(idp.auth.as_ref(), None, "[enterprise_idp]")
             .await
-            .map_err(LoginError::Enterprise)?;
+            .map_err(VendError::Enterprise)?;
         let methods =
             (!session.secret_method.is_empty()).then(|| vec![session.secret_method.clone()]);
         let (auth_form, headers) = authenticate(
@@ -246,7 +243,7 @@ impl OAuthService {
             unix_now(),
         )
         .map_err(|error| {
-            LoginError::Enterprise(EnterpriseError::Credential {
+            VendError::Enterprise(EnterpriseError::Credential {
                 what: "[enterprise_idp]".into(),
                 error,
             })
@@ -259,26 +256,26 @@ impl OAuthService {
         ];
         form.extend(auth_form.iter().map(|(k, v)| (*k, v.as_str())));
         let endpoint = Url::parse(&session.token_endpoint).map_err(|e| {
-            LoginError::Enterprise(EnterpriseError::IdpDiscovery {
+            VendError::Enterprise(EnterpriseError::IdpDiscovery {
                 issuer: idp.issuer.clone(),
                 reason: format!("the stored token endpoint is not a URL ({e})"),
             })
         })?;
         let Some(_saving) = self.begin_token_call() else {
-            return Err(LoginError::ShuttingDown);
+            return Err(VendError::ShuttingDown);
         };
         let http = self.idp_http(idp).await;
         let body = request_token_body(&http, &endpoint, &form, &headers)
             .await
             .map_err(|error| {
-                LoginError::Enterprise(EnterpriseError::IdToken(format!(
+                VendError::Enterprise(EnterpriseError::IdToken(format!(
                     "could not be refreshed ({error})"
                 )))
             })?;
-        let answer = read_answer(&endpoint, &body)?;
-        let claims = read_id_token(&answer.id_token).map_err(LoginError::Enterprise)?;
+        let answer = read_answer(&endpoint, &body).map_err(VendError::IdpAnswer)?;
+        let claims = read_id_token(&answer.id_token).map_err(VendError::Enterprise)?;
         check_id_token(&claims, &idp.issuer, &idp.client_id, None, unix_now())
-            .map_err(LoginError::Enterprise)?;
+            .map_err(VendError::Enterprise)?;
         let renewed = IdpSession {
             id_token: answer.id_token,
             refresh_token: answer
@@ -298,12 +295,10 @@ struct OidcAnswer {
 }
 
 /// The `id_token` (required) and `refresh_token` of an OpenID Connect token answer.
-fn read_answer(endpoint: &Url, body: &[u8]) -> Result<OidcAnswer, LoginError> {
-    let invalid = |reason: &str| {
-        LoginError::TokenExchange(TokenError::Invalid {
-            endpoint: endpoint.to_string(),
-            reason: reason.to_string(),
-        })
+fn read_answer(endpoint: &Url, body: &[u8]) -> Result<OidcAnswer, TokenError> {
+    let invalid = |reason: &str| TokenError::Invalid {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
     };
     let value: Value =
         serde_json::from_slice(body).map_err(|_| invalid("the answer is not a JSON object"))?;
@@ -331,7 +326,7 @@ fn session_from_answer(
     sign_in: &SignIn,
     body: &[u8],
 ) -> Result<IdpSession, LoginError> {
-    let answer = read_answer(&sign_in.token_endpoint, body)?;
+    let answer = read_answer(&sign_in.token_endpoint, body).map_err(LoginError::TokenExchange)?;
     let claims = read_id_token(&answer.id_token).map_err(LoginError::Enterprise)?;
     check_id_token(
         &claims,

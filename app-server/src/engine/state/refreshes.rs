@@ -7,11 +7,11 @@ use std::time::Duration;
 use futures::future::{BoxFuture, Shared};
 
 use crate::credentials::StoredCredentials;
-use crate::engine::error::LoginError;
+use crate::engine::error::VendError;
 use crate::oauth::http::TOTAL_TIMEOUT;
 
 /// The result of one refresh, shared by every caller that waited for it.
-pub(crate) type RefreshOutcome = Result<StoredCredentials, Arc<LoginError>>;
+pub(crate) type RefreshOutcome = Result<StoredCredentials, Arc<VendError>>;
 
 pub(crate) type InFlightRefresh = Shared<BoxFuture<'static, RefreshOutcome>>;
 

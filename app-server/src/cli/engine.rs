@@ -14,13 +14,11 @@ use crate::engine::IDP_SESSION_NAME;
 
 use crate::config::{self, Config, ConfigError};
 use crate::credentials::{StoreError, StoredCredentials, open_store};
-use crate::engine::TargetError;
 use crate::engine::{
     ChallengeError, LoginError, LogoutError, OAuthEvent, OAuthService, ServerTarget, VendError,
 };
+use crate::engine::{Network, TargetError};
 use crate::home::{Home, HomeError};
-use crate::oauth::callback::CallbackServer;
-use crate::oauth::http::HttpClient;
 
 /// Why a command failed. Each message says what failed and what the person can do.
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +89,10 @@ impl Engine {
         let home = Home::from_env()?;
         let config = config::load(&home.config_file())?;
         let store = open_store(&home, config.credentials_store.into())?;
-        let http = HttpClient::new().map_err(|e| CliError::Http(e.to_string()))?;
+        let network = Network::new().map_err(|e| CliError::Http(e.to_string()))?;
         let (tx, events) = mpsc::unbounded_channel();
         let oauth = OAuthService::new(
-            http,
-            CallbackServer::new(),
+            network,
             store,
             Arc::new(move |event| {
                 let _ = tx.send(event);

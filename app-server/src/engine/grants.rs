@@ -302,7 +302,7 @@ async fn run_grant(
                 auth_method: "none".to_string(),
             })
         }
-        // Enterprise servers are renewed by a new exchange (oauth/enterprise.rs).
+        // Enterprise servers are renewed by a new exchange (engine/enterprise.rs).
         GrantConfig::AuthorizationCode | GrantConfig::Enterprise { .. } => {
             Err(GrantError::NotConfigured)
         }

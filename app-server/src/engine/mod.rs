@@ -51,7 +51,7 @@ pub use error::{
 };
 pub use refusal::{ChallengeInputError, MAX_STEP_UPS, Refusal, read_challenge};
 pub use requests::check_request;
-pub use service::OAuthService;
+pub use service::{Network, NetworkError, OAuthService};
 pub use state::live::{IN_USE_WINDOW, configured_servers};
 pub use status::StatusInfo;
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};

@@ -60,13 +60,35 @@ pub struct OAuthService {
     pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
 }
 
+/// What the engine reaches the network with: the HTTP client every request of the protocol
+/// steps goes through, and the loopback listener for the browser's redirects. Made before
+/// the engine, so that a failure to make it is reported before anything starts.
+pub struct Network {
+    http: HttpClient,
+    callbacks: Arc<CallbackServer>,
+}
+
+/// The engine could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct NetworkError(#[from] crate::oauth::http::HttpError);
+
+impl Network {
+    pub fn new() -> Result<Self, NetworkError> {
+        Ok(Network {
+            http: HttpClient::new()?,
+            callbacks: CallbackServer::new(),
+        })
+    }
+}
+
 impl OAuthService {
     pub fn new(
-        http: HttpClient,
-        callbacks: Arc<CallbackServer>,
+        network: Network,
         store: Arc<dyn CredentialStore>,
         events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
     ) -> Arc<Self> {
+        let Network { http, callbacks } = network;
         Arc::new(Self {
             http,
             cache: DiscoveryCache::new(),

@@ -14,10 +14,8 @@ use super::state::ServerState;
 use super::types::Ending;
 use crate::config::{self, Config};
 use crate::credentials::{FileStore, StoreError, open_store};
-use crate::engine::{OAuthEvent, OAuthService, configured_servers};
+use crate::engine::{Network, OAuthEvent, OAuthService, configured_servers};
 use crate::home::Home;
-use crate::oauth::callback::CallbackServer;
-use crate::oauth::http::HttpClient;
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// How to build an [`AppServer`].
@@ -62,7 +60,7 @@ impl AppServer {
         let store = open_store(&options.home, config.credentials_store.into())?;
         // The file other processes write to (with the keyring too: it holds the index).
         let watched = FileStore::open(&options.home).map(|f| f.path().to_path_buf());
-        let http = HttpClient::new().map_err(|e| StartError::Http(e.to_string()))?;
+        let network = Network::new().map_err(|e| StartError::Http(e.to_string()))?;
         let servers = configured_servers(&config);
         let state = Arc::new_cyclic(|weak: &Weak<ServerState>| {
             let weak = weak.clone();
@@ -74,7 +72,7 @@ impl AppServer {
             ServerState::new(
                 options.home,
                 options.max_message_bytes,
-                OAuthService::new(http, CallbackServer::new(), store, events),
+                OAuthService::new(network, store, events),
                 config,
                 startup_error,
             )

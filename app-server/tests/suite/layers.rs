@@ -42,14 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "rpc",
-        &[
-            "engine",
-            "oauth",
-            "credentials",
-            "config",
-            "home",
-            "transport",
-        ],
+        &["engine", "credentials", "config", "home", "transport"],
     ),
     (
         "cli",

@@ -150,7 +150,7 @@ impl OAuthService {
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
                         };
-                        // Saved by the flow once the login has answered (login/saves.rs).
+                        // Saved by the flow once the login has answered (state/registration_saves.rs).
                         unsaved = Some(Box::new(stored));
                         (reg, false)
                     }

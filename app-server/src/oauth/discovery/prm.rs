@@ -1,4 +1,5 @@
-//! Rules 2 and 3: finding the Protected Resource Metadata (RFC 9728).
+//! Rule 2: finding the Protected Resource Metadata (RFC 9728). Its `resource` is checked
+//! against the server URL (rule 3) by the discovery that calls this (`discovery/mod.rs`).
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that overrides both directories.
-pub const HOME_ENV: &str = "MCP_APP_SERVER_HOME";
+pub(crate) const HOME_ENV: &str = "MCP_APP_SERVER_HOME";
 
 /// The directory name used under the XDG config and state directories.
 const APP_DIR: &str = "mcp-app-server";
@@ -17,14 +17,14 @@ const APP_DIR: &str = "mcp-app-server";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Home {
     /// Holds `config.toml`.
-    pub config_dir: PathBuf,
+    pub(crate) config_dir: PathBuf,
     /// Holds the credential store and its lock files.
     pub state_dir: PathBuf,
 }
 
 /// Failure to locate or prepare the home directories.
 #[derive(Debug, thiserror::Error)]
-pub enum HomeError {
+pub(crate) enum HomeError {
     #[error(
         "could not determine the user's {which} directory; set {HOME_ENV} to a directory \
          where mcp-app-server may keep its configuration and credentials"
@@ -46,7 +46,7 @@ impl Home {
     /// `config_dir = dirs::config_dir()/mcp-app-server`, `state_dir = dirs::state_dir()`
     /// (falling back to `dirs::data_local_dir()` where there is no state dir, as on macOS
     /// and Windows) `/mcp-app-server`.
-    pub fn from_env() -> Result<Home, HomeError> {
+    pub(crate) fn from_env() -> Result<Home, HomeError> {
         Self::resolve(
             std::env::var_os(HOME_ENV),
             dirs::config_dir(),
@@ -64,13 +64,13 @@ impl Home {
     }
 
     /// `config_dir/config.toml`.
-    pub fn config_file(&self) -> PathBuf {
+    pub(crate) fn config_file(&self) -> PathBuf {
         self.config_dir.join("config.toml")
     }
 
     /// Creates the state directory (and missing parents) with mode 0700 on unix, and
     /// tightens an existing one that others could read: it holds tokens.
-    pub fn ensure_state_dir(&self) -> Result<(), HomeError> {
+    pub(crate) fn ensure_state_dir(&self) -> Result<(), HomeError> {
         create_private_dir(&self.state_dir).map_err(|source| HomeError::Io {
             path: self.state_dir.clone(),
             source,

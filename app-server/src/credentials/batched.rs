@@ -31,33 +31,33 @@ use super::store::CredentialStore;
 use super::update::{Decide, Update, UpdateResult};
 
 /// Calls queued at most; more wait for room (async, never blocking a worker thread).
-pub const MAX_QUEUED_CALLS: usize = 4096;
+pub(crate) const MAX_QUEUED_CALLS: usize = 4096;
 
 /// Updates applied in one write at most; a longer queue takes several.
 const MAX_UPDATES_PER_WRITE: usize = 1024;
 
 /// The decision of a queued update: [`Decide`], movable to the thread that applies it.
-pub type SendDecide = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + Send>;
+pub(crate) type SendDecide = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + Send>;
 
 /// How the queue served its calls so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchCounts {
     /// Loads answered.
-    pub loads: u64,
+    pub(crate) loads: u64,
     /// Of those, answered on the caller's thread from the store's copy in memory, without
     /// a hand-off ([`CredentialStore::load_shared_now`]).
     pub in_memory: u64,
     /// Updates applied (or refused with an error).
-    pub updates: u64,
+    pub(crate) updates: u64,
     /// [`CredentialStore::update_many`] calls those updates took: writes of the file.
-    pub writes: u64,
+    pub(crate) writes: u64,
     /// Times a blocking thread was started to serve the queue.
     pub hand_offs: u64,
 }
 
 /// The store behind a batching queue; cheap to clone.
 #[derive(Clone)]
-pub struct StoreQueue {
+pub(crate) struct StoreQueue {
     inner: Arc<Inner>,
 }
 
@@ -124,6 +124,7 @@ impl<C> Lane<C> {
         Some(state.queue.drain(..).collect())
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().queue.len()
     }
@@ -151,7 +152,7 @@ enum Write {
 }
 
 impl StoreQueue {
-    pub fn new(store: Arc<dyn CredentialStore>) -> StoreQueue {
+    pub(crate) fn new(store: Arc<dyn CredentialStore>) -> StoreQueue {
         StoreQueue {
             inner: Arc::new(Inner {
                 store,
@@ -167,14 +168,8 @@ impl StoreQueue {
         }
     }
 
-    /// The store the queue serves (for calls that are not queued, such as the refresh
-    /// locks, whose waits would hold up every call behind them).
-    pub fn store(&self) -> &Arc<dyn CredentialStore> {
-        &self.inner.store
-    }
-
     /// [`CredentialStore::load`], answered by a check of the store made after this call.
-    pub async fn load(&self, key: CredentialKey) -> UpdateResult {
+    pub(crate) async fn load(&self, key: CredentialKey) -> UpdateResult {
         let inner = self.inner.clone();
         self.read(move |store| {
             inner.loads.fetch_add(1, Ordering::Relaxed);
@@ -186,7 +181,7 @@ impl StoreQueue {
     /// [`CredentialStore::load_shared`], answered like [`StoreQueue::load`]: on this
     /// thread when the store can vouch for its copy in memory without a file system call
     /// ([`CredentialStore::load_shared_now`]), else on the reading lane.
-    pub async fn load_shared(
+    pub(crate) async fn load_shared(
         &self,
         key: Arc<LookupKey>,
     ) -> Result<Option<Arc<StoredCredentials>>, StoreError> {
@@ -204,7 +199,7 @@ impl StoreQueue {
     }
 
     /// Runs `read` on the reading lane: a call that takes no lock (lookups).
-    pub async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&dyn CredentialStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -216,7 +211,7 @@ impl StoreQueue {
     }
 
     /// Runs `write` on the writing lane, in its place among the updates.
-    pub async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         &self,
         write: impl FnOnce(&dyn CredentialStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -229,7 +224,7 @@ impl StoreQueue {
 
     /// [`CredentialStore::update`], applied together with the updates queued meanwhile;
     /// returns once the write that made it is durable.
-    pub async fn update(&self, key: CredentialKey, decide: SendDecide) -> UpdateResult {
+    pub(crate) async fn update(&self, key: CredentialKey, decide: SendDecide) -> UpdateResult {
         let room = self.room().await;
         let (reply, answer) = oneshot::channel();
         let call = Write::Update {
@@ -245,7 +240,7 @@ impl StoreQueue {
     }
 
     /// How the calls so far were served.
-    pub fn counts(&self) -> BatchCounts {
+    pub(crate) fn counts(&self) -> BatchCounts {
         let i = &self.inner;
         BatchCounts {
             loads: i.loads.load(Ordering::Relaxed),
@@ -257,7 +252,8 @@ impl StoreQueue {
     }
 
     /// Calls waiting to be served now (both lanes).
-    pub fn queued(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
         self.inner.reads.len() + self.inner.writes.len()
     }
 

@@ -38,7 +38,7 @@ use super::watch::DirWatch;
 /// The file store with its document cached in memory; what `open_store` hands out for the
 /// file backend.
 #[derive(Debug)]
-pub struct CachedFileStore {
+pub(crate) struct CachedFileStore {
     file: FileStore,
     copy: Mutex<Held>,
     /// Changes to the file, heard of without a file system call; `None` where there is
@@ -68,7 +68,7 @@ impl std::fmt::Debug for AfterWrite {
 }
 
 impl CachedFileStore {
-    pub fn new(file: FileStore) -> CachedFileStore {
+    pub(crate) fn new(file: FileStore) -> CachedFileStore {
         // Watching before the first read: no change can fall between the two.
         let watch = match (file.path().parent(), file.path().file_name()) {
             (Some(dir), Some(name)) => DirWatch::new(dir, name),
@@ -224,8 +224,9 @@ impl CachedFileStore {
         self.copy.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The wrapped file store (its path, and reads that bypass the cache in tests).
-    pub fn file(&self) -> &FileStore {
+    /// The wrapped file store (its path, and reads that bypass the cache).
+    #[cfg(test)]
+    pub(crate) fn file(&self) -> &FileStore {
         &self.file
     }
 

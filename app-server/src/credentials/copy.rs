@@ -15,12 +15,12 @@ pub(super) const RACY_WINDOW: Duration = Duration::from_millis(100);
 /// The copy, and what the watch told about the file so far.
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    pub snapshot: Option<Snapshot>,
+    pub(crate) snapshot: Option<Snapshot>,
     /// Changes heard so far: a check vouches for its copy only when none was heard while
     /// it looked at the file.
-    pub heard: u64,
+    pub(crate) heard: u64,
     /// The watch was given up: every use checks the file.
-    pub lost: bool,
+    pub(crate) lost: bool,
     /// What was heard about the file since the save now being made read the queue under
     /// the file's lock, whoever read it since; with the number of that save.
     save: Option<(u64, SaveWindow)>,
@@ -39,24 +39,24 @@ pub(super) struct SaveWindow {
 
 impl SaveWindow {
     /// The save's own rename, and nothing else, was heard: the file is what it wrote.
-    pub fn only_its_rename(&self) -> bool {
+    pub(crate) fn only_its_rename(&self) -> bool {
         self.renamed == 1 && !self.other
     }
 }
 
 #[derive(Debug)]
 pub(super) struct Snapshot {
-    pub stamp: Option<Stamp>,
+    pub(crate) stamp: Option<Stamp>,
     /// When `stamp` was taken (before the document was read, or right after it was written).
-    pub taken_at: SystemTime,
-    pub doc: Arc<Document>,
+    pub(crate) taken_at: SystemTime,
+    pub(crate) doc: Arc<Document>,
     /// Checked against the file after the watch's queue was read, with nothing heard
     /// since: the file's content until the watch hears of a change.
-    pub vouched: bool,
+    pub(crate) vouched: bool,
 }
 
 impl Snapshot {
-    pub fn new(stamped: Stamped, taken_at: SystemTime) -> Snapshot {
+    pub(crate) fn new(stamped: Stamped, taken_at: SystemTime) -> Snapshot {
         Snapshot {
             stamp: stamped.stamp,
             taken_at,
@@ -66,7 +66,7 @@ impl Snapshot {
     }
 
     /// Whether the file stamped `now` is this copy's document.
-    pub fn matches(&self, now: Option<&Stamp>) -> bool {
+    pub(crate) fn matches(&self, now: Option<&Stamp>) -> bool {
         if self.stamp.as_ref() != now {
             return false;
         }
@@ -83,7 +83,7 @@ impl Snapshot {
 }
 
 impl Held {
-    pub fn hear(&mut self, heard: Heard) {
+    pub(crate) fn hear(&mut self, heard: Heard) {
         match heard {
             Heard::Nothing => return,
             Heard::Renamed | Heard::Change => self.heard += 1,
@@ -95,7 +95,7 @@ impl Held {
     }
 
     /// Reads the watch's queue and takes in what it held.
-    pub fn drain(&mut self, watch: &DirWatch) {
+    pub(crate) fn drain(&mut self, watch: &DirWatch) {
         let heard = watch.drain();
         if let Some((_, window)) = self.save.as_mut() {
             match heard {
@@ -108,14 +108,14 @@ impl Held {
     }
 
     /// Starts hearing for a save about to be made; its number.
-    pub fn begin_save(&mut self) -> u64 {
+    pub(crate) fn begin_save(&mut self) -> u64 {
         self.saves += 1;
         self.save = Some((self.saves, SaveWindow::default()));
         self.saves
     }
 
     /// What was heard during save `number`; `None` when another save began since.
-    pub fn end_save(&mut self, number: u64) -> Option<SaveWindow> {
+    pub(crate) fn end_save(&mut self, number: u64) -> Option<SaveWindow> {
         match self.save {
             Some((n, window)) if n == number => {
                 self.save = None;
@@ -126,7 +126,7 @@ impl Held {
     }
 
     /// Whether nothing was heard since the watch's queue was read with `heard` changes.
-    pub fn still(&self, heard: Option<u64>) -> bool {
+    pub(crate) fn still(&self, heard: Option<u64>) -> bool {
         !self.lost && heard == Some(self.heard)
     }
 }

@@ -23,20 +23,20 @@ pub(crate) const CURRENT_VERSION: u64 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Document {
-    pub version: u64,
+    pub(crate) version: u64,
     /// Tokens kept in the file (file backend, or left over from before a switch to keyring).
     /// Shared: a copy of the document, and a token handed out, copies no entry. Hashed, so
     /// that a token request finds its entry in one probe however many servers are stored;
     /// written to the file in the order of the keys ([`Document::credentials_in_order`]).
     #[serde(default, serialize_with = "in_key_order")]
-    pub credentials: HashMap<String, Arc<StoredCredentials>>,
+    pub(crate) credentials: HashMap<String, Arc<StoredCredentials>>,
     #[serde(default)]
-    pub registrations: Vec<StoredRegistration>,
+    pub(crate) registrations: Vec<StoredRegistration>,
     #[serde(default)]
-    pub cimd_refused_issuers: BTreeSet<String>,
+    pub(crate) cimd_refused_issuers: BTreeSet<String>,
     /// Keys whose tokens live in the OS keyring, which cannot be enumerated portably.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub keyring_index: BTreeSet<CredentialKey>,
+    pub(crate) keyring_index: BTreeSet<CredentialKey>,
 }
 
 impl Default for Document {
@@ -65,21 +65,23 @@ fn in_key_order<S: serde::Serializer>(
 
 impl Document {
     /// The stored entries, ordered by storage key (the order of the file).
-    pub fn credentials_in_order(self) -> impl Iterator<Item = Arc<StoredCredentials>> {
+    pub(crate) fn credentials_in_order(self) -> impl Iterator<Item = Arc<StoredCredentials>> {
         let ordered: BTreeMap<String, Arc<StoredCredentials>> =
             self.credentials.into_iter().collect();
         ordered.into_values()
     }
 
     /// [`Document::credentials_in_order`], without taking the document.
-    pub fn shared_credentials_in_order(&self) -> impl Iterator<Item = &Arc<StoredCredentials>> {
+    pub(crate) fn shared_credentials_in_order(
+        &self,
+    ) -> impl Iterator<Item = &Arc<StoredCredentials>> {
         let ordered: BTreeMap<&String, &Arc<StoredCredentials>> = self.credentials.iter().collect();
         ordered.into_values()
     }
 
     /// The entry for `key`, if its stored URL is the key's URL (a hand-edited or colliding
     /// entry for another URL is not handed out).
-    pub fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
+    pub(crate) fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
         self.credentials
             .get(&key.storage_key())
             .filter(|c| c.server_name == key.server_name && c.server_url == key.server_url)
@@ -87,13 +89,17 @@ impl Document {
     }
 
     /// [`Document::credentials_for`], by a key whose storage key is known, shared.
-    pub fn shared_credentials(&self, key: &LookupKey) -> Option<&Arc<StoredCredentials>> {
+    pub(crate) fn shared_credentials(&self, key: &LookupKey) -> Option<&Arc<StoredCredentials>> {
         self.credentials
             .get(key.storage_key())
             .filter(|c| key.is_for(&c.server_name, &c.server_url))
     }
 
-    pub fn registration(&self, issuer: &str, redirect_uri: &str) -> Option<&StoredRegistration> {
+    pub(crate) fn registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Option<&StoredRegistration> {
         self.registrations
             .iter()
             .find(|r| r.issuer == issuer && r.redirect_uri == redirect_uri)
@@ -102,7 +108,7 @@ impl Document {
     /// Replaces the registration for the same issuer and redirect URI, or adds it.
     /// Applies several decisions in order (a group commit); what is stored for each key
     /// afterwards.
-    pub fn apply_updates(
+    pub(crate) fn apply_updates(
         &mut self,
         updates: Vec<(CredentialKey, Decide<'_>)>,
     ) -> Vec<Option<StoredCredentials>> {
@@ -114,7 +120,7 @@ impl Document {
 
     /// Applies an [`CredentialStore::update`](super::CredentialStore::update) decision to
     /// the entry for `key`; returns what is stored for it afterwards.
-    pub fn apply_update(
+    pub(crate) fn apply_update(
         &mut self,
         key: &CredentialKey,
         decide: Decide<'_>,
@@ -141,7 +147,7 @@ impl Document {
     }
 
     /// `false` when there was nothing to remove.
-    pub fn remove_credentials(&mut self, key: &CredentialKey) -> bool {
+    pub(crate) fn remove_credentials(&mut self, key: &CredentialKey) -> bool {
         let found = self.credentials_for(key).is_some();
         if found {
             self.credentials.remove(&key.storage_key());
@@ -149,16 +155,16 @@ impl Document {
         found
     }
 
-    pub fn mark_cimd_refused(&mut self, issuer: &str) {
+    pub(crate) fn mark_cimd_refused(&mut self, issuer: &str) {
         self.cimd_refused_issuers.insert(issuer.to_owned());
     }
 
-    pub fn put_registration(&mut self, reg: &StoredRegistration) {
+    pub(crate) fn put_registration(&mut self, reg: &StoredRegistration) {
         self.remove_registration(&reg.issuer, &reg.redirect_uri);
         self.registrations.push(reg.clone());
     }
 
-    pub fn remove_registration(&mut self, issuer: &str, redirect_uri: &str) {
+    pub(crate) fn remove_registration(&mut self, issuer: &str, redirect_uri: &str) {
         self.registrations
             .retain(|r| !(r.issuer == issuer && r.redirect_uri == redirect_uri));
     }

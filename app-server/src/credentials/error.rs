@@ -46,7 +46,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// The same request may succeed when tried again later.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(self, StoreError::LockTimeout { .. })
     }
 

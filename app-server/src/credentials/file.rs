@@ -70,7 +70,7 @@ impl FileStore {
     }
 
     /// The same store with another bound on lock waits (tests use a short one).
-    pub fn with_lock_wait(mut self, wait: Duration) -> FileStore {
+    pub(crate) fn with_lock_wait(mut self, wait: Duration) -> FileStore {
         self.lock_wait = wait;
         self
     }
@@ -80,7 +80,7 @@ impl FileStore {
     }
 
     /// The credentials document.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 

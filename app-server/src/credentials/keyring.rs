@@ -28,7 +28,7 @@ use super::store::{CredentialStore, StoreBackend};
 use super::update::{Decide, Update};
 
 /// The keyring service name of every item this program stores.
-pub const KEYRING_SERVICE: &str = "mcp-app-server";
+pub(crate) const KEYRING_SERVICE: &str = "mcp-app-server";
 
 /// Account of the item the probe reads; it is never written.
 const PROBE_ACCOUNT: &str = "mcp-app-server-availability-probe";
@@ -51,7 +51,7 @@ pub(crate) trait Secrets: Send + Sync {
 /// Checks that the OS keyring answers: reading an item that does not exist must give "no
 /// entry". Any platform error, or no answer within 3 s, means unavailable. Safe to call from
 /// async code, `spawn_blocking` and plain threads.
-pub fn probe_keyring() -> Result<(), String> {
+pub(crate) fn probe_keyring() -> Result<(), String> {
     let outcome = run_bounded(PROBE_TIMEOUT, || {
         keyring::Entry::new(KEYRING_SERVICE, PROBE_ACCOUNT).and_then(|e| e.get_password())
     })?;
@@ -142,7 +142,7 @@ impl Secrets for OsKeyring {
 }
 
 /// Tokens in the OS keyring; everything else in the file document.
-pub struct KeyringStore {
+pub(crate) struct KeyringStore {
     file: FileStore,
     secrets: Box<dyn Secrets>,
 }

@@ -4,7 +4,7 @@
 //! Two backends behind one trait: a JSON file in the state dir (the default, and what
 //! `auto` falls back to) and the OS keyring. Several daemons may share one state dir, so
 //! every write is a locked read-modify-write and refreshes are serialized by OS file locks.
-//! The API is synchronous (lock waits sleep, bounded by [`DEFAULT_LOCK_WAIT`]); async
+//! The API is synchronous (lock waits sleep, bounded by `DEFAULT_LOCK_WAIT`, 40 s); async
 //! callers use `spawn_blocking`.
 
 mod batched;
@@ -25,25 +25,29 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::batched::{BatchCounts, SendDecide, StoreQueue};
-pub use self::cache::CachedFileStore;
+pub use self::batched::BatchCounts;
+pub(crate) use self::batched::{SendDecide, StoreQueue};
+pub(crate) use self::cache::CachedFileStore;
 pub use self::error::StoreError;
 pub use self::file::FileStore;
-pub use self::keyring::{KEYRING_SERVICE, KeyringStore, probe_keyring};
+pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 #[cfg(test)]
 pub(crate) use self::model::fixtures;
 pub use self::model::{
     CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredRegistration,
 };
 pub use self::refresh_lock::RefreshLock;
-pub use self::store::{CredentialStore, DEFAULT_LOCK_WAIT, StoreBackend, StoredSet};
-pub use self::update::{Decide, Update, UpdateResult};
+pub(crate) use self::store::DEFAULT_LOCK_WAIT;
+pub use self::store::{CredentialStore, StoreBackend, StoredSet};
+pub use self::update::Update;
+#[cfg(test)]
+pub(crate) use self::update::{Decide, UpdateResult};
 use crate::home::Home;
 
 /// Where tokens are kept; config key `mcp_oauth_credentials_store`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreMode {
+pub(crate) enum StoreMode {
     /// The OS keyring when it answers, else the file; always the file on Linux.
     #[default]
     Auto,
@@ -66,7 +70,7 @@ impl From<crate::config::CredentialsStoreMode> for StoreMode {
     }
 }
 
-/// Overrides [`DEFAULT_LOCK_WAIT`], in milliseconds (tests, and home directories on slow
+/// Overrides the wait for a store lock (`DEFAULT_LOCK_WAIT`, 40 s), in milliseconds (tests, and home directories on slow
 /// network file systems).
 pub const LOCK_WAIT_ENV: &str = "MCP_APP_SERVER_STORE_LOCK_WAIT_MS";
 
@@ -77,7 +81,10 @@ pub const LOCK_WAIT_ENV: &str = "MCP_APP_SERVER_STORE_LOCK_WAIT_MS";
 /// On Linux `auto` is the file: the keyring crate's Linux backend caches items in the
 /// kernel's per-session keyring, so a daemon in one login session could read a refresh
 /// token that a daemon in another session has already rotated (see docs/credentials.md).
-pub fn open_store(home: &Home, mode: StoreMode) -> Result<Arc<dyn CredentialStore>, StoreError> {
+pub(crate) fn open_store(
+    home: &Home,
+    mode: StoreMode,
+) -> Result<Arc<dyn CredentialStore>, StoreError> {
     let file = FileStore::open(home)?.with_lock_wait(lock_wait_from_env());
     let keyring = |file| Arc::new(KeyringStore::new(file, Box::new(keyring::OsKeyring)));
     match mode {

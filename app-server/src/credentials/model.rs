@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialKey {
-    pub server_name: String,
+    pub(crate) server_name: String,
     pub server_url: String,
 }
 
@@ -28,7 +28,7 @@ impl CredentialKey {
     /// The string under which the entry is stored: the server name (readable in the file and
     /// in keyring managers), `|`, and 16 hex digits of SHA-256 over the URL. The hash suffix
     /// has a fixed length, so names containing `|` cannot collide with other keys.
-    pub fn storage_key(&self) -> String {
+    pub(crate) fn storage_key(&self) -> String {
         let digest = Sha256::digest(self.server_url.as_bytes());
         format!("{}|{}", self.server_name, &hex(&digest)[..16])
     }
@@ -43,22 +43,22 @@ pub struct LookupKey {
 }
 
 impl LookupKey {
-    pub fn new(key: CredentialKey) -> LookupKey {
+    pub(crate) fn new(key: CredentialKey) -> LookupKey {
         let storage_key = key.storage_key();
         LookupKey { key, storage_key }
     }
 
-    pub fn key(&self) -> &CredentialKey {
+    pub(crate) fn key(&self) -> &CredentialKey {
         &self.key
     }
 
     /// [`CredentialKey::storage_key`] of [`LookupKey::key`].
-    pub fn storage_key(&self) -> &str {
+    pub(crate) fn storage_key(&self) -> &str {
         &self.storage_key
     }
 
     /// Whether this is the key of the server `server_name` at `server_url`.
-    pub fn is_for(&self, server_name: &str, server_url: &str) -> bool {
+    pub(crate) fn is_for(&self, server_name: &str, server_url: &str) -> bool {
         self.key.server_name == server_name && self.key.server_url == server_url
     }
 }
@@ -132,13 +132,13 @@ pub struct StoredCredentials {
 }
 
 impl StoredCredentials {
-    pub fn key(&self) -> CredentialKey {
+    pub(crate) fn key(&self) -> CredentialKey {
         CredentialKey::new(self.server_name.clone(), self.server_url.clone())
     }
 
     /// New tokens can be had without the user: with the refresh token, or by running the
     /// grant that obtained these again.
-    pub fn renewable(&self) -> bool {
+    pub(crate) fn renewable(&self) -> bool {
         self.refresh_token.is_some() || self.grant.is_some()
     }
 
@@ -154,13 +154,13 @@ impl StoredCredentials {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredRegistration {
-    pub issuer: String,
-    pub redirect_uri: String,
-    pub client_id: String,
+    pub(crate) issuer: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) client_id: String,
     #[serde(default)]
-    pub client_secret: Option<String>,
-    pub token_endpoint_auth_method: String,
-    pub registered_at: i64,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) token_endpoint_auth_method: String,
+    pub(crate) registered_at: i64,
 }
 
 /// Prints as `<redacted>` whatever it stands for.

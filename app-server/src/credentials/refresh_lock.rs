@@ -23,12 +23,14 @@ use super::model::{CredentialKey, hex};
 pub struct RefreshLock {
     // Closing the file releases the OS lock.
     _file: File,
+    #[cfg(test)]
     path: PathBuf,
 }
 
+#[cfg(test)]
 impl RefreshLock {
-    /// The lock file, for diagnostics.
-    pub fn path(&self) -> &Path {
+    /// The lock file.
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -48,7 +50,11 @@ pub(crate) fn acquire(
 ) -> Result<RefreshLock, StoreError> {
     let (file, path) = open_lock_file(state_dir, key)?;
     let file = wait_for_lock(file, &path, LockKind::Exclusive, wait)?;
-    Ok(RefreshLock { _file: file, path })
+    Ok(RefreshLock {
+        _file: file,
+        #[cfg(test)]
+        path,
+    })
 }
 
 /// Creates the lock file for `key` (and its directory) if there is none yet.
@@ -63,7 +69,11 @@ pub(crate) fn try_acquire(
 ) -> Result<Option<RefreshLock>, StoreError> {
     let (file, path) = open_lock_file(state_dir, key)?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(RefreshLock { _file: file, path })),
+        Ok(()) => Ok(Some(RefreshLock {
+            _file: file,
+            #[cfg(test)]
+            path,
+        })),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
     }

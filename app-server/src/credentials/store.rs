@@ -16,7 +16,7 @@ use super::update::{Decide, UpdateResult};
 /// request (the HTTP client's 30 s whole-request timeout, `TOTAL_TIMEOUT` in `oauth/http.rs`,
 /// which checks at compile time that it stays shorter), the longest a healthy refresh or code
 /// exchange holds a refresh lock, so a wait only times out behind a stuck holder.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(40);
+pub(crate) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(40);
 
 /// The backend a store actually uses (what `auto` resolved to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ impl StoredSet {
         StoredSet { doc }
     }
 
-    pub fn from_list(list: Vec<StoredCredentials>) -> StoredSet {
+    pub(crate) fn from_list(list: Vec<StoredCredentials>) -> StoredSet {
         let doc = document::Document {
             credentials: list
                 .into_iter()
@@ -157,20 +157,12 @@ impl StoredSet {
     }
 
     /// The entry for `key` (as [`CredentialStore::load`] finds it).
-    pub fn get(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
+    pub(crate) fn get(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
         self.doc.credentials_for(key)
     }
 
     /// [`StoredSet::get`] by a key whose storage key is known.
-    pub fn lookup(&self, key: &LookupKey) -> Option<&StoredCredentials> {
+    pub(crate) fn lookup(&self, key: &LookupKey) -> Option<&StoredCredentials> {
         self.doc.shared_credentials(key).map(|c| &**c)
-    }
-
-    pub fn len(&self) -> usize {
-        self.doc.credentials.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.doc.credentials.is_empty()
     }
 }

@@ -16,7 +16,7 @@ pub enum Update {
 }
 
 /// The decision of an [`super::CredentialStore::update`], given the entry stored now.
-pub type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
+pub(crate) type Decide<'a> = Box<dyn FnOnce(Option<&StoredCredentials>) -> Update + 'a>;
 
 /// What one update leaves stored for its key, or why it failed.
-pub type UpdateResult = Result<Option<StoredCredentials>, StoreError>;
+pub(crate) type UpdateResult = Result<Option<StoredCredentials>, StoreError>;

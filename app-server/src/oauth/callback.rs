@@ -35,9 +35,11 @@ pub use listener::{CallbackListenError, CallbackRegistration, CallbackServer};
 #[cfg(test)]
 use response::*;
 pub use response::{
-    CallbackError, CallbackOutcome, DiscardReason, ExpectedCallback, ParsedCallback, PasteError,
-    callback_path, parse_callback, parse_pasted_callback, redirect_uri,
+    CallbackError, CallbackOutcome, ExpectedCallback, PasteError, callback_path,
+    parse_pasted_callback, redirect_uri,
 };
+#[cfg(test)]
+pub use response::{DiscardReason, ParsedCallback, parse_callback};
 #[cfg(test)]
 use url::{Url, form_urlencoded};
 

@@ -93,7 +93,7 @@ pub fn generate_key() -> Result<(SigningKey, String), JoseError> {
     Ok((key, URL_SAFE_NO_PAD.encode(der)))
 }
 
-/// The key stored by [`generate_key`].
+/// The key stored by `generate_key`.
 pub fn decode_key(stored: &str) -> Result<SigningKey, StoredKeyError> {
     let der = URL_SAFE_NO_PAD
         .decode(stored)

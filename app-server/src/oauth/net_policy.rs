@@ -8,6 +8,7 @@
 //! the address actually connected to, by [`PolicyResolver`] (names) and by
 //! [`super::http::HttpClient`] (IP literals, and names a proxy resolves).
 
+#[cfg(test)]
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -316,12 +317,14 @@ impl HostResolver for SystemResolver {
     }
 }
 
-/// A fixed host table (tests, or pinned setups); unknown names do not resolve.
+/// A fixed host table for tests; unknown names do not resolve.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct StaticResolver {
     table: HashMap<String, Vec<IpAddr>>,
 }
 
+#[cfg(test)]
 impl StaticResolver {
     pub fn new<'a>(entries: impl IntoIterator<Item = (&'a str, Vec<IpAddr>)>) -> Self {
         Self {
@@ -333,6 +336,7 @@ impl StaticResolver {
     }
 }
 
+#[cfg(test)]
 impl HostResolver for StaticResolver {
     fn lookup(&self, host: &str) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> {
         let found = self.table.get(&host.to_ascii_lowercase()).cloned();

@@ -1,8 +1,6 @@
 //! Which scopes to ask for (rules 8, 30) and how to widen them on a step-up challenge
-//! (rules 9, 29: the union of what was asked before and what the challenge names, a few
-//! attempts per resource and scope set).
-
-use std::collections::{BTreeSet, HashMap};
+//! (rules 9, 29: the union of what was asked before and what the challenge names; the
+//! engine counts the attempts per resource and scope set).
 
 /// The scope that makes many OpenID-flavoured servers issue refresh tokens.
 pub const OFFLINE_ACCESS: &str = "offline_access";
@@ -11,10 +9,6 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 pub fn parse_scope(scope: &str) -> Vec<String> {
     scope.split_whitespace().map(str::to_string).collect()
 }
-
-/// How many step-up authorizations one resource gets for one scope set before the client
-/// treats the refusal as permanent (rule 9).
-pub const MAX_STEP_UPS: u32 = 3;
 
 /// Rule 8: the first non-empty source wins — explicit request, the server's configured
 /// scopes, the 401 challenge's `scope`, the PRM `scopes_supported`; otherwise no `scope`
@@ -59,35 +53,6 @@ pub fn select_scopes(
 /// without duplicates.
 pub fn union_scopes(current: &[String], requested: &[String]) -> Vec<String> {
     dedup(current.iter().chain(requested).cloned())
-}
-
-/// Rule 29 (SEP-2350): counts step-up authorizations per resource and scope set, so a
-/// server that keeps answering `insufficient_scope` for the same request ends in a clear
-/// error instead of a login loop. The scope set is compared as a set (order and
-/// duplicates do not make a new one).
-#[derive(Debug, Default)]
-pub struct StepUpBudget {
-    attempts: HashMap<(String, BTreeSet<String>), u32>,
-}
-
-impl StepUpBudget {
-    /// Records a step-up to `scopes` at `resource`; `false` when [`MAX_STEP_UPS`] were
-    /// already spent on that pair (nothing is recorded then).
-    pub fn try_step_up(&mut self, resource: &str, scopes: &[String]) -> bool {
-        let key = (resource.to_string(), scopes.iter().cloned().collect());
-        let used = self.attempts.entry(key).or_default();
-        if *used >= MAX_STEP_UPS {
-            return false;
-        }
-        *used += 1;
-        true
-    }
-
-    /// Step-ups spent on `resource` with `scopes`.
-    pub fn used(&self, resource: &str, scopes: &[String]) -> u32 {
-        let key = (resource.to_string(), scopes.iter().cloned().collect());
-        self.attempts.get(&key).copied().unwrap_or(0)
-    }
 }
 
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -42,7 +42,7 @@ pub use error::TokenError;
 use form::post_token_form;
 pub use form::{basic_auth_header, request_token_body};
 use refusal::classify;
-pub use response::{MAX_EXPIRES_IN, ResponseError, TokenResponse, parse_token_response};
+pub use response::{MAX_EXPIRES_IN, TokenResponse};
 use response::{WireTokenResponse, convert};
 pub use revocation::{TokenTypeHint, revoke};
 

@@ -109,15 +109,6 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
     challenges
 }
 
-/// All challenges of all `WWW-Authenticate` headers, in order.
-pub fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
-    headers
-        .get_all(WWW_AUTHENTICATE)
-        .iter()
-        .flat_map(|value| parse_www_authenticate(&String::from_utf8_lossy(value.as_bytes())))
-        .collect()
-}
-
 /// The first Bearer challenge among all `WWW-Authenticate` headers.
 pub fn bearer_challenge(headers: &HeaderMap) -> Option<BearerChallenge> {
     bearer_challenge_from_values(

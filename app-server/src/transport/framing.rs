@@ -233,7 +233,7 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
 
 /// Writes one message in the given framing without flushing (for a buffered writer that
 /// flushes when it runs out of messages).
-pub async fn write_frame<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     framing: Framing,
     json: &[u8],
@@ -245,7 +245,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
 
 /// Appends one message in the given framing to `out` (a writer that sends several
 /// messages with one write).
-pub fn encode_frame(out: &mut Vec<u8>, framing: Framing, json: &[u8]) {
+pub(crate) fn encode_frame(out: &mut Vec<u8>, framing: Framing, json: &[u8]) {
     match framing {
         Framing::Lines => {
             out.extend_from_slice(json);

@@ -11,11 +11,11 @@ mod framing;
 mod read_ahead;
 mod stdio;
 
-pub use framing::{
-    Framing, Incoming, MessageReader, TransportError, encode_frame, write_frame, write_message,
-};
-pub use read_ahead::{InputEnded, READ_AHEAD_BYTES, ReadAhead, read_ahead};
-pub use stdio::{StdInput, StdOutput, stdio};
+pub(crate) use framing::encode_frame;
+pub use framing::{Framing, Incoming, MessageReader, TransportError, write_message};
+pub use read_ahead::READ_AHEAD_BYTES;
+pub(crate) use read_ahead::{InputEnded, read_ahead};
+pub(crate) use stdio::stdio;
 
 /// Largest message accepted, in bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

@@ -24,14 +24,14 @@ pub const READ_AHEAD_BYTES: usize = 1 << 20;
 const CHUNK: usize = 64 * 1024;
 
 /// The input, read ahead. Implements [`AsyncRead`]; stops the reading task when dropped.
-pub struct ReadAhead {
+pub(crate) struct ReadAhead {
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
 
 /// Becomes true once the input ended (or failed), even while nothing takes the bytes read
 /// ahead.
-pub type InputEnded = watch::Receiver<bool>;
+pub(crate) type InputEnded = watch::Receiver<bool>;
 
 struct Shared {
     state: Mutex<State>,
@@ -55,7 +55,7 @@ impl Shared {
 }
 
 /// Starts reading `reader` ahead, holding at most `budget` bytes not yet taken.
-pub fn read_ahead<R>(mut reader: R, budget: usize) -> (ReadAhead, InputEnded)
+pub(crate) fn read_ahead<R>(mut reader: R, budget: usize) -> (ReadAhead, InputEnded)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {

@@ -14,12 +14,12 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The daemon's input.
-pub type StdInput = Box<dyn AsyncRead + Unpin + Send>;
+pub(crate) type StdInput = Box<dyn AsyncRead + Unpin + Send>;
 /// The daemon's output.
-pub type StdOutput = Box<dyn AsyncWrite + Unpin + Send>;
+pub(crate) type StdOutput = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// Standard input and output for the protocol. Call within the runtime.
-pub fn stdio() -> (StdInput, StdOutput) {
+pub(crate) fn stdio() -> (StdInput, StdOutput) {
     (input(), output())
 }
 

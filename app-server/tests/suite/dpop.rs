@@ -4,7 +4,7 @@
 //! with the stored key and work at the MCP endpoint, a resource server nonce goes through
 //! `mcpServer/oauth/challenge`, and servers without DPoP stay Bearer.
 
-use mcp_app_server::oauth::dpop::decode_key;
+use mcp_app_server::decode_key;
 use mcp_app_server_testkit::{
     Kit, KitConfig, access_token_hash, content_digest, jwk_thumbprint, verify_proof,
 };

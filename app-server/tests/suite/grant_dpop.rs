@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use mcp_app_server::credentials::{CredentialStore, FileStore};
+use mcp_app_server::decode_key;
 use mcp_app_server::home::Home;
-use mcp_app_server::oauth::dpop::decode_key;
 use mcp_app_server_testkit::{Es256Key, Kit, KitConfig, PreregisteredClient, verify_proof};
 use serde_json::{Value, json};
 

@@ -8,10 +8,10 @@ use super::super::document::Document;
 /// A document and the stamp of the file it came from.
 #[derive(Debug)]
 pub(crate) struct Stamped {
-    pub stamp: Option<Stamp>,
-    pub doc: Document,
+    pub(crate) stamp: Option<Stamp>,
+    pub(crate) doc: Document,
     /// The document was just renamed into place by this process (one save), not read.
-    pub written: bool,
+    pub(crate) written: bool,
 }
 
 /// The file's identity (device and inode), size and modification time: every save renames
@@ -23,7 +23,7 @@ pub(crate) struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
-    pub modified: Option<SystemTime>,
+    pub(crate) modified: Option<SystemTime>,
 }
 
 impl Stamp {

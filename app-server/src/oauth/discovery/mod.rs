@@ -30,17 +30,17 @@ mod probe;
 #[cfg(test)]
 mod tests;
 
-pub use as_metadata::{
-    AuthServerMetadata, MetadataKind, auth_server_metadata_candidates, issuers_match,
-    merge_metadata, validate_metadata,
-};
+pub use as_metadata::{AuthServerMetadata, issuers_match, validate_metadata};
 use as_metadata::{MetadataOutcome, fetch_auth_server_metadata, origin_string, parse_issuer};
-pub use cache::{DEFAULT_TTL, DiscoveryCache, MAX_TTL};
+#[cfg(test)]
+pub use as_metadata::{auth_server_metadata_candidates, merge_metadata};
+pub use cache::DiscoveryCache;
 pub use error::DiscoveryError;
 pub use outcome::Discovery;
+#[cfg(test)]
+pub use prm::protected_resource_candidates;
 use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_location};
-pub use prm::{ProtectedResourceMetadata, protected_resource_candidates};
-pub use probe::{PROBE_PROTOCOL_VERSION, Probe, probe};
+pub use probe::{Probe, probe};
 
 /// Runs discovery for `server_url`, answered from `cache` when it knows the server.
 /// `extra_headers` (the server's configured `http_headers`) go only to the MCP server's own

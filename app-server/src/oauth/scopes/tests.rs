@@ -1,4 +1,4 @@
-//! Scope selection, unions, the step-up budget and `scope` parsing.
+//! Scope selection, unions and `scope` parsing.
 
 use super::*;
 
@@ -147,25 +147,6 @@ fn union_keeps_order_and_drops_duplicates() {
         v(&["read", "offline_access", "write"])
     );
     assert_eq!(union_scopes(&[], &v(&["x"])), v(&["x"]));
-}
-
-#[test]
-fn step_ups_are_capped_per_resource_and_scope_set() {
-    let mut budget = StepUpBudget::default();
-    let wanted = v(&["read", "write"]);
-    for _ in 0..MAX_STEP_UPS {
-        assert!(budget.try_step_up("https://mcp.example/mcp", &wanted));
-    }
-    assert!(!budget.try_step_up("https://mcp.example/mcp", &wanted));
-    // The same set in another order is the same set.
-    assert!(!budget.try_step_up("https://mcp.example/mcp", &v(&["write", "read", "read"])));
-    assert_eq!(
-        budget.used("https://mcp.example/mcp", &wanted),
-        MAX_STEP_UPS
-    );
-    // Another scope set or another resource has its own budget.
-    assert!(budget.try_step_up("https://mcp.example/mcp", &v(&["read", "admin"])));
-    assert!(budget.try_step_up("https://other.example/mcp", &wanted));
 }
 
 #[test]

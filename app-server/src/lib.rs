@@ -2,17 +2,16 @@
 //! keeps their credentials.
 //!
 //! Layers, dependencies pointing one way: `transport` (framing) <- `rpc` (connections,
-//! dispatch) -> `oauth` (the OAuth steps) -> `credentials` (the store); `config` is read by
-//! all. `oauth` knows nothing of JSON-RPC beyond the discovery probe, whose shape per MCP
-//! revision it takes from `mcp_wire`.
+//! dispatch) -> `engine` (the login engine: logins, token vending and renewal, challenges,
+//! logout) -> `oauth` (the protocol steps) and `credentials` (the store); `cli` sits beside
+//! `rpc`; `config` is read by all and imports none of them. docs/architecture.md has the
+//! table, and `app-server/tests/suite/layers.rs` holds the code to it.
 
 pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod config;
 pub mod credentials;
-// Public only because narrowing it belongs to the engine rewrite: as `pub(crate)` its
-// re-exports of items nothing outside uses would warn.
-pub mod engine;
+pub(crate) mod engine;
 pub mod home;
 pub(crate) mod mcp_wire;
 pub(crate) mod oauth;

@@ -46,18 +46,15 @@ mod vending;
 
 pub use enterprise::idp::IDP_SESSION_NAME;
 pub use error::{
-    ChallengeError, CompleteError, EnterpriseError, GrantCredentialError, LoginError, LogoutError,
-    ProofError, ProofInputError, VendError,
+    ChallengeError, CompleteError, EnterpriseError, LoginError, LogoutError, ProofError, VendError,
 };
-pub use refusal::{ChallengeInputError, MAX_STEP_UPS, Refusal, read_challenge};
-pub use requests::check_request;
-pub use service::{Network, NetworkError, OAuthService};
-pub use state::live::{IN_USE_WINDOW, configured_servers};
+pub use refusal::Refusal;
+pub use service::{Network, OAuthService};
+pub use state::live::configured_servers;
 pub use status::StatusInfo;
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};
 pub use types::{
-    CLIENT_NAME, ChallengeOutcome, ChallengeRequest, CheckedChallenge, DEFAULT_LOGIN_TIMEOUT,
-    DEFAULT_MIN_VALIDITY_SECS, EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted,
-    LogoutOutcome, MAX_MIN_VALIDITY_SECS, OAuthEvent, ResourceProof, ResourceRequest,
-    SignInStarted,
+    CLIENT_NAME, ChallengeOutcome, ChallengeRequest, DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions, LoginStarted, MAX_MIN_VALIDITY_SECS,
+    OAuthEvent, ResourceProof,
 };

@@ -29,8 +29,6 @@ pub(crate) mod test_server;
 #[cfg(test)]
 pub use authorization::Pkce;
 #[cfg(test)]
-pub use http::HttpClient;
-#[cfg(test)]
 pub use registration::{ClientRegistration, TokenAuthMethod};
 #[cfg(test)]
 pub use token::TokenResponse;

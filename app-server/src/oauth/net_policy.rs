@@ -180,13 +180,6 @@ pub enum NetPolicy {
 }
 
 impl NetPolicy {
-    pub const ALL: [NetPolicy; 4] = [
-        NetPolicy::PublicOnly,
-        NetPolicy::Intranet,
-        NetPolicy::Local,
-        NetPolicy::Unrestricted,
-    ];
-
     pub(crate) fn index(self) -> usize {
         match self {
             NetPolicy::PublicOnly => 0,

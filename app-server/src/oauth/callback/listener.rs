@@ -222,6 +222,7 @@ impl CallbackServer {
         })
     }
 
+    #[cfg(test)]
     /// Ports with a running listener, ascending.
     pub fn active_ports(&self) -> Vec<u16> {
         let registry = lock(&self.registry);

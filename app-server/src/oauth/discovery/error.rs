@@ -55,10 +55,3 @@ pub enum DiscoveryError {
         url: String,
     },
 }
-
-impl DiscoveryError {
-    /// Network trouble that may pass.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, DiscoveryError::Http(e) if e.is_transient())
-    }
-}

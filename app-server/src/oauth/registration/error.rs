@@ -67,6 +67,7 @@ fn describe(error: &Option<String>, description: &Option<String>) -> String {
 }
 
 impl RegistrationError {
+    #[cfg(test)]
     /// Server or network trouble that may pass.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -28,6 +28,7 @@ impl TokenError {
         }
     }
 
+    #[cfg(test)]
     /// `invalid_grant`: the code or refresh token is no good; log in again.
     pub fn is_invalid_grant(&self) -> bool {
         self.oauth_error() == Some("invalid_grant")

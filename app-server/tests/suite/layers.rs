@@ -2,13 +2,15 @@
 //! rules docs/architecture.md states for them.
 //!
 //! - the top-level modules import downwards only (see [`LAYERS`]);
-//! - no two files import each other, directly or round a longer circle;
+//! - no two files import each other, directly or round a longer circle, and no two entries
+//!   of a folder (files or subfolders) do;
+//! - the engine's leaves import neither its service nor a flow (see [`ENGINE_LEAVES`]);
 //! - no file is longer than [`MAX_LINES`].
 //!
 //! Test code is left out: files named `tests.rs` or `props.rs`, files under a `tests/`
-//! folder, and everything after a file's first `#[cfg(test)]`. An import is a `use` or a
-//! path written in the code (`crate::a::b`, `super::c`); `mod x;` alone is none. A path is
-//! charged to the deepest file it names, through one level of `pub use` re-exports.
+//! folder, and every item marked `#[cfg(test)]`. An import is a `use` or a path written in
+//! the code (`crate::a::b`, `super::c`, `child::d`); `mod x;` alone is none. A path is
+//! charged to the deepest file it names, through `pub use` re-exports (two hops at most).
 //!
 //! `LAYERS_PRINT=1 cargo test -p mcp-app-server --test all layers -- --nocapture` prints
 //! the graph, one `file -> file` a line.
@@ -616,6 +618,73 @@ fn layers_import_downwards_only() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The entry of `rel` directly under the folder `dir` (a file or a subfolder; `foo.rs` and
+/// `foo/` are one module, so one entry), or `None` when `rel` is not under `dir`.
+fn entry_under<'a>(dir: &str, rel: &'a str) -> Option<&'a str> {
+    let rest = if dir.is_empty() {
+        rel
+    } else {
+        rel.strip_prefix(dir)?.strip_prefix('/')?
+    };
+    let first = rest.split('/').next()?;
+    Some(first.strip_suffix(".rs").unwrap_or(first))
+}
+
+#[test]
+fn no_folder_imports_itself_round_a_circle() {
+    let krate = Crate::read();
+    let edges = krate.edges();
+    let mut dirs: BTreeSet<String> = BTreeSet::from([String::new()]);
+    for f in &krate.files {
+        let mut parts: Vec<&str> = f.rel.split('/').collect();
+        parts.pop();
+        for n in 1..=parts.len() {
+            dirs.insert(parts[..n].join("/"));
+        }
+    }
+    let mut found = Vec::new();
+    for dir in &dirs {
+        // The entries of `dir` (files and folders) and the imports between them; a folder's
+        // own `mod.rs` is its facade, not an entry.
+        let mut names: Vec<String> = Vec::new();
+        let mut index = BTreeMap::new();
+        let mut folder_edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+        for (i, to) in &edges {
+            let Some(from) = entry_under(dir, &krate.files[*i].rel) else {
+                continue;
+            };
+            for j in to {
+                let Some(target) = entry_under(dir, &krate.files[*j].rel) else {
+                    continue;
+                };
+                if from == target
+                    || ["mod", "lib", "main"].contains(&from)
+                    || ["mod", "lib", "main"].contains(&target)
+                {
+                    continue;
+                }
+                let mut id = |name: &str| {
+                    *index.entry(name.to_string()).or_insert_with(|| {
+                        names.push(name.to_string());
+                        names.len() - 1
+                    })
+                };
+                let (a, b) = (id(from), id(target));
+                folder_edges.entry(a).or_default().insert(b);
+            }
+        }
+        for circle in circles(names.len(), &folder_edges) {
+            let members: Vec<&str> = circle.iter().map(|i| names[*i].as_str()).collect();
+            found.push(format!("in `{dir}/`: {}", members.join(", ")));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "entries that import each other round a circle:\n{}",
+        found.join("\n")
+    );
 }
 
 /// The engine's leaves: its public types, errors, targets, pure rules and per-concern state.

@@ -19,12 +19,11 @@ use std::sync::Arc;
 use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 use url::Url;
 
-use self::idp::IdpSession;
 use self::idp::discover_idp;
 use self::idp::read_id_token;
 use self::idp::session_key;
+use self::idp::{IdpSession, resolve_auth};
 use crate::config::enterprise::EnterpriseIdpConfig;
-use crate::config::grant::ClientAuthConfig;
 use crate::credentials::{StoreError, StoredClient, StoredCredentials, Update, unix_now};
 use crate::engine::error::{LoginError, VendError};
 use crate::engine::service::OAuthService;
@@ -33,7 +32,7 @@ use crate::engine::target::ServerTarget;
 use crate::engine::types::LoginOptions;
 use crate::engine::types::OAuthEvent;
 use crate::oauth::discovery::{Discovery, discover};
-use crate::oauth::grants::client_credentials::{ClientAuth, GrantTarget, resolve, secret_method};
+use crate::oauth::grants::client_credentials::{GrantTarget, secret_method};
 use crate::oauth::grants::id_jag;
 use crate::oauth::grants::token_exchange::{Exchange, IdpClient, exchange};
 use crate::oauth::http::{HttpClient, header_map};
@@ -382,28 +381,6 @@ impl OAuthService {
 
 /// The name errors about the identity provider session use.
 const IDP_NAME_FOR_ERRORS: &str = "the enterprise identity provider";
-
-async fn resolve_auth(
-    config: Option<&ClientAuthConfig>,
-    secret: Option<&str>,
-    what: &str,
-) -> Result<Option<ClientAuth>, EnterpriseError> {
-    if let Some(secret) = secret {
-        return Ok(Some(ClientAuth::Secret(secret.to_string())));
-    }
-    match config {
-        None => Ok(None),
-        Some(config) => {
-            resolve(config)
-                .await
-                .map(Some)
-                .map_err(|error| EnterpriseError::Credential {
-                    what: what.to_string(),
-                    error,
-                })
-        }
-    }
-}
 
 fn url_of(text: &str) -> Result<Url, EnterpriseError> {
     Url::parse(text).map_err(|e| EnterpriseError::IdpDiscovery {

@@ -63,41 +63,43 @@ enum Round {
     Added,
 }
 
-/// Runs until `stop` or until the service is gone. `wake` asks for a whole round,
-/// `wake_added` for a round that plans only the servers newly in use.
-pub(super) async fn run(
-    service: Weak<OAuthService>,
-    wake: Arc<Notify>,
-    wake_added: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut scheduler = Scheduler::default();
-    let mut refreshes: JoinSet<Finished> = JoinSet::new();
-    let mut round = Round::Whole;
-    let mut next = Instant::now();
-    loop {
-        let Some(strong) = service.upgrade() else {
-            break;
-        };
-        next = match round {
-            Round::Whole => strong.live_round(&mut scheduler, &mut refreshes).await,
-            Round::Added => next.min(strong.added_round(&mut scheduler, &mut refreshes).await),
-        };
-        drop(strong);
-        round = tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => break,
-            _ = wake.notified() => Round::Whole,
-            _ = wake_added.notified() => Round::Added,
-            _ = tokio::time::sleep_until(next) => Round::Whole,
-            Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
-                if let Ok((name, result)) = done {
-                    scheduler.finished(&name, &result, Instant::now());
+impl OAuthService {
+    /// The expiry scheduler: runs until `stop` or until the service is gone. `wake` asks for
+    /// a whole round, `wake_added` for a round that plans only the servers newly in use.
+    pub(super) async fn run_expiry(
+        service: Weak<OAuthService>,
+        wake: Arc<Notify>,
+        wake_added: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut scheduler = Scheduler::default();
+        let mut refreshes: JoinSet<Finished> = JoinSet::new();
+        let mut round = Round::Whole;
+        let mut next = Instant::now();
+        loop {
+            let Some(strong) = service.upgrade() else {
+                break;
+            };
+            next = match round {
+                Round::Whole => strong.live_round(&mut scheduler, &mut refreshes).await,
+                Round::Added => next.min(strong.added_round(&mut scheduler, &mut refreshes).await),
+            };
+            drop(strong);
+            round = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => break,
+                _ = wake.notified() => Round::Whole,
+                _ = wake_added.notified() => Round::Added,
+                _ = tokio::time::sleep_until(next) => Round::Whole,
+                Some(done) = refreshes.join_next(), if !refreshes.is_empty() => {
+                    if let Ok((name, result)) = done {
+                        scheduler.finished(&name, &result, Instant::now());
+                    }
+                    Round::Whole
                 }
-                Round::Whole
-            }
-        };
+            };
+        }
+        refreshes.abort_all();
     }
-    refreshes.abort_all();
 }
 
 impl Scheduler {

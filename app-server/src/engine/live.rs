@@ -33,7 +33,7 @@ impl OAuthService {
         let Some(stop) = self.live.stop_receiver() else {
             return;
         };
-        let scheduler = tokio::spawn(super::expiry::run(
+        let scheduler = tokio::spawn(OAuthService::run_expiry(
             Arc::downgrade(self),
             self.live.wake.clone(),
             self.live.wake_added.clone(),

@@ -44,7 +44,7 @@ mod attempt;
 mod context;
 
 use super::state::control::{Control, ControlReceiver, PasteReply, channel as control_channel};
-use attempt::cimd_source;
+use context::cimd_source;
 
 impl OAuthService {
     /// Starts a login. With the browser login, answers with the authorization URL; the flow

@@ -5,17 +5,20 @@
 //! Two kinds of file, and which may import which:
 //! - **leaves**: the engine's public types (`types.rs`), its errors (`error.rs`), server
 //!   targets (`target.rs`), status (`status.rs`), pure rules (`refusal.rs`, `requests.rs`,
-//!   `stored.rs`, `flow.rs`), and the state the service holds, one concern per file
-//!   (`state/`, `callback_ports.rs`). A leaf imports other leaves only, never the service or
-//!   a flow.
+//!   `stored.rs`, `flow.rs`, `login/context.rs`, `enterprise/idp.rs`), the state the service
+//!   holds, one concern per file (`state/`, `callback_ports.rs`), and the watch on the
+//!   credential file (`store_watch.rs`). A leaf imports other leaves only, never the
+//!   service or a flow.
 //! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
 //!   `vending.rs`, `renewal.rs` (and `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
-//!   `enterprise.rs` (and `enterprise/`), `resource_proof.rs`; `live.rs`, `expiry.rs` and
-//!   `store_watch.rs` keep the announced status live (expiry timers, background refresh of
+//!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`; `live.rs` and
+//!   `expiry.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
 //!   ahead of their first login. Flows import leaves and the service, and reach each other
-//!   through the service's methods.
+//!   through the service's methods, never by importing each other.
+//!
+//! `app-server/tests/suite/layers.rs` holds the files to these rules.
 //!
 //! Callers outside use what this file re-exports.
 

@@ -15,9 +15,11 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
+use crate::config::grant::ClientAuthConfig;
 use crate::credentials::{CredentialKey, StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::EnterpriseError;
 use crate::oauth::discovery::{AuthServerMetadata, issuers_match};
+use crate::oauth::grants::client_credentials::{ClientAuth, resolve};
 use crate::oauth::http::{HttpClient, check_secure_url};
 
 /// The store name of the identity provider session.
@@ -226,6 +228,28 @@ pub async fn discover_idp(
             .map_err(|_| fail(format!("its {field} {endpoint} is not https")))?;
     }
     Ok(metadata)
+}
+
+pub(crate) async fn resolve_auth(
+    config: Option<&ClientAuthConfig>,
+    secret: Option<&str>,
+    what: &str,
+) -> Result<Option<ClientAuth>, EnterpriseError> {
+    if let Some(secret) = secret {
+        return Ok(Some(ClientAuth::Secret(secret.to_string())));
+    }
+    match config {
+        None => Ok(None),
+        Some(config) => {
+            resolve(config)
+                .await
+                .map(Some)
+                .map_err(|error| EnterpriseError::Credential {
+                    what: what.to_string(),
+                    error,
+                })
+        }
+    }
 }
 
 #[cfg(test)]

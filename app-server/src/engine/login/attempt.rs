@@ -8,9 +8,8 @@ use crate::credentials::{StoredRegistration, unix_now};
 use crate::engine::error::LoginError;
 use crate::engine::login::context::{Attempt, FlowContext};
 use crate::engine::service::OAuthService;
-use crate::engine::target::ServerTarget;
+use crate::engine::types::CLIENT_NAME;
 use crate::engine::types::OAuthEvent;
-use crate::engine::types::{CLIENT_NAME, LoginOptions};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
     CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
@@ -18,7 +17,6 @@ use crate::oauth::callback::{
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
 use crate::oauth::http::header_map;
-use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
 use crate::oauth::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
     preregistered,
@@ -310,48 +308,4 @@ fn registration_from_stored(reg: &StoredRegistration) -> ClientRegistration {
         auth_method: TokenAuthMethod::from_name(&reg.token_endpoint_auth_method)
             .unwrap_or(TokenAuthMethod::None),
     }
-}
-
-/// Where this login's metadata document URL comes from: the server's fixed
-/// `client_metadata_url`, else the `clientMetadataUrlBase` param, else the configured
-/// `client_metadata_url_base`. Every value that applies is validated, so a bad one is
-/// reported (naming where it came from) instead of silently skipped.
-pub(super) fn cimd_source(
-    target: &ServerTarget,
-    options: &LoginOptions,
-) -> Result<Option<CimdSource>, LoginError> {
-    let param = options
-        .client_metadata_url_base
-        .as_deref()
-        .map(|b| {
-            validate_base(b).map_err(|e| {
-                LoginError::InvalidClientMetadataUrlBase(format!(
-                    "clientMetadataUrlBase {b:?} is not usable: {e}"
-                ))
-            })
-        })
-        .transpose()?;
-    if let Some(fixed) = &target.client_metadata_url {
-        let url = validate_client_id_url(fixed).map_err(|e| {
-            LoginError::InvalidClientMetadataConfig(format!(
-                "mcp_servers.{}.oauth.client_metadata_url {fixed:?} is not usable: {e}",
-                target.name
-            ))
-        })?;
-        return Ok(Some(CimdSource::Fixed(url)));
-    }
-    if let Some(base) = param {
-        return Ok(Some(CimdSource::Base(base)));
-    }
-    target
-        .client_metadata_url_base
-        .as_deref()
-        .map(|b| {
-            validate_base(b).map(CimdSource::Base).map_err(|e| {
-                LoginError::InvalidClientMetadataConfig(format!(
-                    "client_metadata_url_base {b:?} is not usable: {e}"
-                ))
-            })
-        })
-        .transpose()
 }

@@ -5,13 +5,16 @@ use std::sync::Arc;
 use url::Url;
 
 use crate::credentials::StoredRegistration;
+use crate::engine::error::LoginError;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::LoginOptions;
 use crate::oauth::authorization::Pkce;
 use crate::oauth::callback::CallbackRegistration;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::http::HttpClient;
+use crate::oauth::registration::CimdSource;
 use crate::oauth::registration::ClientRegistration;
+use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
 
 /// Everything the flow task needs to turn a code into stored credentials: the per-request
 /// record of one authorization request. The issuer of the validated metadata is recorded
@@ -43,4 +46,48 @@ pub(crate) struct FlowContext {
     pub(crate) redirect_uri: Url,
     pub(crate) callback_path: String,
     pub(crate) port: Option<u16>,
+}
+
+/// Where this login's metadata document URL comes from: the server's fixed
+/// `client_metadata_url`, else the `clientMetadataUrlBase` param, else the configured
+/// `client_metadata_url_base`. Every value that applies is validated, so a bad one is
+/// reported (naming where it came from) instead of silently skipped.
+pub(crate) fn cimd_source(
+    target: &ServerTarget,
+    options: &LoginOptions,
+) -> Result<Option<CimdSource>, LoginError> {
+    let param = options
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map_err(|e| {
+                LoginError::InvalidClientMetadataUrlBase(format!(
+                    "clientMetadataUrlBase {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(fixed) = &target.client_metadata_url {
+        let url = validate_client_id_url(fixed).map_err(|e| {
+            LoginError::InvalidClientMetadataConfig(format!(
+                "mcp_servers.{}.oauth.client_metadata_url {fixed:?} is not usable: {e}",
+                target.name
+            ))
+        })?;
+        return Ok(Some(CimdSource::Fixed(url)));
+    }
+    if let Some(base) = param {
+        return Ok(Some(CimdSource::Base(base)));
+    }
+    target
+        .client_metadata_url_base
+        .as_deref()
+        .map(|b| {
+            validate_base(b).map(CimdSource::Base).map_err(|e| {
+                LoginError::InvalidClientMetadataConfig(format!(
+                    "client_metadata_url_base {b:?} is not usable: {e}"
+                ))
+            })
+        })
+        .transpose()
 }

@@ -309,23 +309,7 @@ impl OAuthService {
             }
             Err(error) if error.is_refusal() => {
                 tracing::warn!(server = %name, error = %error, "enterprise renewal refused; a new login is needed");
-                let mut flagged = current.clone();
-                flagged.reauthentication_required = true;
-                flagged.updated_at = unix_now();
-                let stored = self.save_unless_replaced(current, flagged.clone()).await?;
-                match stored {
-                    Some(s) if s == flagged => {
-                        self.emit(OAuthEvent::AuthStatusChanged {
-                            name: name.clone(),
-                            status: McpAuthStatus::ReauthenticationRequired,
-                        });
-                        Err(VendError::ReauthenticationRequired {
-                            name: name.clone(),
-                            reason: error.to_string(),
-                        })
-                    }
-                    other => usable(other, name),
-                }
+                self.flag_refused(name, current, error.to_string()).await
             }
             Err(error) => {
                 tracing::warn!(server = %name, error = %error, "enterprise renewal failed; credentials kept");

@@ -14,7 +14,7 @@ use crate::engine::error::{GrantCredentialError, LoginError, VendError};
 use crate::engine::flow::{Discovered, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
-use crate::engine::stored::{apply_tokens, usable};
+use crate::engine::stored::{apply_tokens, stored_dpop_key, stored_token_endpoint, usable};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
 use crate::oauth::discovery::Probe;
@@ -186,28 +186,12 @@ impl OAuthService {
         current: StoredCredentials,
     ) -> Result<StoredCredentials, VendError> {
         let name = &target.name;
-        let endpoint =
-            Url::parse(&current.token_endpoint).map_err(|e| VendError::RefreshFailed {
-                name: name.clone(),
-                error: TokenError::Invalid {
-                    endpoint: current.token_endpoint.clone(),
-                    reason: format!("the stored token endpoint is not a URL ({e})"),
-                },
-            })?;
+        let endpoint = stored_token_endpoint(&current, name)?;
         let Some(_saving) = self.begin_token_call() else {
             return Err(VendError::ShuttingDown);
         };
         // Tokens bound to a key are renewed with a proof of the same key.
-        let dpop_key = match current.dpop_key.as_deref().map(dpop::decode_key) {
-            None => None,
-            Some(Ok(key)) => Some(key),
-            Some(Err(e)) => {
-                return Err(VendError::ReauthenticationRequired {
-                    name: name.clone(),
-                    reason: format!("{e}; log in again"),
-                });
-            }
-        };
+        let dpop_key = stored_dpop_key(&current, name)?;
         let http = self.server_http(target).await;
         // The secret method chosen at login, from the server's metadata then.
         let methods = [current.client.token_endpoint_auth_method.clone()];

@@ -1,16 +1,17 @@
 //! Renewal by the refresh token, and the compare-and-save every renewal ends with.
 
 use mcp_app_server_protocol::McpAuthStatus;
-use url::Url;
 
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::registration_from_client;
-use crate::engine::stored::{apply_tokens, unrefreshable, usable};
+use crate::engine::stored::{
+    apply_tokens, stored_dpop_key, stored_token_endpoint, unrefreshable, usable,
+};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::OAuthEvent;
-use crate::oauth::dpop::{self, TokenDpop};
+use crate::oauth::dpop::TokenDpop;
 use crate::oauth::token::{self, TokenError};
 
 impl OAuthService {
@@ -28,14 +29,7 @@ impl OAuthService {
             return unrefreshable(current, name);
         };
         // Tokens only ever go to the token endpoint of the issuer that issued them.
-        let endpoint =
-            Url::parse(&current.token_endpoint).map_err(|e| VendError::RefreshFailed {
-                name: name.clone(),
-                error: TokenError::Invalid {
-                    endpoint: current.token_endpoint.clone(),
-                    reason: format!("the stored token endpoint is not a URL ({e})"),
-                },
-            })?;
+        let endpoint = stored_token_endpoint(&current, name)?;
         // From here on the server may rotate the refresh token: shutdown waits until the
         // answer is saved, and no refresh starts once shutdown has begun.
         let Some(_saving) = self.begin_token_call() else {
@@ -45,16 +39,7 @@ impl OAuthService {
         let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
         let http = self.server_http(target).await;
         // Tokens bound to a key are refreshed with a proof of the same key.
-        let dpop_key = match current.dpop_key.as_deref().map(dpop::decode_key) {
-            None => None,
-            Some(Ok(key)) => Some(key),
-            Some(Err(e)) => {
-                return Err(VendError::ReauthenticationRequired {
-                    name: name.clone(),
-                    reason: format!("{e}; log in again"),
-                });
-            }
-        };
+        let dpop_key = stored_dpop_key(&current, name)?;
         let result = token::refresh(
             &http,
             &endpoint,

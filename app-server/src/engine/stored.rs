@@ -4,12 +4,16 @@
 
 use std::borrow::Borrow;
 
+use url::Url;
+
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::REFRESH_NOW;
+use crate::oauth::dpop::decode_key;
+use crate::oauth::jose::SigningKey;
 use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{TokenError, TokenResponse};
 
 /// The ways a server's stored tokens are renewed without the user (see `renewal.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,38 @@ pub(crate) fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(
         });
     }
     Ok(())
+}
+
+/// The token endpoint the stored tokens came from: renewals go there and nowhere else
+/// (tokens only ever go to the issuer that issued them).
+pub(crate) fn stored_token_endpoint(
+    creds: &StoredCredentials,
+    name: &str,
+) -> Result<Url, VendError> {
+    Url::parse(&creds.token_endpoint).map_err(|e| VendError::RefreshFailed {
+        name: name.to_string(),
+        error: TokenError::Invalid {
+            endpoint: creds.token_endpoint.clone(),
+            reason: format!("the stored token endpoint is not a URL ({e})"),
+        },
+    })
+}
+
+/// The key DPoP-bound tokens are bound to: renewals prove possession of the same key. A key
+/// that cannot be read means a new login.
+pub(crate) fn stored_dpop_key(
+    creds: &StoredCredentials,
+    name: &str,
+) -> Result<Option<SigningKey>, VendError> {
+    creds
+        .dpop_key
+        .as_deref()
+        .map(decode_key)
+        .transpose()
+        .map_err(|e| VendError::ReauthenticationRequired {
+            name: name.to_string(),
+            reason: format!("{e}; log in again"),
+        })
 }
 
 pub(crate) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) -> bool {

@@ -42,7 +42,7 @@ pub struct ServeClientMetadataArgs {
     #[arg(long, default_value = DEFAULT_LISTEN, env = "MCP_CLIENT_METADATA_LISTEN")]
     pub listen: SocketAddr,
     /// The public https URL the documents are served under, e.g.
-    /// https://ide.example.com/mcp/oauth. Frontends pass the same value as
+    /// `https://ide.example.com/mcp/oauth`. Frontends pass the same value as
     /// `clientMetadataUrlBase`; its path is the prefix this host answers under. Plain http
     /// only for loopback hosts (local testing).
     #[arg(long, env = "MCP_CLIENT_METADATA_PUBLIC_BASE_URL")]

@@ -10,7 +10,7 @@
 //! overwritten: saving over it would destroy every other server's login.
 //!
 //! What tells versions of the document apart is in [`stamp`], the replacement on disk in
-//! [`write`].
+//! [`write`](mod@write).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};

@@ -30,7 +30,7 @@ use crate::oauth::www_authenticate::BearerChallenge;
 impl OAuthService {
     /// Acts on a refusal of `target`'s MCP server; see the module docs. A step-up login
     /// uses `options` with its scopes replaced by the union.
-    /// `mcpServer/oauth/challenge`, once [`ChallengeRequest::check`] read it: answers a
+    /// `mcpServer/oauth/challenge`, once [`ChallengeRequest::check`](crate::engine::types::ChallengeRequest::check) read it: answers a
     /// `use_dpop_nonce` refusal with a new proof, keeps any other nonce the server sent for
     /// later proofs, and acts on the refusal as [`OAuthService::challenge`] does.
     pub async fn answer_challenge(
@@ -221,7 +221,7 @@ impl OAuthService {
     }
 
     /// A 403 `insufficient_scope`: a login for the union of the scopes held before and
-    /// those asked for, at most [`MAX_STEP_UPS`] times per scope set.
+    /// those asked for, at most [`MAX_STEP_UPS`](crate::engine::refusal::MAX_STEP_UPS) times per scope set.
     async fn step_up(
         self: &Arc<Self>,
         target: &ServerTarget,

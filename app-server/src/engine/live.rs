@@ -78,7 +78,7 @@ impl OAuthService {
     }
 
     /// A frontend asked for this server's token: keep it refreshed in the background for the
-    /// next [`IN_USE_WINDOW`]. A server asked for again costs one map lookup (the target
+    /// next [`IN_USE_WINDOW`](crate::engine::state::live::IN_USE_WINDOW). A server asked for again costs one map lookup (the target
     /// resolved for this configuration is the same `Arc`); a server new in use wakes the
     /// scheduler to plan that server alone.
     pub fn token_used(&self, target: &Arc<ServerTarget>) {

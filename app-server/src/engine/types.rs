@@ -75,7 +75,7 @@ pub enum LoginBegun {
     Obtained(LoginGrant),
 }
 
-/// How [`OAuthService::start_enterprise_login`] went on.
+/// How `OAuthService::start_enterprise_login` went on.
 #[derive(Debug, Clone)]
 pub enum EnterpriseLogin {
     /// The tokens are stored; no browser was needed.
@@ -199,8 +199,8 @@ pub struct LogoutOutcome {
 pub const DEFAULT_MIN_VALIDITY_SECS: u32 = 60;
 
 /// A validity no credentials have, not even those without an expiry: refresh now. Callers
-/// of [`OAuthService::token`] stay below it ([`MAX_MIN_VALIDITY_SECS`]).
+/// of `OAuthService::token` stay below it ([`MAX_MIN_VALIDITY_SECS`]).
 pub(crate) const REFRESH_NOW: u32 = u32::MAX;
 
-/// The largest validity [`OAuthService::token`] may be asked for.
+/// The largest validity `OAuthService::token` may be asked for.
 pub const MAX_MIN_VALIDITY_SECS: u32 = REFRESH_NOW - 1;

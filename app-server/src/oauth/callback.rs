@@ -2,7 +2,7 @@
 //! authorization response against the login waiting for it, the page the browser shows, and
 //! the loopback listener that receives the redirect.
 //!
-//! The checks are pure functions, [`parse_callback`] for a request the listener received and
+//! The checks are pure functions, [`parse_callback`](response::parse_callback) for a request the listener received and
 //! [`parse_pasted_callback`] for a redirect URL a user pastes back (`mcpServer/oauth/complete`),
 //! so both paths apply the same rules and are tested without sockets.
 //!

@@ -8,7 +8,7 @@
 //! A cold discovery of a server whose PRM is at the first well-known location takes two
 //! sequential round trips. Validated results are kept in the [`DiscoveryCache`].
 //!
-//! One step per file: [`probe`], [`prm`], [`as_metadata`], [`cache`]; what discovery found
+//! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`cache`]; what discovery found
 //! ([`Discovery`]) and why it failed ([`DiscoveryError`]) each have their own.
 
 use std::sync::Arc;

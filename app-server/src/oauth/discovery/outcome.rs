@@ -26,7 +26,7 @@ pub struct Discovery {
     pub legacy: bool,
     /// Legacy fallback without any metadata document: default endpoints were assumed.
     pub default_endpoints: bool,
-    /// Answered from the [`DiscoveryCache`]: when an endpoint refuses in a way that shows
+    /// Answered from the [`DiscoveryCache`](super::DiscoveryCache): when an endpoint refuses in a way that shows
     /// the documents changed, discovery runs again (once) and the login goes on.
     #[serde(skip)]
     pub cached: bool,

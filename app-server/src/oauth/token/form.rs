@@ -45,7 +45,7 @@ fn token_form_outcome(
     })
 }
 
-/// [`request_token`] for a caller that reads more of the success answer than
+/// [`request_token`](super::request_token) for a caller that reads more of the success answer than
 /// [`TokenResponse`] holds (an OpenID Connect `id_token`, a token exchange's
 /// `issued_token_type`): the body of the 2xx answer, refusals classified as usual. The body
 /// holds secrets; it is never logged.

@@ -27,7 +27,7 @@ use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::{StoreError, StoredClient, StoredCredentials, Update, unix_now};
 use crate::engine::error::{LoginError, VendError};
 use crate::engine::service::OAuthService;
-use crate::engine::stored::{apply_tokens, unrefreshable, usable};
+use crate::engine::stored::{apply_tokens, record_for, unrefreshable, usable};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::LoginOptions;
 use crate::engine::types::OAuthEvent;
@@ -382,37 +382,26 @@ fn credentials_for(
     secret_method: &str,
     scopes: &[String],
 ) -> StoredCredentials {
+    let client = StoredClient {
+        kind: RegistrationKind::Preregistered,
+        client_id: target
+            .client_id
+            .clone()
+            .unwrap_or_else(|| enterprise.client_id.clone()),
+        // The secret stays in its variable; renewal reads it again.
+        client_secret: None,
+        token_endpoint_auth_method: secret_method.to_string(),
+    };
     StoredCredentials {
-        server_name: target.name.clone(),
-        server_url: target.url.to_string(),
-        access_token: String::new(),
-        token_type: String::new(),
-        refresh_token: None,
-        expires_at: None,
-        scopes: scopes.to_vec(),
-        issuer: discovery.metadata.issuer.clone(),
-        token_endpoint: discovery.metadata.token_endpoint.to_string(),
-        revocation_endpoint: discovery
-            .metadata
-            .revocation_endpoint
-            .as_ref()
-            .map(Url::to_string),
-        resource: discovery.resource.clone(),
-        client: StoredClient {
-            kind: RegistrationKind::Preregistered,
-            client_id: target
-                .client_id
-                .clone()
-                .unwrap_or_else(|| enterprise.client_id.clone()),
-            // The secret stays in its variable; renewal reads it again.
-            client_secret: None,
-            token_endpoint_auth_method: secret_method.to_string(),
-        },
-        reauthentication_required: false,
         // Renewed by a new exchange with the stored ID token, never by a refresh token.
         grant: Some("enterprise".to_string()),
-        dpop_key: None,
-        updated_at: unix_now(),
+        ..record_for(
+            target,
+            &discovery.metadata,
+            &discovery.resource,
+            scopes.to_vec(),
+            client,
+        )
     }
 }
 

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
-use url::Url;
 
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
@@ -14,7 +13,9 @@ use crate::engine::error::{GrantCredentialError, LoginError, VendError};
 use crate::engine::flow::{Discovered, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
-use crate::engine::stored::{apply_tokens, stored_dpop_key, stored_token_endpoint, usable};
+use crate::engine::stored::{
+    apply_tokens, record_for, stored_dpop_key, stored_token_endpoint, usable,
+};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
 use crate::oauth::discovery::Probe;
@@ -142,29 +143,22 @@ impl OAuthService {
         let obtained = run_grant(target, &found.http, &request)
             .await
             .map_err(|e| login_error(target, e))?;
+        let client = StoredClient {
+            kind: RegistrationKind::Preregistered,
+            client_id: grant_client_id(&target.grant).unwrap_or_default(),
+            // Never stored: the grant reads its secret or key where config.toml says.
+            client_secret: None,
+            token_endpoint_auth_method: obtained.auth_method,
+        };
         let mut creds = StoredCredentials {
-            server_name: target.name.clone(),
-            server_url: target.url.to_string(),
-            access_token: String::new(),
-            token_type: String::new(),
-            refresh_token: None,
-            expires_at: None,
-            scopes: found.scopes.clone().unwrap_or_default(),
-            issuer: metadata.issuer.clone(),
-            token_endpoint: metadata.token_endpoint.to_string(),
-            revocation_endpoint: metadata.revocation_endpoint.as_ref().map(Url::to_string),
-            resource: found.discovery.resource.clone(),
-            client: StoredClient {
-                kind: RegistrationKind::Preregistered,
-                client_id: grant_client_id(&target.grant).unwrap_or_default(),
-                // Never stored: the grant reads its secret or key where config.toml says.
-                client_secret: None,
-                token_endpoint_auth_method: obtained.auth_method,
-            },
-            reauthentication_required: false,
             grant: Some(grant_name(&target.grant).to_string()),
-            dpop_key: None,
-            updated_at: unix_now(),
+            ..record_for(
+                target,
+                metadata,
+                &found.discovery.resource,
+                found.scopes.clone().unwrap_or_default(),
+                client,
+            )
         };
         apply_tokens(&mut creds, obtained.tokens);
         if let Some((_, stored)) = dpop_key {

@@ -21,10 +21,10 @@ use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::credentials::{StoredClient, StoredCredentials, Update, unix_now};
+use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
 use crate::engine::service::OAuthService;
-use crate::engine::stored::apply_tokens;
+use crate::engine::stored::{apply_tokens, record_for};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::EnterpriseLogin;
 use crate::engine::types::OAuthEvent;
@@ -621,33 +621,19 @@ fn credentials_from(
     tokens: TokenResponse,
     requested_scopes: Vec<String>,
 ) -> StoredCredentials {
-    let mut creds = StoredCredentials {
-        server_name: target.name.clone(),
-        server_url: target.url.to_string(),
-        access_token: String::new(),
-        token_type: String::new(),
-        refresh_token: None,
-        expires_at: None,
-        scopes: requested_scopes,
-        issuer: discovery.metadata.issuer.clone(),
-        token_endpoint: discovery.metadata.token_endpoint.to_string(),
-        revocation_endpoint: discovery
-            .metadata
-            .revocation_endpoint
-            .as_ref()
-            .map(Url::to_string),
-        resource: discovery.resource.clone(),
-        client: StoredClient {
-            kind: registration.kind,
-            client_id: registration.client_id.clone(),
-            client_secret: registration.client_secret.clone(),
-            token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
-        },
-        reauthentication_required: false,
-        grant: None,
-        dpop_key: None,
-        updated_at: unix_now(),
+    let client = StoredClient {
+        kind: registration.kind,
+        client_id: registration.client_id.clone(),
+        client_secret: registration.client_secret.clone(),
+        token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
     };
+    let mut creds = record_for(
+        target,
+        &discovery.metadata,
+        &discovery.resource,
+        requested_scopes,
+        client,
+    );
     apply_tokens(&mut creds, tokens);
     creds
 }

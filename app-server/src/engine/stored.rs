@@ -10,6 +10,7 @@ use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::REFRESH_NOW;
+use crate::oauth::discovery::AuthServerMetadata;
 use crate::oauth::dpop::decode_key;
 use crate::oauth::jose::SigningKey;
 use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
@@ -81,6 +82,36 @@ pub(crate) fn check_unexpired(creds: &StoredCredentials, name: &str) -> Result<(
         });
     }
     Ok(())
+}
+
+/// The record of a login to `target` before its tokens are applied: the authorization
+/// server, its token endpoint and revocation endpoint and the resource exactly as discovery
+/// found them, the scopes asked for, the client the tokens are issued to.
+pub(crate) fn record_for(
+    target: &ServerTarget,
+    metadata: &AuthServerMetadata,
+    resource: &str,
+    scopes: Vec<String>,
+    client: StoredClient,
+) -> StoredCredentials {
+    StoredCredentials {
+        server_name: target.name.clone(),
+        server_url: target.url.to_string(),
+        access_token: String::new(),
+        token_type: String::new(),
+        refresh_token: None,
+        expires_at: None,
+        scopes,
+        issuer: metadata.issuer.clone(),
+        token_endpoint: metadata.token_endpoint.to_string(),
+        revocation_endpoint: metadata.revocation_endpoint.as_ref().map(Url::to_string),
+        resource: resource.to_string(),
+        client,
+        reauthentication_required: false,
+        grant: None,
+        dpop_key: None,
+        updated_at: unix_now(),
+    }
 }
 
 /// The token endpoint the stored tokens came from: renewals go there and nowhere else

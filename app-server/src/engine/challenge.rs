@@ -20,10 +20,12 @@ use crate::engine::refusal::{
 use crate::engine::service::OAuthService;
 use crate::engine::stored::can_renew;
 use crate::engine::target::ServerTarget;
-use crate::engine::types::{ChallengeOutcome, CheckedChallenge, OAuthEvent};
-use crate::engine::types::{LoginBegun, LoginOptions};
-use crate::oauth::discovery::issuers_match;
-use crate::oauth::discovery::{Discovery, DiscoveryCache, DiscoveryError, discover_after_probe};
+use crate::engine::types::{
+    ChallengeOutcome, CheckedChallenge, LoginBegun, LoginOptions, OAuthEvent,
+};
+use crate::oauth::discovery::{
+    Discovery, DiscoveryCache, DiscoveryError, discover_after_probe, issuers_match,
+};
 use crate::oauth::http::header_map;
 use crate::oauth::www_authenticate::BearerChallenge;
 

@@ -7,10 +7,6 @@
 //! ID token; an expired ID token is refreshed at the identity provider when it issued a
 //! refresh token, else the user signs in again.
 
-use crate::engine::error::EnterpriseError;
-use crate::engine::target::EnterpriseTarget;
-use crate::engine::types::EnterpriseLogin;
-
 pub mod idp;
 mod sign_in;
 
@@ -19,18 +15,14 @@ use std::sync::Arc;
 use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 use url::Url;
 
-use self::idp::discover_idp;
-use self::idp::read_id_token;
-use self::idp::session_key;
-use self::idp::{IdpSession, resolve_auth};
+use self::idp::{IdpSession, discover_idp, read_id_token, resolve_auth, session_key};
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::{StoreError, StoredClient, StoredCredentials, Update, unix_now};
-use crate::engine::error::{LoginError, VendError};
+use crate::engine::error::{EnterpriseError, LoginError, VendError};
 use crate::engine::service::OAuthService;
 use crate::engine::stored::{apply_tokens, record_for, unrefreshable, usable};
-use crate::engine::target::ServerTarget;
-use crate::engine::types::LoginOptions;
-use crate::engine::types::OAuthEvent;
+use crate::engine::target::{EnterpriseTarget, ServerTarget};
+use crate::engine::types::{EnterpriseLogin, LoginOptions, OAuthEvent};
 use crate::oauth::discovery::{Discovery, discover};
 use crate::oauth::grants::client_credentials::{GrantTarget, secret_method};
 use crate::oauth::grants::id_jag;

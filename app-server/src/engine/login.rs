@@ -3,15 +3,8 @@
 //! Built from the step modules (discovery, registration, authorization, callback, token) and
 //! the credential store; ends every login with exactly one `LoginCompleted`.
 
-use crate::engine::flow::Discovered;
-use crate::engine::flow::warn_if_unbound;
-use crate::engine::login::context::Attempt;
-use crate::engine::login::context::FlowContext;
-use crate::engine::state::control::EndReason;
-use crate::engine::state::logins::PendingLogin;
-use crate::engine::types::LoginBegun;
-use crate::engine::types::LoginOptions;
-use crate::engine::types::LoginStarted;
+mod attempt;
+mod context;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,11 +16,16 @@ use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
+use crate::engine::flow::{Discovered, warn_if_unbound};
+use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
+use crate::engine::state::control::{
+    Control, ControlReceiver, EndReason, PasteReply, channel as control_channel,
+};
+use crate::engine::state::logins::PendingLogin;
 use crate::engine::stored::{apply_tokens, record_for};
 use crate::engine::target::ServerTarget;
-use crate::engine::types::EnterpriseLogin;
-use crate::engine::types::OAuthEvent;
+use crate::engine::types::{EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted, OAuthEvent};
 use crate::oauth::callback::{
     CallbackError, CallbackOutcome, callback_path, parse_pasted_callback,
 };
@@ -39,12 +37,6 @@ use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::http::header_map;
 use crate::oauth::registration::{CimdSource, ClientRegistration};
 use crate::oauth::token::{self, TokenError, TokenResponse};
-
-mod attempt;
-mod context;
-
-use super::state::control::{Control, ControlReceiver, PasteReply, channel as control_channel};
-use context::cimd_source;
 
 impl OAuthService {
     /// Starts a login. With the browser login, answers with the authorization URL; the flow

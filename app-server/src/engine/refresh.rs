@@ -5,9 +5,9 @@ use mcp_app_server_protocol::McpAuthStatus;
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
-use crate::engine::stored::registration_from_client;
 use crate::engine::stored::{
-    apply_tokens, stored_dpop_key, stored_token_endpoint, unrefreshable, usable,
+    apply_tokens, registration_from_client, stored_dpop_key, stored_token_endpoint, unrefreshable,
+    usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::OAuthEvent;

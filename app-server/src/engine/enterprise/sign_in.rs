@@ -11,12 +11,10 @@ use url::Url;
 
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::unix_now;
-use crate::engine::enterprise::idp::resolve_auth;
-use crate::engine::enterprise::idp::{IdpSession, check_id_token, read_id_token};
+use crate::engine::enterprise::idp::{IdpSession, check_id_token, read_id_token, resolve_auth};
 use crate::engine::error::{EnterpriseError, LoginError, VendError};
 use crate::engine::service::OAuthService;
-use crate::engine::state::control::channel as control_channel;
-use crate::engine::state::control::{Control, EndReason};
+use crate::engine::state::control::{Control, EndReason, channel as control_channel};
 use crate::engine::state::logins::PendingLogin;
 use crate::engine::target::{EnterpriseTarget, ServerTarget};
 use crate::engine::types::{LoginOptions, SignInStarted};

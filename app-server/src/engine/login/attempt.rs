@@ -8,8 +8,7 @@ use crate::credentials::{StoredRegistration, unix_now};
 use crate::engine::error::LoginError;
 use crate::engine::login::context::{Attempt, FlowContext};
 use crate::engine::service::OAuthService;
-use crate::engine::types::CLIENT_NAME;
-use crate::engine::types::OAuthEvent;
+use crate::engine::types::{CLIENT_NAME, OAuthEvent};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
     CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,

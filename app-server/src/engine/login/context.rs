@@ -12,9 +12,8 @@ use crate::oauth::authorization::Pkce;
 use crate::oauth::callback::CallbackRegistration;
 use crate::oauth::discovery::Discovery;
 use crate::oauth::http::HttpClient;
-use crate::oauth::registration::CimdSource;
-use crate::oauth::registration::ClientRegistration;
 use crate::oauth::registration::cimd::{validate_base, validate_client_id_url};
+use crate::oauth::registration::{CimdSource, ClientRegistration};
 
 /// Everything the flow task needs to turn a code into stored credentials: the per-request
 /// record of one authorization request. The issuer of the validated metadata is recorded

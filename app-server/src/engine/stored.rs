@@ -187,37 +187,11 @@ pub(crate) fn registration_from_client(client: &StoredClient) -> ClientRegistrat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::StoredClient;
+    use crate::credentials::fixtures::credentials;
     use crate::engine::StatusInfo;
     use crate::engine::types::MAX_MIN_VALIDITY_SECS;
     use crate::oauth::token::TokenResponse;
     use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
-
-    fn credentials(name: &str, url: &str) -> StoredCredentials {
-        StoredCredentials {
-            server_name: name.to_owned(),
-            server_url: url.to_owned(),
-            access_token: format!("at-secret-{name}"),
-            token_type: "Bearer".to_owned(),
-            refresh_token: Some(format!("rt-secret-{name}")),
-            expires_at: Some(1_900_000_000),
-            scopes: vec!["read".to_owned(), "offline_access".to_owned()],
-            issuer: "https://auth.example.com".to_owned(),
-            token_endpoint: "https://auth.example.com/token".to_owned(),
-            revocation_endpoint: None,
-            resource: url.to_owned(),
-            client: StoredClient {
-                kind: RegistrationKind::Dcr,
-                client_id: "client-123".to_owned(),
-                client_secret: None,
-                token_endpoint_auth_method: "none".to_owned(),
-            },
-            reauthentication_required: false,
-            grant: None,
-            dpop_key: None,
-            updated_at: 1_800_000_000,
-        }
-    }
 
     fn tokens(refresh_token: Option<&str>, expires_in: Option<u64>) -> TokenResponse {
         TokenResponse {

@@ -179,7 +179,7 @@ impl Engine {
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
-            allow_private_network: false,
+            net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
             dpop: true,
             enterprise: None,

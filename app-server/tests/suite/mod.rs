@@ -8,6 +8,7 @@ mod enterprise;
 mod grant_dpop;
 mod grants;
 mod harness;
+mod hostile_servers;
 mod interop;
 mod layers;
 mod listener_attacks;

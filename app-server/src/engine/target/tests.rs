@@ -33,7 +33,7 @@ fn debug_output_holds_no_secret() {
         callback_url: None,
         client_metadata_url: None,
         client_metadata_url_base: None,
-        allow_private_network: false,
+        net_opt_ins: Default::default(),
         enterprise: None,
         client_issuer: None,
         grant: GrantConfig::ClientCredentials {

@@ -1,6 +1,7 @@
 mod binary;
 mod challenge;
 mod cimd;
+mod cimd_host;
 mod cli;
 mod config;
 mod dpop;

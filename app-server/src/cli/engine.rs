@@ -174,7 +174,7 @@ impl Engine {
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
             allow_private_network: false,
             grant: GrantConfig::AuthorizationCode,
-            dpop: true,
+            dpop: None,
             enterprise: None,
             lookup: Default::default(),
         })

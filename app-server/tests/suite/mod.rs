@@ -4,6 +4,7 @@ mod cimd;
 mod cli;
 mod config;
 mod dpop;
+mod dpop_frontends;
 mod enterprise;
 mod grant_dpop;
 mod grants;

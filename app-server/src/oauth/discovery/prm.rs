@@ -24,6 +24,9 @@ pub struct ProtectedResourceMetadata {
     pub resource_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_methods_supported: Option<Vec<String>>,
+    /// RFC 9728 2: the resource accepts only DPoP-bound access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens_required: Option<bool>,
 }
 
 /// Rule 2, pure: where to look for the PRM. With a `resource_metadata` hint only there;

@@ -181,7 +181,7 @@ impl Engine {
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
             net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
-            dpop: true,
+            dpop: None,
             enterprise: None,
             lookup: Default::default(),
         })

@@ -5,6 +5,7 @@ mod cimd_host;
 mod cli;
 mod config;
 mod dpop;
+mod dpop_frontends;
 mod enterprise;
 mod grant_dpop;
 mod grants;

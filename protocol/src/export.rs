@@ -1050,12 +1050,15 @@ also type-checks the bindings with `tsc` and validates every schema with ajv.
 ## Transport and framing
 
 The daemon reads requests on **stdin** and writes replies and notifications on **stdout**;
-logs go to stderr. Two framings are accepted, detected per connection from the first bytes
-the client sends:
+logs go to stderr. Two framings are accepted, chosen per connection from the first
+non-blank line the client sends:
 
-- **Newline-delimited JSON**: one JSON message per line.
 - **Content-Length headers**, as LSP clients and `vscode-jsonrpc` send:
-  `Content-Length: <bytes>\\r\\n\\r\\n<json>`.
+  `Content-Length: <bytes>\\r\\n\\r\\n<json>`. Chosen only when the first line is a
+  `Content-Length:` or `Content-Type:` header, in any letter case.
+- **Newline-delimited JSON**: one JSON message per line. Chosen for any other first line,
+  JSON or not: a first line that is not JSON (a typo in a hand-typed session) is answered
+  with a parse error (-32700) and the next line is read as usual.
 
 Replies use the framing the client chose. `\"jsonrpc\": \"2.0\"` is sent on every message and may
 be omitted on input. Batches (JSON arrays) are answered as batches. A message over the size

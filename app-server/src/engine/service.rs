@@ -152,9 +152,14 @@ impl OAuthService {
     /// for that server (the scheduler may have announced it first), and then the scheduler
     /// re-plans.
     pub(super) fn emit(&self, event: OAuthEvent) {
-        if let OAuthEvent::AuthStatusChanged { name, status } = &event {
+        if let OAuthEvent::AuthStatusChanged {
+            name,
+            status,
+            reason,
+        } = &event
+        {
             self.live.wake.notify_one();
-            if !self.record_status(name, *status) {
+            if !self.record_status(name, (*status, *reason)) {
                 return;
             }
         }

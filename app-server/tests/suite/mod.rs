@@ -27,5 +27,6 @@ mod rules;
 mod shared_state_dir;
 mod ssrf;
 mod stale_metadata;
+mod status_reasons;
 mod store_faults;
 mod tokens;

@@ -77,6 +77,7 @@ fn debug_output_holds_no_secret() {
         resource: "https://mcp.example.com/mcp".into(),
         client,
         reauthentication_required: false,
+        login_reason: None,
         grant: None,
         dpop_key: None,
         updated_at: 0,

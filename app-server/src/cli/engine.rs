@@ -176,6 +176,7 @@ impl Engine {
             grant: GrantConfig::AuthorizationCode,
             dpop: true,
             enterprise: None,
+            network: crate::config::network::NetworkConfig::default().over(&self.config.network),
             lookup: Default::default(),
         })
     }

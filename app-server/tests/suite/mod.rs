@@ -13,6 +13,7 @@ mod layers;
 mod listener_attacks;
 mod live;
 mod login;
+mod proxy;
 mod references;
 mod registration_saves;
 mod revisions;

@@ -43,6 +43,13 @@ fn debug_output_holds_no_secret() {
             ),
         },
         dpop: true,
+        network: crate::config::network::ServerNetwork {
+            proxy: crate::config::network::ProxySetting::parse(&format!(
+                "http://user:{}@proxy.corp:3128",
+                secret("proxy")
+            ))
+            .unwrap(),
+        },
         lookup: Default::default(),
     };
     assert_redacted(&target);

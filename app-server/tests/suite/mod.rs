@@ -24,5 +24,6 @@ mod rules;
 mod shared_state_dir;
 mod ssrf;
 mod stale_metadata;
+mod stale_registration;
 mod store_faults;
 mod tokens;

@@ -121,6 +121,22 @@ impl OAuthService {
                             .await?
                     }
                 };
+                // A registration a refresh found refused: dropped, registered again.
+                let stored = match stored {
+                    Some(reg)
+                        if self.refused_clients.take(&issuer, &reg.client_id)
+                            || reg.secret_expiring(unix_now()) =>
+                    {
+                        tracing::info!(server = %ctx.target.name, "dropping a client registration the authorization server refused at a refresh, or whose client secret expires soon; registering again");
+                        let (i, r) = (issuer.clone(), redirect.clone());
+                        self.registration_saves.forget(&i, &r);
+                        self.queue
+                            .write(move |s| s.delete_registration(&i, &r))
+                            .await?;
+                        None
+                    }
+                    stored => stored,
+                };
                 // Later logins listen on this port again, so this registration serves them.
                 if self.sticky_port_applies(ctx) {
                     self.ports.remember(&ctx.target.key(), callback.port).await;
@@ -130,7 +146,7 @@ impl OAuthService {
                 match stored {
                     Some(reg) => (registration_from_stored(&reg), true),
                     _ => {
-                        let reg = dcr::register(
+                        let (reg, secret_expires_at) = dcr::register_client(
                             &ctx.http,
                             &registration_endpoint,
                             &ctx.redirect_uri,
@@ -146,6 +162,7 @@ impl OAuthService {
                             client_secret: reg.client_secret.clone(),
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
+                            client_secret_expires_at: secret_expires_at,
                         };
                         // Saved by the flow once the login has answered (state/registration_saves.rs).
                         unsaved = Some(Box::new(stored));

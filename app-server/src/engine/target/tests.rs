@@ -96,6 +96,7 @@ fn debug_output_holds_no_secret() {
         client_secret: Some(secret("client")),
         token_endpoint_auth_method: "client_secret_basic".into(),
         registered_at: 0,
+        client_secret_expires_at: None,
     });
     assert_redacted(&TokenResponse {
         access_token: secret("at"),

@@ -58,38 +58,6 @@ pub struct OAuthService {
     pub(super) dpop_nonces: crate::oauth::dpop::NonceCache,
     /// The latest DPoP nonce of each server's MCP server (RFC 9449 9), by server name.
     pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
-    /// DCR clients an authorization server no longer knows (a refresh answered
-    /// `invalid_client`), by issuer and client id: the next login drops their stored
-    /// registration and registers again.
-    pub(super) refused_clients: RefusedClients,
-}
-
-/// DCR clients refused at a refresh (see [`OAuthService::refused_clients`]). Bounded: past
-/// [`RefusedClients::MAX`] the oldest is forgotten (its next login then finds out again).
-#[derive(Default)]
-pub(super) struct RefusedClients(Mutex<std::collections::VecDeque<(String, String)>>);
-
-impl RefusedClients {
-    const MAX: usize = 256;
-
-    pub(super) fn insert(&self, issuer: &str, client_id: &str) {
-        let mut refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.iter().any(|(i, c)| i == issuer && c == client_id) {
-            return;
-        }
-        if refused.len() >= Self::MAX {
-            refused.pop_front();
-        }
-        refused.push_back((issuer.to_string(), client_id.to_string()));
-    }
-
-    /// True (and forgotten) when this client was refused.
-    pub(super) fn take(&self, issuer: &str, client_id: &str) -> bool {
-        let mut refused = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let before = refused.len();
-        refused.retain(|(i, c)| !(i == issuer && c == client_id));
-        refused.len() != before
-    }
 }
 
 /// What the engine reaches the network with: the HTTP client every request of the protocol
@@ -141,17 +109,16 @@ impl OAuthService {
             live: Live::default(),
             dpop_nonces: Default::default(),
             rs_dpop_nonces: Default::default(),
-            refused_clients: Default::default(),
         })
     }
 
     /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
-    /// class of the addresses its URL resolves to, unless `allow_private_network` is set,
-    /// and going through the target's proxy.
+    /// class of the addresses its URL resolves to, widened by the server's opt-ins, and
+    /// going through the target's proxy.
     pub(super) async fn server_http(&self, target: &ServerTarget) -> HttpClient {
         self.http
             .with_network(&target.network)
-            .for_server(&target.url, target.allow_private_network)
+            .for_server(&target.url, target.net_opt_ins)
             .await
     }
 
@@ -189,9 +156,14 @@ impl OAuthService {
     /// for that server (the scheduler may have announced it first), and then the scheduler
     /// re-plans.
     pub(super) fn emit(&self, event: OAuthEvent) {
-        if let OAuthEvent::AuthStatusChanged { name, status } = &event {
+        if let OAuthEvent::AuthStatusChanged {
+            name,
+            status,
+            reason,
+        } = &event
+        {
             self.live.wake.notify_one();
-            if !self.record_status(name, *status) {
+            if !self.record_status(name, (*status, *reason)) {
                 return;
             }
         }

@@ -6,6 +6,7 @@
 use mcp_app_server_testkit::{Kit, KitConfig};
 use serde_json::json;
 
+use super::harness;
 use super::login::login;
 use super::tokens::{FORCE_REFRESH, kind, logged_in, stored, token};
 
@@ -26,11 +27,17 @@ async fn a_refresh_refused_with_invalid_client_drops_the_registration_and_the_ne
     assert!(message.contains("registration was dropped"), "{message}");
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "registrationDropped"})
     );
 
-    // One browser round trip with a new client: no visit to the authorization page with
-    // the pruned client id.
+    // After a restart: one browser round trip with a new client, no visit to the
+    // authorization page with the pruned client id.
+    drop(c);
+    drop(_server);
+    let (_server, mut c) = harness::start(home.path());
+    c.initialize().await;
+    let list = c.ok("mcpServerStatus/list", json!({})).await;
+    assert_eq!(list["data"][0]["reason"], "registrationDropped", "{list}");
     let out = login(&mut c, "kit", json!({})).await;
     assert_eq!(out["completed"]["success"], true, "{out}");
     assert_eq!(kit.registered_clients().len(), 2);

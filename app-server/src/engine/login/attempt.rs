@@ -1,7 +1,7 @@
 //! One attempt of a login: the callback registered, the client registration chosen (or
 //! made), fresh PKCE and state; and the restart with a new registration after a refusal.
 
-use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
+use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatusReason, RegistrationKind};
 use url::Url;
 
 use crate::credentials::{StoredRegistration, unix_now};
@@ -124,8 +124,8 @@ impl OAuthService {
                 // A registration a refresh found refused: dropped, registered again.
                 let stored = match stored {
                     Some(reg)
-                        if self.refused_clients.take(&issuer, &reg.client_id)
-                            || reg.secret_expiring(unix_now()) =>
+                        if reg.secret_expiring(unix_now())
+                            || self.refused_at_refresh(ctx, &reg).await? =>
                     {
                         tracing::info!(server = %ctx.target.name, "dropping a client registration the authorization server refused at a refresh, or whose client secret expires soon; registering again");
                         let (i, r) = (issuer.clone(), redirect.clone());
@@ -180,6 +180,25 @@ impl OAuthService {
             reused_registration: reused,
             unsaved,
         })
+    }
+
+    /// Whether the server's stored credentials say a refresh found `reg` refused
+    /// (`invalid_client`: the server pruned the client). Kept in the store, so a restart
+    /// or another daemon sharing it knows too.
+    async fn refused_at_refresh(
+        &self,
+        ctx: &FlowContext,
+        reg: &StoredRegistration,
+    ) -> Result<bool, LoginError> {
+        let key = ctx.target.key();
+        let Some(creds) = self.queue.read(move |s| s.load(&key)).await? else {
+            return Ok(false);
+        };
+        Ok(creds.reauthentication_required
+            && creds.login_reason == Some(McpAuthStatusReason::RegistrationDropped)
+            && creds.client.kind == RegistrationKind::Dcr
+            && creds.client.client_id == reg.client_id
+            && creds.issuer == reg.issuer)
     }
 
     /// Saves the registration `attempt` made, if any (together with the other logins'

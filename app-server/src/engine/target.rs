@@ -37,8 +37,10 @@ pub struct ServerTarget {
     pub net_opt_ins: NetOptIns,
     /// How tokens are obtained: the browser login, or a grant that needs no browser.
     pub grant: GrantConfig,
-    /// `oauth.dpop`: bind tokens to a key when the authorization server offers DPoP.
-    pub dpop: bool,
+    /// `oauth.dpop`: `true` binds tokens to a key whenever the authorization server offers
+    /// DPoP, `false` never; unset, only when the login's starter can send proofs or the
+    /// resource requires them ([`crate::engine::flow::binds_dpop`]).
+    pub dpop: Option<bool>,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// The key of [`ServerTarget::lookup_key`], once worked out.
@@ -185,7 +187,7 @@ impl ServerTarget {
                 link_local_and_special_use: http.allow_link_local_and_special_use,
             },
             grant: http.grant.clone(),
-            dpop: http.oauth.dpop.unwrap_or(true),
+            dpop: http.oauth.dpop,
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {

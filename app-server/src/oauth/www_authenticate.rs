@@ -28,6 +28,10 @@ pub struct BearerChallenge {
     /// RFC 6750 error code (`invalid_token`, `insufficient_scope`, ...).
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The resource challenged with the `DPoP` scheme only (no `Bearer` challenge): it
+    /// accepts DPoP-bound tokens only (RFC 9449 7.1).
+    #[serde(default)]
+    pub dpop_only: bool,
 }
 
 /// Challenges read from all `WWW-Authenticate` values of one response; the rest is ignored.
@@ -47,6 +51,7 @@ impl BearerChallenge {
             scope,
             error: get("error"),
             error_description: get("error_description"),
+            dpop_only: challenge.scheme == "dpop",
         }
     }
 

@@ -185,6 +185,16 @@ impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin> Client<W, R> {
         .await
     }
 
+    /// `initialize` of a frontend that sends DPoP proofs (`capabilities.dpop`).
+    pub async fn initialize_dpop(&mut self) -> Value {
+        self.ok(
+            "initialize",
+            json!({"clientInfo": {"name": "test-dpop", "version": "1"},
+                   "capabilities": {"dpop": true}}),
+        )
+        .await
+    }
+
     pub async fn initialize_opting_out(&mut self, methods: &[&str]) -> Value {
         self.ok(
             "initialize",

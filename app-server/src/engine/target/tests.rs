@@ -42,7 +42,7 @@ fn debug_output_holds_no_secret() {
                 crate::config::grant::InlineSecret(secret("inline")),
             ),
         },
-        dpop: true,
+        dpop: Some(true),
         lookup: Default::default(),
     };
     assert_redacted(&target);

@@ -34,6 +34,9 @@ pub struct ProtectedResourceMetadata {
         deserialize_with = "bounds::opt_names"
     )]
     pub bearer_methods_supported: Option<Vec<String>>,
+    /// RFC 9728 2: the resource accepts only DPoP-bound access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens_required: Option<bool>,
 }
 
 /// Rule 2, pure: where to look for the PRM. With a `resource_metadata` hint only there;

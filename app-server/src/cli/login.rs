@@ -104,6 +104,7 @@ impl FlowArgs {
                 Registration::Dcr => ClientRegistrationMode::Dcr,
             },
             timeout: Duration::from_secs(self.timeout),
+            frontend: Some("the mcp-app-server command".to_owned()),
         })
     }
 

@@ -42,6 +42,9 @@ pub struct LoginOptions {
     pub client_metadata_url_base: Option<String>,
     pub mode: ClientRegistrationMode,
     pub timeout: Duration,
+    /// The frontend that started the login (`clientInfo.title`, else `name`), named on the
+    /// browser's pages; `None`: "your editor".
+    pub frontend: Option<String>,
 }
 
 impl Default for LoginOptions {
@@ -51,6 +54,7 @@ impl Default for LoginOptions {
             client_metadata_url_base: None,
             mode: ClientRegistrationMode::Auto,
             timeout: DEFAULT_LOGIN_TIMEOUT,
+            frontend: None,
         }
     }
 }

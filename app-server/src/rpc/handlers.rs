@@ -35,7 +35,12 @@ pub(super) type PendingAnswer = Pin<Box<dyn Future<Output = Result<Answer, Reque
 /// runs through here (`initialize` excepted: the connection's own handshake). Each method
 /// runs as a future of its own size: a token request does not carry the state of a login
 /// (many kilobytes, allocated and moved per request).
-pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> PendingAnswer {
+/// `frontend` is what the calling connection's `initialize` named its frontend.
+pub(super) fn dispatch(
+    state: Arc<ServerState>,
+    request: ClientRequest,
+    frontend: Option<String>,
+) -> PendingAnswer {
     match request {
         ClientRequest::Initialize(_) => Box::pin(std::future::ready(Err(RequestError::Internal(
             "initialize is handled by the connection".into(),
@@ -45,7 +50,9 @@ pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> Pendi
             Box::pin(async move { to_value(list_status(&state, p).await?) })
         }
         ClientRequest::ConfigMcpServerReload(_) => Box::pin(async move { reload(&state) }),
-        ClientRequest::OauthLogin(p) => Box::pin(async move { to_value(login(&state, p).await?) }),
+        ClientRequest::OauthLogin(p) => {
+            Box::pin(async move { to_value(login(&state, p, frontend).await?) })
+        }
         ClientRequest::OauthCancel(p) => Box::pin(async move { cancel(&state, p) }),
         ClientRequest::OauthComplete(p) => Box::pin(async move { complete(&state, p).await }),
         ClientRequest::OauthLogout(p) => {
@@ -88,6 +95,7 @@ fn reload(state: &ServerState) -> Result<Answer, RequestError> {
 async fn login(
     state: &ServerState,
     p: OauthLoginParams,
+    frontend: Option<String>,
 ) -> Result<OauthLoginResponse, RequestError> {
     if let Some(t) = p.timeout_secs
         && !(1..=MAX_LOGIN_TIMEOUT_SECS).contains(&t)
@@ -116,6 +124,7 @@ async fn login(
             .timeout_secs
             .map(|s| Duration::from_secs(s.into()))
             .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+        frontend,
     };
     Ok(match state.oauth.start_login(target, options).await {
         Ok(LoginBegun::Browser(started)) => OauthLoginResponse {

@@ -204,6 +204,10 @@ pub struct KitConfig {
     pub dpop_rs_nonce: bool,
     /// Misbehaviour: a request with a valid proof still gets an unbound Bearer token.
     pub dpop_unbound_tokens: bool,
+    /// The protected resource requires DPoP-bound tokens: its metadata says
+    /// `dpop_bound_access_tokens_required: true` (RFC 9728) and the MCP endpoint refuses
+    /// unbound ones.
+    pub dpop_required: bool,
 }
 
 impl Default for KitConfig {
@@ -255,6 +259,7 @@ impl Default for KitConfig {
             dpop_as_nonce: false,
             dpop_rs_nonce: false,
             dpop_unbound_tokens: false,
+            dpop_required: false,
         }
     }
 }

@@ -244,8 +244,11 @@ impl OAuthService {
                 attempts,
             });
         }
+        // The wider token is bound as the one it replaces is: whoever used that one can
+        // use this one (rule 49).
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),
+            dpop: options.dpop || stored.as_ref().is_some_and(|c| c.is_dpop_bound()),
             ..options
         };
         let refusal = Refusal::InsufficientScope(challenge);

@@ -113,11 +113,9 @@ impl OAuthService {
     }
 
     /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
-    /// class of the addresses its URL resolves to, unless `allow_private_network` is set.
+    /// class of the addresses its URL resolves to, widened by the server's opt-ins.
     pub(super) async fn server_http(&self, target: &ServerTarget) -> HttpClient {
-        self.http
-            .for_server(&target.url, target.allow_private_network)
-            .await
+        self.http.for_server(&target.url, target.net_opt_ins).await
     }
 
     /// Keeps what the daemon learns about servers (the discovery cache, the sticky callback

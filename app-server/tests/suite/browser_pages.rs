@@ -4,8 +4,8 @@
 //! checks what the page says, that it names the frontend and the server, and the headers
 //! that forbid framing and caching; the screenshots are kept under the cargo target dir's
 //! `tmp/browser-pages/` (printed). Needs Node >= 20 and npm; `.ci/browser-setup.sh` installs
-//! Chromium (apt) and the npm packages on first use. `MCP_APP_SERVER_SKIP_INTEROP=1` skips it
-//! with the other tests that need Node.
+//! Chromium (apt) and the npm packages on first use. `MCP_APP_SERVER_SKIP_NODE=1` skips it
+//! with the other tests that need Node (suite/node.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::harness::{self, MemClient, write_config};
+use super::node::{SKIP_NODE, node_ready, repo_root};
 
 /// Starting Chromium or oidc-provider on a loaded machine; a bound that detects a hang.
 const START: Duration = Duration::from_secs(60);
@@ -26,19 +27,8 @@ const STEP: Duration = Duration::from_secs(30);
 /// The frontend as it introduces itself: the pages must use the title, escaped.
 const FRONTEND_TITLE: &str = "Visual <Studio> & Co";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf()
-}
-
 fn browser_dir() -> PathBuf {
     repo_root().join("tests").join("browser")
-}
-
-fn skipped() -> bool {
-    std::env::var_os("MCP_APP_SERVER_SKIP_INTEROP").is_some()
 }
 
 /// Runs `.ci/browser-setup.sh` once per test process.
@@ -55,8 +45,8 @@ fn ensure_setup() {
         } else {
             Err(format!(
                 "{} failed ({}); it needs Node >= 20, npm and Debian's chromium package \
-                 (installed with apt-get when run as root); set MCP_APP_SERVER_SKIP_INTEROP=1 \
-                 to skip the tests that need Node:\n{}{}",
+                 (installed with apt-get when run as root); set {SKIP_NODE}=1 to skip the \
+                 tests that need Node:\n{}{}",
                 script.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stdout),
@@ -182,7 +172,7 @@ impl Run {
 
 #[tokio::test]
 async fn a_real_browser_sees_what_happened_on_every_page() {
-    if skipped() {
+    if !node_ready("browser_pages") {
         return;
     }
     ensure_setup();

@@ -29,7 +29,8 @@ export async function frontend(bin: string, home: string): Promise<McpServerStat
   const status: McpAuthStatus | undefined = data[0]?.authStatus;
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear", { timeoutMs: 300_000 });
-  const { authorizationUrl } = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const started = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const authorizationUrl: string | undefined = started.flow === "browser" ? started.authorizationUrl : undefined;
   const done: OauthLoginCompletedNotification = await completed;
   const kind: ErrorKind | undefined = done.errorKind;
   const subscription = client.onAuthStatusChanged(({ name, authStatus }) => void [name, authStatus]);
@@ -84,8 +85,8 @@ export async function readmeLogin(): Promise<string> {
   await client.initialize({ clientInfo: { name: "my-ide", version: "1.0.0" } });
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear");
-  const { authorizationUrl } = await client.login({ name: "linear" });
-  if (authorizationUrl) openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal; absent: no browser needed
+  const started = await client.login({ name: "linear" });
+  if (started.flow === "browser") openInBrowser(started.authorizationUrl); // e.g. vscode.env.openExternal; "direct": no browser needed
   const done = await completed;
   if (!done.success) throw new Error(done.error);
 

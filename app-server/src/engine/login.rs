@@ -16,7 +16,7 @@ use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
-use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
+use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
@@ -27,7 +27,7 @@ use crate::engine::stored::{apply_tokens, record_for};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted, OAuthEvent};
 use crate::oauth::callback::{
-    CallbackError, CallbackOutcome, LoginEnding, callback_path, parse_pasted_callback,
+    CallbackError, CallbackOutcome, callback_path, parse_pasted_callback,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{
@@ -669,22 +669,5 @@ fn timeout_message(ctx: &FlowContext, attempt: &Attempt) -> String {
         format!(
             "the browser did not come back within {secs} s; start the login again and finish it in the browser"
         )
-    }
-}
-
-/// How the browser's page describes the end of a login.
-fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
-    match result {
-        Ok(()) => LoginEnding::LoggedIn,
-        Err(LoginError::Authorization(CallbackError::OAuth { error, .. }))
-            if error == "access_denied" =>
-        {
-            LoginEnding::Denied
-        }
-        Err(LoginError::Cancelled) => LoginEnding::Cancelled,
-        Err(LoginError::TimedOut(_)) => LoginEnding::Expired,
-        Err(LoginError::Superseded) => LoginEnding::Superseded,
-        Err(LoginError::ShuttingDown) => LoginEnding::Stopped,
-        Err(error) => LoginEnding::Failed(error.to_string()),
     }
 }

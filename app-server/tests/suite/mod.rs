@@ -1,4 +1,5 @@
 mod binary;
+mod browser_pages;
 mod challenge;
 mod cimd;
 mod cimd_host;

@@ -11,7 +11,7 @@ use crate::engine::service::OAuthService;
 use crate::engine::types::{CLIENT_NAME, OAuthEvent};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
-    CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
+    CallbackListenError, CallbackRegistration, ExpectedCallback, PageNames, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
@@ -64,6 +64,10 @@ impl OAuthService {
             iss_required: metadata.authorization_response_iss_parameter_supported,
         };
         let callback = self.register_callback(ctx, expected).await?;
+        callback.describe(PageNames::new(
+            ctx.options.frontend.as_deref(),
+            Some(&ctx.target.name),
+        ));
         // Keep the same port for later attempts of this login.
         ctx.port.get_or_insert(callback.port);
         ctx.redirect_uri = Url::parse(&redirect_uri(

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::engine::error::LoginError;
+use crate::oauth::callback::{CallbackError, LoginEnding};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::http::HttpClient;
 
@@ -109,5 +111,22 @@ mod tests {
             true,
             &discovery(false, Some(true), true)
         ));
+    }
+}
+
+/// How the browser's page describes the end of a login.
+pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
+    match result {
+        Ok(()) => LoginEnding::LoggedIn,
+        Err(LoginError::Authorization(CallbackError::OAuth { error, .. }))
+            if error == "access_denied" =>
+        {
+            LoginEnding::Denied
+        }
+        Err(LoginError::Cancelled) => LoginEnding::Cancelled,
+        Err(LoginError::TimedOut(_)) => LoginEnding::Expired,
+        Err(LoginError::Superseded) => LoginEnding::Superseded,
+        Err(LoginError::ShuttingDown) => LoginEnding::Stopped,
+        Err(error) => LoginEnding::Failed(error.to_string()),
     }
 }

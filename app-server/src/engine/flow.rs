@@ -48,7 +48,6 @@ pub(crate) fn warn_if_unbound(name: &str, token_type: &str) {
     }
 }
 
-
 /// How the browser's page describes the end of a login.
 pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
     match result {

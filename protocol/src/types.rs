@@ -104,6 +104,38 @@ pub enum McpAuthStatus {
     ReauthenticationRequired,
 }
 
+/// Why a login is needed (or, with `loggedIn`, why a new one is asked for): the cause a
+/// frontend shows next to its login button. Present in `mcpServerStatus/list` and
+/// `mcpServer/authStatus/changed` whenever `authStatus` is `notLoggedIn`, `expired` or
+/// `reauthenticationRequired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum McpAuthStatusReason {
+    /// No credentials are stored for the server: never logged in, or logged out.
+    NeverLoggedIn,
+    /// The access token expired and there is no way to renew it without the user (the
+    /// server issued no refresh token).
+    TokenExpired,
+    /// The authorization server refused to renew the tokens (`invalid_grant` on a refresh,
+    /// or a refused grant or token exchange).
+    RefreshRefused,
+    /// The server now names another authorization server than the one that issued the
+    /// stored tokens.
+    AuthorizationServerChanged,
+    /// The authorization server no longer knows the client the tokens were issued to
+    /// (`invalid_client`): the registration was dropped and a new one is made at login.
+    RegistrationDropped,
+    /// The server asked for scopes the stored token lacks (a 403 `insufficient_scope`);
+    /// the tokens stay usable for what they cover (`authStatus` stays `loggedIn`).
+    MoreScopesNeeded,
+    /// The server refused an access token that had not expired, and no new one could be
+    /// had: the token was revoked.
+    TokenRevoked,
+    /// The credential of a configured grant that needs no browser (a client secret or an
+    /// identity token) is missing or unreadable, and the stored token expired.
+    GrantCredentialMissing,
+}
+
 /// How the client was registered with the authorization server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
@@ -130,6 +162,10 @@ pub struct McpServerStatus {
     pub url: Option<String>,
     /// Where the server stands with its credentials.
     pub auth_status: McpAuthStatus,
+    /// Why a login is needed; see [`McpAuthStatusReason`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<McpAuthStatusReason>,
     /// When the stored access token expires, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
@@ -591,4 +627,8 @@ pub struct AuthStatusChangedNotification {
     pub name: String,
     /// The new state.
     pub auth_status: McpAuthStatus,
+    /// Why a login is needed; see [`McpAuthStatusReason`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<McpAuthStatusReason>,
 }

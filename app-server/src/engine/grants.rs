@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, McpAuthStatusReason, RegistrationKind};
 
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
@@ -14,7 +14,8 @@ use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
 use crate::engine::stored::{
-    apply_tokens, record_for, stored_dpop_key, stored_token_endpoint, usable,
+    apply_tokens, check_unexpired, record_for, refusal_cause, stored_dpop_key,
+    stored_token_endpoint, usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
@@ -93,6 +94,7 @@ impl OAuthService {
                 self.emit(OAuthEvent::AuthStatusChanged {
                     name: name.clone(),
                     status: McpAuthStatus::LoggedIn,
+                    reason: None,
                 });
             }
             Err(e) => {
@@ -218,6 +220,7 @@ impl OAuthService {
                 self.flag_refused(
                     name,
                     current,
+                    refusal_cause(&error),
                     format!(
                         "the authorization server refused the {} grant: {error}",
                         grant_name(&target.grant)
@@ -232,7 +235,26 @@ impl OAuthService {
                     error,
                 })
             }
-            Err(other) => Err(VendError::GrantCredential(credential_error(target, other))),
+            Err(other) => {
+                let error = credential_error(target, other);
+                // Once the token expired nothing is handed out until the credential is back
+                // and the user logs in again: say so in the status.
+                if check_unexpired(&current, name).is_err() {
+                    tracing::warn!(server = %name, error = %error, "the grant's credential is missing and the token expired");
+                    if let Ok(newer) = self
+                        .flag_refused(
+                            name,
+                            current,
+                            McpAuthStatusReason::GrantCredentialMissing,
+                            error.to_string(),
+                        )
+                        .await
+                    {
+                        return Ok(newer);
+                    }
+                }
+                Err(VendError::GrantCredential(error))
+            }
         }
     }
 }

@@ -302,6 +302,7 @@ impl OAuthService {
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: name.clone(),
                 status: McpAuthStatus::LoggedIn,
+                reason: None,
             });
         }
         self.emit(OAuthEvent::LoginCompleted {

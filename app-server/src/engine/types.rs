@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_app_server_protocol::{ClientRegistrationMode, LoginGrant, McpAuthStatus};
+use mcp_app_server_protocol::{
+    ClientRegistrationMode, LoginGrant, McpAuthStatus, McpAuthStatusReason,
+};
 use url::Url;
 
 use crate::credentials::StoredCredentials;
@@ -26,6 +28,8 @@ pub enum OAuthEvent {
     AuthStatusChanged {
         name: String,
         status: McpAuthStatus,
+        /// Why a login is needed (see `status::reason_for`).
+        reason: Option<McpAuthStatusReason>,
     },
 }
 

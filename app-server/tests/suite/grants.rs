@@ -372,7 +372,7 @@ async fn jwt_bearer_presents_the_rotated_workload_token_and_a_refusal_is_final()
     assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "wif", "authStatus": "reauthenticationRequired"})
+        json!({"name": "wif", "authStatus": "reauthenticationRequired", "reason": "refreshRefused"})
     );
     let counters = kit.counters();
     assert_eq!(counters.token_jwt_bearer, 3);
@@ -401,4 +401,28 @@ async fn jwt_bearer_presents_the_rotated_workload_token_and_a_refusal_is_final()
     .unwrap();
     let answer = c.ok("mcpServer/oauth/login", json!({"name": "wif"})).await;
     assert_eq!(answer["grant"], "jwtBearer");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "wif", "authStatus": "loggedIn"})
+    );
+
+    // The workload token file is gone: the unexpired token still serves, and once it
+    // expired a new login is needed, and the status says why.
+    std::fs::remove_file(&token_file).unwrap();
+    c.ok("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    expire_stored(home.path(), "wif", &kit);
+    let e = c.err("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    assert_eq!(kind(&e), "grantCredentialUnavailable", "{e}");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "wif", "authStatus": "reauthenticationRequired", "reason": "grantCredentialMissing"})
+    );
+    let list = c.ok("mcpServerStatus/list", json!({})).await;
+    assert_eq!(
+        list["data"][0]["reason"], "grantCredentialMissing",
+        "{list}"
+    );
+    let e = c.err("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("credential"), "{e}");
 }

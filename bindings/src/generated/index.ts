@@ -40,6 +40,7 @@ export type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 export type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
 export type { LoginGrant } from "./LoginGrant.js";
 export type { McpAuthStatus } from "./McpAuthStatus.js";
+export type { McpAuthStatusReason } from "./McpAuthStatusReason.js";
 export type { McpServerStatus } from "./McpServerStatus.js";
 export type { McpServerTransport } from "./McpServerTransport.js";
 export type { OauthBrowserLogin } from "./OauthBrowserLogin.js";

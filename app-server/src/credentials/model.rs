@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use mcp_app_server_protocol::RegistrationKind;
+use mcp_app_server_protocol::{McpAuthStatusReason, RegistrationKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,11 @@ pub struct StoredCredentials {
     /// Set when refresh failed for good (`invalid_grant`): the user must log in again.
     #[serde(default)]
     pub reauthentication_required: bool,
+    /// Why a new login is needed (with `reauthentication_required`), or why one is asked
+    /// for while the tokens still serve (`moreScopesNeeded`). Stored, so that it outlives
+    /// the process and every process sharing the store shows the same cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_reason: Option<McpAuthStatusReason>,
     /// The grant that obtained these tokens when it needs no browser (`client_credentials`,
     /// `jwt_bearer`): it runs again when they expire, so they need no refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,24 @@ pub struct StoredRegistration {
     pub(crate) client_secret: Option<String>,
     pub(crate) token_endpoint_auth_method: String,
     pub(crate) registered_at: i64,
+    /// When the client secret expires, unix seconds (`client_secret_expires_at`, RFC 7591
+    /// §3.2.1); `None` when it never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret_expires_at: Option<i64>,
+}
+
+impl StoredRegistration {
+    /// A registration whose client secret expires this soon is not reused: the next
+    /// login registers again before it stops working.
+    pub(crate) const SECRET_RENEWAL_MARGIN_SECS: i64 = 300;
+
+    /// True when the client secret expires before `now` plus the renewal margin.
+    pub(crate) fn secret_expiring(&self, now: i64) -> bool {
+        self.client_secret.is_some()
+            && self
+                .client_secret_expires_at
+                .is_some_and(|at| at <= now + Self::SECRET_RENEWAL_MARGIN_SECS)
+    }
 }
 
 /// Prints as `<redacted>` whatever it stands for.
@@ -206,6 +229,7 @@ impl fmt::Debug for StoredCredentials {
             .field("resource", &self.resource)
             .field("client", &self.client)
             .field("reauthentication_required", &self.reauthentication_required)
+            .field("login_reason", &self.login_reason)
             .field("grant", &self.grant)
             .field("dpop_key", &redact_opt(&self.dpop_key))
             .field("updated_at", &self.updated_at)
@@ -225,6 +249,7 @@ impl fmt::Debug for StoredRegistration {
                 &self.token_endpoint_auth_method,
             )
             .field("registered_at", &self.registered_at)
+            .field("client_secret_expires_at", &self.client_secret_expires_at)
             .finish()
     }
 }
@@ -253,6 +278,7 @@ pub(crate) mod fixtures {
                 token_endpoint_auth_method: "client_secret_basic".to_owned(),
             },
             reauthentication_required: false,
+            login_reason: None,
             grant: None,
             dpop_key: None,
             updated_at: 1_800_000_000,
@@ -267,6 +293,7 @@ pub(crate) mod fixtures {
             client_secret: Some("reg-secret".to_owned()),
             token_endpoint_auth_method: "client_secret_post".to_owned(),
             registered_at: 1_700_000_000,
+            client_secret_expires_at: None,
         }
     }
 }
@@ -275,6 +302,32 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn a_registration_whose_secret_expires_soon_is_not_reused() {
+        let now = 1_800_000_000;
+        let mut reg = registration("https://as", "http://127.0.0.1:1/cb");
+        assert!(!reg.secret_expiring(now), "no expiry: reused for ever");
+        reg.client_secret_expires_at =
+            Some(now + StoredRegistration::SECRET_RENEWAL_MARGIN_SECS + 1);
+        assert!(!reg.secret_expiring(now));
+        reg.client_secret_expires_at = Some(now + 60);
+        assert!(reg.secret_expiring(now));
+        reg.client_secret_expires_at = Some(now - 1);
+        assert!(reg.secret_expiring(now));
+        // A public client has no secret to expire.
+        reg.client_secret = None;
+        assert!(!reg.secret_expiring(now));
+        // Kept in the store; older files without it still load.
+        reg.client_secret = Some("s".into());
+        let text = serde_json::to_string(&reg).unwrap();
+        assert!(text.contains("clientSecretExpiresAt"), "{text}");
+        let back: StoredRegistration = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, reg);
+        let old = text.replace(&format!(",\"clientSecretExpiresAt\":{}", now - 1), "");
+        let old: StoredRegistration = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.client_secret_expires_at, None);
+    }
 
     #[test]
     fn storage_key_depends_on_name_and_url() {

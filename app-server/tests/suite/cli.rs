@@ -47,7 +47,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn kit_home(kit: &Kit, extra_servers: &str) -> tempfile::TempDir {
+pub(super) fn kit_home(kit: &Kit, extra_servers: &str) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     write_config(
         home.path(),
@@ -69,14 +69,14 @@ fn entry<'a>(list: &'a [Value], name: &str) -> &'a Value {
 }
 
 /// A running login: its stdout so far, read line by line.
-struct Running {
+pub(super) struct Running {
     child: Child,
     stdout: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
 }
 
 impl Running {
-    fn start(home: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+    pub(super) fn start(home: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
         let mut c = command(home, args);
         c.stdin(Stdio::piped());
         configure(&mut c);
@@ -90,7 +90,7 @@ impl Running {
     }
 
     /// Reads stdout until the printed authorization URL.
-    async fn authorization_url(&mut self) -> String {
+    pub(super) async fn authorization_url(&mut self) -> String {
         loop {
             let line = tokio::time::timeout(WAIT, self.stdout.next_line())
                 .await
@@ -105,7 +105,7 @@ impl Running {
         }
     }
 
-    async fn paste(&mut self, line: &str) {
+    pub(super) async fn paste(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -115,7 +115,7 @@ impl Running {
     }
 
     /// Waits for the exit; answers (success, all stdout, stderr).
-    async fn finish(mut self) -> (bool, String, String) {
+    pub(super) async fn finish(mut self) -> (bool, String, String) {
         while let Some(line) = tokio::time::timeout(WAIT, self.stdout.next_line())
             .await
             .expect("the login ended")
@@ -181,6 +181,32 @@ async fn login_no_browser_completes_from_a_pasted_redirect() {
     let list = status_json(home.path()).await;
     assert_eq!(entry(&list, "kit")["authStatus"], "loggedIn");
     assert_eq!(kit.counters().authorize, 1);
+}
+
+/// Two logins from the terminal use the same sticky callback port, so the second reuses the
+/// registration the first made instead of registering a new client at the server.
+#[tokio::test]
+async fn a_second_cli_login_reuses_the_port_and_the_registration() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let home = kit_home(&kit, "");
+    let mut redirect_uris = Vec::new();
+    for _ in 0..2 {
+        let mut login = Running::start(home.path(), &["login", "kit", "--no-browser"], |_| {});
+        let url = login.authorization_url().await;
+        let query: std::collections::HashMap<String, String> = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        redirect_uris.push(query["redirect_uri"].clone());
+        let redirect = authorize_redirect_location(&url).await.unwrap();
+        login.paste(&redirect).await;
+        let (ok, stdout, stderr) = login.finish().await;
+        assert!(ok, "{stdout}\n{stderr}");
+    }
+    assert_eq!(redirect_uris[0], redirect_uris[1]);
+    assert_eq!(kit.counters().register, 1);
+    assert_eq!(kit.counters().authorize, 2);
 }
 
 #[cfg(unix)]
@@ -253,6 +279,16 @@ async fn login_failures_exit_non_zero_with_a_message() {
     let out = run(home.path(), &["login"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--url"));
+
+    // logout has no --url: its advice names what works.
+    let out = run(home.path(), &["logout", "nosuch"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("no MCP server named `nosuch`"), "{err}");
+    assert!(
+        !err.contains("--url") && err.contains("mcp-app-server status"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,23 @@ pub(crate) fn warn_if_unbound(name: &str, token_type: &str) {
     }
 }
 
+/// How the browser's page describes the end of a login.
+pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
+    match result {
+        Ok(()) => LoginEnding::LoggedIn,
+        Err(LoginError::Authorization(CallbackError::OAuth { error, .. }))
+            if error == "access_denied" =>
+        {
+            LoginEnding::Denied
+        }
+        Err(LoginError::Cancelled) => LoginEnding::Cancelled,
+        Err(LoginError::TimedOut(_)) => LoginEnding::Expired,
+        Err(LoginError::Superseded) => LoginEnding::Superseded,
+        Err(LoginError::ShuttingDown) => LoginEnding::Stopped,
+        Err(error) => LoginEnding::Failed(error.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use url::Url;
@@ -111,22 +128,5 @@ mod tests {
             true,
             &discovery(false, Some(true), true)
         ));
-    }
-}
-
-/// How the browser's page describes the end of a login.
-pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
-    match result {
-        Ok(()) => LoginEnding::LoggedIn,
-        Err(LoginError::Authorization(CallbackError::OAuth { error, .. }))
-            if error == "access_denied" =>
-        {
-            LoginEnding::Denied
-        }
-        Err(LoginError::Cancelled) => LoginEnding::Cancelled,
-        Err(LoginError::TimedOut(_)) => LoginEnding::Expired,
-        Err(LoginError::Superseded) => LoginEnding::Superseded,
-        Err(LoginError::ShuttingDown) => LoginEnding::Stopped,
-        Err(error) => LoginEnding::Failed(error.to_string()),
     }
 }

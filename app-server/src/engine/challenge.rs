@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 
-use crate::credentials::{StoredCredentials, unix_now};
+use crate::credentials::{StoreError, StoredCredentials, unix_now};
 use crate::engine::error::{ChallengeError, VendError};
 use crate::engine::refusal::{
     Refusal, resource_metadata_moved, resource_metadata_url, step_up_scopes,
 };
 use crate::engine::service::OAuthService;
+use crate::engine::status::StatusInfo;
 use crate::engine::stored::{can_renew, check_unexpired, describe_reason};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{
@@ -265,7 +266,7 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         seen: StoredCredentials,
-    ) -> Result<(), ChallengeError> {
+    ) -> Result<(), StoreError> {
         let cause = McpAuthStatusReason::MoreScopesNeeded;
         if seen.reauthentication_required || seen.login_reason == Some(cause) {
             return Ok(());
@@ -274,10 +275,12 @@ impl OAuthService {
         marked.login_reason = Some(cause);
         let stored = self.save_unless_replaced(seen, marked.clone()).await?;
         if stored.as_ref() == Some(&marked) {
+            // Announced as listings show it (an expired token stays `expired`).
+            let info = StatusInfo::from_credentials(Some(&marked));
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: target.name.clone(),
-                status: McpAuthStatus::LoggedIn,
-                reason: Some(cause),
+                status: info.status,
+                reason: info.reason,
             });
         }
         Ok(())
@@ -305,8 +308,12 @@ impl OAuthService {
                 attempts,
             });
         }
-        if let Some(creds) = stored {
-            self.mark_more_scopes_needed(target, creds).await?;
+        // The cause is told where it can be; a store that fails here does not stop the
+        // step-up (the login's own save will say what is wrong with it).
+        if let Some(creds) = stored
+            && let Err(e) = self.mark_more_scopes_needed(target, creds).await
+        {
+            tracing::warn!(server = %target.name, error = %e, "could not record that more scopes are needed");
         }
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),

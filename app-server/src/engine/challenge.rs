@@ -166,6 +166,7 @@ impl OAuthService {
                     "`{name}` already needs a new login: {}",
                     describe_reason(cause)
                 ),
+                cause,
             });
         }
         if let Some(discovery) = moved
@@ -220,11 +221,24 @@ impl OAuthService {
                 VendError::ReauthenticationRequired { reason, .. } => {
                     Ok(ChallengeOutcome::ReauthenticationRequired {
                         reason: reason.clone(),
+                        cause: self.recorded_cause(target).await,
                     })
                 }
                 _ => Err(ChallengeError::Token(e)),
             },
         }
+    }
+
+    /// The cause recorded with `target`'s flagged credentials (a refused refresh when none
+    /// was, or the store cannot be read).
+    async fn recorded_cause(&self, target: &ServerTarget) -> McpAuthStatusReason {
+        self.load(&target.key())
+            .await
+            .ok()
+            .flatten()
+            .filter(|c| c.reauthentication_required)
+            .and_then(|c| c.login_reason)
+            .unwrap_or(McpAuthStatusReason::RefreshRefused)
     }
 
     /// Marks the credentials as needing a new login (unless they changed meanwhile: a
@@ -249,12 +263,16 @@ impl OAuthService {
                     status: McpAuthStatus::ReauthenticationRequired,
                     reason: Some(cause),
                 });
-                Ok(ChallengeOutcome::ReauthenticationRequired { reason })
+                Ok(ChallengeOutcome::ReauthenticationRequired { reason, cause })
             }
             Some(newer) if !newer.reauthentication_required => {
                 Ok(ChallengeOutcome::Token(Box::new(newer)))
             }
-            Some(_) => Ok(ChallengeOutcome::ReauthenticationRequired { reason }),
+            // Flagged meanwhile by another: its cause stands.
+            Some(other) => Ok(ChallengeOutcome::ReauthenticationRequired {
+                reason,
+                cause: other.login_reason.unwrap_or(cause),
+            }),
             None => Err(ChallengeError::NotLoggedIn(target.name.clone())),
         }
     }

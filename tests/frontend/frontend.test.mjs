@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -25,6 +26,8 @@ import { ConversationValidator, loadSchemas } from './lib/validator.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const bin = process.env.MCP_APP_SERVER_BIN ?? join(root, 'target', 'debug', 'mcp-app-server');
+// The Rust test kit's servers (tests/src/bin/testkit_servers.rs), for a server that binds tokens with DPoP.
+const testkitBin = process.env.MCP_TESTKIT_BIN ?? join(root, 'target', 'debug', 'testkit-servers');
 const LOGIN_TIMEOUT_MS = 60_000;
 
 let work;
@@ -34,6 +37,7 @@ let schemas;
 let sdk;
 let oidc;
 let typeCheck; // tsc --strict of a frontend's TypeScript, run while the daemon tests run
+let exampleBuild; // tsc of the example frontend, likewise
 const conversations = [];
 const homes = [];
 // Every spawned client: disposed at the end even when a test failed before it did.
@@ -53,6 +57,7 @@ before(async () => {
   peers.catch(() => {});
   installed = packAndInstall(root, work, [join(here, 'node_modules', 'vscode-jsonrpc')]);
   typeCheck = strictTypeCheck(installed.app);
+  exampleBuild = buildExample(installed.app);
   pkg = await import(pathToFileURL(installed.entry).href);
   schemas = loadSchemas(join(root, 'schema'));
   [sdk, oidc] = await peers;
@@ -163,6 +168,42 @@ async function whoami(mcpUrl, token) {
 }
 
 /** Copies the consumers into the installed project and starts `tsc --strict` on them. */
+/** Runs the compiled example frontend against a daemon home with `servers`; its summary line. */
+async function runExample(servers, name) {
+  const example = join(installed.app, 'example');
+  const dir = home(servers);
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(example, 'out', 'example-frontend.js'), bin, name], {
+    cwd: example,
+    env: { ...process.env, MCP_APP_SERVER_HOME: dir, BROWSER: `${process.execPath} ${join(root, 'tests', 'interop', 'browser.mjs')}`, RUST_LOG: 'warn' },
+    timeout: 120_000,
+  }).catch((e) => assert.fail(`the example failed:\n${e.stdout}\n${e.stderr}`));
+  return { summary: JSON.parse(stdout.trim().split('\n').at(-1)), stderr };
+}
+
+/** Compiles the example frontend with tsc --strict against the installed package. */
+function buildExample(app) {
+  const example = join(app, 'example');
+  mkdirSync(example, { recursive: true });
+  copyFileSync(join(here, 'example', 'example-frontend.ts'), join(example, 'example-frontend.ts'));
+  writeFileSync(join(example, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      lib: ['ES2022', 'DOM'],
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      types: ['node'],
+      typeRoots: [join(here, 'node_modules', '@types')],
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      outDir: 'out',
+    },
+    files: ['example-frontend.ts'],
+  }));
+  const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
+  return promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: example })
+    .then(() => ({ ok: true }), (error) => ({ ok: false, out: `${error.stdout}${error.stderr}` }));
+}
+
 function strictTypeCheck(app) {
   for (const file of ['consumer.ts', 'consumer.cts']) copyFileSync(join(here, 'consumer', file), join(app, file));
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
@@ -245,6 +286,49 @@ describe('over the daemon binary', () => {
       assert.ok(validator.seen.send >= 5 && validator.seen.receive >= 5, JSON.stringify(validator.seen));
     });
   }
+
+  test('the example frontend of docs/frontends.md, compiled from TypeScript, runs whole against the SDK demo server', async () => {
+    const { mcpUrl } = sdk.ready;
+    const source = readFileSync(join(here, 'example', 'example-frontend.ts'), 'utf8');
+    const docs = readFileSync(join(root, 'docs', 'frontends.md'), 'utf8');
+    assert.ok(docs.includes(`\`\`\`ts\n${source}\`\`\``), 'docs/frontends.md shows tests/frontend/example/example-frontend.ts as it is');
+    const built = await exampleBuild;
+    assert.ok(built.ok, `the example does not type-check:\n${built.out}`);
+    const { summary, stderr } = await runExample(server('sdk', mcpUrl), 'sdk');
+    assert.deepEqual(summary, {
+      protocolVersion: pkg.PROTOCOL_VERSION,
+      tokenType: 'Bearer', // the demo's authorization server does not offer DPoP
+      mcpStatus: 200,
+      tools: summary.tools,
+      removed: true,
+      afterLogout: 'notLoggedIn',
+    }, stderr);
+    assert.ok(summary.tools > 0, stderr);
+    assert.match(stderr, /example: opening the browser \(authorizationCode\)/);
+  });
+
+  test('the example frontend sends DPoP proofs to a server that binds its tokens (the Rust test kit in DPoP mode)', async () => {
+    assert.ok(existsSync(testkitBin), `no test kit binary at ${testkitBin}: run \`cargo build -p mcp-app-server-testkit --bins\` first`);
+    const kit = spawn(testkitBin, [], { env: { ...process.env, MCP_TESTKIT_DPOP: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [line] = await Promise.race([
+        once(createInterface({ input: kit.stdout }), 'line'),
+        once(kit, 'exit').then(([code]) => assert.fail(`the test kit exited (${code}) before it was ready`)),
+      ]);
+      const { mcpUrl } = JSON.parse(line);
+      const built = await exampleBuild;
+      assert.ok(built.ok, `the example does not type-check:\n${built.out}`);
+      const { summary, stderr } = await runExample(server('kit', mcpUrl), 'kit');
+      // The example declared capabilities.dpop: its login bound the token, and every MCP
+      // request carried a proof the kit verified (htm, htu, ath, content_digest, fresh jti).
+      assert.equal(summary.tokenType, 'DPoP', stderr);
+      assert.equal(summary.mcpStatus, 200, stderr);
+      assert.equal(summary.removed, true, stderr);
+      assert.equal(summary.afterLogout, 'notLoggedIn', stderr);
+    } finally {
+      kit.kill('SIGTERM');
+    }
+  });
 
   test('login against the MCP TypeScript SDK demo server, then a real MCP session with the token', async () => {
     const { mcpUrl, issuer } = sdk.ready;
@@ -462,8 +546,13 @@ describe('the transport, against streams nobody answers', () => {
 test('the schema check refuses a message that does not match schema/', () => {
   const validator = new ConversationValidator(schemas);
   validator.check('send', { jsonrpc: '2.0', id: 1, method: 'mcpServer/oauth/login', params: { name: 'a' } });
-  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x', grant: 'authorizationCode' } });
+  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { flow: 'browser', authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x', grant: 'authorizationCode' } });
   assert.deepEqual(validator.problems, []);
+  // A browser login without its URL does not fit the union.
+  validator.check('send', { jsonrpc: '2.0', id: 3, method: 'mcpServer/oauth/login', params: { name: 'a' } });
+  validator.check('receive', { jsonrpc: '2.0', id: 3, result: { flow: 'browser', grant: 'authorizationCode' } });
+  assert.equal(validator.problems.length, 1, validator.problems.join('\n'));
+  validator.problems.length = 0;
   validator.check('send', { jsonrpc: '2.0', id: 2, method: 'mcpServer/oauth/login', params: { name: 'a', scope: 'x' } });
   validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 7 } });
   validator.check('receive', { jsonrpc: '2.0', method: 'mcpServer/authStatus/changed', params: { name: 'a', authStatus: 'sleepy' } });

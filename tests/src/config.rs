@@ -204,6 +204,14 @@ pub struct KitConfig {
     pub dpop_rs_nonce: bool,
     /// Misbehaviour: a request with a valid proof still gets an unbound Bearer token.
     pub dpop_unbound_tokens: bool,
+    /// DCR as some servers do it: every registered client is confidential with
+    /// `client_secret_basic`, whatever method it asked for, and its secret expires this many
+    /// seconds after registration (`client_secret_expires_at`; `None`: never, 0 sent).
+    pub dcr_confidential_secret_ttl_secs: Option<Option<u64>>,
+    /// The protected resource requires DPoP-bound tokens: its metadata says
+    /// `dpop_bound_access_tokens_required: true` (RFC 9728) and the MCP endpoint refuses
+    /// unbound ones.
+    pub dpop_required: bool,
 }
 
 impl Default for KitConfig {
@@ -255,6 +263,8 @@ impl Default for KitConfig {
             dpop_as_nonce: false,
             dpop_rs_nonce: false,
             dpop_unbound_tokens: false,
+            dcr_confidential_secret_ttl_secs: None,
+            dpop_required: false,
         }
     }
 }

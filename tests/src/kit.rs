@@ -179,7 +179,8 @@ async fn every_request(
     if let Some(delay) = shared.faults.latency() {
         tokio::time::sleep(delay).await;
     }
-    let response = next.run(request).await;
+    let response =
+        crate::hostile::around(&shared.faults, request, |request| next.run(request)).await;
     let mut records = lock(&shared.records);
     records.events += 1;
     let answered = records.events;
@@ -427,6 +428,21 @@ impl Kit {
     /// token is refused from now on.
     pub fn invalidate_all_tokens(&self) {
         lock(&self.shared.store).invalidate_all();
+    }
+
+    /// The server prunes every client registered by DCR: their ids are unknown from now on
+    /// (the authorization page shows an error, the token endpoint answers `invalid_client`).
+    pub fn forget_registered_clients(&self) {
+        let preregistered: Vec<String> = self
+            .shared
+            .config
+            .preregistered
+            .iter()
+            .map(|p| p.client_id.clone())
+            .collect();
+        lock(&self.shared.store)
+            .clients
+            .retain(|id, _| preregistered.contains(id));
     }
 
     /// Every access token issued so far is expired (refresh tokens keep working).

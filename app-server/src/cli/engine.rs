@@ -179,10 +179,11 @@ impl Engine {
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
-            allow_private_network: false,
+            net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
-            dpop: true,
+            dpop: None,
             enterprise: None,
+            network: crate::config::network::NetworkConfig::default().over(&self.config.network),
             lookup: Default::default(),
         })
     }

@@ -104,6 +104,10 @@ impl FlowArgs {
                 Registration::Dcr => ClientRegistrationMode::Dcr,
             },
             timeout: Duration::from_secs(self.timeout),
+            // No frontend behind the CLI's login: its tokens are bound only when the server
+            // or the config requires it (rule 49). `connect` sends proofs and says so.
+            dpop: false,
+            frontend: Some("the mcp-app-server command".to_owned()),
         })
     }
 

@@ -12,6 +12,7 @@ use url::Url;
 
 pub mod enterprise;
 pub mod grant;
+pub mod network;
 mod oauth_client;
 pub mod private_key;
 
@@ -45,6 +46,8 @@ pub struct Config {
     /// `mcp_oauth_prewarm = false`: no discovery of the configured servers in the
     /// background at start and reload.
     pub prewarm_disabled: bool,
+    /// The global network keys (`proxy`); a server's own keys win.
+    pub network: network::NetworkConfig,
     pub servers: BTreeMap<String, ServerConfig>,
 }
 
@@ -71,9 +74,14 @@ pub struct HttpServerConfig {
     pub oauth: OauthClientConfig,
     /// The grant of `oauth`, validated (and any key file parsed) when config.toml loaded.
     pub grant: grant::GrantConfig,
-    /// Lets this server's metadata send the daemon to any address, link-local and
-    /// special-use ones included (rule 35), for deliberate setups.
+    /// Lets this server's metadata send the daemon to private-network addresses (rule 35)
+    /// as well as public ones; link-local and special-use addresses stay refused.
     pub allow_private_network: bool,
+    /// This server's network keys (`proxy`), over the global ones.
+    pub network: network::NetworkConfig,
+    /// Lets this server's metadata send the daemon to any address, link-local (the cloud
+    /// metadata service at 169.254.169.254), loopback and special-use ones included.
+    pub allow_link_local_and_special_use: bool,
 }
 
 impl Config {
@@ -129,6 +137,8 @@ struct RawConfig {
     #[serde(default)]
     enterprise_idp: Option<toml::Spanned<enterprise::RawEnterpriseIdp>>,
     #[serde(default)]
+    proxy: Option<toml::Spanned<String>>,
+    #[serde(default)]
     mcp_servers: BTreeMap<String, toml::Spanned<RawServer>>,
 }
 
@@ -150,6 +160,8 @@ struct RawServer {
     bearer_token_env_var: Option<String>,
     oauth: Option<toml::Spanned<OauthClientConfig>>,
     allow_private_network: Option<bool>,
+    proxy: Option<toml::Spanned<String>>,
+    allow_link_local_and_special_use: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
     startup_timeout_ms: Option<u64>,
@@ -260,6 +272,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
     };
 
+    let proxy_of = |value: Option<toml::Spanned<String>>, key: &str| match value {
+        None => Ok(None),
+        Some(s) => network::ProxySetting::parse(s.get_ref())
+            .map(Some)
+            .map_err(|e| invalid(Some(s.span()), key, e)),
+    };
+    let network = network::NetworkConfig {
+        proxy: proxy_of(raw.proxy, "proxy")?,
+    };
+
     let mut servers = BTreeMap::new();
     for (name, spanned) in raw.mcp_servers {
         let span = spanned.span();
@@ -347,6 +369,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         (oauth, grant)
                     }
                 };
+                let network = network::NetworkConfig {
+                    proxy: proxy_of(server.proxy, &format!("{key}.proxy"))?,
+                };
                 ServerTransport::Http(Box::new(HttpServerConfig {
                     url,
                     scopes: server.scopes,
@@ -355,6 +380,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     oauth,
                     grant,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
+                    network,
+                    allow_link_local_and_special_use: server
+                        .allow_link_local_and_special_use
+                        .unwrap_or(false),
                 }))
             }
         };
@@ -368,6 +397,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         client_metadata_url_base: raw.client_metadata_url_base.map(|s| s.into_inner()),
         enterprise_idp,
         prewarm_disabled: raw.mcp_oauth_prewarm == Some(false),
+        network,
         servers,
     })
 }

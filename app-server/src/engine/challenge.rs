@@ -125,7 +125,7 @@ impl OAuthService {
         let key = DiscoveryCache::key(&target.url, &headers, target.resource_override.as_deref());
         self.cache.invalidate(&key).await;
         let discovery = discover_after_probe(
-            &self.http,
+            &self.http.with_network(&target.network),
             &target.url,
             &headers,
             target.resource_override.as_deref(),
@@ -326,6 +326,9 @@ impl OAuthService {
                 attempts,
             });
         }
+        // The wider token is bound as the one it replaces is: whoever used that one can
+        // use this one (rule 49).
+        let dpop = options.dpop || stored.as_ref().is_some_and(|c| c.is_dpop_bound());
         // The cause is told where it can be; a store that fails here does not stop the
         // step-up (the login's own save will say what is wrong with it).
         if let Some(creds) = stored
@@ -335,6 +338,7 @@ impl OAuthService {
         }
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),
+            dpop,
             ..options
         };
         let refusal = Refusal::InsufficientScope(challenge);

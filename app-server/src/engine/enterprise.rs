@@ -320,7 +320,7 @@ impl OAuthService {
     /// configured issuer's addresses give (as a configured server's URL gives its own).
     pub(super) async fn idp_http(&self, idp: &EnterpriseIdpConfig) -> HttpClient {
         match Url::parse(&idp.issuer) {
-            Ok(url) => self.http.for_server(&url, false).await,
+            Ok(url) => self.http.for_server(&url, Default::default()).await,
             Err(_) => self.http.clone(),
         }
     }

@@ -10,7 +10,7 @@ use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, McpAuthStatusReason, Re
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::{GrantCredentialError, LoginError, VendError};
-use crate::engine::flow::{Discovered, warn_if_unbound};
+use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
 use crate::engine::stored::{
@@ -84,7 +84,7 @@ impl OAuthService {
             .await
             .map_err(Arc::new)?;
         let result = self
-            .obtain_and_store(&target, &found)
+            .obtain_and_store(&target, &found, options.dpop)
             .await
             .map_err(Arc::new);
         let name = target.name.clone();
@@ -115,6 +115,7 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         found: &Discovered,
+        login_can_prove: bool,
     ) -> Result<(), LoginError> {
         let lock_key = target.key();
         let _refresh_lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
@@ -123,9 +124,9 @@ impl OAuthService {
         };
         let metadata = &found.discovery.metadata;
         let scope = found.scopes.as_ref().map(|s| s.join(" "));
-        // A new key per login when the server binds tokens (RFC 9449) and the config allows,
-        // as for a browser login; the grant's renewals prove the same key.
-        let dpop_key = if target.dpop && metadata.supports_dpop_es256() {
+        // A new key per login when the tokens are to be bound, as for a browser login
+        // (rule 49); the grant's renewals prove the same key.
+        let dpop_key = if binds_dpop(target.dpop, login_can_prove, &found.discovery) {
             Some(dpop::generate_key().map_err(|e| LoginError::Dpop(e.to_string()))?)
         } else {
             None

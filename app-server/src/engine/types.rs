@@ -46,6 +46,14 @@ pub struct LoginOptions {
     pub client_metadata_url_base: Option<String>,
     pub mode: ClientRegistrationMode,
     pub timeout: Duration,
+    /// Whoever starts the login can send DPoP proofs (a frontend that declared
+    /// `capabilities.dpop`, the CLI's `connect`): the tokens may be bound to a key. Without
+    /// it they are bound only when the server or its configuration requires it
+    /// ([`crate::engine::flow::binds_dpop`]).
+    pub dpop: bool,
+    /// The frontend that started the login (`clientInfo.title`, else `name`), named on the
+    /// browser's pages; `None`: "your editor".
+    pub frontend: Option<String>,
 }
 
 impl Default for LoginOptions {
@@ -55,6 +63,8 @@ impl Default for LoginOptions {
             client_metadata_url_base: None,
             mode: ClientRegistrationMode::Auto,
             timeout: DEFAULT_LOGIN_TIMEOUT,
+            dpop: false,
+            frontend: None,
         }
     }
 }

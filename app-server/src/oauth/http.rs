@@ -16,14 +16,19 @@ use serde::de::DeserializeOwned;
 use url::{Host, Url};
 
 use super::net_policy::{
-    HostResolver, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver, check_all,
+    HostResolver, NetOptIns, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver,
+    check_all,
 };
 
 mod error;
+mod pool;
 #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
 mod tls;
 
 pub use error::HttpError;
+use pool::{Pooled, Pools, Route};
+
+use crate::config::network::ServerNetwork;
 
 /// Whether a client can be built without reading files (see [`HttpClient::reqwest`]).
 fn tls_ready() -> bool {
@@ -39,6 +44,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, body included.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortens [`TOTAL_TIMEOUT`] (and [`CONNECT_TIMEOUT`] with it), in milliseconds: for tests
+/// of servers that stall or trickle. A value above the default is ignored.
+pub const TIMEOUT_ENV: &str = "MCP_APP_SERVER_HTTP_TIMEOUT_MS";
+
+/// The whole-request timeout in force: [`TOTAL_TIMEOUT`], or less when [`TIMEOUT_ENV`] says.
+pub fn total_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var(TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .filter(|t| !t.is_zero())
+            .map_or(TOTAL_TIMEOUT, |t| t.min(TOTAL_TIMEOUT))
+    })
+}
 /// Idle keep-alive connections kept per host. Enough for the few requests a login or a
 /// refresh makes at once to reuse their connections; after a burst (1,000 logins starting
 /// together open hundreds), the rest are closed instead of each holding its buffers and task
@@ -149,13 +170,15 @@ pub fn header_map<'a>(
 /// everything else sees the 3xx as it is.
 ///
 /// A client carries a [`NetPolicy`]: [`HttpClient::with_policy`] gives one that only reaches
-/// what the policy allows. Each policy has its own reqwest client (its resolver filters by
-/// that policy), built on first use and shared by every clone, so connections are reused
-/// within a policy and never across policies.
+/// what the policy allows; and a route ([`HttpClient::with_network`]: the server's `proxy`).
+/// Each policy and route has its own reqwest client (its resolver filters by that policy),
+/// built on first use and shared by every clone, so connections are reused within a policy
+/// and route and never across them.
 #[derive(Clone)]
 pub struct HttpClient {
     shared: Arc<Shared>,
     policy: NetPolicy,
+    route: Arc<Route>,
     body_limit: usize,
 }
 
@@ -164,17 +187,18 @@ struct Shared {
     resolver: Arc<dyn HostResolver>,
     /// Proxy host names met so far: the resolver does not judge them.
     proxy_hosts: Arc<ProxyHosts>,
-    /// The same proxy rules reqwest applies, to know when a proxy resolves a name for us.
-    proxies: Option<hyper_util::client::proxy::matcher::Matcher>,
+    /// The route of servers without a `proxy` key (the environment's proxy rules).
+    system_route: Arc<Route>,
     /// Built on first use, off the async workers (building one loads and parses the
     /// system's root certificates): an idle daemon has none.
-    clients: [tokio::sync::OnceCell<reqwest::Client>; 4],
+    clients: Pools,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("policy", &self.policy)
+            .field("route", &self.route)
             .field("system_proxy", &self.shared.system_proxy)
             .field("body_limit", &self.body_limit)
             .finish_non_exhaustive()
@@ -203,18 +227,36 @@ impl HttpClient {
     }
 
     fn build(system_proxy: bool, resolver: Arc<dyn HostResolver>) -> Result<Self, HttpError> {
+        let system_route = Arc::new(Route::new(&ServerNetwork::default(), system_proxy));
         let shared = Arc::new(Shared {
             system_proxy,
             resolver,
             proxy_hosts: Arc::default(),
-            proxies: system_proxy.then(hyper_util::client::proxy::matcher::Matcher::from_system),
-            clients: Default::default(),
+            system_route: system_route.clone(),
+            clients: Pools::default(),
         });
         Ok(Self {
             shared,
             policy: NetPolicy::Unrestricted,
+            route: system_route,
             body_limit: MAX_BODY_BYTES,
         })
+    }
+
+    /// The same client, reaching the network as `network` says (its proxy).
+    pub fn with_network(&self, network: &ServerNetwork) -> Self {
+        if *network == self.route.network {
+            return self.clone();
+        }
+        let route = if *network == self.shared.system_route.network {
+            self.shared.system_route.clone()
+        } else {
+            Arc::new(Route::new(network, self.shared.system_proxy))
+        };
+        Self {
+            route,
+            ..self.clone()
+        }
     }
 
     /// The same client, limited to what `policy` allows.
@@ -232,12 +274,8 @@ impl HttpClient {
 
     /// The policy for requests made on behalf of the MCP server at `server_url`, from the
     /// addresses its host resolves to now (the public-only policy when it does not resolve).
-    pub async fn policy_for_server(
-        &self,
-        server_url: &Url,
-        allow_private_network: bool,
-    ) -> NetPolicy {
-        if allow_private_network {
+    pub async fn policy_for_server(&self, server_url: &Url, opt_ins: NetOptIns) -> NetPolicy {
+        if opt_ins.link_local_and_special_use {
             return NetPolicy::Unrestricted;
         }
         let addresses = match server_url.host() {
@@ -252,52 +290,71 @@ impl HttpClient {
             },
             None => Vec::new(),
         };
-        let policy = NetPolicy::for_server(&addresses, false);
+        let policy = NetPolicy::for_server(&addresses, opt_ins);
         tracing::debug!(server = %server_url, ?policy, "network policy");
         policy
     }
 
     /// The same client, with the policy for `server_url` (see [`HttpClient::policy_for_server`]).
-    pub async fn for_server(&self, server_url: &Url, allow_private_network: bool) -> Self {
-        let policy = self
-            .policy_for_server(server_url, allow_private_network)
-            .await;
+    pub async fn for_server(&self, server_url: &Url, opt_ins: NetOptIns) -> Self {
+        let policy = self.policy_for_server(server_url, opt_ins).await;
         self.with_policy(policy)
     }
 
-    /// The reqwest client of this policy, built at its first use (once, however many
-    /// requests wait for it). Once the process's TLS configuration is built that is cheap
-    /// and done here; before (the first requests of a process, or a platform verifier) it
-    /// is done on a blocking thread.
-    async fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
-        self.shared.clients[self.policy.index()]
-            .get_or_try_init(|| async {
-                if tls_ready() {
-                    return self.build_reqwest();
-                }
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || this.build_reqwest())
-                    .await
-                    .map_err(|e| HttpError::Setup(e.to_string()))?
-            })
-            .await
+    /// The reqwest clients of this policy and route.
+    fn pooled(&self) -> Arc<Pooled> {
+        self.shared.clients.get(self.policy, &self.route.network)
     }
 
-    fn build_reqwest(&self) -> Result<reqwest::Client, HttpError> {
+    /// The reqwest client of this policy and route, built at its first use (once, however
+    /// many requests wait for it); `fresh` is the one that keeps no connection for reuse.
+    /// Once the process's TLS configuration is built that is cheap and done here; before
+    /// (the first requests of a process, or a platform verifier) it is done on a blocking
+    /// thread.
+    async fn reqwest<'p>(
+        &self,
+        pooled: &'p Pooled,
+        fresh: bool,
+    ) -> Result<&'p reqwest::Client, HttpError> {
+        let cell = if fresh { &pooled.fresh } else { &pooled.client };
+        let counter = (!fresh).then(|| pooled.connections.clone());
+        cell.get_or_try_init(|| async {
+            if tls_ready() {
+                return self.build_reqwest(counter);
+            }
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.build_reqwest(counter))
+                .await
+                .map_err(|e| HttpError::Setup(e.to_string()))?
+        })
+        .await
+    }
+
+    /// A reqwest client; `counter` counts its connections and says it keeps idle ones.
+    fn build_reqwest(
+        &self,
+        counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<reqwest::Client, HttpError> {
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(total_timeout()))
+            .timeout(total_timeout())
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(PolicyResolver {
                 resolver: self.shared.resolver.clone(),
                 policy: self.policy,
                 proxies: self.shared.proxy_hosts.clone(),
             });
-        if !self.shared.system_proxy {
-            builder = builder.no_proxy();
-        }
+        builder = match counter {
+            Some(counter) => builder
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
+                .connector_layer(pool::CountConnections(counter)),
+            None => builder.pool_max_idle_per_host(0),
+        };
+        builder = self
+            .route
+            .apply(builder, self.shared.system_proxy)
+            .map_err(HttpError::Setup)?;
         #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
         {
             builder = builder.tls_backend_preconfigured(tls::config()?.clone());
@@ -329,7 +386,7 @@ impl HttpClient {
             Some(Host::Domain(name)) => name,
             None => return Ok(()),
         };
-        let proxy = self.shared.proxies.as_ref().and_then(|m| {
+        let proxy = self.route.matcher.as_ref().and_then(|m| {
             let uri: oauth2::http::Uri = url.as_str().parse().ok()?;
             m.intercept(&uri)
         });
@@ -527,12 +584,28 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         self.check_destination(url).await?;
         check_secure_url(url)?;
-        let mut request = self.reqwest().await?.request(method.clone(), url.clone());
-        request = request.headers(headers.clone());
-        if let Some(body) = body {
-            request = request.body(body);
+        let pooled = self.pooled();
+        let request = |client: &reqwest::Client| {
+            let mut request = client.request(method.clone(), url.clone());
+            request = request.headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            request
+        };
+        let opened = pooled.connections();
+        let sent = request(self.reqwest(&pooled, false).await?).send().await;
+        let mut response = match sent {
+            // A kept-alive connection the other end (often a proxy) closed after its last
+            // answer without saying so: the request never had an answer. Once more, on a
+            // connection of its own.
+            Err(e) if pool::closed_before_answer(&e) && pooled.connections() == opened => {
+                tracing::debug!(%method, %url, "a reused connection closed before the answer; retrying on a new connection");
+                request(self.reqwest(&pooled, true).await?).send().await
+            }
+            sent => sent,
         }
-        let mut response = request.send().await.map_err(|e| map_send_error(url, &e))?;
+        .map_err(|e| map_send_error(url, &e))?;
         let status = response.status();
         tracing::debug!(%method, %url, status = status.as_u16(), "oauth http");
         let headers = std::mem::take(response.headers_mut());

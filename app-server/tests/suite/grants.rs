@@ -85,7 +85,11 @@ fn cc_kit(auth_methods: &[&str], client: PreregisteredClient) -> KitConfig {
 /// and nothing of the browser login (registration, authorization) was asked for.
 async fn login_without_browser(c: &mut MemClient, name: &str, kit: &Kit, grant: &str) -> String {
     let answer = c.ok("mcpServer/oauth/login", json!({"name": name})).await;
-    assert_eq!(answer, json!({"grant": grant}), "{answer}");
+    assert_eq!(
+        answer,
+        json!({"flow": "direct", "grant": grant}),
+        "{answer}"
+    );
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["name"], name);
     assert_eq!(done["success"], true, "{done}");

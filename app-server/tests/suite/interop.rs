@@ -196,7 +196,8 @@ impl Daemon {
             &format!("mcp_oauth_credentials_store = \"file\"\n{servers}"),
         );
         let (server, mut c) = harness::start(home.path());
-        c.initialize().await;
+        // A frontend that sends proofs: oidc-provider's tokens are then DPoP-bound.
+        c.initialize_dpop().await;
         Daemon {
             home,
             _server: server,
@@ -408,7 +409,8 @@ async fn interop_oidc_provider_dcr_login_and_authorized_call() {
     );
 
     let token = d.token("oidc", 60).await;
-    // oidc-provider offers DPoP: the daemon's proof was accepted and the token is bound.
+    // oidc-provider offers DPoP and this frontend declared it sends proofs: the daemon's
+    // proof was accepted and the token is bound.
     assert_eq!(token["tokenType"], "DPoP", "{token}");
     assert!(stored["dpopKey"].is_string());
     let me = whoami(&mcp_url, &access_token(&token)).await.unwrap();

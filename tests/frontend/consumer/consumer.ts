@@ -34,7 +34,8 @@ export async function frontend(bin: string, home: string): Promise<McpServerStat
   void [why, notAReason];
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear", { timeoutMs: 300_000 });
-  const { authorizationUrl } = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const started = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const authorizationUrl: string | undefined = started.flow === "browser" ? started.authorizationUrl : undefined;
   const done: OauthLoginCompletedNotification = await completed;
   const kind: ErrorKind | undefined = done.errorKind;
   const subscription = client.onAuthStatusChanged(({ name, authStatus, reason }) => void [name, authStatus, reason === "tokenRevoked"]);
@@ -89,8 +90,8 @@ export async function readmeLogin(): Promise<string> {
   await client.initialize({ clientInfo: { name: "my-ide", version: "1.0.0" } });
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear");
-  const { authorizationUrl } = await client.login({ name: "linear" });
-  if (authorizationUrl) openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal; absent: no browser needed
+  const started = await client.login({ name: "linear" });
+  if (started.flow === "browser") openInBrowser(started.authorizationUrl); // e.g. vscode.env.openExternal; "direct": no browser needed
   const done = await completed;
   if (!done.success) throw new Error(done.error);
 

@@ -267,6 +267,7 @@ mod tests {
         let reauth =
             OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
                 reason: "r".into(),
+                cause: None,
             });
         let value = serde_json::to_value(&reauth).unwrap();
         assert_eq!(

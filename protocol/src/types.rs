@@ -565,6 +565,11 @@ pub struct OauthChallengeLogin {
 pub struct OauthChallengeReauthentication {
     /// Why, for people.
     pub reason: String,
+    /// Why, for programs: the same cause `mcpServerStatus/list` now shows as `reason`
+    /// (always sent by this daemon; absent from older ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub cause: Option<McpAuthStatusReason>,
 }
 
 /// Result of `mcpServer/oauth/challenge`: what to do next, told by `action`.

@@ -271,7 +271,7 @@ impl Session<'_> {
                             self.token = access_token(&creds);
                             return Ok(None);
                         }
-                        Ok(ChallengeOutcome::ReauthenticationRequired { reason }) => {
+                        Ok(ChallengeOutcome::ReauthenticationRequired { reason, .. }) => {
                             say(format!("`{method}`: the token was refused ({reason})."));
                         }
                         Ok(ChallengeOutcome::Login { .. } | ChallengeOutcome::DpopProof(_)) => {}

@@ -229,6 +229,29 @@ mod tests {
     }
 
     #[test]
+    fn status_texts_name_the_cause_the_status_does_not_say() {
+        use McpAuthStatusReason as R;
+        let reauth = McpAuthStatus::ReauthenticationRequired;
+        assert_eq!(
+            status_text(reauth, Some(R::TokenRevoked)),
+            "log in again (token revoked)"
+        );
+        assert_eq!(
+            status_text(McpAuthStatus::LoggedIn, Some(R::MoreScopesNeeded)),
+            "logged in (more scopes needed)"
+        );
+        assert_eq!(
+            status_text(McpAuthStatus::NotLoggedIn, Some(R::NeverLoggedIn)),
+            "not logged in"
+        );
+        assert_eq!(
+            status_text(McpAuthStatus::Expired, Some(R::TokenExpired)),
+            "expired"
+        );
+        assert_eq!(status_text(McpAuthStatus::LoggedIn, None), "logged in");
+    }
+
+    #[test]
     fn table_aligns_and_marks_unconfigured_rows() {
         let rows = vec![
             Row {

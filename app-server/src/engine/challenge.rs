@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 
-use crate::credentials::{StoredCredentials, unix_now};
+use crate::credentials::{StoreError, StoredCredentials, unix_now};
 use crate::engine::error::{ChallengeError, VendError};
 use crate::engine::refusal::{
     Refusal, resource_metadata_moved, resource_metadata_url, step_up_scopes,
 };
 use crate::engine::service::OAuthService;
+use crate::engine::status::StatusInfo;
 use crate::engine::stored::{can_renew, check_unexpired, describe_reason};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{
@@ -165,6 +166,7 @@ impl OAuthService {
                     "`{name}` already needs a new login: {}",
                     describe_reason(cause)
                 ),
+                cause,
             });
         }
         if let Some(discovery) = moved
@@ -219,11 +221,24 @@ impl OAuthService {
                 VendError::ReauthenticationRequired { reason, .. } => {
                     Ok(ChallengeOutcome::ReauthenticationRequired {
                         reason: reason.clone(),
+                        cause: self.recorded_cause(target).await,
                     })
                 }
                 _ => Err(ChallengeError::Token(e)),
             },
         }
+    }
+
+    /// The cause recorded with `target`'s flagged credentials (a refused refresh when none
+    /// was, or the store cannot be read).
+    async fn recorded_cause(&self, target: &ServerTarget) -> McpAuthStatusReason {
+        self.load(&target.key())
+            .await
+            .ok()
+            .flatten()
+            .filter(|c| c.reauthentication_required)
+            .and_then(|c| c.login_reason)
+            .unwrap_or(McpAuthStatusReason::RefreshRefused)
     }
 
     /// Marks the credentials as needing a new login (unless they changed meanwhile: a
@@ -248,12 +263,16 @@ impl OAuthService {
                     status: McpAuthStatus::ReauthenticationRequired,
                     reason: Some(cause),
                 });
-                Ok(ChallengeOutcome::ReauthenticationRequired { reason })
+                Ok(ChallengeOutcome::ReauthenticationRequired { reason, cause })
             }
             Some(newer) if !newer.reauthentication_required => {
                 Ok(ChallengeOutcome::Token(Box::new(newer)))
             }
-            Some(_) => Ok(ChallengeOutcome::ReauthenticationRequired { reason }),
+            // Flagged meanwhile by another: its cause stands.
+            Some(other) => Ok(ChallengeOutcome::ReauthenticationRequired {
+                reason,
+                cause: other.login_reason.unwrap_or(cause),
+            }),
             None => Err(ChallengeError::NotLoggedIn(target.name.clone())),
         }
     }
@@ -265,7 +284,7 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         seen: StoredCredentials,
-    ) -> Result<(), ChallengeError> {
+    ) -> Result<(), StoreError> {
         let cause = McpAuthStatusReason::MoreScopesNeeded;
         if seen.reauthentication_required || seen.login_reason == Some(cause) {
             return Ok(());
@@ -274,10 +293,12 @@ impl OAuthService {
         marked.login_reason = Some(cause);
         let stored = self.save_unless_replaced(seen, marked.clone()).await?;
         if stored.as_ref() == Some(&marked) {
+            // Announced as listings show it (an expired token stays `expired`).
+            let info = StatusInfo::from_credentials(Some(&marked));
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: target.name.clone(),
-                status: McpAuthStatus::LoggedIn,
-                reason: Some(cause),
+                status: info.status,
+                reason: info.reason,
             });
         }
         Ok(())
@@ -308,8 +329,12 @@ impl OAuthService {
         // The wider token is bound as the one it replaces is: whoever used that one can
         // use this one (rule 49).
         let dpop = options.dpop || stored.as_ref().is_some_and(|c| c.is_dpop_bound());
-        if let Some(creds) = stored {
-            self.mark_more_scopes_needed(target, creds).await?;
+        // The cause is told where it can be; a store that fails here does not stop the
+        // step-up (the login's own save will say what is wrong with it).
+        if let Some(creds) = stored
+            && let Err(e) = self.mark_more_scopes_needed(target, creds).await
+        {
+            tracing::warn!(server = %target.name, error = %e, "could not record that more scopes are needed");
         }
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),

@@ -119,7 +119,10 @@ pub enum ChallengeOutcome {
     },
     /// No token without the user: the stored credentials are flagged and a new login is
     /// needed.
-    ReauthenticationRequired { reason: String },
+    ReauthenticationRequired {
+        reason: String,
+        cause: McpAuthStatusReason,
+    },
     /// A `use_dpop_nonce` refusal (RFC 9449 9): no refused token but a request for a proof
     /// with the server's nonce; this proof answers it.
     DpopProof(ResourceProof),
@@ -165,9 +168,10 @@ impl std::fmt::Debug for ChallengeOutcome {
                 .field("redirect_uri", &started.redirect_uri)
                 .field("scopes", scopes)
                 .finish_non_exhaustive(),
-            ChallengeOutcome::ReauthenticationRequired { reason } => f
+            ChallengeOutcome::ReauthenticationRequired { reason, cause } => f
                 .debug_struct("ReauthenticationRequired")
                 .field("reason", reason)
+                .field("cause", cause)
                 .finish(),
             ChallengeOutcome::DpopProof(proof) => f.debug_tuple("DpopProof").field(proof).finish(),
         }

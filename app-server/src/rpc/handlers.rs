@@ -287,9 +287,10 @@ async fn challenge(
                     scopes,
                 })
             }
-            ChallengeOutcome::ReauthenticationRequired { reason } => {
+            ChallengeOutcome::ReauthenticationRequired { reason, cause } => {
                 OauthChallengeResponse::ReauthenticationRequired(OauthChallengeReauthentication {
                     reason,
+                    cause: Some(cause),
                 })
             }
             ChallengeOutcome::DpopProof(proof) => {

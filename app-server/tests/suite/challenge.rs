@@ -194,6 +194,7 @@ async fn a_refused_token_without_refresh_token_needs_a_login_and_is_flagged() {
         )
         .await;
     assert_eq!(r["action"], "reauthenticationRequired", "{r}");
+    assert_eq!(r["cause"], "tokenRevoked", "{r}");
     assert!(
         r["reason"].as_str().unwrap().contains("no refresh token"),
         "{r}"
@@ -222,6 +223,7 @@ async fn a_refused_token_without_refresh_token_needs_a_login_and_is_flagged() {
         )
         .await;
     assert_eq!(r["action"], "reauthenticationRequired", "{r}");
+    assert_eq!(r["cause"], "tokenRevoked", "{r}");
     assert_eq!(c.backlog_count("mcpServer/authStatus/changed"), 0);
 
     // A login clears it.
@@ -247,6 +249,7 @@ async fn a_refused_refresh_needs_a_login() {
         )
         .await;
     assert_eq!(r["action"], "reauthenticationRequired", "{r}");
+    assert_eq!(r["cause"], "tokenRevoked", "{r}");
     assert!(r["reason"].as_str().unwrap().contains("refused"), "{r}");
     assert_eq!(kit.counters().token_refresh, 1);
     assert_eq!(kit.counters().invalid_grant, 1);
@@ -470,6 +473,7 @@ async fn a_server_that_moved_to_another_authorization_server_needs_a_login() {
         )
         .await;
     assert_eq!(r["action"], "reauthenticationRequired", "{r}");
+    assert_eq!(r["cause"], "authorizationServerChanged", "{r}");
     assert!(r["reason"].as_str().unwrap().contains(&b.issuer()), "{r}");
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,

@@ -54,6 +54,8 @@ impl OAuthService {
         cimd_source: Option<&CimdSource>,
         avoid_cimd: bool,
     ) -> Result<Attempt, LoginError> {
+        // A pre-registration of this server under way decides the port and the client.
+        self.preregistrations.wait(&ctx.target.name).await;
         let state = new_state();
         let pkce = Pkce::new();
         let metadata = &ctx.discovery.metadata;

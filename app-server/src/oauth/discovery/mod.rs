@@ -6,10 +6,13 @@
 //! once, merged) -> PKCE S256 check; servers of the 2025-03-26 revision (no PRM) fall back
 //! to their origin as the issuer, and to default endpoints when even that has no metadata.
 //! A cold discovery of a server whose PRM is at the first well-known location takes two
-//! sequential round trips. Validated results are kept in the [`DiscoveryCache`].
+//! sequential round trips, one when its authorization server shares its origin: the
+//! origin's metadata is asked with the probe ([`same_origin`]) and used only when the PRM
+//! names that issuer. Validated results are kept in the [`DiscoveryCache`].
 //!
-//! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`cache`]; what discovery found
-//! ([`Discovery`]) and why it failed ([`DiscoveryError`]) each have their own.
+//! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`same_origin`],
+//! [`cache`]; what discovery found ([`Discovery`]) and why it failed ([`DiscoveryError`])
+//! each have their own.
 
 use std::sync::Arc;
 use std::time::Duration;

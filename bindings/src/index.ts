@@ -2,7 +2,7 @@
 
 export type * from "./generated/index.js";
 export { McpAppServerClient } from "./generated/client.js";
-export { ERROR_KIND_CODES, ERROR_KINDS, NOTIFICATION_METHODS, REQUEST_METHODS } from "./generated/methods.js";
+export { ERROR_KIND_CODES, ERROR_KINDS, NOTIFICATION_METHODS, PROTOCOL_VERSION, REQUEST_METHODS } from "./generated/methods.js";
 export { ClientBase } from "./client-base.js";
 export type { Channel, Disposable, RequestOptions, WaitOptions } from "./client-base.js";
 export { ClientError, McpAppServerError } from "./errors.js";

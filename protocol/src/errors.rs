@@ -86,6 +86,12 @@ error_kinds! {
     /// `mcpServer/oauth/dpopProof` for a server whose token is not DPoP-bound: send it with
     /// the Bearer scheme and no proof.
     NotDpopBound = "notDpopBound" => -32034,
+    /// The server's token is DPoP-bound and this connection did not declare
+    /// `capabilities.dpop` at `initialize`, so it could not use the token. Frontends that
+    /// can send proofs declare the capability and use `mcpServer/oauth/dpopProof` (named in
+    /// `data.useMethod`); others log in again, which gets them a Bearer token unless the
+    /// server or its configuration requires DPoP.
+    DpopRequired = "dpopRequired" => -32035,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
     /// The credential store stayed locked by another operation (another daemon refreshing

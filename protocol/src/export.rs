@@ -25,6 +25,11 @@ pub const REGENERATE_COMMAND: &str = "cargo run -p mcp-app-server-protocol --bin
 /// return is stale.
 pub const GENERATED_DIRS: &[&str] = &["schema", BINDINGS_GENERATED_DIR];
 
+/// Copies of the schema as released, one folder per protocol version, written by the release
+/// step (`node tests/ts/schema-compat.mjs --release`) and never by the generator: CI compares
+/// the generated schema with the newest of them.
+pub const RELEASED_SCHEMA_DIR: &str = "schema/released";
+
 /// Where the generated TypeScript lives. The rest of `bindings/` (package.json, the
 /// transport, the README) is written by hand and never touched by the generator.
 pub const BINDINGS_GENERATED_DIR: &str = "bindings/src/generated";
@@ -302,6 +307,9 @@ impl Protocol {
         // Reachable through notifications already; listed so it stays exported even if no
         // payload mentions it, since every error reply carries it in `data.kind`.
         c.type_names::<ErrorKind>();
+        // No answer names it since the login's answer became a union by flow; kept so that
+        // frontends importing it still compile.
+        c.type_names::<crate::types::LoginGrant>();
         if let Some(e) = c.ts.error {
             return Err(GenerateError(e));
         }
@@ -470,7 +478,11 @@ fn envelope_definitions(requests: &[Entry], notifications: &[Entry]) -> Vec<(Str
                 "description": "Extra error details. Application errors always carry `kind`.",
                 "type": "object",
                 "properties": {
-                    "kind": described("ErrorKind", "Stable machine-readable error kind: branch on this.")
+                    "kind": described("ErrorKind", "Stable machine-readable error kind: branch on this."),
+                    "useMethod": {
+                        "description": "The request method to use instead, when the error names one (`dpopRequired`: `mcpServer/oauth/dpopProof`).",
+                        "type": "string"
+                    }
                 }
             }),
         ),
@@ -728,6 +740,8 @@ export type JsonRpcSuccess<M extends ClientRequestMethod = ClientRequestMethod> 
 /** Extra error details. Application errors always carry `kind`. */
 export type JsonRpcErrorData = {
   kind?: ErrorKind;
+  /** The request method to use instead, when the error names one (`dpopRequired`: `mcpServer/oauth/dpopProof`). */
+  useMethod?: ClientRequestMethod;
   [key: string]: unknown;
 };
 
@@ -1037,6 +1051,23 @@ and commit `schema/`, `bindings/src/generated/` and `docs/protocol.md`. `cargo t
 fails while the checked-in files differ from what the code generates. `.ci/check-generated.sh`
 also type-checks the bindings with `tsc` and validates every schema with ajv.
 
+## Versions
+
+This is version **{version}** of the protocol (semver). The daemon sends it as
+`protocolVersion` in the answer to `initialize`; the npm package carries the same version
+and exports it as `PROTOCOL_VERSION`. A frontend works with any daemon of the same major
+version. A minor version only adds: fields in results and notifications, optional fields in
+params, methods, notifications, error kinds, enum values and union variants, so a frontend
+treats a value it does not know (an enum value, a union's tag) as one it cannot handle
+rather than as an error of the daemon. A major version may remove or narrow. `CHANGELOG.md`
+at the repository root says what each version added or broke.
+
+CI holds the schema to that: `schema/released/<version>/` keeps the schema of each release,
+and `tests/ts/schema-compat.mjs` (run by `.ci/check-generated.sh`) fails when `schema/`
+would break a frontend written for the newest of them (a field removed or narrowed in a
+result, a field removed, narrowed or newly required in params, an enum value removed from
+params, a type changed, a method removed) unless the major version moved.
+
 ## Conventions
 
 - Field names are camelCase. Unknown fields in request params are refused.
@@ -1050,12 +1081,15 @@ also type-checks the bindings with `tsc` and validates every schema with ajv.
 ## Transport and framing
 
 The daemon reads requests on **stdin** and writes replies and notifications on **stdout**;
-logs go to stderr. Two framings are accepted, detected per connection from the first bytes
-the client sends:
+logs go to stderr. Two framings are accepted, chosen per connection from the first
+non-blank line the client sends:
 
-- **Newline-delimited JSON**: one JSON message per line.
 - **Content-Length headers**, as LSP clients and `vscode-jsonrpc` send:
-  `Content-Length: <bytes>\\r\\n\\r\\n<json>`.
+  `Content-Length: <bytes>\\r\\n\\r\\n<json>`. Chosen only when the first line is a
+  `Content-Length:` or `Content-Type:` header, in any letter case.
+- **Newline-delimited JSON**: one JSON message per line. Chosen for any other first line,
+  JSON or not: a first line that is not JSON (a typo in a hand-typed session) is answered
+  with a parse error (-32700) and the next line is read as usual.
 
 Replies use the framing the client chose. `\"jsonrpc\": \"2.0\"` is sent on every message and may
 be omitted on input. Batches (JSON arrays) are answered as batches. A message over the size
@@ -1063,10 +1097,13 @@ limit is refused with `messageTooLarge`.
 
 ## Handshake
 
-1. The client sends `initialize` first, with `clientInfo` and optionally
-   `capabilities.optOutNotificationMethods`: the notification methods this connection does not
-   want (it will not receive them; other connections still do).
-2. The result lists `serverInfo` and every request and notification method the daemon knows.
+1. The client sends `initialize` first, with `clientInfo` and optionally `capabilities`:
+   `optOutNotificationMethods`, the notification methods this connection does not want (it
+   will not receive them; other connections still do), and `dpop: true` when it sends DPoP
+   proofs (then it is handed DPoP-bound tokens and the logins it starts may bind theirs;
+   without it, a DPoP-bound token is refused with `dpopRequired`).
+2. The result gives `serverInfo`, the `protocolVersion`, and every request and notification
+   method the daemon knows.
 3. The client may then send the `initialized` notification (accepted, not required).
 
 Any other request before `initialize` fails with `notInitialized` ({not_init}); a second
@@ -1078,6 +1115,7 @@ Notifications are broadcast to every initialized connection except those that op
 ```
 
 ",
+            version = crate::PROTOCOL_VERSION,
             not_init = ErrorKind::NotInitialized.code(),
             already = ErrorKind::AlreadyInitialized.code(),
         );

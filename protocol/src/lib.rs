@@ -13,3 +13,10 @@ pub use errors::*;
 pub use jsonrpc::*;
 pub use methods::*;
 pub use types::*;
+
+/// The version of the protocol (semver), sent as `protocolVersion` in the answer to
+/// `initialize` and carried by the npm package in `bindings/`. A change that could break an
+/// existing frontend (a field removed or narrowed in a result, a required field added to a
+/// request, an enum value removed from a request) needs a new major version; additions need
+/// a new minor one. CHANGELOG.md says what each version added or broke.
+pub const PROTOCOL_VERSION: &str = "1.0.0";

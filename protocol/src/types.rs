@@ -28,6 +28,13 @@ pub struct ClientCapabilities {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub opt_out_notification_methods: Option<Vec<String>>,
+    /// The client can send DPoP proofs (RFC 9449) made by `mcpServer/oauth/dpopProof`.
+    /// Logins it starts may then bind tokens to the daemon's key, and
+    /// `mcpServer/oauth/token` hands it DPoP-bound tokens; without it (the default) a
+    /// DPoP-bound token is refused with `dpopRequired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub dpop: Option<bool>,
 }
 
 /// Params of `initialize`: the first request on every connection.
@@ -58,6 +65,10 @@ pub struct ServerInfo {
 pub struct InitializeResponse {
     /// Name and version of this daemon.
     pub server_info: ServerInfo,
+    /// The version of the protocol this daemon speaks (semver, the version of the npm
+    /// package `@mcp-app-server/protocol` generated from the same table). A new major
+    /// version may break existing frontends; minor versions only add.
+    pub protocol_version: String,
     /// Every request method this daemon answers.
     pub methods: Vec<String>,
     /// Every notification method this daemon may send.
@@ -93,6 +104,38 @@ pub enum McpAuthStatus {
     ReauthenticationRequired,
 }
 
+/// Why a login is needed (or, with `loggedIn`, why a new one is asked for): the cause a
+/// frontend shows next to its login button. Present in `mcpServerStatus/list` and
+/// `mcpServer/authStatus/changed` whenever `authStatus` is `notLoggedIn`, `expired` or
+/// `reauthenticationRequired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum McpAuthStatusReason {
+    /// No credentials are stored for the server: never logged in, or logged out.
+    NeverLoggedIn,
+    /// The access token expired and there is no way to renew it without the user (the
+    /// server issued no refresh token).
+    TokenExpired,
+    /// The authorization server refused to renew the tokens (`invalid_grant` on a refresh,
+    /// or a refused grant or token exchange).
+    RefreshRefused,
+    /// The server now names another authorization server than the one that issued the
+    /// stored tokens.
+    AuthorizationServerChanged,
+    /// The authorization server no longer knows the client the tokens were issued to
+    /// (`invalid_client`): the registration was dropped and a new one is made at login.
+    RegistrationDropped,
+    /// The server asked for scopes the stored token lacks (a 403 `insufficient_scope`);
+    /// the tokens stay usable for what they cover (`authStatus` stays `loggedIn`).
+    MoreScopesNeeded,
+    /// The server refused an access token that had not expired, and no new one could be
+    /// had: the token was revoked.
+    TokenRevoked,
+    /// The credential of a configured grant that needs no browser (a client secret or an
+    /// identity token) is missing or unreadable, and the stored token expired.
+    GrantCredentialMissing,
+}
+
 /// How the client was registered with the authorization server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
@@ -119,6 +162,10 @@ pub struct McpServerStatus {
     pub url: Option<String>,
     /// Where the server stands with its credentials.
     pub auth_status: McpAuthStatus,
+    /// Why a login is needed; see [`McpAuthStatusReason`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<McpAuthStatusReason>,
     /// When the stored access token expires, in seconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
@@ -242,23 +289,103 @@ pub enum LoginGrant {
     EnterpriseManaged,
 }
 
-/// Result of `mcpServer/oauth/login`. With `authorizationUrl`, open it in the user's
-/// browser; without it, no browser is needed: the tokens are already stored when this
-/// answer comes. `mcpServer/oauthLogin/completed` follows in both cases.
+/// The grant of a login that goes through the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum BrowserLoginGrant {
+    /// The user signs in at the server's authorization server (authorization code with
+    /// PKCE).
+    AuthorizationCode,
+    /// The user signs in at the enterprise identity provider; the daemon then exchanges
+    /// that sign-in for this server's token.
+    EnterpriseManaged,
+}
+
+/// The grant of a login that needs no browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum DirectLoginGrant {
+    /// The client credentials grant of the configured client.
+    ClientCredentials,
+    /// The JWT bearer grant with the workload's identity token.
+    JwtBearer,
+    /// The enterprise identity provider's current sign-in, exchanged for this server's
+    /// token.
+    EnterpriseManaged,
+}
+
+impl From<BrowserLoginGrant> for LoginGrant {
+    fn from(g: BrowserLoginGrant) -> Self {
+        match g {
+            BrowserLoginGrant::AuthorizationCode => LoginGrant::AuthorizationCode,
+            BrowserLoginGrant::EnterpriseManaged => LoginGrant::EnterpriseManaged,
+        }
+    }
+}
+
+impl From<DirectLoginGrant> for LoginGrant {
+    fn from(g: DirectLoginGrant) -> Self {
+        match g {
+            DirectLoginGrant::ClientCredentials => LoginGrant::ClientCredentials,
+            DirectLoginGrant::JwtBearer => LoginGrant::JwtBearer,
+            DirectLoginGrant::EnterpriseManaged => LoginGrant::EnterpriseManaged,
+        }
+    }
+}
+
+impl DirectLoginGrant {
+    /// The grant of a login that obtained its tokens without a browser; `None` for the
+    /// authorization code grant, which always needs one.
+    pub fn of(grant: LoginGrant) -> Option<Self> {
+        match grant {
+            LoginGrant::AuthorizationCode => None,
+            LoginGrant::ClientCredentials => Some(Self::ClientCredentials),
+            LoginGrant::JwtBearer => Some(Self::JwtBearer),
+            LoginGrant::EnterpriseManaged => Some(Self::EnterpriseManaged),
+        }
+    }
+}
+
+/// A login waiting for the user in the browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
-pub struct OauthLoginResponse {
-    /// The URL to open in the user's browser; absent when the login needs no browser.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional = nullable)]
-    pub authorization_url: Option<String>,
-    /// The redirect URI the browser will come back to; absent when the login needs no
-    /// browser.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[ts(optional = nullable)]
-    pub redirect_uri: Option<String>,
+pub struct OauthBrowserLogin {
+    /// The URL to open in the user's browser.
+    pub authorization_url: String,
+    /// The redirect URI the browser will come back to.
+    pub redirect_uri: String,
     /// How this login obtains its tokens.
-    pub grant: LoginGrant,
+    pub grant: BrowserLoginGrant,
+}
+
+/// A login that needed no browser: the tokens are stored when this answer comes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthDirectLogin {
+    /// How this login obtained its tokens.
+    pub grant: DirectLoginGrant,
+}
+
+/// Result of `mcpServer/oauth/login`: how the login goes on, told by `flow` (and by
+/// `grant`, whose values each belong to one flow but `enterpriseManaged`).
+/// `mcpServer/oauthLogin/completed` follows in every case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(tag = "flow", rename_all = "camelCase")]
+pub enum OauthLoginResponse {
+    /// Open `authorizationUrl` in the user's browser.
+    Browser(OauthBrowserLogin),
+    /// No browser is needed: the tokens are already stored.
+    Direct(OauthDirectLogin),
+}
+
+impl OauthLoginResponse {
+    /// The grant, whichever the flow.
+    pub fn grant(&self) -> LoginGrant {
+        match self {
+            OauthLoginResponse::Browser(b) => b.grant.into(),
+            OauthLoginResponse::Direct(d) => d.grant.into(),
+        }
+    }
 }
 
 /// Params of `mcpServer/oauth/cancel`.
@@ -500,4 +627,8 @@ pub struct AuthStatusChangedNotification {
     pub name: String,
     /// The new state.
     pub auth_status: McpAuthStatus,
+    /// Why a login is needed; see [`McpAuthStatusReason`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<McpAuthStatusReason>,
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use mcp_app_server_protocol::export::{
     BINDINGS_GENERATED_DIR, DOCS_FILE, GENERATED_DIRS, GeneratedFile, REGENERATE_COMMAND,
-    RETIRED_GENERATED, SCHEMA_BUNDLE_FILE, generate_all, method_file_stem,
+    RELEASED_SCHEMA_DIR, RETIRED_GENERATED, SCHEMA_BUNDLE_FILE, generate_all, method_file_stem,
 };
-use mcp_app_server_protocol::{ClientRequest, ErrorKind, ServerNotification};
+use mcp_app_server_protocol::{ClientRequest, ErrorKind, PROTOCOL_VERSION, ServerNotification};
 use serde_json::Value;
 
 fn repo_root() -> PathBuf {
@@ -35,7 +35,7 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()>
         let name = entry.file_name();
         let child = rel.join(&name);
         if entry.file_type()?.is_dir() {
-            if name != "node_modules" {
+            if name != "node_modules" && child != Path::new(RELEASED_SCHEMA_DIR) {
                 list_files(root, &child, out)?;
             }
         } else {
@@ -359,16 +359,17 @@ fn client_has_a_method_per_request_and_a_subscription_per_notification() {
 }
 
 /// bindings/package.json is written by hand (npm owns its lock file); it must describe the
-/// package the frontends install: this version, compiled output, no runtime dependencies.
+/// package the frontends install: the protocol's version (not the daemon's: the crate
+/// versions move with the daemon, the package with the protocol), compiled output, no
+/// runtime dependencies.
 #[test]
-fn bindings_package_is_versioned_with_the_crate_and_has_no_runtime_dependencies() {
+fn bindings_package_is_versioned_with_the_protocol_and_has_no_runtime_dependencies() {
     let text = fs::read_to_string(repo_root().join("bindings/package.json")).unwrap();
     let package: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(package["name"], "@mcp-app-server/protocol");
     assert_eq!(
-        package["version"],
-        env!("CARGO_PKG_VERSION"),
-        "bump bindings/package.json with the crate"
+        package["version"], PROTOCOL_VERSION,
+        "bindings/package.json carries the protocol's version (PROTOCOL_VERSION)"
     );
     assert_eq!(package["type"], "module");
     assert_eq!(package["types"], "./dist/index.d.ts");
@@ -423,4 +424,41 @@ fn docs_cover_methods_notifications_errors_and_the_handshake() {
     ] {
         assert!(docs.contains(needle), "docs lack {needle}");
     }
+}
+
+/// The protocol's version is one: the daemon's `PROTOCOL_VERSION` (sent in `initialize`), the
+/// npm package's, the generated bindings' `PROTOCOL_VERSION`, and a `## <version>` section of
+/// CHANGELOG.md.
+#[test]
+fn the_protocol_version_is_the_same_everywhere() {
+    let root = repo_root();
+    let package: Value = serde_json::from_str(
+        &fs::read_to_string(root.join("bindings/package.json")).expect("bindings/package.json"),
+    )
+    .expect("package.json is JSON");
+    assert_eq!(
+        package["version"], PROTOCOL_VERSION,
+        "bindings/package.json and PROTOCOL_VERSION (protocol/src/lib.rs) must carry the same version"
+    );
+    let parts: Vec<&str> = PROTOCOL_VERSION.split('.').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+        "PROTOCOL_VERSION is not MAJOR.MINOR.PATCH: {PROTOCOL_VERSION}"
+    );
+    let changelog = fs::read_to_string(root.join("CHANGELOG.md")).expect("CHANGELOG.md");
+    assert!(
+        changelog
+            .lines()
+            .any(|l| l.starts_with(&format!("## {PROTOCOL_VERSION}"))),
+        "CHANGELOG.md has no `## {PROTOCOL_VERSION}` section"
+    );
+    let init = generated()
+        .remove(Path::new("bindings/src/generated/methods.ts"))
+        .expect("methods.ts");
+    assert!(
+        init.contains(&format!(
+            "export const PROTOCOL_VERSION = \"{PROTOCOL_VERSION}\";"
+        )),
+        "{init}"
+    );
 }

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -34,6 +34,7 @@ let schemas;
 let sdk;
 let oidc;
 let typeCheck; // tsc --strict of a frontend's TypeScript, run while the daemon tests run
+let exampleBuild; // tsc of the example frontend, likewise
 const conversations = [];
 const homes = [];
 // Every spawned client: disposed at the end even when a test failed before it did.
@@ -53,6 +54,7 @@ before(async () => {
   peers.catch(() => {});
   installed = packAndInstall(root, work, [join(here, 'node_modules', 'vscode-jsonrpc')]);
   typeCheck = strictTypeCheck(installed.app);
+  exampleBuild = buildExample(installed.app);
   pkg = await import(pathToFileURL(installed.entry).href);
   schemas = loadSchemas(join(root, 'schema'));
   [sdk, oidc] = await peers;
@@ -163,6 +165,30 @@ async function whoami(mcpUrl, token) {
 }
 
 /** Copies the consumers into the installed project and starts `tsc --strict` on them. */
+/** Compiles the example frontend with tsc --strict against the installed package. */
+function buildExample(app) {
+  const example = join(app, 'example');
+  mkdirSync(example, { recursive: true });
+  copyFileSync(join(here, 'example', 'example-frontend.ts'), join(example, 'example-frontend.ts'));
+  writeFileSync(join(example, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: {
+      target: 'ES2022',
+      lib: ['ES2022', 'DOM'],
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext',
+      types: ['node'],
+      typeRoots: [join(here, 'node_modules', '@types')],
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      outDir: 'out',
+    },
+    files: ['example-frontend.ts'],
+  }));
+  const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
+  return promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: example })
+    .then(() => ({ ok: true }), (error) => ({ ok: false, out: `${error.stdout}${error.stderr}` }));
+}
+
 function strictTypeCheck(app) {
   for (const file of ['consumer.ts', 'consumer.cts']) copyFileSync(join(here, 'consumer', file), join(app, file));
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
@@ -245,6 +271,33 @@ describe('over the daemon binary', () => {
       assert.ok(validator.seen.send >= 5 && validator.seen.receive >= 5, JSON.stringify(validator.seen));
     });
   }
+
+  test('the example frontend of docs/frontends.md, compiled from TypeScript, runs whole against the SDK demo server', async () => {
+    const { mcpUrl } = sdk.ready;
+    const source = readFileSync(join(here, 'example', 'example-frontend.ts'), 'utf8');
+    const docs = readFileSync(join(root, 'docs', 'frontends.md'), 'utf8');
+    assert.ok(docs.includes(`\`\`\`ts\n${source}\`\`\``), 'docs/frontends.md shows tests/frontend/example/example-frontend.ts as it is');
+    const example = join(installed.app, 'example');
+    const built = await exampleBuild;
+    assert.ok(built.ok, `the example does not type-check:\n${built.out}`);
+    const dir = home(server('sdk', mcpUrl));
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(example, 'out', 'example-frontend.js'), bin, 'sdk'], {
+      cwd: example,
+      env: { ...process.env, MCP_APP_SERVER_HOME: dir, BROWSER: `${process.execPath} ${join(root, 'tests', 'interop', 'browser.mjs')}`, RUST_LOG: 'warn' },
+      timeout: 120_000,
+    }).catch((e) => assert.fail(`the example failed:\n${e.stdout}\n${e.stderr}`));
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1));
+    assert.deepEqual(summary, {
+      protocolVersion: pkg.PROTOCOL_VERSION,
+      tokenType: 'Bearer', // the demo's authorization server does not offer DPoP
+      mcpStatus: 200,
+      tools: summary.tools,
+      removed: true,
+      afterLogout: 'notLoggedIn',
+    }, stderr);
+    assert.ok(summary.tools > 0, stderr);
+    assert.match(stderr, /example: opening the browser \(authorizationCode\)/);
+  });
 
   test('login against the MCP TypeScript SDK demo server, then a real MCP session with the token', async () => {
     const { mcpUrl, issuer } = sdk.ready;
@@ -462,8 +515,13 @@ describe('the transport, against streams nobody answers', () => {
 test('the schema check refuses a message that does not match schema/', () => {
   const validator = new ConversationValidator(schemas);
   validator.check('send', { jsonrpc: '2.0', id: 1, method: 'mcpServer/oauth/login', params: { name: 'a' } });
-  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x', grant: 'authorizationCode' } });
+  validator.check('receive', { jsonrpc: '2.0', id: 1, result: { flow: 'browser', authorizationUrl: 'https://as/authorize', redirectUri: 'http://127.0.0.1:1/callback/x', grant: 'authorizationCode' } });
   assert.deepEqual(validator.problems, []);
+  // A browser login without its URL does not fit the union.
+  validator.check('send', { jsonrpc: '2.0', id: 3, method: 'mcpServer/oauth/login', params: { name: 'a' } });
+  validator.check('receive', { jsonrpc: '2.0', id: 3, result: { flow: 'browser', grant: 'authorizationCode' } });
+  assert.equal(validator.problems.length, 1, validator.problems.join('\n'));
+  validator.problems.length = 0;
   validator.check('send', { jsonrpc: '2.0', id: 2, method: 'mcpServer/oauth/login', params: { name: 'a', scope: 'x' } });
   validator.check('receive', { jsonrpc: '2.0', id: 1, result: { authorizationUrl: 7 } });
   validator.check('receive', { jsonrpc: '2.0', method: 'mcpServer/authStatus/changed', params: { name: 'a', authStatus: 'sleepy' } });

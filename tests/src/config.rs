@@ -212,6 +212,10 @@ pub struct KitConfig {
     /// request (counted in `decoy`), while the PRM names the kit's real authorization server
     /// on its own origin. A client must never use it.
     pub decoy_as_on_mcp_origin: bool,
+    /// The protected resource requires DPoP-bound tokens: its metadata says
+    /// `dpop_bound_access_tokens_required: true` (RFC 9728) and the MCP endpoint refuses
+    /// unbound ones.
+    pub dpop_required: bool,
 }
 
 impl Default for KitConfig {
@@ -265,6 +269,7 @@ impl Default for KitConfig {
             dpop_unbound_tokens: false,
             as_on_mcp_origin: false,
             decoy_as_on_mcp_origin: false,
+            dpop_required: false,
         }
     }
 }

@@ -39,7 +39,39 @@ pub enum Fault {
     Latency(Duration),
     /// This status with a small JSON body.
     Status(u16),
+    /// The real answer with its main list grown to `entries` distinct entries of at least
+    /// `entry_bytes` bytes each (`scopes_supported`, a token answer's `scope`, a
+    /// registration's `redirect_uris`, the 401 challenge's `scope` on the MCP endpoint),
+    /// and every other array of strings to [`OTHER_LIST_ENTRIES`]. The entries the real
+    /// answer had come first.
+    HugeLists { entries: usize, entry_bytes: usize },
+    /// A token answer whose `expires_in` is a number of 900,000 digits.
+    HugeExpiresIn,
+    /// A token answer without `token_type`.
+    NoTokenType,
+    /// The real answer with every member of the wrong JSON type (strings become numbers,
+    /// arrays and numbers become objects, objects become strings).
+    WrongTypes,
+    /// 200 with headers, then one byte of body every 100 ms, never ending.
+    Trickle,
+    /// Accepts the request and never answers.
+    Stall,
+    /// `Content-Length` claims this many bytes; a few bytes follow and the connection ends.
+    LyingLength(u64),
+    /// 200 `Content-Encoding: gzip` (whatever the request accepted): a small body that
+    /// inflates to [`GZIP_BOMB_INFLATED_BYTES`] of JSON whitespace.
+    GzipBomb,
+    /// 302 to the very URL asked for.
+    RedirectLoop,
+    /// 302 to the cloud metadata address, `http://169.254.169.254/latest/meta-data/`.
+    RedirectToLinkLocal,
 }
+
+/// Entries of the lists [`Fault::HugeLists`] grows besides its main one.
+pub const OTHER_LIST_ENTRIES: usize = 2000;
+
+/// What a [`Fault::GzipBomb`] body inflates to: 64 MiB.
+pub const GZIP_BOMB_INFLATED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Bytes in an [`Fault::Oversized`] body: 2 MiB plus some.
 pub const OVERSIZED_BODY_BYTES: usize = 2 * 1024 * 1024 + 64 * 1024;
@@ -85,7 +117,7 @@ impl Faults {
         lock(&self.table).latency
     }
 
-    fn lookup(&self, endpoint: Endpoint) -> Option<Fault> {
+    pub(crate) fn lookup(&self, endpoint: Endpoint) -> Option<Fault> {
         let table = lock(&self.table);
         table
             .per_endpoint
@@ -102,7 +134,19 @@ impl Faults {
                 tokio::time::sleep(delay).await;
                 None
             }
-            Fault::Latency(_) => None,
+            Fault::Latency(_)
+            | Fault::HugeLists { .. }
+            | Fault::WrongTypes
+            | Fault::HugeExpiresIn
+            | Fault::NoTokenType => None,
+            Fault::Stall => {
+                std::future::pending::<()>().await;
+                None
+            }
+            Fault::Trickle => Some(crate::hostile::trickle()),
+            Fault::LyingLength(claimed) => Some(crate::hostile::lying_length(claimed)),
+            Fault::GzipBomb => Some(crate::hostile::gzip_bomb()),
+            Fault::RedirectLoop | Fault::RedirectToLinkLocal => None,
             Fault::Status500 => Some(status_response(StatusCode::INTERNAL_SERVER_ERROR)),
             Fault::Status(code) => Some(status_response(
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -179,7 +179,8 @@ async fn every_request(
     if let Some(delay) = shared.faults.latency() {
         tokio::time::sleep(delay).await;
     }
-    let response = next.run(request).await;
+    let response =
+        crate::hostile::around(&shared.faults, request, |request| next.run(request)).await;
     let mut records = lock(&shared.records);
     records.events += 1;
     let answered = records.events;

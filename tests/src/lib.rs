@@ -17,6 +17,7 @@ mod config;
 mod counters;
 mod dpop;
 mod faults;
+mod hostile;
 mod identity_provider;
 mod jwt;
 mod kit;
@@ -30,7 +31,8 @@ pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
 pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
 pub use counters::Counters;
 pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint, verify_proof};
-pub use faults::{Endpoint, Fault, Faults, OVERSIZED_BODY_BYTES};
+pub use faults::{Endpoint, Fault, Faults, GZIP_BOMB_INFLATED_BYTES, OVERSIZED_BODY_BYTES};
+pub use hostile::gzip_of_spaces;
 pub use identity_provider::{Idp, IdpCounters, TrustedIdp};
 pub use jwt::Es256Key;
 pub use kit::{

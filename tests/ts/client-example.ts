@@ -102,14 +102,14 @@ export async function loginFlow(client: ProtocolClient, openBrowser: (url: strin
   const done = new Promise<string>((resolve) =>
     client.on("mcpServer/oauthLogin/completed", (p) => resolve(describe({ jsonrpc: "2.0", method: "mcpServer/oauthLogin/completed", params: p }))),
   );
-  const { authorizationUrl } = await client.request("mcpServer/oauth/login", {
+  const started = await client.request("mcpServer/oauth/login", {
     name: target.name,
     clientRegistration: "auto",
     timeoutSecs: 300,
   });
-  // Absent for a login that needs no browser (a client credentials or workload identity
+  // `direct` for a login that needs no browser (a client credentials or workload identity
   // grant): the tokens are already stored.
-  if (authorizationUrl) openBrowser(authorizationUrl);
+  if (started.flow === "browser") openBrowser(started.authorizationUrl);
   const outcome = await done;
 
   const token = await client.request("mcpServer/oauth/token", { name: target.name, minValiditySecs: 60 });
@@ -145,8 +145,8 @@ export async function afterRefusal(
     case "reauthenticationRequired": {
       // @ts-expect-error only the `token` answer carries a token
       void answer.accessToken;
-      const { authorizationUrl, grant } = await client.request("mcpServer/oauth/login", { name });
-      if (grant === "authorizationCode" && authorizationUrl) openBrowser(authorizationUrl);
+      const again = await client.request("mcpServer/oauth/login", { name });
+      if (again.grant === "authorizationCode") openBrowser(again.authorizationUrl);
       return undefined;
     }
     default: {

@@ -57,6 +57,7 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
                     token_endpoint_auth_method: "none".into(),
                 },
                 reauthentication_required: false,
+                login_reason: None,
                 grant: None,
                 dpop_key: None,
                 updated_at: now,

@@ -19,7 +19,7 @@ use super::login::{FlowArgs, Paste, follow_login, login};
 use super::mcp_client::{AccessToken, Answer, McpClient, McpError};
 use super::output::say;
 use crate::engine::{
-    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, Refusal, ServerTarget, VendError,
+    ChallengeOutcome, DEFAULT_MIN_VALIDITY_SECS, LoginOptions, Refusal, ServerTarget, VendError,
 };
 use crate::oauth::discovery::Probe;
 use crate::oauth::http::header_map;
@@ -367,7 +367,11 @@ impl Session<'_> {
         challenge: Option<BearerChallenge>,
     ) -> Result<(), CliError> {
         self.count_authorization(challenge.as_ref())?;
-        let options = self.flow.options(None)?;
+        // This client sends its own proofs, so the tokens may be bound (rule 49).
+        let options = LoginOptions {
+            dpop: true,
+            ..self.flow.options(None)?
+        };
         login(
             self.engine,
             &self.target,

@@ -35,6 +35,10 @@ pub enum CliError {
         "no MCP server named `{name}` in {config}; add a [mcp_servers.{name}] table with its url, or pass --url <url>"
     )]
     ServerNotFound { name: String, config: PathBuf },
+    #[error(
+        "no MCP server named `{name}` in {config} and no login stored under that name; `mcp-app-server status` lists the names you can log out of"
+    )]
+    NothingToLogOut { name: String, config: PathBuf },
     #[error("`{0}` is a stdio server; OAuth applies only to servers reached by `url`")]
     NotHttp(String),
     #[error(
@@ -98,6 +102,9 @@ impl Engine {
                 let _ = tx.send(event);
             }),
         );
+        // The same sticky callback ports and discovery cache as the daemon: a second login
+        // from the terminal reuses the redirect URI, so the server's registration too.
+        oauth.remember_in(&home.state_dir);
         Ok(Self {
             home,
             config,
@@ -172,9 +179,9 @@ impl Engine {
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
-            allow_private_network: false,
+            net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
-            dpop: true,
+            dpop: None,
             enterprise: None,
             lookup: Default::default(),
         })

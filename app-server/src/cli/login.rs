@@ -104,6 +104,9 @@ impl FlowArgs {
                 Registration::Dcr => ClientRegistrationMode::Dcr,
             },
             timeout: Duration::from_secs(self.timeout),
+            // No frontend behind the CLI's login: its tokens are bound only when the server
+            // or the config requires it (rule 49). `connect` sends proofs and says so.
+            dpop: false,
         })
     }
 

@@ -89,7 +89,7 @@ async fn targets(engine: &Engine, name: &str) -> Result<Vec<ServerTarget>, CliEr
         }
     }
     if out.is_empty() {
-        return Err(CliError::ServerNotFound {
+        return Err(CliError::NothingToLogOut {
             name: name.to_string(),
             config: engine.home.config_file(),
         });

@@ -2,7 +2,7 @@
 //! servers logged in to by URL (`login --url`, `connect`), as a table or as JSON.
 
 use mcp_app_server_protocol::{
-    McpAuthStatus, McpServerStatus, McpServerTransport, RegistrationKind,
+    McpAuthStatus, McpAuthStatusReason, McpServerStatus, McpServerTransport, RegistrationKind,
 };
 
 use super::engine::{CliError, Engine};
@@ -51,6 +51,7 @@ async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
                 transport: McpServerTransport::Stdio,
                 url: None,
                 auth_status: McpAuthStatus::Unsupported,
+                reason: None,
                 expires_at: None,
                 scopes: None,
                 registration: None,
@@ -94,6 +95,7 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
         transport: McpServerTransport::StreamableHttp,
         url: Some(url.to_string()),
         auth_status: info.status,
+        reason: info.reason,
         expires_at: info.expires_at,
         scopes: info.scopes,
         registration: info.registration,
@@ -103,14 +105,32 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
     }
 }
 
-fn status_text(status: McpAuthStatus) -> &'static str {
-    match status {
+fn status_text(status: McpAuthStatus, reason: Option<McpAuthStatusReason>) -> String {
+    let text = match status {
         McpAuthStatus::Unsupported => "no OAuth (stdio)",
         McpAuthStatus::NotLoggedIn => "not logged in",
         McpAuthStatus::LoggedIn => "logged in",
         McpAuthStatus::Expired => "expired",
         McpAuthStatus::ReauthenticationRequired => "log in again",
+    };
+    // Not logged in and expired say their cause themselves.
+    match reason.and_then(reason_text) {
+        Some(why) => format!("{text} ({why})"),
+        None => text.to_string(),
     }
+}
+
+/// The cause shown after a status that does not say it itself.
+fn reason_text(reason: McpAuthStatusReason) -> Option<&'static str> {
+    Some(match reason {
+        McpAuthStatusReason::NeverLoggedIn | McpAuthStatusReason::TokenExpired => return None,
+        McpAuthStatusReason::RefreshRefused => "refresh refused",
+        McpAuthStatusReason::AuthorizationServerChanged => "authorization server changed",
+        McpAuthStatusReason::RegistrationDropped => "registration dropped",
+        McpAuthStatusReason::MoreScopesNeeded => "more scopes needed",
+        McpAuthStatusReason::TokenRevoked => "token revoked",
+        McpAuthStatusReason::GrantCredentialMissing => "grant credential missing",
+    })
 }
 
 fn registration_text(kind: RegistrationKind) -> &'static str {
@@ -161,7 +181,7 @@ fn table(rows: &[Row], now: i64) -> String {
         };
         lines.push([
             name,
-            status_text(s.auth_status).to_string(),
+            status_text(s.auth_status, s.reason),
             expires,
             s.registration.map_or("-", registration_text).to_string(),
             s.url.clone().unwrap_or_else(|| "-".to_string()),
@@ -225,6 +245,7 @@ mod tests {
                     transport: McpServerTransport::StreamableHttp,
                     url: Some("http://127.0.0.1:1/mcp".into()),
                     auth_status: McpAuthStatus::LoggedIn,
+                    reason: None,
                     expires_at: Some(4600),
                     scopes: Some(vec![]),
                     registration: Some(RegistrationKind::Dcr),

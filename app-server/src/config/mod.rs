@@ -74,9 +74,12 @@ pub struct HttpServerConfig {
     pub oauth: OauthClientConfig,
     /// The grant of `oauth`, validated (and any key file parsed) when config.toml loaded.
     pub grant: grant::GrantConfig,
-    /// Lets this server's metadata send the daemon to any address, link-local and
-    /// special-use ones included (rule 35), for deliberate setups.
+    /// Lets this server's metadata send the daemon to private-network addresses (rule 35)
+    /// as well as public ones; link-local and special-use addresses stay refused.
     pub allow_private_network: bool,
+    /// Lets this server's metadata send the daemon to any address, link-local (the cloud
+    /// metadata service at 169.254.169.254), loopback and special-use ones included.
+    pub allow_link_local_and_special_use: bool,
 }
 
 impl Config {
@@ -155,6 +158,7 @@ struct RawServer {
     bearer_token_env_var: Option<String>,
     oauth: Option<toml::Spanned<OauthClientConfig>>,
     allow_private_network: Option<bool>,
+    allow_link_local_and_special_use: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
     startup_timeout_ms: Option<u64>,
@@ -360,6 +364,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     oauth,
                     grant,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
+                    allow_link_local_and_special_use: server
+                        .allow_link_local_and_special_use
+                        .unwrap_or(false),
                 }))
             }
         };

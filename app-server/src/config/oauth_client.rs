@@ -38,6 +38,8 @@ pub struct OauthClientConfig {
     /// `jwt_bearer`: an environment variable holding the workload's identity token.
     pub assertion_env_var: Option<String>,
     /// `false` keeps tokens unbound (Bearer) even when the authorization server offers
-    /// DPoP (RFC 9449); by default they are bound to a key the daemon generates.
+    /// DPoP (RFC 9449); `true` binds them to a key the daemon generates whenever it does;
+    /// unset, they are bound only when the login's frontend sends proofs or the resource
+    /// requires DPoP.
     pub dpop: Option<bool>,
 }

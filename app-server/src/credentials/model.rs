@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use mcp_app_server_protocol::RegistrationKind;
+use mcp_app_server_protocol::{McpAuthStatusReason, RegistrationKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,11 @@ pub struct StoredCredentials {
     /// Set when refresh failed for good (`invalid_grant`): the user must log in again.
     #[serde(default)]
     pub reauthentication_required: bool,
+    /// Why a new login is needed (with `reauthentication_required`), or why one is asked
+    /// for while the tokens still serve (`moreScopesNeeded`). Stored, so that it outlives
+    /// the process and every process sharing the store shows the same cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_reason: Option<McpAuthStatusReason>,
     /// The grant that obtained these tokens when it needs no browser (`client_credentials`,
     /// `jwt_bearer`): it runs again when they expire, so they need no refresh token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +211,7 @@ impl fmt::Debug for StoredCredentials {
             .field("resource", &self.resource)
             .field("client", &self.client)
             .field("reauthentication_required", &self.reauthentication_required)
+            .field("login_reason", &self.login_reason)
             .field("grant", &self.grant)
             .field("dpop_key", &redact_opt(&self.dpop_key))
             .field("updated_at", &self.updated_at)
@@ -253,6 +259,7 @@ pub(crate) mod fixtures {
                 token_endpoint_auth_method: "client_secret_basic".to_owned(),
             },
             reauthentication_required: false,
+            login_reason: None,
             grant: None,
             dpop_key: None,
             updated_at: 1_800_000_000,

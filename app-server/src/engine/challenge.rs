@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use mcp_app_server_protocol::McpAuthStatus;
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 
 use crate::credentials::{StoredCredentials, unix_now};
 use crate::engine::error::{ChallengeError, VendError};
@@ -18,7 +18,7 @@ use crate::engine::refusal::{
     Refusal, resource_metadata_moved, resource_metadata_url, step_up_scopes,
 };
 use crate::engine::service::OAuthService;
-use crate::engine::stored::can_renew;
+use crate::engine::stored::{can_renew, check_unexpired, describe_reason};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{
     ChallengeOutcome, CheckedChallenge, LoginBegun, LoginOptions, OAuthEvent,
@@ -157,8 +157,14 @@ impl OAuthService {
         let name = &target.name;
         let creds = stored.ok_or_else(|| ChallengeError::NotLoggedIn(name.clone()))?;
         if creds.reauthentication_required {
+            let cause = creds
+                .login_reason
+                .unwrap_or(McpAuthStatusReason::RefreshRefused);
             return Ok(ChallengeOutcome::ReauthenticationRequired {
-                reason: format!("`{name}` already needs a new login"),
+                reason: format!(
+                    "`{name}` already needs a new login: {}",
+                    describe_reason(cause)
+                ),
             });
         }
         if let Some(discovery) = moved
@@ -170,16 +176,43 @@ impl OAuthService {
                 "the server now names the authorization server {} instead of {}",
                 discovery.metadata.issuer, creds.issuer
             );
-            return self.flag_reauthentication(target, creds, reason).await;
+            return self
+                .flag_reauthentication(
+                    target,
+                    creds,
+                    McpAuthStatusReason::AuthorizationServerChanged,
+                    reason,
+                )
+                .await;
+        }
+        // A token refused before it expired was revoked (or its grant was): if the renewal
+        // that follows is refused too, that is the cause recorded.
+        let unexpired = check_unexpired(&creds, name).is_ok();
+        if unexpired {
+            self.challenges
+                .refused_unexpired(&target.key(), &creds.access_token);
         }
         // A configured grant that needs no browser, or an enterprise server, gets a new
         // token itself.
         if !can_renew(target, &creds) {
             let reason =
                 "the server refused the access token and no refresh token was issued".to_string();
-            return self.flag_reauthentication(target, creds, reason).await;
+            let cause = if unexpired {
+                McpAuthStatusReason::TokenRevoked
+            } else {
+                McpAuthStatusReason::TokenExpired
+            };
+            self.challenges
+                .take_refused_unexpired(&target.key(), &creds.access_token);
+            return self
+                .flag_reauthentication(target, creds, cause, reason)
+                .await;
         }
-        match self.refresh_now(target).await {
+        let refreshed = self.refresh_now(target).await;
+        // Whatever became of the renewal, the mark is spent.
+        self.challenges
+            .take_refused_unexpired(&target.key(), &creds.access_token);
+        match refreshed {
             Ok(fresh) => Ok(ChallengeOutcome::Token(Box::new(fresh))),
             // The refresh was refused: refresh.rs flagged the credentials and announced it.
             Err(e) => match e.as_ref() {
@@ -199,10 +232,12 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         seen: StoredCredentials,
+        cause: McpAuthStatusReason,
         reason: String,
     ) -> Result<ChallengeOutcome, ChallengeError> {
         let mut flagged = seen.clone();
         flagged.reauthentication_required = true;
+        flagged.login_reason = Some(cause);
         flagged.updated_at = unix_now();
         let stored = self.save_unless_replaced(seen, flagged.clone()).await?;
         match stored {
@@ -211,6 +246,7 @@ impl OAuthService {
                 self.emit(OAuthEvent::AuthStatusChanged {
                     name: target.name.clone(),
                     status: McpAuthStatus::ReauthenticationRequired,
+                    reason: Some(cause),
                 });
                 Ok(ChallengeOutcome::ReauthenticationRequired { reason })
             }
@@ -220,6 +256,31 @@ impl OAuthService {
             Some(_) => Ok(ChallengeOutcome::ReauthenticationRequired { reason }),
             None => Err(ChallengeError::NotLoggedIn(target.name.clone())),
         }
+    }
+
+    /// Records on usable credentials that the server asked for scopes they lack (the
+    /// status then says `moreScopesNeeded` until a login stores wider ones), and announces
+    /// it. Credentials that changed meanwhile are left as they are.
+    async fn mark_more_scopes_needed(
+        &self,
+        target: &ServerTarget,
+        seen: StoredCredentials,
+    ) -> Result<(), ChallengeError> {
+        let cause = McpAuthStatusReason::MoreScopesNeeded;
+        if seen.reauthentication_required || seen.login_reason == Some(cause) {
+            return Ok(());
+        }
+        let mut marked = seen.clone();
+        marked.login_reason = Some(cause);
+        let stored = self.save_unless_replaced(seen, marked.clone()).await?;
+        if stored.as_ref() == Some(&marked) {
+            self.emit(OAuthEvent::AuthStatusChanged {
+                name: target.name.clone(),
+                status: McpAuthStatus::LoggedIn,
+                reason: Some(cause),
+            });
+        }
+        Ok(())
     }
 
     /// A 403 `insufficient_scope`: a login for the union of the scopes held before and
@@ -244,8 +305,15 @@ impl OAuthService {
                 attempts,
             });
         }
+        // The wider token is bound as the one it replaces is: whoever used that one can
+        // use this one (rule 49).
+        let dpop = options.dpop || stored.as_ref().is_some_and(|c| c.is_dpop_bound());
+        if let Some(creds) = stored {
+            self.mark_more_scopes_needed(target, creds).await?;
+        }
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),
+            dpop,
             ..options
         };
         let refusal = Refusal::InsufficientScope(challenge);

@@ -12,7 +12,7 @@ mod sign_in;
 
 use std::sync::Arc;
 
-use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason, RegistrationKind};
 use url::Url;
 
 use self::idp::{IdpSession, discover_idp, read_id_token, resolve_auth, session_key};
@@ -301,7 +301,13 @@ impl OAuthService {
             }
             Err(error) if error.is_refusal() => {
                 tracing::warn!(server = %name, error = %error, "enterprise renewal refused; a new login is needed");
-                self.flag_refused(name, current, error.to_string()).await
+                self.flag_refused(
+                    name,
+                    current,
+                    McpAuthStatusReason::RefreshRefused,
+                    error.to_string(),
+                )
+                .await
             }
             Err(error) => {
                 tracing::warn!(server = %name, error = %error, "enterprise renewal failed; credentials kept");
@@ -314,7 +320,7 @@ impl OAuthService {
     /// configured issuer's addresses give (as a configured server's URL gives its own).
     pub(super) async fn idp_http(&self, idp: &EnterpriseIdpConfig) -> HttpClient {
         match Url::parse(&idp.issuer) {
-            Ok(url) => self.http.for_server(&url, false).await,
+            Ok(url) => self.http.for_server(&url, Default::default()).await,
             Err(_) => self.http.clone(),
         }
     }
@@ -338,6 +344,7 @@ impl OAuthService {
                 self.emit(OAuthEvent::AuthStatusChanged {
                     name: name.to_string(),
                     status: McpAuthStatus::LoggedIn,
+                    reason: None,
                 });
                 self.emit(OAuthEvent::LoginCompleted {
                     name: name.to_string(),

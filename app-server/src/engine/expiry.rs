@@ -287,7 +287,8 @@ impl OAuthService {
                 }
                 // Updated in place: a round allocates only for what changed.
                 for (name, key) in configured {
-                    let status = StatusInfo::from_credentials(stored.lookup(key)).status;
+                    let info = StatusInfo::from_credentials(stored.lookup(key));
+                    let status = (info.status, info.reason);
                     match announced.status.get_mut(name) {
                         Some(old) if *old != status => {
                             *old = status;
@@ -310,9 +311,13 @@ impl OAuthService {
                     announced.epoch += 1;
                 }
             }
-            for (name, status) in changes {
-                tracing::info!(server = %name, status = ?status, "credential status changed");
-                (self.events)(OAuthEvent::AuthStatusChanged { name, status });
+            for (name, (status, reason)) in changes {
+                tracing::info!(server = %name, status = ?status, reason = ?reason, "credential status changed");
+                (self.events)(OAuthEvent::AuthStatusChanged {
+                    name,
+                    status,
+                    reason,
+                });
             }
             return Some(stored);
         }

@@ -17,11 +17,97 @@ pub(crate) struct Discovered {
     pub scopes: Option<Vec<String>>,
 }
 
+/// Whether a login binds its tokens to a new DPoP key (rule 49): only where the
+/// authorization server accepts ES256 proofs, never where the configuration says
+/// `dpop = false`, and otherwise when the configuration asks for it (`dpop = true`), the
+/// protected resource requires it (RFC 9728 `dpop_bound_access_tokens_required`, or a
+/// challenge with the DPoP scheme only), or whoever starts the login can send proofs. A
+/// token no frontend sharing the store could use is never made by default.
+pub(crate) fn binds_dpop(
+    configured: Option<bool>,
+    login_can_prove: bool,
+    discovery: &Discovery,
+) -> bool {
+    if !discovery.metadata.supports_dpop_es256() {
+        return false;
+    }
+    match configured {
+        Some(configured) => configured,
+        None => login_can_prove || discovery.requires_dpop(),
+    }
+}
+
 /// RFC 9449 5: a server that offers DPoP may still answer a request with a proof with a
 /// Bearer token. It is kept and used as a Bearer token (the key stays for later token
 /// requests); the user is told, since a stolen copy of it is usable.
 pub(crate) fn warn_if_unbound(name: &str, token_type: &str) {
     if !token_type.eq_ignore_ascii_case("DPoP") {
         tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use url::Url;
+
+    use super::*;
+    use crate::oauth::discovery::{AuthServerMetadata, ProtectedResourceMetadata};
+    use crate::oauth::www_authenticate::BearerChallenge;
+
+    fn discovery(es256: bool, prm_requires: Option<bool>, dpop_only: bool) -> Discovery {
+        let mut metadata =
+            AuthServerMetadata::legacy_defaults(&Url::parse("https://as.example").unwrap());
+        if es256 {
+            metadata.dpop_signing_alg_values_supported = Some(vec!["ES256".into()]);
+        }
+        Discovery {
+            resource: "https://mcp.example/mcp".into(),
+            protected_resource_url: None,
+            protected_resource: Some(ProtectedResourceMetadata {
+                resource: "https://mcp.example/mcp".into(),
+                authorization_servers: vec!["https://as.example".into()],
+                scopes_supported: None,
+                resource_name: None,
+                bearer_methods_supported: None,
+                dpop_bound_access_tokens_required: prm_requires,
+            }),
+            challenge: Some(BearerChallenge {
+                dpop_only,
+                ..BearerChallenge::default()
+            }),
+            issuer: "https://as.example".into(),
+            metadata,
+            legacy: false,
+            default_endpoints: false,
+            cached: false,
+        }
+    }
+
+    #[test]
+    fn tokens_are_bound_only_when_someone_can_use_them_or_must() {
+        let plain = discovery(true, None, false);
+        // Config unset: the login's starter decides, unless the resource requires DPoP.
+        assert!(!binds_dpop(None, false, &plain));
+        assert!(binds_dpop(None, true, &plain));
+        assert!(binds_dpop(None, false, &discovery(true, Some(true), false)));
+        assert!(!binds_dpop(
+            None,
+            false,
+            &discovery(true, Some(false), false)
+        ));
+        assert!(binds_dpop(None, false, &discovery(true, None, true)));
+        // The config wins both ways.
+        assert!(binds_dpop(Some(true), false, &plain));
+        assert!(!binds_dpop(
+            Some(false),
+            true,
+            &discovery(true, Some(true), true)
+        ));
+        // Never without ES256 at the authorization server.
+        assert!(!binds_dpop(
+            Some(true),
+            true,
+            &discovery(false, Some(true), true)
+        ));
     }
 }

@@ -5,16 +5,17 @@
 
 use std::sync::Arc;
 
-use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, McpAuthStatusReason, RegistrationKind};
 
 use crate::config::grant::GrantConfig;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::{GrantCredentialError, LoginError, VendError};
-use crate::engine::flow::{Discovered, warn_if_unbound};
+use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::EndReason;
 use crate::engine::stored::{
-    apply_tokens, record_for, stored_dpop_key, stored_token_endpoint, usable,
+    apply_tokens, check_unexpired, record_for, refusal_cause, stored_dpop_key,
+    stored_token_endpoint, usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
@@ -83,7 +84,7 @@ impl OAuthService {
             .await
             .map_err(Arc::new)?;
         let result = self
-            .obtain_and_store(&target, &found)
+            .obtain_and_store(&target, &found, options.dpop)
             .await
             .map_err(Arc::new);
         let name = target.name.clone();
@@ -93,6 +94,7 @@ impl OAuthService {
                 self.emit(OAuthEvent::AuthStatusChanged {
                     name: name.clone(),
                     status: McpAuthStatus::LoggedIn,
+                    reason: None,
                 });
             }
             Err(e) => {
@@ -113,6 +115,7 @@ impl OAuthService {
         &self,
         target: &ServerTarget,
         found: &Discovered,
+        login_can_prove: bool,
     ) -> Result<(), LoginError> {
         let lock_key = target.key();
         let _refresh_lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
@@ -121,9 +124,9 @@ impl OAuthService {
         };
         let metadata = &found.discovery.metadata;
         let scope = found.scopes.as_ref().map(|s| s.join(" "));
-        // A new key per login when the server binds tokens (RFC 9449) and the config allows,
-        // as for a browser login; the grant's renewals prove the same key.
-        let dpop_key = if target.dpop && metadata.supports_dpop_es256() {
+        // A new key per login when the tokens are to be bound, as for a browser login
+        // (rule 49); the grant's renewals prove the same key.
+        let dpop_key = if binds_dpop(target.dpop, login_can_prove, &found.discovery) {
             Some(dpop::generate_key().map_err(|e| LoginError::Dpop(e.to_string()))?)
         } else {
             None
@@ -217,6 +220,7 @@ impl OAuthService {
                 self.flag_refused(
                     name,
                     current,
+                    refusal_cause(&error),
                     format!(
                         "the authorization server refused the {} grant: {error}",
                         grant_name(&target.grant)
@@ -231,7 +235,26 @@ impl OAuthService {
                     error,
                 })
             }
-            Err(other) => Err(VendError::GrantCredential(credential_error(target, other))),
+            Err(other) => {
+                let error = credential_error(target, other);
+                // Once the token expired nothing is handed out until the credential is back
+                // and the user logs in again: say so in the status.
+                if check_unexpired(&current, name).is_err() {
+                    tracing::warn!(server = %name, error = %error, "the grant's credential is missing and the token expired");
+                    if let Ok(newer) = self
+                        .flag_refused(
+                            name,
+                            current,
+                            McpAuthStatusReason::GrantCredentialMissing,
+                            error.to_string(),
+                        )
+                        .await
+                    {
+                        return Ok(newer);
+                    }
+                }
+                Err(VendError::GrantCredential(error))
+            }
         }
     }
 }

@@ -11,12 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_app_server_protocol::McpAuthStatus;
 use tokio::time::Instant;
 
 use crate::credentials::{CredentialKey, LookupKey};
 use crate::engine::service::OAuthService;
-use crate::engine::state::live::{InUse, lock};
+use crate::engine::state::live::{AnnouncedStatus, InUse, lock};
 use crate::engine::target::ServerTarget;
 
 /// How long shutdown waits for the scheduler and the watcher to stop.
@@ -115,7 +114,7 @@ impl OAuthService {
 
     /// Records an announcement; false when `status` is what `name` was last announced with
     /// (then it is not announced again).
-    pub(super) fn record_status(&self, name: &str, status: McpAuthStatus) -> bool {
+    pub(super) fn record_status(&self, name: &str, status: AnnouncedStatus) -> bool {
         let mut announced = self.live.announced();
         announced.epoch += 1;
         announced.status.insert(name.to_string(), status) != Some(status)

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
-use crate::engine::flow::{Discovered, warn_if_unbound};
+use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
@@ -302,6 +302,7 @@ impl OAuthService {
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: name.clone(),
                 status: McpAuthStatus::LoggedIn,
+                reason: None,
             });
         }
         self.emit(OAuthEvent::LoginCompleted {
@@ -326,8 +327,8 @@ impl OAuthService {
             return Err(LoginError::ShuttingDown);
         };
         let metadata = &ctx.discovery.metadata;
-        // A new key per login when the server binds tokens (RFC 9449) and the config allows.
-        let dpop_key = if ctx.target.dpop && metadata.supports_dpop_es256() {
+        // A new key per login when the tokens are to be bound (RFC 9449, rule 49).
+        let dpop_key = if binds_dpop(ctx.target.dpop, ctx.options.dpop, &ctx.discovery) {
             Some(dpop::generate_key().map_err(|e| LoginError::Dpop(e.to_string()))?)
         } else {
             None

@@ -1,6 +1,6 @@
 //! Logout, with RFC 7009 revocation at the issuer that issued the tokens.
 
-use mcp_app_server_protocol::McpAuthStatus;
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 use url::Url;
 
 use crate::credentials::StoredCredentials;
@@ -47,6 +47,7 @@ impl OAuthService {
             self.emit(OAuthEvent::AuthStatusChanged {
                 name: target.name.clone(),
                 status: McpAuthStatus::NotLoggedIn,
+                reason: Some(McpAuthStatusReason::NeverLoggedIn),
             });
         }
         Ok(LogoutOutcome {

@@ -1,13 +1,13 @@
 //! Renewal by the refresh token, and the compare-and-save every renewal ends with.
 
-use mcp_app_server_protocol::McpAuthStatus;
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::{
-    apply_tokens, registration_from_client, stored_dpop_key, stored_token_endpoint, unrefreshable,
-    usable,
+    apply_tokens, refusal_cause, registration_from_client, stored_dpop_key, stored_token_endpoint,
+    unrefreshable, usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::OAuthEvent;
@@ -68,9 +68,11 @@ impl OAuthService {
             // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
+                let cause = refusal_cause(&error);
                 self.flag_refused(
                     name,
                     current,
+                    cause,
                     format!("the authorization server refused the refresh: {error}"),
                 )
                 .await
@@ -88,16 +90,27 @@ impl OAuthService {
     }
 
     /// The authorization server refused to renew `current` for good: flags it (a new login
-    /// is needed), announces that, and answers with [`VendError::ReauthenticationRequired`],
-    /// unless a login finished meanwhile, whose credentials then stand.
+    /// is needed) with `cause`, announces that, and answers with
+    /// [`VendError::ReauthenticationRequired`], unless a login finished meanwhile, whose
+    /// credentials then stand. A refused refresh after the MCP server refused an unexpired
+    /// access token is recorded as a revoked token.
     pub(super) async fn flag_refused(
         &self,
         name: &str,
         current: StoredCredentials,
+        cause: McpAuthStatusReason,
         reason: String,
     ) -> Result<StoredCredentials, VendError> {
+        let revoked = self
+            .challenges
+            .take_refused_unexpired(&current.key(), &current.access_token);
+        let cause = match cause {
+            McpAuthStatusReason::RefreshRefused if revoked => McpAuthStatusReason::TokenRevoked,
+            other => other,
+        };
         let mut flagged = current.clone();
         flagged.reauthentication_required = true;
+        flagged.login_reason = Some(cause);
         flagged.updated_at = unix_now();
         let stored = self.save_unless_replaced(current, flagged.clone()).await?;
         match stored {
@@ -105,6 +118,7 @@ impl OAuthService {
                 self.emit(OAuthEvent::AuthStatusChanged {
                     name: name.to_string(),
                     status: McpAuthStatus::ReauthenticationRequired,
+                    reason: Some(cause),
                 });
                 Err(VendError::ReauthenticationRequired {
                     name: name.to_string(),

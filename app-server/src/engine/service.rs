@@ -117,11 +117,9 @@ impl OAuthService {
     }
 
     /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
-    /// class of the addresses its URL resolves to, unless `allow_private_network` is set.
+    /// class of the addresses its URL resolves to, widened by the server's opt-ins.
     pub(super) async fn server_http(&self, target: &ServerTarget) -> HttpClient {
-        self.http
-            .for_server(&target.url, target.allow_private_network)
-            .await
+        self.http.for_server(&target.url, target.net_opt_ins).await
     }
 
     /// Keeps what the daemon learns about servers (the discovery cache, the sticky callback
@@ -158,9 +156,14 @@ impl OAuthService {
     /// for that server (the scheduler may have announced it first), and then the scheduler
     /// re-plans.
     pub(super) fn emit(&self, event: OAuthEvent) {
-        if let OAuthEvent::AuthStatusChanged { name, status } = &event {
+        if let OAuthEvent::AuthStatusChanged {
+            name,
+            status,
+            reason,
+        } = &event
+        {
             self.live.wake.notify_one();
-            if !self.record_status(name, *status) {
+            if !self.record_status(name, (*status, *reason)) {
                 return;
             }
         }

@@ -4,6 +4,7 @@
 
 use std::borrow::Borrow;
 
+use mcp_app_server_protocol::McpAuthStatusReason;
 use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
@@ -55,12 +56,54 @@ pub(crate) fn usable<C: Borrow<StoredCredentials>>(
 ) -> Result<C, VendError> {
     let creds = creds.ok_or_else(|| VendError::NotLoggedIn(name.to_string()))?;
     if creds.borrow().reauthentication_required {
+        let cause = creds
+            .borrow()
+            .login_reason
+            .unwrap_or(McpAuthStatusReason::RefreshRefused);
         return Err(VendError::ReauthenticationRequired {
             name: name.to_string(),
-            reason: "the authorization server refused an earlier refresh".into(),
+            reason: describe_reason(cause).into(),
         });
     }
     Ok(creds)
+}
+
+/// Why a new login is needed, for people: what the error of a later token request says.
+pub(crate) fn describe_reason(reason: McpAuthStatusReason) -> &'static str {
+    match reason {
+        McpAuthStatusReason::NeverLoggedIn => "no credentials are stored; log in",
+        McpAuthStatusReason::TokenExpired => {
+            "the access token expired and the server issued no refresh token; log in again"
+        }
+        McpAuthStatusReason::RefreshRefused => {
+            "the authorization server refused an earlier refresh; log in again"
+        }
+        McpAuthStatusReason::AuthorizationServerChanged => {
+            "the server now trusts another authorization server than the one that issued the tokens; log in again"
+        }
+        McpAuthStatusReason::RegistrationDropped => {
+            "the authorization server no longer knows the registered client; log in again to register anew"
+        }
+        McpAuthStatusReason::MoreScopesNeeded => {
+            "the server asked for more scopes than the token has; log in again for them"
+        }
+        McpAuthStatusReason::TokenRevoked => {
+            "the server refused a token that had not expired (it was revoked) and no new one could be had; log in again"
+        }
+        McpAuthStatusReason::GrantCredentialMissing => {
+            "the configured grant's credential (client secret or identity token) is missing and the token expired; provide it and log in again"
+        }
+    }
+}
+
+/// Why an OAuth error answer refused a renewal: `invalid_client` says the authorization
+/// server no longer knows the client (the registration was dropped); anything else is a
+/// refused refresh.
+pub(crate) fn refusal_cause(error: &TokenError) -> McpAuthStatusReason {
+    match error.oauth_error() {
+        Some("invalid_client") => McpAuthStatusReason::RegistrationDropped,
+        _ => McpAuthStatusReason::RefreshRefused,
+    }
 }
 
 /// Without a refresh token the access token serves until it expires: handed out while it
@@ -108,6 +151,7 @@ pub(crate) fn record_for(
         resource: resource.to_string(),
         client,
         reauthentication_required: false,
+        login_reason: None,
         grant: None,
         dpop_key: None,
         updated_at: unix_now(),
@@ -171,6 +215,11 @@ pub(crate) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse)
         creds.scopes = scopes;
     }
     creds.reauthentication_required = false;
+    // A renewal keeps a step-up asked for (it grants no new scopes); a login starts from a
+    // fresh record (`record_for`), which has no cause.
+    creds.login_reason = creds
+        .login_reason
+        .filter(|r| *r == McpAuthStatusReason::MoreScopesNeeded);
     creds.updated_at = unix_now();
 }
 

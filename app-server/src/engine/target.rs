@@ -9,6 +9,7 @@ use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::{Config, HttpServerConfig};
 use crate::credentials::{CredentialKey, LookupKey};
+use crate::oauth::net_policy::NetOptIns;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
 /// nor the values of the configured HTTP headers (they may carry keys).
@@ -31,12 +32,15 @@ pub struct ServerTarget {
     pub client_metadata_url: Option<String>,
     /// The configured default base for callback-scoped metadata document URLs.
     pub client_metadata_url_base: Option<String>,
-    /// `allow_private_network`: lifts the network policy of rule 35 for this server.
-    pub allow_private_network: bool,
+    /// `allow_private_network` and `allow_link_local_and_special_use`: what rule 35's
+    /// network policy lets this server's metadata reach beyond its default.
+    pub net_opt_ins: NetOptIns,
     /// How tokens are obtained: the browser login, or a grant that needs no browser.
     pub grant: GrantConfig,
-    /// `oauth.dpop`: bind tokens to a key when the authorization server offers DPoP.
-    pub dpop: bool,
+    /// `oauth.dpop`: `true` binds tokens to a key whenever the authorization server offers
+    /// DPoP, `false` never; unset, only when the login's starter can send proofs or the
+    /// resource requires them ([`crate::engine::flow::binds_dpop`]).
+    pub dpop: Option<bool>,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// The key of [`ServerTarget::lookup_key`], once worked out.
@@ -80,7 +84,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("callback_url", &self.callback_url.as_ref().map(Url::as_str))
             .field("client_metadata_url", &self.client_metadata_url)
             .field("client_metadata_url_base", &self.client_metadata_url_base)
-            .field("allow_private_network", &self.allow_private_network)
+            .field("net_opt_ins", &self.net_opt_ins)
             .field("client_issuer", &self.client_issuer)
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
@@ -178,9 +182,12 @@ impl ServerTarget {
             callback_url: config.callback_url.clone(),
             client_metadata_url: http.oauth.client_metadata_url.clone(),
             client_metadata_url_base: config.client_metadata_url_base.clone(),
-            allow_private_network: http.allow_private_network,
+            net_opt_ins: NetOptIns {
+                private_network: http.allow_private_network,
+                link_local_and_special_use: http.allow_link_local_and_special_use,
+            },
             grant: http.grant.clone(),
-            dpop: http.oauth.dpop.unwrap_or(true),
+            dpop: http.oauth.dpop,
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {

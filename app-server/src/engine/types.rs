@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_app_server_protocol::{ClientRegistrationMode, LoginGrant, McpAuthStatus};
+use mcp_app_server_protocol::{
+    ClientRegistrationMode, LoginGrant, McpAuthStatus, McpAuthStatusReason,
+};
 use url::Url;
 
 use crate::credentials::StoredCredentials;
@@ -26,6 +28,8 @@ pub enum OAuthEvent {
     AuthStatusChanged {
         name: String,
         status: McpAuthStatus,
+        /// Why a login is needed (see `status::reason_for`).
+        reason: Option<McpAuthStatusReason>,
     },
 }
 
@@ -42,6 +46,11 @@ pub struct LoginOptions {
     pub client_metadata_url_base: Option<String>,
     pub mode: ClientRegistrationMode,
     pub timeout: Duration,
+    /// Whoever starts the login can send DPoP proofs (a frontend that declared
+    /// `capabilities.dpop`, the CLI's `connect`): the tokens may be bound to a key. Without
+    /// it they are bound only when the server or its configuration requires it
+    /// ([`crate::engine::flow::binds_dpop`]).
+    pub dpop: bool,
 }
 
 impl Default for LoginOptions {
@@ -51,6 +60,7 @@ impl Default for LoginOptions {
             client_metadata_url_base: None,
             mode: ClientRegistrationMode::Auto,
             timeout: DEFAULT_LOGIN_TIMEOUT,
+            dpop: false,
         }
     }
 }

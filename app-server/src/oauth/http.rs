@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use url::{Host, Url};
 
 use super::net_policy::{
-    HostResolver, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver, check_all,
+    HostResolver, NetOptIns, NetPolicy, PolicyResolver, ProxyHosts, Refused, SystemResolver,
+    check_all,
 };
 
 mod error;
@@ -39,6 +40,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a whole request, body included.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortens [`TOTAL_TIMEOUT`] (and [`CONNECT_TIMEOUT`] with it), in milliseconds: for tests
+/// of servers that stall or trickle. A value above the default is ignored.
+pub const TIMEOUT_ENV: &str = "MCP_APP_SERVER_HTTP_TIMEOUT_MS";
+
+/// The whole-request timeout in force: [`TOTAL_TIMEOUT`], or less when [`TIMEOUT_ENV`] says.
+pub fn total_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var(TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .filter(|t| !t.is_zero())
+            .map_or(TOTAL_TIMEOUT, |t| t.min(TOTAL_TIMEOUT))
+    })
+}
 /// Idle keep-alive connections kept per host. Enough for the few requests a login or a
 /// refresh makes at once to reuse their connections; after a burst (1,000 logins starting
 /// together open hundreds), the rest are closed instead of each holding its buffers and task
@@ -232,12 +249,8 @@ impl HttpClient {
 
     /// The policy for requests made on behalf of the MCP server at `server_url`, from the
     /// addresses its host resolves to now (the public-only policy when it does not resolve).
-    pub async fn policy_for_server(
-        &self,
-        server_url: &Url,
-        allow_private_network: bool,
-    ) -> NetPolicy {
-        if allow_private_network {
+    pub async fn policy_for_server(&self, server_url: &Url, opt_ins: NetOptIns) -> NetPolicy {
+        if opt_ins.link_local_and_special_use {
             return NetPolicy::Unrestricted;
         }
         let addresses = match server_url.host() {
@@ -252,16 +265,14 @@ impl HttpClient {
             },
             None => Vec::new(),
         };
-        let policy = NetPolicy::for_server(&addresses, false);
+        let policy = NetPolicy::for_server(&addresses, opt_ins);
         tracing::debug!(server = %server_url, ?policy, "network policy");
         policy
     }
 
     /// The same client, with the policy for `server_url` (see [`HttpClient::policy_for_server`]).
-    pub async fn for_server(&self, server_url: &Url, allow_private_network: bool) -> Self {
-        let policy = self
-            .policy_for_server(server_url, allow_private_network)
-            .await;
+    pub async fn for_server(&self, server_url: &Url, opt_ins: NetOptIns) -> Self {
+        let policy = self.policy_for_server(server_url, opt_ins).await;
         self.with_policy(policy)
     }
 
@@ -285,8 +296,8 @@ impl HttpClient {
 
     fn build_reqwest(&self) -> Result<reqwest::Client, HttpError> {
         let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(total_timeout()))
+            .timeout(total_timeout())
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))

@@ -4,6 +4,7 @@
 //! into logins, token vending, refresh and logout.
 
 pub mod authorization;
+pub mod bounds;
 pub mod callback;
 pub mod callback_id;
 pub mod client_assertion;

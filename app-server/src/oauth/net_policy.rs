@@ -175,8 +175,20 @@ pub enum NetPolicy {
     /// An MCP server on this machine: public, private and loopback destinations.
     Local,
     /// What the user chose directly (the MCP server URL itself), or
-    /// `allow_private_network = true`: every destination.
+    /// `allow_link_local_and_special_use = true`: every destination.
     Unrestricted,
+}
+
+/// What a server's `[mcp_servers.NAME]` table lets its metadata reach beyond the policy its
+/// own address gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetOptIns {
+    /// `allow_private_network`: private-network destinations (an intranet authorization
+    /// server). Link-local and special-use destinations stay refused.
+    pub private_network: bool,
+    /// `allow_link_local_and_special_use`: every destination, the cloud metadata address
+    /// 169.254.169.254 included.
+    pub link_local_and_special_use: bool,
 }
 
 impl NetPolicy {
@@ -206,9 +218,11 @@ impl NetPolicy {
     /// The policy for an MCP server whose URL resolves to `addresses`: decided by the
     /// address farthest from this machine (a server reachable on the internet is treated as
     /// an internet server). Link-local and special-use servers, and servers whose address
-    /// is unknown, get the public-only policy.
-    pub fn for_server(addresses: &[IpAddr], allow_private_network: bool) -> NetPolicy {
-        if allow_private_network {
+    /// is unknown, get the public-only policy. `allow_private_network` lifts only the
+    /// private-network rule (at least [`NetPolicy::Intranet`]); only
+    /// `allow_link_local_and_special_use` gives [`NetPolicy::Unrestricted`].
+    pub fn for_server(addresses: &[IpAddr], opt_ins: NetOptIns) -> NetPolicy {
+        if opt_ins.link_local_and_special_use {
             return NetPolicy::Unrestricted;
         }
         let mut policy = None::<NetPolicy>;
@@ -223,7 +237,11 @@ impl NetPolicy {
                 _ => own,
             });
         }
-        policy.unwrap_or(NetPolicy::PublicOnly)
+        let policy = policy.unwrap_or(NetPolicy::PublicOnly);
+        if opt_ins.private_network && policy == NetPolicy::PublicOnly {
+            return NetPolicy::Intranet;
+        }
+        policy
     }
 
     /// The rule, as error messages state it.
@@ -264,9 +282,13 @@ impl fmt::Display for Refused {
                 self.host, self.address, self.class
             )?;
         }
+        let key = match self.class {
+            AddressClass::Private => "allow_private_network",
+            _ => "allow_link_local_and_special_use",
+        };
         write!(
             f,
-            ", and {}; set `allow_private_network = true` in the server's [mcp_servers.NAME] table if this is intended",
+            ", and {}; set `{key} = true` in the server's [mcp_servers.NAME] table if this is intended",
             self.policy.rule()
         )
     }

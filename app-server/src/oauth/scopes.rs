@@ -5,9 +5,10 @@
 /// The scope that makes many OpenID-flavoured servers issue refresh tokens.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
-/// Splits a space-delimited `scope` string.
+/// Splits a space-delimited `scope` string, keeping at most
+/// [`MAX_LIST_ENTRIES`](super::bounds::MAX_LIST_ENTRIES) scopes (see [`super::bounds`]).
 pub fn parse_scope(scope: &str) -> Vec<String> {
-    scope.split_whitespace().map(str::to_string).collect()
+    super::bounds::scope_string(scope, "scope")
 }
 
 /// Rule 8: the first non-empty source wins — explicit request, the server's configured
@@ -55,10 +56,16 @@ pub fn union_scopes(current: &[String], requested: &[String]) -> Vec<String> {
     dedup(current.iter().chain(requested).cloned())
 }
 
+/// First occurrences in order, in linear time, at most
+/// [`MAX_LIST_ENTRIES`](super::bounds::MAX_LIST_ENTRIES) of them.
 fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<String> = Vec::new();
     for item in items {
-        if !out.contains(&item) {
+        if out.len() >= super::bounds::MAX_LIST_ENTRIES {
+            break;
+        }
+        if seen.insert(item.clone()) {
             out.push(item);
         }
     }

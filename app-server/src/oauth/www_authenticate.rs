@@ -28,16 +28,30 @@ pub struct BearerChallenge {
     /// RFC 6750 error code (`invalid_token`, `insufficient_scope`, ...).
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The resource challenged with the `DPoP` scheme only (no `Bearer` challenge): it
+    /// accepts DPoP-bound tokens only (RFC 9449 7.1).
+    #[serde(default)]
+    pub dpop_only: bool,
 }
+
+/// Challenges read from all `WWW-Authenticate` values of one response; the rest is ignored.
+pub const MAX_CHALLENGES: usize = 64;
+/// Parameters read per challenge; the rest is ignored.
+pub const MAX_PARAMS: usize = 64;
 
 impl BearerChallenge {
     fn from_challenge(challenge: &Challenge) -> Self {
         let get = |name: &str| challenge.params.get(name).cloned();
+        // The scope is kept bounded like every list a server gives (crate::oauth::bounds):
+        // at most 1,024 scopes of at most 512 bytes, in order.
+        let scope = get("scope")
+            .map(|scope| crate::oauth::bounds::scope_string(&scope, "challenge scope").join(" "));
         Self {
             resource_metadata: get("resource_metadata"),
-            scope: get("scope"),
+            scope,
             error: get("error"),
             error_description: get("error_description"),
+            dpop_only: challenge.scheme == "dpop",
         }
     }
 
@@ -64,6 +78,14 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
         if cursor.at_end() {
             break;
         }
+        if challenges.len() > MAX_CHALLENGES {
+            challenges.truncate(MAX_CHALLENGES);
+            tracing::warn!(
+                max = MAX_CHALLENGES,
+                "a WWW-Authenticate header names more challenges than the daemon reads; the rest was ignored"
+            );
+            break;
+        }
         let name = cursor.token();
         if name.is_empty() {
             // Not a token start: skip one character (and any quoted string it opens).
@@ -81,7 +103,9 @@ pub fn parse_www_authenticate(header: &str) -> Vec<Challenge> {
             cursor.pos += 1;
             cursor.skip(is_ws);
             let value = cursor.param_value();
-            if let Some(current) = challenges.last_mut() {
+            if let Some(current) = challenges.last_mut()
+                && current.params.len() < MAX_PARAMS
+            {
                 current
                     .params
                     .entry(name.to_ascii_lowercase())
@@ -128,6 +152,7 @@ pub fn bearer_challenge_from_values<S: AsRef<str>>(
     let parsed: Vec<_> = values
         .into_iter()
         .flat_map(|value| parse_www_authenticate(value.as_ref()))
+        .take(MAX_CHALLENGES)
         .collect();
     ["bearer", "dpop"].iter().find_map(|scheme| {
         parsed

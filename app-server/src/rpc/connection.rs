@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use mcp_app_server_protocol::{
     ClientRequest, ErrorCode, ErrorKind, InitializeParams, InitializeResponse, JsonRpcError,
-    RequestId, RequestParseError, ServerInfo, ServerNotification,
+    PROTOCOL_VERSION, RequestId, RequestParseError, ServerInfo, ServerNotification,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 
 use super::envelope::{self, Parsed, parse_envelope};
 use super::error::{AppError, RequestError};
-use super::handlers::{self, PendingAnswer};
+use super::handlers::{self, Peer, PendingAnswer};
 use super::outgoing::{MAX_IN_FLIGHT, OutgoingSender, Slot, WRITE_GRACE, start_writer};
 use super::reply::{error_value, json_array, reply_bytes, too_large};
 use super::state::ServerState;
@@ -54,6 +55,7 @@ pub(super) async fn serve_connection<R, W>(
         state: state.clone(),
         id: conn_id,
         out: out.clone(),
+        dpop: Arc::new(AtomicBool::new(false)),
     };
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let (reader, mut input_ended) = read_ahead(reader, READ_AHEAD_BYTES);
@@ -183,6 +185,8 @@ struct Conn {
     state: Arc<ServerState>,
     id: u64,
     out: OutgoingSender,
+    /// `capabilities.dpop` of this connection's `initialize`.
+    dpop: Arc<AtomicBool>,
 }
 
 /// The reply to one element of the input: encoded already, or once its handler answers.
@@ -307,7 +311,13 @@ impl Conn {
         }
         Reply::Pending {
             id,
-            answer: handlers::dispatch(self.state.clone(), request),
+            answer: handlers::dispatch(
+                self.state.clone(),
+                request,
+                Peer {
+                    dpop: self.dpop.load(Ordering::Relaxed),
+                },
+            ),
         }
     }
 
@@ -324,9 +334,9 @@ impl Conn {
     }
 
     fn initialize(&self, params: InitializeParams) -> Result<Value, AppError> {
-        let opt_out: HashSet<String> = params
-            .capabilities
-            .and_then(|c| c.opt_out_notification_methods)
+        let capabilities = params.capabilities.unwrap_or_default();
+        let opt_out: HashSet<String> = capabilities
+            .opt_out_notification_methods
             .unwrap_or_default()
             .into_iter()
             .collect();
@@ -336,12 +346,16 @@ impl Conn {
                 "`initialize` was already sent on this connection",
             ));
         }
+        // Set before this answer is queued: every later request of the connection sees it.
+        self.dpop
+            .store(capabilities.dpop.unwrap_or(false), Ordering::Relaxed);
         tracing::info!(client = %params.client_info.name, version = %params.client_info.version, "client connected");
         let response = InitializeResponse {
             server_info: ServerInfo {
                 name: "mcp-app-server".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
             },
+            protocol_version: PROTOCOL_VERSION.into(),
             methods: ClientRequest::METHODS
                 .iter()
                 .map(|m| m.to_string())

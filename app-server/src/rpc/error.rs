@@ -9,6 +9,8 @@ use serde_json::json;
 pub(super) struct AppError {
     pub(super) kind: ErrorKind,
     pub(super) message: String,
+    /// The request method to use instead (`data.useMethod`), when there is one.
+    pub(super) use_method: Option<&'static str>,
 }
 
 impl AppError {
@@ -16,16 +18,29 @@ impl AppError {
         Self {
             kind,
             message: message.into(),
+            use_method: None,
+        }
+    }
+
+    /// Names the request method to use instead.
+    pub(super) fn using(self, method: &'static str) -> Self {
+        Self {
+            use_method: Some(method),
+            ..self
         }
     }
 }
 
 impl From<AppError> for JsonRpcError {
     fn from(e: AppError) -> Self {
+        let data = match e.use_method {
+            Some(method) => json!({ "kind": e.kind.as_str(), "useMethod": method }),
+            None => json!({ "kind": e.kind.as_str() }),
+        };
         JsonRpcError {
             code: e.kind.code(),
             message: e.message,
-            data: Some(json!({ "kind": e.kind.as_str() })),
+            data: Some(data),
         }
     }
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
-    ClientRequest, ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse, LoginGrant,
-    McpAuthStatus, McpServerStatus, McpServerTransport, OauthCancelParams, OauthCancelResponse,
-    OauthChallengeLogin, OauthChallengeParams, OauthChallengeReauthentication,
-    OauthChallengeResponse, OauthCompleteParams, OauthCompleteResponse, OauthDpopProofParams,
+    BrowserLoginGrant, ClientRequest, DirectLoginGrant, ErrorKind, ListMcpServerStatusParams,
+    ListMcpServerStatusResponse, McpAuthStatus, McpServerStatus, McpServerTransport,
+    OauthBrowserLogin, OauthCancelParams, OauthCancelResponse, OauthChallengeLogin,
+    OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
+    OauthCompleteParams, OauthCompleteResponse, OauthDirectLogin, OauthDpopProofParams,
     OauthDpopProofResponse, OauthLoginParams, OauthLoginResponse, OauthLogoutParams,
     OauthLogoutResponse, OauthTokenParams, OauthTokenResponse, ReloadConfigResponse,
 };
@@ -28,6 +29,14 @@ use crate::engine::{
     MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo,
 };
 
+/// What the connection a request came on declared at `initialize`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Peer {
+    /// `capabilities.dpop`: it can send DPoP proofs, so DPoP-bound tokens are of use to it
+    /// and logins it starts may bind theirs (rule 49).
+    pub(super) dpop: bool,
+}
+
 /// What a method answers, once its handler has run.
 pub(super) type PendingAnswer = Pin<Box<dyn Future<Output = Result<Answer, RequestError>> + Send>>;
 
@@ -35,24 +44,30 @@ pub(super) type PendingAnswer = Pin<Box<dyn Future<Output = Result<Answer, Reque
 /// runs through here (`initialize` excepted: the connection's own handshake). Each method
 /// runs as a future of its own size: a token request does not carry the state of a login
 /// (many kilobytes, allocated and moved per request).
-pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> PendingAnswer {
+pub(super) fn dispatch(
+    state: Arc<ServerState>,
+    request: ClientRequest,
+    peer: Peer,
+) -> PendingAnswer {
     match request {
         ClientRequest::Initialize(_) => Box::pin(std::future::ready(Err(RequestError::Internal(
             "initialize is handled by the connection".into(),
         )))),
-        ClientRequest::OauthToken(p) => Box::pin(async move { token(&state, p).await }),
+        ClientRequest::OauthToken(p) => Box::pin(async move { token(&state, p, peer).await }),
         ClientRequest::McpServerStatusList(p) => {
             Box::pin(async move { to_value(list_status(&state, p).await?) })
         }
         ClientRequest::ConfigMcpServerReload(_) => Box::pin(async move { reload(&state) }),
-        ClientRequest::OauthLogin(p) => Box::pin(async move { to_value(login(&state, p).await?) }),
+        ClientRequest::OauthLogin(p) => {
+            Box::pin(async move { to_value(login(&state, p, peer).await?) })
+        }
         ClientRequest::OauthCancel(p) => Box::pin(async move { cancel(&state, p) }),
         ClientRequest::OauthComplete(p) => Box::pin(async move { complete(&state, p).await }),
         ClientRequest::OauthLogout(p) => {
             Box::pin(async move { to_value(logout(&state, p).await?) })
         }
         ClientRequest::OauthChallenge(p) => {
-            Box::pin(async move { to_value(challenge(&state, p).await?) })
+            Box::pin(async move { to_value(challenge(&state, p, peer).await?) })
         }
         ClientRequest::OauthDpopProof(p) => {
             Box::pin(async move { to_value(dpop_proof(&state, p).await?) })
@@ -62,7 +77,11 @@ pub(super) fn dispatch(state: Arc<ServerState>, request: ClientRequest) -> Pendi
 
 /// `mcpServer/oauth/token`, the request a frontend makes for every MCP request it sends:
 /// the stored entry is answered as it is shared, without a copy or a JSON value.
-async fn token(state: &ServerState, p: OauthTokenParams) -> Result<Answer, RequestError> {
+async fn token(
+    state: &ServerState,
+    p: OauthTokenParams,
+    peer: Peer,
+) -> Result<Answer, RequestError> {
     let target = resolve_shared(state, &p.name)?;
     state.oauth.token_used(&target);
     let creds = state
@@ -75,8 +94,32 @@ async fn token(state: &ServerState, p: OauthTokenParams) -> Result<Answer, Reque
         )
         .await
         .map_err(|e| AppError::from(e.as_ref()))?;
+    usable_by(peer, &creds, &target.name)?;
     Ok(Answer::Token(creds))
 }
+
+/// Rule 49: a DPoP-bound token goes only to a connection that declared it can send proofs;
+/// any other gets `dpopRequired`, naming the method that makes them.
+fn usable_by(peer: Peer, creds: &StoredCredentials, name: &str) -> Result<(), RequestError> {
+    if peer.dpop || !creds.is_dpop_bound() {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorKind::DpopRequired,
+        format!(
+            "the token of `{name}` is DPoP-bound and this connection did not declare \
+             `capabilities.dpop` at initialize: a frontend that can send DPoP proofs declares it \
+             and gets each request's proof and token from `{PROOF_METHOD}`; any other logs in to \
+             `{name}` again, which gets it a Bearer token unless the server or its \
+             configuration requires DPoP"
+        ),
+    )
+    .using(PROOF_METHOD)
+    .into())
+}
+
+/// The method that makes the proofs a DPoP-bound token needs.
+const PROOF_METHOD: &str = "mcpServer/oauth/dpopProof";
 
 /// `config/mcpServer/reload`.
 fn reload(state: &ServerState) -> Result<Answer, RequestError> {
@@ -88,6 +131,7 @@ fn reload(state: &ServerState) -> Result<Answer, RequestError> {
 async fn login(
     state: &ServerState,
     p: OauthLoginParams,
+    peer: Peer,
 ) -> Result<OauthLoginResponse, RequestError> {
     if let Some(t) = p.timeout_secs
         && !(1..=MAX_LOGIN_TIMEOUT_SECS).contains(&t)
@@ -116,23 +160,27 @@ async fn login(
             .timeout_secs
             .map(|s| Duration::from_secs(s.into()))
             .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
+        dpop: peer.dpop,
     };
     Ok(match state.oauth.start_login(target, options).await {
-        Ok(LoginBegun::Browser(started)) => OauthLoginResponse {
-            authorization_url: Some(started.authorization_url.to_string()),
-            redirect_uri: Some(started.redirect_uri),
-            grant: LoginGrant::AuthorizationCode,
-        },
-        Ok(LoginBegun::IdpSignIn(started)) => OauthLoginResponse {
-            authorization_url: Some(started.authorization_url.to_string()),
-            redirect_uri: Some(started.redirect_uri),
-            grant: LoginGrant::EnterpriseManaged,
-        },
+        Ok(LoginBegun::Browser(started)) => OauthLoginResponse::Browser(OauthBrowserLogin {
+            authorization_url: started.authorization_url.to_string(),
+            redirect_uri: started.redirect_uri,
+            grant: BrowserLoginGrant::AuthorizationCode,
+        }),
+        Ok(LoginBegun::IdpSignIn(started)) => OauthLoginResponse::Browser(OauthBrowserLogin {
+            authorization_url: started.authorization_url.to_string(),
+            redirect_uri: started.redirect_uri,
+            grant: BrowserLoginGrant::EnterpriseManaged,
+        }),
         // The tokens are stored; `completed` was announced.
-        Ok(LoginBegun::Obtained(grant)) => OauthLoginResponse {
-            authorization_url: None,
-            redirect_uri: None,
-            grant,
+        Ok(LoginBegun::Obtained(grant)) => match DirectLoginGrant::of(grant) {
+            Some(grant) => OauthLoginResponse::Direct(OauthDirectLogin { grant }),
+            None => {
+                return Err(RequestError::Internal(
+                    "a browser login answered without its URL".into(),
+                ));
+            }
         },
         Err(e) => return Err(RequestError::from(e.as_ref())),
     })
@@ -209,6 +257,7 @@ fn token_response(creds: StoredCredentials) -> OauthTokenResponse {
 async fn challenge(
     state: &ServerState,
     p: OauthChallengeParams,
+    peer: Peer,
 ) -> Result<OauthChallengeResponse, RequestError> {
     let checked = ChallengeRequest {
         status: p.status,
@@ -223,7 +272,10 @@ async fn challenge(
     let target = resolve_shared(state, &p.name)?;
     Ok(
         match state.oauth.answer_challenge(&target, checked).await? {
-            ChallengeOutcome::Token(creds) => OauthChallengeResponse::Token(token_response(*creds)),
+            ChallengeOutcome::Token(creds) => {
+                usable_by(peer, &creds, &target.name)?;
+                OauthChallengeResponse::Token(token_response(*creds))
+            }
             ChallengeOutcome::Login { started, scopes } => {
                 OauthChallengeResponse::Login(OauthChallengeLogin {
                     authorization_url: started.authorization_url.to_string(),
@@ -306,6 +358,7 @@ async fn list_status(
                 transport: McpServerTransport::Stdio,
                 url: None,
                 auth_status: McpAuthStatus::Unsupported,
+                reason: None,
                 expires_at: None,
                 scopes: None,
                 registration: None,
@@ -325,6 +378,7 @@ async fn list_status(
                     transport: McpServerTransport::StreamableHttp,
                     url: Some(http.url.to_string()),
                     auth_status: info.status,
+                    reason: info.reason,
                     expires_at: info.expires_at,
                     scopes: info.scopes,
                     registration: info.registration,

@@ -168,12 +168,15 @@ fn notification_for(event: OAuthEvent) -> ServerNotification {
             authorization_url,
             reason,
         }),
-        OAuthEvent::AuthStatusChanged { name, status } => {
-            ServerNotification::AuthStatusChanged(AuthStatusChangedNotification {
-                name,
-                auth_status: status,
-            })
-        }
+        OAuthEvent::AuthStatusChanged {
+            name,
+            status,
+            reason,
+        } => ServerNotification::AuthStatusChanged(AuthStatusChangedNotification {
+            name,
+            auth_status: status,
+            reason,
+        }),
     }
 }
 

@@ -54,19 +54,10 @@ impl<R: AsyncBufRead + Unpin> MessageReader<R> {
     /// The next message, or `None` at a clean end of stream.
     pub async fn next(&mut self) -> Result<Option<Incoming>, TransportError> {
         loop {
-            let framing = match self.framing {
-                Some(f) => f,
-                None => match self.detect().await? {
-                    Some(f) => {
-                        self.framing = Some(f);
-                        f
-                    }
-                    None => return Ok(None),
-                },
-            };
-            let item = match framing {
-                Framing::Lines => self.next_line().await?,
-                Framing::ContentLength => self.next_content_length().await?,
+            let item = match self.framing {
+                Some(Framing::Lines) => self.next_line().await?,
+                Some(Framing::ContentLength) => self.next_content_length(None).await?,
+                None => self.first().await?,
             };
             match item {
                 Some(Incoming::Message(bytes)) if bytes.iter().all(u8::is_ascii_whitespace) => {
@@ -77,26 +68,36 @@ impl<R: AsyncBufRead + Unpin> MessageReader<R> {
         }
     }
 
-    /// Looks at the first non-blank bytes without consuming a message.
-    async fn detect(&mut self) -> Result<Option<Framing>, TransportError> {
+    /// Reads the first non-blank line and chooses the framing from it: a header block
+    /// only when the line is a `Content-Length:` (or `Content-Type:`) header, in any case;
+    /// anything else, JSON or not, makes the connection line-delimited, so a typo on the
+    /// first line is answered as a parse error and the next line is read as usual.
+    async fn first(&mut self) -> Result<Option<Incoming>, TransportError> {
         loop {
             let buf = self.reader.fill_buf().await?;
             if buf.is_empty() {
                 return Ok(None);
             }
             let blank = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            if blank > 0 {
-                self.reader.consume(blank);
-                continue;
+            if blank == 0 {
+                break;
             }
-            // A header starts with a letter (`Content-Length:` / `Content-Type:`); JSON
-            // starts with `{` or `[` (anything else is handed to the JSON parser as a line).
-            return Ok(Some(if buf[0].is_ascii_alphabetic() {
-                Framing::ContentLength
-            } else {
-                Framing::Lines
-            }));
+            self.reader.consume(blank);
         }
+        let limit = self.max_bytes.max(HEADER_LINE_LIMIT);
+        let (line, total, newline) = self.read_line_bounded(limit).await?;
+        if is_header_line(&line) {
+            self.framing = Some(Framing::ContentLength);
+            if !newline {
+                return Err(TransportError::UnexpectedEof);
+            }
+            return self.next_content_length(Some((line, total))).await;
+        }
+        self.framing = Some(Framing::Lines);
+        if total > self.max_bytes {
+            return Ok(Some(Incoming::TooLarge { size: total }));
+        }
+        Ok(Some(Incoming::Message(line)))
     }
 
     /// Reads up to and including `\n`, keeping at most `limit` bytes. Returns the kept
@@ -146,12 +147,19 @@ impl<R: AsyncBufRead + Unpin> MessageReader<R> {
         Ok(Some(Incoming::Message(line)))
     }
 
-    async fn next_content_length(&mut self) -> Result<Option<Incoming>, TransportError> {
+    /// Reads one header block and its body; `first` is a header line already read.
+    async fn next_content_length(
+        &mut self,
+        mut first: Option<(Vec<u8>, usize)>,
+    ) -> Result<Option<Incoming>, TransportError> {
         let mut length: Option<usize> = None;
         let mut bad: Option<String> = None;
         let mut saw_header = false;
         loop {
-            let (line, total, newline) = self.read_line_bounded(HEADER_LINE_LIMIT).await?;
+            let (line, total, newline) = match first.take() {
+                Some((line, total)) => (line, total, true),
+                None => self.read_line_bounded(HEADER_LINE_LIMIT).await?,
+            };
             if !newline {
                 if !saw_header && total == 0 {
                     return Ok(None);
@@ -219,6 +227,14 @@ impl<R: AsyncBufRead + Unpin> MessageReader<R> {
         }
         Ok(())
     }
+}
+
+/// Whether a first line opens a header block: `Content-Length:` or `Content-Type:`, the
+/// two header names of base-protocol framing, in any case.
+fn is_header_line(line: &[u8]) -> bool {
+    ["content-length:", "content-type:"].iter().any(|name| {
+        line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+    })
 }
 
 /// Writes one message in the given framing and flushes.
@@ -376,6 +392,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, b"Content-Length: 2\r\n\r\n{}{}\n");
+    }
+
+    #[tokio::test]
+    async fn a_first_line_that_is_not_json_keeps_line_framing() {
+        // A typo on the first line of a hand-typed session: answered as a parse error
+        // by the caller, and the next line is read as a message.
+        for first in ["hello", "initialize", "Content-Lenght: 2", "{oops"] {
+            let input = format!("{first}\n{{\"a\":1}}\n");
+            let (items, framing) = read_all(input.as_bytes(), 1024).await;
+            assert_eq!(framing, Some(Framing::Lines), "{first}");
+            assert_eq!(items, vec![msg(first), msg("{\"a\":1}")], "{first}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_header_in_any_case_chooses_content_length_framing() {
+        let (items, framing) = read_all(b"\r\ncontent-LENGTH: 2\r\n\r\n{}", 50).await;
+        assert_eq!(framing, Some(Framing::ContentLength));
+        assert_eq!(items, vec![msg("{}")]);
+        let (items, framing) =
+            read_all(b"CONTENT-TYPE: x\r\nContent-Length: 2\r\n\r\n{}", 50).await;
+        assert_eq!(framing, Some(Framing::ContentLength));
+        assert_eq!(items, vec![msg("{}")]);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_first_line_is_skipped_in_line_framing() {
+        let input = format!("{}\n{{}}\n", "x".repeat(10_000));
+        let (items, framing) = read_all(input.as_bytes(), 50).await;
+        assert_eq!(framing, Some(Framing::Lines));
+        assert_eq!(items, vec![Incoming::TooLarge { size: 10_000 }, msg("{}")]);
     }
 
     #[tokio::test]

@@ -142,3 +142,43 @@ async fn binary_answers_over_socket_stdio_like_a_node_frontend_gives_it() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A typo on the first line of a hand-typed session is answered with a parse error and
+/// the session goes on line by line; it does not switch the connection to header framing.
+#[tokio::test]
+async fn binary_answers_a_first_line_typo_and_keeps_reading_lines() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = daemon(home.path());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"initialize please\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mcpServerStatus/list\"}\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("Content-Length"), "{stdout}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines.iter().any(|m| m["error"]["code"] == -32700),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|m| m["id"] == 1 && m.get("result").is_some())
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|m| m["id"] == 2 && m.get("result").is_some())
+    );
+}

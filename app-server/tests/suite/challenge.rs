@@ -201,7 +201,7 @@ async fn a_refused_token_without_refresh_token_needs_a_login_and_is_flagged() {
     assert!(!r.to_string().contains(&before.access_token));
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "tokenRevoked"})
     );
     assert!(
         stored(home.path(), "kit", &kit)
@@ -252,7 +252,7 @@ async fn a_refused_refresh_needs_a_login() {
     assert_eq!(kit.counters().invalid_grant, 1);
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "tokenRevoked"})
     );
     assert!(
         stored(home.path(), "kit", &kit)
@@ -315,8 +315,19 @@ async fn insufficient_scope_starts_a_step_up_login_for_the_union() {
         .map(|(_, v)| v.into_owned())
         .unwrap();
     assert_eq!(scope, "mcp:read offline_access mcp:write");
-    // Nothing is stored before the browser comes back.
-    assert_eq!(stored(home.path(), "kit", &kit).unwrap(), before);
+    // No tokens are stored before the browser comes back; only the cause is recorded.
+    let marked = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(
+        marked.login_reason,
+        Some(mcp_app_server_protocol::McpAuthStatusReason::MoreScopesNeeded)
+    );
+    assert_eq!(
+        StoredCredentials {
+            login_reason: None,
+            ..marked
+        },
+        before
+    );
 
     browser_visit(url.as_str()).await.unwrap();
     let done = c.notification("mcpServer/oauthLogin/completed").await;
@@ -376,7 +387,9 @@ async fn step_ups_stop_after_three_for_one_scope_set() {
         c.ok("mcpServer/oauth/cancel", json!({"name": "kit"})).await["cancelled"],
         true
     );
-    assert_eq!(stored(home.path(), "kit", &kit).unwrap(), before);
+    let after = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(after.access_token, before.access_token);
+    assert_eq!(after.refresh_token, before.refresh_token);
 
     // A login the user asks for starts the count over.
     let started = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
@@ -460,7 +473,7 @@ async fn a_server_that_moved_to_another_authorization_server_needs_a_login() {
     assert!(r["reason"].as_str().unwrap().contains(&b.issuer()), "{r}");
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "authorizationServerChanged"})
     );
     // No refresh anywhere: `a`'s tokens cannot serve a server that trusts `b`, and `b`
     // never sees them.

@@ -608,32 +608,7 @@ async fn a_cimd_login_that_times_out_says_the_document_may_have_been_refused() {
 
 // ------------------------------------------------------------------ interop: oidc-provider
 
-/// The repository root, where `tests/interop` and `.ci` live.
-fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Installs the pinned Node peers. Without Node the test cannot run: set
-/// `MCP_APP_SERVER_SKIP_INTEROP=1` to skip it on such machines (false otherwise).
-fn interop_ready() -> bool {
-    if std::env::var_os("MCP_APP_SERVER_SKIP_INTEROP").is_some() {
-        return false;
-    }
-    let out = std::process::Command::new("bash")
-        .arg(".ci/interop-setup.sh")
-        .current_dir(repo_root())
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "bash .ci/interop-setup.sh failed (Node >= 20 and npm are needed; set MCP_APP_SERVER_SKIP_INTEROP=1 to skip): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    true
-}
+use super::node::{node_ready, repo_root};
 
 /// Spawns an interop peer (`node tests/interop/<script>`) and reads its ready line. It exits
 /// when its stdin closes, so a failed test leaves nothing behind.
@@ -660,7 +635,7 @@ async fn start_peer(script: &str, env: &[(&str, String)]) -> (tokio::process::Ch
 
 #[tokio::test]
 async fn cimd_login_against_oidc_provider_with_serve_client_metadata() {
-    if !interop_ready() {
+    if !node_ready("cimd_login_against_oidc_provider_with_serve_client_metadata") {
         return;
     }
     let public_base = "https://client.test/ide/oauth";

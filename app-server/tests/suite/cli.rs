@@ -183,6 +183,32 @@ async fn login_no_browser_completes_from_a_pasted_redirect() {
     assert_eq!(kit.counters().authorize, 1);
 }
 
+/// Two logins from the terminal use the same sticky callback port, so the second reuses the
+/// registration the first made instead of registering a new client at the server.
+#[tokio::test]
+async fn a_second_cli_login_reuses_the_port_and_the_registration() {
+    let kit = Kit::start(KitConfig::default()).await.unwrap();
+    let home = kit_home(&kit, "");
+    let mut redirect_uris = Vec::new();
+    for _ in 0..2 {
+        let mut login = Running::start(home.path(), &["login", "kit", "--no-browser"], |_| {});
+        let url = login.authorization_url().await;
+        let query: std::collections::HashMap<String, String> = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        redirect_uris.push(query["redirect_uri"].clone());
+        let redirect = authorize_redirect_location(&url).await.unwrap();
+        login.paste(&redirect).await;
+        let (ok, stdout, stderr) = login.finish().await;
+        assert!(ok, "{stdout}\n{stderr}");
+    }
+    assert_eq!(redirect_uris[0], redirect_uris[1]);
+    assert_eq!(kit.counters().register, 1);
+    assert_eq!(kit.counters().authorize, 2);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn login_opens_browser_env_with_the_whole_url_and_accepts_a_paste() {
@@ -253,6 +279,16 @@ async fn login_failures_exit_non_zero_with_a_message() {
     let out = run(home.path(), &["login"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--url"));
+
+    // logout has no --url: its advice names what works.
+    let out = run(home.path(), &["logout", "nosuch"]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("no MCP server named `nosuch`"), "{err}");
+    assert!(
+        !err.contains("--url") && err.contains("mcp-app-server status"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -25,8 +25,8 @@ async fn status_lists_servers_sorted_with_transport_and_auth_status() {
     assert_eq!(
         r,
         json!({"data": [
-            {"name": "alpha", "transport": "streamableHttp", "url": "https://alpha.example.com/mcp", "authStatus": "notLoggedIn", "loginPending": false},
-            {"name": "beta", "transport": "streamableHttp", "url": "https://beta.example.com/mcp", "authStatus": "notLoggedIn", "loginPending": false},
+            {"name": "alpha", "transport": "streamableHttp", "url": "https://alpha.example.com/mcp", "authStatus": "notLoggedIn", "reason": "neverLoggedIn", "loginPending": false},
+            {"name": "beta", "transport": "streamableHttp", "url": "https://beta.example.com/mcp", "authStatus": "notLoggedIn", "reason": "neverLoggedIn", "loginPending": false},
             {"name": "local", "transport": "stdio", "authStatus": "unsupported", "loginPending": false}
         ]})
     );

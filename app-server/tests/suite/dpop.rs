@@ -34,7 +34,11 @@ async fn logged_in(
     kit: &Kit,
     extra: &str,
 ) -> (tempfile::TempDir, mcp_app_server::rpc::AppServer, MemClient) {
-    let (home, server, mut c) = daemon_for(kit, "kit", extra).await;
+    let (home, server, c) = daemon_for(kit, "kit", extra).await;
+    // A second connection, of a frontend that sends proofs: its logins bind tokens.
+    drop(c);
+    let mut c = harness::connect(&server);
+    c.initialize_dpop().await;
     let out = login(&mut c, "kit", json!({})).await;
     assert_eq!(out["completed"]["success"], true, "{out}");
     (home, server, c)
@@ -361,7 +365,7 @@ async fn the_key_survives_a_daemon_restart() {
     server.shutdown().await;
 
     let (_server, mut c) = harness::start(home.path());
-    c.initialize().await;
+    c.initialize_dpop().await;
     let p = proof_for(&mut c, &kit, json!({})).await;
     let proof = p["proof"].as_str().unwrap();
     assert_eq!(jwk_thumbprint(&header_jwk(proof)), Some(jkt));

@@ -106,7 +106,7 @@ async fn one_sign_in_then_every_enterprise_server_without_a_browser() {
     let r =
         s.c.ok("mcpServer/oauth/login", json!({"name": "docs"}))
             .await;
-    assert_eq!(r, json!({"grant": "enterpriseManaged"}));
+    assert_eq!(r, json!({"flow": "direct", "grant": "enterpriseManaged"}));
     let done = s.c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done, json!({"name": "docs", "success": true}));
     assert_eq!(
@@ -208,6 +208,6 @@ async fn a_refused_exchange_is_a_typed_error_and_loses_nothing_stored() {
     let r =
         s.c.ok("mcpServer/oauth/login", json!({"name": "chat"}))
             .await;
-    assert_eq!(r, json!({"grant": "enterpriseManaged"}));
+    assert_eq!(r, json!({"flow": "direct", "grant": "enterpriseManaged"}));
     assert_eq!(s.idp.counters().authorize, 1);
 }

@@ -61,14 +61,18 @@ async fn daemon(
     let home = tempfile::tempdir().unwrap();
     write_config(home.path(), &file_store_config(&config));
     let (server, mut c) = harness::start(home.path());
-    c.initialize().await;
+    c.initialize_dpop().await;
     (home, server, c)
 }
 
 /// Logs in with the configured grant and answers the token the daemon then hands out.
 async fn login(c: &mut MemClient, grant: &str) -> Value {
     let answer = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
-    assert_eq!(answer, json!({"grant": grant}), "{answer}");
+    assert_eq!(
+        answer,
+        json!({"flow": "direct", "grant": grant}),
+        "{answer}"
+    );
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], true, "{done}");
     c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await
@@ -198,4 +202,20 @@ async fn dpop_false_keeps_grant_tokens_bearer() {
     assert_ne!(renewed["accessToken"], access.as_str());
     assert_eq!(kit.last_token_request().unwrap().dpop_proof, None);
     assert_eq!(kit.counters().token_client_credentials, 2);
+}
+
+#[tokio::test]
+async fn a_grant_login_started_by_a_frontend_without_dpop_stays_bearer() {
+    let kit = Kit::start(cc_dpop_kit(false)).await.unwrap();
+    let (home, server, prover) = daemon(&kit, &cc_oauth()).await;
+    drop(prover);
+    // Rule 49: the authorization server offers DPoP, but the frontend starting the login
+    // cannot send proofs and nothing requires them.
+    let mut c = harness::connect(&server);
+    c.initialize().await;
+    let t = login(&mut c, "clientCredentials").await;
+    assert_eq!(t["tokenType"], "Bearer", "{t}");
+    assert_eq!(kit.dpop_binding(t["accessToken"].as_str().unwrap()), None);
+    assert_eq!(kit.last_token_request().unwrap().dpop_proof, None);
+    assert_eq!(stored(home.path(), "kit", &kit).unwrap().dpop_key, None);
 }

@@ -85,7 +85,11 @@ fn cc_kit(auth_methods: &[&str], client: PreregisteredClient) -> KitConfig {
 /// and nothing of the browser login (registration, authorization) was asked for.
 async fn login_without_browser(c: &mut MemClient, name: &str, kit: &Kit, grant: &str) -> String {
     let answer = c.ok("mcpServer/oauth/login", json!({"name": name})).await;
-    assert_eq!(answer, json!({"grant": grant}), "{answer}");
+    assert_eq!(
+        answer,
+        json!({"flow": "direct", "grant": grant}),
+        "{answer}"
+    );
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["name"], name);
     assert_eq!(done["success"], true, "{done}");
@@ -368,7 +372,7 @@ async fn jwt_bearer_presents_the_rotated_workload_token_and_a_refusal_is_final()
     assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "wif", "authStatus": "reauthenticationRequired"})
+        json!({"name": "wif", "authStatus": "reauthenticationRequired", "reason": "refreshRefused"})
     );
     let counters = kit.counters();
     assert_eq!(counters.token_jwt_bearer, 3);
@@ -397,4 +401,28 @@ async fn jwt_bearer_presents_the_rotated_workload_token_and_a_refusal_is_final()
     .unwrap();
     let answer = c.ok("mcpServer/oauth/login", json!({"name": "wif"})).await;
     assert_eq!(answer["grant"], "jwtBearer");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "wif", "authStatus": "loggedIn"})
+    );
+
+    // The workload token file is gone: the unexpired token still serves, and once it
+    // expired a new login is needed, and the status says why.
+    std::fs::remove_file(&token_file).unwrap();
+    c.ok("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    expire_stored(home.path(), "wif", &kit);
+    let e = c.err("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    assert_eq!(kind(&e), "grantCredentialUnavailable", "{e}");
+    assert_eq!(
+        c.notification("mcpServer/authStatus/changed").await,
+        json!({"name": "wif", "authStatus": "reauthenticationRequired", "reason": "grantCredentialMissing"})
+    );
+    let list = c.ok("mcpServerStatus/list", json!({})).await;
+    assert_eq!(
+        list["data"][0]["reason"], "grantCredentialMissing",
+        "{list}"
+    );
+    let e = c.err("mcpServer/oauth/token", json!({"name": "wif"})).await;
+    assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("credential"), "{e}");
 }

@@ -145,6 +145,30 @@ impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin> Client<W, R> {
         }
     }
 
+    /// The answer to `id` if it has already been read (without waiting).
+    pub fn take_response(&mut self, id: i64) -> Option<Value> {
+        let pos = self.backlog.iter().position(|m| m["id"] == json!(id))?;
+        self.backlog.remove(pos)
+    }
+
+    /// A notification with this method already read (without waiting).
+    pub fn take_notification(&mut self, method: &str) -> Option<Value> {
+        let pos = self
+            .backlog
+            .iter()
+            .position(|m| m["method"] == json!(method))?;
+        self.backlog.remove(pos).map(|m| m["params"].clone())
+    }
+
+    /// Sends a request without waiting for its answer; returns its id.
+    pub async fn send_request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        id
+    }
+
     /// Notifications received so far (without waiting) with this method.
     pub fn backlog_count(&self, method: &str) -> usize {
         self.backlog
@@ -157,6 +181,16 @@ impl<W: AsyncWrite + Unpin, R: AsyncRead + Unpin> Client<W, R> {
         self.ok(
             "initialize",
             json!({"clientInfo": {"name": "test", "version": "1"}}),
+        )
+        .await
+    }
+
+    /// `initialize` of a frontend that sends DPoP proofs (`capabilities.dpop`).
+    pub async fn initialize_dpop(&mut self) -> Value {
+        self.ok(
+            "initialize",
+            json!({"clientInfo": {"name": "test-dpop", "version": "1"},
+                   "capabilities": {"dpop": true}}),
         )
         .await
     }

@@ -2,11 +2,12 @@
 //! by others (tests/interop: oidc-provider and the MCP TypeScript SDK demo server), driven
 //! only through its JSON-RPC API. The test kit's server checks details; these prove that the
 //! daemon works with real implementations. Needs Node >= 20 and npm; the Node packages are
-//! installed on first use by `.ci/interop-setup.sh` (instant when already installed).
+//! installed on first use by `.ci/interop-setup.sh` (instant when already installed);
+//! `MCP_APP_SERVER_SKIP_NODE=1` skips these tests (suite/node.rs).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mcp_app_server::rpc::AppServer;
@@ -15,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::harness::{self, MemClient, write_config};
+use super::node::{node_ready, repo_root};
 
 /// Node loads oidc-provider in about a second; a loaded CI machine may need much more.
 const PEER_START: Duration = Duration::from_secs(60);
@@ -25,58 +27,8 @@ const PEER_STOP: Duration = Duration::from_secs(10);
 const PRE_CLIENT_ID: &str = "preregistered-confidential";
 const PRE_CLIENT_SECRET: &str = "s3cret-for-tests";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf()
-}
-
 fn interop_dir() -> PathBuf {
     repo_root().join("tests").join("interop")
-}
-
-/// Installs the pinned Node packages once per test process, so `cargo test --workspace`
-/// works on a fresh clone that has Node and npm.
-fn ensure_node_packages() {
-    static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = SETUP.get_or_init(|| {
-        match std::process::Command::new("node").arg("--version").output() {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                return Err(format!(
-                    "`node --version` failed ({}): the interop tests need Node >= 20 and npm on PATH",
-                    out.status
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot run `node` ({e}): the interop tests (app-server/tests/suite/interop.rs) \
-                     need Node >= 20 and npm on PATH; install Node, or skip them with \
-                     `cargo test -- --skip interop`"
-                ));
-            }
-        }
-        let script = repo_root().join(".ci").join("interop-setup.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}):\n{}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = outcome {
-        panic!("interop setup: {e}");
-    }
 }
 
 /// One running peer process. Dropping it sends SIGTERM (and, as a backstop, tokio's
@@ -92,7 +44,6 @@ struct Peer {
 
 impl Peer {
     async fn start(script: &'static str, env: &[(&str, &str)]) -> Peer {
-        ensure_node_packages();
         let mut child = Command::new("node")
             .arg(interop_dir().join(script))
             .arg("--exit-with-stdin")
@@ -245,7 +196,8 @@ impl Daemon {
             &format!("mcp_oauth_credentials_store = \"file\"\n{servers}"),
         );
         let (server, mut c) = harness::start(home.path());
-        c.initialize().await;
+        // A frontend that sends proofs: oidc-provider's tokens are then DPoP-bound.
+        c.initialize_dpop().await;
         Daemon {
             home,
             _server: server,
@@ -396,6 +348,9 @@ fn access_token(token: &Value) -> String {
 
 #[tokio::test]
 async fn interop_sdk_demo_server_dcr_login_and_authorized_session() {
+    if !node_ready("interop_sdk_demo_server_dcr_login_and_authorized_session") {
+        return;
+    }
     let sdk = Peer::sdk().await;
     let mcp_url = sdk.mcp_url();
     assert!(mcp_url.starts_with("http://localhost:"), "{mcp_url}");
@@ -426,6 +381,9 @@ async fn interop_sdk_demo_server_dcr_login_and_authorized_session() {
 
 #[tokio::test]
 async fn interop_oidc_provider_dcr_login_and_authorized_call() {
+    if !node_ready("interop_oidc_provider_dcr_login_and_authorized_call") {
+        return;
+    }
     let oidc = Peer::oidc(&[]).await;
     let mcp_url = oidc.mcp_url();
     let mut d = Daemon::start(&server_config("oidc", &mcp_url, "")).await;
@@ -451,7 +409,8 @@ async fn interop_oidc_provider_dcr_login_and_authorized_call() {
     );
 
     let token = d.token("oidc", 60).await;
-    // oidc-provider offers DPoP: the daemon's proof was accepted and the token is bound.
+    // oidc-provider offers DPoP and this frontend declared it sends proofs: the daemon's
+    // proof was accepted and the token is bound.
     assert_eq!(token["tokenType"], "DPoP", "{token}");
     assert!(stored["dpopKey"].is_string());
     let me = whoami(&mcp_url, &access_token(&token)).await.unwrap();
@@ -471,6 +430,9 @@ async fn interop_oidc_provider_dcr_login_and_authorized_call() {
 #[tokio::test]
 #[allow(unsafe_code)]
 async fn interop_oidc_provider_preregistered_confidential_client() {
+    if !node_ready("interop_oidc_provider_preregistered_confidential_client") {
+        return;
+    }
     const SECRET_VAR: &str = "MCP_INTEROP_TEST_PRE_SECRET_LOGIN";
     // SAFETY: a variable name no other test or thread reads or writes.
     unsafe { std::env::set_var(SECRET_VAR, PRE_CLIENT_SECRET) };
@@ -503,6 +465,9 @@ async fn interop_oidc_provider_preregistered_confidential_client() {
 
 #[tokio::test]
 async fn interop_oidc_provider_refresh_rotation() {
+    if !node_ready("interop_oidc_provider_refresh_rotation") {
+        return;
+    }
     let oidc = Peer::oidc(&[("ACCESS_TOKEN_TTL", "5")]).await;
     let mcp_url = oidc.mcp_url();
     // oidc-provider rotates only refresh tokens that are not bound to a DPoP key (a bound
@@ -579,6 +544,9 @@ async fn interop_oidc_provider_refresh_rotation() {
 
 #[tokio::test]
 async fn interop_oidc_provider_logout_revokes_the_grant() {
+    if !node_ready("interop_oidc_provider_logout_revokes_the_grant") {
+        return;
+    }
     let oidc = Peer::oidc(&[]).await;
     let issuer = oidc.issuer();
     let mcp_url = oidc.mcp_url();
@@ -617,6 +585,9 @@ async fn interop_oidc_provider_logout_revokes_the_grant() {
 #[tokio::test]
 #[allow(unsafe_code)]
 async fn interop_oidc_provider_logout_revokes_an_opaque_access_token() {
+    if !node_ready("interop_oidc_provider_logout_revokes_an_opaque_access_token") {
+        return;
+    }
     const SECRET_VAR: &str = "MCP_INTEROP_TEST_PRE_SECRET_REVOKE";
     // SAFETY: a variable name no other test or thread reads or writes.
     unsafe { std::env::set_var(SECRET_VAR, PRE_CLIENT_SECRET) };

@@ -88,7 +88,10 @@ async fn a_token_without_refresh_token_is_announced_expired_when_it_runs_out() {
     let changed = tokio::time::timeout(PATIENCE, c.notification(CHANGED))
         .await
         .expect("expired announced");
-    assert_eq!(changed, json!({"name": "kit", "authStatus": "expired"}));
+    assert_eq!(
+        changed,
+        json!({"name": "kit", "authStatus": "expired", "reason": "tokenExpired"})
+    );
     assert_eq!(status_of(&mut c, "kit").await["authStatus"], "expired");
     assert_eq!(kit.counters().token_refresh, 0);
 
@@ -181,7 +184,7 @@ async fn failed_background_refreshes_are_retried_and_only_a_refusal_is_announced
         .expect("refusal announced");
     assert_eq!(
         changed,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "refreshRefused"})
     );
     assert_eq!(kit.counters().invalid_grant, 1);
     let s = status_of(&mut c, "kit").await;
@@ -218,7 +221,7 @@ async fn another_process_logging_out_and_in_is_announced_to_every_frontend() {
     for c in [&mut first, &mut second] {
         assert_eq!(
             c.notification(CHANGED).await,
-            json!({"name": "kit", "authStatus": "notLoggedIn"})
+            json!({"name": "kit", "authStatus": "notLoggedIn", "reason": "neverLoggedIn"})
         );
         assert_eq!(status_of(c, "kit").await["authStatus"], "notLoggedIn");
     }

@@ -205,6 +205,7 @@ async fn notifications_go_to_initialized_connections_that_did_not_opt_out() {
         AuthStatusChangedNotification {
             name: "srv".into(),
             auth_status: McpAuthStatus::LoggedIn,
+            reason: None,
         },
     ));
     let n = a.notification("mcpServer/authStatus/changed").await;

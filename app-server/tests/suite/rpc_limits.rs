@@ -55,6 +55,7 @@ fn logged_in_home() -> tempfile::TempDir {
             token_endpoint_auth_method: "none".into(),
         },
         reauthentication_required: false,
+        login_reason: None,
         grant: None,
         dpop_key: None,
         updated_at: now,
@@ -222,6 +223,7 @@ fn auth_status(name: String) -> ServerNotification {
     ServerNotification::AuthStatusChanged(AuthStatusChangedNotification {
         name,
         auth_status: McpAuthStatus::LoggedIn,
+        reason: None,
     })
 }
 

@@ -143,7 +143,10 @@ async fn assert_refused(c: &mut MemClient, refused_url: &str) {
     let message = e["message"].as_str().unwrap();
     assert!(message.contains(refused_url), "{message}");
     assert!(message.contains("special-use address"), "{message}");
-    assert!(message.contains("allow_private_network"), "{message}");
+    assert!(
+        message.contains("`allow_link_local_and_special_use = true`"),
+        "{message}"
+    );
     // The daemon keeps answering.
     let list = c.ok("mcpServerStatus/list", json!({})).await;
     assert_eq!(list["data"][0]["name"], "evil", "{list}");
@@ -205,10 +208,12 @@ async fn token_and_registration_endpoints_at_special_use_addresses_are_refused()
     assert_eq!(target.accepted(), 0);
 }
 
-/// `allow_private_network = true` lifts the policy: the same hint is fetched (the listener
-/// speaks no TLS, so the login still fails, but not by the policy).
+/// `allow_private_network = true` lifts only the private-network rule: a special-use
+/// destination (here 0.0.0.0, which reaches this machine) stays refused, never connected
+/// to. Only `allow_link_local_and_special_use = true` lets the same hint be fetched (the
+/// listener speaks no TLS, so the login still fails, but not by the policy).
 #[tokio::test]
-async fn allow_private_network_lets_the_server_use_special_use_addresses() {
+async fn only_the_special_use_key_lets_the_server_use_special_use_addresses() {
     let target = Counting::start().await;
     let hint = format!("https://0.0.0.0:{}/prm", target.port);
     let mcp = hostile_server(Hostile {
@@ -217,6 +222,10 @@ async fn allow_private_network_lets_the_server_use_special_use_addresses() {
     })
     .await;
     let (_home, _server, mut c) = daemon(&mcp, "allow_private_network = true").await;
+    assert_refused(&mut c, &hint).await;
+    assert_eq!(target.accepted(), 0);
+
+    let (_home, _server, mut c) = daemon(&mcp, "allow_link_local_and_special_use = true").await;
     let e = c
         .err("mcpServer/oauth/login", json!({"name": "evil"}))
         .await;
@@ -225,37 +234,61 @@ async fn allow_private_network_lets_the_server_use_special_use_addresses() {
     assert_eq!(target.accepted(), 1, "{e}");
 
     // And a well-behaved loopback server logs in under the policy (its own origin is
-    // loopback, which a loopback server may use).
+    // loopback, which a loopback server may use), with or without the private opt-in.
     let mcp = hostile_server(Hostile::default()).await;
-    let (_home, _server, mut c) = daemon(&mcp, "").await;
-    let r = c.ok("mcpServer/oauth/login", json!({"name": "evil"})).await;
+    for extra in ["", "allow_private_network = true"] {
+        let (_home, _server, mut c) = daemon(&mcp, extra).await;
+        let r = c.ok("mcpServer/oauth/login", json!({"name": "evil"})).await;
+        assert!(
+            r["authorizationUrl"]
+                .as_str()
+                .unwrap()
+                .contains("/authorize"),
+            "{extra}: {r}"
+        );
+    }
+}
+
+/// The cloud metadata address behind a redirect of the authorization server's metadata,
+/// with `allow_private_network = true`: refused before any connection (the metadata GET
+/// only follows redirects on its own origin, and the policy refuses link-local).
+#[tokio::test]
+async fn allow_private_network_never_reaches_the_cloud_metadata_address() {
+    let mcp = hostile_server(Hostile {
+        issuer: Some("https://169.254.169.254".to_string()),
+        ..Default::default()
+    })
+    .await;
+    let (_home, _server, mut c) = daemon(&mcp, "allow_private_network = true").await;
+    let e = c
+        .err("mcpServer/oauth/login", json!({"name": "evil"}))
+        .await;
+    assert_eq!(kind(&e), "discoveryFailed", "{e}");
+    let message = e["message"].as_str().unwrap();
     assert!(
-        r["authorizationUrl"]
-            .as_str()
-            .unwrap()
-            .contains("/authorize"),
-        "{r}"
+        message.contains("169.254.169.254 is a link-local address"),
+        "{message}"
+    );
+    assert!(
+        message.contains("`allow_link_local_and_special_use = true`"),
+        "{message}"
     );
 }
 
 #[tokio::test]
-async fn allow_private_network_must_be_a_boolean() {
-    let home = tempfile::tempdir().unwrap();
-    write_config(
-        home.path(),
-        "[mcp_servers.evil]\nurl = \"https://mcp.example/mcp\"\nallow_private_network = \"yes\"\n",
-    );
-    let (_server, mut c) = harness::start(home.path());
-    c.initialize().await;
-    let e = c.err("mcpServerStatus/list", json!({})).await;
-    assert_eq!(kind(&e), "configInvalid", "{e}");
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("allow_private_network"),
-        "{e}"
-    );
+async fn the_network_opt_ins_must_be_booleans() {
+    for key in ["allow_private_network", "allow_link_local_and_special_use"] {
+        let home = tempfile::tempdir().unwrap();
+        write_config(
+            home.path(),
+            &format!("[mcp_servers.evil]\nurl = \"https://mcp.example/mcp\"\n{key} = \"yes\"\n"),
+        );
+        let (_server, mut c) = harness::start(home.path());
+        c.initialize().await;
+        let e = c.err("mcpServerStatus/list", json!({})).await;
+        assert_eq!(kind(&e), "configInvalid", "{e}");
+        assert!(e["message"].as_str().unwrap().contains(key), "{e}");
+    }
 }
 
 /// Refresh and revocation go to the stored endpoints, under the same policy: a stored

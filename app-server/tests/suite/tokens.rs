@@ -242,7 +242,7 @@ async fn invalid_grant_requires_a_new_login_and_says_so() {
     assert_eq!(kit.counters().invalid_grant, 1);
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "reauthenticationRequired"})
+        json!({"name": "kit", "authStatus": "reauthenticationRequired", "reason": "refreshRefused"})
     );
     let s = status_of(&mut c, "kit").await;
     assert_eq!(s["authStatus"], "reauthenticationRequired");
@@ -373,7 +373,7 @@ async fn logout_with_revoke_revokes_refresh_then_access_token_and_deletes() {
     assert!(stored(home.path(), "kit", &kit).is_none());
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "notLoggedIn"})
+        json!({"name": "kit", "authStatus": "notLoggedIn", "reason": "neverLoggedIn"})
     );
     let s = status_of(&mut c, "kit").await;
     assert_eq!(s["authStatus"], "notLoggedIn");
@@ -419,7 +419,7 @@ async fn failed_or_impossible_revocation_still_deletes_and_says_so() {
     assert!(stored(home.path(), "kit", &kit).is_none());
     assert_eq!(
         c.notification("mcpServer/authStatus/changed").await,
-        json!({"name": "kit", "authStatus": "notLoggedIn"})
+        json!({"name": "kit", "authStatus": "notLoggedIn", "reason": "neverLoggedIn"})
     );
 
     // The server has no revocation endpoint.

@@ -7,4 +7,11 @@ export type ClientCapabilities = {
 /**
  * Notification methods this connection does not want to receive.
  */
-optOutNotificationMethods?: Array<string> | null, };
+optOutNotificationMethods?: Array<string> | null,
+/**
+ * The client can send DPoP proofs (RFC 9449) made by `mcpServer/oauth/dpopProof`.
+ * Logins it starts may then bind tokens to the daemon's key, and
+ * `mcpServer/oauth/token` hands it DPoP-bound tokens; without it (the default) a
+ * DPoP-bound token is refused with `dpopRequired`.
+ */
+dpop?: boolean | null, };

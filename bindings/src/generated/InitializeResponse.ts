@@ -10,6 +10,12 @@ export type InitializeResponse = {
  */
 serverInfo: ServerInfo,
 /**
+ * The version of the protocol this daemon speaks (semver, the version of the npm
+ * package `@mcp-app-server/protocol` generated from the same table). A new major
+ * version may break existing frontends; minor versions only add.
+ */
+protocolVersion: string,
+/**
  * Every request method this daemon answers.
  */
 methods: Array<string>,

@@ -28,9 +28,11 @@ import type { ReloadConfigParams } from "./ReloadConfigParams.js";
 import type { ReloadConfigResponse } from "./ReloadConfigResponse.js";
 
 export type { AuthStatusChangedNotification } from "./AuthStatusChangedNotification.js";
+export type { BrowserLoginGrant } from "./BrowserLoginGrant.js";
 export type { ClientCapabilities } from "./ClientCapabilities.js";
 export type { ClientInfo } from "./ClientInfo.js";
 export type { ClientRegistrationMode } from "./ClientRegistrationMode.js";
+export type { DirectLoginGrant } from "./DirectLoginGrant.js";
 export type { ErrorKind } from "./ErrorKind.js";
 export type { InitializeParams } from "./InitializeParams.js";
 export type { InitializeResponse } from "./InitializeResponse.js";
@@ -38,8 +40,10 @@ export type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 export type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
 export type { LoginGrant } from "./LoginGrant.js";
 export type { McpAuthStatus } from "./McpAuthStatus.js";
+export type { McpAuthStatusReason } from "./McpAuthStatusReason.js";
 export type { McpServerStatus } from "./McpServerStatus.js";
 export type { McpServerTransport } from "./McpServerTransport.js";
+export type { OauthBrowserLogin } from "./OauthBrowserLogin.js";
 export type { OauthCancelParams } from "./OauthCancelParams.js";
 export type { OauthCancelResponse } from "./OauthCancelResponse.js";
 export type { OauthChallengeLogin } from "./OauthChallengeLogin.js";
@@ -48,6 +52,7 @@ export type { OauthChallengeReauthentication } from "./OauthChallengeReauthentic
 export type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 export type { OauthCompleteParams } from "./OauthCompleteParams.js";
 export type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
+export type { OauthDirectLogin } from "./OauthDirectLogin.js";
 export type { OauthDpopProofParams } from "./OauthDpopProofParams.js";
 export type { OauthDpopProofResponse } from "./OauthDpopProofResponse.js";
 export type { OauthLoginCompletedNotification } from "./OauthLoginCompletedNotification.js";
@@ -186,6 +191,7 @@ export type ErrorKindCodes = {
   "refreshFailedRetryable": -32032;
   "stepUpLimitReached": -32033;
   "notDpopBound": -32034;
+  "dpopRequired": -32035;
   "credentialStoreFailed": -32040;
   "credentialStoreBusy": -32041;
   "shuttingDown": -32050;
@@ -227,6 +233,8 @@ export type JsonRpcSuccess<M extends ClientRequestMethod = ClientRequestMethod> 
 /** Extra error details. Application errors always carry `kind`. */
 export type JsonRpcErrorData = {
   kind?: ErrorKind;
+  /** The request method to use instead, when the error names one (`dpopRequired`: `mcpServer/oauth/dpopProof`). */
+  useMethod?: ClientRequestMethod;
   [key: string]: unknown;
 };
 

@@ -5,6 +5,12 @@
 import type { ClientRequestMethod, ErrorKind, ErrorKindCodes, ServerNotificationMethod } from "./index.js";
 
 /**
+ * The protocol version these bindings describe (semver); the daemon sends its own as
+ * `protocolVersion` in the answer to `initialize`. Same major version: compatible.
+ */
+export const PROTOCOL_VERSION = "1.0.0";
+
+/**
  * Every request method the daemon answers, in table order.
  */
 export const REQUEST_METHODS = [
@@ -54,6 +60,7 @@ export const ERROR_KIND_CODES: ErrorKindCodes = {
   "refreshFailedRetryable": -32032,
   "stepUpLimitReached": -32033,
   "notDpopBound": -32034,
+  "dpopRequired": -32035,
   "credentialStoreFailed": -32040,
   "credentialStoreBusy": -32041,
   "shuttingDown": -32050,
@@ -84,6 +91,7 @@ export const ERROR_KINDS: readonly ErrorKind[] = [
   "refreshFailedRetryable",
   "stepUpLimitReached",
   "notDpopBound",
+  "dpopRequired",
   "credentialStoreFailed",
   "credentialStoreBusy",
   "shuttingDown",

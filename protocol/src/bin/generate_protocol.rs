@@ -12,7 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mcp_app_server_protocol::export::{GENERATED_DIRS, RETIRED_GENERATED, generate_all};
+use mcp_app_server_protocol::export::{
+    GENERATED_DIRS, RELEASED_SCHEMA_DIR, RETIRED_GENERATED, generate_all,
+};
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -87,7 +89,7 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> io::Result<()>
         let name = entry.file_name();
         let child = rel.join(&name);
         if entry.file_type()?.is_dir() {
-            if name != "node_modules" {
+            if name != "node_modules" && child != Path::new(RELEASED_SCHEMA_DIR) {
                 list_files(root, &child, out)?;
             }
         } else {

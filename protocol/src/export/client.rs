@@ -140,6 +140,16 @@ fn methods_ts(protocol: &Protocol) -> String {
     out.push_str(
         "import type { ClientRequestMethod, ErrorKind, ErrorKindCodes, ServerNotificationMethod } from \"./index.js\";\n\n",
     );
+    ts_doc(
+        &mut out,
+        "",
+        "The protocol version these bindings describe (semver); the daemon sends its own as\n`protocolVersion` in the answer to `initialize`. Same major version: compatible.",
+    );
+    let _ = writeln!(
+        out,
+        "export const PROTOCOL_VERSION = {:?};\n",
+        crate::PROTOCOL_VERSION
+    );
     let requests: Vec<&str> = protocol.requests.iter().map(|e| e.method).collect();
     let notifications: Vec<&str> = protocol.notifications.iter().map(|e| e.method).collect();
     string_list(

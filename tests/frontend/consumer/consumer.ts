@@ -14,6 +14,7 @@ import {
   type ClientErrorReason,
   type ErrorKind,
   type McpAuthStatus,
+  type McpAuthStatusReason,
   type McpServerStatus,
   type OauthLoginCompletedNotification,
   type OauthTokenResponse,
@@ -27,12 +28,17 @@ export async function frontend(bin: string, home: string): Promise<McpServerStat
   const { data, nextCursor } = await client.listMcpServerStatus({ limit: 10 });
   const cursor: string | undefined = nextCursor;
   const status: McpAuthStatus | undefined = data[0]?.authStatus;
+  const why: McpAuthStatusReason | undefined = data[0]?.reason;
+  // @ts-expect-error a reason is one of the listed causes, not any string
+  const notAReason: McpAuthStatusReason = "forgotten";
+  void [why, notAReason];
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear", { timeoutMs: 300_000 });
-  const { authorizationUrl } = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const started = await client.login({ name: "linear", scopes: null, clientRegistration: "dcr" });
+  const authorizationUrl: string | undefined = started.flow === "browser" ? started.authorizationUrl : undefined;
   const done: OauthLoginCompletedNotification = await completed;
   const kind: ErrorKind | undefined = done.errorKind;
-  const subscription = client.onAuthStatusChanged(({ name, authStatus }) => void [name, authStatus]);
+  const subscription = client.onAuthStatusChanged(({ name, authStatus, reason }) => void [name, authStatus, reason === "tokenRevoked"]);
   subscription.dispose();
   client.onLoginRestarted((restart) => void restart.authorizationUrl.toUpperCase());
 
@@ -84,8 +90,8 @@ export async function readmeLogin(): Promise<string> {
   await client.initialize({ clientInfo: { name: "my-ide", version: "1.0.0" } });
 
   const completed = client.waitFor("mcpServer/oauthLogin/completed", (n) => n.name === "linear");
-  const { authorizationUrl } = await client.login({ name: "linear" });
-  if (authorizationUrl) openInBrowser(authorizationUrl); // e.g. vscode.env.openExternal; absent: no browser needed
+  const started = await client.login({ name: "linear" });
+  if (started.flow === "browser") openInBrowser(started.authorizationUrl); // e.g. vscode.env.openExternal; "direct": no browser needed
   const done = await completed;
   if (!done.success) throw new Error(done.error);
 

@@ -117,6 +117,13 @@ fn check_dpop(
         if dpop_scheme {
             return Err(refused(s, "invalid_token", "the token is not DPoP-bound"));
         }
+        if s.config.dpop_required {
+            return Err(refused(
+                s,
+                "invalid_token",
+                "this resource accepts DPoP-bound tokens only",
+            ));
+        }
         return Ok(());
     };
     if !dpop_scheme {

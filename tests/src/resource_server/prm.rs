@@ -47,5 +47,8 @@ async fn serve(s: &Shared, served: bool) -> Response {
     }
     doc.insert("bearer_methods_supported".into(), json!(["header"]));
     doc.insert("resource_name".into(), json!("mcp-app-server test kit"));
+    if s.config.dpop_required {
+        doc.insert("dpop_bound_access_tokens_required".into(), json!(true));
+    }
     crate::authorization_server::metadata::with_max_age(s, Json(Value::Object(doc)).into_response())
 }

@@ -90,6 +90,7 @@ impl IdpSession {
                 token_endpoint_auth_method: self.secret_method.clone(),
             },
             reauthentication_required: false,
+            login_reason: None,
             grant: None,
             dpop_key: None,
             updated_at: unix_now(),

@@ -1,6 +1,6 @@
 use super::*;
 use crate::credentials::StoredClient;
-use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason, RegistrationKind};
 
 fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials {
     let now = unix_now();
@@ -23,6 +23,7 @@ fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials
             token_endpoint_auth_method: "none".into(),
         },
         reauthentication_required: false,
+        login_reason: None,
         grant: None,
         dpop_key: None,
         updated_at: expires_in.map_or(now, |s| now + s - life),
@@ -48,7 +49,7 @@ fn service_on(
         crate::engine::Network::new().unwrap(),
         store,
         Arc::new(move |event| {
-            if let OAuthEvent::AuthStatusChanged { name, status } = event {
+            if let OAuthEvent::AuthStatusChanged { name, status, .. } = event {
                 sink.lock().unwrap().push((name, status));
             }
         }),
@@ -80,6 +81,7 @@ async fn each_change_is_announced_once_whoever_notices_it_first() {
     service.emit(OAuthEvent::AuthStatusChanged {
         name: "a".into(),
         status: McpAuthStatus::LoggedIn,
+        reason: None,
     });
     assert_eq!(seen.lock().unwrap().len(), 1);
 
@@ -88,6 +90,7 @@ async fn each_change_is_announced_once_whoever_notices_it_first() {
     service.emit(OAuthEvent::AuthStatusChanged {
         name: "a".into(),
         status: McpAuthStatus::NotLoggedIn,
+        reason: Some(McpAuthStatusReason::NeverLoggedIn),
     });
     service.rescan(&configured).await.unwrap();
     assert_eq!(
@@ -161,6 +164,7 @@ async fn servers_coming_into_use_are_planned_without_a_whole_round_each() {
             ))
         })
         .collect();
+    let saved_at = unix_now();
     for t in &targets {
         let mut c = creds(Some(3600), 3600, true);
         (c.server_name, c.server_url) = (t.name.clone(), t.url.to_string());
@@ -194,7 +198,7 @@ async fn servers_coming_into_use_are_planned_without_a_whole_round_each() {
     assert!((1..=SERVERS as u64).contains(&added), "{added}");
     let due = service.live_status("s07").1.unwrap();
     assert!(
-        (unix_now() + 3600 - 91..=unix_now() + 3600).contains(&due),
+        (saved_at + 3600 - 91..=unix_now() + 3600).contains(&due),
         "{due}"
     );
 

@@ -28,6 +28,10 @@ pub(crate) struct ServerChallenges {
     pub(crate) discovered_prm: Option<Option<Url>>,
     /// Sorted scope sets and the step-ups started for each, oldest first.
     pub(crate) step_ups: VecDeque<(Vec<String>, u32)>,
+    /// SHA-256 of an access token the MCP server refused (401) before it expired, while
+    /// the renewal that follows runs: a refusal of that renewal means the grant was
+    /// revoked.
+    pub(crate) refused_unexpired: Option<[u8; 32]>,
 }
 
 impl ChallengeState {
@@ -46,6 +50,21 @@ impl ChallengeState {
             servers.clear();
         }
         f(servers.entry(slot).or_default())
+    }
+
+    /// The MCP server refused `access_token` although it had not expired.
+    pub(crate) fn refused_unexpired(&self, key: &CredentialKey, access_token: &str) {
+        let digest = token_digest(access_token);
+        self.with_server(key, |s| s.refused_unexpired = Some(digest));
+    }
+
+    /// Whether the MCP server refused `access_token` before it expired (forgets it).
+    pub(crate) fn take_refused_unexpired(&self, key: &CredentialKey, access_token: &str) -> bool {
+        let digest = token_digest(access_token);
+        self.lock()
+            .get_mut(&key.storage_key())
+            .and_then(|s| s.refused_unexpired.take_if(|d| *d == digest))
+            .is_some()
     }
 
     /// Discovery for this server used `prm_url` (none: it found no document).
@@ -102,4 +121,9 @@ pub(crate) fn scope_set(scopes: &[String]) -> Vec<String> {
     set.sort();
     set.dedup();
     set
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
 }

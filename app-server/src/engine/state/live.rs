@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use mcp_app_server_protocol::McpAuthStatus;
+use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -46,11 +46,15 @@ pub(crate) struct Live {
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// A status as announced: the status and why a login is needed; a change of either is
+/// announced.
+pub(crate) type AnnouncedStatus = (McpAuthStatus, Option<McpAuthStatusReason>);
+
 /// The status each server was last announced with. `epoch` counts announcements, so a
 /// rescan that read the store before an announcement does not undo it.
 #[derive(Default)]
 pub(crate) struct Announced {
-    pub status: HashMap<String, McpAuthStatus>,
+    pub status: HashMap<String, AnnouncedStatus>,
     pub epoch: u64,
 }
 

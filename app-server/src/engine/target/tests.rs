@@ -33,7 +33,7 @@ fn debug_output_holds_no_secret() {
         callback_url: None,
         client_metadata_url: None,
         client_metadata_url_base: None,
-        allow_private_network: false,
+        net_opt_ins: Default::default(),
         enterprise: None,
         client_issuer: None,
         grant: GrantConfig::ClientCredentials {
@@ -42,7 +42,7 @@ fn debug_output_holds_no_secret() {
                 crate::config::grant::InlineSecret(secret("inline")),
             ),
         },
-        dpop: true,
+        dpop: Some(true),
         lookup: Default::default(),
     };
     assert_redacted(&target);
@@ -77,6 +77,7 @@ fn debug_output_holds_no_secret() {
         resource: "https://mcp.example.com/mcp".into(),
         client,
         reauthentication_required: false,
+        login_reason: None,
         grant: None,
         dpop_key: None,
         updated_at: 0,

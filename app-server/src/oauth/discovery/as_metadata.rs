@@ -10,6 +10,7 @@ use url::Url;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::DiscoveryError;
+use crate::oauth::bounds::{self, MAX_LIST_ENTRIES};
 use crate::oauth::http::{HttpClient, HttpError, HttpResponse, check_secure_url};
 
 /// RFC 8414 authorization server metadata (the fields a client uses), after merging the
@@ -23,15 +24,35 @@ pub struct AuthServerMetadata {
     pub registration_endpoint: Option<Url>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub scopes_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub response_types_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub grant_types_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub code_challenge_methods_supported: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     /// Client ID Metadata Documents accepted as client ids.
     #[serde(default, deserialize_with = "bool_or_null")]
@@ -40,7 +61,11 @@ pub struct AuthServerMetadata {
     #[serde(default, deserialize_with = "bool_or_null")]
     pub authorization_response_iss_parameter_supported: bool,
     /// RFC 9449 5.1: the JWS algorithms the server accepts in DPoP proofs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
@@ -154,6 +179,16 @@ pub fn issuers_match(expected: &str, found: &str) -> bool {
     expected == found
 }
 
+/// The `issuer` of a metadata document, every other member skipped unread.
+#[derive(Deserialize)]
+struct IssuerOnly {
+    #[serde(default)]
+    issuer: Option<serde_json::Value>,
+}
+
+/// Characters of a mismatching `issuer` quoted in an error.
+const MAX_QUOTED_ISSUER: usize = 256;
+
 pub(super) enum MetadataOutcome {
     Found {
         metadata: Box<AuthServerMetadata>,
@@ -200,20 +235,25 @@ pub(super) async fn fetch_auth_server_metadata(
             attempts.push(format!("{url}: HTTP {}", response.status.as_u16()));
             continue;
         }
-        let Ok(value) = response.json::<serde_json::Value>() else {
+        // Read straight from the bytes, twice (the issuer alone, then the whole document
+        // with its lists bounded): no intermediate JSON tree of a 1 MiB document.
+        let Ok(found) = response.json::<IssuerOnly>() else {
             attempts.push(format!("{url}: not JSON"));
             continue;
         };
-        let found_issuer = value.get("issuer").and_then(|v| v.as_str()).unwrap_or("");
+        let found_issuer = match &found.issuer {
+            Some(serde_json::Value::String(s)) => s.as_str(),
+            _ => "",
+        };
         if !issuers_match(issuer, found_issuer) {
             first_mismatch.get_or_insert(DiscoveryError::IssuerMismatch {
                 url: url.to_string(),
                 expected: issuer.to_string(),
-                found: found_issuer.to_string(),
+                found: found_issuer.chars().take(MAX_QUOTED_ISSUER).collect(),
             });
             continue;
         }
-        match serde_json::from_value::<AuthServerMetadata>(value) {
+        match response.json::<AuthServerMetadata>() {
             Ok(metadata) => valid.push((metadata, response.cache_max_age())),
             Err(e) => {
                 first_invalid.get_or_insert(DiscoveryError::InvalidMetadata {
@@ -253,11 +293,16 @@ pub fn merge_metadata(
     primary: AuthServerMetadata,
     others: impl IntoIterator<Item = AuthServerMetadata>,
 ) -> AuthServerMetadata {
+    // Linear (a set of what is there), and bounded like each document's lists.
     fn union(into: &mut Option<Vec<String>>, from: Option<Vec<String>>) {
         if let Some(from) = from {
             let list = into.get_or_insert_with(Vec::new);
+            let mut seen: std::collections::HashSet<String> = list.iter().cloned().collect();
             for item in from {
-                if !list.contains(&item) {
+                if list.len() >= MAX_LIST_ENTRIES {
+                    break;
+                }
+                if seen.insert(item.clone()) {
                     list.push(item);
                 }
             }

@@ -41,9 +41,9 @@ pub use as_metadata::{auth_server_metadata_candidates, merge_metadata};
 pub use cache::DiscoveryCache;
 pub use error::DiscoveryError;
 pub use outcome::Discovery;
-#[cfg(test)]
-pub use prm::protected_resource_candidates;
 use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_location};
+#[cfg(test)]
+pub use prm::{ProtectedResourceMetadata, protected_resource_candidates};
 pub use probe::{Probe, probe};
 use same_origin::Speculation;
 

@@ -33,6 +33,16 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// The protected resource accepts only DPoP-bound tokens: its metadata says
+    /// `dpop_bound_access_tokens_required` (RFC 9728 2), or its challenge offered the
+    /// `DPoP` scheme only (RFC 9449 7.1).
+    pub fn requires_dpop(&self) -> bool {
+        self.protected_resource
+            .as_ref()
+            .is_some_and(|p| p.dpop_bound_access_tokens_required == Some(true))
+            || self.challenge.as_ref().is_some_and(|c| c.dpop_only)
+    }
+
     /// The scopes a login asks for: `explicit` (the request's), else `configured`, else what
     /// this discovery names (the challenge, then the protected resource), filtered by what
     /// the authorization server supports ([`crate::oauth::scopes::select_scopes`]).

@@ -10,20 +10,33 @@ use url::Url;
 use serde::{Deserialize, Serialize};
 
 use super::error::DiscoveryError;
+use crate::oauth::bounds;
 use crate::oauth::http::HttpClient;
 use crate::oauth::www_authenticate::BearerChallenge;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProtectedResourceMetadata {
     pub resource: String,
-    #[serde(default)]
+    /// Every list is cut to the bounds of [`crate::oauth::bounds`] while it is parsed.
+    #[serde(default, deserialize_with = "bounds::urls")]
     pub authorization_servers: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub scopes_supported: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
     pub bearer_methods_supported: Option<Vec<String>>,
+    /// RFC 9728 2: the resource accepts only DPoP-bound access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens_required: Option<bool>,
 }
 
 /// Rule 2, pure: where to look for the PRM. With a `resource_metadata` hint only there;
@@ -103,14 +116,17 @@ pub(super) async fn fetch_prm(
     if response.status != StatusCode::OK {
         return missed(format!("HTTP {}", response.status.as_u16()));
     }
-    let Ok(value) = response.json::<serde_json::Value>() else {
-        return missed("not JSON".to_string());
+    // Parsed straight from the bytes (no intermediate JSON tree), its lists bounded.
+    let prm: ProtectedResourceMetadata = match response.json() {
+        Ok(prm) => prm,
+        Err(e) if e.is_syntax() || e.is_eof() => return missed("not JSON".to_string()),
+        Err(e) => {
+            return Err(DiscoveryError::InvalidProtectedResource {
+                url: url.to_string(),
+                reason: e.to_string(),
+            });
+        }
     };
-    let prm: ProtectedResourceMetadata =
-        serde_json::from_value(value).map_err(|e| DiscoveryError::InvalidProtectedResource {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
     tracing::debug!(%url, resource = %prm.resource, "protected resource metadata");
     Ok(PrmAnswer::Found(FoundPrm {
         url: url.clone(),

@@ -137,25 +137,52 @@ fn policies_allow_what_their_server_class_may_use() {
 
 #[test]
 fn a_server_gets_the_policy_of_its_most_public_address() {
-    let table: [(&[&str], bool, NetPolicy); 10] = [
-        (&["127.0.0.1"], false, NetPolicy::Local),
-        (&["127.0.0.1", "::1"], false, NetPolicy::Local),
-        (&["10.0.0.5"], false, NetPolicy::Intranet),
-        (&["fd00::5", "127.0.0.1"], false, NetPolicy::Intranet),
-        (&["8.8.8.8"], false, NetPolicy::PublicOnly),
-        (&["10.0.0.5", "8.8.8.8"], false, NetPolicy::PublicOnly),
-        (&["169.254.169.254"], false, NetPolicy::PublicOnly),
-        (&["0.0.0.0"], false, NetPolicy::PublicOnly),
-        (&[], false, NetPolicy::PublicOnly),
-        (&["8.8.8.8"], true, NetPolicy::Unrestricted),
+    const NONE: NetOptIns = NetOptIns {
+        private_network: false,
+        link_local_and_special_use: false,
+    };
+    const PRIVATE: NetOptIns = NetOptIns {
+        private_network: true,
+        link_local_and_special_use: false,
+    };
+    const SPECIAL: NetOptIns = NetOptIns {
+        private_network: false,
+        link_local_and_special_use: true,
+    };
+    let table: [(&[&str], NetOptIns, NetPolicy); 15] = [
+        (&["127.0.0.1"], NONE, NetPolicy::Local),
+        (&["127.0.0.1", "::1"], NONE, NetPolicy::Local),
+        (&["10.0.0.5"], NONE, NetPolicy::Intranet),
+        (&["fd00::5", "127.0.0.1"], NONE, NetPolicy::Intranet),
+        (&["8.8.8.8"], NONE, NetPolicy::PublicOnly),
+        (&["10.0.0.5", "8.8.8.8"], NONE, NetPolicy::PublicOnly),
+        (&["169.254.169.254"], NONE, NetPolicy::PublicOnly),
+        (&["0.0.0.0"], NONE, NetPolicy::PublicOnly),
+        (&[], NONE, NetPolicy::PublicOnly),
+        // `allow_private_network` lifts the private-network rule only.
+        (&["8.8.8.8"], PRIVATE, NetPolicy::Intranet),
+        (&["10.0.0.5"], PRIVATE, NetPolicy::Intranet),
+        (&["127.0.0.1"], PRIVATE, NetPolicy::Local),
+        (&["169.254.169.254"], PRIVATE, NetPolicy::Intranet),
+        (&[], PRIVATE, NetPolicy::Intranet),
+        (&["8.8.8.8"], SPECIAL, NetPolicy::Unrestricted),
     ];
-    for (addresses, allow, expected) in table {
+    for (addresses, opt_ins, expected) in table {
         let addresses: Vec<IpAddr> = addresses.iter().map(|a| ip(a)).collect();
         assert_eq!(
-            NetPolicy::for_server(&addresses, allow),
+            NetPolicy::for_server(&addresses, opt_ins),
             expected,
-            "{addresses:?}"
+            "{addresses:?} {opt_ins:?}"
         );
+    }
+    // Whatever the server, `allow_private_network` never reaches the cloud metadata
+    // service or another special-use address.
+    for addresses in [&["8.8.8.8"][..], &["10.0.0.5"], &["127.0.0.1"], &[]] {
+        let addresses: Vec<IpAddr> = addresses.iter().map(|a| ip(a)).collect();
+        let policy = NetPolicy::for_server(&addresses, PRIVATE);
+        assert!(policy.allows(Private), "{addresses:?}");
+        assert!(!policy.allows(LinkLocal), "{addresses:?}");
+        assert!(!policy.allows(SpecialUse), "{addresses:?}");
     }
 }
 
@@ -188,8 +215,11 @@ async fn resolver_drops_refused_addresses_before_any_connect() {
     let refused = err.downcast_ref::<Refused>().expect("a policy refusal");
     assert_eq!(refused.class, LinkLocal);
     assert_eq!(refused.address, ip("169.254.169.254"));
+    // The advice names the key that allows link-local addresses, not the private one.
     assert!(
-        refused.to_string().contains("allow_private_network"),
+        refused
+            .to_string()
+            .contains("`allow_link_local_and_special_use = true`"),
         "{refused}"
     );
     let err = r.allowed("mapped.test").await.unwrap_err();

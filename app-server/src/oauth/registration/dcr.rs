@@ -5,6 +5,8 @@ use mcp_app_server_protocol::RegistrationKind;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
+
+use crate::oauth::bounds::{MAX_NAME_BYTES, MAX_URL_BYTES};
 use url::Url;
 
 use super::client::{ClientRegistration, TokenAuthMethod};
@@ -161,6 +163,18 @@ pub fn parse_registration_response(
             reason: "empty client_id".to_string(),
         });
     }
+    // Both are stored and sent with every token request: bounded like a URL.
+    for (field, value) in [
+        ("client_id", Some(&parsed.client_id)),
+        ("client_secret", parsed.client_secret.as_ref()),
+    ] {
+        if value.is_some_and(|v| v.len() > MAX_URL_BYTES) {
+            return Err(RegistrationError::InvalidResponse {
+                url: url.to_string(),
+                reason: format!("`{field}` is longer than {MAX_URL_BYTES} bytes"),
+            });
+        }
+    }
     let secret = parsed.client_secret.filter(|s| !s.is_empty());
     let auth_method = match parsed.token_endpoint_auth_method.as_deref() {
         Some(name) => match TokenAuthMethod::from_name(name) {
@@ -170,7 +184,7 @@ pub fn parse_registration_response(
             Some(_) => TokenAuthMethod::None,
             None => {
                 return Err(RegistrationError::UnsupportedAuthMethods {
-                    advertised: name.to_string(),
+                    advertised: name.chars().take(MAX_NAME_BYTES).collect(),
                 });
             }
         },

@@ -9,13 +9,20 @@
 //! expired at once, which would break a login that just succeeded.
 //!
 //! `scope` may be a space-delimited string or an array of strings; another shape counts as
-//! absent ("as requested"). `access_token` and `token_type` are required strings and
-//! `refresh_token` an optional string: anything else is an error.
+//! absent ("as requested"). At most 1,024 granted scopes of at most 512 bytes are kept
+//! ([`crate::oauth::bounds`]). `access_token` is a required string; `token_type` an optional
+//! one (absent means `Bearer`, as most clients read servers that leave it out although RFC
+//! 6749 requires it) and `refresh_token` an optional string: anything else is an error.
+//! Members the daemon does not read are skipped without being built.
 
 use oauth2::basic::BasicTokenType;
 use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse as _};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::oauth::bounds;
 
 /// The longest lifetime believed: ten years. Larger values (`1e30`, `u64::MAX`) mean "does
 /// not expire" in practice, and keep the expiry arithmetic far from overflow.
@@ -74,8 +81,142 @@ pub(crate) struct WireTokenResponse {
 
 impl<'de> Deserialize<'de> for WireTokenResponse {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        parse_value(value).map_err(serde::de::Error::custom)
+        let fields = deserializer.deserialize_map(FieldsVisitor)?;
+        fields.into_wire().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The members of a success answer the daemon reads, taken from the JSON as it is parsed:
+/// no tree of the whole answer is built, members the daemon does not read are skipped
+/// unread, `scope` is bounded while it is read ([`crate::oauth::bounds`]) and `expires_in`
+/// is kept as its JSON text, so a number of any size is clamped instead of failing the
+/// parse.
+#[derive(Default)]
+struct Fields {
+    access_token: Option<Value>,
+    token_type: Option<Value>,
+    refresh_token: Option<Value>,
+    expires_in: Option<Box<RawValue>>,
+    scope: Option<ScopeField>,
+}
+
+struct FieldsVisitor;
+
+impl<'de> Visitor<'de> for FieldsVisitor {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        // The last occurrence of a member wins, as in a parsed JSON object.
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "access_token" => fields.access_token = Some(map.next_value()?),
+                "token_type" => fields.token_type = Some(map.next_value()?),
+                "refresh_token" => fields.refresh_token = Some(map.next_value()?),
+                "expires_in" => fields.expires_in = Some(map.next_value()?),
+                "scope" => fields.scope = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// `scope` as sent: a space-delimited string or an array of strings, bounded; any other
+/// shape (or an array holding a non-string) counts as absent.
+struct ScopeField(Option<Vec<String>>);
+
+impl<'de> Deserialize<'de> for ScopeField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScopeVisitor)
+    }
+}
+
+struct ScopeVisitor;
+
+impl<'de> Visitor<'de> for ScopeVisitor {
+    type Value = ScopeField;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a scope string or an array of scopes")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScopeField, E> {
+        Ok(ScopeField(Some(bounds::scope_string(v, "granted scope"))))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ScopeField, A::Error> {
+        let mut kept = Vec::new();
+        let mut all_strings = true;
+        let mut cut = bounds::Cut::default();
+        while let Some(item) = seq.next_element::<Value>()? {
+            match item {
+                Value::String(s) if s.len() > bounds::MAX_NAME_BYTES => cut.too_long += 1,
+                Value::String(s) if kept.len() < bounds::MAX_LIST_ENTRIES => kept.push(s),
+                Value::String(_) => cut.past_count += 1,
+                _ => all_strings = false,
+            }
+        }
+        cut.warn("granted scope", bounds::MAX_NAME_BYTES);
+        Ok(ScopeField(all_strings.then_some(kept)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ScopeField, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(ScopeField(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<ScopeField, E> {
+        Ok(ScopeField(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<ScopeField, E> {
+        Ok(ScopeField(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<ScopeField, E> {
+        Ok(ScopeField(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<ScopeField, E> {
+        Ok(ScopeField(None))
+    }
+    fn visit_unit<E>(self) -> Result<ScopeField, E> {
+        Ok(ScopeField(None))
+    }
+}
+
+impl Fields {
+    fn into_wire(self) -> Result<WireTokenResponse, ResponseError> {
+        let string = |name: &'static str, value: Option<Value>| match value {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ResponseError::NotAString(name)),
+        };
+        let access_token = string("access_token", self.access_token)?
+            .ok_or(ResponseError::Missing("access_token"))?;
+        if access_token.is_empty() {
+            return Err(ResponseError::EmptyAccessToken);
+        }
+        // RFC 6749 5.1 requires `token_type`; many servers leave it out of answers that
+        // can only be Bearer tokens. Absent (or null) means Bearer, as most clients read it.
+        let token_type = string("token_type", self.token_type)?
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "Bearer".to_string());
+        let refresh_token = string("refresh_token", self.refresh_token)?;
+        Ok(WireTokenResponse {
+            access_token: AccessToken::new(access_token),
+            token_type: token_type_of(&token_type),
+            expires_in: self.expires_in.as_deref().and_then(expires_in_raw),
+            refresh_token: refresh_token.map(RefreshToken::new),
+            scope: self
+                .scope
+                .and_then(|s| s.0)
+                .map(|names| names.into_iter().map(Scope::new).collect()),
+        })
     }
 }
 
@@ -101,8 +242,12 @@ impl oauth2::TokenResponse for WireTokenResponse {
 
 /// Parses a success answer's bytes (what the token client does with a 2xx body).
 pub fn parse_token_response(bytes: &[u8]) -> Result<TokenResponse, ResponseError> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|_| ResponseError::NotAnObject)?;
-    parse_value(value).map(convert)
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let fields = de
+        .deserialize_map(FieldsVisitor)
+        .and_then(|fields| de.end().map(|()| fields))
+        .map_err(|_| ResponseError::NotAnObject)?;
+    fields.into_wire().map(convert)
 }
 
 /// The answer as the daemon keeps it: `token_type` `Bearer` in any case is `Bearer`.
@@ -125,31 +270,6 @@ pub(super) fn convert(response: WireTokenResponse) -> TokenResponse {
     }
 }
 
-fn parse_value(value: Value) -> Result<WireTokenResponse, ResponseError> {
-    let Value::Object(mut fields) = value else {
-        return Err(ResponseError::NotAnObject);
-    };
-    let mut take_string = |name: &'static str| match fields.remove(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ResponseError::NotAString(name)),
-    };
-    let access_token =
-        take_string("access_token")?.ok_or(ResponseError::Missing("access_token"))?;
-    if access_token.is_empty() {
-        return Err(ResponseError::EmptyAccessToken);
-    }
-    let token_type = take_string("token_type")?.ok_or(ResponseError::Missing("token_type"))?;
-    let refresh_token = take_string("refresh_token")?;
-    Ok(WireTokenResponse {
-        access_token: AccessToken::new(access_token),
-        token_type: token_type_of(&token_type),
-        expires_in: fields.get("expires_in").and_then(expires_in),
-        refresh_token: refresh_token.map(RefreshToken::new),
-        scope: fields.get("scope").and_then(scopes),
-    })
-}
-
 fn token_type_of(name: &str) -> BasicTokenType {
     match name.to_ascii_lowercase().as_str() {
         "bearer" => BasicTokenType::Bearer,
@@ -158,34 +278,25 @@ fn token_type_of(name: &str) -> BasicTokenType {
     }
 }
 
-/// The lifetime in whole seconds, `1..=MAX_EXPIRES_IN`; `None` when absent or unusable.
-pub(crate) fn expires_in(value: &Value) -> Option<u64> {
-    let seconds = match value {
-        Value::Number(n) => n
-            .as_u64()
-            .map(|s| s as f64)
-            .or_else(|| n.as_i64().map(|s| s as f64))
-            .or_else(|| n.as_f64())?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
+/// The lifetime in whole seconds, `1..=MAX_EXPIRES_IN`, from the member's JSON text;
+/// `None` when absent or unusable. A number too large for any numeric type (a thousand
+/// digits) is a very long lifetime, clamped like any other.
+fn expires_in_raw(raw: &RawValue) -> Option<u64> {
+    let text = raw.get();
+    let text = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        // A numeric string: its content, if it has no escapes.
+        Some(inner) if !inner.contains('\\') => inner.trim(),
+        Some(_) => return None,
+        None => text,
     };
-    if !seconds.is_finite() || seconds < 1.0 {
+    // Rust's float parser reads any number of digits in linear time; a number past
+    // f64's range is infinite, and saturates to the clamp below.
+    let seconds = text.parse::<f64>().ok()?;
+    if seconds.is_nan() || seconds < 1.0 {
         return None;
     }
     // `as` saturates; the clamp keeps it within ten years.
     Some((seconds as u64).min(MAX_EXPIRES_IN))
-}
-
-fn scopes(value: &Value) -> Option<Vec<Scope>> {
-    let names: Vec<String> = match value {
-        Value::String(s) => s.split_whitespace().map(str::to_string).collect(),
-        Value::Array(items) => items
-            .iter()
-            .map(|item| item.as_str().map(str::to_string))
-            .collect::<Option<_>>()?,
-        _ => return None,
-    };
-    Some(names.into_iter().map(Scope::new).collect())
 }
 
 #[cfg(test)]

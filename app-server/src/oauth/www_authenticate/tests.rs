@@ -183,10 +183,13 @@ fn a_dpop_challenge_is_read_when_there_is_no_bearer_one() {
         challenge.resource_metadata.as_deref(),
         Some("https://r/prm")
     );
+    // Only DPoP offered: the resource takes bound tokens only.
+    assert!(challenge.dpop_only);
     // A Bearer challenge wins, in whichever header it comes.
     let both = bearer_challenge_from_values([dpop, r#"Bearer scope="s""#]).unwrap();
     assert_eq!(both.scope.as_deref(), Some("s"));
     assert_eq!(both.error, None);
+    assert!(!both.dpop_only);
 }
 
 #[test]

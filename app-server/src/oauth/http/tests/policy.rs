@@ -8,7 +8,7 @@ use reqwest::header::HeaderMap;
 use url::Url;
 
 use super::super::{HttpClient, HttpError};
-use crate::oauth::net_policy::{AddressClass, NetPolicy, StaticResolver};
+use crate::oauth::net_policy::{AddressClass, NetOptIns, NetPolicy, StaticResolver};
 
 /// A loopback listener that counts the connections it accepts and closes each at once.
 struct Counting {
@@ -72,7 +72,7 @@ async fn special_use_literals_are_refused_before_connecting() {
         assert_eq!(refused_class(&err), AddressClass::SpecialUse, "{url}");
         let text = err.to_string();
         assert!(text.contains(url.as_str()), "{text}");
-        assert!(text.contains("allow_private_network"), "{text}");
+        assert!(text.contains("allow_link_local_and_special_use"), "{text}");
         let err = http
             .post_form(&url, &[("a", "b")], &none)
             .await
@@ -161,6 +161,18 @@ async fn the_probe_of_the_configured_url_is_not_restricted() {
 
 #[tokio::test]
 async fn the_server_url_decides_the_policy() {
+    const NONE: NetOptIns = NetOptIns {
+        private_network: false,
+        link_local_and_special_use: false,
+    };
+    const PRIVATE: NetOptIns = NetOptIns {
+        private_network: true,
+        link_local_and_special_use: false,
+    };
+    const SPECIAL: NetOptIns = NetOptIns {
+        private_network: false,
+        link_local_and_special_use: true,
+    };
     let http = resolver(&[
         ("intra.test", "10.1.2.3"),
         ("public.test", "8.8.8.8"),
@@ -168,15 +180,17 @@ async fn the_server_url_decides_the_policy() {
         ("localhost", "127.0.0.1"),
     ]);
     let table = [
-        ("http://127.0.0.1:9/mcp", false, NetPolicy::Local),
-        ("http://[::1]:9/mcp", false, NetPolicy::Local),
-        ("http://localhost:9/mcp", false, NetPolicy::Local),
-        ("https://intra.test/mcp", false, NetPolicy::Intranet),
-        ("https://10.0.0.8/mcp", false, NetPolicy::Intranet),
-        ("https://public.test/mcp", false, NetPolicy::PublicOnly),
-        ("https://meta.test/mcp", false, NetPolicy::PublicOnly),
-        ("https://unknown.test/mcp", false, NetPolicy::PublicOnly),
-        ("https://public.test/mcp", true, NetPolicy::Unrestricted),
+        ("http://127.0.0.1:9/mcp", NONE, NetPolicy::Local),
+        ("http://[::1]:9/mcp", NONE, NetPolicy::Local),
+        ("http://localhost:9/mcp", NONE, NetPolicy::Local),
+        ("https://intra.test/mcp", NONE, NetPolicy::Intranet),
+        ("https://10.0.0.8/mcp", NONE, NetPolicy::Intranet),
+        ("https://public.test/mcp", NONE, NetPolicy::PublicOnly),
+        ("https://meta.test/mcp", NONE, NetPolicy::PublicOnly),
+        ("https://unknown.test/mcp", NONE, NetPolicy::PublicOnly),
+        ("https://public.test/mcp", PRIVATE, NetPolicy::Intranet),
+        ("https://meta.test/mcp", PRIVATE, NetPolicy::Intranet),
+        ("https://public.test/mcp", SPECIAL, NetPolicy::Unrestricted),
     ];
     for (url, allow, expected) in table {
         let url = Url::parse(url).unwrap();

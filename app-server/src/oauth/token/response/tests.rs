@@ -22,7 +22,7 @@ fn expires_in_in_any_shape() {
         (json!("3600.5"), Some(3600)),
         (json!(1e30), Some(MAX_EXPIRES_IN)),
         (json!(u64::MAX), Some(MAX_EXPIRES_IN)),
-        (json!("1e400"), None),
+        (json!("1e400"), Some(MAX_EXPIRES_IN)),
         (json!(i64::MIN), None),
         (json!(-5), None),
         (json!(0), None),
@@ -42,7 +42,7 @@ fn expires_in_in_any_shape() {
 
 #[test]
 fn debug_of_the_wire_answer_redacts_tokens() {
-    let wire = parse_value(json!({
+    let wire: WireTokenResponse = serde_json::from_value(json!({
         "access_token": "at-SECRET", "token_type": "Bearer", "refresh_token": "rt-SECRET",
     }))
     .unwrap();
@@ -78,8 +78,8 @@ fn required_fields_and_errors_that_quote_nothing() {
             ResponseError::Missing("access_token"),
         ),
         (
-            json!({"access_token": "at-SECRET"}),
-            ResponseError::Missing("token_type"),
+            json!({"access_token": "at-SECRET", "token_type": 1}),
+            ResponseError::NotAString("token_type"),
         ),
         (
             json!({"access_token": 5, "token_type": "Bearer"}),
@@ -101,6 +101,74 @@ fn required_fields_and_errors_that_quote_nothing() {
     assert_eq!(
         parse_token_response(b"{\"access_token\":").unwrap_err(),
         ResponseError::NotAnObject
+    );
+}
+
+/// A lifetime of any number of digits is a very long lifetime, clamped: the parse does
+/// not fail on a number no numeric type holds, as a tree of the whole answer would.
+#[test]
+fn expires_in_of_a_million_digits_is_clamped_not_an_error() {
+    for text in [
+        "9".repeat(900_000),
+        format!("\"{}\"", "9".repeat(900_000)),
+        format!("1{}.5", "0".repeat(400)),
+        "1e400".to_string(),
+        "1E+999999".to_string(),
+    ] {
+        let body =
+            format!(r#"{{"access_token": "at", "token_type": "Bearer", "expires_in": {text}}}"#);
+        let parsed = parse_token_response(body.as_bytes()).unwrap();
+        assert_eq!(parsed.expires_in, Some(MAX_EXPIRES_IN), "{}", &text[..8]);
+        let wire: WireTokenResponse = serde_json::from_slice(body.as_bytes()).unwrap();
+        assert_eq!(convert(wire).expires_in, Some(MAX_EXPIRES_IN));
+    }
+    for text in [format!("-{}", "9".repeat(900_000)), "-1e400".to_string()] {
+        let body = format!(r#"{{"access_token": "at", "expires_in": {text}}}"#);
+        assert_eq!(
+            parse_token_response(body.as_bytes()).unwrap().expires_in,
+            None
+        );
+    }
+}
+
+/// RFC 6749 requires `token_type`, but servers that only issue Bearer tokens often leave
+/// it out: an answer without it (or with null or "") is a Bearer token.
+#[test]
+fn a_missing_token_type_means_bearer() {
+    for body in [
+        json!({"access_token": "at"}),
+        json!({"access_token": "at", "token_type": null}),
+        json!({"access_token": "at", "token_type": ""}),
+    ] {
+        let parsed = parse_token_response(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(parsed.token_type, "Bearer", "{body}");
+    }
+    let wire: WireTokenResponse = serde_json::from_slice(br#"{"access_token": "at"}"#).unwrap();
+    assert_eq!(convert(wire).token_type, "Bearer");
+}
+
+/// A token answer granting hundreds of thousands of scopes keeps the first 1,024, in
+/// either shape, and never builds the rest.
+#[test]
+fn granted_scopes_are_bounded() {
+    let names: Vec<String> = (0..200_000).map(|i| format!("s{i}")).collect();
+    for scope in [json!(names.join(" ")), json!(names)] {
+        let body = serde_json::to_vec(&json!({"access_token": "at", "scope": scope})).unwrap();
+        let scopes = parse_token_response(&body).unwrap().scopes.unwrap();
+        assert_eq!(scopes.len(), crate::oauth::bounds::MAX_LIST_ENTRIES);
+        assert_eq!(scopes[..], names[..scopes.len()]);
+        let wire: WireTokenResponse = serde_json::from_slice(&body).unwrap();
+        assert_eq!(convert(wire).scopes.unwrap().len(), scopes.len());
+    }
+    // Members the daemon does not read may be anything, at any size.
+    let body = format!(
+        r#"{{"access_token": "at", "extra": [{}], "n": {}}}"#,
+        vec!["[1,{\"a\":2}]"; 50_000].join(","),
+        "7".repeat(100_000)
+    );
+    assert_eq!(
+        parse_token_response(body.as_bytes()).unwrap().access_token,
+        "at"
     );
 }
 

@@ -132,7 +132,10 @@ async fn unusable_answers_are_invalid_and_not_quoted() {
             &[("content-type", "text/html")],
             "<html>leaked-token</html>",
         ),
-        json(200, json!({"access_token": "leaked-token"})),
+        json(
+            200,
+            json!({"access_token": "leaked-token", "token_type": 7}),
+        ),
         with_headers(302, &[("location", "/elsewhere")], ""),
         with_headers(
             400,
@@ -148,6 +151,23 @@ async fn unusable_answers_are_invalid_and_not_quoted() {
         assert!(!err.to_string().contains("leaked-token"), "{err}");
         assert_eq!(server.count("/elsewhere"), 0);
     }
+}
+
+/// Through the oauth2 client too: an answer without `token_type` is a Bearer token, and an
+/// `expires_in` of a million digits is clamped.
+#[tokio::test]
+async fn a_missing_token_type_and_a_huge_expires_in_keep_the_exchange() {
+    let body = format!(
+        r#"{{"access_token": "at", "expires_in": {}}}"#,
+        "9".repeat(1_000_000 - 64)
+    );
+    let server = token_server(move |_| {
+        with_headers(200, &[("content-type", "application/json")], body.clone())
+    })
+    .await;
+    let response = exchange(&server, &public()).await.unwrap();
+    assert_eq!(response.token_type, "Bearer");
+    assert_eq!(response.expires_in, Some(MAX_EXPIRES_IN));
 }
 
 #[tokio::test]

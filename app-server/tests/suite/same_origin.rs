@@ -22,6 +22,15 @@ fn same_origin(config: KitConfig) -> KitConfig {
     }
 }
 
+fn client_id_of(url: &str) -> String {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
 fn sorted(spans: &[RequestSpan]) -> Vec<&str> {
     let mut requests: Vec<&str> = spans.iter().map(|s| s.request.as_str()).collect();
     requests.sort();
@@ -143,12 +152,7 @@ async fn a_decoy_on_the_mcp_origin_is_never_used() {
         url.starts_with(&format!("{}/authorize?", kit.issuer())),
         "{url}"
     );
-    let client_id = url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "client_id")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let client_id = client_id_of(&url);
     assert!(!client_id.starts_with("http"), "{client_id}");
     finish(&mut c, &url).await;
     let counters = kit.counters();

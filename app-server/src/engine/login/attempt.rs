@@ -113,16 +113,7 @@ impl OAuthService {
                 registration_endpoint,
             } => {
                 let redirect = ctx.redirect_uri.to_string();
-                // One made moments ago may still be on its way to the store.
-                let stored = match self.registration_saves.unwritten(&issuer, &redirect) {
-                    Some(reg) => Some(reg),
-                    None => {
-                        let (issuer, redirect) = (issuer.clone(), redirect.clone());
-                        self.queue
-                            .read(move |s| s.load_registration(&issuer, &redirect))
-                            .await?
-                    }
-                };
+                let stored = self.stored_registration(&issuer, &redirect).await?;
                 // Later logins listen on this port again, so this registration serves them.
                 if self.sticky_port_applies(ctx) {
                     self.ports.remember(&ctx.target.key(), callback.port).await;
@@ -165,6 +156,23 @@ impl OAuthService {
             reused_registration: reused,
             unsaved,
         })
+    }
+
+    /// The DCR registration stored for `issuer` and `redirect_uri`, one made moments ago
+    /// and still on its way to the store included.
+    pub(super) async fn stored_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<StoredRegistration>, LoginError> {
+        if let Some(reg) = self.registration_saves.unwritten(issuer, redirect_uri) {
+            return Ok(Some(reg));
+        }
+        let (issuer, redirect) = (issuer.to_string(), redirect_uri.to_string());
+        Ok(self
+            .queue
+            .read(move |s| s.load_registration(&issuer, &redirect))
+            .await?)
     }
 
     /// Saves the registration `attempt` made, if any (together with the other logins'

@@ -87,15 +87,7 @@ impl OAuthService {
             return Ok(false);
         };
         let redirect_text = redirect.to_string();
-        let stored = match self.registration_saves.unwritten(&issuer, &redirect_text) {
-            Some(reg) => Some(reg),
-            None => {
-                let (issuer, redirect) = (issuer.clone(), redirect_text.clone());
-                self.queue
-                    .read(move |s| s.load_registration(&issuer, &redirect))
-                    .await?
-            }
-        };
+        let stored = self.stored_registration(&issuer, &redirect_text).await?;
         let made = stored.is_none();
         if made {
             let scopes = discovery.scopes_for(None, target.configured_scopes.as_deref());

@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -25,6 +26,8 @@ import { ConversationValidator, loadSchemas } from './lib/validator.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
 const bin = process.env.MCP_APP_SERVER_BIN ?? join(root, 'target', 'debug', 'mcp-app-server');
+// The Rust test kit's servers (tests/src/bin/testkit_servers.rs), for a server that binds tokens with DPoP.
+const testkitBin = process.env.MCP_TESTKIT_BIN ?? join(root, 'target', 'debug', 'testkit-servers');
 const LOGIN_TIMEOUT_MS = 60_000;
 
 let work;
@@ -165,6 +168,18 @@ async function whoami(mcpUrl, token) {
 }
 
 /** Copies the consumers into the installed project and starts `tsc --strict` on them. */
+/** Runs the compiled example frontend against a daemon home with `servers`; its summary line. */
+async function runExample(servers, name) {
+  const example = join(installed.app, 'example');
+  const dir = home(servers);
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(example, 'out', 'example-frontend.js'), bin, name], {
+    cwd: example,
+    env: { ...process.env, MCP_APP_SERVER_HOME: dir, BROWSER: `${process.execPath} ${join(root, 'tests', 'interop', 'browser.mjs')}`, RUST_LOG: 'warn' },
+    timeout: 120_000,
+  }).catch((e) => assert.fail(`the example failed:\n${e.stdout}\n${e.stderr}`));
+  return { summary: JSON.parse(stdout.trim().split('\n').at(-1)), stderr };
+}
+
 /** Compiles the example frontend with tsc --strict against the installed package. */
 function buildExample(app) {
   const example = join(app, 'example');
@@ -277,16 +292,9 @@ describe('over the daemon binary', () => {
     const source = readFileSync(join(here, 'example', 'example-frontend.ts'), 'utf8');
     const docs = readFileSync(join(root, 'docs', 'frontends.md'), 'utf8');
     assert.ok(docs.includes(`\`\`\`ts\n${source}\`\`\``), 'docs/frontends.md shows tests/frontend/example/example-frontend.ts as it is');
-    const example = join(installed.app, 'example');
     const built = await exampleBuild;
     assert.ok(built.ok, `the example does not type-check:\n${built.out}`);
-    const dir = home(server('sdk', mcpUrl));
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(example, 'out', 'example-frontend.js'), bin, 'sdk'], {
-      cwd: example,
-      env: { ...process.env, MCP_APP_SERVER_HOME: dir, BROWSER: `${process.execPath} ${join(root, 'tests', 'interop', 'browser.mjs')}`, RUST_LOG: 'warn' },
-      timeout: 120_000,
-    }).catch((e) => assert.fail(`the example failed:\n${e.stdout}\n${e.stderr}`));
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1));
+    const { summary, stderr } = await runExample(server('sdk', mcpUrl), 'sdk');
     assert.deepEqual(summary, {
       protocolVersion: pkg.PROTOCOL_VERSION,
       tokenType: 'Bearer', // the demo's authorization server does not offer DPoP
@@ -297,6 +305,29 @@ describe('over the daemon binary', () => {
     }, stderr);
     assert.ok(summary.tools > 0, stderr);
     assert.match(stderr, /example: opening the browser \(authorizationCode\)/);
+  });
+
+  test('the example frontend sends DPoP proofs to a server that binds its tokens (the Rust test kit in DPoP mode)', async () => {
+    assert.ok(existsSync(testkitBin), `no test kit binary at ${testkitBin}: run \`cargo build -p mcp-app-server-testkit --bins\` first`);
+    const kit = spawn(testkitBin, [], { env: { ...process.env, MCP_TESTKIT_DPOP: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [line] = await Promise.race([
+        once(createInterface({ input: kit.stdout }), 'line'),
+        once(kit, 'exit').then(([code]) => assert.fail(`the test kit exited (${code}) before it was ready`)),
+      ]);
+      const { mcpUrl } = JSON.parse(line);
+      const built = await exampleBuild;
+      assert.ok(built.ok, `the example does not type-check:\n${built.out}`);
+      const { summary, stderr } = await runExample(server('kit', mcpUrl), 'kit');
+      // The example declared capabilities.dpop: its login bound the token, and every MCP
+      // request carried a proof the kit verified (htm, htu, ath, content_digest, fresh jti).
+      assert.equal(summary.tokenType, 'DPoP', stderr);
+      assert.equal(summary.mcpStatus, 200, stderr);
+      assert.equal(summary.removed, true, stderr);
+      assert.equal(summary.afterLogout, 'notLoggedIn', stderr);
+    } finally {
+      kit.kill('SIGTERM');
+    }
   });
 
   test('login against the MCP TypeScript SDK demo server, then a real MCP session with the token', async () => {

@@ -212,6 +212,10 @@ pub struct KitConfig {
     /// request (counted in `decoy`), while the PRM names the kit's real authorization server
     /// on its own origin. A client must never use it.
     pub decoy_as_on_mcp_origin: bool,
+    /// DCR as some servers do it: every registered client is confidential with
+    /// `client_secret_basic`, whatever method it asked for, and its secret expires this many
+    /// seconds after registration (`client_secret_expires_at`; `None`: never, 0 sent).
+    pub dcr_confidential_secret_ttl_secs: Option<Option<u64>>,
     /// The protected resource requires DPoP-bound tokens: its metadata says
     /// `dpop_bound_access_tokens_required: true` (RFC 9728) and the MCP endpoint refuses
     /// unbound ones.
@@ -269,6 +273,7 @@ impl Default for KitConfig {
             dpop_unbound_tokens: false,
             as_on_mcp_origin: false,
             decoy_as_on_mcp_origin: false,
+            dcr_confidential_secret_ttl_secs: None,
             dpop_required: false,
         }
     }

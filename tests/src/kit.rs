@@ -430,6 +430,21 @@ impl Kit {
         lock(&self.shared.store).invalidate_all();
     }
 
+    /// The server prunes every client registered by DCR: their ids are unknown from now on
+    /// (the authorization page shows an error, the token endpoint answers `invalid_client`).
+    pub fn forget_registered_clients(&self) {
+        let preregistered: Vec<String> = self
+            .shared
+            .config
+            .preregistered
+            .iter()
+            .map(|p| p.client_id.clone())
+            .collect();
+        lock(&self.shared.store)
+            .clients
+            .retain(|id, _| preregistered.contains(id));
+    }
+
     /// Every access token issued so far is expired (refresh tokens keep working).
     pub fn expire_access_tokens(&self) {
         lock(&self.shared.store).expire_all_access();

@@ -183,6 +183,7 @@ impl Engine {
             grant: GrantConfig::AuthorizationCode,
             dpop: None,
             enterprise: None,
+            network: crate::config::network::NetworkConfig::default().over(&self.config.network),
             lookup: Default::default(),
         })
     }

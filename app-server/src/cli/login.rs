@@ -107,6 +107,7 @@ impl FlowArgs {
             // No frontend behind the CLI's login: its tokens are bound only when the server
             // or the config requires it (rule 49). `connect` sends proofs and says so.
             dpop: false,
+            frontend: Some("the mcp-app-server command".to_owned()),
         })
     }
 

@@ -12,6 +12,7 @@ use url::Url;
 
 pub mod enterprise;
 pub mod grant;
+pub mod network;
 mod oauth_client;
 pub mod private_key;
 
@@ -48,6 +49,8 @@ pub struct Config {
     /// `mcp_oauth_preregister = false`: pre-warm discovers but registers no client (Dynamic
     /// Client Registration) ahead of a server's first login.
     pub preregister_disabled: bool,
+    /// The global network keys (`proxy`); a server's own keys win.
+    pub network: network::NetworkConfig,
     pub servers: BTreeMap<String, ServerConfig>,
 }
 
@@ -77,6 +80,8 @@ pub struct HttpServerConfig {
     /// Lets this server's metadata send the daemon to private-network addresses (rule 35)
     /// as well as public ones; link-local and special-use addresses stay refused.
     pub allow_private_network: bool,
+    /// This server's network keys (`proxy`), over the global ones.
+    pub network: network::NetworkConfig,
     /// Lets this server's metadata send the daemon to any address, link-local (the cloud
     /// metadata service at 169.254.169.254), loopback and special-use ones included.
     pub allow_link_local_and_special_use: bool,
@@ -137,6 +142,8 @@ struct RawConfig {
     #[serde(default)]
     enterprise_idp: Option<toml::Spanned<enterprise::RawEnterpriseIdp>>,
     #[serde(default)]
+    proxy: Option<toml::Spanned<String>>,
+    #[serde(default)]
     mcp_servers: BTreeMap<String, toml::Spanned<RawServer>>,
 }
 
@@ -158,6 +165,7 @@ struct RawServer {
     bearer_token_env_var: Option<String>,
     oauth: Option<toml::Spanned<OauthClientConfig>>,
     allow_private_network: Option<bool>,
+    proxy: Option<toml::Spanned<String>>,
     allow_link_local_and_special_use: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
@@ -269,6 +277,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         }
     };
 
+    let proxy_of = |value: Option<toml::Spanned<String>>, key: &str| match value {
+        None => Ok(None),
+        Some(s) => network::ProxySetting::parse(s.get_ref())
+            .map(Some)
+            .map_err(|e| invalid(Some(s.span()), key, e)),
+    };
+    let network = network::NetworkConfig {
+        proxy: proxy_of(raw.proxy, "proxy")?,
+    };
+
     let mut servers = BTreeMap::new();
     for (name, spanned) in raw.mcp_servers {
         let span = spanned.span();
@@ -356,6 +374,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         (oauth, grant)
                     }
                 };
+                let network = network::NetworkConfig {
+                    proxy: proxy_of(server.proxy, &format!("{key}.proxy"))?,
+                };
                 ServerTransport::Http(Box::new(HttpServerConfig {
                     url,
                     scopes: server.scopes,
@@ -364,6 +385,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     oauth,
                     grant,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
+                    network,
                     allow_link_local_and_special_use: server
                         .allow_link_local_and_special_use
                         .unwrap_or(false),
@@ -381,6 +403,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         enterprise_idp,
         prewarm_disabled: raw.mcp_oauth_prewarm == Some(false),
         preregister_disabled: raw.mcp_oauth_preregister == Some(false),
+        network,
         servers,
     })
 }

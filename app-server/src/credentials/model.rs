@@ -166,6 +166,24 @@ pub struct StoredRegistration {
     pub(crate) client_secret: Option<String>,
     pub(crate) token_endpoint_auth_method: String,
     pub(crate) registered_at: i64,
+    /// When the client secret expires, unix seconds (`client_secret_expires_at`, RFC 7591
+    /// §3.2.1); `None` when it never does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) client_secret_expires_at: Option<i64>,
+}
+
+impl StoredRegistration {
+    /// A registration whose client secret expires this soon is not reused: the next
+    /// login registers again before it stops working.
+    pub(crate) const SECRET_RENEWAL_MARGIN_SECS: i64 = 300;
+
+    /// True when the client secret expires before `now` plus the renewal margin.
+    pub(crate) fn secret_expiring(&self, now: i64) -> bool {
+        self.client_secret.is_some()
+            && self
+                .client_secret_expires_at
+                .is_some_and(|at| at <= now + Self::SECRET_RENEWAL_MARGIN_SECS)
+    }
 }
 
 /// Prints as `<redacted>` whatever it stands for.
@@ -231,6 +249,7 @@ impl fmt::Debug for StoredRegistration {
                 &self.token_endpoint_auth_method,
             )
             .field("registered_at", &self.registered_at)
+            .field("client_secret_expires_at", &self.client_secret_expires_at)
             .finish()
     }
 }
@@ -274,6 +293,7 @@ pub(crate) mod fixtures {
             client_secret: Some("reg-secret".to_owned()),
             token_endpoint_auth_method: "client_secret_post".to_owned(),
             registered_at: 1_700_000_000,
+            client_secret_expires_at: None,
         }
     }
 }
@@ -282,6 +302,32 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn a_registration_whose_secret_expires_soon_is_not_reused() {
+        let now = 1_800_000_000;
+        let mut reg = registration("https://as", "http://127.0.0.1:1/cb");
+        assert!(!reg.secret_expiring(now), "no expiry: reused for ever");
+        reg.client_secret_expires_at =
+            Some(now + StoredRegistration::SECRET_RENEWAL_MARGIN_SECS + 1);
+        assert!(!reg.secret_expiring(now));
+        reg.client_secret_expires_at = Some(now + 60);
+        assert!(reg.secret_expiring(now));
+        reg.client_secret_expires_at = Some(now - 1);
+        assert!(reg.secret_expiring(now));
+        // A public client has no secret to expire.
+        reg.client_secret = None;
+        assert!(!reg.secret_expiring(now));
+        // Kept in the store; older files without it still load.
+        reg.client_secret = Some("s".into());
+        let text = serde_json::to_string(&reg).unwrap();
+        assert!(text.contains("clientSecretExpiresAt"), "{text}");
+        let back: StoredRegistration = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, reg);
+        let old = text.replace(&format!(",\"clientSecretExpiresAt\":{}", now - 1), "");
+        let old: StoredRegistration = serde_json::from_str(&old).unwrap();
+        assert_eq!(old.client_secret_expires_at, None);
+    }
 
     #[test]
     fn storage_key_depends_on_name_and_url() {

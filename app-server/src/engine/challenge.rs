@@ -124,7 +124,7 @@ impl OAuthService {
         let key = DiscoveryCache::key(&target.url, &headers, target.resource_override.as_deref());
         self.cache.invalidate(&key).await;
         let discovery = discover_after_probe(
-            &self.http,
+            &self.http.with_network(&target.network),
             &target.url,
             &headers,
             target.resource_override.as_deref(),

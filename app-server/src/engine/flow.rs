@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::engine::error::LoginError;
+use crate::oauth::callback::{CallbackError, LoginEnding};
 use crate::oauth::discovery::Discovery;
 use crate::oauth::http::HttpClient;
 
@@ -43,6 +45,23 @@ pub(crate) fn binds_dpop(
 pub(crate) fn warn_if_unbound(name: &str, token_type: &str) {
     if !token_type.eq_ignore_ascii_case("DPoP") {
         tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
+    }
+}
+
+/// How the browser's page describes the end of a login.
+pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
+    match result {
+        Ok(()) => LoginEnding::LoggedIn,
+        Err(LoginError::Authorization(CallbackError::OAuth { error, .. }))
+            if error == "access_denied" =>
+        {
+            LoginEnding::Denied
+        }
+        Err(LoginError::Cancelled) => LoginEnding::Cancelled,
+        Err(LoginError::TimedOut(_)) => LoginEnding::Expired,
+        Err(LoginError::Superseded) => LoginEnding::Superseded,
+        Err(LoginError::ShuttingDown) => LoginEnding::Stopped,
+        Err(error) => LoginEnding::Failed(error.to_string()),
     }
 }
 

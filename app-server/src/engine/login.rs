@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
-use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
+use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
@@ -289,6 +289,7 @@ impl OAuthService {
                 logins.remove(&name);
             }
         }
+        attempt.callback.finish(login_ending(&result));
         drop(attempt);
         match &result {
             Ok(()) => tracing::info!(server = %name, "login completed"),

@@ -66,6 +66,24 @@ impl OAuthService {
             }
             // An OAuth error answer is the server refusing this grant for good: only a new
             // login helps (invalid_grant above all; also invalid_client, invalid_scope, ...).
+            // A DCR client the server no longer knows (servers prune registrations): its
+            // stored registration is dropped, so the next login registers again instead of
+            // sending the browser to an authorization page that refuses the client.
+            Err(error @ TokenError::OAuth { .. })
+                if error.is_client_rejected()
+                    && current.client.kind == mcp_app_server_protocol::RegistrationKind::Dcr =>
+            {
+                tracing::warn!(server = %name, error = %error, "the authorization server no longer knows this client registration; it is dropped and the next login registers again");
+                self.flag_refused(
+                    name,
+                    current,
+                    mcp_app_server_protocol::McpAuthStatusReason::RegistrationDropped,
+                    format!(
+                        "the authorization server no longer knows the client registration ({error}); the registration was dropped and the next login registers a new client"
+                    ),
+                )
+                .await
+            }
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
                 let cause = refusal_cause(&error);

@@ -117,9 +117,13 @@ impl OAuthService {
     }
 
     /// The HTTP client for requests made on behalf of `target` (rule 35): limited by the
-    /// class of the addresses its URL resolves to, widened by the server's opt-ins.
+    /// class of the addresses its URL resolves to, widened by the server's opt-ins, and
+    /// going through the target's proxy.
     pub(super) async fn server_http(&self, target: &ServerTarget) -> HttpClient {
-        self.http.for_server(&target.url, target.net_opt_ins).await
+        self.http
+            .with_network(&target.network)
+            .for_server(&target.url, target.net_opt_ins)
+            .await
     }
 
     /// Keeps what the daemon learns about servers (the discovery cache, the sticky callback

@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
+use crate::config::network::ServerNetwork;
 use crate::config::{Config, HttpServerConfig};
 use crate::credentials::{CredentialKey, LookupKey};
 use crate::oauth::net_policy::NetOptIns;
@@ -43,6 +44,8 @@ pub struct ServerTarget {
     pub dpop: Option<bool>,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
+    /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
+    pub network: ServerNetwork,
     /// The key of [`ServerTarget::lookup_key`], once worked out.
     pub lookup: LookupCache,
 }
@@ -89,6 +92,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
             .field("enterprise", &self.enterprise)
+            .field("network", &self.network)
             .finish()
     }
 }
@@ -198,6 +202,7 @@ impl ServerTarget {
                 }
                 _ => None,
             },
+            network: http.network.over(&config.network),
             lookup: Default::default(),
         }
     }

@@ -51,6 +51,9 @@ pub struct LoginOptions {
     /// it they are bound only when the server or its configuration requires it
     /// ([`crate::engine::flow::binds_dpop`]).
     pub dpop: bool,
+    /// The frontend that started the login (`clientInfo.title`, else `name`), named on the
+    /// browser's pages; `None`: "your editor".
+    pub frontend: Option<String>,
 }
 
 impl Default for LoginOptions {
@@ -61,6 +64,7 @@ impl Default for LoginOptions {
             mode: ClientRegistrationMode::Auto,
             timeout: DEFAULT_LOGIN_TIMEOUT,
             dpop: false,
+            frontend: None,
         }
     }
 }

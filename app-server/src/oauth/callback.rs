@@ -12,8 +12,9 @@
 //!   browser load) or with two is discarded (requirements rules 14 and 34): the browser gets
 //!   a page saying so, the code goes nowhere, and the login keeps waiting for the real
 //!   redirect. Ending the login instead would let anyone who can make the browser load a URL
-//!   keep the user from ever logging in. A `state` of a login that a newer one on the same
-//!   path replaced gets a "replaced" page from the listener; the newer login keeps waiting.
+//!   keep the user from ever logging in. A `state` of a login that ended (replaced by a newer
+//!   one on the same path, cancelled, timed out, finished) gets the page of that ending from
+//!   the listener while it remembers it; a waiting login on the path keeps waiting.
 //! - `iss` (RFC 9207, MCP 2026-07-28's decision table) is checked before anything else of the
 //!   response is looked at: advertised (`authorization_response_iss_parameter_supported:
 //!   true`) and present, compare; advertised and absent, reject; not advertised and present,
@@ -27,10 +28,12 @@
 //! Anything else (another path, another method, HEAD included) is not ours and the login goes
 //! on. Codes and state values never appear in errors, logs or pages.
 
+mod ending;
 mod listener;
 mod page;
 mod response;
 
+pub use ending::{LoginEnding, PageNames};
 pub use listener::{CallbackListenError, CallbackRegistration, CallbackServer};
 #[cfg(test)]
 use response::*;

@@ -21,10 +21,14 @@ use super::net_policy::{
 };
 
 mod error;
+mod pool;
 #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
 mod tls;
 
 pub use error::HttpError;
+use pool::{Pooled, Pools, Route};
+
+use crate::config::network::ServerNetwork;
 
 /// Whether a client can be built without reading files (see [`HttpClient::reqwest`]).
 fn tls_ready() -> bool {
@@ -166,13 +170,15 @@ pub fn header_map<'a>(
 /// everything else sees the 3xx as it is.
 ///
 /// A client carries a [`NetPolicy`]: [`HttpClient::with_policy`] gives one that only reaches
-/// what the policy allows. Each policy has its own reqwest client (its resolver filters by
-/// that policy), built on first use and shared by every clone, so connections are reused
-/// within a policy and never across policies.
+/// what the policy allows; and a route ([`HttpClient::with_network`]: the server's `proxy`).
+/// Each policy and route has its own reqwest client (its resolver filters by that policy),
+/// built on first use and shared by every clone, so connections are reused within a policy
+/// and route and never across them.
 #[derive(Clone)]
 pub struct HttpClient {
     shared: Arc<Shared>,
     policy: NetPolicy,
+    route: Arc<Route>,
     body_limit: usize,
 }
 
@@ -181,17 +187,18 @@ struct Shared {
     resolver: Arc<dyn HostResolver>,
     /// Proxy host names met so far: the resolver does not judge them.
     proxy_hosts: Arc<ProxyHosts>,
-    /// The same proxy rules reqwest applies, to know when a proxy resolves a name for us.
-    proxies: Option<hyper_util::client::proxy::matcher::Matcher>,
+    /// The route of servers without a `proxy` key (the environment's proxy rules).
+    system_route: Arc<Route>,
     /// Built on first use, off the async workers (building one loads and parses the
     /// system's root certificates): an idle daemon has none.
-    clients: [tokio::sync::OnceCell<reqwest::Client>; 4],
+    clients: Pools,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("policy", &self.policy)
+            .field("route", &self.route)
             .field("system_proxy", &self.shared.system_proxy)
             .field("body_limit", &self.body_limit)
             .finish_non_exhaustive()
@@ -220,18 +227,36 @@ impl HttpClient {
     }
 
     fn build(system_proxy: bool, resolver: Arc<dyn HostResolver>) -> Result<Self, HttpError> {
+        let system_route = Arc::new(Route::new(&ServerNetwork::default(), system_proxy));
         let shared = Arc::new(Shared {
             system_proxy,
             resolver,
             proxy_hosts: Arc::default(),
-            proxies: system_proxy.then(hyper_util::client::proxy::matcher::Matcher::from_system),
-            clients: Default::default(),
+            system_route: system_route.clone(),
+            clients: Pools::default(),
         });
         Ok(Self {
             shared,
             policy: NetPolicy::Unrestricted,
+            route: system_route,
             body_limit: MAX_BODY_BYTES,
         })
+    }
+
+    /// The same client, reaching the network as `network` says (its proxy).
+    pub fn with_network(&self, network: &ServerNetwork) -> Self {
+        if *network == self.route.network {
+            return self.clone();
+        }
+        let route = if *network == self.shared.system_route.network {
+            self.shared.system_route.clone()
+        } else {
+            Arc::new(Route::new(network, self.shared.system_proxy))
+        };
+        Self {
+            route,
+            ..self.clone()
+        }
     }
 
     /// The same client, limited to what `policy` allows.
@@ -276,39 +301,60 @@ impl HttpClient {
         self.with_policy(policy)
     }
 
-    /// The reqwest client of this policy, built at its first use (once, however many
-    /// requests wait for it). Once the process's TLS configuration is built that is cheap
-    /// and done here; before (the first requests of a process, or a platform verifier) it
-    /// is done on a blocking thread.
-    async fn reqwest(&self) -> Result<&reqwest::Client, HttpError> {
-        self.shared.clients[self.policy.index()]
-            .get_or_try_init(|| async {
-                if tls_ready() {
-                    return self.build_reqwest();
-                }
-                let this = self.clone();
-                tokio::task::spawn_blocking(move || this.build_reqwest())
-                    .await
-                    .map_err(|e| HttpError::Setup(e.to_string()))?
-            })
-            .await
+    /// The reqwest clients of this policy and route.
+    fn pooled(&self) -> Arc<Pooled> {
+        self.shared.clients.get(self.policy, &self.route.network)
     }
 
-    fn build_reqwest(&self) -> Result<reqwest::Client, HttpError> {
+    /// The reqwest client of this policy and route, built at its first use (once, however
+    /// many requests wait for it); `fresh` is the one that keeps no connection for reuse.
+    /// Once the process's TLS configuration is built that is cheap and done here; before
+    /// (the first requests of a process, or a platform verifier) it is done on a blocking
+    /// thread.
+    async fn reqwest<'p>(
+        &self,
+        pooled: &'p Pooled,
+        fresh: bool,
+    ) -> Result<&'p reqwest::Client, HttpError> {
+        let cell = if fresh { &pooled.fresh } else { &pooled.client };
+        let counter = (!fresh).then(|| pooled.connections.clone());
+        cell.get_or_try_init(|| async {
+            if tls_ready() {
+                return self.build_reqwest(counter);
+            }
+            let this = self.clone();
+            tokio::task::spawn_blocking(move || this.build_reqwest(counter))
+                .await
+                .map_err(|e| HttpError::Setup(e.to_string()))?
+        })
+        .await
+    }
+
+    /// A reqwest client; `counter` counts its connections and says it keeps idle ones.
+    fn build_reqwest(
+        &self,
+        counter: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<reqwest::Client, HttpError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(total_timeout()))
             .timeout(total_timeout())
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
             .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(PolicyResolver {
                 resolver: self.shared.resolver.clone(),
                 policy: self.policy,
                 proxies: self.shared.proxy_hosts.clone(),
             });
-        if !self.shared.system_proxy {
-            builder = builder.no_proxy();
-        }
+        builder = match counter {
+            Some(counter) => builder
+                .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS_PER_HOST)
+                .connector_layer(pool::CountConnections(counter)),
+            None => builder.pool_max_idle_per_host(0),
+        };
+        builder = self
+            .route
+            .apply(builder, self.shared.system_proxy)
+            .map_err(HttpError::Setup)?;
         #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
         {
             builder = builder.tls_backend_preconfigured(tls::config()?.clone());
@@ -340,7 +386,7 @@ impl HttpClient {
             Some(Host::Domain(name)) => name,
             None => return Ok(()),
         };
-        let proxy = self.shared.proxies.as_ref().and_then(|m| {
+        let proxy = self.route.matcher.as_ref().and_then(|m| {
             let uri: oauth2::http::Uri = url.as_str().parse().ok()?;
             m.intercept(&uri)
         });
@@ -538,12 +584,28 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         self.check_destination(url).await?;
         check_secure_url(url)?;
-        let mut request = self.reqwest().await?.request(method.clone(), url.clone());
-        request = request.headers(headers.clone());
-        if let Some(body) = body {
-            request = request.body(body);
+        let pooled = self.pooled();
+        let request = |client: &reqwest::Client| {
+            let mut request = client.request(method.clone(), url.clone());
+            request = request.headers(headers.clone());
+            if let Some(body) = &body {
+                request = request.body(body.clone());
+            }
+            request
+        };
+        let opened = pooled.connections();
+        let sent = request(self.reqwest(&pooled, false).await?).send().await;
+        let mut response = match sent {
+            // A kept-alive connection the other end (often a proxy) closed after its last
+            // answer without saying so: the request never had an answer. Once more, on a
+            // connection of its own.
+            Err(e) if pool::closed_before_answer(&e) && pooled.connections() == opened => {
+                tracing::debug!(%method, %url, "a reused connection closed before the answer; retrying on a new connection");
+                request(self.reqwest(&pooled, true).await?).send().await
+            }
+            sent => sent,
         }
-        let mut response = request.send().await.map_err(|e| map_send_error(url, &e))?;
+        .map_err(|e| map_send_error(url, &e))?;
         let status = response.status();
         tracing::debug!(%method, %url, status = status.as_u16(), "oauth http");
         let headers = std::mem::take(response.headers_mut());

@@ -316,6 +316,7 @@ impl Conn {
                 request,
                 Peer {
                     dpop: self.dpop.load(Ordering::Relaxed),
+                    frontend: self.state.connections().frontend(self.id),
                 },
             ),
         }
@@ -340,7 +341,18 @@ impl Conn {
             .unwrap_or_default()
             .into_iter()
             .collect();
-        if !self.state.connections().initialize(self.id, opt_out) {
+        let info = &params.client_info;
+        let frontend = info
+            .title
+            .as_deref()
+            .filter(|title| !title.trim().is_empty())
+            .unwrap_or(&info.name);
+        let frontend = (!frontend.trim().is_empty()).then(|| frontend.to_owned());
+        if !self
+            .state
+            .connections()
+            .initialize(self.id, opt_out, frontend)
+        {
             return Err(AppError::new(
                 ErrorKind::AlreadyInitialized,
                 "`initialize` was already sent on this connection",

@@ -30,11 +30,14 @@ use crate::engine::{
 };
 
 /// What the connection a request came on declared at `initialize`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct Peer {
     /// `capabilities.dpop`: it can send DPoP proofs, so DPoP-bound tokens are of use to it
     /// and logins it starts may bind theirs (rule 49).
     pub(super) dpop: bool,
+    /// Its `clientInfo.title`, else `name`: the browser's pages of the logins it starts
+    /// name it.
+    pub(super) frontend: Option<String>,
 }
 
 /// What a method answers, once its handler has run.
@@ -161,6 +164,7 @@ async fn login(
             .map(|s| Duration::from_secs(s.into()))
             .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
         dpop: peer.dpop,
+        frontend: peer.frontend,
     };
     Ok(match state.oauth.start_login(target, options).await {
         Ok(LoginBegun::Browser(started)) => OauthLoginResponse::Browser(OauthBrowserLogin {

@@ -163,6 +163,8 @@ struct ConnectionEntry {
     outgoing: OutgoingSender,
     /// `None` until `initialize`; then the methods this connection opted out of.
     opt_out: Option<HashSet<String>>,
+    /// The frontend's `clientInfo.title`, else `name`, from `initialize`.
+    frontend: Option<String>,
 }
 
 impl Connections {
@@ -173,6 +175,7 @@ impl Connections {
             ConnectionEntry {
                 outgoing,
                 opt_out: None,
+                frontend: None,
             },
         );
         id
@@ -183,15 +186,26 @@ impl Connections {
     }
 
     /// Marks a connection initialized; false when it already was.
-    pub(super) fn initialize(&self, id: u64, opt_out: HashSet<String>) -> bool {
+    pub(super) fn initialize(
+        &self,
+        id: u64,
+        opt_out: HashSet<String>,
+        frontend: Option<String>,
+    ) -> bool {
         let mut map = self.lock();
         match map.get_mut(&id) {
             Some(entry) if entry.opt_out.is_none() => {
                 entry.opt_out = Some(opt_out);
+                entry.frontend = frontend;
                 true
             }
             _ => false,
         }
+    }
+
+    /// The name the connection's frontend gave at `initialize`.
+    pub(super) fn frontend(&self, id: u64) -> Option<String> {
+        self.lock().get(&id).and_then(|e| e.frontend.clone())
     }
 
     pub(super) fn is_initialized(&self, id: u64) -> bool {

@@ -47,7 +47,7 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn kit_home(kit: &Kit, extra_servers: &str) -> tempfile::TempDir {
+pub(super) fn kit_home(kit: &Kit, extra_servers: &str) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     write_config(
         home.path(),
@@ -69,14 +69,14 @@ fn entry<'a>(list: &'a [Value], name: &str) -> &'a Value {
 }
 
 /// A running login: its stdout so far, read line by line.
-struct Running {
+pub(super) struct Running {
     child: Child,
     stdout: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
 }
 
 impl Running {
-    fn start(home: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+    pub(super) fn start(home: &Path, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
         let mut c = command(home, args);
         c.stdin(Stdio::piped());
         configure(&mut c);
@@ -90,7 +90,7 @@ impl Running {
     }
 
     /// Reads stdout until the printed authorization URL.
-    async fn authorization_url(&mut self) -> String {
+    pub(super) async fn authorization_url(&mut self) -> String {
         loop {
             let line = tokio::time::timeout(WAIT, self.stdout.next_line())
                 .await
@@ -105,7 +105,7 @@ impl Running {
         }
     }
 
-    async fn paste(&mut self, line: &str) {
+    pub(super) async fn paste(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().unwrap();
         stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -115,7 +115,7 @@ impl Running {
     }
 
     /// Waits for the exit; answers (success, all stdout, stderr).
-    async fn finish(mut self) -> (bool, String, String) {
+    pub(super) async fn finish(mut self) -> (bool, String, String) {
         while let Some(line) = tokio::time::timeout(WAIT, self.stdout.next_line())
             .await
             .expect("the login ended")

@@ -260,8 +260,12 @@ fn requested_scopes(reply: &Value) -> Vec<String> {
 
 /// The discovery and registration steps: the login's answer (an authorization URL or an
 /// error) is the end of the case.
-async fn before_the_browser(endpoint: Endpoint, huge_entries: usize, expect: fn(Fault) -> Ends) {
-    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+async fn before_the_browser(
+    d: &mut Daemon,
+    endpoint: Endpoint,
+    huge_entries: usize,
+    expect: fn(Fault) -> Ends,
+) {
     for fault in faults(huge(huge_entries)) {
         let kit = kit().await;
         let server = d.add_server(&kit).await;
@@ -287,14 +291,21 @@ async fn before_the_browser(endpoint: Endpoint, huge_entries: usize, expect: fn(
                 .await;
         assert!(cancel["result"].is_object(), "{cancel}");
     }
-    d.report(&format!("{endpoint:?}"));
 }
 
 #[tokio::test]
 async fn a_hostile_probe_answer_ends_within_bounds() {
+    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    probe_step(&mut d).await;
+    d.report("probe step");
+}
+
+async fn probe_step(d: &mut Daemon) {
     // The probe reads no 2xx body (an MCP answer may be an endless stream), so the
     // faults that answer 200 end in "not an OAuth server"; redirects are not followed.
-    before_the_browser(Endpoint::Mcp, 95_000, |fault| match fault {
+    // 70,000 scopes: as many as fit in the response head the HTTP client accepts (about
+    // 400 KiB; a larger head fails the probe).
+    before_the_browser(d, Endpoint::Mcp, 70_000, |fault| match fault {
         Fault::HugeLists { .. } => Ends::Success,
         Fault::WrongTypes | Fault::RedirectLoop | Fault::RedirectToLinkLocal => Ends::Either,
         _ => Ends::Error,
@@ -304,7 +315,13 @@ async fn a_hostile_probe_answer_ends_within_bounds() {
 
 #[tokio::test]
 async fn a_hostile_protected_resource_metadata_ends_within_bounds() {
-    before_the_browser(Endpoint::Prm, 140_000, |fault| match fault {
+    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    prm_step(&mut d).await;
+    d.report("prm step");
+}
+
+async fn prm_step(d: &mut Daemon) {
+    before_the_browser(d, Endpoint::Prm, 140_000, |fault| match fault {
         Fault::HugeLists { .. } => Ends::Success,
         _ => Ends::Error,
     })
@@ -313,8 +330,14 @@ async fn a_hostile_protected_resource_metadata_ends_within_bounds() {
 
 #[tokio::test]
 async fn hostile_authorization_server_metadata_ends_within_bounds() {
+    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    as_metadata_step(&mut d).await;
+    d.report("as metadata step");
+}
+
+async fn as_metadata_step(d: &mut Daemon) {
     // Both documents (OAuth and OpenID) at once: 130,000 distinct scopes each to merge.
-    before_the_browser(Endpoint::AsMetadata, 130_000, |fault| match fault {
+    before_the_browser(d, Endpoint::AsMetadata, 130_000, |fault| match fault {
         Fault::HugeLists { .. } => Ends::Success,
         _ => Ends::Error,
     })
@@ -323,7 +346,14 @@ async fn hostile_authorization_server_metadata_ends_within_bounds() {
 
 #[tokio::test]
 async fn a_hostile_registration_endpoint_ends_within_bounds() {
-    before_the_browser(Endpoint::Register, 100_000, |fault| match fault {
+    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    registration_step(&mut d).await;
+    d.report("registration step");
+}
+
+async fn registration_step(d: &mut Daemon) {
+    // The kit's answer echoes `redirect_uris` and `scope`: 60,000 entries each.
+    before_the_browser(d, Endpoint::Register, 60_000, |fault| match fault {
         Fault::HugeLists { .. } => Ends::Success,
         _ => Ends::Error,
     })
@@ -368,6 +398,11 @@ fn check_stored(d: &Daemon, server: &str, kit: &Kit, fault: Fault, during: &str)
 #[tokio::test]
 async fn a_hostile_token_endpoint_at_the_code_exchange_ends_within_bounds() {
     let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    code_exchange_step(&mut d).await;
+    d.report("code exchange");
+}
+
+async fn code_exchange_step(d: &mut Daemon) {
     for fault in token_faults() {
         let kit = kit().await;
         let server = d.add_server(&kit).await;
@@ -377,17 +412,21 @@ async fn a_hostile_token_endpoint_at_the_code_exchange_ends_within_bounds() {
         let success = token_fault_ends(fault) == Ends::Success;
         assert_eq!(done["success"], success, "{during}: {done}");
         if success {
-            check_stored(&d, &server, &kit, fault, &during);
+            check_stored(d, &server, &kit, fault, &during);
         } else {
             assert!(d.stored(&server, &kit).is_none(), "{during}");
         }
     }
-    d.report("code exchange");
 }
 
 #[tokio::test]
 async fn a_hostile_token_endpoint_at_refresh_ends_within_bounds() {
     let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    refresh_step(&mut d).await;
+    d.report("refresh");
+}
+
+async fn refresh_step(d: &mut Daemon) {
     for fault in token_faults() {
         let kit = kit().await;
         let server = d.add_server(&kit).await;
@@ -404,18 +443,22 @@ async fn a_hostile_token_endpoint_at_refresh_ends_within_bounds() {
             .await;
         check_end(&reply, token_fault_ends(fault), &during);
         if token_fault_ends(fault) == Ends::Success {
-            check_stored(&d, &server, &kit, fault, &during);
+            check_stored(d, &server, &kit, fault, &during);
         } else {
             // The credentials from the login are kept.
             assert!(d.stored(&server, &kit).is_some(), "{during}");
         }
     }
-    d.report("refresh");
 }
 
 #[tokio::test]
 async fn a_hostile_revocation_endpoint_ends_within_bounds() {
     let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    revocation_step(&mut d).await;
+    d.report("revocation");
+}
+
+async fn revocation_step(d: &mut Daemon) {
     for fault in faults(huge(100_000)) {
         let kit = kit().await;
         let server = d.add_server(&kit).await;
@@ -434,7 +477,6 @@ async fn a_hostile_revocation_endpoint_ends_within_bounds() {
         assert_eq!(reply["result"]["removed"], true, "{during}: {reply}");
         assert!(d.stored(&server, &kit).is_none(), "{during}");
     }
-    d.report("revocation");
 }
 
 /// Pre-warm at start-up discovers the configured servers in the background: two huge
@@ -459,4 +501,21 @@ async fn prewarm_of_huge_metadata_keeps_the_daemon_answering() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     d.report("pre-warm");
+}
+
+/// The measured run of docs/benchmarks.md: every step's cases against one daemon, its RSS
+/// growth and worst status latency over all of them. Run with
+/// `cargo test -p mcp-app-server --test all hostile_servers::one_daemon -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measured run (about a minute); figures in docs/benchmarks.md"]
+async fn one_daemon_through_every_hostile_step() {
+    let mut d = Daemon::start("mcp_oauth_prewarm = false\n").await;
+    probe_step(&mut d).await;
+    prm_step(&mut d).await;
+    as_metadata_step(&mut d).await;
+    registration_step(&mut d).await;
+    code_exchange_step(&mut d).await;
+    refresh_step(&mut d).await;
+    revocation_step(&mut d).await;
+    d.report("every step, one daemon");
 }

@@ -361,7 +361,8 @@ async fn error_on_the_callback_ends_the_login_with_that_error() {
     assert_eq!(consent.status, 200);
     let denied = kit.approve_pending(false).expect("a consent page waits");
     let page = reqwest::get(&denied).await.unwrap();
-    assert_eq!(page.status(), 400);
+    // "Access declined" (docs/login.md, the pages the browser shows).
+    assert_eq!(page.status(), 403);
     let page_body = page.text().await.unwrap();
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], false);
@@ -426,7 +427,7 @@ async fn two_servers_log_in_at_once_on_one_fixed_port() {
             server_config("b", &b, "")
         )),
     );
-    let (_server, mut c) = harness::start(home.path());
+    let (server, mut c) = harness::start(home.path());
     c.initialize().await;
     let ra = c.ok("mcpServer/oauth/login", json!({"name": "a"})).await;
     let rb = c.ok("mcpServer/oauth/login", json!({"name": "b"})).await;
@@ -463,7 +464,13 @@ async fn two_servers_log_in_at_once_on_one_fixed_port() {
     assert_eq!(names[0]["success"], true);
     assert_eq!(names[1]["name"], "b");
     assert_eq!(names[1]["success"], true);
-    // The port is free again once no login needs it.
+    // The port stays open a while for late redirects (docs/login.md), and is free again as
+    // soon as the daemon shuts down.
+    let late = reqwest::get(format!("http://127.0.0.1:{port}/favicon.ico"))
+        .await
+        .unwrap();
+    assert_eq!(late.status(), 404);
+    server.shutdown().await;
     wait_until_bindable(port).await;
 }
 

@@ -98,6 +98,9 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
     }
     // RFC 7591 2: an omitted method means client_secret_basic.
     let method_name = match request.get("token_endpoint_auth_method") {
+        _ if s.config.dcr_confidential_secret_ttl_secs.is_some() => {
+            "client_secret_basic".to_owned()
+        }
         None => "client_secret_basic".to_owned(),
         Some(Value::String(m)) => m.clone(),
         Some(_) => {
@@ -156,7 +159,11 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
     obj.insert("response_types".into(), json!(response_types));
     if let Some(secret) = &secret {
         obj.insert("client_secret".into(), json!(secret));
-        obj.insert("client_secret_expires_at".into(), json!(0));
+        let expires_at = match s.config.dcr_confidential_secret_ttl_secs {
+            Some(Some(ttl)) => issued_at + ttl,
+            _ => 0,
+        };
+        obj.insert("client_secret_expires_at".into(), json!(expires_at));
     }
     lock(&s.store).clients.insert(
         client_id.clone(),

@@ -202,6 +202,9 @@ impl AcceptLoop {
                 tracing::debug!("every connection is busy at the cap; closed a new one");
                 return;
             }
+            // Let the evicted connection's task close its socket before the next accept,
+            // so a burst of evictions does not hold more descriptors than the cap.
+            tokio::task::yield_now().await;
         }
         if self.order.len() > 2 * max {
             self.order.retain(|slot| slot.is_open());

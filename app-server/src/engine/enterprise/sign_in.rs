@@ -13,6 +13,7 @@ use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::unix_now;
 use crate::engine::enterprise::idp::{IdpSession, check_id_token, read_id_token, resolve_auth};
 use crate::engine::error::{EnterpriseError, LoginError, VendError};
+use crate::engine::flow::login_ending;
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{Control, EndReason, channel as control_channel};
 use crate::engine::state::logins::PendingLogin;
@@ -20,7 +21,7 @@ use crate::engine::target::{EnterpriseTarget, ServerTarget};
 use crate::engine::types::{LoginOptions, SignInStarted};
 use crate::oauth::authorization::{Pkce, new_state};
 use crate::oauth::callback::{
-    CallbackError, CallbackOutcome, ExpectedCallback, callback_path, redirect_uri,
+    CallbackError, CallbackOutcome, ExpectedCallback, PageNames, callback_path, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::grants::client_credentials::secret_method;
@@ -73,6 +74,10 @@ impl OAuthService {
             target.callback_url.as_ref(),
             expected.clone(),
         )?;
+        callback.describe(PageNames::new(
+            options.frontend.as_deref(),
+            Some(&target.name),
+        ));
         let redirect = redirect_uri(target.callback_url.as_ref(), callback.port, &id);
         let redirect_url = Url::parse(&redirect).map_err(|e| {
             LoginError::Enterprise(EnterpriseError::IdpDiscovery {
@@ -135,7 +140,6 @@ impl OAuthService {
                     options.timeout.as_secs()
                 ))),
             };
-            drop(callback);
             let result = match outcome {
                 Ok(CallbackOutcome::Code { code }) => {
                     service
@@ -148,6 +152,8 @@ impl OAuthService {
                 Ok(CallbackOutcome::Error(e)) => Err(LoginError::Authorization(e)),
                 Err(e) => Err(e),
             };
+            callback.finish(login_ending(&result));
+            drop(callback);
             {
                 let mut logins = service.lock_logins();
                 if logins.get(&name).is_some_and(|p| p.id == login_id) {

@@ -1,7 +1,7 @@
 //! One attempt of a login: the callback registered, the client registration chosen (or
 //! made), fresh PKCE and state; and the restart with a new registration after a refusal.
 
-use mcp_app_server_protocol::{ClientRegistrationMode, RegistrationKind};
+use mcp_app_server_protocol::{ClientRegistrationMode, McpAuthStatusReason, RegistrationKind};
 use url::Url;
 
 use crate::credentials::{StoredRegistration, unix_now};
@@ -11,7 +11,7 @@ use crate::engine::service::OAuthService;
 use crate::engine::types::{CLIENT_NAME, OAuthEvent};
 use crate::oauth::authorization::{Pkce, build_authorization_url, new_state};
 use crate::oauth::callback::{
-    CallbackListenError, CallbackRegistration, ExpectedCallback, redirect_uri,
+    CallbackListenError, CallbackRegistration, ExpectedCallback, PageNames, redirect_uri,
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
@@ -66,6 +66,10 @@ impl OAuthService {
             iss_required: metadata.authorization_response_iss_parameter_supported,
         };
         let callback = self.register_callback(ctx, expected).await?;
+        callback.describe(PageNames::new(
+            ctx.options.frontend.as_deref(),
+            Some(&ctx.target.name),
+        ));
         // Keep the same port for later attempts of this login.
         ctx.port.get_or_insert(callback.port);
         ctx.redirect_uri = Url::parse(&redirect_uri(
@@ -114,6 +118,22 @@ impl OAuthService {
             } => {
                 let redirect = ctx.redirect_uri.to_string();
                 let stored = self.stored_registration(&issuer, &redirect).await?;
+                // A registration a refresh found refused: dropped, registered again.
+                let stored = match stored {
+                    Some(reg)
+                        if reg.secret_expiring(unix_now())
+                            || self.refused_at_refresh(ctx, &reg).await? =>
+                    {
+                        tracing::info!(server = %ctx.target.name, "dropping a client registration the authorization server refused at a refresh, or whose client secret expires soon; registering again");
+                        let (i, r) = (issuer.clone(), redirect.clone());
+                        self.registration_saves.forget(&i, &r);
+                        self.queue
+                            .write(move |s| s.delete_registration(&i, &r))
+                            .await?;
+                        None
+                    }
+                    stored => stored,
+                };
                 // Later logins listen on this port again, so this registration serves them.
                 if self.sticky_port_applies(ctx) {
                     self.ports.remember(&ctx.target.key(), callback.port).await;
@@ -123,7 +143,7 @@ impl OAuthService {
                 match stored {
                     Some(reg) => (registration_from_stored(&reg), true),
                     _ => {
-                        let reg = dcr::register(
+                        let (reg, secret_expires_at) = dcr::register_client(
                             &ctx.http,
                             &registration_endpoint,
                             &ctx.redirect_uri,
@@ -139,6 +159,7 @@ impl OAuthService {
                             client_secret: reg.client_secret.clone(),
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
+                            client_secret_expires_at: secret_expires_at,
                         };
                         // Saved by the flow once the login has answered (state/registration_saves.rs).
                         unsaved = Some(Box::new(stored));
@@ -173,6 +194,25 @@ impl OAuthService {
             .queue
             .read(move |s| s.load_registration(&issuer, &redirect))
             .await?)
+    }
+
+    /// Whether the server's stored credentials say a refresh found `reg` refused
+    /// (`invalid_client`: the server pruned the client). Kept in the store, so a restart
+    /// or another daemon sharing it knows too.
+    async fn refused_at_refresh(
+        &self,
+        ctx: &FlowContext,
+        reg: &StoredRegistration,
+    ) -> Result<bool, LoginError> {
+        let key = ctx.target.key();
+        let Some(creds) = self.queue.read(move |s| s.load(&key)).await? else {
+            return Ok(false);
+        };
+        Ok(creds.reauthentication_required
+            && creds.login_reason == Some(McpAuthStatusReason::RegistrationDropped)
+            && creds.client.kind == RegistrationKind::Dcr
+            && creds.client.client_id == reg.client_id
+            && creds.issuer == reg.issuer)
     }
 
     /// Saves the registration `attempt` made, if any (together with the other logins'

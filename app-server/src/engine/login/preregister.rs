@@ -87,11 +87,15 @@ impl OAuthService {
             return Ok(false);
         };
         let redirect_text = redirect.to_string();
-        let stored = self.stored_registration(&issuer, &redirect_text).await?;
+        // One whose secret expires soon is replaced now rather than at the login.
+        let stored = self
+            .stored_registration(&issuer, &redirect_text)
+            .await?
+            .filter(|reg| !reg.secret_expiring(unix_now()));
         let made = stored.is_none();
         if made {
             let scopes = discovery.scopes_for(None, target.configured_scopes.as_deref());
-            let reg = dcr::register(
+            let (reg, secret_expires_at) = dcr::register_client(
                 http,
                 &registration_endpoint,
                 &redirect,
@@ -107,6 +111,7 @@ impl OAuthService {
                 client_secret: reg.client_secret,
                 token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                 registered_at: unix_now(),
+                client_secret_expires_at: secret_expires_at,
             };
             if let Err(e) = self.registration_saves.save(&self.queue, record).await {
                 tracing::warn!(server = %target.name, error = %e, "the pre-registered client was not saved; the first login registers");

@@ -42,6 +42,13 @@ fn debug_output_holds_no_secret() {
                 crate::config::grant::InlineSecret(secret("inline")),
             ),
         },
+        network: crate::config::network::ServerNetwork {
+            proxy: crate::config::network::ProxySetting::parse(&format!(
+                "http://user:{}@proxy.corp:3128",
+                secret("proxy")
+            ))
+            .unwrap(),
+        },
         dpop: Some(true),
         lookup: Default::default(),
     };
@@ -90,6 +97,7 @@ fn debug_output_holds_no_secret() {
         client_secret: Some(secret("client")),
         token_endpoint_auth_method: "client_secret_basic".into(),
         registered_at: 0,
+        client_secret_expires_at: None,
     });
     assert_redacted(&TokenResponse {
         access_token: secret("at"),

@@ -4,8 +4,10 @@
 //!
 //! Each listener is a task on the tokio runtime serving HTTP/1 with hyper under strict limits
 //! (`serve`), answering each request from its head alone (`routes`); outcomes go to the
-//! waiting login through a oneshot. A listener closes, and its port is free again, when its
-//! last registration is dropped. Registering, deregistering and shutting down only bind or
+//! waiting login through a oneshot. The login tells the listener how it ended
+//! ([`CallbackRegistration::finish`]) so that the browser's page says so. A listener closes,
+//! and its port is free again, [`Limits::linger`] after its last registration is dropped
+//! (at once on shutdown), so a late redirect still gets a page saying how its login ended. Registering, deregistering and shutting down only bind or
 //! close a socket and abort a task: nothing here blocks or waits, so they may run on the
 //! runtime's threads.
 
@@ -14,22 +16,21 @@ mod serve;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
+use super::ending::{LoginEnding, PageNames};
 use super::response::{CallbackError, CallbackOutcome, ExpectedCallback};
 use routes::{Authority, Route, Routes, fail_pending, lock};
-use serve::{Limits, Site, Socket, accept_loop};
+use serve::{LISTEN_BACKLOG, Limits, Site, Socket, accept_loop};
 
-/// Named in the success page when no other name is given.
+/// Named in the pages when the login gave no frontend name.
 const DEFAULT_APP_NAME: &str = "your editor";
-
-/// States of replaced logins kept per path, to recognise their tabs (see the module policy).
-const MAX_SUPERSEDED_STATES: usize = 8;
 
 /// Why a listener could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,24 @@ impl std::fmt::Debug for CallbackRegistration {
             .field("port", &self.port)
             .field("path", &self.path)
             .finish_non_exhaustive()
+    }
+}
+
+impl CallbackRegistration {
+    /// Names the frontend and the server on this login's pages.
+    pub fn describe(&self, names: PageNames) {
+        self.server.with_routes(self.port, |routes| {
+            routes.set_names(&self.path, self.route_id, names);
+        });
+    }
+
+    /// Tells the listener how the login ended: the browser's page for its redirect (which
+    /// waits for this after delivering a code, see [`Limits::exchange_wait`]) and for any
+    /// later visit says so.
+    pub fn finish(&self, ending: LoginEnding) {
+        self.server.with_routes(self.port, |routes| {
+            routes.set_ending(&self.path, self.route_id, ending);
+        });
     }
 }
 
@@ -189,16 +208,12 @@ impl CallbackServer {
             });
         };
         let mut routes = lock(&listener.routes);
-        let mut superseded_states = Vec::new();
-        if let Some(old) = routes.by_path.remove(&path) {
-            superseded_states = old.superseded_states;
-            superseded_states.push(old.expected.state);
-            if superseded_states.len() > MAX_SUPERSEDED_STATES {
-                superseded_states.remove(0);
-            }
-            if let Some(old_sender) = old.sender {
+        routes.idle_since = None;
+        if let Some(mut old) = routes.by_path.remove(&path) {
+            if let Some(old_sender) = old.sender.take() {
                 let _ = old_sender.send(CallbackOutcome::Error(CallbackError::Superseded));
             }
+            routes.remember(&path, old, true);
             tracing::info!(port, path = %path, "a newer login replaced the pending one on this callback path");
         }
         routes.by_path.insert(
@@ -207,7 +222,8 @@ impl CallbackServer {
                 id: route_id,
                 expected,
                 sender: Some(sender),
-                superseded_states,
+                names: PageNames::default(),
+                ending: None,
                 forwarded_host: callback_url.and_then(Authority::of_url),
             },
         );
@@ -248,24 +264,75 @@ impl CallbackServer {
         }
     }
 
-    fn deregister(&self, port: u16, path: &str, route_id: u64) {
+    fn deregister(self: &Arc<Self>, port: u16, path: &str, route_id: u64) {
         let mut registry = lock(&self.registry);
         let Some(listener) = registry.listeners.get(&port) else {
             return;
         };
         let now_empty = {
             let mut routes = lock(&listener.routes);
-            if routes.by_path.get(path).is_some_and(|r| r.id == route_id) {
-                routes.by_path.remove(path);
+            if routes.by_path.get(path).is_some_and(|r| r.id == route_id)
+                && let Some(route) = routes.by_path.remove(path)
+            {
+                routes.remember(path, route, false);
             }
-            routes.by_path.is_empty()
+            let empty = routes.by_path.is_empty();
+            if empty {
+                routes.idle_since = Some(Instant::now());
+            }
+            empty
         };
-        if now_empty {
+        if !now_empty {
+            return;
+        }
+        let linger = self.limits.linger;
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if !linger.is_zero() => {
+                let server = Arc::downgrade(self);
+                runtime.spawn(async move {
+                    tokio::time::sleep(linger).await;
+                    if let Some(server) = Weak::upgrade(&server) {
+                        server.close_if_idle(port);
+                    }
+                });
+                tracing::debug!(
+                    port,
+                    linger_secs = linger.as_secs(),
+                    "no login waits on this port any more; the listener stays for late redirects"
+                );
+            }
+            _ => {
+                registry.remove_listener(port);
+                tracing::debug!(
+                    port,
+                    "no login waits on this port any more; listener closed"
+                );
+            }
+        }
+    }
+
+    /// Closes the listener of `port` if no login has waited on it for [`Limits::linger`].
+    fn close_if_idle(&self, port: u16) {
+        let mut registry = lock(&self.registry);
+        let idle = registry.listeners.get(&port).is_some_and(|listener| {
+            let routes = lock(&listener.routes);
+            routes.by_path.is_empty()
+                && routes
+                    .idle_since
+                    .is_some_and(|since| since.elapsed() >= self.limits.linger)
+        });
+        if idle {
             registry.remove_listener(port);
-            tracing::debug!(
-                port,
-                "no login waits on this port any more; listener closed"
-            );
+            tracing::debug!(port, "the login callback listener closed after lingering");
+        }
+    }
+
+    /// Runs `change` on the routes of the listener of `port`, if it still runs.
+    fn with_routes(&self, port: u16, change: impl FnOnce(&mut Routes)) {
+        let registry = lock(&self.registry);
+        if let Some(listener) = registry.listeners.get(&port) {
+            change(&mut lock(&listener.routes));
         }
     }
 
@@ -283,17 +350,21 @@ impl CallbackServer {
                 CallbackListenError::Bind { port, source }
             }
         };
-        let socket = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).map_err(bind_error)?;
-        socket.set_nonblocking(true).map_err(bind_error)?;
-        let port = socket.local_addr().map_err(bind_error)?.port();
+        // Bound and listening here, with a backlog deep enough for a connection flood
+        // (serve.rs); inside the runtime, which the socket registers with.
         let socket = {
             let _runtime = runtime.enter();
-            tokio::net::TcpListener::from_std(socket)
-        }
-        .map_err(|err| CallbackListenError::Start {
-            port,
-            message: err.to_string(),
-        })?;
+            let socket = tokio::net::TcpSocket::new_v4().map_err(bind_error)?;
+            // As std's `TcpListener::bind` does on Unix: a port whose last connections are in
+            // TIME_WAIT can be bound again at once (a second listener still cannot).
+            #[cfg(unix)]
+            socket.set_reuseaddr(true).map_err(bind_error)?;
+            socket
+                .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                .map_err(bind_error)?;
+            socket.listen(LISTEN_BACKLOG).map_err(bind_error)?
+        };
+        let port = socket.local_addr().map_err(bind_error)?.port();
         let socket = Arc::new(Socket::new(socket));
         let routes = Arc::new(Mutex::new(Routes::default()));
         let site = Arc::new(Site {

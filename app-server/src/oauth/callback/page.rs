@@ -1,7 +1,11 @@
 //! The small self-contained HTML pages the browser shows after the redirect. Every piece of
 //! text that did not come from this file is escaped; codes and state values never appear.
+//! Each page names the frontend that started the login and the MCP server it is for, when
+//! the login told the listener (see [`PageNames`]), and says what happened and what to do
+//! next. No page has a script; the headers (serve.rs) forbid framing and caching.
 
-use super::response::{CallbackError, CallbackOutcome, DiscardReason};
+use super::ending::{LoginEnding, PageNames};
+use super::response::{CallbackError, CallbackOutcome, DiscardReason, clean_server_text};
 
 /// One response of the listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,31 +14,130 @@ pub(super) struct Page {
     pub(super) html: String,
 }
 
-pub(super) fn for_outcome(outcome: &CallbackOutcome, app_name: &str) -> Page {
-    match outcome {
-        CallbackOutcome::Code { .. } => success(app_name),
-        CallbackOutcome::Error(error) => failure(error, app_name),
+/// The names a page uses, escaped for HTML.
+pub(super) struct Who {
+    /// The frontend, e.g. `Zed`; the listener's default name when the login gave none.
+    app: String,
+    /// The MCP server in bold, or "the server".
+    server: String,
+}
+
+impl Who {
+    pub(super) fn new(names: &PageNames, default_app: &str) -> Self {
+        Self {
+            app: escape_html(names.frontend.as_deref().unwrap_or(default_app)),
+            server: names.server.as_deref().map_or_else(
+                || "the server".to_owned(),
+                |server| format!("<strong>{}</strong>", escape_html(server)),
+            ),
+        }
     }
 }
 
-fn success(app_name: &str) -> Page {
-    let app = escape_html(app_name);
+pub(super) fn for_outcome(outcome: &CallbackOutcome, who: &Who) -> Page {
+    match outcome {
+        CallbackOutcome::Code { .. } => approved_finishing(who),
+        CallbackOutcome::Error(error) => failure(error, who),
+    }
+}
+
+/// The page for a login that ended, for its redirect and for any later visit.
+pub(super) fn for_ending(ending: &LoginEnding, who: &Who) -> Page {
+    let Who { app, server } = who;
+    let again = format!("To log in, start the login again from {app}.");
+    let (status, title, tone, paragraphs) = match ending {
+        LoginEnding::LoggedIn => (
+            200,
+            "Logged in",
+            Tone::Ok,
+            vec![format!(
+                "{app} is now logged in to {server}. You can close this tab and return to {app}."
+            )],
+        ),
+        LoginEnding::Denied => (
+            403,
+            "Access declined",
+            Tone::Failed,
+            vec![
+                format!("Access to {server} was declined, so {app} is not logged in to it."),
+                format!(
+                    "If that was not intended, start the login again from {app} and approve access."
+                ),
+            ],
+        ),
+        LoginEnding::Failed(message) => (
+            502,
+            "Login failed",
+            Tone::Failed,
+            vec![
+                format!("{app} could not finish the login to {server}."),
+                format!(
+                    "What went wrong: {}",
+                    escape_html(&clean_server_text(message))
+                ),
+                again,
+            ],
+        ),
+        LoginEnding::Expired => (
+            410,
+            "Login expired",
+            Tone::Failed,
+            vec![
+                format!(
+                    "The login to {server} waited too long for the browser to come back and was stopped, so this response was not used."
+                ),
+                again,
+            ],
+        ),
+        LoginEnding::Cancelled => (
+            410,
+            "Login cancelled",
+            Tone::Neutral,
+            vec![
+                format!(
+                    "The login to {server} was cancelled in {app}, so this response was not used."
+                ),
+                again,
+            ],
+        ),
+        LoginEnding::Superseded => return superseded(who),
+        LoginEnding::Stopped => (
+            410,
+            "Login stopped",
+            Tone::Failed,
+            vec![
+                format!(
+                    "{app} stopped waiting for this login to {server} (it shut down or closed its login listener), so this response was not used."
+                ),
+                again,
+            ],
+        ),
+    };
+    Page {
+        status,
+        html: render(title, tone, title, &paragraphs),
+    }
+}
+
+/// The server approved and the browser came back, but the code exchange had not finished
+/// when the page had to be sent.
+pub(super) fn approved_finishing(who: &Who) -> Page {
+    let Who { app, server } = who;
     Page {
         status: 200,
         html: render(
             "Login approved",
             Tone::Ok,
-            "Login approved",
+            "Login approved, finishing",
             &[format!(
-                "{app} received the authorization and is finishing the login. \
-                 You can close this tab and return to {app}."
+                "{server} approved access and {app} is finishing the login (exchanging the authorization for credentials). {app} shows whether it worked. You can close this tab and return to {app}."
             )],
         ),
     }
 }
 
-fn failure(error: &CallbackError, app_name: &str) -> Page {
-    let app = escape_html(app_name);
+fn failure(error: &CallbackError, who: &Who) -> Page {
+    let Who { app, server } = who;
     let again = format!("Start the login again from {app}.");
     let paragraphs = match error {
         CallbackError::OAuth {
@@ -43,7 +146,7 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
             uri,
         } => {
             let mut lines = vec![format!(
-                "The authorization server refused the login with the error <code>{}</code>.",
+                "{server} refused the login of {app} with the error <code>{}</code>.",
                 escape_html(error)
             )];
             if let Some(description) = description {
@@ -58,11 +161,11 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
             lines.push(match error.as_str() {
                 "access_denied" => format!(
                     "Access was declined. If that was not intended, start the login again \
-                     from {app} and approve access."
+ from {app} and approve access."
                 ),
                 "invalid_scope" => format!(
                     "The server does not grant the requested scopes. Check the scopes \
-                     configured for this server, then start the login again from {app}."
+ configured for this server, then start the login again from {app}."
                 ),
                 _ => again,
             });
@@ -70,17 +173,19 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
         }
         CallbackError::IssuerMismatch { expected, got } => vec![
             format!(
-                "The response says it comes from <code>{}</code>, but the login started at \
-                 <code>{}</code>. It was discarded to protect you from a mix-up attack.",
+                "The response says it comes from <code>{}</code>, but the login to {server} \
+ started at <code>{}</code>. It was discarded to protect you from a mix-up \
+ attack.",
                 escape_html(got),
                 escape_html(expected)
             ),
             again,
         ],
         CallbackError::MissingIssuer => vec![
-            "The authorization server promised to identify itself on this redirect (RFC 9207) \
-             but did not. The response was discarded."
-                .to_owned(),
+            format!(
+                "{server} promised to identify itself on this redirect (RFC 9207) but did not. \
+                 The response was discarded."
+            ),
             again,
         ],
         CallbackError::MissingCode => vec![
@@ -99,29 +204,33 @@ fn failure(error: &CallbackError, app_name: &str) -> Page {
             vec![escape_html(&error.to_string()), again]
         }
     };
+    let (status, heading) = match error {
+        CallbackError::OAuth { error, .. } if error == "access_denied" => (403, "Access declined"),
+        _ => (400, "Login failed"),
+    };
     Page {
-        status: 400,
-        html: render("Login failed", Tone::Failed, "Login failed", &paragraphs),
+        status,
+        html: render(heading, Tone::Failed, heading, &paragraphs),
     }
 }
 
 /// A request on a login's path that cannot be that login's response (rule 14). The login is
 /// not touched, so the page must not say it failed.
-pub(super) fn discarded(reason: DiscardReason, app_name: &str) -> Page {
-    let app = escape_html(app_name);
+pub(super) fn discarded(reason: DiscardReason, who: &Who) -> Page {
+    let Who { app, server } = who;
     let why = match reason {
         DiscardReason::MissingState => {
             "This address carries no state, so it cannot be matched to the login that is \
-             waiting (a reloaded page or an incomplete link)."
+ waiting (a reloaded page or an incomplete link)."
         }
         DiscardReason::StateMismatch => {
             "This response does not belong to the login that is waiting: its state does not \
-             match. That happens with an old browser tab from an earlier attempt, or with a \
-             link someone else made."
+ match. That happens with an old browser tab from an earlier attempt, or with a \
+ link someone else made."
         }
         DiscardReason::RepeatedState => {
             "This response carries its state twice, so it cannot be matched to the login \
-             that is waiting."
+ that is waiting."
         }
     };
     Page {
@@ -133,8 +242,8 @@ pub(super) fn discarded(reason: DiscardReason, app_name: &str) -> Page {
             &[
                 format!("{why} For your safety it was discarded."),
                 format!(
-                    "The login is still waiting: finish it in the browser tab {app} opened, \
-                     or start it again from {app}."
+                    "The login is still waiting for {server}: finish it in the browser tab {app} \
+ opened, or start it again from {app}."
                 ),
             ],
         ),
@@ -192,14 +301,19 @@ pub(super) fn not_found() -> Page {
             "Not found",
             Tone::Neutral,
             "Not found",
-            &["No login is waiting at this address.".to_owned()],
+            &[
+                "No login is waiting at this address.".to_owned(),
+                "If you were logging in, that login ended some time ago or was started by \
+                 another program. Start the login again from the app you use."
+                    .to_owned(),
+            ],
         ),
     }
 }
 
 /// A second visit (a reload) after the login already took its result.
-pub(super) fn already_finished(app_name: &str) -> Page {
-    let app = escape_html(app_name);
+pub(super) fn already_finished(who: &Who) -> Page {
+    let Who { app, server } = who;
     Page {
         status: 200,
         html: render(
@@ -207,16 +321,16 @@ pub(super) fn already_finished(app_name: &str) -> Page {
             Tone::Neutral,
             "This login has already finished",
             &[format!(
-                "{app} already received the result of this login. You can close this tab; \
-                 if the login did not work, start it again from {app}."
+                "{app} already received the result of this login to {server}. You can close \
+ this tab; if the login did not work, start it again from {app}."
             )],
         ),
     }
 }
 
 /// The redirect of a login that a newer login on the same path replaced.
-pub(super) fn superseded(app_name: &str) -> Page {
-    let app = escape_html(app_name);
+pub(super) fn superseded(who: &Who) -> Page {
+    let Who { app, server } = who;
     Page {
         status: 409,
         html: render(
@@ -224,7 +338,7 @@ pub(super) fn superseded(app_name: &str) -> Page {
             Tone::Neutral,
             "This login was replaced by a newer one",
             &[format!(
-                "A newer login for the same server was started, so this tab is out of date. \
+                "A newer login to {server} was started in {app}, so this tab is out of date. \
                  Finish the login in the newest browser tab, or start it again from {app}."
             )],
         ),
@@ -232,8 +346,8 @@ pub(super) fn superseded(app_name: &str) -> Page {
 }
 
 /// The login stopped waiting (cancelled or timed out) just before the browser came back.
-pub(super) fn no_longer_waiting(app_name: &str) -> Page {
-    let app = escape_html(app_name);
+pub(super) fn no_longer_waiting(who: &Who) -> Page {
+    let Who { app, server } = who;
     Page {
         status: 410,
         html: render(
@@ -241,8 +355,8 @@ pub(super) fn no_longer_waiting(app_name: &str) -> Page {
             Tone::Failed,
             "This login is no longer waiting",
             &[format!(
-                "The login was cancelled or timed out before the browser came back. \
-                 Start the login again from {app}."
+                "The login to {server} was cancelled or timed out before the browser came \
+                 back. Start the login again from {app}."
             )],
         ),
     }
@@ -294,6 +408,13 @@ pub(super) fn escape_html(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn who(app: &str) -> Who {
+        Who::new(
+            &PageNames::new(Some(app), Some("Linear <prod>")),
+            "your editor",
+        )
+    }
+
     #[test]
     fn escapes_markup_and_quotes() {
         assert_eq!(
@@ -303,21 +424,69 @@ mod tests {
     }
 
     #[test]
-    fn success_page_names_the_app_and_says_close_the_tab() {
+    fn approved_page_names_the_frontend_and_server_and_says_it_is_finishing() {
         let page = for_outcome(
             &CallbackOutcome::Code {
                 code: "secret-code-123".to_owned(),
             },
-            "Zed <dev>",
+            &who("Zed <dev>"),
         );
         assert_eq!(page.status, 200);
-        assert!(page.html.contains("Login approved"));
+        assert!(
+            page.html.contains("Login approved, finishing"),
+            "{}",
+            page.html
+        );
+        assert!(page.html.contains("return to Zed &lt;dev&gt;."));
+        assert!(page.html.contains("<strong>Linear &lt;prod&gt;</strong>"));
+        assert!(!page.html.contains("secret-code-123"));
+        assert!(!page.html.contains("<dev>") && !page.html.contains("your editor"));
+    }
+
+    #[test]
+    fn without_names_the_pages_say_your_editor_and_the_server() {
+        let page = for_ending(
+            &LoginEnding::LoggedIn,
+            &Who::new(&PageNames::default(), "your editor"),
+        );
         assert!(
             page.html
-                .contains("You can close this tab and return to Zed &lt;dev&gt;.")
+                .contains("your editor is now logged in to the server."),
+            "{}",
+            page.html
         );
-        assert!(!page.html.contains("secret-code-123"));
-        assert!(!page.html.contains("<dev>"));
+    }
+
+    #[test]
+    fn every_ending_has_its_own_page_naming_both_and_no_script() {
+        let endings = [
+            (LoginEnding::LoggedIn, 200, "Logged in"),
+            (LoginEnding::Denied, 403, "Access declined"),
+            (
+                LoginEnding::Failed("the token endpoint said <no>".to_owned()),
+                502,
+                "the token endpoint said &lt;no&gt;",
+            ),
+            (LoginEnding::Expired, 410, "Login expired"),
+            (LoginEnding::Cancelled, 410, "Login cancelled"),
+            (LoginEnding::Superseded, 409, "replaced by a newer one"),
+            (LoginEnding::Stopped, 410, "Login stopped"),
+        ];
+        for (ending, status, says) in endings {
+            let page = for_ending(&ending, &who("VS Code"));
+            assert_eq!(page.status, status, "{ending:?}");
+            assert!(page.html.contains(says), "{ending:?}: {}", page.html);
+            assert!(page.html.contains("VS Code"), "{ending:?}: {}", page.html);
+            assert!(
+                page.html.contains("Linear &lt;prod&gt;"),
+                "{ending:?}: {}",
+                page.html
+            );
+            assert!(!page.html.contains("<script"), "{ending:?}");
+            if ending != LoginEnding::LoggedIn {
+                assert!(page.html.contains("again"), "{ending:?}: {}", page.html);
+            }
+        }
     }
 
     #[test]
@@ -328,9 +497,9 @@ mod tests {
                 description: Some("<b>user</b> said no".to_owned()),
                 uri: Some("https://as.example/errors?a=1&b=2".to_owned()),
             },
-            "VS Code",
+            &who("VS Code"),
         );
-        assert_eq!(page.status, 400);
+        assert_eq!(page.status, 403);
         assert!(page.html.contains("<code>access_denied</code>"));
         assert!(page.html.contains("&lt;b&gt;user&lt;/b&gt; said no"));
         assert!(page.html.contains("https://as.example/errors?a=1&amp;b=2"));
@@ -345,7 +514,7 @@ mod tests {
             (DiscardReason::MissingState, "carries no state"),
             (DiscardReason::RepeatedState, "carries its state twice"),
         ] {
-            let page = discarded(reason, "VS Code");
+            let page = discarded(reason, &who("VS Code"));
             assert_eq!(page.status, 400);
             assert!(page.html.contains(why), "{reason:?}: {}", page.html);
             assert!(
@@ -376,7 +545,7 @@ mod tests {
             },
         ];
         for error in errors {
-            let page = failure(&error, "the app");
+            let page = failure(&error, &who("the app"));
             assert!(
                 page.html.contains("Start the login again from the app."),
                 "{error:?}: {}",

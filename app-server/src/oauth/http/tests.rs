@@ -3,6 +3,7 @@
 //! [`policy`].
 
 mod policy;
+mod proxy;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

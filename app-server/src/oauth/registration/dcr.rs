@@ -91,6 +91,23 @@ struct RegistrationResponse {
     token_endpoint_auth_method: Option<String>,
 }
 
+/// `client_secret_expires_at` of a registration response (0: the secret never expires).
+#[derive(Deserialize)]
+struct SecretExpiry {
+    #[serde(default)]
+    client_secret_expires_at: Option<serde_json::Value>,
+}
+
+/// When the client secret of a registration response expires, unix seconds; `None` when
+/// it never does or the server did not say.
+pub fn secret_expires_at(body: &[u8]) -> Option<i64> {
+    let parsed: SecretExpiry = serde_json::from_slice(body).ok()?;
+    parsed
+        .client_secret_expires_at?
+        .as_i64()
+        .filter(|at| *at > 0)
+}
+
 #[derive(Deserialize)]
 struct ErrorResponse {
     #[serde(default)]
@@ -102,6 +119,7 @@ struct ErrorResponse {
 /// Registers at `registration_endpoint` (no redirects followed). `advertised_auth_methods` is
 /// the server's `token_endpoint_auth_methods_supported`, used when the server hands out a
 /// secret without saying how to use it.
+#[cfg(test)]
 pub async fn register(
     http: &HttpClient,
     registration_endpoint: &Url,
@@ -110,6 +128,27 @@ pub async fn register(
     scopes: Option<&[String]>,
     advertised_auth_methods: Option<&[String]>,
 ) -> Result<ClientRegistration, RegistrationError> {
+    register_client(
+        http,
+        registration_endpoint,
+        redirect_uri,
+        client_name,
+        scopes,
+        advertised_auth_methods,
+    )
+    .await
+    .map(|(registration, _)| registration)
+}
+
+/// [`register`], with when the client secret expires ([`secret_expires_at`]).
+pub async fn register_client(
+    http: &HttpClient,
+    registration_endpoint: &Url,
+    redirect_uri: &Url,
+    client_name: &str,
+    scopes: Option<&[String]>,
+    advertised_auth_methods: Option<&[String]>,
+) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
     let body = registration_request(redirect_uri, client_name, scopes);
     let mut response = http
         .post_json(registration_endpoint, &body, &HeaderMap::new())
@@ -143,7 +182,8 @@ pub async fn register(
             description: parsed.and_then(|p| p.error_description),
         });
     }
-    parse_registration_response(&url, &response.body, advertised_auth_methods)
+    let registration = parse_registration_response(&url, &response.body, advertised_auth_methods)?;
+    Ok((registration, secret_expires_at(&response.body)))
 }
 
 /// Reads a successful registration response into a [`ClientRegistration`].

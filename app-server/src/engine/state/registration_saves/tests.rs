@@ -16,6 +16,7 @@ fn reg(i: usize) -> StoredRegistration {
         client_secret: None,
         token_endpoint_auth_method: "none".into(),
         registered_at: 0,
+        client_secret_expires_at: None,
     }
 }
 

@@ -2,9 +2,15 @@
 //! a port that every local process (and, through the browser, every web page) can reach needs
 //! (requirements rule 34).
 //!
-//! - One accept loop task per port; each connection is a task holding one of
-//!   [`Limits::max_connections`] permits. A connection beyond them is closed at once, so
-//!   idle or half-sent connections cannot pile up.
+//! - One accept loop task per port; each connection is a task, at most
+//!   [`Limits::max_connections`] at once. When they are all taken, a new connection takes the
+//!   place of the oldest one that has sent nothing yet, else of the oldest one still sending
+//!   its request head (a browser sends its whole request at once, so it is never the one
+//!   evicted); when every connection is already being answered, accepting pauses and new
+//!   connections wait in the kernel's backlog ([`LISTEN_BACKLOG`]). A flood of silent or
+//!   slow connections therefore only evicts itself, and the browser's redirect is served.
+//! - After each accepted connection the accept loop yields to the runtime, so a connection
+//!   whose request is already in the socket reads it before the next accept can evict it.
 //! - The request head must arrive within [`Limits::header_read_timeout`] and fit in
 //!   [`Limits::max_header_bytes`] and [`Limits::max_headers`]; hyper answers 431 or closes
 //!   otherwise. A connection lives at most [`Limits::connection_lifetime`], whatever the
@@ -26,23 +32,33 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use super::super::page::Page;
-use super::routes::{self, Authority, Request, Routes, lock};
+use super::routes::{self, Answer, Authority, Request, Routes, lock};
 
 /// Accept errors in a row (each followed by [`ACCEPT_RETRY_PAUSE`]) after which the socket is
 /// taken to be broken and the waiting logins are told.
 const MAX_CONSECUTIVE_ACCEPT_ERRORS: u32 = 50;
 /// Pause after a failed accept (out of file descriptors, typically) before the next.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Connections the kernel queues for the listener while it is not accepting (capped by
+/// `net.core.somaxconn`, 4096 on current Linux). Large enough that a flood of a thousand
+/// connections leaves room for the browser's, which then waits its turn instead of having
+/// its SYN dropped (a 1 s retry each time).
+pub(super) const LISTEN_BACKLOG: u32 = 4096;
 
 /// What one listener tolerates from its clients.
 #[derive(Debug, Clone)]
 pub(in crate::oauth::callback) struct Limits {
-    /// Connections served at once; more are closed as soon as they are accepted.
+    /// Connections served at once; a new one beyond them evicts the oldest that has not
+    /// sent its request head (see the module documentation).
     pub max_connections: usize,
     /// Time for the whole request head to arrive (slowloris).
     pub header_read_timeout: Duration,
@@ -52,6 +68,12 @@ pub(in crate::oauth::callback) struct Limits {
     pub max_header_bytes: usize,
     /// Number of headers.
     pub max_headers: usize,
+    /// How long the answer to a redirect carrying a code waits for the login to exchange it,
+    /// to say "logged in" or what failed; then it says "approved, finishing".
+    pub exchange_wait: Duration,
+    /// How long the listener stays open after its last login ended, so that a late redirect
+    /// gets a page saying how its login ended instead of "site can't be reached".
+    pub linger: Duration,
 }
 
 impl Default for Limits {
@@ -61,9 +83,11 @@ impl Default for Limits {
         Self {
             max_connections: 64,
             header_read_timeout: Duration::from_secs(5),
-            connection_lifetime: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(15),
             max_header_bytes: 16 * 1024,
             max_headers: 64,
+            exchange_wait: Duration::from_secs(8),
+            linger: Duration::from_secs(120),
         }
     }
 }
@@ -102,36 +126,114 @@ pub(super) struct Site {
     pub(super) app_name: Arc<str>,
 }
 
+/// How far a connection got; the accept loop evicts the least advanced first.
+const SILENT: u8 = 0;
+/// Some bytes of the request head arrived.
+const SENDING: u8 = 1;
+/// The head is complete: the request is being answered (briefly, or while the code
+/// exchange finishes); never evicted.
+const ANSWERING: u8 = 2;
+
+/// One live connection, as the accept loop sees it (in accept order).
+struct Tracked {
+    progress: Arc<AtomicU8>,
+    task: AbortHandle,
+}
+
+/// The connections of one listener, oldest first, at most `Limits::max_connections`.
+struct Connections {
+    tracked: VecDeque<Tracked>,
+    tasks: JoinSet<()>,
+    max: usize,
+}
+
+impl Connections {
+    fn new(max: usize) -> Self {
+        Self {
+            tracked: VecDeque::with_capacity(max),
+            tasks: JoinSet::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// Forgets the connections that ended.
+    fn reap(&mut self) {
+        while self.tasks.try_join_next().is_some() {}
+        self.tracked.retain(|c| !c.task.is_finished());
+    }
+
+    fn full(&self) -> bool {
+        self.tracked.len() >= self.max
+    }
+
+    /// The oldest silent connection, else the oldest still sending its head.
+    fn evictable(&self) -> Option<usize> {
+        let at = |stage| {
+            self.tracked
+                .iter()
+                .position(|c| c.progress.load(Ordering::Relaxed) == stage)
+        };
+        at(SILENT).or_else(|| at(SENDING))
+    }
+
+    /// Closes one connection that has not sent a complete head; false when none is left.
+    fn evict_one(&mut self, port: u16) -> bool {
+        let Some(index) = self.evictable() else {
+            return false;
+        };
+        if let Some(evicted) = self.tracked.remove(index) {
+            let stage = evicted.progress.load(Ordering::Relaxed);
+            evicted.task.abort();
+            tracing::debug!(
+                port,
+                silent = stage == SILENT,
+                "the login callback listener is full; closed its oldest connection without a request"
+            );
+        }
+        true
+    }
+
+    /// Waits until some connection ends (every one is being answered, which is brief).
+    async fn wait_for_one(&mut self) {
+        if self.tasks.join_next().await.is_none() {
+            self.tracked.clear();
+        }
+        self.reap();
+    }
+}
+
 /// Accepts connections until the socket is closed (or fails for good). Dropping this future
 /// (the task aborted) drops every connection task with it.
 pub(super) async fn accept_loop(socket: Arc<Socket>, site: Arc<Site>, limits: Limits) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = JoinSet::new();
+    let mut connections = Connections::new(limits.max_connections);
     let mut errors_in_a_row = 0;
     loop {
-        // Finished connections are reaped here, so the set holds at most the permitted ones
-        // and those that ended since the last accept.
-        while connections.try_join_next().is_some() {}
+        connections.reap();
+        // Every place taken by a request being answered: leave new connections in the
+        // kernel's backlog until one is done.
+        while connections.full() && connections.evictable().is_none() {
+            connections.wait_for_one().await;
+        }
         let accepted = poll_fn(|cx| socket.poll_accept(cx)).await;
         match accepted {
             None => return,
             Some(Ok((stream, _peer))) => {
                 errors_in_a_row = 0;
-                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                    tracing::debug!(
-                        port = site.port,
-                        limit = limits.max_connections,
-                        "too many connections to the login callback listener; closed a new one"
-                    );
-                    drop(stream);
-                    continue;
-                };
-                connections.spawn(serve_connection(
+                connections.reap();
+                while connections.full() && !connections.evict_one(site.port) {
+                    connections.wait_for_one().await;
+                }
+                let progress = Arc::new(AtomicU8::new(SILENT));
+                let task = connections.tasks.spawn(serve_connection(
                     stream,
-                    permit,
+                    Arc::clone(&progress),
                     Arc::clone(&site),
                     limits.clone(),
                 ));
+                connections.tracked.push_back(Tracked { progress, task });
+                // Lets the new connection (and the runtime's I/O) run before the next accept:
+                // a request already in its socket is read before anything can evict it.
+                tokio::task::yield_now().await;
             }
             Some(Err(error)) => {
                 errors_in_a_row += 1;
@@ -151,10 +253,54 @@ pub(super) async fn accept_loop(socket: Arc<Socket>, site: Arc<Site>, limits: Li
     }
 }
 
+/// A connection's stream that records when its first bytes arrive.
+struct Watched {
+    stream: TcpStream,
+    progress: Arc<AtomicU8>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let _ = self.progress.compare_exchange(
+                SILENT,
+                SENDING,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Serves the one request of a connection, within the limits, then closes it.
 async fn serve_connection(
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
+    progress: Arc<AtomicU8>,
     site: Arc<Site>,
     limits: Limits,
 ) {
@@ -165,12 +311,28 @@ async fn serve_connection(
         .max_buf_size(limits.max_header_bytes)
         .max_header_size(limits.max_header_bytes)
         .max_headers(limits.max_headers);
+    let answering = Arc::clone(&progress);
+    let exchange_wait = limits.exchange_wait;
     let service = service_fn(move |request: hyper::Request<Incoming>| {
-        let response = respond(&request, &site);
+        answering.store(ANSWERING, Ordering::Relaxed);
+        let answer = respond(&request, &site);
         // The body is dropped unread; hyper then closes instead of reading it.
         drop(request);
-        std::future::ready(Ok::<_, Infallible>(response))
+        let site = Arc::clone(&site);
+        async move {
+            let page = match answer {
+                Answer::Page(page) => page,
+                Answer::AfterExchange {
+                    path,
+                    state,
+                    meanwhile,
+                    endings,
+                } => after_exchange(&site, &path, &state, meanwhile, endings, exchange_wait).await,
+            };
+            Ok::<_, Infallible>(html_response(page))
+        }
     });
+    let stream = Watched { stream, progress };
     let connection = http.serve_connection(TokioIo::new(stream), service);
     match tokio::time::timeout(limits.connection_lifetime, connection).await {
         Ok(Ok(())) => {}
@@ -183,7 +345,29 @@ async fn serve_connection(
     }
 }
 
-fn respond(request: &hyper::Request<Incoming>, site: &Site) -> Response<String> {
+/// Waits, at most `wait`, for the login whose code this request delivered (or reloaded) to
+/// end, and gives the page of its ending; `meanwhile` if it has not ended by then.
+async fn after_exchange(
+    site: &Site,
+    path: &str,
+    state: &str,
+    meanwhile: Page,
+    mut endings: tokio::sync::watch::Receiver<u64>,
+    wait: Duration,
+) -> Page {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(page) = lock(&site.routes).settled(path, state, &site.app_name) {
+            return page;
+        }
+        match tokio::time::timeout_at(deadline, endings.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return meanwhile,
+        }
+    }
+}
+
+fn respond(request: &hyper::Request<Incoming>, site: &Site) -> Answer {
     let uri = request.uri();
     let host = match uri.authority() {
         // An absolute-form target names the host itself (RFC 9112 §3.2.2).
@@ -197,7 +381,7 @@ fn respond(request: &hyper::Request<Incoming>, site: &Site) -> Response<String> 
         }
     };
     let target = uri.path_and_query().map_or("/", |p| p.as_str());
-    let page = routes::answer(
+    routes::answer(
         &Request {
             method: request.method().as_str(),
             target,
@@ -206,8 +390,7 @@ fn respond(request: &hyper::Request<Incoming>, site: &Site) -> Response<String> 
         &site.routes,
         &site.own,
         &site.app_name,
-    );
-    html_response(page)
+    )
 }
 
 fn html_response(page: Page) -> Response<String> {
@@ -222,8 +405,10 @@ fn html_response(page: Page) -> Response<String> {
         (header::REFERRER_POLICY, "no-referrer"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
+             form-action 'none'; base-uri 'none'",
         ),
+        (header::X_FRAME_OPTIONS, "DENY"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }

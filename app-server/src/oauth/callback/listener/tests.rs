@@ -1,4 +1,5 @@
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use tokio::sync::oneshot::error::TryRecvError;
 
@@ -11,6 +12,20 @@ fn expected(id: &str, state: &str) -> ExpectedCallback {
         issuer: None,
         iss_required: false,
     }
+}
+
+/// Limits for tests: the port closes with its last login, and a delivered code's page waits
+/// only briefly for an ending no test gives.
+fn test_limits() -> Limits {
+    Limits {
+        linger: Duration::ZERO,
+        exchange_wait: Duration::from_millis(300),
+        ..Limits::default()
+    }
+}
+
+fn test_server() -> Arc<CallbackServer> {
+    CallbackServer::with_limits("Test IDE", test_limits())
 }
 
 fn client() -> reqwest::Client {
@@ -82,7 +97,7 @@ fn code(code: &str) -> CallbackOutcome {
 
 #[tokio::test]
 async fn success_delivers_the_code_and_the_page_says_success() {
-    let server = CallbackServer::with_app_name("Test IDE");
+    let server = test_server();
     let mut registration = server
         .register(None, None, expected("IDone", "state-1"))
         .expect("register");
@@ -99,9 +114,9 @@ async fn success_delivers_the_code_and_the_page_says_success() {
     assert_eq!(answer.cache_control, "no-store");
     assert!(answer.body.contains("Login approved"), "{}", answer.body);
     assert!(
-        answer
-            .body
-            .contains("You can close this tab and return to Test IDE.")
+        answer.body.contains("return to Test IDE."),
+        "{}",
+        answer.body
     );
     assert!(!answer.body.contains("the/code") && !answer.body.contains("state-1"));
     assert_eq!((&mut registration.outcome).await, Ok(code("the/code")));
@@ -113,12 +128,28 @@ async fn success_delivers_the_code_and_the_page_says_success() {
     )
     .await;
     assert_eq!(reload.status, 200);
-    assert!(reload.body.contains("already finished"), "{}", reload.body);
+    assert!(reload.body.contains("Login approved"), "{}", reload.body);
+
+    // Once the login says how it ended, a reload shows that.
+    registration.finish(LoginEnding::LoggedIn);
+    let reload = get(
+        registration.port,
+        "/callback/IDone?code=the%2Fcode&state=state-1",
+    )
+    .await;
+    assert_eq!(reload.status, 200);
+    assert!(
+        reload
+            .body
+            .contains("Test IDE is now logged in to the server."),
+        "{}",
+        reload.body
+    );
 }
 
 #[tokio::test]
 async fn stray_requests_get_404_and_the_login_goes_on() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let mut registration = server
         .register(None, None, expected("IDstray", "s2"))
         .expect("register");
@@ -154,7 +185,7 @@ async fn stray_requests_get_404_and_the_login_goes_on() {
 
 #[tokio::test]
 async fn two_logins_share_one_fixed_port_routed_by_path() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let port = free_port();
     let mut first = server
         .register(Some(port), None, expected("IDfirst", "sa"))
@@ -176,7 +207,7 @@ async fn two_logins_share_one_fixed_port_routed_by_path() {
 
 #[tokio::test]
 async fn logins_without_a_fixed_port_share_the_ephemeral_listener() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let first = server
         .register(None, None, expected("IDe1", "s"))
         .expect("register");
@@ -189,7 +220,7 @@ async fn logins_without_a_fixed_port_share_the_ephemeral_listener() {
 
 #[tokio::test]
 async fn listener_closes_after_the_last_registration_is_dropped() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let port = free_port();
     let first = server
         .register(Some(port), None, expected("IDc1", "s1"))
@@ -201,9 +232,10 @@ async fn listener_closes_after_the_last_registration_is_dropped() {
     drop(first);
     assert_eq!(server.active_ports(), vec![port]);
     assert!(connectable(port));
+    // Its redirect gets a page saying it stopped, not a 404.
     assert_eq!(
         get(port, "/callback/IDc1?code=x&state=s1").await.status,
-        404
+        410
     );
 
     drop(second);
@@ -232,7 +264,7 @@ async fn listener_closes_after_the_last_registration_is_dropped() {
 async fn a_port_held_by_another_program_is_port_in_use() {
     let foreign = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("foreign socket");
     let port = foreign.local_addr().expect("address").port();
-    let server = CallbackServer::new();
+    let server = test_server();
     let err = server
         .register(Some(port), None, expected("IDbusy", "s"))
         .expect_err("port is taken");
@@ -248,7 +280,7 @@ async fn a_port_held_by_another_program_is_port_in_use() {
 
 #[tokio::test]
 async fn wrong_missing_or_repeated_state_is_discarded_and_the_login_keeps_waiting() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let mut registration = server
         .register(None, None, expected("IDcsrf", "right-state"))
         .expect("register");
@@ -289,7 +321,7 @@ async fn wrong_missing_or_repeated_state_is_discarded_and_the_login_keeps_waitin
 
 #[tokio::test]
 async fn oauth_error_page_shows_the_servers_error_escaped() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let mut registration = server
         .register(None, None, expected("IDerr", "s"))
         .expect("register");
@@ -298,7 +330,7 @@ async fn oauth_error_page_shows_the_servers_error_escaped() {
         "/callback/IDerr?error=access_denied&error_description=%3Cscript%3Eno%3C%2Fscript%3E&state=s",
     )
     .await;
-    assert_eq!(answer.status, 400);
+    assert_eq!(answer.status, 403);
     assert!(answer.body.contains("<code>access_denied</code>"));
     assert!(answer.body.contains("&lt;script&gt;no&lt;/script&gt;"));
     assert!(!answer.body.contains("<script>"));
@@ -314,7 +346,7 @@ async fn oauth_error_page_shows_the_servers_error_escaped() {
 
 #[tokio::test]
 async fn a_newer_login_on_the_same_path_replaces_the_older() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let mut older = server
         .register(None, None, expected("IDsame", "old-state"))
         .expect("register older");
@@ -352,7 +384,7 @@ async fn a_newer_login_on_the_same_path_replaces_the_older() {
 
 #[tokio::test]
 async fn a_login_that_stopped_waiting_gets_a_no_longer_waiting_page() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let mut registration = server
         .register(None, None, expected("IDgone", "s"))
         .expect("register");
@@ -366,7 +398,7 @@ async fn a_login_that_stopped_waiting_gets_a_no_longer_waiting_page() {
 
 #[tokio::test]
 async fn shutdown_fails_pending_logins_and_frees_the_ports() {
-    let server = CallbackServer::new();
+    let server = test_server();
     let port = free_port();
     let mut fixed = server
         .register(Some(port), None, expected("IDs1", "s"))
@@ -396,7 +428,7 @@ async fn shutdown_fails_pending_logins_and_frees_the_ports() {
 
 #[test]
 fn invalid_callback_paths_are_refused() {
-    let server = CallbackServer::new();
+    let server = test_server();
     for path in ["callback/ID", "/callback/ID?x=1", "/callback/ID#f", ""] {
         let expected = ExpectedCallback {
             callback_path: path.to_owned(),
@@ -414,3 +446,102 @@ fn invalid_callback_paths_are_refused() {
 }
 
 mod hostile;
+
+#[tokio::test]
+async fn a_late_redirect_gets_its_logins_ending_while_the_port_lingers() {
+    let server = CallbackServer::with_limits(
+        "Test IDE",
+        Limits {
+            linger: Duration::from_millis(600),
+            ..test_limits()
+        },
+    );
+    let registration = server
+        .register(None, None, expected("IDlate", "s-late"))
+        .expect("register");
+    registration.describe(PageNames::new(Some("Zed"), Some("linear")));
+    let port = registration.port;
+    registration.finish(LoginEnding::Cancelled);
+    drop(registration);
+
+    // No login waits, yet the port answers the cancelled login's redirect with its ending.
+    let late = get(port, "/callback/IDlate?code=c&state=s-late").await;
+    assert_eq!(late.status, 410, "{}", late.body);
+    assert!(late.body.contains("Login cancelled"), "{}", late.body);
+    assert!(
+        late.body
+            .contains("<strong>linear</strong> was cancelled in Zed"),
+        "{}",
+        late.body
+    );
+    // Another state learns nothing.
+    assert_eq!(
+        get(port, "/callback/IDlate?code=c&state=guess")
+            .await
+            .status,
+        404
+    );
+    // A new login on the lingering port is served as usual.
+    let mut again = server
+        .register(None, None, expected("IDlate2", "s2"))
+        .expect("register again");
+    assert_eq!(again.port, port);
+    assert_eq!(
+        get(port, "/callback/IDlate2?code=c2&state=s2").await.status,
+        200
+    );
+    assert_eq!((&mut again.outcome).await, Ok(code("c2")));
+    drop(again);
+
+    // Then the port closes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connectable(port) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port {port} never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.active_ports().is_empty());
+}
+
+#[tokio::test]
+async fn the_page_for_a_code_waits_for_the_exchange_and_says_how_it_ended() {
+    let server = CallbackServer::with_limits(
+        "Test IDE",
+        Limits {
+            exchange_wait: Duration::from_secs(20),
+            ..test_limits()
+        },
+    );
+    let mut registration = server
+        .register(None, None, expected("IDwait", "s"))
+        .expect("register");
+    registration.describe(PageNames::new(None, Some("linear")));
+    let port = registration.port;
+    let browser = tokio::spawn(get(port, "/callback/IDwait?code=c&state=s"));
+    assert_eq!((&mut registration.outcome).await, Ok(code("c")));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !browser.is_finished(),
+        "the page did not wait for the exchange"
+    );
+    registration.finish(LoginEnding::Failed(
+        "the token endpoint answered <500>".to_owned(),
+    ));
+    let page = tokio::time::timeout(Duration::from_secs(10), browser)
+        .await
+        .expect("the page came once the login ended")
+        .expect("request");
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(
+        page.body
+            .contains("the token endpoint answered &lt;500&gt;"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Test IDE could not finish the login to <strong>linear</strong>")
+    );
+}

@@ -163,3 +163,27 @@ fn response_table() {
         }
     }
 }
+
+#[test]
+fn client_secret_expiry_is_read_and_zero_means_never() {
+    let cases = [
+        (
+            r#"{"client_id":"c","client_secret":"s","client_secret_expires_at":1900000000}"#,
+            Some(1_900_000_000),
+        ),
+        (
+            r#"{"client_id":"c","client_secret":"s","client_secret_expires_at":0}"#,
+            None,
+        ),
+        (r#"{"client_id":"c","client_secret":"s"}"#, None),
+        (
+            r#"{"client_id":"c","client_secret_expires_at":"soon"}"#,
+            None,
+        ),
+        (r#"{"client_id":"c","client_secret_expires_at":-5}"#, None),
+        ("<html>", None),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(secret_expires_at(body.as_bytes()), expected, "{body}");
+    }
+}

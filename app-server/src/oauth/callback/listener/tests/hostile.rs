@@ -64,13 +64,13 @@ fn short_limits() -> Limits {
         max_connections: 4,
         header_read_timeout: Duration::from_millis(300),
         connection_lifetime: Duration::from_secs(30),
-        ..Limits::default()
+        ..test_limits()
     }
 }
 
 #[tokio::test]
 async fn a_huge_or_false_content_length_is_never_waited_for() {
-    let server = CallbackServer::new();
+    let server = CallbackServer::with_limits("Test IDE", test_limits());
     let mut registration = server
         .register(None, None, expected("IDbody", "s"))
         .expect("register");
@@ -157,7 +157,7 @@ async fn a_huge_or_false_content_length_is_never_waited_for() {
 
 #[tokio::test]
 async fn oversized_heads_get_431_and_the_login_goes_on() {
-    let server = CallbackServer::new();
+    let server = CallbackServer::with_limits("Test IDE", test_limits());
     let mut registration = server
         .register(None, None, expected("IDhead", "s"))
         .expect("register");
@@ -202,60 +202,88 @@ async fn a_half_sent_head_is_cut_off_and_the_login_goes_on() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_cap_are_closed_at_once() {
+async fn a_full_listener_evicts_its_oldest_silent_connection_for_the_browser() {
     let limits = Limits {
         max_connections: 3,
-        // Long enough that only the cap can explain a closed connection below.
+        // Long enough that only eviction can explain a closed connection below.
         header_read_timeout: Duration::from_secs(60),
         connection_lifetime: Duration::from_secs(60),
-        ..Limits::default()
+        ..test_limits()
     };
     let server = CallbackServer::with_limits("Test IDE", limits);
     let mut registration = server
         .register(None, None, expected("IDcap", "s"))
         .expect("register");
     let port = registration.port;
-    let mut idle = Vec::new();
-    for _ in 0..3 {
-        idle.push(
+    // One that sent half a head (slowloris), then two silent ones.
+    let mut slow = AsyncTcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /callback/IDcap?code=x HTTP/1.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(
             AsyncTcpStream::connect((Ipv4Addr::LOCALHOST, port))
                 .await
                 .expect("connect"),
         );
     }
-    // Every further connection is accepted and closed without an answer.
-    for _ in 0..5 {
-        let answer = raw(
-            port,
-            head("GET", "/callback/IDcap?code=c&state=s", port, ""),
-        )
-        .await;
-        assert_eq!(answer.status, None, "{}", answer.text);
-    }
-    assert_eq!(registration.outcome.try_recv(), Err(TryRecvError::Empty));
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    // Once the idle ones go, the browser is served again.
-    drop(idle);
-    let mut served = None;
-    for _ in 0..100 {
-        let answer = raw(
-            port,
-            head("GET", "/callback/IDcap?code=c&state=s", port, ""),
-        )
-        .await;
-        if answer.status.is_some() {
-            served = answer.status;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(served, Some(200));
+    // The browser is served at once; the oldest silent connection made room for it.
+    let answer = raw(
+        port,
+        head("GET", "/callback/IDcap?code=c&state=s", port, ""),
+    )
+    .await;
+    assert_eq!(answer.status, Some(200), "{}", answer.text);
     assert_eq!((&mut registration.outcome).await, Ok(code("c")));
+    let closed = tokio::time::timeout(PATIENCE, silent[0].read(&mut [0u8; 16]))
+        .await
+        .expect("the oldest silent connection was evicted");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    // The older half-sent head and the newer silent one are still open.
+    for (what, stream) in [
+        ("the half-sent head", &mut slow),
+        ("the newer silent", &mut silent[1]),
+    ] {
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut [0u8; 16]))
+                .await
+                .is_err(),
+            "{what} was closed"
+        );
+    }
+
+    // With no silent connection left, the oldest half-sent head is evicted next.
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut newer = Vec::new();
+    for _ in 0..2 {
+        let mut stream = AsyncTcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        newer.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = raw(port, head("GET", "/", port, "")).await;
+    assert_eq!(again.status, Some(404), "{}", again.text);
+    let closed = tokio::time::timeout(PATIENCE, slow.read(&mut [0u8; 16]))
+        .await
+        .expect("the oldest half-sent head was evicted");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
 }
 
 #[tokio::test]
 async fn only_the_served_host_is_answered() {
-    let server = CallbackServer::new();
+    let server = CallbackServer::with_limits("Test IDE", test_limits());
     let forwarded = Url::parse("http://localhost:9000/ide/callback").expect("url");
     let mut direct = server
         .register(None, None, expected("IDhost", "s"))
@@ -375,7 +403,7 @@ async fn closing_a_listener_with_connections_open_frees_the_port_at_once() {
 mod routing {
     use proptest::prelude::*;
 
-    use super::super::super::routes::{Request, Route, Routes, answer};
+    use super::super::super::routes::{Answer, Request, Route, Routes, answer};
     use super::*;
 
     const PORT: u16 = 8765;
@@ -449,18 +477,23 @@ mod routing {
                     id: 1,
                     expected: expected("IDprop", STATE),
                     sender: Some(sender),
-                    superseded_states: Vec::new(),
+                    names: PageNames::default(),
+                    ending: None,
                     forwarded_host: None,
                 },
             );
             let routes = Mutex::new(table);
-            let page = answer(
+            let answered = answer(
                 &Request { method: &method, target: &target, host: host.as_deref() },
                 &routes,
                 &Authority::loopback(PORT),
                 "Test IDE",
             );
-            prop_assert!((200..600).contains(&page.status));
+            let status = match answered {
+                Answer::Page(page) => page.status,
+                Answer::AfterExchange { meanwhile, .. } => meanwhile.status,
+            };
+            prop_assert!((200..600).contains(&status));
             let taken = outcome.try_recv() != Err(TryRecvError::Empty);
             let path = target.split(['?', '#']).next().unwrap_or_default();
             let may_take = method == "GET"

@@ -89,6 +89,7 @@ EOF
 nginx_port="$(free_port)"
 mkdir -p "$work/www/mcp/oauth/$id" "$work/nginx"
 cp "$work/client.json" "$work/www/mcp/oauth/$id/client.json"
+chmod -R a+rX "$work/www" && chmod a+x "$work"  # nginx workers run as another user
 cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes auto;
 daemon off;

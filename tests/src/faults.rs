@@ -145,7 +145,7 @@ impl Faults {
             }
             Fault::Trickle => Some(crate::hostile::trickle()),
             Fault::LyingLength(claimed) => Some(crate::hostile::lying_length(claimed)),
-            Fault::GzipBomb => Some(crate::hostile::gzip_bomb()),
+            Fault::GzipBomb => Some(crate::hostile::gzip_bomb().await),
             Fault::RedirectLoop | Fault::RedirectToLinkLocal => None,
             Fault::Status500 => Some(status_response(StatusCode::INTERNAL_SERVER_ERROR)),
             Fault::Status(code) => Some(status_response(

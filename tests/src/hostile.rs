@@ -271,14 +271,24 @@ pub(crate) fn lying_length(claimed: u64) -> Response {
 static BOMB: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
 /// A gzip member inflating to [`GZIP_BOMB_INFLATED_BYTES`] spaces (valid JSON whitespace).
-pub(crate) fn gzip_bomb() -> Response {
+/// Built once, off the async workers (its CRC-32 runs over 64 MiB), so the kit building it
+/// does not delay the test that drives the daemon.
+pub(crate) async fn gzip_bomb() -> Response {
+    let body = match BOMB.get() {
+        Some(body) => body.clone(),
+        None => tokio::task::spawn_blocking(|| {
+            BOMB.get_or_init(|| gzip_of_spaces(GZIP_BOMB_INFLATED_BYTES))
+                .clone()
+        })
+        .await
+        .expect("the gzip bomb builds"),
+    };
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CONTENT_ENCODING, "gzip"),
         ],
-        BOMB.get_or_init(|| gzip_of_spaces(GZIP_BOMB_INFLATED_BYTES))
-            .clone(),
+        body,
     )
         .into_response();
     response

@@ -65,6 +65,8 @@ pub fn total_timeout() -> Duration {
 /// together open hundreds), the rest are closed instead of each holding its buffers and task
 /// for the pool's idle timeout.
 pub const MAX_IDLE_CONNECTIONS_PER_HOST: usize = 4;
+/// Bodies up to this size are parsed on the async worker; larger ones on a blocking thread.
+pub const PARSE_INLINE_BYTES: usize = 64 * 1024;
 /// Redirects a metadata GET may follow (same origin only).
 pub const MAX_METADATA_REDIRECTS: usize = 3;
 
@@ -84,6 +86,25 @@ impl HttpResponse {
     /// Parses the body as JSON into `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
+    }
+
+    /// [`HttpResponse::json`] through `parse`, on a blocking thread when the body is larger
+    /// than [`PARSE_INLINE_BYTES`]: parsing a body near the 1 MiB cap takes milliseconds
+    /// (tens in a debug build), which the daemon's one async worker must not spend.
+    pub async fn parse_off_worker<T, F>(&self, parse: F) -> T
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8]) -> T + Send + 'static,
+    {
+        if self.body.len() <= PARSE_INLINE_BYTES {
+            return parse(&self.body);
+        }
+        let body = self.body.clone();
+        match tokio::task::spawn_blocking(move || parse(&body)).await {
+            Ok(parsed) => parsed,
+            // The parse panicked: let the panic go on as it would have inline.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
     /// How long the response may be cached: `None` when the server did not say,

@@ -165,6 +165,17 @@ impl Run {
         self.shots.join(format!("{name}.png")).display().to_string()
     }
 
+    /// Runs a browser command that ends on one of the listener's pages, and checks it: the
+    /// status, the heading, the names and the guarding headers.
+    async fn page(&mut self, command: Value, status: u16, heading: &str) -> Value {
+        let page = self.browser.ask(command).await;
+        assert_eq!(page["status"], status, "{page}");
+        assert_eq!(page["heading"], heading, "{page}");
+        assert_guarded(&page);
+        assert_names(&page);
+        page
+    }
+
     async fn completed(&mut self) -> Value {
         self.c.notification("mcpServer/oauthLogin/completed").await
     }
@@ -209,30 +220,27 @@ async fn a_real_browser_sees_what_happened_on_every_page() {
     // A full login: the page waits for the code exchange and says "logged in".
     let (url, _) = run.login(None).await;
     let shot = run.shot("1-logged-in");
-    let page = run
-        .browser
-        .ask(json!({"cmd": "login", "url": url, "then": "approve", "shot": shot}))
-        .await;
-    assert_eq!(page["status"], 200, "{page}");
-    assert_eq!(page["heading"], "Logged in", "{page}");
-    assert_guarded(&page);
-    assert_names(&page);
+    run.page(
+        json!({"cmd": "login", "url": url, "then": "approve", "shot": shot}),
+        200,
+        "Logged in",
+    )
+    .await;
     let done = run.completed().await;
     assert_eq!(done["success"], true, "{done}");
 
     // A denial on the authorization server's own page.
     let (url, _) = run.login(None).await;
     let shot = run.shot("2-denied");
-    let page = run
-        .browser
-        .ask(json!({"cmd": "login", "url": url, "then": "deny", "shot": shot}))
-        .await;
-    assert_eq!(page["status"], 403, "{page}");
-    assert_eq!(page["heading"], "Access declined", "{page}");
-    assert_guarded(&page);
-    assert_names(&page);
+    run.page(
+        json!({"cmd": "login", "url": url, "then": "deny", "shot": shot}),
+        403,
+        "Access declined",
+    )
+    .await;
     let done = run.completed().await;
     assert_eq!(done["success"], false, "{done}");
+    assert_eq!(done["errorKind"], "authorizationFailed", "{done}");
 
     // A cancel while the person is on the consent page: the late redirect says so.
     let (url, _) = run.login(None).await;
@@ -244,15 +252,14 @@ async fn a_real_browser_sees_what_happened_on_every_page() {
         .await;
     let done = run.completed().await;
     assert_eq!(done["success"], false, "{done}");
+    assert_eq!(done["errorKind"], "loginCancelled", "{done}");
     let shot = run.shot("3-cancelled");
-    let page = run
-        .browser
-        .ask(json!({"cmd": "continue", "shot": shot}))
-        .await;
-    assert_eq!(page["status"], 410, "{page}");
-    assert_eq!(page["heading"], "Login cancelled", "{page}");
-    assert_guarded(&page);
-    assert_names(&page);
+    run.page(
+        json!({"cmd": "continue", "shot": shot}),
+        410,
+        "Login cancelled",
+    )
+    .await;
 
     // A time-out, with no other login waiting: the port stayed open to say so.
     let (url, _) = run.login(Some(2)).await;
@@ -261,31 +268,28 @@ async fn a_real_browser_sees_what_happened_on_every_page() {
         .await;
     let done = run.completed().await;
     assert_eq!(done["success"], false, "{done}");
+    assert_eq!(done["errorKind"], "loginTimedOut", "{done}");
     let shot = run.shot("4-expired");
-    let page = run
-        .browser
-        .ask(json!({"cmd": "continue", "shot": shot}))
-        .await;
-    assert_eq!(page["status"], 410, "{page}");
-    assert_eq!(page["heading"], "Login expired", "{page}");
-    assert_guarded(&page);
-    assert_names(&page);
+    run.page(
+        json!({"cmd": "continue", "shot": shot}),
+        410,
+        "Login expired",
+    )
+    .await;
 
     // A forged redirect (a state that is not the login's): discarded, the login waits on.
     let (url, redirect_uri) = run.login(None).await;
     let shot = run.shot("5-forged");
-    let page = run
-        .browser
-        .ask(json!({
+    run.page(
+        json!({
             "cmd": "visit",
             "url": format!("{redirect_uri}?code=forged-code&state=forged-state"),
             "shot": shot,
-        }))
-        .await;
-    assert_eq!(page["status"], 400, "{page}");
-    assert_eq!(page["heading"], "This response was discarded", "{page}");
-    assert_guarded(&page);
-    assert_names(&page);
+        }),
+        400,
+        "This response was discarded",
+    )
+    .await;
 
     // A page on another origin fires requests at the callback port: nothing completes, it
     // reads nothing, and the frame of the callback page stays empty.

@@ -236,16 +236,24 @@ pub(super) async fn fetch_auth_server_metadata(
             continue;
         }
         // Read straight from the bytes, twice (the issuer alone, then the whole document
-        // with its lists bounded): no intermediate JSON tree of a 1 MiB document.
-        let Ok(found) = response.json::<IssuerOnly>() else {
+        // with its lists bounded): no intermediate JSON tree of a 1 MiB document. A large
+        // body is parsed off the async worker.
+        let parsed = response
+            .parse_off_worker(|body| {
+                let found = serde_json::from_slice::<IssuerOnly>(body).ok()?;
+                let found_issuer = match found.issuer {
+                    Some(serde_json::Value::String(s)) => s,
+                    _ => String::new(),
+                };
+                let metadata = serde_json::from_slice::<AuthServerMetadata>(body);
+                Some((found_issuer, metadata))
+            })
+            .await;
+        let Some((found_issuer, metadata)) = parsed else {
             attempts.push(format!("{url}: not JSON"));
             continue;
         };
-        let found_issuer = match &found.issuer {
-            Some(serde_json::Value::String(s)) => s.as_str(),
-            _ => "",
-        };
-        if !issuers_match(issuer, found_issuer) {
+        if !issuers_match(issuer, &found_issuer) {
             first_mismatch.get_or_insert(DiscoveryError::IssuerMismatch {
                 url: url.to_string(),
                 expected: issuer.to_string(),
@@ -253,7 +261,7 @@ pub(super) async fn fetch_auth_server_metadata(
             });
             continue;
         }
-        match response.json::<AuthServerMetadata>() {
+        match metadata {
             Ok(metadata) => valid.push((metadata, response.cache_max_age())),
             Err(e) => {
                 first_invalid.get_or_insert(DiscoveryError::InvalidMetadata {

@@ -116,8 +116,12 @@ pub(super) async fn fetch_prm(
     if response.status != StatusCode::OK {
         return missed(format!("HTTP {}", response.status.as_u16()));
     }
-    // Parsed straight from the bytes (no intermediate JSON tree), its lists bounded.
-    let prm: ProtectedResourceMetadata = match response.json() {
+    // Parsed straight from the bytes (no intermediate JSON tree), its lists bounded; a
+    // large body off the async worker.
+    let parsed = response
+        .parse_off_worker(|body| serde_json::from_slice::<ProtectedResourceMetadata>(body))
+        .await;
+    let prm = match parsed {
         Ok(prm) => prm,
         Err(e) if e.is_syntax() || e.is_eof() => return missed("not JSON".to_string()),
         Err(e) => {

@@ -159,3 +159,44 @@ fn merge_fills_registration_fields() {
         vec!["S256"]
     );
 }
+
+/// Two documents of 130,000 distinct scopes each: the merge keeps the bound of every list
+/// (the primary document's entries first, in order), in linear time.
+#[test]
+fn merge_of_huge_documents_stays_bounded() {
+    use crate::oauth::bounds::MAX_LIST_ENTRIES;
+    let origin = Url::parse("https://as.example").unwrap();
+    let names =
+        |prefix: &str| -> Vec<String> { (0..130_000).map(|i| format!("{prefix}{i}")).collect() };
+    // As parsed from a server, each list is already cut: the merge adds the other's
+    // entries up to the bound only.
+    let doc = |prefix: &str| {
+        serde_json::json!({
+            "issuer": "https://as.example",
+            "authorization_endpoint": "https://as.example/authorize",
+            "token_endpoint": "https://as.example/token",
+            "scopes_supported": names(prefix),
+            "grant_types_supported": names(prefix),
+        })
+    };
+    let oauth: AuthServerMetadata = serde_json::from_value(doc("o")).unwrap();
+    let openid: AuthServerMetadata = serde_json::from_value(doc("i")).unwrap();
+    assert_eq!(
+        oauth.scopes_supported.as_ref().unwrap().len(),
+        MAX_LIST_ENTRIES
+    );
+    let merged = merge_metadata(oauth, [openid]);
+    for list in [merged.scopes_supported, merged.grant_types_supported] {
+        let list = list.unwrap();
+        assert_eq!(list.len(), MAX_LIST_ENTRIES);
+        assert!(list.iter().all(|s| s.starts_with('o')));
+        assert_eq!(list[..3], ["o0", "o1", "o2"]);
+    }
+    // A short primary list is completed from the other document, without duplicates.
+    let mut oauth = AuthServerMetadata::legacy_defaults(&origin);
+    oauth.scopes_supported = Some(vec!["a".into(), "b".into()]);
+    let mut openid = AuthServerMetadata::legacy_defaults(&origin);
+    openid.scopes_supported = Some(vec!["b".into(), "c".into(), "a".into()]);
+    let merged = merge_metadata(oauth, [openid]);
+    assert_eq!(merged.scopes_supported.unwrap(), ["a", "b", "c"]);
+}

@@ -15,13 +15,15 @@
 //! - logins: the real binary's time from spawn to the `initialize` answer, its idle resident
 //!   set, and 1,000 logins pending at once on one fixed callback port: the resident set
 //!   while they wait, and the time until all completed once the browsers came back;
-//! - cold: the real binary's first login (DCR, a preregistered client, CIMD) with 50 ms
-//!   added to every answer, next to what that many of the kit's round trips cost alone;
+//! - cold: the real binary's first login (DCR, a preregistered client, CIMD; the
+//!   authorization server on its own origin and on the MCP server's) with 50 ms added to
+//!   every answer, next to what that many of the kit's round trips cost alone, and the MCP
+//!   TypeScript SDK's against the same kits;
 //! - memory: the resident set of this process at the end.
 //!
 //! `MCP_BENCH_ONLY=burst` runs only the burst and stalled-reader rows, `MCP_BENCH_ONLY=logins`
 //! only the start-up and pending-login rows, `MCP_BENCH_ONLY=login` only the login rows (the
-//! cold rows included).
+//! cold rows included), `MCP_BENCH_ONLY=cold` only the cold rows.
 #![allow(clippy::print_stdout)]
 
 #[path = "daemon/burst.rs"]
@@ -331,6 +333,7 @@ async fn main() {
     match std::env::var("MCP_BENCH_ONLY").as_deref() {
         Ok("burst") => return burst::run().await,
         Ok("logins") => return logins::run().await,
+        Ok("cold") => return cold::run().await,
         _ => {}
     }
     if std::env::var("MCP_BENCH_ONLY").as_deref() == Ok("login") {

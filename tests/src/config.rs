@@ -204,6 +204,14 @@ pub struct KitConfig {
     pub dpop_rs_nonce: bool,
     /// Misbehaviour: a request with a valid proof still gets an unbound Bearer token.
     pub dpop_unbound_tokens: bool,
+    /// The authorization server is served on the MCP server's own listener (one origin,
+    /// as most hosted servers run it); the PRM names that origin (plus `issuer_path`).
+    pub as_on_mcp_origin: bool,
+    /// A decoy: the MCP server's origin also publishes valid authorization server metadata
+    /// naming itself as issuer, with endpoints under `/decoy/` there that refuse every
+    /// request (counted in `decoy`), while the PRM names the kit's real authorization server
+    /// on its own origin. A client must never use it.
+    pub decoy_as_on_mcp_origin: bool,
     /// DCR as some servers do it: every registered client is confidential with
     /// `client_secret_basic`, whatever method it asked for, and its secret expires this many
     /// seconds after registration (`client_secret_expires_at`; `None`: never, 0 sent).
@@ -263,6 +271,8 @@ impl Default for KitConfig {
             dpop_as_nonce: false,
             dpop_rs_nonce: false,
             dpop_unbound_tokens: false,
+            as_on_mcp_origin: false,
+            decoy_as_on_mcp_origin: false,
             dcr_confidential_secret_ttl_secs: None,
             dpop_required: false,
         }
@@ -303,6 +313,10 @@ impl KitConfig {
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.normalized_issuer_path()?;
+        ensure!(
+            !(self.decoy_as_on_mcp_origin && (self.as_on_mcp_origin || self.prm == PrmMode::None)),
+            "decoy_as_on_mcp_origin needs the real authorization server on its own origin"
+        );
         for method in &self.token_endpoint_auth_methods {
             if !AUTH_METHODS.contains(&method.as_str()) {
                 bail!("token_endpoint_auth_methods: unknown method {method:?}");

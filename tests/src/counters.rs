@@ -33,6 +33,8 @@ pub struct Counters {
     pub cimd_fetch: u64,
     /// Token responses with `error=invalid_grant`.
     pub invalid_grant: u64,
+    /// Requests to the decoy authorization server's endpoints (`decoy_as_on_mcp_origin`).
+    pub decoy: u64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +54,7 @@ pub(crate) struct AtomicCounters {
     pub mcp: AtomicU64,
     pub cimd_fetch: AtomicU64,
     pub invalid_grant: AtomicU64,
+    pub decoy: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -77,6 +80,7 @@ impl AtomicCounters {
             mcp: get(&self.mcp),
             cimd_fetch: get(&self.cimd_fetch),
             invalid_grant: get(&self.invalid_grant),
+            decoy: get(&self.decoy),
         }
     }
 }

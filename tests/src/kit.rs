@@ -204,7 +204,7 @@ impl Kit {
         config.validate()?;
         let issuer_path = config.normalized_issuer_path()?;
         let (rs_listener, rs_origin) = bind_loopback().await?;
-        let as_listener = if config.prm == PrmMode::None {
+        let as_listener = if config.prm == PrmMode::None || config.as_on_mcp_origin {
             None
         } else {
             Some(bind_loopback().await?)

@@ -46,6 +46,9 @@ pub struct Config {
     /// `mcp_oauth_prewarm = false`: no discovery of the configured servers in the
     /// background at start and reload.
     pub prewarm_disabled: bool,
+    /// `mcp_oauth_preregister = false`: pre-warm discovers but registers no client (Dynamic
+    /// Client Registration) ahead of a server's first login.
+    pub preregister_disabled: bool,
     /// The global network keys (`proxy`); a server's own keys win.
     pub network: network::NetworkConfig,
     pub servers: BTreeMap<String, ServerConfig>,
@@ -130,6 +133,8 @@ struct RawConfig {
     mcp_oauth_callback_port: Option<u16>,
     #[serde(default)]
     mcp_oauth_prewarm: Option<bool>,
+    #[serde(default)]
+    mcp_oauth_preregister: Option<bool>,
     #[serde(default)]
     mcp_oauth_callback_url: Option<toml::Spanned<String>>,
     #[serde(default)]
@@ -397,6 +402,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         client_metadata_url_base: raw.client_metadata_url_base.map(|s| s.into_inner()),
         enterprise_idp,
         prewarm_disabled: raw.mcp_oauth_prewarm == Some(false),
+        preregister_disabled: raw.mcp_oauth_preregister == Some(false),
         network,
         servers,
     })

@@ -91,6 +91,22 @@ fn prewarm_key_is_checked_at_load() {
 }
 
 #[test]
+fn preregister_key_is_checked_at_load() {
+    let load = |text: &str| parse(text, Path::new("config.toml"));
+    assert!(!load("").unwrap().preregister_disabled);
+    assert!(
+        load("mcp_oauth_preregister = false\n")
+            .unwrap()
+            .preregister_disabled
+    );
+    let e = load("mcp_oauth_preregister = 0\n").unwrap_err().to_string();
+    assert!(
+        e.contains("mcp_oauth_preregister") && e.contains(":1:"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_values_are_reported_with_key_and_line() {
     let e = err("mcp_oauth_callback_port = 70000\n");
     assert!(

@@ -5,6 +5,7 @@
 
 mod attempt;
 mod context;
+mod preregister;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

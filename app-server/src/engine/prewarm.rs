@@ -8,6 +8,11 @@
 //! endpoint they were issued by, without discovery, and a start with many of them would
 //! otherwise send each one unauthenticated requests every time. One that needs a login
 //! again (its entry marked for re-authentication) is discovered like the others.
+//!
+//! A server whose first login will use Dynamic Client Registration (no configured client,
+//! no usable Client ID Metadata Document) also gets its client registered here, for the
+//! redirect URI of its sticky callback port (`login/preregister.rs`), so that login too
+//! answers without a request. `mcp_oauth_preregister = false` keeps pre-warm to discovery.
 
 use std::sync::Arc;
 
@@ -22,9 +27,10 @@ use crate::oauth::http::header_map;
 pub const PREWARM_CONCURRENCY: usize = 4;
 
 impl OAuthService {
-    /// Discovers `targets` in the background (replacing a pre-warm still under way). Returns
-    /// at once.
-    pub fn prewarm(self: &Arc<Self>, targets: Vec<ServerTarget>) {
+    /// Discovers `targets` in the background (replacing a pre-warm still under way); with
+    /// `register`, also registers a client for those that will need Dynamic Client
+    /// Registration. Returns at once.
+    pub fn prewarm(self: &Arc<Self>, targets: Vec<ServerTarget>, register: bool) {
         let service = Arc::downgrade(self);
         let task = tokio::spawn(async move {
             let targets = match service.upgrade() {
@@ -38,7 +44,7 @@ impl OAuthService {
                         let Some(service) = service.upgrade() else {
                             return;
                         };
-                        service.prewarm_one(&target).await;
+                        service.prewarm_one(&target, register).await;
                     }
                 })
                 .await;
@@ -69,7 +75,10 @@ impl OAuthService {
             .collect()
     }
 
-    async fn prewarm_one(&self, target: &ServerTarget) {
+    async fn prewarm_one(&self, target: &ServerTarget, register: bool) {
+        // Held from before the discovery: a login to this server that starts meanwhile
+        // waits for the registration instead of making one of its own.
+        let _running = register.then(|| self.preregistrations.begin(&target.name));
         let Ok(headers) = header_map(
             target
                 .http_headers
@@ -89,7 +98,18 @@ impl OAuthService {
         .await
         {
             Ok(found) => {
-                tracing::debug!(server = %target.name, issuer = %found.issuer, "pre-warmed discovery")
+                tracing::debug!(server = %target.name, issuer = %found.issuer, "pre-warmed discovery");
+                if register {
+                    match self.preregister(target, &http, &found).await {
+                        Ok(true) => {
+                            tracing::debug!(server = %target.name, "pre-registered a client for the first login")
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::debug!(server = %target.name, error = %e, "pre-registration failed; the login registers")
+                        }
+                    }
+                }
             }
             Err(e) => {
                 tracing::debug!(server = %target.name, error = %e, "pre-warm discovery failed; it runs again at login")

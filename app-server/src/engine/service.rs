@@ -15,6 +15,7 @@ use crate::engine::state::challenges::ChallengeState;
 use crate::engine::state::control::EndReason;
 use crate::engine::state::live::Live;
 use crate::engine::state::logins::PendingLogin;
+use crate::engine::state::preregistrations::Preregistrations;
 use crate::engine::state::refreshes::{InFlightRefresh, REFRESH_SETTLE_TIMEOUT};
 use crate::engine::state::registration_saves::RegistrationSaves;
 use crate::engine::target::ServerTarget;
@@ -31,6 +32,8 @@ pub struct OAuthService {
     pub(super) ports: StickyPorts,
     /// New DCR registrations on their way to the store, saved many at a time.
     pub(super) registration_saves: RegistrationSaves,
+    /// Pre-registrations under way, waited for by the logins to their servers.
+    pub(super) preregistrations: Preregistrations,
     pub(super) callbacks: Arc<CallbackServer>,
     pub(super) store: Arc<dyn CredentialStore>,
     /// Loads and compare-and-saves of the store, batched (see `credentials/batched.rs`).
@@ -94,6 +97,7 @@ impl OAuthService {
             cache: DiscoveryCache::new(),
             ports: StickyPorts::default(),
             registration_saves: RegistrationSaves::default(),
+            preregistrations: Preregistrations::default(),
             callbacks,
             queue: StoreQueue::new(store.clone()),
             store,

@@ -102,13 +102,14 @@ impl ServerState {
     }
 
     /// Discovers the configured HTTP servers in the background unless
-    /// `mcp_oauth_prewarm = false`.
+    /// `mcp_oauth_prewarm = false`, and registers a client for those that will need Dynamic
+    /// Client Registration unless `mcp_oauth_preregister = false`.
     pub(super) fn prewarm(&self, config: &Config) {
         if config.prewarm_disabled {
             return;
         }
         let targets = ServerTarget::resolve_for_discovery(config).collect();
-        self.oauth.prewarm(targets);
+        self.oauth.prewarm(targets, !config.preregister_disabled);
     }
 
     /// Re-reads config.toml; on error the configuration in force stays.

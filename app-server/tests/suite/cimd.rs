@@ -450,7 +450,17 @@ async fn cimd_mode_names_each_missing_precondition() {
     ];
     for (config, with_base, needle) in cases {
         let kit = Kit::start(config).await.unwrap();
-        let (_home, _server, mut c) = daemon_for(&kit, "kit", "").await;
+        // Pre-warm registers no client here: the failed login must not have made one.
+        let home = tempfile::tempdir().unwrap();
+        write_config(
+            home.path(),
+            &file_store_config(&format!(
+                "mcp_oauth_preregister = false\n{}",
+                server_config("kit", &kit, "")
+            )),
+        );
+        let (_server, mut c) = harness::start(home.path());
+        c.initialize().await;
         let mut params = json!({"name": "kit", "clientRegistration": "cimd"});
         if with_base {
             params["clientMetadataUrlBase"] = json!(base);

@@ -26,6 +26,7 @@ mod rpc;
 mod rpc_limits;
 mod rtt;
 mod rules;
+mod same_origin;
 mod shared_state_dir;
 mod ssrf;
 mod stale_metadata;

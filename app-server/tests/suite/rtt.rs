@@ -1,5 +1,5 @@
 //! Round trips of a login: the cold login at the limit (probe and PRM together, every
-//! metadata location at once), known servers answered from the discovery cache (in the same
+//! metadata location at once; the same-origin speculation is in `same_origin.rs`), known servers answered from the discovery cache (in the same
 //! daemon and after a restart), pre-warm, stale metadata, and sticky callback ports that
 //! keep one DCR registration per server. The stale-metadata retries are in
 //! `stale_metadata.rs`.
@@ -17,14 +17,23 @@ use super::harness::{self, MemClient, write_config};
 /// Held before every answer, so requests a client sends together always overlap.
 pub(super) const LATENCY: Duration = Duration::from_millis(150);
 
+/// Pre-warm's discovery without its registration of a DCR client, for tests of what a
+/// login does with a cached discovery.
+pub(super) const DISCOVERY_ONLY: &str = "mcp_oauth_preregister = false\n";
+
 fn config(kit: &Kit, prewarm: bool, oauth: &str) -> String {
     let prewarm = if prewarm {
         ""
     } else {
         "mcp_oauth_prewarm = false\n"
     };
+    // Top-level keys `oauth` starts with go before the server's table.
+    let (globals, oauth) = match oauth.strip_prefix(DISCOVERY_ONLY) {
+        Some(rest) => (DISCOVERY_ONLY, rest),
+        None => ("", oauth),
+    };
     format!(
-        "mcp_oauth_credentials_store = \"file\"\n{prewarm}[mcp_servers.kit]\nurl = \"{}\"\n{oauth}",
+        "mcp_oauth_credentials_store = \"file\"\n{prewarm}{globals}[mcp_servers.kit]\nurl = \"{}\"\n{oauth}",
         kit.mcp_url()
     )
 }
@@ -131,8 +140,9 @@ async fn a_cold_login_takes_two_round_trips_preregistered_and_three_with_dcr() {
     let (_server, mut c) = daemon(home.path(), &kit, false, PREREGISTERED).await;
     let (r, round_trips, requests) = start_login(&mut c, &kit).await;
     assert_eq!(round_trips, 2, "{:?}", kit.request_spans());
-    // probe, path PRM, both metadata documents.
-    assert_eq!(requests, 4, "{:?}", kit.request_log());
+    // probe, path PRM, both metadata documents of the MCP origin (same-origin speculation;
+    // the kit's authorization server lives on its own origin), then its two.
+    assert_eq!(requests, 6, "{:?}", kit.request_log());
     finish(&mut c, &url_of(&r)).await;
 
     let kit = Kit::start(KitConfig::default()).await.unwrap();
@@ -141,7 +151,7 @@ async fn a_cold_login_takes_two_round_trips_preregistered_and_three_with_dcr() {
     let (_server, mut c) = daemon(home.path(), &kit, false, "").await;
     let (r, round_trips, requests) = start_login(&mut c, &kit).await;
     assert_eq!(round_trips, 3, "{:?}", kit.request_spans());
-    assert_eq!(requests, 5, "{:?}", kit.request_log());
+    assert_eq!(requests, 7, "{:?}", kit.request_log());
     finish(&mut c, &url_of(&r)).await;
 }
 
@@ -160,15 +170,18 @@ async fn a_cold_cimd_login_takes_two_round_trips_and_a_warm_one_none() {
     let params = json!({"name": "kit", "clientMetadataUrlBase": base});
     let (r, spans) = login_requests(&mut c, &kit, params.clone()).await;
     assert_eq!(sequential_round_trips(&spans), 2, "{spans:?}");
-    // The probe with the path-form PRM, then both metadata documents; no registration, and
-    // the daemon never fetches its own document.
+    // The probe with the path-form PRM and the MCP origin's metadata documents, then the
+    // authorization server's; no registration, and the daemon never fetches its own
+    // document.
     let mut requests: Vec<&str> = spans.iter().map(|s| s.request.as_str()).collect();
     requests.sort();
     assert_eq!(
         requests,
         [
             "GET /.well-known/oauth-authorization-server",
+            "GET /.well-known/oauth-authorization-server",
             "GET /.well-known/oauth-protected-resource/mcp",
+            "GET /.well-known/openid-configuration",
             "GET /.well-known/openid-configuration",
             "POST /mcp",
         ],
@@ -270,7 +283,7 @@ async fn an_expired_entry_is_fetched_again() {
     let before = kit.counters();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (r, _, requests) = start_login(&mut c, &kit).await;
-    assert_eq!(requests, 4, "{:?}", kit.request_log());
+    assert_eq!(requests, 6, "{:?}", kit.request_log());
     assert_eq!(kit.counters().prm_path, before.prm_path + 1);
     assert_eq!(
         kit.counters().as_metadata_oauth,
@@ -327,12 +340,21 @@ async fn pre_warm_makes_the_first_login_free_and_the_key_turns_it_off() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let r = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
-    // Only the pre-warm's discovery reached the servers: each request once.
-    let mut log = kit.request_log();
-    assert_eq!(log.len(), 4, "{log:?}");
-    log.sort();
-    log.dedup();
-    assert_eq!(log.len(), 4, "{log:?}");
+    // Only the pre-warm's discovery reached the servers: each request once (the MCP
+    // origin's metadata locations, asked speculatively, answer 404 there).
+    let log = kit.request_log();
+    assert_eq!(log.len(), 6, "{log:?}");
+    let counters = kit.counters();
+    assert_eq!(
+        (
+            counters.mcp,
+            counters.prm_path,
+            counters.as_metadata_oauth,
+            counters.as_metadata_openid
+        ),
+        (1, 1, 1, 1),
+        "{log:?}"
+    );
     finish(&mut c, &url_of(&r)).await;
 
     let kit = Kit::start(preregistered_kit()).await.unwrap();
@@ -343,7 +365,7 @@ async fn pre_warm_makes_the_first_login_free_and_the_key_turns_it_off() {
     c.ok("mcpServerStatus/list", json!({})).await;
     assert!(kit.request_log().is_empty(), "{:?}", kit.request_log());
     let (_, _, requests) = start_login(&mut c, &kit).await;
-    assert_eq!(requests, 4);
+    assert_eq!(requests, 6);
 }
 
 /// A server the user is logged in to is not pre-warmed (its tokens need no discovery), while
@@ -375,14 +397,16 @@ async fn pre_warm_leaves_out_servers_with_a_stored_login() {
     );
     let (server, mut c) = harness::start(home.path());
     c.initialize().await;
-    // The other server's discovery (probe, PRM, both metadata documents) is done ...
+    // The other server's discovery (probe, PRM, the MCP origin's and the authorization
+    // server's metadata documents) and pre-registration are done ...
     for _ in 0..800 {
-        if other.request_log().len() >= 4 {
+        if other.request_log().len() >= 7 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(other.request_log().len(), 4, "{:?}", other.request_log());
+    assert_eq!(other.request_log().len(), 7, "{:?}", other.request_log());
+    assert_eq!(other.counters().register, 1);
     // ... and the logged-in one, started together with it, was never asked.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(

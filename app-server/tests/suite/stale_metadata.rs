@@ -11,19 +11,20 @@ use mcp_app_server_testkit::{Endpoint, Fault, Kit, KitConfig, browser_visit};
 use serde_json::{Value, json};
 
 use super::rtt::{
-    PREREGISTERED, daemon, finish, login_requests, preregistered_kit, start_login, url_of,
+    DISCOVERY_ONLY, PREREGISTERED, daemon, finish, login_requests, preregistered_kit, start_login,
+    url_of,
 };
 
 const RESTARTED: &str = "mcpServer/oauthLogin/restarted";
 const COMPLETED: &str = "mcpServer/oauthLogin/completed";
 
-/// Waits until the daemon's pre-warm has had all four discovery requests answered (probe,
-/// PRM, both metadata documents); the cache holds the result from then on, and a login
-/// that starts earlier waits for it.
+/// Waits until the daemon's pre-warm has had all six discovery requests answered (probe,
+/// PRM, the MCP origin's and the authorization server's metadata documents); the cache
+/// holds the result from then on, and a login that starts earlier waits for it.
 async fn prewarmed(kit: &Kit) {
     for _ in 0..800 {
         let spans = kit.request_spans();
-        if spans.len() >= 4 && spans.iter().all(|s| s.answered.is_some()) {
+        if spans.len() >= 6 && spans.iter().all(|s| s.answered.is_some()) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -34,7 +35,7 @@ async fn prewarmed(kit: &Kit) {
 /// Discovers the kit's server in a first daemon (pre-warm) on `home` and shuts it down,
 /// which leaves the result in `discovery-cache.json`.
 async fn cache_on_disk(home: &Path, kit: &Kit, oauth: &str) {
-    let (server, _c) = daemon(home, kit, true, oauth).await;
+    let (server, _c) = daemon(home, kit, true, &format!("{DISCOVERY_ONLY}{oauth}")).await;
     prewarmed(kit).await;
     // The answers are in; wait until the result is stored too (shutdown stops a pre-warm
     // that is still under way).
@@ -69,9 +70,13 @@ fn requests_of(spans: &[mcp_app_server_testkit::RequestSpan]) -> Vec<&str> {
     spans.iter().map(|s| s.request.as_str()).collect()
 }
 
-const DISCOVERY: [&str; 4] = [
+/// A cold discovery: the probe, the PRM and the MCP origin's metadata locations (404 on the
+/// kit, whose authorization server has its own origin), then the authorization server's.
+const DISCOVERY: [&str; 6] = [
+    "GET /.well-known/oauth-authorization-server",
     "GET /.well-known/oauth-authorization-server",
     "GET /.well-known/oauth-protected-resource/mcp",
+    "GET /.well-known/openid-configuration",
     "GET /.well-known/openid-configuration",
     "POST /mcp",
 ];
@@ -86,17 +91,17 @@ fn sorted<'a>(requests: &[&'a str]) -> Vec<&'a str> {
 async fn a_gone_cached_registration_endpoint_is_discovered_again_before_the_answer() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let (_server, mut c) = daemon(home.path(), &kit, true, "").await;
+    let (_server, mut c) = daemon(home.path(), &kit, true, DISCOVERY_ONLY).await;
     prewarmed(&kit).await;
     // The registration and token endpoints moved; the cached metadata names the old ones.
     kit.move_endpoints();
     let (r, spans) = login_requests(&mut c, &kit, json!({"name": "kit"})).await;
     let requests = requests_of(&spans);
     // The old endpoint (404), discovery once, the new endpoint; then the answer.
-    assert_eq!(requests.len(), 6, "{requests:?}");
+    assert_eq!(requests.len(), 8, "{requests:?}");
     assert_eq!(requests[0], "POST /register", "{requests:?}");
-    assert_eq!(sorted(&requests[1..5]), DISCOVERY, "{requests:?}");
-    assert_eq!(requests[5], "POST /v2/register", "{requests:?}");
+    assert_eq!(sorted(&requests[1..7]), DISCOVERY, "{requests:?}");
+    assert_eq!(requests[7], "POST /v2/register", "{requests:?}");
     // The URL works: the login ends with tokens from the new token endpoint.
     finish(&mut c, &url_of(&r)).await;
     assert_eq!(c.backlog_count(RESTARTED), 0);
@@ -125,9 +130,9 @@ async fn an_unreachable_cached_registration_endpoint_is_discovered_again_before_
     let (_server, mut c) = daemon(home.path(), &kit, false, "").await;
     let (r, spans) = login_requests(&mut c, &kit, json!({"name": "kit"})).await;
     let requests = requests_of(&spans);
-    assert_eq!(requests.len(), 5, "{requests:?}");
-    assert_eq!(sorted(&requests[..4]), DISCOVERY, "{requests:?}");
-    assert_eq!(requests[4], "POST /register", "{requests:?}");
+    assert_eq!(requests.len(), 7, "{requests:?}");
+    assert_eq!(sorted(&requests[..6]), DISCOVERY, "{requests:?}");
+    assert_eq!(requests[6], "POST /register", "{requests:?}");
     finish(&mut c, &url_of(&r)).await;
     assert_eq!(kit.registered_clients().len(), 1);
 }
@@ -163,7 +168,7 @@ async fn a_callback_from_another_issuer_never_spends_the_code_and_drops_the_cach
 
     // The next login discovers the server again and succeeds with the issuer it names.
     let (r, _, requests) = start_login(&mut c, &kit).await;
-    assert_eq!(requests, 4, "{:?}", kit.request_log());
+    assert_eq!(requests, 6, "{:?}", kit.request_log());
     finish(&mut c, &url_of(&r)).await;
     let list = c.ok("mcpServerStatus/list", json!({})).await;
     assert_eq!(list["data"][0]["authStatus"], "loggedIn", "{list}");
@@ -202,7 +207,7 @@ async fn a_token_endpoint_that_stays_gone_restarts_the_login_once_then_fails() {
 async fn a_registration_endpoint_that_stays_gone_is_retried_once_then_fails() {
     let kit = Kit::start(KitConfig::default()).await.unwrap();
     let home = tempfile::tempdir().unwrap();
-    let (_server, mut c) = daemon(home.path(), &kit, true, "").await;
+    let (_server, mut c) = daemon(home.path(), &kit, true, DISCOVERY_ONLY).await;
     prewarmed(&kit).await;
     kit.faults().set(Endpoint::Register, Fault::Status(404));
     let e = c.err("mcpServer/oauth/login", json!({"name": "kit"})).await;

@@ -61,7 +61,19 @@ async fn a_confidential_dcr_client_keeps_its_secret_and_registers_again_before_i
         })
         .await
         .unwrap();
-        let (home, _server, mut c) = logged_in(&kit).await;
+        // The login's own registrations are counted: pre-warm registers none here.
+        let home = tempfile::tempdir().unwrap();
+        harness::write_config(
+            home.path(),
+            &super::login::file_store_config(&format!(
+                "mcp_oauth_preregister = false\n{}",
+                super::login::server_config("kit", &kit, "")
+            )),
+        );
+        let (_server, mut c) = harness::start(home.path());
+        c.initialize().await;
+        let out = login(&mut c, "kit", json!({})).await;
+        assert_eq!(out["completed"]["success"], true, "{out}");
         let creds = stored(home.path(), "kit", &kit).unwrap();
         assert!(creds.client.client_secret.is_some(), "{ttl:?}");
         assert_eq!(

@@ -54,6 +54,8 @@ impl OAuthService {
         cimd_source: Option<&CimdSource>,
         avoid_cimd: bool,
     ) -> Result<Attempt, LoginError> {
+        // A pre-registration of this server under way decides the port and the client.
+        self.preregistrations.wait(&ctx.target.name).await;
         let state = new_state();
         let pkce = Pkce::new();
         let metadata = &ctx.discovery.metadata;
@@ -115,16 +117,7 @@ impl OAuthService {
                 registration_endpoint,
             } => {
                 let redirect = ctx.redirect_uri.to_string();
-                // One made moments ago may still be on its way to the store.
-                let stored = match self.registration_saves.unwritten(&issuer, &redirect) {
-                    Some(reg) => Some(reg),
-                    None => {
-                        let (issuer, redirect) = (issuer.clone(), redirect.clone());
-                        self.queue
-                            .read(move |s| s.load_registration(&issuer, &redirect))
-                            .await?
-                    }
-                };
+                let stored = self.stored_registration(&issuer, &redirect).await?;
                 // A registration a refresh found refused: dropped, registered again.
                 let stored = match stored {
                     Some(reg)
@@ -184,6 +177,23 @@ impl OAuthService {
             reused_registration: reused,
             unsaved,
         })
+    }
+
+    /// The DCR registration stored for `issuer` and `redirect_uri`, one made moments ago
+    /// and still on its way to the store included.
+    pub(super) async fn stored_registration(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<Option<StoredRegistration>, LoginError> {
+        if let Some(reg) = self.registration_saves.unwritten(issuer, redirect_uri) {
+            return Ok(Some(reg));
+        }
+        let (issuer, redirect) = (issuer.to_string(), redirect_uri.to_string());
+        Ok(self
+            .queue
+            .read(move |s| s.load_registration(&issuer, &redirect))
+            .await?)
     }
 
     /// Whether the server's stored credentials say a refresh found `reg` refused

@@ -5,5 +5,6 @@ pub(crate) mod challenges;
 pub(crate) mod control;
 pub(crate) mod live;
 pub(crate) mod logins;
+pub(crate) mod preregistrations;
 pub(crate) mod refreshes;
 pub(crate) mod registration_saves;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::DiscoveryError;
 use crate::oauth::bounds::{self, MAX_LIST_ENTRIES};
-use crate::oauth::http::{HttpClient, check_secure_url};
+use crate::oauth::http::{HttpClient, HttpError, HttpResponse, check_secure_url};
 
 /// RFC 8414 authorization server metadata (the fields a client uses), after merging the
 /// OAuth and OpenID documents of one issuer.
@@ -199,16 +199,23 @@ pub(super) enum MetadataOutcome {
     },
 }
 
+/// `prefetched`: the answers of every location of `issuer_url`, in order, already asked
+/// (same-origin speculation); they are judged exactly as fetched ones.
 pub(super) async fn fetch_auth_server_metadata(
     http: &HttpClient,
     issuer: &str,
     issuer_url: &Url,
+    prefetched: Option<Vec<Result<HttpResponse, HttpError>>>,
 ) -> Result<MetadataOutcome, DiscoveryError> {
     let candidates = auth_server_metadata_candidates(issuer_url);
     let no_headers = HeaderMap::new();
-    let responses =
-        futures::future::join_all(candidates.iter().map(|(url, _)| http.get(url, &no_headers)))
-            .await;
+    let responses = match prefetched.filter(|answers| answers.len() == candidates.len()) {
+        Some(answers) => answers,
+        None => {
+            futures::future::join_all(candidates.iter().map(|(url, _)| http.get(url, &no_headers)))
+                .await
+        }
+    };
 
     let mut valid: Vec<(AuthServerMetadata, Option<Duration>)> = Vec::new();
     let mut attempts = Vec::new();

@@ -6,10 +6,13 @@
 //! once, merged) -> PKCE S256 check; servers of the 2025-03-26 revision (no PRM) fall back
 //! to their origin as the issuer, and to default endpoints when even that has no metadata.
 //! A cold discovery of a server whose PRM is at the first well-known location takes two
-//! sequential round trips. Validated results are kept in the [`DiscoveryCache`].
+//! sequential round trips, one when its authorization server shares its origin: the
+//! origin's metadata is asked with the probe ([`same_origin`]) and used only when the PRM
+//! names that issuer. Validated results are kept in the [`DiscoveryCache`].
 //!
-//! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`cache`]; what discovery found
-//! ([`Discovery`]) and why it failed ([`DiscoveryError`]) each have their own.
+//! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`same_origin`],
+//! [`cache`]; what discovery found ([`Discovery`]) and why it failed ([`DiscoveryError`])
+//! each have their own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +30,7 @@ mod error;
 mod outcome;
 mod prm;
 mod probe;
+mod same_origin;
 #[cfg(test)]
 mod tests;
 
@@ -41,6 +45,7 @@ use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_locat
 #[cfg(test)]
 pub use prm::{ProtectedResourceMetadata, protected_resource_candidates};
 pub use probe::{Probe, probe};
+use same_origin::Speculation;
 
 /// Runs discovery for `server_url`, answered from `cache` when it knows the server.
 /// `extra_headers` (the server's configured `http_headers`) go only to the MCP server's own
@@ -93,6 +98,9 @@ pub async fn discover_uncached(
     resource_override: Option<&str>,
 ) -> Result<(Discovery, Option<Duration>), DiscoveryError> {
     let guess = guessed_location(server_url)?;
+    // Under way while the probe and the PRM are asked; waited for only if the PRM names
+    // the origin as its authorization server.
+    let speculation = Speculation::start(http, server_url);
     let (probe, early) = tokio::join!(
         probe(http, server_url, extra_headers),
         fetch_prm(http, &guess, server_url, extra_headers)
@@ -104,6 +112,7 @@ pub async fn discover_uncached(
         resource_override,
         probe?,
         Some((guess, early)),
+        speculation,
     )
     .await
 }
@@ -167,6 +176,7 @@ pub async fn discover_after_probe(
             resource_override,
             probe,
             early,
+            None,
         )
         .await?;
         cache.insert(&key, &found, max_age).await;
@@ -178,6 +188,7 @@ pub async fn discover_after_probe(
         extra_headers,
         resource_override,
         probe,
+        None,
         None,
     )
     .await?;
@@ -193,6 +204,7 @@ async fn resolve(
     resource_override: Option<&str>,
     probe: Probe,
     early: Option<(Url, Result<prm::PrmAnswer, DiscoveryError>)>,
+    speculation: Option<Speculation>,
 ) -> Result<(Discovery, Option<Duration>), DiscoveryError> {
     if probe.status.is_success() {
         return Err(DiscoveryError::NotProtected {
@@ -200,6 +212,9 @@ async fn resolve(
             status: probe.status.as_u16(),
         });
     }
+    // A caller that holds the server's refusal starts here: the origin's metadata is asked
+    // while the PRM is.
+    let speculation = speculation.or_else(|| Speculation::start(http, server_url));
     let challenge = probe.challenge;
 
     let found =
@@ -237,8 +252,12 @@ async fn resolve(
     };
 
     let issuer_url = parse_issuer(&issuer)?;
+    let prefetched = match speculation {
+        Some(speculation) => speculation.answers_for(&issuer_url).await,
+        None => None,
+    };
     let (metadata, default_endpoints) =
-        match fetch_auth_server_metadata(http, &issuer, &issuer_url).await? {
+        match fetch_auth_server_metadata(http, &issuer, &issuer_url, prefetched).await? {
             MetadataOutcome::Found {
                 metadata,
                 max_age: metadata_age,

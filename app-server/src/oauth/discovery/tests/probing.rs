@@ -158,11 +158,16 @@ async fn extra_headers_go_to_the_mcp_origin_only() {
     .await
     .map(|d| assert_eq!(d.resource, "https://override.example/mcp"))
     .unwrap();
-    assert!(
-        mcp.requests()
-            .iter()
-            .all(|r| r.headers.get("x-tenant").is_some())
-    );
+    // The probe and the PRM carry them; the origin's authorization server metadata,
+    // asked speculatively, does not (no metadata request does).
+    let (metadata, own): (Vec<_>, Vec<_>) = mcp
+        .requests()
+        .into_iter()
+        .partition(|r| r.path.starts_with("/.well-known/o") && !r.path.contains("protected"));
+    assert_eq!(own.len(), 2);
+    assert!(own.iter().all(|r| r.headers.get("x-tenant").is_some()));
+    assert!(metadata.len() <= 2);
+    assert!(metadata.iter().all(|r| r.headers.get("x-tenant").is_none()));
     assert!(
         auth.requests()
             .iter()

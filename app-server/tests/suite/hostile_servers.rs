@@ -85,7 +85,10 @@ impl Daemon {
         let home = tempfile::tempdir().unwrap();
         let config = format!("mcp_oauth_credentials_store = \"file\"\n{config}");
         std::fs::write(home.path().join("config.toml"), &config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-app-server"))
+        // The measured run may take another build of the daemon (the release one).
+        let bin = std::env::var_os("MCP_APP_SERVER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_mcp-app-server").into());
+        let mut child = Command::new(bin)
             .env("MCP_APP_SERVER_HOME", home.path())
             .env(
                 "MCP_APP_SERVER_HTTP_TIMEOUT_MS",
@@ -513,7 +516,8 @@ async fn prewarm_of_huge_metadata_keeps_the_daemon_answering() {
 
 /// The measured run of docs/benchmarks.md: every step's cases against one daemon, its RSS
 /// growth and worst status latency over all of them. Run with
-/// `cargo test -p mcp-app-server --test all hostile_servers::one_daemon -- --ignored --nocapture`.
+/// `cargo test -p mcp-app-server --test all hostile_servers::one_daemon -- --ignored --nocapture`,
+/// with `MCP_APP_SERVER_BIN=target/release/mcp-app-server` in front for the release daemon.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measured run (about a minute); figures in docs/benchmarks.md"]
 async fn one_daemon_through_every_hostile_step() {

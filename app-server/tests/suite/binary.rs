@@ -19,6 +19,29 @@ fn daemon(home: &std::path::Path) -> tokio::process::Child {
         .unwrap()
 }
 
+/// The whole input written at once, then stdin closed: the daemon's exit, its stdout lines
+/// (each must be a JSON-RPC message: stdout carries protocol only) and its stderr.
+async fn session(home: &std::path::Path, input: &[u8]) -> (Vec<Value>, String) {
+    let mut child = daemon(home);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("Content-Length"), "{stdout}");
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
+        .collect();
+    (lines, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const INITIALIZE_AND_LIST: &[u8] = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mcpServerStatus/list\"}\n";
+
 #[tokio::test]
 async fn binary_answers_over_stdio_and_exits_cleanly_on_eof() {
     let home = tempfile::tempdir().unwrap();
@@ -27,29 +50,12 @@ async fn binary_answers_over_stdio_and_exits_cleanly_on_eof() {
         "[mcp_servers.a]\nurl = \"https://a.example.com/mcp\"\n",
     )
     .unwrap();
-    let mut child = daemon(home.path());
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mcpServerStatus/list\"}\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    // stdout carries protocol only: every line is a JSON-RPC message.
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
-        .collect();
+    let (lines, stderr) = session(home.path(), INITIALIZE_AND_LIST).await;
     assert_eq!(lines.len(), 2, "{lines:?}");
     let status = lines.iter().find(|m| m["id"] == 2).unwrap();
     assert_eq!(status["result"]["data"][0]["name"], "a");
     // Logs went to stderr.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("client connected"));
+    assert!(stderr.contains("client connected"));
 }
 
 #[cfg(unix)]
@@ -148,24 +154,8 @@ async fn binary_answers_over_socket_stdio_like_a_node_frontend_gives_it() {
 #[tokio::test]
 async fn binary_answers_a_first_line_typo_and_keeps_reading_lines() {
     let home = tempfile::tempdir().unwrap();
-    let mut child = daemon(home.path());
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"initialize please\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"clientInfo\":{\"name\":\"e2e\",\"version\":\"1\"}}}\n{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"mcpServerStatus/list\"}\n")
-        .await
-        .unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(!stdout.contains("Content-Length"), "{stdout}");
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("stdout line is JSON"))
-        .collect();
+    let input = [b"initialize please\n".as_slice(), INITIALIZE_AND_LIST].concat();
+    let (lines, _) = session(home.path(), &input).await;
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(
         lines.iter().any(|m| m["error"]["code"] == -32700),

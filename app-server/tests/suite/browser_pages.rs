@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::harness::{self, MemClient, write_config};
-use super::node::{SKIP_NODE, node_ready, repo_root};
+use super::node::{SKIP_NODE, node_ready, repo_root, run_setup_script};
 
 /// Starting Chromium or oidc-provider on a loaded machine; a bound that detects a hang.
 const START: Duration = Duration::from_secs(60);
@@ -35,24 +35,12 @@ fn browser_dir() -> PathBuf {
 fn ensure_setup() {
     static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
     let outcome = SETUP.get_or_init(|| {
-        let script = repo_root().join(".ci").join("browser-setup.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}); it needs Node >= 20, npm and Debian's chromium package \
-                 (installed with apt-get when run as root); set {SKIP_NODE}=1 to skip the \
-                 tests that need Node:\n{}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
+        run_setup_script("browser-setup.sh").map_err(|e| {
+            format!(
+                "{e}\nit needs Node >= 20, npm and Debian's chromium package (installed with \
+                 apt-get when run as root); set {SKIP_NODE}=1 to skip the tests that need Node"
+            )
+        })
     });
     if let Err(e) = outcome {
         panic!("browser setup: {e}");

@@ -49,7 +49,13 @@ fn setup() -> Result<(), String> {
         }
         Err(e) => return Err(format!("cannot run `node` ({e}); {advice}")),
     }
-    let script = repo_root().join(".ci").join("interop-setup.sh");
+    run_setup_script("interop-setup.sh").map_err(|e| format!("{e}\n{advice}"))
+}
+
+/// Runs one of the project's idempotent set-up scripts (`.ci/<name>`), which install what a
+/// test needs on first use; the error carries the script's output.
+pub fn run_setup_script(name: &str) -> Result<(), String> {
+    let script = repo_root().join(".ci").join(name);
     let out = std::process::Command::new("bash")
         .arg(&script)
         .output()
@@ -58,7 +64,7 @@ fn setup() -> Result<(), String> {
         return Ok(());
     }
     Err(format!(
-        "{} failed ({}):\n{}{}\n{advice}",
+        "{} failed ({}):\n{}{}",
         script.display(),
         out.status,
         String::from_utf8_lossy(&out.stdout),

@@ -16,39 +16,15 @@ use tokio::process::{Child, Command};
 
 use super::cli::{Running, kit_home};
 use super::login::{daemon_for, free_port, login};
+use super::node::run_setup_script;
 use super::tokens::{FORCE_REFRESH, token};
 
 const START: Duration = Duration::from_secs(10);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf()
-}
-
 /// Installs tinyproxy once per test process (instant when it is there).
 fn ensure_tinyproxy() {
     static SETUP: OnceLock<Result<(), String>> = OnceLock::new();
-    let outcome = SETUP.get_or_init(|| {
-        let script = repo_root().join(".ci").join("network-setup.sh");
-        let out = std::process::Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed ({}):\n{}{}",
-                script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = outcome {
+    if let Err(e) = SETUP.get_or_init(|| run_setup_script("network-setup.sh")) {
         panic!("{e}");
     }
 }

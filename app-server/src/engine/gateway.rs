@@ -68,7 +68,7 @@ impl OAuthService {
                 || c.refreshed_through.is_some()
                 || c.grant.is_some()
                 || !serves(c)
-                // Rule 85/86: the exact issuer, never another authorization server.
+                // Rule 88: the exact issuer, never another authorization server.
                 || c.issuer != *issuer
                 || target.client_id.as_ref().is_some_and(|id| *id != c.client.client_id)
                 || !asked.iter().all(|s| c.scopes.contains(s))

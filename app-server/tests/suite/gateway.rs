@@ -148,6 +148,30 @@ async fn servers_with_one_issuer_and_one_resource_share_one_login() {
     );
     let n = kit.counters();
     assert_eq!((n.token_refresh, n.invalid_grant), (2, 0), "{n:?}");
+
+    // The authorization server ends the grant: a refusal through one name flags both, and
+    // both are announced.
+    kit.invalidate_all_tokens();
+    let e = c
+        .err(
+            "mcpServer/oauth/token",
+            json!({"name": "a", "minValiditySecs": RENEW}),
+        )
+        .await;
+    assert_eq!(e["data"]["kind"], "reauthenticationRequired", "{e}");
+    let mut announced = std::collections::BTreeSet::new();
+    while announced.len() < 2 {
+        let changed = c.notification("mcpServer/authStatus/changed").await;
+        if changed["authStatus"] == "reauthenticationRequired" {
+            announced.insert(changed["name"].as_str().unwrap().to_string());
+        }
+    }
+    for name in ["a", "b"] {
+        assert_eq!(
+            status(&mut c, name).await["authStatus"],
+            "reauthenticationRequired"
+        );
+    }
 }
 
 fn walk(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
@@ -382,4 +406,34 @@ async fn a_refused_refresh_for_another_resource_falls_back_to_the_browser() {
     let b_creds = stored(home.path(), "b", &b).unwrap();
     assert_eq!(b_creds.resource, second.resource());
     assert!(b_creds.refresh_token.is_some());
+}
+
+#[tokio::test]
+async fn a_server_claiming_another_servers_resource_gets_nothing() {
+    let (kit, a, _) = gateway().await;
+    // Another origin whose metadata names the gateway's resource and authorization server.
+    let liar = Kit::start(KitConfig {
+        prm_resource_override: Some(kit.resource()),
+        ..KitConfig::default()
+    })
+    .await
+    .unwrap();
+    liar.set_prm_authorization_server(Some(kit.issuer()));
+    let b = liar.mcp_url();
+    let (_home, _server, mut c) = daemon(&[("a", &a, ""), ("b", &b, "")]).await;
+    let out = login(&mut c, "a", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let before = kit.counters();
+
+    // Rule 3 refuses the document before anything is shared or asked for.
+    let e = c.err("mcpServer/oauth/login", json!({"name": "b"})).await;
+    assert_eq!(e["data"]["kind"], "discoveryFailed", "{e}");
+    assert_eq!(status(&mut c, "b").await["authStatus"], "notLoggedIn");
+    let e = c.err("mcpServer/oauth/token", json!({"name": "b"})).await;
+    assert_eq!(e["data"]["kind"], "notLoggedIn", "{e}");
+    let after = kit.counters();
+    assert_eq!(
+        (after.token_refresh, after.authorize),
+        (before.token_refresh, before.authorize)
+    );
 }

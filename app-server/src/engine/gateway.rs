@@ -18,8 +18,7 @@ use crate::engine::error::{LoginError, VendError};
 use crate::engine::flow::{Discovered, binds_dpop};
 use crate::engine::service::OAuthService;
 use crate::engine::stored::{
-    apply_tokens, record_for, refusal_cause, registration_from_client, stored_token_endpoint,
-    usable,
+    apply_tokens, record_for, registration_from_client, stored_token_endpoint, usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
@@ -226,14 +225,7 @@ impl OAuthService {
             }
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "renewal through the other server's login refused; a new login is needed");
-                let cause = refusal_cause(&error);
-                self.flag_refused(
-                    name,
-                    current,
-                    cause,
-                    format!("the authorization server refused the refresh: {error}"),
-                )
-                .await
+                self.refresh_refused(name, current, &error).await
             }
             Err(error) => Err(VendError::RefreshTransient {
                 name: name.clone(),

@@ -181,6 +181,7 @@ impl Engine {
             client_metadata_url_base: self.config.client_metadata_url_base.clone(),
             net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
+            refresh_scope: Default::default(),
             dpop: None,
             enterprise: None,
             network: crate::config::network::NetworkConfig::default().over(&self.config.network),

@@ -16,7 +16,7 @@ pub mod network;
 mod oauth_client;
 pub mod private_key;
 
-pub use oauth_client::OauthClientConfig;
+pub use oauth_client::{OauthClientConfig, RefreshScope};
 
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

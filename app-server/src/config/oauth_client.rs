@@ -42,4 +42,21 @@ pub struct OauthClientConfig {
     /// unset, they are bound only when the login's frontend sends proofs or the resource
     /// requires DPoP.
     pub dpop: Option<bool>,
+    /// The `scope` a refresh sends (rule 70); unset is [`RefreshScope::Granted`].
+    pub refresh_scope: Option<RefreshScope>,
+}
+
+/// `refresh_scope`: the `scope` a refresh request carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshScope {
+    /// The scopes the server granted (its last token answer's `scope`), and once more the
+    /// scopes the login asked for when the server refuses those as `invalid_scope`.
+    #[default]
+    Granted,
+    /// The scopes the login asked for, every time: for servers that grant a set they refuse
+    /// on refresh (Microsoft Entra ID grants `<res>/x <res>/.default`).
+    Requested,
+    /// No `scope` at all: the grant as it stands (RFC 6749 6).
+    None,
 }

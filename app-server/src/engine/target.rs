@@ -8,7 +8,7 @@ use url::Url;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::network::ServerNetwork;
-use crate::config::{Config, HttpServerConfig};
+use crate::config::{Config, HttpServerConfig, RefreshScope};
 use crate::credentials::{CredentialKey, LookupKey};
 use crate::oauth::net_policy::NetOptIns;
 
@@ -42,6 +42,8 @@ pub struct ServerTarget {
     /// DPoP, `false` never; unset, only when the login's starter can send proofs or the
     /// resource requires them ([`crate::engine::flow::binds_dpop`]).
     pub dpop: Option<bool>,
+    /// `oauth.refresh_scope`: the `scope` a refresh sends (rule 70).
+    pub refresh_scope: RefreshScope,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
@@ -91,6 +93,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_issuer", &self.client_issuer)
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
+            .field("refresh_scope", &self.refresh_scope)
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .finish()
@@ -192,6 +195,7 @@ impl ServerTarget {
             },
             grant: http.grant.clone(),
             dpop: http.oauth.dpop,
+            refresh_scope: http.oauth.refresh_scope.unwrap_or_default(),
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {

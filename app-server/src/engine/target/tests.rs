@@ -34,6 +34,7 @@ fn debug_output_holds_no_secret() {
         client_metadata_url: None,
         client_metadata_url_base: None,
         net_opt_ins: Default::default(),
+        refresh_scope: Default::default(),
         enterprise: None,
         client_issuer: None,
         grant: GrantConfig::ClientCredentials {
@@ -78,6 +79,7 @@ fn debug_output_holds_no_secret() {
         refresh_token: Some(secret("rt")),
         expires_at: None,
         scopes: vec![],
+        requested_scopes: Vec::new(),
         issuer: "https://as.example.com".into(),
         token_endpoint: "https://as.example.com/token".into(),
         revocation_endpoint: None,

@@ -175,6 +175,7 @@ impl Engine {
             client_id: None,
             client_secret: None,
             client_issuer: None,
+            client_secret_keyring: None,
             callback_port: self.config.callback_listener_port(),
             callback_url: self.config.callback_url.clone(),
             client_metadata_url: None,

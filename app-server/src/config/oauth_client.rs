@@ -17,6 +17,9 @@ pub struct OauthClientConfig {
     pub issuer: Option<String>,
     /// Name of the environment variable holding the client secret (confidential clients).
     pub client_secret_env_var: Option<String>,
+    /// The label of the OS keyring entry holding the client secret (rule 71), written by
+    /// `mcp-app-server secret set NAME`; for `client_id` and the browser login.
+    pub client_secret_keyring: Option<String>,
     /// Fixed callback port for this server.
     pub callback_port: Option<u16>,
     /// One published client metadata document used as the client id.

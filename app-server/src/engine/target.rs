@@ -23,6 +23,9 @@ pub struct ServerTarget {
     pub configured_scopes: Option<Vec<String>>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `oauth.client_secret_keyring`: the label of the OS keyring entry holding the client
+    /// secret, read when a login needs it (rule 71).
+    pub client_secret_keyring: Option<String>,
     /// `oauth.issuer`: the authorization server the configured `client_id` belongs to.
     pub client_issuer: Option<String>,
     /// Per-server port, else the global one; ephemeral when neither.
@@ -85,6 +88,7 @@ impl std::fmt::Debug for ServerTarget {
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("client_secret_keyring", &self.client_secret_keyring)
             .field("callback_port", &self.callback_port)
             .field("callback_url", &self.callback_url.as_ref().map(Url::as_str))
             .field("client_metadata_url", &self.client_metadata_url)
@@ -181,6 +185,7 @@ impl ServerTarget {
             configured_scopes: http.scopes.clone(),
             client_id: http.oauth.client_id.clone(),
             client_secret,
+            client_secret_keyring: http.oauth.client_secret_keyring.clone(),
             client_issuer: http.oauth.issuer.clone(),
             callback_port: http
                 .oauth

@@ -4,6 +4,7 @@ mod challenge;
 mod cimd;
 mod cimd_host;
 mod cli;
+mod client_secret_keyring;
 mod config;
 mod dpop;
 mod dpop_frontends;

@@ -29,6 +29,7 @@ fn debug_output_holds_no_secret() {
         configured_scopes: None,
         client_id: Some("client".into()),
         client_secret: Some(secret("client")),
+        client_secret_keyring: None,
         callback_port: None,
         callback_url: None,
         client_metadata_url: None,

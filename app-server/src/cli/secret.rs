@@ -77,9 +77,9 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CliError::Failed(format!("the keyring call failed ({e})")))?
 }
 
-fn keyring_failed(e: &crate::credentials::StoreError) -> CliError {
+fn keyring_failed(e: &crate::credentials::KeyringError) -> CliError {
     CliError::Failed(format!(
-        "the OS keyring could not be used: {e}; a desktop session with a keyring (Secret Service, macOS Keychain, Windows Credential Manager) is needed, else keep the secret in an environment variable with `client_secret_env_var`"
+        "the OS keyring could not be used: {e}; unlock it and try again (a desktop session with a keyring (Secret Service, macOS Keychain, Windows Credential Manager) is needed), or keep the secret in an environment variable with `client_secret_env_var`"
     ))
 }
 

@@ -12,6 +12,27 @@ use super::keyring::{OsKeyring, Secrets};
 /// Client secrets at most this long (bytes) are stored.
 pub const MAX_SECRET_BYTES: usize = 8 * 1024;
 
+/// Why the keyring could not be used for a client secret: the platform's reason (the
+/// advice of [`StoreError::Keyring`] about the token store does not apply here).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct KeyringError {
+    pub reason: String,
+}
+
+impl From<StoreError> for KeyringError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Keyring { reason } | StoreError::KeyringUnavailable { reason } => {
+                KeyringError { reason }
+            }
+            other => KeyringError {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 /// The client secrets in the keyring, by label. Every call blocks (the platform call runs
 /// on a thread of its own and is waited for at most 60 s): async code calls it through
 /// `spawn_blocking`.
@@ -50,18 +71,18 @@ impl ClientSecretKeyring {
     }
 
     /// The secret stored under `label`; `None` when there is none.
-    pub fn get(&self, label: &str) -> Result<Option<String>, StoreError> {
-        self.secrets.get(&Self::account(label))
+    pub fn get(&self, label: &str) -> Result<Option<String>, KeyringError> {
+        Ok(self.secrets.get(&Self::account(label))?)
     }
 
     /// Stores `secret` under `label`, replacing any earlier one.
-    pub fn set(&self, label: &str, secret: &str) -> Result<(), StoreError> {
-        self.secrets.set(&Self::account(label), secret)
+    pub fn set(&self, label: &str, secret: &str) -> Result<(), KeyringError> {
+        Ok(self.secrets.set(&Self::account(label), secret)?)
     }
 
     /// Removes the secret under `label`; `false` when there was none.
-    pub fn delete(&self, label: &str) -> Result<bool, StoreError> {
-        self.secrets.delete(&Self::account(label))
+    pub fn delete(&self, label: &str) -> Result<bool, KeyringError> {
+        Ok(self.secrets.delete(&Self::account(label))?)
     }
 }
 
@@ -96,9 +117,8 @@ mod tests {
         let memory = MemorySecrets::default();
         memory.fail.store(true, std::sync::atomic::Ordering::SeqCst);
         let keyring = ClientSecretKeyring::with_backend(Arc::new(memory));
-        assert!(matches!(
-            keyring.get("corp"),
-            Err(StoreError::Keyring { .. })
-        ));
+        // The platform's reason, without the token store's advice.
+        let e = keyring.get("corp").unwrap_err().to_string();
+        assert_eq!(e, "Couldn't access platform secure storage: locked");
     }
 }

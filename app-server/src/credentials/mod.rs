@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use self::batched::BatchCounts;
 pub(crate) use self::batched::{SendDecide, StoreQueue};
 pub(crate) use self::cache::CachedFileStore;
-pub use self::client_secret::{ClientSecretKeyring, MAX_SECRET_BYTES};
+pub use self::client_secret::{ClientSecretKeyring, KeyringError, MAX_SECRET_BYTES};
 pub use self::error::StoreError;
 pub use self::file::FileStore;
 pub use self::keyring::Secrets;

@@ -107,7 +107,7 @@ impl OAuthService {
             Ok(Ok(None)) => Err(ClientSecretError::Missing { name, label }),
             Ok(Err(e)) => Err(ClientSecretError::Unavailable {
                 name,
-                reason: e.to_string(),
+                reason: e.reason,
             }),
             Err(e) => Err(ClientSecretError::Unavailable {
                 name,

@@ -225,6 +225,14 @@ pub struct KitConfig {
     /// `dpop_bound_access_tokens_required: true` (RFC 9728) and the MCP endpoint refuses
     /// unbound ones.
     pub dpop_required: bool,
+    /// Microsoft Entra ID's refresh quirks: every code and refresh answer reports the
+    /// scopes granted plus `<prefix>/.default` for each `<prefix>/<name>` scope among them
+    /// (a mix); a refresh whose `scope` combines a `.default` scope with other scopes than
+    /// `openid`, `profile`, `email` and `offline_access` is refused
+    /// `invalid_scope` (AADSTS70011), and a refresh without `scope` `invalid_request`
+    /// (AADSTS90009). Pair it with `prm_resource_pathless` and scopes such as
+    /// `api://<app>/access_as_user` for the whole shape.
+    pub entra: bool,
 }
 
 impl Default for KitConfig {
@@ -281,6 +289,7 @@ impl Default for KitConfig {
             decoy_as_on_mcp_origin: false,
             dcr_confidential_secret_ttl_secs: None,
             dpop_required: false,
+            entra: false,
         }
     }
 }

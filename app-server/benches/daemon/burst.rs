@@ -46,6 +46,7 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
                 refresh_token: Some(format!("refresh-{i}-{}", "r".repeat(40))),
                 expires_at: Some(now + 7200),
                 scopes: vec!["read".into(), "write".into()],
+                requested_scopes: Vec::new(),
                 issuer: format!("https://auth{i}.example.com"),
                 token_endpoint: format!("https://auth{i}.example.com/token"),
                 revocation_endpoint: Some(format!("https://auth{i}.example.com/revoke")),

@@ -9,6 +9,7 @@ mod logout;
 mod mcp_client;
 mod mcp_sse;
 mod output;
+mod secret;
 pub mod serve_client_metadata;
 mod status;
 
@@ -50,6 +51,9 @@ enum Command {
     /// Connect to an MCP server over Streamable HTTP, logging in when it asks: initialize,
     /// list the tools, and optionally call one.
     Connect(connect::ConnectArgs),
+    /// Keep a server's client secret in the OS keyring (`client_secret_keyring`).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
 }
 
 /// Async worker threads of the daemon. Its work on them is short (requests, replies, the
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
             Command::Status(args) => finish(status::run(args)).await,
             Command::CallbackUrl(args) => finish(callback_url::run(args)).await,
             Command::Connect(args) => finish(connect::run(args)).await,
+            Command::Secret(command) => finish(secret::run(command)).await,
         }
     });
     // A blocked stdin read must not keep the process alive: everything worth writing has

@@ -16,7 +16,7 @@ pub mod network;
 mod oauth_client;
 pub mod private_key;
 
-pub use oauth_client::OauthClientConfig;
+pub use oauth_client::{OauthClientConfig, RefreshScope};
 
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -371,6 +371,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                                 "the `enterprise` grant needs an `[enterprise_idp]` table (issuer, client_id)".to_string(),
                             ));
                         }
+                        if let Some(message) = keyring_secret_problem(&oauth, &grant) {
+                            return Err(invalid(
+                                Some(oauth_span),
+                                &format!("{key}.oauth.client_secret_keyring"),
+                                message.to_string(),
+                            ));
+                        }
                         (oauth, grant)
                     }
                 };
@@ -406,6 +413,27 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         network,
         servers,
     })
+}
+
+/// Why `client_secret_keyring` cannot be used as written (rule 71), if it cannot.
+fn keyring_secret_problem(
+    oauth: &OauthClientConfig,
+    grant: &grant::GrantConfig,
+) -> Option<&'static str> {
+    let label = oauth.client_secret_keyring.as_deref()?;
+    if label.is_empty() || label.len() > 128 || label.chars().any(char::is_control) {
+        Some("must be a label of 1 to 128 characters without control characters")
+    } else if oauth.client_secret_env_var.is_some() {
+        Some("give only one of `client_secret_env_var` and `client_secret_keyring`")
+    } else if !matches!(grant, grant::GrantConfig::AuthorizationCode) {
+        Some(
+            "a secret in the keyring is for the browser login; for this grant use `client_secret_env_var` or a private key",
+        )
+    } else if oauth.client_id.as_deref().is_none_or(str::is_empty) {
+        Some("names the secret of a client registered by hand: set `client_id` too")
+    } else {
+        None
+    }
 }
 
 fn valid_server_name(name: &str) -> bool {

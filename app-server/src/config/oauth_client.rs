@@ -17,6 +17,9 @@ pub struct OauthClientConfig {
     pub issuer: Option<String>,
     /// Name of the environment variable holding the client secret (confidential clients).
     pub client_secret_env_var: Option<String>,
+    /// The label of the OS keyring entry holding the client secret (rule 71), written by
+    /// `mcp-app-server secret set NAME`; for `client_id` and the browser login.
+    pub client_secret_keyring: Option<String>,
     /// Fixed callback port for this server.
     pub callback_port: Option<u16>,
     /// One published client metadata document used as the client id.
@@ -45,4 +48,21 @@ pub struct OauthClientConfig {
     /// `false`: this server never shares another server's login at the same authorization
     /// server (rules 85 and 86); every login goes through the browser. Unset: shared.
     pub share_login: Option<bool>,
+    /// The `scope` a refresh sends (rule 70); unset is [`RefreshScope::Granted`].
+    pub refresh_scope: Option<RefreshScope>,
+}
+
+/// `refresh_scope`: the `scope` a refresh request carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshScope {
+    /// The scopes the server granted (its last token answer's `scope`), and once more the
+    /// scopes the login asked for when the server refuses those as `invalid_scope`.
+    #[default]
+    Granted,
+    /// The scopes the login asked for, every time: for servers that grant a set they refuse
+    /// on refresh (Microsoft Entra ID grants `<res>/x <res>/.default`).
+    Requested,
+    /// No `scope` at all: the grant as it stands (RFC 6749 6).
+    None,
 }

@@ -167,3 +167,49 @@ fn missing_file_is_empty_config() {
         Config::default()
     );
 }
+
+#[test]
+fn refresh_scope_and_keyring_secret_are_checked_at_load() {
+    let server = "[mcp_servers.a]\nurl = \"https://x/\"\n[mcp_servers.a.oauth]\n";
+    for (value, mode) in [
+        ("requested", RefreshScope::Requested),
+        ("granted", RefreshScope::Granted),
+        ("none", RefreshScope::None),
+    ] {
+        let c = p(&format!("{server}refresh_scope = \"{value}\"\n")).unwrap();
+        assert_eq!(
+            c.servers["a"].http().unwrap().oauth.refresh_scope,
+            Some(mode)
+        );
+    }
+    let e = err(&format!("{server}refresh_scope = \"all\"\n"));
+    assert!(e.contains("refresh_scope") && e.contains(":4:"), "{e}");
+
+    let c = p(&format!(
+        "{server}client_id = \"c\"\nclient_secret_keyring = \"corp\"\n"
+    ))
+    .unwrap();
+    let oauth = &c.servers["a"].http().unwrap().oauth;
+    assert_eq!(oauth.client_secret_keyring.as_deref(), Some("corp"));
+    for (body, says) in [
+        ("client_secret_keyring = \"corp\"\n", "set `client_id` too"),
+        (
+            "client_id = \"c\"\nclient_secret_keyring = \"corp\"\nclient_secret_env_var = \"S\"\n",
+            "only one of",
+        ),
+        (
+            "client_id = \"c\"\nclient_secret_keyring = \"\"\n",
+            "1 to 128",
+        ),
+        (
+            "client_id = \"c\"\ngrant = \"client_credentials\"\nclient_secret_keyring = \"corp\"\nprivate_key_env_var = \"K\"\n",
+            "for the browser login",
+        ),
+    ] {
+        let e = err(&format!("{server}{body}"));
+        assert!(
+            e.contains("mcp_servers.a.oauth.client_secret_keyring") && e.contains(says),
+            "{body}: {e}"
+        );
+    }
+}

@@ -40,8 +40,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Secrets by account name. The OS keyring in production; a map in tests, so the store's
-/// bookkeeping is tested on machines without a keyring.
-pub(crate) trait Secrets: Send + Sync {
+/// bookkeeping is tested on machines without a keyring. Every call may block (an unlock
+/// prompt): call it from a blocking thread.
+pub trait Secrets: Send + Sync {
     fn get(&self, account: &str) -> Result<Option<String>, StoreError>;
     fn set(&self, account: &str, secret: &str) -> Result<(), StoreError>;
     /// `false` when there was no such item.

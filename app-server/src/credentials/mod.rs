@@ -9,6 +9,7 @@
 
 mod batched;
 mod cache;
+mod client_secret;
 mod copy;
 mod document;
 mod error;
@@ -28,8 +29,10 @@ use serde::{Deserialize, Serialize};
 pub use self::batched::BatchCounts;
 pub(crate) use self::batched::{SendDecide, StoreQueue};
 pub(crate) use self::cache::CachedFileStore;
+pub use self::client_secret::{ClientSecretKeyring, KeyringError, MAX_SECRET_BYTES};
 pub use self::error::StoreError;
 pub use self::file::FileStore;
+pub use self::keyring::Secrets;
 pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 #[cfg(test)]
 pub(crate) use self::model::fixtures;

@@ -107,6 +107,11 @@ pub struct StoredCredentials {
     /// Granted scopes.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The scopes the login asked for (rule 70: what a refresh re-sends with
+    /// `refresh_scope = "requested"`, and the retry of one the server refused as
+    /// `invalid_scope`). Empty in entries saved before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested_scopes: Vec<String>,
     /// Tokens belong to this issuer; they are discarded if the server moves to another.
     pub issuer: String,
     pub token_endpoint: String,
@@ -239,6 +244,7 @@ impl fmt::Debug for StoredCredentials {
             .field("refresh_token", &redact_opt(&self.refresh_token))
             .field("expires_at", &self.expires_at)
             .field("scopes", &self.scopes)
+            .field("requested_scopes", &self.requested_scopes)
             .field("issuer", &self.issuer)
             .field("token_endpoint", &self.token_endpoint)
             .field("revocation_endpoint", &self.revocation_endpoint)
@@ -300,6 +306,7 @@ pub(crate) mod fixtures {
             refresh_token: Some(format!("rt-secret-{name}")),
             expires_at: Some(1_900_000_000),
             scopes: vec!["read".to_owned(), "offline_access".to_owned()],
+            requested_scopes: Vec::new(),
             issuer: "https://auth.example.com".to_owned(),
             token_endpoint: "https://auth.example.com/token".to_owned(),
             revocation_endpoint: Some("https://auth.example.com/revoke".to_owned()),

@@ -50,6 +50,9 @@ pub enum LoginError {
     Superseded,
     #[error(transparent)]
     GrantCredential(#[from] GrantCredentialError),
+    /// The client secret config.toml keeps in the OS keyring could not be had.
+    #[error(transparent)]
+    ClientSecret(#[from] ClientSecretError),
     /// The token endpoint refused or failed a grant's token request at login.
     #[error("the {grant} grant of `{name}` failed: {error}; {hint}")]
     GrantFailed {
@@ -66,6 +69,20 @@ pub enum LoginError {
     /// Enterprise-managed authorization: the identity provider or the exchange failed.
     #[error("enterprise login failed: {0}")]
     Enterprise(EnterpriseError),
+}
+
+/// Why the client secret kept in the OS keyring (`client_secret_keyring`, rule 71) could
+/// not be read for a login.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSecretError {
+    #[error(
+        "the client secret of `{name}` is not in the OS keyring (entry `{label}`); run `mcp-app-server secret set {name}` and log in again"
+    )]
+    Missing { name: String, label: String },
+    #[error(
+        "the client secret of `{name}` could not be read from the OS keyring: {reason}; unlock the keyring (or run `mcp-app-server secret set {name}`) and log in again"
+    )]
+    Unavailable { name: String, reason: String },
 }
 
 /// Why no token could be handed out: not logged in, a new login needed, or a refresh or

@@ -225,7 +225,7 @@ impl OAuthService {
             }
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "renewal through the other server's login refused; a new login is needed");
-                self.refresh_refused(name, current, &error).await
+                self.refresh_refused(name, current, &error, "").await
             }
             Err(error) => Err(VendError::RefreshTransient {
                 name: name.clone(),

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
-use crate::engine::error::{CompleteError, LoginError};
+use crate::engine::error::{ClientSecretError, CompleteError, LoginError};
 use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
@@ -79,6 +79,43 @@ impl OAuthService {
         )
     }
 
+    /// `target` with its client secret read from the OS keyring when config.toml keeps it
+    /// there (rule 71): on a blocking thread, since the keyring may wait for an unlock
+    /// prompt (at most 60 s).
+    async fn with_keyring_secret(
+        &self,
+        mut target: ServerTarget,
+    ) -> Result<ServerTarget, ClientSecretError> {
+        let Some(label) = target.client_secret_keyring.clone() else {
+            return Ok(target);
+        };
+        if target.client_secret.is_some() {
+            return Ok(target);
+        }
+        let keyring = self.client_secrets.clone();
+        let read = tokio::task::spawn_blocking({
+            let label = label.clone();
+            move || keyring.get(&label)
+        })
+        .await;
+        let name = target.name.clone();
+        match read {
+            Ok(Ok(Some(secret))) => {
+                target.client_secret = Some(secret);
+                Ok(target)
+            }
+            Ok(Ok(None)) => Err(ClientSecretError::Missing { name, label }),
+            Ok(Err(e)) => Err(ClientSecretError::Unavailable {
+                name,
+                reason: e.reason,
+            }),
+            Err(e) => Err(ClientSecretError::Unavailable {
+                name,
+                reason: format!("the keyring call failed ({e})"),
+            }),
+        }
+    }
+
     /// [`OAuthService::start_login`] for a caller that already holds the server's 401 or 403
     /// answer (an MCP client whose request was refused): discovery starts from that challenge
     /// instead of probing, since a server may let the probe's `initialize` through.
@@ -109,6 +146,7 @@ impl OAuthService {
     ) -> Result<LoginBegun, LoginError> {
         // Checked before any network I/O: a bad base is the caller's (or the config's) to fix.
         let cimd_source = cimd_source(&target, &options)?;
+        let target = self.with_keyring_secret(target).await?;
 
         // A newer login for the same server replaces the older one.
         self.end_login(&target.name, EndReason::Superseded);

@@ -2,12 +2,13 @@
 
 use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
 
+use crate::config::RefreshScope;
 use crate::credentials::{StoreError, StoredCredentials, Update, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::{
-    apply_tokens, refusal_cause, registration_from_client, stored_dpop_key, stored_token_endpoint,
-    unrefreshable, usable,
+    apply_tokens, refresh_scopes, refusal_cause, registration_from_client, stored_dpop_key,
+    stored_token_endpoint, unrefreshable, usable,
 };
 use crate::engine::target::ServerTarget;
 use crate::engine::types::OAuthEvent;
@@ -36,24 +37,43 @@ impl OAuthService {
             return Err(VendError::ShuttingDown);
         };
         let registration = registration_from_client(&current.client);
-        let scopes = (!current.scopes.is_empty()).then(|| current.scopes.clone());
+        let (scopes, retry_scopes) = refresh_scopes(target.refresh_scope, &current);
         let http = self.server_http(target).await;
         // Tokens bound to a key are refreshed with a proof of the same key.
         let dpop_key = stored_dpop_key(&current, name)?;
-        let result = token::refresh(
-            &http,
-            &endpoint,
-            &registration,
-            &refresh_token,
-            &current.resource,
-            scopes.as_deref(),
-            dpop_key.as_ref().map(|key| TokenDpop {
-                key,
-                nonces: &self.dpop_nonces,
-                slot: name,
-            }),
-        )
-        .await;
+        let refresh = |scopes: Option<Vec<String>>| {
+            let (http, endpoint, registration, refresh_token) =
+                (&http, &endpoint, &registration, &refresh_token);
+            let (resource, dpop_key) = (&current.resource, dpop_key.as_ref());
+            async move {
+                token::refresh(
+                    http,
+                    endpoint,
+                    registration,
+                    refresh_token,
+                    resource,
+                    scopes.as_deref(),
+                    dpop_key.map(|key| TokenDpop {
+                        key,
+                        nonces: &self.dpop_nonces,
+                        slot: name,
+                    }),
+                )
+                .await
+            }
+        };
+        let mut result = refresh(scopes).await;
+        let mut retried = false;
+        // Rule 70: a server that refuses the scopes it granted (Entra ID's `.default` mix,
+        // AADSTS70011) is asked once more for what the login asked for. An error answer
+        // consumed nothing, and those scopes were consented to at the login.
+        if let (Err(error), Some(retry)) = (&result, retry_scopes)
+            && error.oauth_error() == Some("invalid_scope")
+        {
+            tracing::info!(server = %name, error = %error, "refresh refused the granted scopes; asking once more for the scopes the login asked for (set `refresh_scope = \"requested\"` to skip this round trip)");
+            result = refresh(Some(retry)).await;
+            retried = true;
+        }
         match result {
             Ok(tokens) => {
                 let mut updated = current.clone();
@@ -86,7 +106,15 @@ impl OAuthService {
             }
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
-                self.refresh_refused(name, current, &error).await
+                // The one refusal a setting can cure: a server that refuses the scopes it
+                // granted, with no requested scopes kept to ask for instead (rule 70).
+                let hint = match (error.oauth_error(), target.refresh_scope) {
+                    (Some("invalid_scope"), RefreshScope::Granted) if !retried => format!(
+                        "; if this server refuses the scopes it granted (Microsoft Entra ID does), set `refresh_scope = \"requested\"` in [mcp_servers.{name}.oauth] and log in again"
+                    ),
+                    _ => String::new(),
+                };
+                self.refresh_refused(name, current, &error, &hint).await
             }
             // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
             // credentials stay as they are, a later try may work.
@@ -107,12 +135,13 @@ impl OAuthService {
         name: &str,
         current: StoredCredentials,
         error: &TokenError,
+        hint: &str,
     ) -> Result<StoredCredentials, VendError> {
         self.flag_refused(
             name,
             current,
             refusal_cause(error),
-            format!("the authorization server refused the refresh: {error}"),
+            format!("the authorization server refused the refresh: {error}{hint}"),
         )
         .await
     }

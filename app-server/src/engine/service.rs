@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::credentials::{
-    BatchCounts, CredentialKey, CredentialStore, SendDecide, StoreError, StoreQueue,
-    StoredCredentials,
+    BatchCounts, ClientSecretKeyring, CredentialKey, CredentialStore, SendDecide, StoreError,
+    StoreQueue, StoredCredentials,
 };
 use crate::engine::callback_ports::StickyPorts;
 use crate::engine::state::challenges::ChallengeState;
@@ -61,6 +61,8 @@ pub struct OAuthService {
     pub(super) dpop_nonces: crate::oauth::dpop::NonceCache,
     /// The latest DPoP nonce of each server's MCP server (RFC 9449 9), by server name.
     pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
+    /// Where `client_secret_keyring` secrets are read (rule 71).
+    pub(super) client_secrets: ClientSecretKeyring,
 }
 
 /// What the engine reaches the network with: the HTTP client every request of the protocol
@@ -91,6 +93,17 @@ impl OAuthService {
         store: Arc<dyn CredentialStore>,
         events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
     ) -> Arc<Self> {
+        Self::with_client_secrets(network, store, events, ClientSecretKeyring::os())
+    }
+
+    /// [`OAuthService::new`] reading configured client secrets from `client_secrets`
+    /// instead of the OS keyring.
+    pub fn with_client_secrets(
+        network: Network,
+        store: Arc<dyn CredentialStore>,
+        events: Arc<dyn Fn(OAuthEvent) + Send + Sync>,
+        client_secrets: ClientSecretKeyring,
+    ) -> Arc<Self> {
         let Network { http, callbacks } = network;
         Arc::new(Self {
             http,
@@ -113,6 +126,7 @@ impl OAuthService {
             live: Live::default(),
             dpop_nonces: Default::default(),
             rs_dpop_nonces: Default::default(),
+            client_secrets,
         })
     }
 

@@ -7,6 +7,7 @@ use std::borrow::Borrow;
 use mcp_app_server_protocol::McpAuthStatusReason;
 use url::Url;
 
+use crate::config::RefreshScope;
 use crate::credentials::{StoredClient, StoredCredentials, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::target::ServerTarget;
@@ -149,6 +150,7 @@ pub(crate) fn record_for(
         token_type: String::new(),
         refresh_token: None,
         expires_at: None,
+        requested_scopes: scopes.clone(),
         scopes,
         issuer: metadata.issuer.clone(),
         token_endpoint: metadata.token_endpoint.to_string(),
@@ -230,6 +232,34 @@ pub(crate) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse)
     creds.updated_at = unix_now();
 }
 
+/// Rule 70: the `scope` a refresh of `creds` sends under `mode`, and the scopes to ask for
+/// once more when the server refuses that as `invalid_scope` (`None`: no second try).
+/// Entries saved before the requested scopes were kept have none: `requested` then sends
+/// the granted ones, and there is nothing to try again with.
+pub(crate) fn refresh_scopes(
+    mode: RefreshScope,
+    creds: &StoredCredentials,
+) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    let non_empty = |scopes: &Vec<String>| (!scopes.is_empty()).then(|| scopes.clone());
+    match mode {
+        RefreshScope::None => (None, None),
+        RefreshScope::Requested => (
+            non_empty(&creds.requested_scopes).or_else(|| non_empty(&creds.scopes)),
+            None,
+        ),
+        RefreshScope::Granted => {
+            fn same(a: &[String], b: &[String]) -> bool {
+                let set =
+                    |l: &[String]| l.iter().cloned().collect::<std::collections::HashSet<_>>();
+                set(a) == set(b)
+            }
+            let retry = non_empty(&creds.requested_scopes)
+                .filter(|requested| !same(requested, &creds.scopes));
+            (non_empty(&creds.scopes), retry)
+        }
+    }
+}
+
 pub(crate) fn registration_from_client(client: &StoredClient) -> ClientRegistration {
     ClientRegistration {
         kind: client.kind,
@@ -257,6 +287,43 @@ mod tests {
             expires_in,
             scopes: None,
         }
+    }
+
+    #[test]
+    fn refresh_scopes_per_mode() {
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut creds = credentials("a", "https://a.example/mcp");
+        let asked = ["api://c0ffee/access_as_user", "offline_access"];
+        let granted = ["api://c0ffee/access_as_user", "api://c0ffee/.default"];
+        creds.requested_scopes = owned(&asked);
+        creds.scopes = owned(&granted);
+        let some = |l: &[&str]| Some(owned(l));
+        // Granted first, what the login asked for once more after `invalid_scope`.
+        assert_eq!(
+            refresh_scopes(RefreshScope::Granted, &creds),
+            (some(&granted), some(&asked))
+        );
+        assert_eq!(
+            refresh_scopes(RefreshScope::Requested, &creds),
+            (some(&asked), None)
+        );
+        assert_eq!(refresh_scopes(RefreshScope::None, &creds), (None, None));
+        // The same set in another order: nothing else to try.
+        creds.scopes = owned(&["offline_access", "api://c0ffee/access_as_user"]);
+        assert_eq!(refresh_scopes(RefreshScope::Granted, &creds).1, None);
+        // An entry saved before the requested scopes were kept.
+        creds.requested_scopes.clear();
+        assert_eq!(
+            refresh_scopes(RefreshScope::Granted, &creds),
+            (Some(creds.scopes.clone()), None)
+        );
+        assert_eq!(
+            refresh_scopes(RefreshScope::Requested, &creds),
+            (Some(creds.scopes.clone()), None)
+        );
+        // Nothing granted or asked for: no `scope` at all.
+        creds.scopes.clear();
+        assert_eq!(refresh_scopes(RefreshScope::Granted, &creds), (None, None));
     }
 
     #[test]

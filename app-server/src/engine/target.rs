@@ -8,7 +8,7 @@ use url::Url;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::network::ServerNetwork;
-use crate::config::{Config, HttpServerConfig};
+use crate::config::{Config, HttpServerConfig, RefreshScope};
 use crate::credentials::{CredentialKey, LookupKey};
 use crate::oauth::net_policy::NetOptIns;
 
@@ -23,6 +23,9 @@ pub struct ServerTarget {
     pub configured_scopes: Option<Vec<String>>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// `oauth.client_secret_keyring`: the label of the OS keyring entry holding the client
+    /// secret, read when a login needs it (rule 71).
+    pub client_secret_keyring: Option<String>,
     /// `oauth.issuer`: the authorization server the configured `client_id` belongs to.
     pub client_issuer: Option<String>,
     /// Per-server port, else the global one; ephemeral when neither.
@@ -45,6 +48,8 @@ pub struct ServerTarget {
     /// `oauth.share_login`: whether a login may be shared with another server at the same
     /// authorization server (rules 85 and 86) instead of going through the browser.
     pub share_login: bool,
+    /// `oauth.refresh_scope`: the `scope` a refresh sends (rule 70).
+    pub refresh_scope: RefreshScope,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
@@ -86,6 +91,7 @@ impl std::fmt::Debug for ServerTarget {
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
+            .field("client_secret_keyring", &self.client_secret_keyring)
             .field("callback_port", &self.callback_port)
             .field("callback_url", &self.callback_url.as_ref().map(Url::as_str))
             .field("client_metadata_url", &self.client_metadata_url)
@@ -95,6 +101,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
             .field("share_login", &self.share_login)
+            .field("refresh_scope", &self.refresh_scope)
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .finish()
@@ -182,6 +189,7 @@ impl ServerTarget {
             configured_scopes: http.scopes.clone(),
             client_id: http.oauth.client_id.clone(),
             client_secret,
+            client_secret_keyring: http.oauth.client_secret_keyring.clone(),
             client_issuer: http.oauth.issuer.clone(),
             callback_port: http
                 .oauth
@@ -197,6 +205,7 @@ impl ServerTarget {
             grant: http.grant.clone(),
             dpop: http.oauth.dpop,
             share_login: http.oauth.share_login.unwrap_or(true),
+            refresh_scope: http.oauth.refresh_scope.unwrap_or_default(),
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {

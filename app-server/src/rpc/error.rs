@@ -95,7 +95,7 @@ impl From<&crate::engine::LoginError> for AppError {
             L::Cancelled => ErrorKind::LoginCancelled,
             L::TimedOut(_) => ErrorKind::LoginTimedOut,
             L::Superseded => ErrorKind::LoginSuperseded,
-            L::GrantCredential(_) => ErrorKind::GrantCredentialUnavailable,
+            L::GrantCredential(_) | L::ClientSecret(_) => ErrorKind::GrantCredentialUnavailable,
             L::GrantFailed { .. } => ErrorKind::TokenExchangeFailed,
             L::ShuttingDown => ErrorKind::ShuttingDown,
             L::Dpop(_) => ErrorKind::ReauthenticationRequired,

@@ -13,7 +13,7 @@ use super::error::AppError;
 use super::state::ServerState;
 use super::types::Ending;
 use crate::config::{self, Config};
-use crate::credentials::{FileStore, StoreError, open_store};
+use crate::credentials::{ClientSecretKeyring, FileStore, StoreError, open_store};
 use crate::engine::{Network, OAuthEvent, OAuthService, configured_servers};
 use crate::home::Home;
 use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
@@ -23,6 +23,7 @@ use crate::transport::DEFAULT_MAX_MESSAGE_BYTES;
 pub struct ServerOptions {
     pub(crate) home: Home,
     pub(crate) max_message_bytes: usize,
+    pub(crate) client_secrets: ClientSecretKeyring,
 }
 
 impl ServerOptions {
@@ -30,7 +31,14 @@ impl ServerOptions {
         Self {
             home,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            client_secrets: ClientSecretKeyring::os(),
         }
+    }
+
+    /// Reads `client_secret_keyring` secrets from `keyring` instead of the OS keyring.
+    pub fn with_client_secrets(mut self, keyring: ClientSecretKeyring) -> Self {
+        self.client_secrets = keyring;
+        self
     }
 }
 
@@ -72,7 +80,7 @@ impl AppServer {
             ServerState::new(
                 options.home,
                 options.max_message_bytes,
-                OAuthService::new(network, store, events),
+                OAuthService::with_client_secrets(network, store, events, options.client_secrets),
                 config,
                 startup_error,
             )

@@ -598,3 +598,29 @@ async fn connect_reads_event_streams_and_keeps_the_session() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--args must be a JSON object"));
 }
+
+#[tokio::test]
+async fn secret_set_refuses_before_touching_the_keyring() {
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        "[mcp_servers.plain]\nurl = \"https://plain.example/mcp\"\n\
+         [mcp_servers.corp]\nurl = \"https://corp.example/mcp\"\n\
+         [mcp_servers.corp.oauth]\nclient_id = \"c\"\nclient_secret_keyring = \"corp\"\n",
+    );
+    // A server whose oauth table names no entry: what to add.
+    let out = run(home.path(), &["secret", "set", "plain"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("client_secret_keyring = \"plain\""), "{err}");
+    // An unknown server.
+    let out = run(home.path(), &["secret", "delete", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no MCP server named `nope`"));
+    // Nothing on stdin: no secret, and the keyring is never asked.
+    let out = run(home.path(), &["secret", "set", "corp"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("no secret given"), "{err}");
+    assert!(text(&out.stdout).is_empty());
+}

@@ -44,6 +44,7 @@ fn logged_in_home() -> tempfile::TempDir {
         refresh_token: Some("stored-refresh-token".into()),
         expires_at: Some(now + 7200),
         scopes: vec!["read".into()],
+        requested_scopes: Vec::new(),
         issuer: "https://auth.example.com".into(),
         token_endpoint: "https://auth.example.com/token".into(),
         revocation_endpoint: None,

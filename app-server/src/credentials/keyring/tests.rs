@@ -12,8 +12,8 @@ use crate::home::Home;
 /// Secrets in a map; `fail` makes every call fail as a locked keyring would.
 #[derive(Default, Clone)]
 pub(crate) struct MemorySecrets {
-    items: Arc<Mutex<HashMap<String, String>>>,
-    fail: Arc<AtomicBool>,
+    pub(crate) items: Arc<Mutex<HashMap<String, String>>>,
+    pub(crate) fail: Arc<AtomicBool>,
 }
 
 impl MemorySecrets {

@@ -79,6 +79,7 @@ impl IdpSession {
             refresh_token: self.refresh_token.clone(),
             expires_at: self.expires_at,
             scopes: Vec::new(),
+            requested_scopes: Vec::new(),
             issuer: self.issuer.clone(),
             token_endpoint: self.token_endpoint.clone(),
             revocation_endpoint: None,

@@ -12,6 +12,7 @@ fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials
         refresh_token: refresh.then(|| "rt".into()),
         expires_at: expires_in.map(|s| now + s),
         scopes: vec![],
+        requested_scopes: Vec::new(),
         issuer: "https://auth.example".into(),
         token_endpoint: "https://auth.example/token".into(),
         revocation_endpoint: None,

@@ -366,12 +366,31 @@ async fn peer_row(
     for _ in 0..PEER_RUNS {
         let kit = Kit::start(registration.kit(same_origin)).await.unwrap();
         kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
-        let times = peer_logins(peer, &kit.mcp_url(), mode, 1, &extra).await;
+        let times = match peer_logins(peer, &kit.mcp_url(), mode, 1, &extra).await {
+            Ok(times) => times,
+            Err(failure) => {
+                // A peer that cannot log in against this kit is a row, not the end of the run.
+                row(
+                    &format!(
+                        "{} login cold ({}, {place})",
+                        peer.label(),
+                        registration.label()
+                    ),
+                    "failed".to_string(),
+                    &failure,
+                );
+                return;
+            }
+        };
         let spans = kit.request_spans();
         cold.push((times[0], sequential_round_trips(&spans), spans.len()));
         let kit = Kit::start(registration.kit(same_origin)).await.unwrap();
         kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
-        warm.push(peer_logins(peer, &kit.mcp_url(), mode, 3, &extra).await[2]);
+        let third = peer_logins(peer, &kit.mcp_url(), mode, 3, &extra)
+            .await
+            .ok()
+            .and_then(|times| times.get(2).copied());
+        warm.push(third.unwrap_or(Duration::MAX));
     }
     cold.sort();
     warm.sort();
@@ -395,13 +414,14 @@ async fn peer_row(
     );
 }
 
+/// The times of `logins` logins in one process of the peer's program, or why it failed.
 async fn peer_logins(
     peer: &Peer,
     url: &str,
     mode: &str,
     logins: usize,
     extra: &str,
-) -> Vec<Duration> {
+) -> Result<Vec<Duration>, String> {
     let mut command = peer.command();
     command.arg(url).arg(mode).arg(logins.to_string());
     if !extra.is_empty() {
@@ -410,18 +430,25 @@ async fn peer_logins(
     let out = command
         .output()
         .await
-        .expect("the peer's timing program runs");
-    assert!(
-        out.status.success(),
-        "{} timing failed: {}",
-        peer.label(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    v["times_ms"]
+        .map_err(|e| format!("the timing program did not run: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{}: {}", out.status, stderr.trim()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("its output is not one JSON line: {e}"))?;
+    let times = v["times_ms"]
         .as_array()
-        .expect("times")
+        .ok_or("its output has no times_ms")?
         .iter()
-        .map(|t| Duration::from_secs_f64(t.as_f64().expect("a number") / 1000.0))
-        .collect()
+        .map(|t| {
+            t.as_f64()
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+                .ok_or_else(|| format!("not a number of milliseconds: {t}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if times.len() != logins {
+        return Err(format!("{} times for {logins} logins", times.len()));
+    }
+    Ok(times)
 }

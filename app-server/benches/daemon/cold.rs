@@ -8,8 +8,11 @@
 //!
 //! In the same run, the MCP TypeScript SDK (`tests/interop`, installed by
 //! `.ci/interop-setup.sh`) logs in against the same kits: `tests/interop/sdk-login-timing.mjs`
-//! times its `connect` to the authorization URL in a fresh Node process per run. Round trips
-//! of both come from the kit's request spans (exact); times are medians.
+//! times its `connect` to the authorization URL in a fresh Node process per run. With
+//! `MCP_BENCH_RMCP` naming a timing program built against rmcp (the Rust SDK; not part of
+//! this repository, docs/benchmarks.md says how it is made), rmcp does the same in a fresh
+//! process per run; without it the rmcp rows are skipped. Round trips of all come from the
+//! kit's request spans (exact); times are medians.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -103,7 +106,7 @@ pub async fn run() {
         format!("{round_trip:.1?}"),
         "median of 11 GETs from a built client, each on a new connection: the unit of the cold rows",
     );
-    let sdk = sdk_dir();
+    let peers = peers();
     for same_origin in [false, true] {
         let place = if same_origin {
             "AS on the MCP origin"
@@ -138,13 +141,15 @@ pub async fn run() {
                     warm[RUNS / 2],
                 ),
             );
-            match &sdk {
-                Some(dir) => sdk_row(dir, registration, same_origin, place, round_trip).await,
-                None => row(
+            for peer in &peers {
+                peer_row(peer, registration, same_origin, place, round_trip).await;
+            }
+            if peers.iter().all(|p| !matches!(p, Peer::Sdk(_))) {
+                row(
                     &format!("TS SDK login cold ({label}, {place})"),
                     "not measured".to_string(),
                     "tests/interop is not installed (.ci/interop-setup.sh)",
-                ),
+                );
             }
         }
     }
@@ -286,18 +291,66 @@ async fn prewarmed_dcr() {
     );
 }
 
-/// `tests/interop` when its packages are installed.
-fn sdk_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-    dir.join("node_modules/@modelcontextprotocol/sdk/package.json")
-        .exists()
-        .then_some(dir)
+/// A client library timed against the same kits as the daemon: its program takes
+/// `<mcp-url> <dcr|preregistered|cimd> <logins> [client id | document URL]` and prints
+/// `{"times_ms": [...]}`, from its first request to the authorization URL.
+enum Peer {
+    /// The MCP TypeScript SDK: `tests/interop/sdk-login-timing.mjs`.
+    Sdk(PathBuf),
+    /// rmcp: the program `MCP_BENCH_RMCP` names.
+    Rmcp(PathBuf),
 }
 
-/// The TS SDK's cold logins against the same kind of kit: one login per process for the
-/// round trips and the cold time, three for the warm one.
-async fn sdk_row(
-    dir: &Path,
+impl Peer {
+    fn label(&self) -> &'static str {
+        match self {
+            Peer::Sdk(_) => "TS SDK",
+            Peer::Rmcp(_) => "rmcp",
+        }
+    }
+
+    fn command(&self) -> tokio::process::Command {
+        match self {
+            Peer::Sdk(dir) => {
+                let mut command = tokio::process::Command::new("node");
+                command.current_dir(dir).arg("sdk-login-timing.mjs");
+                command
+            }
+            Peer::Rmcp(program) => tokio::process::Command::new(program),
+        }
+    }
+
+    fn unit(&self) -> &'static str {
+        match self {
+            Peer::Sdk(_) => "fresh Node processes",
+            Peer::Rmcp(_) => "fresh processes",
+        }
+    }
+}
+
+/// The peers installed: the TS SDK when `tests/interop` has its packages, rmcp when
+/// `MCP_BENCH_RMCP` names its timing program.
+fn peers() -> Vec<Peer> {
+    let mut peers = Vec::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    if dir
+        .join("node_modules/@modelcontextprotocol/sdk/package.json")
+        .exists()
+    {
+        peers.push(Peer::Sdk(dir));
+    }
+    match std::env::var_os("MCP_BENCH_RMCP").map(PathBuf::from) {
+        Some(program) if program.is_file() => peers.push(Peer::Rmcp(program)),
+        Some(program) => panic!("MCP_BENCH_RMCP={} is not a file", program.display()),
+        None => {}
+    }
+    peers
+}
+
+/// A peer's cold logins against the same kind of kit: one login per process for the round
+/// trips and the cold time, three for the warm one.
+async fn peer_row(
+    peer: &Peer,
     registration: Registration,
     same_origin: bool,
     place: &str,
@@ -313,12 +366,31 @@ async fn sdk_row(
     for _ in 0..PEER_RUNS {
         let kit = Kit::start(registration.kit(same_origin)).await.unwrap();
         kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
-        let times = sdk_logins(dir, &kit.mcp_url(), mode, 1, &extra).await;
+        let times = match peer_logins(peer, &kit.mcp_url(), mode, 1, &extra).await {
+            Ok(times) => times,
+            Err(failure) => {
+                // A peer that cannot log in against this kit is a row, not the end of the run.
+                row(
+                    &format!(
+                        "{} login cold ({}, {place})",
+                        peer.label(),
+                        registration.label()
+                    ),
+                    "failed".to_string(),
+                    &failure,
+                );
+                return;
+            }
+        };
         let spans = kit.request_spans();
         cold.push((times[0], sequential_round_trips(&spans), spans.len()));
         let kit = Kit::start(registration.kit(same_origin)).await.unwrap();
         kit.faults().set(Endpoint::All, Fault::Latency(LATENCY));
-        warm.push(sdk_logins(dir, &kit.mcp_url(), mode, 3, &extra).await[2]);
+        let third = peer_logins(peer, &kit.mcp_url(), mode, 3, &extra)
+            .await
+            .ok()
+            .and_then(|times| times.get(2).copied());
+        warm.push(third.unwrap_or(Duration::MAX));
     }
     cold.sort();
     warm.sort();
@@ -326,12 +398,14 @@ async fn sdk_row(
     let budget = round_trip * trips as u32;
     row(
         &format!(
-            "TS SDK login cold ({}, {place}), +50 ms per request",
+            "{} login cold ({}, {place}), +50 ms per request",
+            peer.label(),
             registration.label()
         ),
         format!("{time:.1?} to the URL"),
         &format!(
-            "median of {PEER_RUNS} fresh Node processes (min {:.1?}, max {:.1?}); {requests} requests; {trips} round trips ({budget:.1?}), client time {:.1?}; third login in the process {:.1?} (median)",
+            "median of {PEER_RUNS} {} (min {:.1?}, max {:.1?}); {requests} requests; {trips} round trips ({budget:.1?}), client time {:.1?}; third login in the process {:.1?} (median)",
+            peer.unit(),
             cold[0].0,
             cold[PEER_RUNS - 1].0,
             time.saturating_sub(budget),
@@ -340,34 +414,41 @@ async fn sdk_row(
     );
 }
 
-async fn sdk_logins(
-    dir: &Path,
+/// The times of `logins` logins in one process of the peer's program, or why it failed.
+async fn peer_logins(
+    peer: &Peer,
     url: &str,
     mode: &str,
     logins: usize,
     extra: &str,
-) -> Vec<Duration> {
-    let mut command = tokio::process::Command::new("node");
-    command
-        .current_dir(dir)
-        .arg("sdk-login-timing.mjs")
-        .arg(url)
-        .arg(mode)
-        .arg(logins.to_string());
+) -> Result<Vec<Duration>, String> {
+    let mut command = peer.command();
+    command.arg(url).arg(mode).arg(logins.to_string());
     if !extra.is_empty() {
         command.arg(extra);
     }
-    let out = command.output().await.expect("node runs");
-    assert!(
-        out.status.success(),
-        "sdk-login-timing failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    v["times_ms"]
+    let out = command
+        .output()
+        .await
+        .map_err(|e| format!("the timing program did not run: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{}: {}", out.status, stderr.trim()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("its output is not one JSON line: {e}"))?;
+    let times = v["times_ms"]
         .as_array()
-        .expect("times")
+        .ok_or("its output has no times_ms")?
         .iter()
-        .map(|t| Duration::from_secs_f64(t.as_f64().expect("a number") / 1000.0))
-        .collect()
+        .map(|t| {
+            t.as_f64()
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+                .ok_or_else(|| format!("not a number of milliseconds: {t}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if times.len() != logins {
+        return Err(format!("{} times for {logins} logins", times.len()));
+    }
+    Ok(times)
 }

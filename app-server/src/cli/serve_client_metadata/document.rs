@@ -6,8 +6,8 @@
 use url::Url;
 
 use crate::oauth::registration::cimd::{
-    CimdRequestError, CimdUrlError, DOCUMENT_NAME, client_metadata_document,
-    parse_document_request, validate_base,
+    CimdRequestError, CimdUrlError, DOCUMENT_NAME, check_document_request,
+    client_metadata_document, validate_base,
 };
 
 /// Documents above this size are refused by strict authorization servers (the draft's bound).
@@ -94,7 +94,7 @@ impl DocumentHost {
 
     /// Answers one request target (path and query as received, still percent-encoded).
     pub fn answer(&self, path_and_query: &str) -> Answer {
-        let request = match parse_document_request(&self.prefix, path_and_query) {
+        let request = match check_document_request(&self.prefix, path_and_query) {
             Ok(r) => r,
             Err(CimdRequestError::NotFound) => {
                 return error_answer(404, "not_found", &CimdRequestError::NotFound.to_string());
@@ -109,13 +109,13 @@ impl DocumentHost {
             [
                 &self.base_text,
                 "/",
-                &request.callback_id,
+                request.callback_id,
                 "/",
                 DOCUMENT_NAME,
                 "?",
                 query,
             ],
-            request.redirect_uri.as_str(),
+            &request.redirect_uri,
         );
         if body.len() > MAX_DOCUMENT_BYTES {
             return error_answer(
@@ -240,9 +240,15 @@ impl Template {
 }
 
 /// Appends the concatenation of `pieces` as a JSON string, escaped as `serde_json` escapes.
+/// Pieces without a character to escape (every URL piece of a valid request) are copied
+/// whole.
 fn push_json_string(out: &mut String, pieces: &[&str]) {
     out.push('"');
     for piece in pieces {
+        if !piece.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            out.push_str(piece);
+            continue;
+        }
         let mut clean = 0;
         for (at, byte) in piece.bytes().enumerate() {
             let escape = match byte {

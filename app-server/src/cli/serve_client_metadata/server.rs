@@ -343,10 +343,14 @@ async fn serve_connection(
     };
     let mut connection = pin!(shared.http.serve_connection(TokioIo::new(stream), service));
     let mut timer = pin!(tokio::time::sleep_until(slot.deadline(accepted, &shared)));
-    let mut draining = *stopped.borrow();
+    let mut draining = *stopped.borrow_and_update();
     if draining {
         connection.as_mut().graceful_shutdown();
     }
+    // Made once, not on every wake-up of the connection (each wake-up is a request or
+    // part of one): each completes at most once, and the loop then ends or stops polling it.
+    let mut evicted = pin!(slot.evicted.notified());
+    let mut stop = pin!(stopped.changed());
     loop {
         tokio::select! {
             biased;
@@ -364,11 +368,11 @@ async fn serve_connection(
                 }
                 timer.as_mut().reset(deadline);
             }
-            () = slot.evicted.notified() => {
+            () = &mut evicted => {
                 tracing::debug!("closed an idle connection to make room for a new one");
                 return;
             }
-            _ = stopped.changed(), if !draining => {
+            _ = &mut stop, if !draining => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
             }

@@ -84,9 +84,13 @@ impl OAuthService {
         })?;
 
         let issuer = metadata.issuer.clone();
-        let cimd_refused = {
-            let issuer = issuer.clone();
-            self.queue.read(move |s| s.cimd_refused(&issuer)).await?
+        let redirect = ctx.redirect_uri.to_string();
+        // A configured client id needs nothing from the store; otherwise what the choice
+        // and a DCR registration need comes in one trip to the store's reading thread (a
+        // cold login waits for each trip).
+        let (cimd_refused, mut stored) = match &ctx.target.client_id {
+            Some(_) => (false, Ok(None)),
+            None => self.registration_facts(&issuer, &redirect).await?,
         };
         let mode = if avoid_cimd {
             ClientRegistrationMode::Dcr
@@ -116,8 +120,7 @@ impl OAuthService {
             RegistrationChoice::Dcr {
                 registration_endpoint,
             } => {
-                let redirect = ctx.redirect_uri.to_string();
-                let stored = self.stored_registration(&issuer, &redirect).await?;
+                let stored = std::mem::replace(&mut stored, Ok(None))?;
                 // A registration a refresh found refused: dropped, registered again.
                 let stored = match stored {
                     Some(reg)
@@ -177,6 +180,37 @@ impl OAuthService {
             reused_registration: reused,
             unsaved,
         })
+    }
+
+    /// Whether `issuer` refused a metadata document, and the DCR registration stored for
+    /// it and `redirect_uri` (one made moments ago and still on its way to the store
+    /// included), in one read. A failure to load the registration is the caller's to report
+    /// only when it registers with DCR.
+    async fn registration_facts(
+        &self,
+        issuer: &str,
+        redirect_uri: &str,
+    ) -> Result<(bool, Result<Option<StoredRegistration>, LoginError>), LoginError> {
+        let unwritten = self.registration_saves.unwritten(issuer, redirect_uri);
+        let load = unwritten.is_none();
+        let (issuer, redirect) = (issuer.to_string(), redirect_uri.to_string());
+        let (refused, stored) = self
+            .queue
+            .read(move |s| {
+                let refused = s.cimd_refused(&issuer)?;
+                let stored = if load {
+                    s.load_registration(&issuer, &redirect)
+                } else {
+                    Ok(None)
+                };
+                Ok((refused, stored))
+            })
+            .await?;
+        let stored = match unwritten {
+            Some(reg) => Ok(Some(reg)),
+            None => stored.map_err(LoginError::from),
+        };
+        Ok((refused, stored))
     }
 
     /// The DCR registration stored for `issuer` and `redirect_uri`, one made moments ago

@@ -98,12 +98,28 @@ fn raw_path(text: &str) -> &str {
     }
 }
 
-/// True when a path has a `.` or `..` segment, literally or percent-encoded (`%2e`).
+/// True when a path has a `.` or `..` segment, literally or percent-encoded (`%2e`, `%2E`).
 fn has_dot_segment(path: &str) -> bool {
-    path.split(['/', '\\']).any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+    path.split(['/', '\\']).any(is_dot_segment)
+}
+
+/// `.` or `..`, each dot literal or percent-encoded; no allocation (the document host runs
+/// this on every request).
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
+            _ => return false,
+        };
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// Percent-encodes a query component value (all but unreserved characters).
@@ -125,11 +141,12 @@ pub fn client_metadata_url(base: &Url, callback_id: &str, redirect_uri: &Url) ->
     Url::parse(&text).expect("a validated base with an encoded query parses")
 }
 
-/// A valid request for a document.
+/// A valid request for a document, borrowing from the request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocumentRequest {
-    pub callback_id: String,
-    pub redirect_uri: Url,
+pub struct DocumentTarget<'a> {
+    pub callback_id: &'a str,
+    /// The redirect URI, decoded; as [`Url::as_str`] spells it.
+    pub redirect_uri: String,
 }
 
 /// Why a document request was refused. `NotFound` maps to 404, the rest to 400.
@@ -157,10 +174,14 @@ pub enum CimdRequestError {
 /// mint a trusted-looking client that redirects to their own site. The request must be in the
 /// canonical form [`client_metadata_url`] produces, so the document's `client_id` is exactly
 /// the URL the authorization server fetched.
-pub fn parse_document_request(
+///
+/// A request of the plain shape the daemon produces is recognized in one pass, without a
+/// URL parser (`canonical.rs`); any other goes through the URL parser, which also words
+/// the refusal.
+pub fn check_document_request<'a>(
     path_prefix: &str,
-    path_and_query: &str,
-) -> Result<DocumentRequest, CimdRequestError> {
+    path_and_query: &'a str,
+) -> Result<DocumentTarget<'a>, CimdRequestError> {
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_and_query, None),
@@ -177,8 +198,22 @@ pub fn parse_document_request(
     if file != DOCUMENT_NAME || !is_callback_id(callback_id) {
         return Err(CimdRequestError::NotFound);
     }
-
     let query = query.ok_or(CimdRequestError::MissingRedirectUri)?;
+    if let Some(redirect_uri) = canonical::plain_redirect_query(query, callback_id) {
+        return Ok(DocumentTarget {
+            callback_id,
+            redirect_uri,
+        });
+    }
+    let redirect_uri = check_query(query, callback_id)?;
+    Ok(DocumentTarget {
+        callback_id,
+        redirect_uri: redirect_uri.into(),
+    })
+}
+
+/// The query of a document request through the URL parser: the one `redirect_uri`, checked.
+fn check_query(query: &str, callback_id: &str) -> Result<Url, CimdRequestError> {
     let mut redirect = None;
     for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
         if name != "redirect_uri" {
@@ -193,10 +228,7 @@ pub fn parse_document_request(
     if query != format!("redirect_uri={}", encode_component(redirect_uri.as_str())) {
         return Err(CimdRequestError::NonCanonical);
     }
-    Ok(DocumentRequest {
-        callback_id: callback_id.to_string(),
-        redirect_uri,
-    })
+    Ok(redirect_uri)
 }
 
 fn is_callback_id(id: &str) -> bool {
@@ -296,6 +328,8 @@ pub fn cimd_supported(
     }
     Ok(())
 }
+
+mod canonical;
 
 #[cfg(test)]
 mod tests;

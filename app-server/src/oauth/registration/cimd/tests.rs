@@ -116,11 +116,15 @@ fn document_request_round_trips_the_url() {
     let base = validate_base("https://ide.example.com/mcp/oauth").unwrap();
     let url = client_metadata_url(&base, ID, &redirect());
     let path_and_query = format!("{}?{}", url.path(), url.query().unwrap());
-    let request = parse_document_request(base.path(), &path_and_query).unwrap();
+    let request = check_document_request(base.path(), &path_and_query).unwrap();
     assert_eq!(request.callback_id, ID);
-    assert_eq!(request.redirect_uri, redirect());
+    assert_eq!(request.redirect_uri, redirect().as_str());
     assert_eq!(
-        client_metadata_url(&base, &request.callback_id, &request.redirect_uri),
+        client_metadata_url(
+            &base,
+            request.callback_id,
+            &Url::parse(&request.redirect_uri).unwrap()
+        ),
         url
     );
 
@@ -129,15 +133,15 @@ fn document_request_round_trips_the_url() {
     let url = client_metadata_url(&base, ID, &prefixed);
     let pq = format!("{}?{}", url.path(), url.query().unwrap());
     assert_eq!(
-        parse_document_request("/mcp/oauth/", &pq)
+        check_document_request("/mcp/oauth/", &pq)
             .unwrap()
             .redirect_uri,
-        prefixed
+        prefixed.as_str()
     );
     let root = validate_base("https://ide.example.com").unwrap();
     let url = client_metadata_url(&root, ID, &redirect());
     let pq = format!("{}?{}", url.path(), url.query().unwrap());
-    assert!(parse_document_request(root.path(), &pq).is_ok());
+    assert!(check_document_request(root.path(), &pq).is_ok());
 }
 
 #[test]
@@ -259,7 +263,7 @@ fn document_request_refusals() {
     ];
     for (request, expected) in cases {
         assert_eq!(
-            parse_document_request(p, &request),
+            check_document_request(p, &request),
             Err(expected),
             "{request}"
         );

@@ -48,6 +48,7 @@ fn debug_output_holds_no_secret() {
                 secret("proxy")
             ))
             .unwrap(),
+            ..Default::default()
         },
         dpop: Some(true),
         lookup: Default::default(),

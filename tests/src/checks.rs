@@ -18,7 +18,7 @@ pub(crate) fn loopback_http_client(
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .tls_certs_only(Vec::new())
+        .tls_certs_only(crate::tls::test_roots())
         .timeout(timeout)
         .build()
 }

@@ -110,6 +110,9 @@ impl PreregisteredClient {
 /// Behaviour of a [`crate::Kit`]. See the field docs; `Default` is well-behaved.
 #[derive(Clone, Debug)]
 pub struct KitConfig {
+    /// Serve every listener over TLS with this certificate (`https://127.0.0.1:P`
+    /// origins), requiring a client certificate when it names a client CA.
+    pub tls: Option<crate::tls::KitTls>,
     /// Accept ID-JAGs of this identity provider with the JWT bearer grant
     /// (enterprise-managed authorization).
     pub trusted_idp: Option<crate::identity_provider::TrustedIdp>,
@@ -290,6 +293,7 @@ impl Default for KitConfig {
             dcr_confidential_secret_ttl_secs: None,
             dpop_required: false,
             entra: false,
+            tls: None,
         }
     }
 }

@@ -118,12 +118,13 @@ impl Drop for Kit {
     }
 }
 
-async fn bind_loopback() -> anyhow::Result<(TcpListener, String)> {
+async fn bind_loopback(tls: bool) -> anyhow::Result<(TcpListener, String)> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding an ephemeral port on 127.0.0.1")?;
     let port = listener.local_addr()?.port();
-    Ok((listener, format!("http://127.0.0.1:{port}")))
+    let scheme = if tls { "https" } else { "http" };
+    Ok((listener, format!("{scheme}://127.0.0.1:{port}")))
 }
 
 /// One request of the log: `METHOD /path`, and its arrival and answer as positions on one
@@ -190,9 +191,25 @@ async fn every_request(
     response
 }
 
-fn spawn_server(listener: TcpListener, router: Router) -> JoinHandle<()> {
+fn spawn_server(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+) -> JoinHandle<()> {
+    let tls = tls.cloned();
     tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, router).await {
+        let served = match tls {
+            None => axum::serve(listener, router).await,
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor);
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<crate::tls::TlsPeer>(),
+                )
+                .await
+            }
+        };
+        if let Err(error) = served {
             tracing::warn!(%error, "test kit listener stopped");
         }
     })
@@ -203,11 +220,13 @@ impl Kit {
     pub async fn start(config: KitConfig) -> anyhow::Result<Kit> {
         config.validate()?;
         let issuer_path = config.normalized_issuer_path()?;
-        let (rs_listener, rs_origin) = bind_loopback().await?;
+        let acceptor = config.tls.as_ref().map(|t| t.acceptor(true)).transpose()?;
+        let as_acceptor = config.tls.as_ref().map(|t| t.acceptor(false)).transpose()?;
+        let (rs_listener, rs_origin) = bind_loopback(acceptor.is_some()).await?;
         let as_listener = if config.prm == PrmMode::None || config.as_on_mcp_origin {
             None
         } else {
-            Some(bind_loopback().await?)
+            Some(bind_loopback(acceptor.is_some()).await?)
         };
         let as_origin = as_listener
             .as_ref()
@@ -290,13 +309,22 @@ impl Kit {
         let mut tasks = Vec::new();
         match as_listener {
             Some((as_listener, _)) => {
-                tasks.push(spawn_server(as_listener, as_router.layer(global.clone())));
-                tasks.push(spawn_server(rs_listener, rs_router.layer(global)));
+                tasks.push(spawn_server(
+                    as_listener,
+                    as_router.layer(global.clone()),
+                    as_acceptor.as_ref(),
+                ));
+                tasks.push(spawn_server(
+                    rs_listener,
+                    rs_router.layer(global),
+                    acceptor.as_ref(),
+                ));
             }
             None => {
                 tasks.push(spawn_server(
                     rs_listener,
                     rs_router.merge(as_router).layer(global),
+                    acceptor.as_ref(),
                 ));
             }
         }

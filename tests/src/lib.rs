@@ -23,6 +23,7 @@ mod jwt;
 mod kit;
 mod resource_server;
 mod store;
+mod tls;
 
 pub use authorization_server::cimd::{
     FETCH_TIMEOUT as CIMD_FETCH_TIMEOUT, MAX_DOCUMENT_BYTES as CIMD_MAX_DOCUMENT_BYTES,
@@ -39,6 +40,7 @@ pub use kit::{
     CALLBACK_ID_PLACEHOLDER, Kit, RequestSpan, TokenRequestRecord, callback_id_for,
     sequential_round_trips,
 };
+pub use tls::{IssuedCert, KitTls, TestCa, TlsPeer};
 
 /// PKCE S256 challenge for `verifier` (RFC 7636), for tests that drive the AS by hand.
 pub fn pkce_challenge(verifier: &str) -> String {

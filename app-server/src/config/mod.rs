@@ -144,6 +144,8 @@ struct RawConfig {
     #[serde(default)]
     proxy: Option<toml::Spanned<String>>,
     #[serde(default)]
+    ca_certificates: Option<toml::Spanned<PathBuf>>,
+    #[serde(default)]
     mcp_servers: BTreeMap<String, toml::Spanned<RawServer>>,
 }
 
@@ -166,6 +168,9 @@ struct RawServer {
     oauth: Option<toml::Spanned<OauthClientConfig>>,
     allow_private_network: Option<bool>,
     proxy: Option<toml::Spanned<String>>,
+    ca_certificates: Option<toml::Spanned<PathBuf>>,
+    client_certificate: Option<toml::Spanned<PathBuf>>,
+    client_key: Option<toml::Spanned<PathBuf>>,
     allow_link_local_and_special_use: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
@@ -283,8 +288,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
             .map(Some)
             .map_err(|e| invalid(Some(s.span()), key, e)),
     };
+    let pem_at = |s: toml::Spanned<PathBuf>, key: &str, label: &str| {
+        network::PemFile::read(s.get_ref(), label).map_err(|e| invalid(Some(s.span()), key, e))
+    };
+    let pem_of = |value: Option<toml::Spanned<PathBuf>>, key: &str, label: &str| {
+        value.map(|s| pem_at(s, key, label)).transpose()
+    };
     let network = network::NetworkConfig {
         proxy: proxy_of(raw.proxy, "proxy")?,
+        ca_certificates: pem_of(raw.ca_certificates, "ca_certificates", "CERTIFICATE")?,
+        client_identity: None,
     };
 
     let mut servers = BTreeMap::new();
@@ -381,8 +394,32 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         (oauth, grant)
                     }
                 };
+                let client_identity = match (server.client_certificate, server.client_key) {
+                    (None, None) => None,
+                    (Some(certificate), Some(client_key)) => Some(network::ClientIdentity {
+                        certificate: pem_at(
+                            certificate,
+                            &format!("{key}.client_certificate"),
+                            "CERTIFICATE",
+                        )?,
+                        key: pem_at(client_key, &format!("{key}.client_key"), "PRIVATE KEY")?,
+                    }),
+                    (Some(_), None) | (None, Some(_)) => {
+                        return Err(invalid(
+                            Some(span),
+                            &key,
+                            "`client_certificate` and `client_key` go together: give both PEM files, or neither".to_string(),
+                        ));
+                    }
+                };
                 let network = network::NetworkConfig {
                     proxy: proxy_of(server.proxy, &format!("{key}.proxy"))?,
+                    ca_certificates: pem_of(
+                        server.ca_certificates,
+                        &format!("{key}.ca_certificates"),
+                        "CERTIFICATE",
+                    )?,
+                    client_identity,
                 };
                 ServerTransport::Http(Box::new(HttpServerConfig {
                     url,

@@ -213,3 +213,66 @@ fn refresh_scope_and_keyring_secret_are_checked_at_load() {
         );
     }
 }
+
+#[test]
+fn tls_keys_read_their_files_and_name_the_key_when_they_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let cert = file(
+        "ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    let key = file(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n",
+    );
+    let c = p(&format!(
+        "ca_certificates = \"{cert}\"\n[mcp_servers.a]\nurl = \"https://a.example/mcp\"\n\
+         client_certificate = \"{cert}\"\nclient_key = \"{key}\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.network.ca_certificates.as_ref().unwrap().path(),
+        Path::new(&cert)
+    );
+    let a = c.servers["a"].http().unwrap();
+    let network = a.network.over(&c.network);
+    assert!(network.client_identity.is_some());
+    assert!(
+        network.ca_certificates.is_some(),
+        "the global bundle applies"
+    );
+    assert!(
+        !format!("{c:?}").contains("c2VjcmV0"),
+        "the key never shows"
+    );
+
+    let e = err(
+        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nca_certificates = \"/nonexistent/ca.pem\"\n",
+    );
+    assert!(
+        e.contains("config.toml:3:") && e.contains("mcp_servers.a.ca_certificates"),
+        "{e}"
+    );
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    let e = err(&format!("ca_certificates = \"{key}\"\n"));
+    assert!(
+        e.contains("`ca_certificates`") && e.contains("BEGIN CERTIFICATE"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nclient_certificate = \"{cert}\"\n"
+    ));
+    assert!(e.contains("client_key") && e.contains("go together"), "{e}");
+    let e = err(&format!(
+        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nclient_certificate = \"{cert}\"\nclient_key = \"{cert}\"\n"
+    ));
+    assert!(
+        e.contains("mcp_servers.a.client_key") && e.contains("PRIVATE KEY"),
+        "{e}"
+    );
+}

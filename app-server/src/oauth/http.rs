@@ -21,21 +21,29 @@ use super::net_policy::{
 };
 
 mod error;
+mod failure;
+#[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
+mod platform_tls;
 mod pool;
 #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
 mod tls;
 
 pub use error::HttpError;
+use failure::{error_chain, map_send_error};
 use pool::{Pooled, Pools, Route};
 
 use crate::config::network::ServerNetwork;
 
-/// Whether a client can be built without reading files (see [`HttpClient::reqwest`]).
-fn tls_ready() -> bool {
+/// Whether a client for `network` can be built without reading files (see
+/// [`HttpClient::reqwest`]).
+fn tls_ready(network: &ServerNetwork) -> bool {
     #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
-    return tls::ready().is_some();
+    return tls::ready_for(&network.tls()).is_some();
     #[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
-    return false;
+    {
+        let _ = network;
+        return false;
+    }
 }
 
 /// Largest response body accepted from any endpoint.
@@ -340,7 +348,7 @@ impl HttpClient {
         let cell = if fresh { &pooled.fresh } else { &pooled.client };
         let counter = (!fresh).then(|| pooled.connections.clone());
         cell.get_or_try_init(|| async {
-            if tls_ready() {
+            if tls_ready(&self.route.network) {
                 return self.build_reqwest(counter);
             }
             let this = self.clone();
@@ -378,7 +386,12 @@ impl HttpClient {
             .map_err(HttpError::Setup)?;
         #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
         {
-            builder = builder.tls_backend_preconfigured(tls::config()?.clone());
+            builder =
+                builder.tls_backend_preconfigured(tls::config_for(&self.route.network.tls())?);
+        }
+        #[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
+        {
+            builder = platform_tls::platform_tls(builder, &self.route.network)?;
         }
         builder
             .build()
@@ -671,57 +684,6 @@ impl HttpClient {
         }
         Ok(body)
     }
-}
-
-fn map_send_error(url: &Url, error: &reqwest::Error) -> HttpError {
-    let url = url.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(refused) = cause.downcast_ref::<Refused>() {
-            return HttpError::DestinationRefused {
-                url,
-                refused: refused.clone(),
-            };
-        }
-        source = cause.source();
-    }
-    if error.is_timeout() {
-        HttpError::Timeout { url }
-    } else if error.is_connect() {
-        HttpError::Connect {
-            url,
-            reason: error_chain(error),
-        }
-    } else {
-        HttpError::Request {
-            url,
-            reason: error_chain(error),
-        }
-    }
-}
-
-/// The causes of a reqwest error on one line. reqwest's own message embeds the URL, which
-/// our variants already carry, so only the kind and the underlying causes are kept.
-fn error_chain(error: &reqwest::Error) -> String {
-    let mut text = String::from(if error.is_connect() {
-        "connection failed"
-    } else if error.is_body() {
-        "reading the response failed"
-    } else if error.is_builder() {
-        "invalid request"
-    } else {
-        "request failed"
-    });
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// [`oauth2::AsyncHttpClient`] over [`HttpClient`], so oauth2's token requests get the same

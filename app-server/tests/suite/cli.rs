@@ -99,7 +99,8 @@ impl Running {
                 .unwrap_or_else(|| panic!("stdout ended early: {:?}", self.seen));
             self.seen.push(line.clone());
             let t = line.trim();
-            if t.starts_with("http://") && t.contains("/authorize?") {
+            if (t.starts_with("http://") || t.starts_with("https://")) && t.contains("/authorize?")
+            {
                 return t.to_string();
             }
         }

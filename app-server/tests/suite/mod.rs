@@ -36,4 +36,5 @@ mod stale_metadata;
 mod stale_registration;
 mod status_reasons;
 mod store_faults;
+mod tls;
 mod tokens;

@@ -50,6 +50,7 @@ fn debug_output_holds_no_secret() {
                 secret("proxy")
             ))
             .unwrap(),
+            ..Default::default()
         },
         dpop: Some(true),
         share_login: true,

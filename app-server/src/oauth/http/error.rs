@@ -28,6 +28,15 @@ pub enum HttpError {
     /// Rule 35: a destination the server's network policy does not allow. Nothing was sent.
     #[error("refusing {url}: {refused}")]
     DestinationRefused { url: String, refused: Refused },
+    /// The server's TLS certificate was refused (or it refused ours): names the host, the
+    /// reason and the setting that fixes it. Not transient: retrying gives the same answer.
+    #[error("the TLS connection to {host} failed: {reason}. {fix}")]
+    Certificate {
+        url: String,
+        host: String,
+        reason: String,
+        fix: String,
+    },
     #[error("invalid HTTP header {name:?}: {reason}")]
     InvalidHeader { name: String, reason: String },
     #[error("could not set up the HTTP client: {0}")]

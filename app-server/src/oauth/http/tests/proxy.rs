@@ -145,6 +145,7 @@ async fn the_configured_proxy_carries_requests_and_its_password_never_shows() {
     let target = Url::parse("http://127.0.0.1:9/only-through-the-proxy").unwrap();
     let network = |value: &str| ServerNetwork {
         proxy: ProxySetting::parse(value).unwrap(),
+        ..Default::default()
     };
     let proxied = HttpClient::for_tests().with_network(&network(&format!(
         "http://alice:pa55word-x@{}",
@@ -187,6 +188,7 @@ async fn a_proxy_does_not_carry_requests_the_network_policy_refuses() {
         .with_network(&ServerNetwork {
             proxy: ProxySetting::parse(&format!("http://127.0.0.1:{}", proxy.url.port().unwrap()))
                 .unwrap(),
+            ..Default::default()
         })
         .with_policy(NetPolicy::PublicOnly);
     let none = HeaderMap::new();

@@ -70,8 +70,13 @@ async fn a_certificate_the_system_roots_do_not_vouch_for_is_refused() {
         .get(&url, &HeaderMap::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, HttpError::Connect { .. }), "{err:?}");
-    assert!(err.to_string().contains("certificate"), "{err}");
+    let HttpError::Certificate { host, reason, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert!(reason.contains("unknown issuer"), "{err}");
+    assert!(err.to_string().contains("ca_certificates"), "{err}");
+    assert!(!err.is_transient());
     assert!(!served.await.unwrap(), "the handshake must not complete");
 }
 
@@ -104,4 +109,64 @@ fn the_process_configuration_is_built_once_and_trusts_the_system_roots() {
     assert_eq!(first, again);
     assert!(super::ready().is_some());
     assert!(!super::system_roots().unwrap().is_empty());
+}
+
+/// `der` as a PEM `CERTIFICATE` block.
+fn pem(der: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).unwrap());
+        text.push('\n');
+    }
+    text.push_str("-----END CERTIFICATE-----\n");
+    text.into_bytes()
+}
+
+#[tokio::test]
+async fn a_server_with_ca_certificates_trusts_that_authority_besides_the_system_roots() {
+    use crate::config::network::{PemFile, ServerNetwork};
+    let bundle = PemFile::from_bytes(
+        std::path::Path::new("/corp/ca.pem"),
+        pem(ROOT),
+        "CERTIFICATE",
+    )
+    .unwrap();
+    let network = ServerNetwork {
+        ca_certificates: Some(bundle),
+        ..Default::default()
+    };
+    let (port, served) = serve_once().await;
+    let url = Url::parse(&format!("https://127.0.0.1:{port}/")).unwrap();
+    let r = HttpClient::for_tests()
+        .with_network(&network)
+        .get(&url, &HeaderMap::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(served.await.unwrap());
+    // Built once, kept: the next client for these settings does not read anything.
+    assert!(super::ready_for(&network.tls()).is_some_and(|c| c.is_ok()));
+    // The system's roots are still there.
+    let config = super::config_for(&network.tls()).unwrap();
+    assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+
+    // A bundle without a usable certificate: the error names the key and the file.
+    let broken = ServerNetwork {
+        ca_certificates: Some(
+            PemFile::from_bytes(
+                std::path::Path::new("/corp/broken.pem"),
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
+                "CERTIFICATE",
+            )
+            .unwrap(),
+        ),
+        ..Default::default()
+    };
+    let err = super::config_for(&broken.tls()).unwrap_err().to_string();
+    assert!(
+        err.contains("ca_certificates") && err.contains("/corp/broken.pem"),
+        "{err}"
+    );
 }

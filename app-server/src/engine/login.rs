@@ -11,13 +11,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{LoginFlowChoice, LoginGrant, McpAuthStatus, RegistrationKind};
 use tokio::sync::oneshot;
 use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
-use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
+use crate::engine::flow::{
+    Discovered, binds_dpop, login_ending, no_local_browser, warn_if_unbound,
+};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
@@ -94,6 +96,28 @@ impl OAuthService {
                 .await
                 .map(LoginBegun::Obtained);
         }
+        // Rule 76: `device` always; `auto` only where no local browser can come back, and
+        // then only if the authorization server offers it (else the browser login, whose
+        // discovery the cache then answers).
+        let (device, fall_back) = match options.flow {
+            LoginFlowChoice::Browser => (false, false),
+            LoginFlowChoice::Device => (true, false),
+            LoginFlowChoice::Auto => (no_local_browser(), true),
+        };
+        if device {
+            let started = self
+                .start_device_login(target.clone(), options.clone(), refused, fall_back)
+                .await
+                .map_err(Arc::new)?;
+            if let Some(started) = started {
+                return Ok(LoginBegun::Device(started));
+            }
+            return self
+                .start_browser_login(target, options, None)
+                .await
+                .map(LoginBegun::Browser)
+                .map_err(Arc::new);
+        }
         self.start_browser_login(target, options, refused)
             .await
             .map(LoginBegun::Browser)
@@ -167,7 +191,7 @@ impl OAuthService {
         let (control_tx, control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
-            expected: Mutex::new(self.expected(&ctx, &attempt)),
+            expected: Mutex::new(Some(self.expected(&ctx, &attempt))),
             control: control_tx,
         });
         // Two logins started at once for one server: the later one wins here too.
@@ -439,7 +463,8 @@ impl OAuthService {
             .expected
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .clone()
+            .ok_or_else(|| CompleteError::DeviceLogin(name.to_string()))?;
         let outcome = parse_pasted_callback(callback_url, &expected)?;
         let (tx, rx) = oneshot::channel();
         // Waits while the login's paste slots are taken; fails once the login ended.

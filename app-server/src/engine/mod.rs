@@ -24,6 +24,7 @@
 
 mod callback_ports;
 mod challenge;
+mod device;
 mod enterprise;
 mod error;
 mod expiry;
@@ -58,6 +59,6 @@ pub use status::StatusInfo;
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};
 pub use types::{
     CLIENT_NAME, ChallengeOutcome, ChallengeRequest, DEFAULT_LOGIN_TIMEOUT,
-    DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions, LoginStarted, MAX_MIN_VALIDITY_SECS,
-    OAuthEvent, ResourceProof,
+    DEFAULT_MIN_VALIDITY_SECS, DeviceStarted, LoginBegun, LoginOptions, LoginStarted,
+    MAX_MIN_VALIDITY_SECS, OAuthEvent, ResourceProof,
 };

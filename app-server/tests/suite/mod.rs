@@ -5,6 +5,7 @@ mod cimd;
 mod cimd_host;
 mod cli;
 mod config;
+mod device_flow;
 mod dpop;
 mod dpop_frontends;
 mod enterprise;

@@ -332,3 +332,39 @@ async fn a_preregistered_client_polls_with_dpop_proofs_and_gets_bound_tokens() {
     assert_eq!(token["tokenType"], "DPoP", "{token}");
     assert_eq!(kit.counters().register, 0);
 }
+
+/// `mcp-app-server login` in an SSH session without a display picks the device login on
+/// its own, prints the URL, the code and a QR code, and waits for the polling to end.
+#[tokio::test]
+async fn the_cli_in_an_ssh_session_prints_the_code_and_logs_in_without_a_browser() {
+    let kit = kit(DeviceBehaviour::default()).await;
+    let home = super::cli::kit_home(&kit, "");
+    let running = super::cli::Running::start(home.path(), &["login", "kit"], |c| {
+        c.env("SSH_CONNECTION", "10.0.0.1 50000 10.0.0.2 22");
+    });
+    let (ok, stdout, stderr) = running.finish().await;
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("open {}/device and enter this code", kit.issuer())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("?user_code="), "{stdout}");
+    assert!(
+        stdout.contains('▀') || stdout.contains('▄'),
+        "a QR code: {stdout}"
+    );
+    assert!(stdout.contains("Logged in to `kit`"), "{stdout}");
+    assert_eq!(kit.counters().authorize, 0);
+    assert_eq!(kit.counters().token_device, 2);
+
+    // `--flow browser` keeps the browser login in the same session.
+    let mut running = super::cli::Running::start(
+        home.path(),
+        &["login", "kit", "--flow", "browser", "--no-browser"],
+        |c| {
+            c.env("SSH_CONNECTION", "10.0.0.1 50000 10.0.0.2 22");
+        },
+    );
+    let url = running.authorization_url().await;
+    assert!(url.contains("/authorize?"), "{url}");
+}

@@ -90,11 +90,13 @@ export type ClientRequestMap = {
   "config/mcpServer/reload": { params: ReloadConfigParams; result: ReloadConfigResponse };
   /**
    * Starts an OAuth login for a configured server and answers at once with the URL to
-   * open in the browser. The login ends with `mcpServer/oauthLogin/completed`.
+   * open in the browser (`flow: "browser"`), the code and URL to show the user
+   * (`flow: "device"`, RFC 8628), or, for a grant that needs no user, once the tokens
+   * are stored (`flow: "direct"`). The login ends with `mcpServer/oauthLogin/completed`.
    */
   "mcpServer/oauth/login": { params: OauthLoginParams; result: OauthLoginResponse };
   /**
-   * Cancels the pending login of a server.
+   * Cancels the pending login of a server (a device login's polling stops at once).
    */
   "mcpServer/oauth/cancel": { params: OauthCancelParams; result: OauthCancelResponse };
   /**

@@ -293,15 +293,25 @@ pub(crate) async fn follow_device_login(
             None => break Err(Arc::new(LoginError::ShuttingDown)),
         }
     };
+    report(engine, target, result).await
+}
+
+/// Says how a login that went through the user ended.
+async fn report(
+    engine: &Engine,
+    target: &ServerTarget,
+    result: Result<(), Arc<LoginError>>,
+) -> Result<(), CliError> {
     match result {
         Ok(()) => {
             say(format!(
-                "Logged in to `{name}`{}.",
+                "Logged in to `{}`{}.",
+                target.name,
                 summary(engine, target).await
             ));
             Ok(())
         }
-        Err(e) => Err(CliError::login(&name, e)),
+        Err(e) => Err(CliError::login(&target.name, e)),
     }
 }
 
@@ -358,16 +368,7 @@ pub(crate) async fn follow_login(
             }
         }
     };
-    match result {
-        Ok(()) => {
-            say(format!(
-                "Logged in to `{name}`{}.",
-                summary(engine, target).await
-            ));
-            Ok(())
-        }
-        Err(e) => Err(CliError::login(&name, e)),
-    }
+    report(engine, target, result).await
 }
 
 /// Prints the URL and opens it as `mode` says. An `http-get` browser runs in the background

@@ -14,7 +14,7 @@ use std::time::Duration;
 use mcp_app_server_protocol::{McpAuthStatus, RegistrationKind};
 use tokio::time::Instant;
 
-use crate::credentials::{StoredClient, StoredRegistration, unix_now};
+use crate::credentials::{StoredRegistration, unix_now};
 use crate::engine::error::LoginError;
 use crate::engine::flow::{Discovered, binds_dpop, warn_if_unbound};
 use crate::engine::service::OAuthService;
@@ -22,7 +22,7 @@ use crate::engine::state::control::{
     Control, ControlReceiver, EndReason, channel as control_channel,
 };
 use crate::engine::state::logins::PendingLogin;
-use crate::engine::stored::{apply_tokens, record_for};
+use crate::engine::stored::credentials_from;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{CLIENT_NAME, DeviceStarted, LoginOptions, OAuthEvent};
 use crate::oauth::device::{
@@ -342,20 +342,13 @@ impl OAuthService {
         let Some(_saving) = self.begin_token_call() else {
             return Err(LoginError::ShuttingDown);
         };
-        let client = StoredClient {
-            kind: registration.kind,
-            client_id: registration.client_id.clone(),
-            client_secret: registration.client_secret.clone(),
-            token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
-        };
-        let mut creds = record_for(
+        let mut creds = credentials_from(
             target,
-            metadata,
-            &found.discovery.resource,
+            &found.discovery,
+            registration,
+            tokens,
             found.scopes.clone().unwrap_or_default(),
-            client,
         );
-        apply_tokens(&mut creds, tokens);
         if let Some((_, stored)) = dpop_key {
             warn_if_unbound(&target.name, &creds.token_type);
             creds.dpop_key = Some(stored);

@@ -15,7 +15,7 @@ use mcp_app_server_protocol::{LoginFlowChoice, LoginGrant, McpAuthStatus, Regist
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::credentials::{StoredClient, StoredCredentials, Update};
+use crate::credentials::{StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
 use crate::engine::flow::{
     Discovered, binds_dpop, login_ending, no_local_browser, warn_if_unbound,
@@ -26,7 +26,7 @@ use crate::engine::state::control::{
     Control, ControlReceiver, EndReason, PasteReply, channel as control_channel,
 };
 use crate::engine::state::logins::PendingLogin;
-use crate::engine::stored::{apply_tokens, record_for};
+use crate::engine::stored::credentials_from;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted, OAuthEvent};
 use crate::oauth::callback::{
@@ -34,12 +34,12 @@ use crate::oauth::callback::{
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{
-    Discovery, DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
+    DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
 };
 use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::http::header_map;
-use crate::oauth::registration::{CimdSource, ClientRegistration};
-use crate::oauth::token::{self, TokenError, TokenResponse};
+use crate::oauth::registration::CimdSource;
+use crate::oauth::token::{self, TokenError};
 
 impl OAuthService {
     /// Starts a login. With the browser login, answers with the authorization URL; the flow
@@ -632,30 +632,6 @@ impl std::fmt::Display for Rejection {
             Rejection::AtTokenEndpoint(e) | Rejection::StaleMetadata(e) => e.fmt(f),
         }
     }
-}
-
-fn credentials_from(
-    target: &ServerTarget,
-    discovery: &Discovery,
-    registration: &ClientRegistration,
-    tokens: TokenResponse,
-    requested_scopes: Vec<String>,
-) -> StoredCredentials {
-    let client = StoredClient {
-        kind: registration.kind,
-        client_id: registration.client_id.clone(),
-        client_secret: registration.client_secret.clone(),
-        token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
-    };
-    let mut creds = record_for(
-        target,
-        &discovery.metadata,
-        &discovery.resource,
-        requested_scopes,
-        client,
-    );
-    apply_tokens(&mut creds, tokens);
-    creds
 }
 
 /// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved

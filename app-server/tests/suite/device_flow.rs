@@ -113,22 +113,7 @@ async fn a_device_login_answers_the_code_polls_until_approved_and_stores_working
 
     let token = c.ok("mcpServer/oauth/token", json!({"name": "dev"})).await;
     let access = token["accessToken"].as_str().unwrap();
-    let status = reqwest::Client::new()
-        .post(kit.mcp_url())
-        .bearer_auth(access)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200);
+    assert_eq!(super::grants::mcp_status(&kit, access).await, 200);
 
     // A second device login reuses the registration made for the device grant.
     start(&mut c, "dev").await;

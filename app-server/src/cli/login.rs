@@ -261,8 +261,8 @@ fn grant_label(grant: LoginGrant) -> &'static str {
     }
 }
 
-/// Takes a device login to its end: print the URL and the code (to stderr, as everything
-/// the command says), wait for the daemon's polling to end.
+/// Takes a device login to its end: print the URL and the code (on stdout, as the browser
+/// login's URL), wait for the daemon's polling to end.
 pub(crate) async fn follow_device_login(
     engine: &mut Engine,
     target: &ServerTarget,

@@ -11,7 +11,8 @@
 //!   service or a flow.
 //! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
-//!   `vending.rs`, `renewal.rs` (and `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
+//!   `device.rs` (the device login, RFC 8628), `vending.rs`, `renewal.rs` (and
+//!   `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
 //!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`; `live.rs` and
 //!   `expiry.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers

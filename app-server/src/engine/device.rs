@@ -26,7 +26,7 @@ use crate::engine::stored::credentials_from;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{CLIENT_NAME, DeviceStarted, LoginOptions, OAuthEvent};
 use crate::oauth::device::{
-    DeviceAuthorization, PollStep, next_interval, poll_step, poll_token,
+    DeviceAuthorization, DeviceError, PollStep, next_interval, poll_step, poll_token,
     request_device_authorization,
 };
 use crate::oauth::discovery::Probe;
@@ -149,17 +149,35 @@ impl OAuthService {
         };
         // A newer login for the same server replaces the older one.
         self.end_login(&target.name, EndReason::Superseded);
-        let registration = self.device_client(&target, &found).await?;
+        let (mut registration, mut reused) = self.device_client(&target, &found).await?;
         let scope = found.scopes.as_ref().map(|s| s.join(" "));
-        let authorization = request_device_authorization(
-            &found.http,
-            &endpoint,
-            &registration,
-            scope.as_deref(),
-            &found.discovery.resource,
-        )
-        .await
-        .map_err(LoginError::DeviceAuthorization)?;
+        let authorization = loop {
+            match request_device_authorization(
+                &found.http,
+                &endpoint,
+                &registration,
+                scope.as_deref(),
+                &found.discovery.resource,
+            )
+            .await
+            {
+                Ok(authorization) => break authorization,
+                // The server pruned the stored registration: forget it, register once more.
+                Err(DeviceError::Endpoint(e)) if reused && e.is_client_rejected() => {
+                    tracing::info!(server = %target.name, error = %e, "the authorization server no longer knows the stored device client registration; registering again");
+                    let issuer = found.discovery.metadata.issuer.clone();
+                    self.registration_saves
+                        .forget(&issuer, DEVICE_REGISTRATION_KEY);
+                    self.queue
+                        .write(move |s| s.delete_registration(&issuer, DEVICE_REGISTRATION_KEY))
+                        .await?;
+                    (registration, _) = self.device_client(&target, &found).await?;
+                    // Once only: a fresh registration refused is the server's final word.
+                    reused = false;
+                }
+                Err(e) => return Err(LoginError::DeviceAuthorization(e)),
+            }
+        };
         let started = DeviceStarted {
             verification_uri: authorization.verification_uri.clone(),
             verification_uri_complete: authorization.verification_uri_complete.clone(),
@@ -193,20 +211,22 @@ impl OAuthService {
     }
 
     /// The client a device login uses: the configured client id, else the DCR registration
-    /// kept for device logins at this issuer, else a new one (rule 75). A client metadata
+    /// kept for device logins at this issuer, else a new one (rule 75); and whether it is a
+    /// stored DCR registration (which the server may have pruned). A client metadata
     /// document is not used: its redirect URIs say nothing of the device grant.
     async fn device_client(
         &self,
         target: &ServerTarget,
         found: &Discovered,
-    ) -> Result<ClientRegistration, LoginError> {
+    ) -> Result<(ClientRegistration, bool), LoginError> {
         let metadata = &found.discovery.metadata;
         if let Some(client_id) = &target.client_id {
-            return Ok(preregistered::preregistered(
+            let registration = preregistered::preregistered(
                 client_id,
                 target.client_secret.as_deref(),
                 metadata.token_endpoint_auth_methods_supported.as_deref(),
-            )?);
+            )?;
+            return Ok((registration, false));
         }
         let issuer = metadata.issuer.clone();
         if let Some(reg) = self
@@ -214,13 +234,14 @@ impl OAuthService {
             .await?
             .filter(|reg| !reg.secret_expiring(unix_now()))
         {
-            return Ok(ClientRegistration {
+            let registration = ClientRegistration {
                 kind: RegistrationKind::Dcr,
                 client_id: reg.client_id,
                 client_secret: reg.client_secret,
                 auth_method: TokenAuthMethod::from_name(&reg.token_endpoint_auth_method)
                     .unwrap_or(TokenAuthMethod::None),
-            });
+            };
+            return Ok((registration, true));
         }
         let Some(registration_endpoint) = metadata.registration_endpoint.as_ref() else {
             return Err(LoginError::DeviceUnavailable {
@@ -248,7 +269,7 @@ impl OAuthService {
         if let Err(e) = self.registration_saves.save(&self.queue, stored).await {
             tracing::warn!(server = %target.name, error = %e, "the new client registration was not saved; the next device login registers again");
         }
-        Ok(reg)
+        Ok((reg, false))
     }
 
     async fn run_device_flow(

@@ -120,6 +120,15 @@ async fn a_device_login_answers_the_code_polls_until_approved_and_stores_working
     let done = c.notification("mcpServer/oauthLogin/completed").await;
     assert_eq!(done["success"], true, "{done}");
     assert_eq!(device_clients().len(), 1);
+
+    // The server prunes its clients: the stored registration is refused, the daemon
+    // registers once more and the login goes on.
+    kit.forget_registered_clients();
+    start(&mut c, "dev").await;
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+    assert_eq!(device_clients().len(), 2);
+    assert_eq!(kit.counters().device_authorization, 4);
 }
 
 #[tokio::test]

@@ -314,6 +314,10 @@ pub enum LoginGrant {
     /// The user enters a code at the authorization server's verification URL, on any
     /// device (RFC 8628 device authorization grant).
     DeviceCode,
+    /// The login of another configured server at the same authorization server serves this
+    /// one too: the same `resource` shares its tokens, another `resource` gets its own
+    /// through that login's refresh token; no browser.
+    SharedLogin,
 }
 
 /// The grant of a login that goes through the browser.
@@ -339,6 +343,9 @@ pub enum DirectLoginGrant {
     /// The enterprise identity provider's current sign-in, exchanged for this server's
     /// token.
     EnterpriseManaged,
+    /// The login of another server at the same authorization server, shared (same
+    /// `resource`) or used through its refresh token (another `resource`).
+    SharedLogin,
 }
 
 impl From<BrowserLoginGrant> for LoginGrant {
@@ -356,6 +363,7 @@ impl From<DirectLoginGrant> for LoginGrant {
             DirectLoginGrant::ClientCredentials => LoginGrant::ClientCredentials,
             DirectLoginGrant::JwtBearer => LoginGrant::JwtBearer,
             DirectLoginGrant::EnterpriseManaged => LoginGrant::EnterpriseManaged,
+            DirectLoginGrant::SharedLogin => LoginGrant::SharedLogin,
         }
     }
 }
@@ -370,6 +378,7 @@ impl DirectLoginGrant {
             LoginGrant::JwtBearer => Some(Self::JwtBearer),
             LoginGrant::EnterpriseManaged => Some(Self::EnterpriseManaged),
             LoginGrant::DeviceCode => None,
+            LoginGrant::SharedLogin => Some(Self::SharedLogin),
         }
     }
 }

@@ -258,6 +258,7 @@ fn grant_label(grant: LoginGrant) -> &'static str {
         LoginGrant::JwtBearer => "JWT bearer (workload identity)",
         LoginGrant::EnterpriseManaged => "enterprise-managed",
         LoginGrant::DeviceCode => "device code",
+        LoginGrant::SharedLogin => "shared login (another server at the same authorization server)",
     }
 }
 

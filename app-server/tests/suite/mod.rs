@@ -9,6 +9,7 @@ mod device_flow;
 mod dpop;
 mod dpop_frontends;
 mod enterprise;
+mod gateway;
 mod grant_dpop;
 mod grants;
 mod harness;

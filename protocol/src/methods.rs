@@ -137,9 +137,11 @@ protocol_table! {
         /// Re-reads config.toml. On error the previous configuration stays in force.
         ConfigMcpServerReload => "config/mcpServer/reload" (ReloadConfigParams) -> ReloadConfigResponse,
         /// Starts an OAuth login for a configured server and answers at once with the URL to
-        /// open in the browser. The login ends with `mcpServer/oauthLogin/completed`.
+        /// open in the browser (`flow: "browser"`), the code and URL to show the user
+        /// (`flow: "device"`, RFC 8628), or, for a grant that needs no user, once the tokens
+        /// are stored (`flow: "direct"`). The login ends with `mcpServer/oauthLogin/completed`.
         OauthLogin => "mcpServer/oauth/login" (OauthLoginParams) -> OauthLoginResponse,
-        /// Cancels the pending login of a server.
+        /// Cancels the pending login of a server (a device login's polling stops at once).
         OauthCancel => "mcpServer/oauth/cancel" (OauthCancelParams) -> OauthCancelResponse,
         /// Finishes a pending login from the redirect URL pasted from the browser, with the
         /// same checks as the loopback listener. Answers once the tokens are stored.

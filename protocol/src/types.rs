@@ -270,6 +270,30 @@ pub struct OauthLoginParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub timeout_secs: Option<u32>,
+    /// How the user signs in (default `browser`); see [`LoginFlowChoice`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub flow: Option<LoginFlowChoice>,
+}
+
+/// How a login that needs the user reaches them. A server with a configured grant that
+/// needs no user (client credentials, JWT bearer, enterprise-managed) logs in with that
+/// grant whatever is chosen here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum LoginFlowChoice {
+    /// The browser login (authorization code with PKCE, loopback redirect); the answer's
+    /// `flow` is `browser`.
+    #[default]
+    Browser,
+    /// The device authorization grant (RFC 8628): the user enters a code at a URL on any
+    /// device; the answer's `flow` is `device`. Fails when the authorization server
+    /// publishes no `device_authorization_endpoint`.
+    Device,
+    /// `device` when the authorization server publishes a `device_authorization_endpoint`
+    /// and no browser on this machine can reach the daemon's loopback listener (an SSH
+    /// session without a display), else `browser`.
+    Auto,
 }
 
 /// How a login obtains its tokens.
@@ -287,6 +311,9 @@ pub enum LoginGrant {
     /// The daemon exchanges the enterprise identity provider's sign-in for this server's
     /// token; no browser once signed in to the identity provider.
     EnterpriseManaged,
+    /// The user enters a code at the authorization server's verification URL, on any
+    /// device (RFC 8628 device authorization grant).
+    DeviceCode,
     /// The login of another configured server at the same authorization server serves this
     /// one too: the same `resource` shares its tokens, another `resource` gets its own
     /// through that login's refresh token; no browser.
@@ -350,6 +377,7 @@ impl DirectLoginGrant {
             LoginGrant::ClientCredentials => Some(Self::ClientCredentials),
             LoginGrant::JwtBearer => Some(Self::JwtBearer),
             LoginGrant::EnterpriseManaged => Some(Self::EnterpriseManaged),
+            LoginGrant::DeviceCode => None,
             LoginGrant::SharedLogin => Some(Self::SharedLogin),
         }
     }
@@ -375,6 +403,47 @@ pub struct OauthDirectLogin {
     pub grant: DirectLoginGrant,
 }
 
+/// A device login (RFC 8628) waiting for the user: show `userCode` and `verificationUri`
+/// (or `verificationUriComplete` as a link or QR code); the daemon polls the authorization
+/// server until the user has approved, denied, or the code expired, then sends
+/// `mcpServer/oauthLogin/completed`. `mcpServer/oauth/cancel` stops the polling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct OauthDeviceLogin {
+    /// Where the user goes, on any device, to enter `userCode`.
+    pub verification_uri: String,
+    /// The verification URI with the code in it, when the authorization server gives one:
+    /// for a link or a QR code (the user still checks that the code shown there matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub verification_uri_complete: Option<String>,
+    /// The code the user enters at `verificationUri`.
+    pub user_code: String,
+    /// When the code expires, unix seconds; the login fails with it.
+    #[ts(type = "number")]
+    pub expires_at: i64,
+    /// Seconds between the daemon's polls of the authorization server, as it started.
+    pub interval: u32,
+    /// How this login obtains its tokens.
+    pub grant: DeviceLoginGrant,
+}
+
+/// The grant of a device login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum DeviceLoginGrant {
+    /// The device authorization grant (RFC 8628).
+    DeviceCode,
+}
+
+impl From<DeviceLoginGrant> for LoginGrant {
+    fn from(g: DeviceLoginGrant) -> Self {
+        match g {
+            DeviceLoginGrant::DeviceCode => LoginGrant::DeviceCode,
+        }
+    }
+}
+
 /// Result of `mcpServer/oauth/login`: how the login goes on, told by `flow` (and by
 /// `grant`, whose values each belong to one flow but `enterpriseManaged`).
 /// `mcpServer/oauthLogin/completed` follows in every case.
@@ -385,6 +454,8 @@ pub enum OauthLoginResponse {
     Browser(OauthBrowserLogin),
     /// No browser is needed: the tokens are already stored.
     Direct(OauthDirectLogin),
+    /// Show the user the code and the URL (device authorization grant).
+    Device(OauthDeviceLogin),
 }
 
 impl OauthLoginResponse {
@@ -393,6 +464,7 @@ impl OauthLoginResponse {
         match self {
             OauthLoginResponse::Browser(b) => b.grant.into(),
             OauthLoginResponse::Direct(d) => d.grant.into(),
+            OauthLoginResponse::Device(d) => d.grant.into(),
         }
     }
 }

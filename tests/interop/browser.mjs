@@ -18,7 +18,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const BODY_LIMIT = 4000;
 
 /** A minimal cookie jar: host-only cookies, path-prefix matching, Max-Age=0 / past Expires delete. */
-class CookieJar {
+export class CookieJar {
   #cookies = [];
 
   store(url, setCookieHeaders) {

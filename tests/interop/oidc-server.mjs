@@ -45,6 +45,8 @@ const settings = {
   resourceScopes: (env.MCP_SCOPES || 'mcp:read mcp:write').split(' ').filter(Boolean),
   requiredScopes: (env.MCP_REQUIRED_SCOPES || '').split(' ').filter(Boolean),
   interactionResult: env.INTERACTION_RESULT || 'approve',
+  // RFC 8628 device flow (device_authorization_endpoint), off unless asked for.
+  deviceFlow: env.DEVICE_FLOW === '1',
   accountId: env.ACCOUNT_ID || 'interop-user',
 };
 if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
@@ -127,6 +129,7 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     introspection: { enabled: true },
     clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
+    deviceFlow: { enabled: settings.deviceFlow },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf ?? resource,

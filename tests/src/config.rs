@@ -107,6 +107,50 @@ impl PreregisteredClient {
     }
 }
 
+/// How the device authorization grant (RFC 8628) goes at the kit: what the device
+/// authorization answers, and how the token endpoint answers the polls of one device code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceBehaviour {
+    /// `interval` of the device authorization answer; `None` omits it (RFC 8628: 5 s).
+    pub interval_secs: Option<u64>,
+    /// `expires_in` of the device authorization answer; polls after it get `expired_token`.
+    pub expires_in_secs: u64,
+    /// Polls answered before the user decides: `authorization_pending`, or `slow_down` for
+    /// the poll numbers (0-based) in `slow_down_polls`.
+    pub pending_polls: u32,
+    pub slow_down_polls: Vec<u32>,
+    /// What the user decides once `pending_polls` were answered.
+    pub decision: DeviceDecision,
+    /// `verification_uri_complete` in the answer.
+    pub complete_uri: bool,
+}
+
+/// What the user does at the verification URI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceDecision {
+    /// Approves: the next poll gets tokens.
+    Approve,
+    /// Refuses: `access_denied`.
+    Deny,
+    /// Never comes: the code expires (`expired_token`).
+    Expire,
+    /// Never decides: `authorization_pending` until `expires_in` passes.
+    Never,
+}
+
+impl Default for DeviceBehaviour {
+    fn default() -> Self {
+        Self {
+            interval_secs: Some(1),
+            expires_in_secs: 600,
+            pending_polls: 1,
+            slow_down_polls: Vec::new(),
+            decision: DeviceDecision::Approve,
+            complete_uri: true,
+        }
+    }
+}
+
 /// Behaviour of a [`crate::Kit`]. See the field docs; `Default` is well-behaved.
 #[derive(Clone, Debug)]
 pub struct KitConfig {
@@ -236,6 +280,10 @@ pub struct KitConfig {
     /// (AADSTS90009). Pair it with `prm_resource_pathless` and scopes such as
     /// `api://<app>/access_as_user` for the whole shape.
     pub entra: bool,
+    /// The device authorization grant (RFC 8628): `device_authorization_endpoint`
+    /// advertised and served, device-code token requests answered as it says, and DCR
+    /// accepting clients for that grant without redirect URIs.
+    pub device: Option<DeviceBehaviour>,
 }
 
 impl Default for KitConfig {
@@ -294,6 +342,7 @@ impl Default for KitConfig {
             dpop_required: false,
             entra: false,
             tls: None,
+            device: None,
         }
     }
 }

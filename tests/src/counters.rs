@@ -24,6 +24,10 @@ pub struct Counters {
     pub token_client_credentials: u64,
     /// Token requests with the JWT bearer grant type (RFC 7523).
     pub token_jwt_bearer: u64,
+    /// Device-code token requests (RFC 8628 polls).
+    pub token_device: u64,
+    /// Device authorization requests (RFC 8628 3.1).
+    pub device_authorization: u64,
     /// Token requests with any other or no grant type.
     pub token_other: u64,
     pub revoke: u64,
@@ -49,6 +53,8 @@ pub(crate) struct AtomicCounters {
     pub token_refresh: AtomicU64,
     pub token_client_credentials: AtomicU64,
     pub token_jwt_bearer: AtomicU64,
+    pub token_device: AtomicU64,
+    pub device_authorization: AtomicU64,
     pub token_other: AtomicU64,
     pub revoke: AtomicU64,
     pub mcp: AtomicU64,
@@ -75,6 +81,8 @@ impl AtomicCounters {
             token_refresh: get(&self.token_refresh),
             token_client_credentials: get(&self.token_client_credentials),
             token_jwt_bearer: get(&self.token_jwt_bearer),
+            token_device: get(&self.token_device),
+            device_authorization: get(&self.device_authorization),
             token_other: get(&self.token_other),
             revoke: get(&self.revoke),
             mcp: get(&self.mcp),

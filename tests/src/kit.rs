@@ -67,6 +67,8 @@ pub(crate) struct Records {
     pub events: u64,
     /// The JSON-RPC method of every authorized MCP request, with its `MCP-Protocol-Version`.
     pub mcp_methods: Vec<(String, Option<String>)>,
+    /// When each device-code token request (RFC 8628 poll) arrived.
+    pub device_polls: Vec<std::time::Instant>,
 }
 
 /// State shared by every handler of both listeners.
@@ -501,6 +503,11 @@ impl Kit {
             pending,
             approve,
         ))
+    }
+
+    /// When each device-code token request (RFC 8628 poll) arrived, in order.
+    pub fn device_poll_times(&self) -> Vec<std::time::Instant> {
+        lock(&self.shared.records).device_polls.clone()
     }
 
     /// How many consent pages wait for a decision.

@@ -29,7 +29,10 @@ pub use authorization_server::cimd::{
     FETCH_TIMEOUT as CIMD_FETCH_TIMEOUT, MAX_DOCUMENT_BYTES as CIMD_MAX_DOCUMENT_BYTES,
 };
 pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
-pub use config::{IssVariant, KitConfig, McpRevision, PreregisteredClient, PrmMode};
+pub use config::{
+    DeviceBehaviour, DeviceDecision, IssVariant, KitConfig, McpRevision, PreregisteredClient,
+    PrmMode,
+};
 pub use counters::Counters;
 pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint, verify_proof};
 pub use faults::{Endpoint, Fault, Faults, GZIP_BOMB_INFLATED_BYTES, OVERSIZED_BODY_BYTES};

@@ -111,6 +111,8 @@ pub(crate) struct Store {
     pub pending: Vec<PendingApproval>,
     /// `jti` of every assertion accepted: a second use is a replay.
     pub seen_jtis: HashSet<String>,
+    /// Device authorizations (RFC 8628) by device code.
+    pub devices: HashMap<String, crate::authorization_server::device::DeviceGrant>,
     next_family: u64,
 }
 

@@ -34,6 +34,17 @@ export function byFlow(answer: OauthLoginResponse): string {
         answer.grant;
       return `${grant}: tokens stored`;
     }
+    case "device": {
+      // @ts-expect-error a device login has no authorization URL: the user types a code
+      void answer.authorizationUrl;
+      const grant: "deviceCode" = answer.grant;
+      const uri: string = answer.verificationUri;
+      const code: string = answer.userCode;
+      const link: string | undefined = answer.verificationUriComplete;
+      const expiresAt: number = answer.expiresAt;
+      const interval: number = answer.interval;
+      return `${grant}: enter ${code} at ${link ?? uri} by ${expiresAt}, polled every ${interval} s`;
+    }
     default: {
       // Every flow is handled: a new one fails to compile here until it is.
       const unhandled: never = answer;
@@ -47,6 +58,12 @@ export function byGrant(answer: OauthLoginResponse): string | undefined {
   if (answer.grant === "authorizationCode") {
     const url: string = answer.authorizationUrl;
     return url;
+  }
+  if (answer.grant === "deviceCode") {
+    // A device login's answer is not a browser login's: a code and a URL to show instead.
+    // @ts-expect-error no authorization URL
+    void answer.authorizationUrl;
+    return answer.verificationUri;
   }
   if (answer.grant === "clientCredentials" || answer.grant === "jwtBearer") {
     // @ts-expect-error a machine grant never has a URL
@@ -64,6 +81,9 @@ export const missingUrl: OauthLoginResponse = { flow: "browser", grant: "authori
 // @ts-expect-error a configured grant is never a browser login
 export const wrongGrant: OauthLoginResponse = { flow: "browser", grant: "clientCredentials", authorizationUrl: "x", redirectUri: "x" };
 export const direct: OauthLoginResponse = { flow: "direct", grant: "jwtBearer" };
+export const device: OauthLoginResponse = { flow: "device", grant: "deviceCode", verificationUri: "https://as.example/device", userCode: "WDJB-MJHT", expiresAt: 1, interval: 5 };
+// @ts-expect-error a device login always carries its code
+export const deviceWithoutCode: OauthLoginResponse = { flow: "device", grant: "deviceCode", verificationUri: "x", expiresAt: 1, interval: 5 };
 
 // ----------------------------------------------------------------- the challenge's answer
 

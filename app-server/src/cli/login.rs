@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_app_server_protocol::{ClientRegistrationMode, LoginGrant};
+use mcp_app_server_protocol::{ClientRegistrationMode, LoginFlowChoice, LoginGrant};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines, Stdin};
 use tokio::sync::mpsc;
 use url::Url;
@@ -16,7 +16,8 @@ use super::engine::{CliError, Engine};
 use super::output::{say, warn};
 use crate::credentials::unix_now;
 use crate::engine::{
-    CompleteError, LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent, ServerTarget,
+    CompleteError, DeviceStarted, LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent,
+    ServerTarget,
 };
 use crate::oauth::discovery::Probe;
 
@@ -54,6 +55,14 @@ pub struct FlowArgs {
     /// browser lands on.
     #[arg(long)]
     pub no_browser: bool,
+    /// How you sign in: `auto` is the device code in an SSH session without a display when
+    /// the server offers it, else the browser.
+    #[arg(long = "flow", value_enum, value_name = "FLOW", default_value = "auto")]
+    pub login_flow: Flow,
+    /// Sign in with a device code (RFC 8628): the command prints a URL and a code to enter
+    /// on any device; no browser needs to reach this machine. Same as `--flow device`.
+    #[arg(long, conflicts_with = "login_flow")]
+    pub device: bool,
     /// How to open the authorization URL.
     #[arg(
         long,
@@ -66,6 +75,18 @@ pub struct FlowArgs {
     /// Seconds to wait for the browser.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+}
+
+/// `--flow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flow {
+    /// The device code in an SSH session without a display, when the server offers it;
+    /// else the browser.
+    Auto,
+    /// The browser login.
+    Browser,
+    /// The device code.
+    Device,
 }
 
 /// `--client-registration`.
@@ -108,6 +129,11 @@ impl FlowArgs {
             // or the config requires it (rule 49). `connect` sends proofs and says so.
             dpop: false,
             frontend: Some("the mcp-app-server command".to_owned()),
+            flow: match (self.device, self.login_flow) {
+                (true, _) | (_, Flow::Device) => LoginFlowChoice::Device,
+                (_, Flow::Browser) => LoginFlowChoice::Browser,
+                (_, Flow::Auto) => LoginFlowChoice::Auto,
+            },
         })
     }
 
@@ -206,6 +232,7 @@ pub(crate) async fn login(
         LoginBegun::Browser(started) | LoginBegun::IdpSignIn(started) => {
             follow_login(engine, target, started, flow, paste).await
         }
+        LoginBegun::Device(started) => follow_device_login(engine, target, started).await,
         LoginBegun::Obtained(LoginGrant::EnterpriseManaged) => {
             say(format!(
                 "Logged in to `{name}` through the enterprise identity provider{}.",
@@ -230,7 +257,62 @@ fn grant_label(grant: LoginGrant) -> &'static str {
         LoginGrant::ClientCredentials => "client credentials",
         LoginGrant::JwtBearer => "JWT bearer (workload identity)",
         LoginGrant::EnterpriseManaged => "enterprise-managed",
+        LoginGrant::DeviceCode => "device code",
         LoginGrant::SharedLogin => "shared login (another server at the same authorization server)",
+    }
+}
+
+/// Takes a device login to its end: print the URL and the code (on stdout, as the browser
+/// login's URL), wait for the daemon's polling to end.
+pub(crate) async fn follow_device_login(
+    engine: &mut Engine,
+    target: &ServerTarget,
+    started: DeviceStarted,
+) -> Result<(), CliError> {
+    let name = target.name.clone();
+    say(format!(
+        "On any device, open {} and enter this code:",
+        started.verification_uri
+    ));
+    say(format!("\n    {}\n", started.user_code));
+    if let Some(complete) = &started.verification_uri_complete {
+        say(format!(
+            "Or open {complete} (check that it shows the same code)."
+        ));
+        if let Some(qr) = super::qr::render(complete.as_str()) {
+            say(qr);
+        }
+    }
+    let left = started.expires_at.saturating_sub(unix_now()).max(0);
+    say(format!(
+        "Waiting for you to approve the login (the code expires in {left} s; Ctrl-C gives up)."
+    ));
+    let result = loop {
+        match engine.next_event().await {
+            Some(OAuthEvent::LoginCompleted { name: n, result }) if n == name => break result,
+            Some(_) => {}
+            None => break Err(Arc::new(LoginError::ShuttingDown)),
+        }
+    };
+    report(engine, target, result).await
+}
+
+/// Says how a login that went through the user ended.
+async fn report(
+    engine: &Engine,
+    target: &ServerTarget,
+    result: Result<(), Arc<LoginError>>,
+) -> Result<(), CliError> {
+    match result {
+        Ok(()) => {
+            say(format!(
+                "Logged in to `{}`{}.",
+                target.name,
+                summary(engine, target).await
+            ));
+            Ok(())
+        }
+        Err(e) => Err(CliError::login(&target.name, e)),
     }
 }
 
@@ -287,16 +369,7 @@ pub(crate) async fn follow_login(
             }
         }
     };
-    match result {
-        Ok(()) => {
-            say(format!(
-                "Logged in to `{name}`{}.",
-                summary(engine, target).await
-            ));
-            Ok(())
-        }
-        Err(e) => Err(CliError::login(&name, e)),
-    }
+    report(engine, target, result).await
 }
 
 /// Prints the URL and opens it as `mode` says. An `http-get` browser runs in the background

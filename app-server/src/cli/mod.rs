@@ -9,6 +9,7 @@ mod logout;
 mod mcp_client;
 mod mcp_sse;
 mod output;
+mod qr;
 mod secret;
 pub mod serve_client_metadata;
 mod status;

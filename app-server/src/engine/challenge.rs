@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason};
+use mcp_app_server_protocol::{LoginFlowChoice, McpAuthStatus, McpAuthStatusReason};
 
 use crate::credentials::{StoreError, StoredCredentials, unix_now};
 use crate::engine::error::{ChallengeError, VendError};
@@ -339,6 +339,8 @@ impl OAuthService {
         let options = LoginOptions {
             scopes: (!scopes.is_empty()).then(|| scopes.clone()),
             dpop,
+            // A step-up answers with a URL to open: always the browser login.
+            flow: LoginFlowChoice::Browser,
             ..options
         };
         let refusal = Refusal::InsufficientScope(challenge);
@@ -355,6 +357,12 @@ impl OAuthService {
                 Ok(None) => Err(ChallengeError::NotLoggedIn(target.name.clone())),
                 Err(e) => Err(e.into()),
             },
+            // Never: the step-up asked for the browser login above.
+            Ok(LoginBegun::Device(_)) => {
+                self.cancel(&target.name);
+                self.challenges.undo_step_up(&key, &scopes);
+                Err(ChallengeError::NotLoggedIn(target.name.clone()))
+            }
             Err(e) => {
                 self.challenges.undo_step_up(&key, &scopes);
                 Err(ChallengeError::Login(e))

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::credentials::StoreError;
 use crate::engine::refusal::ChallengeInputError;
 use crate::oauth::callback::{CallbackError, CallbackListenError, PasteError};
+use crate::oauth::device::DeviceError;
 use crate::oauth::discovery::DiscoveryError;
 use crate::oauth::grants::GrantError;
 use crate::oauth::registration::RegistrationError;
@@ -69,6 +70,23 @@ pub enum LoginError {
     /// Enterprise-managed authorization: the identity provider or the exchange failed.
     #[error("enterprise login failed: {0}")]
     Enterprise(EnterpriseError),
+    /// A device login (RFC 8628) cannot be made with this server.
+    #[error("no device login is possible with `{name}`: {reason}")]
+    DeviceUnavailable { name: String, reason: String },
+    /// The device authorization request failed.
+    #[error("the device authorization request failed: {0}; start the login again")]
+    DeviceAuthorization(DeviceError),
+    /// The user refused the device login at the authorization server (`access_denied`).
+    #[error(
+        "the user denied the device login at the authorization server; start the login again to retry"
+    )]
+    DeviceDenied,
+    /// The device code expired before the user approved it (`expired_token`, or its
+    /// `expires_in` passed).
+    #[error(
+        "the device code expired before the login was approved; start the login again and enter the new code in time"
+    )]
+    DeviceExpired,
 }
 
 /// Why the client secret kept in the OS keyring (`client_secret_keyring`, rule 71) could
@@ -131,6 +149,11 @@ pub struct GrantCredentialError {
 pub enum CompleteError {
     #[error("no login is pending for `{0}`; start one with mcpServer/oauth/login")]
     NoPendingLogin(String),
+    /// The pending login is a device login: the user enters its code; there is no redirect.
+    #[error(
+        "the pending login of `{0}` is a device login: the user enters the code at the verification URL, and there is no redirect to paste"
+    )]
+    DeviceLogin(String),
     #[error("{0}")]
     Paste(#[from] PasteError),
     #[error("authorization failed: {0}; start the login again")]

@@ -1,5 +1,5 @@
-//! Values the flows hand each other: what discovery found for a login, and the warning for
-//! a token that could not be bound to a key.
+//! Values the flows hand each other: what discovery found for a login, the warning for a
+//! token that could not be bound to a key, and whether `auto` picks the device login.
 
 use std::sync::Arc;
 
@@ -46,6 +46,29 @@ pub(crate) fn warn_if_unbound(name: &str, token_type: &str) {
     if !token_type.eq_ignore_ascii_case("DPoP") {
         tracing::warn!(server = %name, token_type = %token_type, "the authorization server offers DPoP but issued an unbound token; it is used as a Bearer token");
     }
+}
+
+/// Whether `auto` picks the device login (rule 76): the authorization server publishes a
+/// device authorization endpoint, and no browser on this machine can reach the daemon's
+/// loopback listener, which the daemon takes to be so in an SSH session (`SSH_CONNECTION`,
+/// `SSH_CLIENT` or `SSH_TTY` set) without a display to open a browser on (`DISPLAY` and
+/// `WAYLAND_DISPLAY` unset). Pure: `env` reads a variable.
+pub(crate) fn auto_picks_device(
+    env: impl Fn(&str) -> Option<String>,
+    has_device_endpoint: bool,
+) -> bool {
+    let set = |name: &str| env(name).is_some_and(|v| !v.is_empty());
+    let ssh = ["SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"]
+        .into_iter()
+        .any(set);
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"].into_iter().any(set);
+    has_device_endpoint && ssh && !display
+}
+
+/// Whether this daemon's environment has no browser that reaches its loopback listener
+/// (see [`auto_picks_device`]).
+pub(crate) fn no_local_browser() -> bool {
+    auto_picks_device(|name| std::env::var(name).ok(), true)
 }
 
 /// How the browser's page describes the end of a login.

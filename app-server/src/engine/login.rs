@@ -11,20 +11,22 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mcp_app_server_protocol::{LoginGrant, McpAuthStatus, RegistrationKind};
+use mcp_app_server_protocol::{LoginFlowChoice, LoginGrant, McpAuthStatus, RegistrationKind};
 use tokio::sync::oneshot;
 use url::Url;
 
-use crate::credentials::{StoredClient, StoredCredentials, Update};
+use crate::credentials::{StoredCredentials, Update};
 use crate::engine::error::{ClientSecretError, CompleteError, LoginError};
-use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
+use crate::engine::flow::{
+    Discovered, binds_dpop, login_ending, no_local_browser, warn_if_unbound,
+};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
     Control, ControlReceiver, EndReason, PasteReply, channel as control_channel,
 };
 use crate::engine::state::logins::PendingLogin;
-use crate::engine::stored::{apply_tokens, record_for};
+use crate::engine::stored::credentials_from;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted, OAuthEvent};
 use crate::oauth::callback::{
@@ -32,12 +34,12 @@ use crate::oauth::callback::{
 };
 use crate::oauth::callback_id::callback_id;
 use crate::oauth::discovery::{
-    Discovery, DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
+    DiscoveryError, Probe, discover_after_probe, discover_shared, issuers_match,
 };
 use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::http::header_map;
-use crate::oauth::registration::{CimdSource, ClientRegistration};
-use crate::oauth::token::{self, TokenError, TokenResponse};
+use crate::oauth::registration::CimdSource;
+use crate::oauth::token::{self, TokenError};
 
 impl OAuthService {
     /// Starts a login. With the browser login, answers with the authorization URL; the flow
@@ -131,6 +133,27 @@ impl OAuthService {
                 .await
                 .map(LoginBegun::Obtained);
         }
+        // Rule 76: `device` always; `auto` only where no local browser can come back, and
+        // then only if the authorization server offers it (else the browser login, whose
+        // discovery the cache then answers).
+        let (device, fall_back) = match options.flow {
+            LoginFlowChoice::Browser => (false, false),
+            LoginFlowChoice::Device => (true, false),
+            LoginFlowChoice::Auto => (no_local_browser(), true),
+        };
+        if device {
+            let started = self
+                .start_device_login(target.clone(), options.clone(), refused, fall_back)
+                .await
+                .map_err(Arc::new)?;
+            if let Some(started) = started {
+                return Ok(LoginBegun::Device(started));
+            }
+            return self
+                .start_browser_login(target, options, None)
+                .await
+                .map_err(Arc::new);
+        }
         self.start_browser_login(target, options, refused)
             .await
             .map_err(Arc::new)
@@ -210,7 +233,7 @@ impl OAuthService {
         let (control_tx, control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
-            expected: Mutex::new(self.expected(&ctx, &attempt)),
+            expected: Mutex::new(Some(self.expected(&ctx, &attempt))),
             control: control_tx,
         });
         // Two logins started at once for one server: the later one wins here too.
@@ -482,7 +505,8 @@ impl OAuthService {
             .expected
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .clone()
+            .ok_or_else(|| CompleteError::DeviceLogin(name.to_string()))?;
         let outcome = parse_pasted_callback(callback_url, &expected)?;
         let (tx, rx) = oneshot::channel();
         // Waits while the login's paste slots are taken; fails once the login ended.
@@ -650,30 +674,6 @@ impl std::fmt::Display for Rejection {
             Rejection::AtTokenEndpoint(e) | Rejection::StaleMetadata(e) => e.fmt(f),
         }
     }
-}
-
-fn credentials_from(
-    target: &ServerTarget,
-    discovery: &Discovery,
-    registration: &ClientRegistration,
-    tokens: TokenResponse,
-    requested_scopes: Vec<String>,
-) -> StoredCredentials {
-    let client = StoredClient {
-        kind: registration.kind,
-        client_id: registration.client_id.clone(),
-        client_secret: registration.client_secret.clone(),
-        token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
-    };
-    let mut creds = record_for(
-        target,
-        &discovery.metadata,
-        &discovery.resource,
-        requested_scopes,
-        client,
-    );
-    apply_tokens(&mut creds, tokens);
-    creds
 }
 
 /// A failed login whose cause may be the discovered metadata (wrong endpoints, a moved

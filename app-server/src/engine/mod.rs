@@ -11,7 +11,8 @@
 //!   service or a flow.
 //! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
-//!   `vending.rs`, `renewal.rs` (and `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
+//!   `device.rs` (the device login, RFC 8628), `vending.rs`, `renewal.rs` (and
+//!   `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
 //!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`; `live.rs` and
 //!   `expiry.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
@@ -24,6 +25,7 @@
 
 mod callback_ports;
 mod challenge;
+mod device;
 mod enterprise;
 mod error;
 mod expiry;
@@ -59,6 +61,6 @@ pub use status::StatusInfo;
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};
 pub use types::{
     CLIENT_NAME, ChallengeOutcome, ChallengeRequest, DEFAULT_LOGIN_TIMEOUT,
-    DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions, LoginStarted, MAX_MIN_VALIDITY_SECS,
-    OAuthEvent, ResourceProof,
+    DEFAULT_MIN_VALIDITY_SECS, DeviceStarted, LoginBegun, LoginOptions, LoginStarted,
+    MAX_MIN_VALIDITY_SECS, OAuthEvent, ResourceProof,
 };

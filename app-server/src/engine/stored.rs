@@ -210,6 +210,32 @@ pub(crate) fn fresh_enough(creds: &StoredCredentials, min_validity_secs: u32) ->
     }
 }
 
+/// The credentials a login that went through the user obtained (browser or device): the
+/// record for `target` with the client it used, and the tokens.
+pub(crate) fn credentials_from(
+    target: &ServerTarget,
+    discovery: &crate::oauth::discovery::Discovery,
+    registration: &ClientRegistration,
+    tokens: TokenResponse,
+    requested_scopes: Vec<String>,
+) -> StoredCredentials {
+    let client = StoredClient {
+        kind: registration.kind,
+        client_id: registration.client_id.clone(),
+        client_secret: registration.client_secret.clone(),
+        token_endpoint_auth_method: registration.auth_method.as_str().to_string(),
+    };
+    let mut creds = record_for(
+        target,
+        &discovery.metadata,
+        &discovery.resource,
+        requested_scopes,
+        client,
+    );
+    apply_tokens(&mut creds, tokens);
+    creds
+}
+
 pub(crate) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse) {
     creds.access_token = tokens.access_token;
     creds.token_type = tokens.token_type;

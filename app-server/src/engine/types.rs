@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
-    ClientRegistrationMode, LoginGrant, McpAuthStatus, McpAuthStatusReason,
+    ClientRegistrationMode, LoginFlowChoice, LoginGrant, McpAuthStatus, McpAuthStatusReason,
 };
 use url::Url;
 
@@ -54,6 +54,9 @@ pub struct LoginOptions {
     /// The frontend that started the login (`clientInfo.title`, else `name`), named on the
     /// browser's pages; `None`: "your editor".
     pub frontend: Option<String>,
+    /// How the user signs in: the browser, a device code (RFC 8628), or chosen by
+    /// `engine::device::auto_picks_device`.
+    pub flow: LoginFlowChoice,
 }
 
 impl Default for LoginOptions {
@@ -65,6 +68,7 @@ impl Default for LoginOptions {
             timeout: DEFAULT_LOGIN_TIMEOUT,
             dpop: false,
             frontend: None,
+            flow: LoginFlowChoice::Browser,
         }
     }
 }
@@ -87,6 +91,31 @@ pub enum LoginBegun {
     IdpSignIn(LoginStarted),
     /// A grant that needs no browser obtained the tokens, which are stored.
     Obtained(LoginGrant),
+    /// A device login (RFC 8628) polls the authorization server: show the code and URL.
+    Device(DeviceStarted),
+}
+
+/// A started device login: what the user is shown. `Debug` leaves out the user code (with
+/// it, anyone could approve the login at the verification URL before the user does).
+#[derive(Clone)]
+pub struct DeviceStarted {
+    pub verification_uri: Url,
+    pub verification_uri_complete: Option<Url>,
+    pub user_code: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Between two polls, as the login starts.
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for DeviceStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStarted")
+            .field("verification_uri", &self.verification_uri.as_str())
+            .field("expires_at", &self.expires_at)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How `OAuthService::start_enterprise_login` went on.

@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod callback;
 pub mod callback_id;
 pub mod client_assertion;
+pub mod device;
 pub mod discovery;
 pub mod dpop;
 pub mod grants;

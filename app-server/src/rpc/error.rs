@@ -100,6 +100,10 @@ impl From<&crate::engine::LoginError> for AppError {
             L::ShuttingDown => ErrorKind::ShuttingDown,
             L::Dpop(_) => ErrorKind::ReauthenticationRequired,
             L::Enterprise(e) => enterprise_kind(e),
+            L::DeviceUnavailable { .. } | L::DeviceAuthorization(_) | L::DeviceDenied => {
+                ErrorKind::AuthorizationFailed
+            }
+            L::DeviceExpired => ErrorKind::LoginTimedOut,
         };
         AppError::new(kind, e.to_string())
     }
@@ -141,7 +145,7 @@ impl From<crate::engine::CompleteError> for RequestError {
     fn from(e: crate::engine::CompleteError) -> Self {
         use crate::engine::CompleteError as C;
         let kind = match &e {
-            C::NoPendingLogin(_) => ErrorKind::NoPendingLogin,
+            C::NoPendingLogin(_) | C::DeviceLogin(_) => ErrorKind::NoPendingLogin,
             C::Paste(_) | C::Authorization(_) => ErrorKind::AuthorizationFailed,
         };
         AppError::new(kind, e.to_string()).into()

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
-    BrowserLoginGrant, ClientRequest, DirectLoginGrant, ErrorKind, ListMcpServerStatusParams,
-    ListMcpServerStatusResponse, McpAuthStatus, McpServerStatus, McpServerTransport,
-    OauthBrowserLogin, OauthCancelParams, OauthCancelResponse, OauthChallengeLogin,
-    OauthChallengeParams, OauthChallengeReauthentication, OauthChallengeResponse,
-    OauthCompleteParams, OauthCompleteResponse, OauthDirectLogin, OauthDpopProofParams,
-    OauthDpopProofResponse, OauthLoginParams, OauthLoginResponse, OauthLogoutParams,
-    OauthLogoutResponse, OauthTokenParams, OauthTokenResponse, ReloadConfigResponse,
+    BrowserLoginGrant, ClientRequest, DeviceLoginGrant, DirectLoginGrant, ErrorKind,
+    ListMcpServerStatusParams, ListMcpServerStatusResponse, McpAuthStatus, McpServerStatus,
+    McpServerTransport, OauthBrowserLogin, OauthCancelParams, OauthCancelResponse,
+    OauthChallengeLogin, OauthChallengeParams, OauthChallengeReauthentication,
+    OauthChallengeResponse, OauthCompleteParams, OauthCompleteResponse, OauthDeviceLogin,
+    OauthDirectLogin, OauthDpopProofParams, OauthDpopProofResponse, OauthLoginParams,
+    OauthLoginResponse, OauthLogoutParams, OauthLogoutResponse, OauthTokenParams,
+    OauthTokenResponse, ReloadConfigResponse,
 };
 use serde::Serialize;
 
@@ -165,6 +166,7 @@ async fn login(
             .unwrap_or(DEFAULT_LOGIN_TIMEOUT),
         dpop: peer.dpop,
         frontend: peer.frontend,
+        flow: p.flow.unwrap_or_default(),
     };
     Ok(match state.oauth.start_login(target, options).await {
         Ok(LoginBegun::Browser(started)) => OauthLoginResponse::Browser(OauthBrowserLogin {
@@ -176,6 +178,14 @@ async fn login(
             authorization_url: started.authorization_url.to_string(),
             redirect_uri: started.redirect_uri,
             grant: BrowserLoginGrant::EnterpriseManaged,
+        }),
+        Ok(LoginBegun::Device(started)) => OauthLoginResponse::Device(OauthDeviceLogin {
+            verification_uri: started.verification_uri.to_string(),
+            verification_uri_complete: started.verification_uri_complete.map(String::from),
+            user_code: started.user_code,
+            expires_at: started.expires_at,
+            interval: u32::try_from(started.interval.as_secs()).unwrap_or(u32::MAX),
+            grant: DeviceLoginGrant::DeviceCode,
         }),
         // The tokens are stored; `completed` was announced.
         Ok(LoginBegun::Obtained(grant)) => match DirectLoginGrant::of(grant) {

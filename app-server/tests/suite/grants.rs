@@ -36,7 +36,7 @@ fn expire_stored(home: &Path, name: &str, kit: &Kit) {
 }
 
 /// The status the MCP server answers a request carrying `token` with.
-async fn mcp_status(kit: &Kit, token: &str) -> u16 {
+pub(super) async fn mcp_status(kit: &Kit, token: &str) -> u16 {
     reqwest::Client::new()
         .post(kit.mcp_url())
         .bearer_auth(token)

@@ -624,3 +624,97 @@ async fn interop_oidc_provider_logout_revokes_an_opaque_access_token() {
 
     oidc.stop().await;
 }
+
+/// Plays the user of a device login at oidc-provider (`device-user.mjs`): opens the link
+/// with the code, submits and confirms it (or aborts, `deny`), through login and consent.
+async fn device_user(verification_uri_complete: &str, deny: bool) -> Value {
+    let mut command = Command::new("node");
+    command.arg(interop_dir().join("device-user.mjs"));
+    if deny {
+        command.arg("--deny");
+    }
+    let out = tokio::time::timeout(
+        BROWSER,
+        command
+            .arg(verification_uri_complete)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("device-user.mjs finishes")
+    .expect("device-user.mjs runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "device-user.mjs output ({e}): {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn interop_oidc_provider_device_login_approved_and_denied() {
+    if !node_ready("interop_oidc_provider_device_login_approved_and_denied") {
+        return;
+    }
+    let oidc = Peer::oidc(&[("DEVICE_FLOW", "1")]).await;
+    let mcp_url = oidc.mcp_url();
+    let mut d = Daemon::start(&server_config("oidc", &mcp_url, "")).await;
+    let start =
+        d.c.ok(
+            "mcpServer/oauth/login",
+            json!({"name": "oidc", "flow": "device"}),
+        )
+        .await;
+    assert_eq!(start["flow"], "device", "{start}");
+    assert!(
+        start["verificationUri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&oidc.issuer()),
+        "{start}"
+    );
+    let complete = start["verificationUriComplete"].as_str().unwrap();
+    let page = device_user(complete, false).await;
+    assert_eq!(page["status"], 200, "{page}");
+    let done = d.c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(
+        done["success"], true,
+        "{done}; the user's last page: {page}"
+    );
+
+    let s = d.status("oidc").await;
+    assert_eq!(s["authStatus"], "loggedIn", "{s}");
+    assert_eq!(s["registration"], "dcr", "{s}");
+    let stored = d.stored("oidc").unwrap();
+    let client_id = stored["client"]["clientId"].as_str().unwrap().to_string();
+    let token = d.token("oidc", 60).await;
+    // This frontend sends proofs: every poll carried one, and the token is bound.
+    assert_eq!(token["tokenType"], "DPoP", "{token}");
+    let me = whoami(&mcp_url, &access_token(&token)).await.unwrap();
+    assert_eq!(me["client_id"], client_id.as_str(), "{me}");
+    assert_eq!(me["sub"], "interop-user", "{me}");
+    assert!(
+        me["scope"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .any(|s| s == "mcp:read"),
+        "{me}"
+    );
+
+    // The user aborts at the confirmation: the login ends as denied, the tokens stay.
+    let again =
+        d.c.ok(
+            "mcpServer/oauth/login",
+            json!({"name": "oidc", "flow": "device"}),
+        )
+        .await;
+    device_user(again["verificationUriComplete"].as_str().unwrap(), true).await;
+    let done = d.c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], false, "{done}");
+    assert_eq!(done["errorKind"], "authorizationFailed", "{done}");
+    assert_eq!(d.status("oidc").await["authStatus"], "loggedIn");
+
+    oidc.stop().await;
+}

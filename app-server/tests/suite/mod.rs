@@ -6,6 +6,7 @@ mod cimd_host;
 mod cli;
 mod client_secret_keyring;
 mod config;
+mod device_flow;
 mod dpop;
 mod dpop_frontends;
 mod enterprise;

@@ -68,7 +68,9 @@ export class McpAppServerClient extends ClientBase {
 
   /**
    * Starts an OAuth login for a configured server and answers at once with the URL to
-   * open in the browser. The login ends with `mcpServer/oauthLogin/completed`.
+   * open in the browser (`flow: "browser"`), the code and URL to show the user
+   * (`flow: "device"`, RFC 8628), or, for a grant that needs no user, once the tokens
+   * are stored (`flow: "direct"`). The login ends with `mcpServer/oauthLogin/completed`.
    *
    * Sends `mcpServer/oauth/login`.
    */
@@ -77,7 +79,7 @@ export class McpAppServerClient extends ClientBase {
   }
 
   /**
-   * Cancels the pending login of a server.
+   * Cancels the pending login of a server (a device login's polling stops at once).
    *
    * Sends `mcpServer/oauth/cancel`.
    */

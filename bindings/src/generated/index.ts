@@ -32,12 +32,14 @@ export type { BrowserLoginGrant } from "./BrowserLoginGrant.js";
 export type { ClientCapabilities } from "./ClientCapabilities.js";
 export type { ClientInfo } from "./ClientInfo.js";
 export type { ClientRegistrationMode } from "./ClientRegistrationMode.js";
+export type { DeviceLoginGrant } from "./DeviceLoginGrant.js";
 export type { DirectLoginGrant } from "./DirectLoginGrant.js";
 export type { ErrorKind } from "./ErrorKind.js";
 export type { InitializeParams } from "./InitializeParams.js";
 export type { InitializeResponse } from "./InitializeResponse.js";
 export type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 export type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
+export type { LoginFlowChoice } from "./LoginFlowChoice.js";
 export type { LoginGrant } from "./LoginGrant.js";
 export type { McpAuthStatus } from "./McpAuthStatus.js";
 export type { McpAuthStatusReason } from "./McpAuthStatusReason.js";
@@ -52,6 +54,7 @@ export type { OauthChallengeReauthentication } from "./OauthChallengeReauthentic
 export type { OauthChallengeResponse } from "./OauthChallengeResponse.js";
 export type { OauthCompleteParams } from "./OauthCompleteParams.js";
 export type { OauthCompleteResponse } from "./OauthCompleteResponse.js";
+export type { OauthDeviceLogin } from "./OauthDeviceLogin.js";
 export type { OauthDirectLogin } from "./OauthDirectLogin.js";
 export type { OauthDpopProofParams } from "./OauthDpopProofParams.js";
 export type { OauthDpopProofResponse } from "./OauthDpopProofResponse.js";
@@ -87,11 +90,13 @@ export type ClientRequestMap = {
   "config/mcpServer/reload": { params: ReloadConfigParams; result: ReloadConfigResponse };
   /**
    * Starts an OAuth login for a configured server and answers at once with the URL to
-   * open in the browser. The login ends with `mcpServer/oauthLogin/completed`.
+   * open in the browser (`flow: "browser"`), the code and URL to show the user
+   * (`flow: "device"`, RFC 8628), or, for a grant that needs no user, once the tokens
+   * are stored (`flow: "direct"`). The login ends with `mcpServer/oauthLogin/completed`.
    */
   "mcpServer/oauth/login": { params: OauthLoginParams; result: OauthLoginResponse };
   /**
-   * Cancels the pending login of a server.
+   * Cancels the pending login of a server (a device login's polling stops at once).
    */
   "mcpServer/oauth/cancel": { params: OauthCancelParams; result: OauthCancelResponse };
   /**

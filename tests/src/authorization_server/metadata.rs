@@ -112,6 +112,13 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     if c.workload_key.is_some() || c.trusted_idp.is_some() {
         grants.push(super::grants::JWT_BEARER);
     }
+    if c.device.is_some() {
+        grants.push(super::device::DEVICE_CODE);
+        doc.insert(
+            "device_authorization_endpoint".into(),
+            json!(format!("{issuer}/device_authorization")),
+        );
+    }
     doc.insert("grant_types_supported".into(), json!(grants));
     if c.token_endpoint_auth_methods
         .iter()

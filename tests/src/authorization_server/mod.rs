@@ -5,6 +5,7 @@
 pub(crate) mod authorize;
 pub(crate) mod cimd;
 mod client_auth;
+pub(crate) mod device;
 pub(crate) mod errors;
 mod grants;
 pub(crate) mod metadata;
@@ -34,6 +35,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(&format!("{p}/v2/token"), post(token::token))
         .route(&format!("{p}/v2/register"), post(registration::register))
         .route(&format!("{p}/revoke"), post(revocation::revoke))
+        .route(
+            &format!("{p}/device_authorization"),
+            post(device::device_authorization),
+        )
         .route(
             &format!("/.well-known/oauth-authorization-server{p}"),
             get(metadata::oauth_metadata),

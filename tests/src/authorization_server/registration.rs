@@ -81,7 +81,12 @@ pub(crate) async fn register(
 fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> {
     let redirect_uris = string_list(&request, "redirect_uris", &[])
         .map_err(|why| OAuthError::new("invalid_redirect_uri", why))?;
-    if redirect_uris.is_empty() {
+    let grant_types = string_list(&request, "grant_types", &["authorization_code"])
+        .map_err(|why| OAuthError::new("invalid_client_metadata", why))?;
+    let device = s.config.device.is_some();
+    // A client for the device grant only (RFC 8628) never redirects.
+    let redirects = grant_types.iter().any(|g| g == "authorization_code");
+    if redirect_uris.is_empty() && redirects {
         return Err(OAuthError::new(
             "invalid_redirect_uri",
             "redirect_uris is required",
@@ -118,19 +123,22 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
                 format!("token_endpoint_auth_method {method_name:?} is not supported"),
             )
         })?;
-    let grant_types = string_list(&request, "grant_types", &["authorization_code"])
-        .map_err(|why| OAuthError::new("invalid_client_metadata", why))?;
-    if let Some(bad) = grant_types
-        .iter()
-        .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
-    {
+    if let Some(bad) = grant_types.iter().find(|g| {
+        let known = matches!(g.as_str(), "authorization_code" | "refresh_token")
+            || (device && *g == super::device::DEVICE_CODE);
+        !known
+    }) {
         return Err(OAuthError::new(
             "invalid_client_metadata",
             format!("grant type {bad:?} is not supported"),
         ));
     }
-    let response_types = string_list(&request, "response_types", &["code"])
-        .map_err(|why| OAuthError::new("invalid_client_metadata", why))?;
+    let response_types = string_list(
+        &request,
+        "response_types",
+        if redirects { &["code"] } else { &[] },
+    )
+    .map_err(|why| OAuthError::new("invalid_client_metadata", why))?;
     if response_types.iter().any(|r| r != "code") {
         return Err(OAuthError::new(
             "invalid_client_metadata",

@@ -42,6 +42,7 @@ pub(crate) async fn token(
         Some("refresh_token") => &s.counters.token_refresh,
         Some("client_credentials") => &s.counters.token_client_credentials,
         Some(grants::JWT_BEARER) => &s.counters.token_jwt_bearer,
+        Some(super::device::DEVICE_CODE) => &s.counters.token_device,
         _ => &s.counters.token_other,
     });
     lock(&s.records).token_requests.push(TokenRequestRecord {
@@ -218,6 +219,9 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
         Some("refresh_token") => refresh_grant(s, &client, form),
         Some(JWT_BEARER) if s.config.trusted_idp.is_some() => id_jag_grant(s, &client, form),
         Some("client_credentials") => grants::client_credentials_grant(s, &client, form),
+        Some(super::device::DEVICE_CODE) if s.config.device.is_some() => {
+            super::device::device_code_grant(s, &client, form)
+        }
         Some(grants::JWT_BEARER) => grants::jwt_bearer_grant(s, form),
         None => Err(OAuthError::invalid_request("grant_type is missing")),
         Some(_) => Err(OAuthError::new(

@@ -109,7 +109,7 @@ impl OAuthService {
         let (control_tx, mut control_rx) = control_channel();
         let pending = Arc::new(PendingLogin {
             id: login_id,
-            expected: Mutex::new(expected),
+            expected: Mutex::new(Some(expected)),
             control: control_tx,
         });
         if let Some(older) = self.lock_logins().insert(target.name.clone(), pending) {

@@ -215,7 +215,7 @@ impl OAuthService {
 
     /// The DCR registration stored for `issuer` and `redirect_uri`, one made moments ago
     /// and still on its way to the store included.
-    pub(super) async fn stored_registration(
+    pub(in crate::engine) async fn stored_registration(
         &self,
         issuer: &str,
         redirect_uri: &str,
@@ -371,7 +371,8 @@ impl OAuthService {
             .get(&ctx.target.name)
             .filter(|p| p.id == login_id)
         {
-            *p.expected.lock().unwrap_or_else(|e| e.into_inner()) = self.expected(ctx, attempt);
+            *p.expected.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(self.expected(ctx, attempt));
         }
         tracing::info!(server = %ctx.target.name, "login restarted with a new client registration");
         self.emit(OAuthEvent::LoginRestarted {

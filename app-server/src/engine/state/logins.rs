@@ -8,6 +8,8 @@ use crate::oauth::callback::ExpectedCallback;
 
 pub(crate) struct PendingLogin {
     pub(crate) id: u64,
-    pub(crate) expected: Mutex<ExpectedCallback>,
+    /// The redirect a browser login waits for; `None` for a device login (RFC 8628), which
+    /// has none to paste.
+    pub(crate) expected: Mutex<Option<ExpectedCallback>>,
     pub(crate) control: ControlSender,
 }

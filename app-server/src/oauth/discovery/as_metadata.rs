@@ -24,6 +24,9 @@ pub struct AuthServerMetadata {
     pub registration_endpoint: Option<Url>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<Url>,
+    /// RFC 8628 4: where a device authorization is requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<Url>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -84,6 +87,7 @@ impl AuthServerMetadata {
             token_endpoint: join("/token"),
             registration_endpoint: Some(join("/register")),
             revocation_endpoint: None,
+            device_authorization_endpoint: None,
             scopes_supported: None,
             response_types_supported: None,
             grant_types_supported: None,
@@ -324,6 +328,9 @@ pub fn merge_metadata(
         if merged.revocation_endpoint.is_none() {
             merged.revocation_endpoint = other.revocation_endpoint;
         }
+        if merged.device_authorization_endpoint.is_none() {
+            merged.device_authorization_endpoint = other.device_authorization_endpoint;
+        }
         merged.client_id_metadata_document_supported |= other.client_id_metadata_document_supported;
         merged.authorization_response_iss_parameter_supported |=
             other.authorization_response_iss_parameter_supported;
@@ -370,6 +377,10 @@ pub fn validate_metadata(metadata: &AuthServerMetadata) -> Result<(), DiscoveryE
             metadata.registration_endpoint.as_ref(),
         ),
         ("revocation_endpoint", metadata.revocation_endpoint.as_ref()),
+        (
+            "device_authorization_endpoint",
+            metadata.device_authorization_endpoint.as_ref(),
+        ),
     ];
     for (field, url) in endpoints {
         if let Some(url) = url

@@ -313,6 +313,7 @@ async fn check_endpoints(
     let mut endpoints = vec![metadata.token_endpoint.clone()];
     endpoints.extend(metadata.registration_endpoint.clone());
     endpoints.extend(metadata.revocation_endpoint.clone());
+    endpoints.extend(metadata.device_authorization_endpoint.clone());
     for endpoint in &endpoints {
         http.check_endpoint(endpoint).await?;
     }

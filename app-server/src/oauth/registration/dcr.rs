@@ -34,14 +34,41 @@ pub fn registration_request(
     body
 }
 
+/// The `grant_type` of the device authorization grant (RFC 8628 3.4).
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// Where a device login's DCR registration is kept in the store, in place of a redirect URI
+/// (it has none): one per issuer, shared by every device login there.
+pub const DEVICE_REGISTRATION_KEY: &str = DEVICE_CODE_GRANT;
+
+/// The RFC 7591 registration request of a client for the device authorization grant
+/// (RFC 8628): no redirect URI and no response type, since the user never comes back to the
+/// client; a public native client like the browser login's (rule 75).
+pub fn device_registration_request(
+    client_name: &str,
+    scopes: Option<&[String]>,
+) -> serde_json::Value {
+    let mut body = serde_json::json!({
+        "client_name": client_name,
+        "grant_types": [DEVICE_CODE_GRANT, "refresh_token"],
+        "response_types": [],
+        "token_endpoint_auth_method": "none",
+        "application_type": "native",
+    });
+    if let (Some(scopes), Some(map)) = (scopes.filter(|s| !s.is_empty()), body.as_object_mut()) {
+        map.insert("scope".into(), scopes.join(" ").into());
+    }
+    body
+}
+
 /// SEP-837, pure: the registration request to send once more after a refusal, or `None`
 /// when nothing this client may change would help. Only `invalid_client_metadata` and
 /// `invalid_redirect_uri` are answered; the field the `error_description` names decides:
 /// - `application_type`: sent without it (servers that do not know the field, or insist on
 ///   their default; `native` stays right for a loopback redirect, so no other value is
 ///   tried);
-/// - `grant_types` / `refresh_token`: `["authorization_code"]` only (no refresh token is
-///   assumed anyway, SEP-2207);
+/// - `grant_types` / `refresh_token`: the grant types without `refresh_token` (no refresh
+///   token is assumed anyway, SEP-2207);
 /// - `scope`, or an `invalid_client_metadata` naming none of these: sent without `scope`,
 ///   which is optional (RFC 7591 §2) and which some servers (oidc-provider) accept only
 ///   from their own `scopes_supported` while still granting the resource's scopes at
@@ -69,11 +96,9 @@ pub fn adjusted_request(
     if names_application_type {
         map.remove("application_type");
     }
-    if names_grant_types {
-        map.insert(
-            "grant_types".into(),
-            serde_json::json!(["authorization_code"]),
-        );
+    if names_grant_types && let Some(serde_json::Value::Array(grants)) = map.get_mut("grant_types")
+    {
+        grants.retain(|g| g != "refresh_token");
     }
     let names_nothing_known = !names_application_type && !names_grant_types;
     if names_scope || (names_nothing_known && error == Some("invalid_client_metadata")) {
@@ -150,6 +175,28 @@ pub async fn register_client(
     advertised_auth_methods: Option<&[String]>,
 ) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
     let body = registration_request(redirect_uri, client_name, scopes);
+    register_body(http, registration_endpoint, body, advertised_auth_methods).await
+}
+
+/// [`register_client`] for the device authorization grant ([`device_registration_request`]).
+pub async fn register_device_client(
+    http: &HttpClient,
+    registration_endpoint: &Url,
+    client_name: &str,
+    scopes: Option<&[String]>,
+    advertised_auth_methods: Option<&[String]>,
+) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
+    let body = device_registration_request(client_name, scopes);
+    register_body(http, registration_endpoint, body, advertised_auth_methods).await
+}
+
+/// Sends one registration request (and its SEP-837 retry) and reads the answer.
+async fn register_body(
+    http: &HttpClient,
+    registration_endpoint: &Url,
+    body: serde_json::Value,
+    advertised_auth_methods: Option<&[String]>,
+) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
     let mut response = http
         .post_json(registration_endpoint, &body, &HeaderMap::new())
         .await?;

@@ -200,3 +200,31 @@ fn merge_of_huge_documents_stays_bounded() {
     let merged = merge_metadata(oauth, [openid]);
     assert_eq!(merged.scopes_supported.unwrap(), ["a", "b", "c"]);
 }
+
+#[test]
+fn the_device_authorization_endpoint_is_read_merged_and_must_be_secure() {
+    let origin = Url::parse("https://as.example").unwrap();
+    let oauth = AuthServerMetadata::legacy_defaults(&origin);
+    let mut openid: AuthServerMetadata = serde_json::from_value(serde_json::json!({
+        "issuer": "https://as.example",
+        "authorization_endpoint": "https://as.example/authorize",
+        "token_endpoint": "https://as.example/token",
+        "device_authorization_endpoint": "https://as.example/device",
+        "code_challenge_methods_supported": ["S256"],
+    }))
+    .unwrap();
+    assert!(validate_metadata(&openid).is_ok());
+    let merged = merge_metadata(oauth, [openid.clone()]);
+    assert_eq!(
+        merged.device_authorization_endpoint.unwrap().as_str(),
+        "https://as.example/device"
+    );
+    openid.device_authorization_endpoint = Some(Url::parse("http://as.example/device").unwrap());
+    assert!(matches!(
+        validate_metadata(&openid),
+        Err(DiscoveryError::InsecureEndpoint {
+            field: "device_authorization_endpoint",
+            ..
+        })
+    ));
+}

@@ -184,6 +184,7 @@ impl Engine {
             dpop: None,
             enterprise: None,
             network: crate::config::network::NetworkConfig::default().over(&self.config.network),
+            escape_hatches: Default::default(),
             lookup: Default::default(),
         })
     }

@@ -98,6 +98,7 @@ mod tests {
             metadata,
             legacy: false,
             default_endpoints: false,
+            escape_hatches: Vec::new(),
             cached: false,
         }
     }

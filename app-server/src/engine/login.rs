@@ -384,10 +384,18 @@ impl OAuthService {
         // the configured URL itself is not.
         let http = self.server_http(target).await;
         let resource_override = target.resource_override.as_deref();
+        let overrides = target.discovery_overrides();
         let (discovery, cached) = match refused {
             None => {
-                discover_shared(&http, &target.url, &headers, resource_override, &self.cache)
-                    .await?
+                discover_shared(
+                    &http,
+                    &target.url,
+                    &headers,
+                    resource_override,
+                    overrides,
+                    &self.cache,
+                )
+                .await?
             }
             Some(probe) => {
                 let found = discover_after_probe(
@@ -395,6 +403,7 @@ impl OAuthService {
                     &target.url,
                     &headers,
                     resource_override,
+                    overrides,
                     &self.cache,
                     probe,
                 )
@@ -403,6 +412,15 @@ impl OAuthService {
                 (Arc::new(found), cached)
             }
         };
+        if !discovery.escape_hatches.is_empty() {
+            // Rule 64: once per login, whether discovery ran or the cache answered.
+            tracing::warn!(
+                server = %target.name,
+                issuer = %discovery.metadata.issuer,
+                escape_hatches = ?discovery.escape_hatches,
+                "logging in with escape hatches for an authorization server that does not publish its metadata as the specs say"
+            );
+        }
         self.check_preregistered_binding(target, &discovery.metadata.issuer)
             .await?;
         self.remember_discovered(target, discovery.protected_resource_url.as_ref());

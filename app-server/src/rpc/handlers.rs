@@ -370,6 +370,7 @@ async fn list_status(
                 issuer: None,
                 login_pending: false,
                 next_refresh_at: None,
+                escape_hatches: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
@@ -390,6 +391,7 @@ async fn list_status(
                     issuer: info.issuer,
                     login_pending,
                     next_refresh_at,
+                    escape_hatches: http.escape_hatches.status(),
                 }
             }
         });

@@ -8,6 +8,7 @@ mod config;
 mod dpop;
 mod dpop_frontends;
 mod enterprise;
+mod escape_hatches;
 mod grant_dpop;
 mod grants;
 mod harness;

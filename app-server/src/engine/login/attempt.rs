@@ -274,6 +274,7 @@ impl OAuthService {
                 &ctx.target.url,
                 &headers,
                 resource_override,
+                &ctx.target.escape_hatches,
             ))
             .await;
         let (fresh, cached) = discover_shared(
@@ -281,6 +282,7 @@ impl OAuthService {
             &ctx.target.url,
             &headers,
             resource_override,
+            ctx.target.discovery_overrides(),
             &self.cache,
         )
         .await?;

@@ -50,6 +50,7 @@ fn debug_output_holds_no_secret() {
             .unwrap(),
         },
         dpop: Some(true),
+        escape_hatches: Default::default(),
         lookup: Default::default(),
     };
     assert_redacted(&target);

@@ -17,7 +17,9 @@ use url::Url;
 
 use crate::credentials::{StoredClient, StoredCredentials, Update};
 use crate::engine::error::{CompleteError, LoginError};
-use crate::engine::flow::{Discovered, binds_dpop, login_ending, warn_if_unbound};
+use crate::engine::flow::{
+    Discovered, binds_dpop, login_ending, warn_escape_hatches, warn_if_unbound,
+};
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
 use crate::engine::state::control::{
@@ -412,15 +414,7 @@ impl OAuthService {
                 (Arc::new(found), cached)
             }
         };
-        if !discovery.escape_hatches.is_empty() {
-            // Rule 64: once per login, whether discovery ran or the cache answered.
-            tracing::warn!(
-                server = %target.name,
-                issuer = %discovery.metadata.issuer,
-                escape_hatches = ?discovery.escape_hatches,
-                "logging in with escape hatches for an authorization server that does not publish its metadata as the specs say"
-            );
-        }
+        warn_escape_hatches(&target.name, &discovery);
         self.check_preregistered_binding(target, &discovery.metadata.issuer)
             .await?;
         self.remember_discovered(target, discovery.protected_resource_url.as_ref());

@@ -5,24 +5,17 @@
 
 use std::path::Path;
 
-use mcp_app_server::credentials::{CredentialKey, CredentialStore, FileStore, StoredCredentials};
+use mcp_app_server::credentials::{CredentialStore, FileStore};
 use mcp_app_server::home::Home;
 use mcp_app_server_testkit::{Kit, KitConfig};
 use serde_json::{Value, json};
 
 use super::harness::{self, MemClient, write_config};
-use super::login::{daemon_for, file_store_config, login};
+use super::login::{daemon_for, file_store_config, login, status_of};
+use super::rules::stored;
 
 fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
-}
-
-fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
-    let key = CredentialKey::new(name, url::Url::parse(&kit.mcp_url()).unwrap().to_string());
-    FileStore::open(&Home::at(home))
-        .unwrap()
-        .load(&key)
-        .unwrap()
 }
 
 /// The issuer the kit's metadata names with `wrong_issuer`.
@@ -49,17 +42,6 @@ async fn refresh(c: &mut MemClient, home: &Path, name: &str, kit: &Kit) -> Value
     let token = c.ok("mcpServer/oauth/token", json!({"name": name})).await;
     assert_eq!(kit.counters().token_refresh, before + 1, "{token}");
     token
-}
-
-async fn status_of(c: &mut MemClient, name: &str) -> Value {
-    let list = c.ok("mcpServerStatus/list", json!({})).await;
-    list["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == name)
-        .cloned()
-        .unwrap()
 }
 
 #[tokio::test]

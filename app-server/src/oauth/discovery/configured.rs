@@ -57,25 +57,23 @@ impl Overrides<'_> {
         used.into_iter().map(str::to_string).collect()
     }
 
-    /// Rule 63 without any document: the configured endpoints, for the configured issuer
-    /// (else the one asked for). `None` unless both required endpoints are configured.
-    pub(super) fn endpoints_only(&self, issuer: &str) -> Option<AuthServerMetadata> {
+    /// Rule 63 without any document: the configured endpoints (nothing else is assumed),
+    /// for the configured issuer, else `issuer` (the one asked for, parsed as
+    /// `issuer_url`). `None` unless both required endpoints are configured.
+    pub(super) fn endpoints_only(
+        &self,
+        issuer: &str,
+        issuer_url: &Url,
+    ) -> Option<AuthServerMetadata> {
         let hatches = self.hatches;
-        Some(AuthServerMetadata {
-            issuer: hatches.issuer.clone().unwrap_or_else(|| issuer.to_string()),
-            authorization_endpoint: hatches.authorization_endpoint.clone()?,
-            token_endpoint: hatches.token_endpoint.clone()?,
-            registration_endpoint: hatches.registration_endpoint.clone(),
-            revocation_endpoint: hatches.revocation_endpoint.clone(),
-            scopes_supported: None,
-            response_types_supported: None,
-            grant_types_supported: None,
-            code_challenge_methods_supported: None,
-            token_endpoint_auth_methods_supported: None,
-            client_id_metadata_document_supported: false,
-            authorization_response_iss_parameter_supported: false,
-            dpop_signing_alg_values_supported: None,
-        })
+        if hatches.authorization_endpoint.is_none() || hatches.token_endpoint.is_none() {
+            return None;
+        }
+        let mut metadata = AuthServerMetadata::legacy_defaults(issuer_url);
+        metadata.issuer = hatches.issuer.clone().unwrap_or_else(|| issuer.to_string());
+        metadata.registration_endpoint = None;
+        metadata.override_endpoints(hatches);
+        Some(metadata)
     }
 }
 

@@ -332,7 +332,7 @@ async fn resolve(
                 }
                 MetadataOutcome::NotFound { attempts } => {
                     // Rule 63: the configured endpoints stand in for a missing document.
-                    if let Some(metadata) = overrides.endpoints_only(&issuer) {
+                    if let Some(metadata) = overrides.endpoints_only(&issuer, &issuer_url) {
                         (metadata, true)
                     } else if legacy {
                         let mut metadata = AuthServerMetadata::legacy_defaults(&issuer_url);

@@ -34,7 +34,7 @@ pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 #[cfg(test)]
 pub(crate) use self::model::fixtures;
 pub use self::model::{
-    CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredRegistration,
+    CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredLink, StoredRegistration,
 };
 pub use self::refresh_lock::RefreshLock;
 pub(crate) use self::store::DEFAULT_LOCK_WAIT;

@@ -9,6 +9,7 @@ mod dpop;
 mod dpop_frontends;
 mod enterprise;
 mod escape_hatches;
+mod gateway;
 mod grant_dpop;
 mod grants;
 mod harness;

@@ -51,6 +51,7 @@ fn debug_output_holds_no_secret() {
         },
         dpop: Some(true),
         escape_hatches: Default::default(),
+        share_login: true,
         lookup: Default::default(),
     };
     assert_redacted(&target);
@@ -89,6 +90,8 @@ fn debug_output_holds_no_secret() {
         grant: None,
         dpop_key: None,
         updated_at: 0,
+        refreshed_through: None,
+        shared_with: None,
     };
     assert_redacted(&creds);
     assert_redacted(&StoredRegistration {

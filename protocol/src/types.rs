@@ -191,6 +191,14 @@ pub struct McpServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub next_refresh_at: Option<i64>,
+    /// The escape hatches the server's `[mcp_servers.NAME.oauth]` table sets, by key
+    /// (`authorization_server_metadata_url`, `issuer`, `authorization_endpoint`,
+    /// `token_endpoint`, `registration_endpoint`, `revocation_endpoint`): workarounds for an
+    /// authorization server that does not publish its metadata as the specs say. Absent
+    /// when it sets none (strict discovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub escape_hatches: Option<Vec<String>>,
 }
 
 /// Params of `mcpServerStatus/list`.

@@ -29,6 +29,9 @@ const browser = await puppeteer.launch({
   executablePath: CHROMIUM,
   headless: true,
   userDataDir,
+  // Over a pipe, Chromium quits when this process goes, however it goes (the test kills it
+  // when it is dropped): no browser outlives its test run.
+  pipe: true,
   args: [
     '--no-sandbox',
     '--disable-gpu',

@@ -184,8 +184,17 @@ pub struct KitConfig {
     pub prm: PrmMode,
     /// PRM `resource` reported as this value instead of the MCP URL (spoofing tests).
     pub prm_resource_override: Option<String>,
-    /// Metadata `issuer` differs from the issuer it was fetched for.
+    /// Metadata `issuer` differs from the issuer it was fetched for: it names
+    /// `<AS origin>/impostor<issuer path>`, and so does the `iss` of authorization responses
+    /// (the server is consistent about its own name, only not with where it is found).
     pub wrong_issuer: bool,
+    /// The OAuth metadata document is served at this path of the authorization server's
+    /// origin (e.g. `/custom/oauth-metadata.json`), and nowhere else: every well-known
+    /// location answers 404. Requests to it count as `as_metadata_oauth`.
+    pub metadata_path: Option<String>,
+    /// Members left out of the metadata documents (e.g. `token_endpoint`): a server that
+    /// publishes an endpoint only in its documentation. The endpoints themselves still work.
+    pub metadata_without: Vec<String>,
     /// Metadata `issuer` is the issuer with a `/` appended: the same only after URL
     /// normalisation, which MCP 2026-07-28 forbids.
     pub metadata_issuer_trailing_slash: bool,
@@ -302,6 +311,8 @@ impl Default for KitConfig {
             prm: PrmMode::HeaderAndPath,
             prm_resource_override: None,
             wrong_issuer: false,
+            metadata_path: None,
+            metadata_without: Vec::new(),
             metadata_issuer_trailing_slash: false,
             prm_resource_pathless: false,
             also_protects: Vec::new(),
@@ -381,6 +392,12 @@ impl KitConfig {
 
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.normalized_issuer_path()?;
+        if let Some(path) = &self.metadata_path {
+            ensure!(
+                path.starts_with('/') && !path.starts_with("/.well-known/"),
+                "metadata_path {path:?} must be an absolute path outside /.well-known/"
+            );
+        }
         ensure!(
             !(self.decoy_as_on_mcp_origin && (self.as_on_mcp_origin || self.prm == PrmMode::None)),
             "decoy_as_on_mcp_origin needs the real authorization server on its own origin"

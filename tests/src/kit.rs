@@ -235,6 +235,9 @@ impl Kit {
             .map_or_else(|| rs_origin.clone(), |(_, origin)| origin.clone());
         let issuer = format!("{as_origin}{issuer_path}");
         let iss = match config.iss_variant {
+            IssVariant::Exact if config.wrong_issuer => {
+                Some(format!("{as_origin}/impostor{issuer_path}"))
+            }
             IssVariant::Exact => Some(issuer.clone()),
             IssVariant::TrailingSlash => Some(format!("{issuer}/")),
             IssVariant::UpperCase => Some(match issuer.split_once("://") {
@@ -343,6 +346,12 @@ impl Kit {
     /// `prm_resource_pathless`).
     pub fn resource(&self) -> String {
         self.shared.urls.resource.clone()
+    }
+
+    /// Where the metadata document is served with [`crate::KitConfig::metadata_path`].
+    pub fn custom_metadata_url(&self) -> Option<String> {
+        let path = self.shared.config.metadata_path.as_deref()?;
+        Some(format!("{}{path}", self.shared.urls.as_origin))
     }
 
     /// The authorization server's issuer identifier (what PRM lists).

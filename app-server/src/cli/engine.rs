@@ -187,6 +187,7 @@ impl Engine {
             share_login: true,
             enterprise: None,
             network: crate::config::network::NetworkConfig::default().over(&self.config.network),
+            escape_hatches: Default::default(),
             lookup: Default::default(),
         })
     }

@@ -58,15 +58,19 @@ async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
                 issuer: None,
                 login_pending: false,
                 next_refresh_at: None,
+                escape_hatches: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
                 let creds = engine.oauth.store_load(key).await?;
-                with_info(
-                    &server.name,
-                    http.url.as_str(),
-                    StatusInfo::from_credentials(creds.as_ref()),
-                )
+                McpServerStatus {
+                    escape_hatches: http.escape_hatches.status(),
+                    ..with_info(
+                        &server.name,
+                        http.url.as_str(),
+                        StatusInfo::from_credentials(creds.as_ref()),
+                    )
+                }
             }
         };
         rows.push(Row {
@@ -102,6 +106,7 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
         issuer: info.issuer,
         login_pending: false,
         next_refresh_at: None,
+        escape_hatches: None,
     }
 }
 
@@ -212,6 +217,21 @@ fn table(rows: &[Row], now: i64) -> String {
         out.push(String::new());
         out.push("* not in config.toml (logged in with --url or connect)".to_string());
     }
+    // Rule 64: the workarounds a server relies on are never silent.
+    let with_hatches: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let keys = r.status.escape_hatches.as_ref()?;
+            Some(format!("  {}: {}", r.status.name, keys.join(", ")))
+        })
+        .collect();
+    if !with_hatches.is_empty() {
+        out.push(String::new());
+        out.push(
+            "Escape hatches in use (config.toml relaxes discovery for these servers):".to_string(),
+        );
+        out.extend(with_hatches);
+    }
     out.join("\n")
 }
 
@@ -275,6 +295,7 @@ mod tests {
                     issuer: None,
                     login_pending: false,
                     next_refresh_at: None,
+                    escape_hatches: None,
                 },
                 configured: false,
             },
@@ -294,5 +315,40 @@ mod tests {
             "x*      logged in      in 1h 0m  dcr           http://127.0.0.1:1/mcp"
         );
         assert!(text.ends_with("* not in config.toml (logged in with --url or connect)"));
+    }
+
+    #[test]
+    fn table_lists_the_escape_hatches_of_each_server_that_sets_any() {
+        let strict = with_info(
+            "strict",
+            "https://a.example/mcp",
+            StatusInfo::from_credentials(None),
+        );
+        let relaxed = McpServerStatus {
+            escape_hatches: Some(vec!["issuer".into(), "token_endpoint".into()]),
+            ..with_info(
+                "atl",
+                "https://b.example/mcp",
+                StatusInfo::from_credentials(None),
+            )
+        };
+        let rows = |list: Vec<McpServerStatus>| -> Vec<Row> {
+            list.into_iter()
+                .map(|status| Row {
+                    status,
+                    configured: true,
+                })
+                .collect()
+        };
+        let text = table(&rows(vec![relaxed, strict.clone()]), 1000);
+        assert!(
+            text.ends_with(
+                "Escape hatches in use (config.toml relaxes discovery for these servers):\n  atl: issuer, token_endpoint"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("strict:"), "{text}");
+        let text = table(&rows(vec![strict]), 1000);
+        assert!(!text.contains("Escape hatches"), "{text}");
     }
 }

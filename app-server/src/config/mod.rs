@@ -11,11 +11,13 @@ use serde::Deserialize;
 use url::Url;
 
 pub mod enterprise;
+pub mod escape_hatches;
 pub mod grant;
 pub mod network;
 mod oauth_client;
 pub mod private_key;
 
+pub use escape_hatches::EscapeHatches;
 pub use oauth_client::{OauthClientConfig, RefreshScope};
 
 /// Where credentials are kept.
@@ -77,6 +79,8 @@ pub struct HttpServerConfig {
     pub oauth: OauthClientConfig,
     /// The grant of `oauth`, validated (and any key file parsed) when config.toml loaded.
     pub grant: grant::GrantConfig,
+    /// The escape hatches of `oauth`, validated when config.toml loaded.
+    pub escape_hatches: EscapeHatches,
     /// Lets this server's metadata send the daemon to private-network addresses (rule 35)
     /// as well as public ones; link-local and special-use addresses stay refused.
     pub allow_private_network: bool,
@@ -360,10 +364,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         "must be an absolute URL".to_string(),
                     ));
                 }
-                let (oauth, grant) = match server.oauth {
+                let (oauth, grant, escape_hatches) = match server.oauth {
                     None => (
                         OauthClientConfig::default(),
                         grant::GrantConfig::AuthorizationCode,
+                        EscapeHatches::default(),
                     ),
                     Some(spanned) => {
                         let oauth_span = spanned.span();
@@ -391,7 +396,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                                 message.to_string(),
                             ));
                         }
-                        (oauth, grant)
+                        let escape_hatches = oauth.escape_hatches().map_err(|e| {
+                            invalid(
+                                Some(oauth_span.clone()),
+                                &format!("{key}.oauth.{}", e.key),
+                                e.reason,
+                            )
+                        })?;
+                        (oauth, grant, escape_hatches)
                     }
                 };
                 let client_identity = match (server.client_certificate, server.client_key) {
@@ -428,6 +440,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     http_headers: server.http_headers.unwrap_or_default(),
                     oauth,
                     grant,
+                    escape_hatches,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
                     network,
                     allow_link_local_and_special_use: server

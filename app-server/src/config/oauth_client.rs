@@ -11,10 +11,24 @@ use serde::Deserialize;
 pub struct OauthClientConfig {
     /// A client id registered by hand with the authorization server.
     pub client_id: Option<String>,
-    /// The issuer of the authorization server `client_id` was registered with. When set and
-    /// the server's protected resource metadata names another one, the login stops instead
-    /// of sending this client id there (MCP 2026-07-28, authorization server binding).
+    /// The issuer of the server's authorization server. When set, a configured `client_id`
+    /// belongs to it: if the server's protected resource metadata names another one, the
+    /// login stops instead of sending this client id there (MCP 2026-07-28, authorization
+    /// server binding). It is also an escape hatch: a metadata document whose `issuer` is
+    /// exactly this value is accepted although it was found for another issuer
+    /// ([`super::escape_hatches`]).
     pub issuer: Option<String>,
+    /// Escape hatch: the authorization server metadata document to use instead of the
+    /// well-known locations ([`super::escape_hatches`]).
+    pub authorization_server_metadata_url: Option<String>,
+    /// Escape hatch: replaces the metadata's `authorization_endpoint`.
+    pub authorization_endpoint: Option<String>,
+    /// Escape hatch: replaces the metadata's `token_endpoint`.
+    pub token_endpoint: Option<String>,
+    /// Escape hatch: replaces the metadata's `registration_endpoint`.
+    pub registration_endpoint: Option<String>,
+    /// Escape hatch: replaces the metadata's `revocation_endpoint`.
+    pub revocation_endpoint: Option<String>,
     /// Name of the environment variable holding the client secret (confidential clients).
     pub client_secret_env_var: Option<String>,
     /// The label of the OS keyring entry holding the client secret (rule 71), written by

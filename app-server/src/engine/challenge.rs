@@ -122,13 +122,19 @@ impl OAuthService {
         .map_err(|e| ChallengeError::Discovery(DiscoveryError::from(e)))?;
         // What the cache knows about this server is what was just refused: discover again
         // (the result replaces it, so later logins use it too).
-        let key = DiscoveryCache::key(&target.url, &headers, target.resource_override.as_deref());
+        let key = DiscoveryCache::key(
+            &target.url,
+            &headers,
+            target.resource_override.as_deref(),
+            &target.escape_hatches,
+        );
         self.cache.invalidate(&key).await;
         let discovery = discover_after_probe(
             &self.http.with_network(&target.network),
             &target.url,
             &headers,
             target.resource_override.as_deref(),
+            target.discovery_overrides(),
             &self.cache,
             refusal.probe(),
         )

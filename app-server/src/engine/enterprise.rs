@@ -19,6 +19,7 @@ use self::idp::{IdpSession, discover_idp, read_id_token, resolve_auth, session_k
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::credentials::{StoreError, StoredClient, StoredCredentials, Update, unix_now};
 use crate::engine::error::{EnterpriseError, LoginError, VendError};
+use crate::engine::flow::warn_escape_hatches;
 use crate::engine::service::OAuthService;
 use crate::engine::stored::{apply_tokens, record_for, unrefreshable, usable};
 use crate::engine::target::{EnterpriseTarget, ServerTarget};
@@ -153,9 +154,11 @@ impl OAuthService {
             &target.url,
             &headers,
             target.resource_override.as_deref(),
+            target.discovery_overrides(),
             &self.cache,
         )
         .await?;
+        warn_escape_hatches(&target.name, &discovery);
         let scopes = discovery
             .scopes_for(
                 options.scopes.as_deref(),

@@ -71,6 +71,20 @@ pub(crate) fn no_local_browser() -> bool {
     auto_picks_device(|name| std::env::var(name).ok(), true)
 }
 
+/// Rule 64: a login that relies on escape hatches of the server's configuration says so,
+/// once, whether discovery ran or the cache answered. Names, URLs of no secret and keys
+/// only.
+pub(crate) fn warn_escape_hatches(name: &str, discovery: &Discovery) {
+    if !discovery.escape_hatches.is_empty() {
+        tracing::warn!(
+            server = %name,
+            issuer = %discovery.metadata.issuer,
+            escape_hatches = ?discovery.escape_hatches,
+            "logging in with escape hatches for an authorization server that does not publish its metadata as the specs say"
+        );
+    }
+}
+
 /// How the browser's page describes the end of a login.
 pub(crate) fn login_ending(result: &Result<(), LoginError>) -> LoginEnding {
     match result {
@@ -121,6 +135,7 @@ mod tests {
             metadata,
             legacy: false,
             default_endpoints: false,
+            escape_hatches: Vec::new(),
             cached: false,
         }
     }

@@ -18,7 +18,8 @@ use url::Url;
 use crate::credentials::{StoredCredentials, Update};
 use crate::engine::error::{ClientSecretError, CompleteError, LoginError};
 use crate::engine::flow::{
-    Discovered, binds_dpop, login_ending, no_local_browser, warn_if_unbound,
+    Discovered, binds_dpop, login_ending, no_local_browser, warn_escape_hatches,
+    warn_if_unbound,
 };
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
@@ -450,10 +451,18 @@ impl OAuthService {
         // the configured URL itself is not.
         let http = self.server_http(target).await;
         let resource_override = target.resource_override.as_deref();
+        let overrides = target.discovery_overrides();
         let (discovery, cached) = match refused {
             None => {
-                discover_shared(&http, &target.url, &headers, resource_override, &self.cache)
-                    .await?
+                discover_shared(
+                    &http,
+                    &target.url,
+                    &headers,
+                    resource_override,
+                    overrides,
+                    &self.cache,
+                )
+                .await?
             }
             Some(probe) => {
                 let found = discover_after_probe(
@@ -461,6 +470,7 @@ impl OAuthService {
                     &target.url,
                     &headers,
                     resource_override,
+                    overrides,
                     &self.cache,
                     probe,
                 )
@@ -469,6 +479,7 @@ impl OAuthService {
                 (Arc::new(found), cached)
             }
         };
+        warn_escape_hatches(&target.name, &discovery);
         self.check_preregistered_binding(target, &discovery.metadata.issuer)
             .await?;
         self.remember_discovered(target, discovery.protected_resource_url.as_ref());

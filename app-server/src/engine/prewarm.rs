@@ -93,6 +93,7 @@ impl OAuthService {
             &target.url,
             &headers,
             target.resource_override.as_deref(),
+            target.discovery_overrides(),
             &self.cache,
         )
         .await

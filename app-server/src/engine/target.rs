@@ -8,8 +8,9 @@ use url::Url;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::network::ServerNetwork;
-use crate::config::{Config, HttpServerConfig, RefreshScope};
+use crate::config::{Config, EscapeHatches, HttpServerConfig, RefreshScope};
 use crate::credentials::{CredentialKey, LookupKey};
+use crate::oauth::discovery::Overrides;
 use crate::oauth::net_policy::NetOptIns;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
@@ -54,6 +55,8 @@ pub struct ServerTarget {
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
     pub network: ServerNetwork,
+    /// The escape hatches of `[mcp_servers.NAME.oauth]` (rules 60-64); empty is strict.
+    pub escape_hatches: EscapeHatches,
     /// The key of [`ServerTarget::lookup_key`], once worked out.
     pub lookup: LookupCache,
 }
@@ -104,6 +107,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("refresh_scope", &self.refresh_scope)
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
+            .field("escape_hatches", &self.escape_hatches.keys())
             .finish()
     }
 }
@@ -217,8 +221,14 @@ impl ServerTarget {
                 _ => None,
             },
             network: http.network.over(&config.network),
+            escape_hatches: http.escape_hatches.clone(),
             lookup: Default::default(),
         }
+    }
+
+    /// The escape hatches as discovery applies them to this server (rules 60-64).
+    pub fn discovery_overrides(&self) -> Overrides<'_> {
+        Overrides::new(&self.name, &self.escape_hatches)
     }
 
     pub fn key(&self) -> CredentialKey {

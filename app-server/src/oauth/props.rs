@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 
-use super::discovery::{DiscoveryCache, DiscoveryError, Probe, discover_after_probe};
+use super::discovery::{DiscoveryCache, DiscoveryError, Overrides, Probe, discover_after_probe};
 use super::http::HttpClient;
 use super::registration::{ClientRegistration, TokenAuthMethod};
 use super::test_server::{TestServer, serve, with_headers};
@@ -221,6 +221,7 @@ fn metadata_documents_never_panic_discovery() {
                 &mcp,
                 &HeaderMap::new(),
                 None,
+                Overrides::NONE,
                 &DiscoveryCache::new(),
                 Probe {
                     status: StatusCode::UNAUTHORIZED,

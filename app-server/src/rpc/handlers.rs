@@ -380,6 +380,7 @@ async fn list_status(
                 issuer: None,
                 login_pending: false,
                 next_refresh_at: None,
+                escape_hatches: None,
             },
             ServerTransport::Http(http) => {
                 let key = CredentialKey::new(server.name.clone(), http.url.to_string());
@@ -400,6 +401,7 @@ async fn list_status(
                     issuer: info.issuer,
                     login_pending,
                     next_refresh_at,
+                    escape_hatches: http.escape_hatches.status(),
                 }
             }
         });

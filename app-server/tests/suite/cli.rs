@@ -35,7 +35,7 @@ fn command(home: &Path, args: &[&str]) -> Command {
     c
 }
 
-async fn run(home: &Path, args: &[&str]) -> Output {
+pub(super) async fn run(home: &Path, args: &[&str]) -> Output {
     let child = command(home, args).spawn().unwrap();
     tokio::time::timeout(WAIT, child.wait_with_output())
         .await
@@ -56,7 +56,7 @@ pub(super) fn kit_home(kit: &Kit, extra_servers: &str) -> tempfile::TempDir {
     home
 }
 
-async fn status_json(home: &Path) -> Vec<Value> {
+pub(super) async fn status_json(home: &Path) -> Vec<Value> {
     let out = run(home, &["status", "--json"]).await;
     assert!(out.status.success(), "{out:?}");
     serde_json::from_slice(&out.stdout).expect("status --json prints JSON")

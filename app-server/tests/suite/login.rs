@@ -55,7 +55,7 @@ fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
-async fn status_of(c: &mut MemClient, name: &str) -> Value {
+pub(super) async fn status_of(c: &mut MemClient, name: &str) -> Value {
     let list = c.ok("mcpServerStatus/list", json!({})).await;
     list["data"]
         .as_array()

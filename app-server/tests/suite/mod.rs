@@ -11,6 +11,7 @@ mod dpop;
 mod dpop_frontends;
 mod enterprise;
 mod entra;
+mod escape_hatches;
 mod gateway;
 mod grant_dpop;
 mod grants;

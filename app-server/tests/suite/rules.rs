@@ -16,7 +16,7 @@ fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
-fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
+pub(super) fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
     let key = CredentialKey::new(name, url::Url::parse(&kit.mcp_url()).unwrap().to_string());
     FileStore::open(&Home::at(home))
         .unwrap()

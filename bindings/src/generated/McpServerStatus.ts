@@ -53,4 +53,12 @@ loginPending: boolean,
  * since the Unix epoch. Set for servers whose token a frontend asked for within the last
  * 10 minutes and that can be refreshed; otherwise the token is refreshed on demand.
  */
-nextRefreshAt?: number, };
+nextRefreshAt?: number,
+/**
+ * The escape hatches the server's `[mcp_servers.NAME.oauth]` table sets, by key
+ * (`authorization_server_metadata_url`, `issuer`, `authorization_endpoint`,
+ * `token_endpoint`, `registration_endpoint`, `revocation_endpoint`): workarounds for an
+ * authorization server that does not publish its metadata as the specs say. Absent
+ * when it sets none (strict discovery).
+ */
+escapeHatches?: Array<string>, };

@@ -20,19 +20,26 @@ enum Flavor {
 
 pub(crate) async fn oauth_metadata(State(s): State<Arc<Shared>>) -> Response {
     bump(&s.counters.as_metadata_oauth);
-    serve(&s, Flavor::OAuth).await
+    serve(&s, Flavor::OAuth, false).await
 }
 
 pub(crate) async fn openid_metadata(State(s): State<Arc<Shared>>) -> Response {
     bump(&s.counters.as_metadata_openid);
-    serve(&s, Flavor::OpenId).await
+    serve(&s, Flavor::OpenId, false).await
 }
 
-async fn serve(s: &Shared, flavor: Flavor) -> Response {
+/// The OAuth document at [`crate::KitConfig::metadata_path`].
+pub(crate) async fn custom_metadata(State(s): State<Arc<Shared>>) -> Response {
+    bump(&s.counters.as_metadata_oauth);
+    serve(&s, Flavor::OAuth, true).await
+}
+
+async fn serve(s: &Shared, flavor: Flavor, at_custom_path: bool) -> Response {
     if let Some(fault) = s.faults.intercept(Endpoint::AsMetadata).await {
         return fault;
     }
     let published = match flavor {
+        _ if s.config.metadata_path.is_some() => at_custom_path,
         Flavor::OAuth => s.config.publish_oauth_metadata,
         Flavor::OpenId => s.config.publish_openid_metadata,
     };
@@ -144,5 +151,8 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
         "authorization_response_iss_parameter_supported".into(),
         json!(c.send_iss),
     );
+    for member in &c.metadata_without {
+        doc.remove(member);
+    }
     Value::Object(doc)
 }

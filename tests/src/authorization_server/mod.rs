@@ -53,5 +53,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(metadata::openid_metadata),
         );
     }
+    if let Some(path) = &shared.config.metadata_path {
+        router = router.route(path, get(metadata::custom_metadata));
+    }
     router.with_state(shared)
 }

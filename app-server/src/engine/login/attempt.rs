@@ -308,6 +308,7 @@ impl OAuthService {
                 &ctx.target.url,
                 &headers,
                 resource_override,
+                &ctx.target.escape_hatches,
             ))
             .await;
         let (fresh, cached) = discover_shared(
@@ -315,6 +316,7 @@ impl OAuthService {
             &ctx.target.url,
             &headers,
             resource_override,
+            ctx.target.discovery_overrides(),
             &self.cache,
         )
         .await?;

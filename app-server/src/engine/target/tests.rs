@@ -53,6 +53,7 @@ fn debug_output_holds_no_secret() {
             ..Default::default()
         },
         dpop: Some(true),
+        escape_hatches: Default::default(),
         share_login: true,
         lookup: Default::default(),
     };

@@ -10,16 +10,26 @@ use url::Url;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::DiscoveryError;
+use super::hatches::Overrides;
+use crate::config::EscapeHatches;
 use crate::oauth::bounds::{self, MAX_LIST_ENTRIES};
 use crate::oauth::http::{HttpClient, HttpError, HttpResponse, check_secure_url};
 
 /// RFC 8414 authorization server metadata (the fields a client uses), after merging the
 /// OAuth and OpenID documents of one issuer.
+pub type AuthServerMetadata = MetadataOf<Url>;
+
+/// A metadata document as published: the endpoints a login cannot do without may be
+/// missing, for a configured escape hatch to supply ([`MetadataOf::complete`]).
+pub(super) type PublishedMetadata = MetadataOf<Option<Url>>;
+
+/// The fields of a metadata document; `E` is the type of the authorization and token
+/// endpoints (a member that is absent parses as `None` only where `E` is an `Option`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuthServerMetadata {
+pub struct MetadataOf<E> {
     pub issuer: String,
-    pub authorization_endpoint: Url,
-    pub token_endpoint: Url,
+    pub authorization_endpoint: E,
+    pub token_endpoint: E,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<Url>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +123,60 @@ impl AuthServerMetadata {
             .as_ref()
             .is_some_and(|m| m.iter().any(|m| m == "S256"))
     }
+
+    /// Rule 63: the configured endpoints replace the document's.
+    pub(super) fn override_endpoints(&mut self, hatches: &EscapeHatches) {
+        if let Some(url) = &hatches.authorization_endpoint {
+            self.authorization_endpoint = url.clone();
+        }
+        if let Some(url) = &hatches.token_endpoint {
+            self.token_endpoint = url.clone();
+        }
+        if let Some(url) = &hatches.registration_endpoint {
+            self.registration_endpoint = Some(url.clone());
+        }
+        if let Some(url) = &hatches.revocation_endpoint {
+            self.revocation_endpoint = Some(url.clone());
+        }
+    }
+}
+
+impl PublishedMetadata {
+    /// The document with the configured endpoints in place of its own (rule 63); the key
+    /// of a required endpoint that neither gives when there is none.
+    pub(super) fn complete(
+        self,
+        hatches: &EscapeHatches,
+    ) -> Result<AuthServerMetadata, &'static str> {
+        let authorization_endpoint = hatches
+            .authorization_endpoint
+            .clone()
+            .or(self.authorization_endpoint)
+            .ok_or("authorization_endpoint")?;
+        let token_endpoint = hatches
+            .token_endpoint
+            .clone()
+            .or(self.token_endpoint)
+            .ok_or("token_endpoint")?;
+        let mut metadata = AuthServerMetadata {
+            issuer: self.issuer,
+            authorization_endpoint,
+            token_endpoint,
+            registration_endpoint: self.registration_endpoint,
+            revocation_endpoint: self.revocation_endpoint,
+            scopes_supported: self.scopes_supported,
+            response_types_supported: self.response_types_supported,
+            grant_types_supported: self.grant_types_supported,
+            code_challenge_methods_supported: self.code_challenge_methods_supported,
+            token_endpoint_auth_methods_supported: self.token_endpoint_auth_methods_supported,
+            client_id_metadata_document_supported: self.client_id_metadata_document_supported,
+            authorization_response_iss_parameter_supported: self
+                .authorization_response_iss_parameter_supported,
+            dpop_signing_alg_values_supported: self.dpop_signing_alg_values_supported,
+        };
+        metadata.override_endpoints(hatches);
+        Ok(metadata)
+    }
 }
 
 pub(super) fn parse_issuer(issuer: &str) -> Result<Url, DiscoveryError> {
@@ -203,6 +267,72 @@ pub(super) enum MetadataOutcome {
     },
 }
 
+/// What one answer of a metadata location amounts to.
+pub(super) enum Judged {
+    /// A document of the expected issuer, or of the configured one (rule 61).
+    Valid(Box<AuthServerMetadata>, Option<Duration>),
+    /// Not a document to use: why, as an error and as a line of the attempts.
+    Refused(DiscoveryError),
+    /// No document there (not 200, not JSON): the attempt's line.
+    Absent(String),
+}
+
+/// Judges one answer of `url` for `issuer`: rules 4 and 26 (the exact `issuer`), relaxed
+/// only by a configured `issuer` (rule 61); the configured endpoints completed in (rule 63).
+pub(super) async fn judge(
+    url: &Url,
+    response: HttpResponse,
+    issuer: &str,
+    overrides: Overrides<'_>,
+) -> Judged {
+    if response.status != StatusCode::OK {
+        return Judged::Absent(format!("{url}: HTTP {}", response.status.as_u16()));
+    }
+    // Read straight from the bytes, twice (the issuer alone, then the whole document
+    // with its lists bounded): no intermediate JSON tree of a 1 MiB document. A large
+    // body is parsed off the async worker.
+    let max_age = response.cache_max_age();
+    let parsed = response
+        .parse_off_worker(|body| {
+            let found = serde_json::from_slice::<IssuerOnly>(body).ok()?;
+            let found_issuer = match found.issuer {
+                Some(serde_json::Value::String(s)) => s,
+                _ => String::new(),
+            };
+            let metadata = serde_json::from_slice::<PublishedMetadata>(body);
+            Some((found_issuer, metadata))
+        })
+        .await;
+    let Some((found_issuer, metadata)) = parsed else {
+        return Judged::Absent(format!("{url}: not JSON"));
+    };
+    if !overrides.accepts_issuer(issuer, &found_issuer) {
+        return Judged::Refused(DiscoveryError::IssuerMismatch {
+            url: url.to_string(),
+            expected: issuer.to_string(),
+            found: found_issuer.chars().take(MAX_QUOTED_ISSUER).collect(),
+            server: overrides.server.to_string(),
+        });
+    }
+    let metadata = match metadata {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            return Judged::Refused(DiscoveryError::InvalidMetadata {
+                url: url.to_string(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    match metadata.complete(overrides.hatches) {
+        Ok(metadata) => Judged::Valid(Box::new(metadata), max_age),
+        Err(field) => Judged::Refused(DiscoveryError::MissingEndpoint {
+            url: url.to_string(),
+            field,
+            server: overrides.server.to_string(),
+        }),
+    }
+}
+
 /// `prefetched`: the answers of every location of `issuer_url`, in order, already asked
 /// (same-origin speculation); they are judged exactly as fetched ones.
 pub(super) async fn fetch_auth_server_metadata(
@@ -210,6 +340,7 @@ pub(super) async fn fetch_auth_server_metadata(
     issuer: &str,
     issuer_url: &Url,
     prefetched: Option<Vec<Result<HttpResponse, HttpError>>>,
+    overrides: Overrides<'_>,
 ) -> Result<MetadataOutcome, DiscoveryError> {
     let candidates = auth_server_metadata_candidates(issuer_url);
     let no_headers = HeaderMap::new();
@@ -235,47 +366,23 @@ pub(super) async fn fetch_auth_server_metadata(
                 continue;
             }
         };
-        if response.status != StatusCode::OK {
-            attempts.push(format!("{url}: HTTP {}", response.status.as_u16()));
-            continue;
-        }
-        // Read straight from the bytes, twice (the issuer alone, then the whole document
-        // with its lists bounded): no intermediate JSON tree of a 1 MiB document. A large
-        // body is parsed off the async worker.
-        let parsed = response
-            .parse_off_worker(|body| {
-                let found = serde_json::from_slice::<IssuerOnly>(body).ok()?;
-                let found_issuer = match found.issuer {
-                    Some(serde_json::Value::String(s)) => s,
-                    _ => String::new(),
-                };
-                let metadata = serde_json::from_slice::<AuthServerMetadata>(body);
-                Some((found_issuer, metadata))
-            })
-            .await;
-        let Some((found_issuer, metadata)) = parsed else {
-            attempts.push(format!("{url}: not JSON"));
-            continue;
-        };
-        if !issuers_match(issuer, &found_issuer) {
-            first_mismatch.get_or_insert(DiscoveryError::IssuerMismatch {
-                url: url.to_string(),
-                expected: issuer.to_string(),
-                found: found_issuer.chars().take(MAX_QUOTED_ISSUER).collect(),
-            });
-            continue;
-        }
-        match metadata {
-            Ok(metadata) => valid.push((metadata, response.cache_max_age())),
-            Err(e) => {
-                first_invalid.get_or_insert(DiscoveryError::InvalidMetadata {
-                    url: url.to_string(),
-                    reason: e.to_string(),
-                });
+        match judge(url, response, issuer, overrides).await {
+            Judged::Valid(metadata, max_age) => valid.push((*metadata, max_age)),
+            Judged::Absent(attempt) => attempts.push(attempt),
+            Judged::Refused(e @ DiscoveryError::IssuerMismatch { .. }) => {
+                first_mismatch.get_or_insert(e);
+            }
+            Judged::Refused(e) => {
+                first_invalid.get_or_insert(e);
             }
         }
     }
 
+    // Documents of one issuer only: those of the issuer asked for when there are any, else
+    // those of the configured one.
+    if valid.iter().any(|(m, _)| issuers_match(issuer, &m.issuer)) {
+        valid.retain(|(m, _)| issuers_match(issuer, &m.issuer));
+    }
     if !valid.is_empty() {
         let max_age = valid
             .iter()

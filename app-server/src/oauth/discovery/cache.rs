@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::outcome::Discovery;
+use crate::config::EscapeHatches;
 use crate::oauth::state_file::{lock_exclusive, read_bounded, write_atomically};
 
 /// Lifetime of an entry when no document said how long it may be kept.
@@ -221,13 +222,15 @@ impl DiscoveryCache {
         }
     }
 
-    /// The cache key of a server: its URL, the configured `oauth_resource`, and a digest of
+    /// The cache key of a server: its URL, the configured `oauth_resource`, a digest of
     /// the configured headers (they may change what the server answers; their values are
-    /// never written out).
+    /// never written out), and of the configured escape hatches (they change what discovery
+    /// accepts and finds: one server's must never serve another's discovery, rule 64).
     pub fn key(
         server_url: &Url,
         extra_headers: &HeaderMap,
         resource_override: Option<&str>,
+        hatches: &EscapeHatches,
     ) -> String {
         let mut key = server_url.clone();
         key.set_fragment(None);
@@ -251,6 +254,32 @@ impl DiscoveryCache {
             }
             let hash = digest.finalize();
             out.push_str(" headers=");
+            for b in &hash[..12] {
+                out.push_str(&format!("{b:02x}"));
+            }
+        }
+        if !hatches.is_empty() {
+            let mut digest = Sha256::new();
+            let urls = [
+                &hatches.authorization_server_metadata_url,
+                &hatches.authorization_endpoint,
+                &hatches.token_endpoint,
+                &hatches.registration_endpoint,
+                &hatches.revocation_endpoint,
+            ];
+            for value in urls
+                .into_iter()
+                .map(|u| u.as_ref().map(Url::as_str))
+                .chain([hatches.issuer.as_deref()])
+            {
+                // Absent and empty differ: a marker byte, then the value and a separator.
+                digest.update(match value {
+                    Some(v) => [&[1u8][..], v.as_bytes(), &[0]].concat(),
+                    None => vec![2u8],
+                });
+            }
+            let hash = digest.finalize();
+            out.push_str(" hatches=");
             for b in &hash[..12] {
                 out.push_str(&format!("{b:02x}"));
             }

@@ -11,8 +11,9 @@
 //! names that issuer. Validated results are kept in the [`DiscoveryCache`].
 //!
 //! One step per file: [`probe`](mod@probe), [`prm`], [`as_metadata`], [`same_origin`],
-//! [`cache`]; what discovery found ([`Discovery`]) and why it failed ([`DiscoveryError`])
-//! each have their own.
+//! [`cache`], and the escape hatches of rules 60-64 ([`hatches`], [`configured`]); what
+//! discovery found ([`Discovery`]) and why it failed ([`DiscoveryError`]) each have their
+//! own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,9 @@ use super::resource::{check_prm_resource, resource_indicator};
 
 mod as_metadata;
 mod cache;
+mod configured;
 mod error;
+mod hatches;
 mod outcome;
 mod prm;
 mod probe;
@@ -39,7 +42,9 @@ use as_metadata::{MetadataOutcome, fetch_auth_server_metadata, origin_string, pa
 #[cfg(test)]
 pub use as_metadata::{auth_server_metadata_candidates, merge_metadata};
 pub use cache::DiscoveryCache;
+use configured::fetch_configured_metadata;
 pub use error::DiscoveryError;
+pub use hatches::Overrides;
 pub use outcome::Discovery;
 use prm::{FoundPrm, PrmAnswer, fetch_prm, find_protected_resource, guessed_location};
 #[cfg(test)]
@@ -55,10 +60,18 @@ pub async fn discover(
     server_url: &Url,
     extra_headers: &HeaderMap,
     resource_override: Option<&str>,
+    overrides: Overrides<'_>,
     cache: &DiscoveryCache,
 ) -> Result<Discovery, DiscoveryError> {
-    let (shared, cached) =
-        discover_shared(http, server_url, extra_headers, resource_override, cache).await?;
+    let (shared, cached) = discover_shared(
+        http,
+        server_url,
+        extra_headers,
+        resource_override,
+        overrides,
+        cache,
+    )
+    .await?;
     let mut found = Arc::unwrap_or_clone(shared);
     found.cached = cached;
     Ok(found)
@@ -72,17 +85,29 @@ pub async fn discover_shared(
     server_url: &Url,
     extra_headers: &HeaderMap,
     resource_override: Option<&str>,
+    overrides: Overrides<'_>,
     cache: &DiscoveryCache,
 ) -> Result<(Arc<Discovery>, bool), DiscoveryError> {
-    let key = DiscoveryCache::key(server_url, extra_headers, resource_override);
+    let key = DiscoveryCache::key(
+        server_url,
+        extra_headers,
+        resource_override,
+        overrides.hatches,
+    );
     let _gate = cache.gate(&key).await;
     if let Some(known) = cache.get_shared(&key).await {
         check_endpoints(http, &known.metadata).await?;
         tracing::debug!(server = %server_url, "discovery answered from the cache");
         return Ok((known, true));
     }
-    let (found, max_age) =
-        discover_uncached(http, server_url, extra_headers, resource_override).await?;
+    let (found, max_age) = discover_uncached(
+        http,
+        server_url,
+        extra_headers,
+        resource_override,
+        overrides,
+    )
+    .await?;
     let found = Arc::new(found);
     cache.insert_shared(&key, found.clone(), max_age).await;
     Ok((found, false))
@@ -96,6 +121,7 @@ pub async fn discover_uncached(
     server_url: &Url,
     extra_headers: &HeaderMap,
     resource_override: Option<&str>,
+    overrides: Overrides<'_>,
 ) -> Result<(Discovery, Option<Duration>), DiscoveryError> {
     let guess = guessed_location(server_url)?;
     // Under way while the probe and the PRM are asked; waited for only if the PRM names
@@ -110,9 +136,12 @@ pub async fn discover_uncached(
         server_url,
         extra_headers,
         resource_override,
-        probe?,
-        Some((guess, early)),
-        speculation,
+        overrides,
+        Asked {
+            probe: probe?,
+            early: Some((guess, early)),
+            speculation,
+        },
     )
     .await
 }
@@ -127,10 +156,16 @@ pub async fn discover_after_probe(
     server_url: &Url,
     extra_headers: &HeaderMap,
     resource_override: Option<&str>,
+    overrides: Overrides<'_>,
     cache: &DiscoveryCache,
     probe: Probe,
 ) -> Result<Discovery, DiscoveryError> {
-    let key = DiscoveryCache::key(server_url, extra_headers, resource_override);
+    let key = DiscoveryCache::key(
+        server_url,
+        extra_headers,
+        resource_override,
+        overrides.hatches,
+    );
     let _gate = cache.gate(&key).await;
     if !probe.status.is_success()
         && let Some(mut known) = cache.get(&key).await
@@ -174,9 +209,12 @@ pub async fn discover_after_probe(
             server_url,
             extra_headers,
             resource_override,
-            probe,
-            early,
-            None,
+            overrides,
+            Asked {
+                probe,
+                early,
+                speculation: None,
+            },
         )
         .await?;
         cache.insert(&key, &found, max_age).await;
@@ -187,13 +225,24 @@ pub async fn discover_after_probe(
         server_url,
         extra_headers,
         resource_override,
-        probe,
-        None,
-        None,
+        overrides,
+        Asked {
+            probe,
+            early: None,
+            speculation: None,
+        },
     )
     .await?;
     cache.insert(&key, &found, max_age).await;
     Ok(found)
+}
+
+/// What was asked before [`resolve`]: the probe's answer, the PRM location asked with it,
+/// and the origin's metadata asked ahead.
+struct Asked {
+    probe: Probe,
+    early: Option<(Url, Result<prm::PrmAnswer, DiscoveryError>)>,
+    speculation: Option<Speculation>,
 }
 
 /// From the probe's answer (and the PRM location asked with it) to validated metadata.
@@ -202,10 +251,14 @@ async fn resolve(
     server_url: &Url,
     extra_headers: &HeaderMap,
     resource_override: Option<&str>,
-    probe: Probe,
-    early: Option<(Url, Result<prm::PrmAnswer, DiscoveryError>)>,
-    speculation: Option<Speculation>,
+    overrides: Overrides<'_>,
+    asked: Asked,
 ) -> Result<(Discovery, Option<Duration>), DiscoveryError> {
+    let Asked {
+        probe,
+        early,
+        speculation,
+    } = asked;
     if probe.status.is_success() {
         return Err(DiscoveryError::NotProtected {
             url: server_url.to_string(),
@@ -252,31 +305,55 @@ async fn resolve(
     };
 
     let issuer_url = parse_issuer(&issuer)?;
-    let prefetched = match speculation {
-        Some(speculation) => speculation.answers_for(&issuer_url).await,
-        None => None,
-    };
-    let (metadata, default_endpoints) =
-        match fetch_auth_server_metadata(http, &issuer, &issuer_url, prefetched).await? {
-            MetadataOutcome::Found {
-                metadata,
-                max_age: metadata_age,
-            } => {
-                validate_metadata(&metadata)?;
-                max_age = shortest(max_age, metadata_age);
-                (*metadata, false)
-            }
-            MetadataOutcome::NotFound { attempts } => {
-                if !legacy {
-                    return Err(DiscoveryError::NoMetadata {
-                        issuer,
-                        attempts: attempts.join("; "),
-                    });
+    let (metadata, default_endpoints) = match &overrides.hatches.authorization_server_metadata_url {
+        // Rule 60: that document; the origin's answers asked ahead are not used.
+        Some(url) => {
+            drop(speculation);
+            let (metadata, metadata_age) =
+                fetch_configured_metadata(http, url, &issuer, overrides).await?;
+            max_age = shortest(max_age, metadata_age);
+            (metadata, false)
+        }
+        None => {
+            let prefetched = match speculation {
+                Some(speculation) => speculation.answers_for(&issuer_url).await,
+                None => None,
+            };
+            match fetch_auth_server_metadata(http, &issuer, &issuer_url, prefetched, overrides)
+                .await?
+            {
+                MetadataOutcome::Found {
+                    metadata,
+                    max_age: metadata_age,
+                } => {
+                    validate_metadata(&metadata)?;
+                    max_age = shortest(max_age, metadata_age);
+                    (*metadata, false)
                 }
-                (AuthServerMetadata::legacy_defaults(&issuer_url), true)
+                MetadataOutcome::NotFound { attempts } => {
+                    // Rule 63: the configured endpoints stand in for a missing document.
+                    if let Some(metadata) = overrides.endpoints_only(&issuer, &issuer_url) {
+                        (metadata, true)
+                    } else if legacy {
+                        let mut metadata = AuthServerMetadata::legacy_defaults(&issuer_url);
+                        metadata.override_endpoints(overrides.hatches);
+                        (metadata, true)
+                    } else {
+                        return Err(DiscoveryError::NoMetadata {
+                            issuer,
+                            attempts: attempts.join("; "),
+                            server: overrides.server.to_string(),
+                        });
+                    }
+                }
             }
-        };
+        }
+    };
     check_endpoints(http, &metadata).await?;
+    let escape_hatches = overrides.used(&issuer, &metadata);
+    // The issuer the login works with is the one the document names: the same string as
+    // asked for, but for a configured `issuer` (rule 61).
+    let issuer = metadata.issuer.clone();
 
     let resource = resource_indicator(
         resource_override,
@@ -292,6 +369,7 @@ async fn resolve(
         metadata,
         legacy,
         default_endpoints,
+        escape_hatches,
         cached: false,
     };
     Ok((found, max_age))

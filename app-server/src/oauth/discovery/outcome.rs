@@ -18,14 +18,20 @@ pub struct Discovery {
     pub protected_resource: Option<ProtectedResourceMetadata>,
     /// The Bearer challenge of the probe's 401, if any.
     pub challenge: Option<BearerChallenge>,
-    /// The issuer asked for (from the PRM, or the server origin in legacy mode). The
-    /// metadata's `issuer` is this very string (rule 26), so either may be recorded.
+    /// The issuer asked for (from the PRM, or the server origin in legacy mode), or the
+    /// configured `issuer` a document named instead (rule 61). The metadata's `issuer` is
+    /// this very string (rule 26), so either may be recorded.
     pub issuer: String,
     pub metadata: AuthServerMetadata,
     /// 2025-03-26 fallback: no PRM, the server's origin is the issuer.
     pub legacy: bool,
-    /// Legacy fallback without any metadata document: default endpoints were assumed.
+    /// No metadata document: the endpoints are the legacy defaults (2025-03-26 fallback)
+    /// or the configured ones (rule 63), and PKCE S256 is assumed.
     pub default_endpoints: bool,
+    /// The escape hatches of the server's configuration this result depends on (rules
+    /// 60-64), by key; empty for strict discovery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escape_hatches: Vec<String>,
     /// Answered from the [`DiscoveryCache`](super::DiscoveryCache): when an endpoint refuses in a way that shows
     /// the documents changed, discovery runs again (once) and the login goes on.
     #[serde(skip)]

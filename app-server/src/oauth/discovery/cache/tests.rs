@@ -15,6 +15,7 @@ fn discovery(issuer: &str) -> Discovery {
         metadata: AuthServerMetadata::legacy_defaults(&origin),
         legacy: true,
         default_endpoints: true,
+        escape_hatches: Vec::new(),
         cached: false,
     }
 }
@@ -180,13 +181,39 @@ async fn the_cache_is_bounded() {
 #[test]
 fn keys_differ_by_resource_and_headers_and_hide_header_values() {
     let url = Url::parse("https://mcp.example/mcp#frag").unwrap();
-    let plain = DiscoveryCache::key(&url, &HeaderMap::new(), None);
+    let none = EscapeHatches::default();
+    let plain = DiscoveryCache::key(&url, &HeaderMap::new(), None, &none);
     assert_eq!(plain, "https://mcp.example/mcp");
-    let with_resource = DiscoveryCache::key(&url, &HeaderMap::new(), Some("https://r"));
+    let with_resource = DiscoveryCache::key(&url, &HeaderMap::new(), Some("https://r"), &none);
     let mut headers = HeaderMap::new();
     headers.insert("x-api-key", "SECRET-VALUE".parse().unwrap());
-    let with_headers = DiscoveryCache::key(&url, &headers, None);
+    let with_headers = DiscoveryCache::key(&url, &headers, None, &none);
     assert_ne!(plain, with_resource);
     assert_ne!(plain, with_headers);
     assert!(!with_headers.contains("SECRET"));
+}
+
+#[test]
+fn keys_differ_by_escape_hatches() {
+    let url = Url::parse("https://mcp.example/mcp").unwrap();
+    let key = |hatches: &EscapeHatches| DiscoveryCache::key(&url, &HeaderMap::new(), None, hatches);
+    let plain = key(&EscapeHatches::default());
+    let issuer = EscapeHatches {
+        issuer: Some("https://as.example/t".into()),
+        ..Default::default()
+    };
+    let other_issuer = EscapeHatches {
+        issuer: Some("https://as.example/u".into()),
+        ..Default::default()
+    };
+    let token = EscapeHatches {
+        token_endpoint: Some(Url::parse("https://as.example/t").unwrap()),
+        ..Default::default()
+    };
+    let keys = [plain, key(&issuer), key(&other_issuer), key(&token)];
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
 }

@@ -38,7 +38,16 @@ async fn a_refusal_revalidates_the_cached_prm_and_sees_a_moved_authorization_ser
         let (http, url) = (&http, &url);
         async move {
             let p = probe::probe(http, url, &HeaderMap::new()).await.unwrap();
-            discover_after_probe(http, url, &HeaderMap::new(), None, cache, p).await
+            discover_after_probe(
+                http,
+                url,
+                &HeaderMap::new(),
+                None,
+                Overrides::NONE,
+                cache,
+                p,
+            )
+            .await
         }
     };
 

@@ -3,6 +3,7 @@
 //! server metadata ([`metadata`]), the probe ([`probing`]), and the cache ([`cache`]).
 
 mod cache;
+mod hatches;
 mod metadata;
 mod prm;
 mod probing;
@@ -68,6 +69,7 @@ pub(super) async fn run(
         &server.url("/mcp"),
         &HeaderMap::new(),
         None,
+        Overrides::NONE,
         cache,
     )
     .await

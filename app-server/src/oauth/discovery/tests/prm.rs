@@ -117,6 +117,7 @@ async fn the_prm_resource_is_sent_verbatim_and_the_override_wins() {
         &mcp.url("/mcp"),
         &HeaderMap::new(),
         Some("https://configured.example/mcp"),
+        Overrides::NONE,
         &DiscoveryCache::new(),
     )
     .await

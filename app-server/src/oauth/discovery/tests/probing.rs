@@ -153,6 +153,7 @@ async fn extra_headers_go_to_the_mcp_origin_only() {
         &mcp.url("/mcp"),
         &headers,
         Some("https://override.example/mcp"),
+        Overrides::NONE,
         &DiscoveryCache::new(),
     )
     .await

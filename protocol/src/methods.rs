@@ -231,6 +231,7 @@ mod tests {
     fn notifications_round_trip() {
         let n = ServerNotification::OauthLoginCompleted(OauthLoginCompletedNotification {
             name: "a".into(),
+            account: Some("someone@example.com".into()),
             success: false,
             error: Some("boom".into()),
             error_kind: Some(crate::ErrorKind::LoginTimedOut),

@@ -8,8 +8,8 @@ use mcp_app_server_protocol::{
 use super::engine::{CliError, Engine};
 use super::output::say;
 use crate::config::ServerTransport;
-use crate::credentials::{CredentialKey, unix_now};
-use crate::engine::StatusInfo;
+use crate::credentials::{StoredCredentials, unix_now};
+use crate::engine::{ServerAccounts, StatusInfo};
 
 /// `status [--json]`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +44,7 @@ pub async fn run(args: StatusArgs) -> Result<(), CliError> {
 
 async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
     let mut rows = Vec::new();
+    let stored = engine.oauth.store_list().await?;
     for server in engine.config.servers.values() {
         let status = match &server.transport {
             ServerTransport::Stdio { .. } => McpServerStatus {
@@ -58,15 +59,20 @@ async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
                 issuer: None,
                 login_pending: false,
                 next_refresh_at: None,
+                account: None,
+                accounts: None,
             },
             ServerTransport::Http(http) => {
-                let key = CredentialKey::new(server.name.clone(), http.url.to_string());
-                let creds = engine.oauth.store_load(key).await?;
-                with_info(
-                    &server.name,
-                    http.url.as_str(),
-                    StatusInfo::from_credentials(creds.as_ref()),
-                )
+                let entries: Vec<StoredCredentials> = stored
+                    .iter()
+                    .filter(|c| c.server_name == server.name && c.server_url == http.url.as_str())
+                    .cloned()
+                    .collect();
+                let accounts = ServerAccounts::of(&entries, None);
+                let mut status = with_info(&server.name, http.url.as_str(), accounts.info);
+                status.account = accounts.account;
+                status.accounts = accounts.accounts;
+                status
             }
         };
         rows.push(Row {
@@ -102,6 +108,8 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
         issuer: info.issuer,
         login_pending: false,
         next_refresh_at: None,
+        account: None,
+        accounts: None,
     }
 }
 
@@ -166,6 +174,12 @@ fn table(rows: &[Row], now: i64) -> String {
     }
     let header = ["NAME", "STATUS", "EXPIRES", "REGISTRATION", "URL"].map(str::to_string);
     let mut lines = vec![header];
+    let expires = |status: McpAuthStatus, at: Option<i64>| match (status, at) {
+        (McpAuthStatus::LoggedIn | McpAuthStatus::Expired, Some(at)) => {
+            expiry_text(at, now).replace("expires ", "")
+        }
+        _ => "-".to_string(),
+    };
     for row in rows {
         let s = &row.status;
         let name = if row.configured {
@@ -173,19 +187,31 @@ fn table(rows: &[Row], now: i64) -> String {
         } else {
             format!("{}*", s.name)
         };
-        let expires = match (s.auth_status, s.expires_at) {
-            (McpAuthStatus::LoggedIn | McpAuthStatus::Expired, Some(at)) => {
-                expiry_text(at, now).replace("expires ", "")
+        let url = s.url.clone().unwrap_or_else(|| "-".to_string());
+        let registration = s.registration.map_or("-", registration_text).to_string();
+        match s.accounts.as_deref() {
+            // Several accounts, or one with a label: a line each, the one used last marked.
+            Some(accounts) if accounts.iter().any(|a| a.account.is_some()) => {
+                for a in accounts {
+                    let label = a.account.as_deref().unwrap_or("(no account)");
+                    let mark = if a.current { " (used last)" } else { "" };
+                    lines.push([
+                        format!("{name} [{label}]{mark}"),
+                        status_text(a.auth_status, a.reason),
+                        expires(a.auth_status, a.expires_at),
+                        registration.clone(),
+                        url.clone(),
+                    ]);
+                }
             }
-            _ => "-".to_string(),
-        };
-        lines.push([
-            name,
-            status_text(s.auth_status, s.reason),
-            expires,
-            s.registration.map_or("-", registration_text).to_string(),
-            s.url.clone().unwrap_or_else(|| "-".to_string()),
-        ]);
+            _ => lines.push([
+                name,
+                status_text(s.auth_status, s.reason),
+                expires(s.auth_status, s.expires_at),
+                registration,
+                url,
+            ]),
+        }
     }
     let widths: Vec<usize> = (0..5)
         .map(|i| {
@@ -275,6 +301,8 @@ mod tests {
                     issuer: None,
                     login_pending: false,
                     next_refresh_at: None,
+                    account: None,
+                    accounts: None,
                 },
                 configured: false,
             },

@@ -84,7 +84,7 @@ impl Document {
     pub(crate) fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
         self.credentials
             .get(&key.storage_key())
-            .filter(|c| c.server_name == key.server_name && c.server_url == key.server_url)
+            .filter(|c| key.is_key_of(c))
             .map(|c| &**c)
     }
 
@@ -92,7 +92,19 @@ impl Document {
     pub(crate) fn shared_credentials(&self, key: &LookupKey) -> Option<&Arc<StoredCredentials>> {
         self.credentials
             .get(key.storage_key())
-            .filter(|c| key.is_for(&c.server_name, &c.server_url))
+            .filter(|c| key.is_for(&c.server_name, &c.server_url, c.account.as_deref()))
+    }
+
+    /// Every account's entry of the server `server_name` at `server_url` (rule 80).
+    pub(crate) fn accounts_of<'a>(
+        &'a self,
+        server_name: &'a str,
+        server_url: &'a str,
+    ) -> impl Iterator<Item = &'a StoredCredentials> + 'a {
+        self.credentials
+            .values()
+            .filter(move |c| c.server_name == server_name && c.server_url == server_url)
+            .map(|c| &**c)
     }
 
     pub(crate) fn registration(

@@ -34,10 +34,12 @@ pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 #[cfg(test)]
 pub(crate) use self::model::fixtures;
 pub use self::model::{
-    CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredRegistration,
+    AccountError, CredentialKey, LookupKey, MAX_ACCOUNT_LEN, StoredClient, StoredCredentials,
+    StoredRegistration, check_account,
 };
 pub use self::refresh_lock::RefreshLock;
 pub(crate) use self::store::DEFAULT_LOCK_WAIT;
+pub(crate) use self::store::chosen_last;
 pub use self::store::{CredentialStore, StoreBackend, StoredSet};
 pub use self::update::Update;
 #[cfg(test)]

@@ -156,7 +156,7 @@ impl OAuthService {
 
         // Tokens without a refresh token turn `expired` when they run out.
         for (_, key) in configured.iter() {
-            if let Some(creds) = stored.lookup(key)
+            if let Some(creds) = stored.current(key)
                 && let Some(at) = expiry_moment(creds)
             {
                 next = next.min(instant_at(at, now, unix_ms));
@@ -287,7 +287,8 @@ impl OAuthService {
                 }
                 // Updated in place: a round allocates only for what changed.
                 for (name, key) in configured {
-                    let info = StatusInfo::from_credentials(stored.lookup(key));
+                    // The server's status is its account used last (rule 81).
+                    let info = StatusInfo::from_credentials(stored.current(key));
                     let status = (info.status, info.reason);
                     match announced.status.get_mut(name) {
                         Some(old) if *old != status => {

@@ -12,7 +12,7 @@
 //! - the **service** (`service.rs`, [`OAuthService`]: the state the flows share) and the
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
 //!   `vending.rs`, `renewal.rs` (and `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
-//!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`; `live.rs` and
+//!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`, `accounts.rs`; `live.rs` and
 //!   `expiry.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
 //!   ahead of their first login. Flows import leaves and the service, and reach each other
@@ -22,6 +22,7 @@
 //!
 //! Callers outside use what this file re-exports.
 
+mod accounts;
 mod callback_ports;
 mod challenge;
 mod enterprise;
@@ -54,7 +55,7 @@ pub use error::{
 pub use refusal::Refusal;
 pub use service::{Network, OAuthService};
 pub use state::live::configured_servers;
-pub use status::StatusInfo;
+pub use status::{ServerAccounts, StatusInfo};
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};
 pub use types::{
     CLIENT_NAME, ChallengeOutcome, ChallengeRequest, DEFAULT_LOGIN_TIMEOUT,

@@ -45,7 +45,8 @@ impl CredentialKey {
     /// in keyring managers), `|`, and 16 hex digits of SHA-256 over the URL. The hash suffix
     /// has a fixed length, so names containing `|` cannot collide with other keys. An
     /// account adds `|` and 16 hex digits of SHA-256 over its label, so the key of an entry
-    /// without one is what it always was (stores written before accounts keep working).
+    /// without one is what it always was (stores written before accounts keep working), and
+    /// each account has a refresh lock of its own (rule 83: the lock file is named after it).
     pub(crate) fn storage_key(&self) -> String {
         let digest = Sha256::digest(self.server_url.as_bytes());
         let mut key = format!("{}|{}", self.server_name, &hex(&digest)[..16]);

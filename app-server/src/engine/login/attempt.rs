@@ -44,6 +44,7 @@ impl OAuthService {
             &attempt.state,
             attempt.pkce.challenge(),
         );
+        // Rule 82; the account's label itself is never sent (rule 84).
         if let Some(prompt) = ctx.prompt {
             url.query_pairs_mut().append_pair("prompt", prompt);
         }

@@ -39,8 +39,8 @@ pub use self::model::{
 };
 pub use self::refresh_lock::RefreshLock;
 pub(crate) use self::store::DEFAULT_LOCK_WAIT;
-pub(crate) use self::store::chosen_last;
 pub use self::store::{CredentialStore, StoreBackend, StoredSet};
+pub(crate) use self::store::{CurrentAccounts, chosen_last};
 pub use self::update::Update;
 #[cfg(test)]
 pub(crate) use self::update::{Decide, UpdateResult};

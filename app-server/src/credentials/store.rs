@@ -186,6 +186,46 @@ impl StoredSet {
     }
 }
 
+/// Rule 81 for every server at once: the label of each server's account used last, where
+/// that account has one. Made once per version of the store's document, so that a request
+/// naming no account finds its account in one probe however many entries are stored.
+#[derive(Debug)]
+pub(crate) struct CurrentAccounts {
+    set: StoredSet,
+    /// By the storage key of the server's unnamed entry.
+    labels: std::collections::HashMap<String, String>,
+}
+
+impl CurrentAccounts {
+    pub(crate) fn of(set: StoredSet) -> CurrentAccounts {
+        let mut last: std::collections::HashMap<String, &StoredCredentials> =
+            std::collections::HashMap::new();
+        for c in set.doc.credentials.values() {
+            let server = CredentialKey::new(c.server_name.clone(), c.server_url.clone());
+            let entry = last.entry(server.storage_key()).or_insert(&**c);
+            if chosen_last([*entry, &**c]).is_some_and(|l| std::ptr::eq(l, &**c)) {
+                *entry = &**c;
+            }
+        }
+        let labels = last
+            .into_iter()
+            .filter_map(|(server, c)| Some((server, c.account.clone()?)))
+            .collect();
+        CurrentAccounts { set, labels }
+    }
+
+    /// Whether this was made from `set` (the same version of the document).
+    pub(crate) fn is_of(&self, set: &StoredSet) -> bool {
+        Arc::ptr_eq(&self.set.doc, &set.doc)
+    }
+
+    /// The label of the account used last of the server whose unnamed entry `server` is
+    /// the key of; `None` when that account has no label or nothing is stored.
+    pub(crate) fn label(&self, server: &LookupKey) -> Option<&str> {
+        self.labels.get(server.storage_key()).map(String::as_str)
+    }
+}
+
 /// Rule 81, pure: of one server's entries, the account chosen last (the greatest
 /// `selected_at`; entries stored before accounts existed count as never chosen); ties go
 /// to the greater label, so every process picks the same one.
@@ -242,5 +282,14 @@ mod tests {
         let tie = [account(Some("x"), Some(5)), account(Some("y"), Some(5))];
         assert_eq!(chosen_last(&tie).unwrap().account.as_deref(), Some("y"));
         assert_eq!(chosen_last(&[]), None);
+
+        let index = CurrentAccounts::of(set.clone());
+        assert!(index.is_of(&set));
+        assert!(!index.is_of(&StoredSet::from_list(vec![old.clone()])));
+        assert_eq!(index.label(&server), Some("alice"));
+        let other = LookupKey::new(CredentialKey::new("s", "https://other.example/mcp"));
+        assert_eq!(index.label(&other), Some("zed"));
+        let unnamed_only = CurrentAccounts::of(StoredSet::from_list(vec![old.clone()]));
+        assert_eq!(unnamed_only.label(&server), None);
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::clock::unix_millis;
-use crate::credentials::{StoreError, StoredSet, Update, chosen_last};
+use crate::credentials::{CurrentAccounts, StoreError, StoredSet, Update, chosen_last};
 use crate::engine::service::OAuthService;
 use crate::engine::target::ServerTarget;
 
@@ -27,9 +27,15 @@ impl OAuthService {
     ) -> Result<Arc<ServerTarget>, StoreError> {
         let stored = self.stored_set().await?;
         let Some(account) = account else {
-            let current = stored
-                .current(&target.lookup_key())
-                .and_then(|c| c.account.clone());
+            let current = if target.account.is_none() {
+                self.current_accounts(stored)
+                    .label(&target.lookup_key())
+                    .map(str::to_owned)
+            } else {
+                stored
+                    .current(&target.as_account(None).lookup_key())
+                    .and_then(|c| c.account.clone())
+            };
             return Ok(match current {
                 Some(account) if target.account.as_deref() != Some(&account) => {
                     Arc::new(target.as_account(Some(account)))
@@ -46,6 +52,23 @@ impl OAuthService {
             self.choose_account(&stored, &target).await?;
         }
         Ok(target)
+    }
+
+    /// The index of the accounts used last for `stored`: the one kept when it was made
+    /// from this version of the store's document, else a new one (once per change).
+    fn current_accounts(&self, stored: StoredSet) -> Arc<CurrentAccounts> {
+        let mut kept = self
+            .current_accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match kept.as_ref() {
+            Some(index) if index.is_of(&stored) => index.clone(),
+            _ => {
+                let index = Arc::new(CurrentAccounts::of(stored));
+                *kept = Some(index.clone());
+                index
+            }
+        }
     }
 
     /// Records `target`'s account as the server's account chosen last, when it is stored

@@ -61,6 +61,8 @@ pub struct OAuthService {
     pub(super) dpop_nonces: crate::oauth::dpop::NonceCache,
     /// The latest DPoP nonce of each server's MCP server (RFC 9449 9), by server name.
     pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
+    /// Each server's account used last, for the store's document last looked at (rule 81).
+    pub(super) current_accounts: Mutex<Option<Arc<crate::credentials::CurrentAccounts>>>,
 }
 
 /// What the engine reaches the network with: the HTTP client every request of the protocol
@@ -113,6 +115,7 @@ impl OAuthService {
             live: Live::default(),
             dpop_nonces: Default::default(),
             rs_dpop_nonces: Default::default(),
+            current_accounts: Mutex::new(None),
         })
     }
 

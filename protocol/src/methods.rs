@@ -240,7 +240,8 @@ mod tests {
         assert_eq!(back, n);
         assert_eq!(
             n.params_value(),
-            json!({"name": "a", "success": false, "error": "boom", "errorKind": "loginTimedOut"})
+            json!({"name": "a", "account": "someone@example.com", "success": false,
+                   "error": "boom", "errorKind": "loginTimedOut"})
         );
     }
 

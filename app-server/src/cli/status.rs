@@ -323,4 +323,60 @@ mod tests {
         );
         assert!(text.ends_with("* not in config.toml (logged in with --url or connect)"));
     }
+
+    #[test]
+    fn a_server_with_accounts_has_a_line_per_account_and_marks_the_one_used_last() {
+        use mcp_app_server_protocol::McpAccountStatus;
+        let account = |label: Option<&str>, status, current| McpAccountStatus {
+            account: label.map(str::to_owned),
+            auth_status: status,
+            reason: None,
+            expires_at: Some(4600),
+            scopes: None,
+            current,
+        };
+        let mut status = with_info(
+            "linear",
+            "https://mcp.linear.app/mcp",
+            StatusInfo::from_credentials(None),
+        );
+        status.accounts = Some(vec![
+            account(None, McpAuthStatus::LoggedIn, false),
+            account(Some("a@example.com"), McpAuthStatus::LoggedIn, true),
+            account(Some("b@example.com"), McpAuthStatus::Expired, false),
+        ]);
+        let text = table(
+            &[Row {
+                status,
+                configured: true,
+            }],
+            1000,
+        );
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].starts_with("linear [(no account)]  "), "{text}");
+        assert!(
+            lines[2].starts_with("linear [a@example.com] (used last)  logged in"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("linear [b@example.com]  "), "{text}");
+        assert!(lines[3].contains("expired"), "{text}");
+
+        // A server whose only entry has no label keeps its one line.
+        let mut plain = with_info("x", "https://x/mcp", StatusInfo::from_credentials(None));
+        plain.accounts = Some(vec![account(None, McpAuthStatus::LoggedIn, true)]);
+        let text = table(
+            &[Row {
+                status: plain,
+                configured: true,
+            }],
+            1000,
+        );
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("x ") && line.contains("not logged in"),
+            "{text}"
+        );
+    }
 }

@@ -192,26 +192,32 @@ impl StoredSet {
 #[derive(Debug)]
 pub(crate) struct CurrentAccounts {
     set: StoredSet,
-    /// By the storage key of the server's unnamed entry.
-    labels: std::collections::HashMap<String, String>,
+    /// Each server's entry used last, by the storage key of the server's unnamed entry.
+    last: std::collections::HashMap<String, Arc<StoredCredentials>>,
 }
 
 impl CurrentAccounts {
     pub(crate) fn of(set: StoredSet) -> CurrentAccounts {
-        let mut last: std::collections::HashMap<String, &StoredCredentials> =
+        let mut last: std::collections::HashMap<String, Arc<StoredCredentials>> =
             std::collections::HashMap::new();
         for c in set.doc.credentials.values() {
             let server = CredentialKey::new(c.server_name.clone(), c.server_url.clone());
-            let entry = last.entry(server.storage_key()).or_insert(&**c);
-            if chosen_last([*entry, &**c]).is_some_and(|l| std::ptr::eq(l, &**c)) {
-                *entry = &**c;
+            let entry = last
+                .entry(server.storage_key())
+                .or_insert_with(|| c.clone());
+            if chosen_last([&**entry, &**c]).is_some_and(|l| std::ptr::eq(l, &**c)) {
+                *entry = c.clone();
             }
         }
-        let labels = last
-            .into_iter()
-            .filter_map(|(server, c)| Some((server, c.account.clone()?)))
-            .collect();
-        CurrentAccounts { set, labels }
+        CurrentAccounts { set, last }
+    }
+
+    /// [`StoredSet::current`] of the server whose unnamed entry `server` is the key of.
+    pub(crate) fn current(&self, server: &LookupKey) -> Option<&StoredCredentials> {
+        self.last
+            .get(server.storage_key())
+            .filter(|c| server.key().same_server(&c.key()))
+            .map(|c| &**c)
     }
 
     /// Whether this was made from `set` (the same version of the document).
@@ -222,7 +228,7 @@ impl CurrentAccounts {
     /// The label of the account used last of the server whose unnamed entry `server` is
     /// the key of; `None` when that account has no label or nothing is stored.
     pub(crate) fn label(&self, server: &LookupKey) -> Option<&str> {
-        self.labels.get(server.storage_key()).map(String::as_str)
+        self.current(server).and_then(|c| c.account.as_deref())
     }
 }
 
@@ -291,5 +297,7 @@ mod tests {
         assert_eq!(index.label(&other), Some("zed"));
         let unnamed_only = CurrentAccounts::of(StoredSet::from_list(vec![old.clone()]));
         assert_eq!(unnamed_only.label(&server), None);
+        assert_eq!(unnamed_only.current(&server), Some(&old));
+        assert_eq!(index.current(&server), Some(&alice));
     }
 }

@@ -56,7 +56,7 @@ impl OAuthService {
 
     /// The index of the accounts used last for `stored`: the one kept when it was made
     /// from this version of the store's document, else a new one (once per change).
-    fn current_accounts(&self, stored: StoredSet) -> Arc<CurrentAccounts> {
+    pub(super) fn current_accounts(&self, stored: StoredSet) -> Arc<CurrentAccounts> {
         let mut kept = self
             .current_accounts
             .lock()

@@ -194,11 +194,25 @@ async fn account_labels_are_checked_before_anything_is_done() {
         }
         let e = c.err(method, params).await;
         assert_eq!(e["code"], -32602, "{method}: {e}");
+        let message = e["message"].as_str().unwrap();
         assert!(
-            e["message"].as_str().unwrap().contains("`account`"),
+            message.contains("invalid params at `account`: the account label"),
             "{method}: {e}"
         );
     }
+    // A good label is taken (nothing is stored for it yet).
+    let s = status(&mut c, json!({"account": ALICE})).await;
+    assert_eq!(
+        (&s["account"], &s["authStatus"]),
+        (&json!(ALICE), &json!("notLoggedIn"))
+    );
+    let e = c
+        .err(
+            "mcpServer/oauth/token",
+            json!({"name": "kit", "account": ALICE}),
+        )
+        .await;
+    assert_eq!(kind(&e), "notLoggedIn", "{e}");
     assert!(kit.authorize_prompts().is_empty());
     assert_eq!(kit.request_log().len(), 0, "{:?}", kit.request_log());
 }

@@ -335,6 +335,10 @@ pub enum LoginGrant {
     /// The daemon exchanges the enterprise identity provider's sign-in for this server's
     /// token; no browser once signed in to the identity provider.
     EnterpriseManaged,
+    /// The login of another configured server at the same authorization server serves this
+    /// one too: the same `resource` shares its tokens, another `resource` gets its own
+    /// through that login's refresh token; no browser.
+    SharedLogin,
 }
 
 /// The grant of a login that goes through the browser.
@@ -360,6 +364,9 @@ pub enum DirectLoginGrant {
     /// The enterprise identity provider's current sign-in, exchanged for this server's
     /// token.
     EnterpriseManaged,
+    /// The login of another server at the same authorization server, shared (same
+    /// `resource`) or used through its refresh token (another `resource`).
+    SharedLogin,
 }
 
 impl From<BrowserLoginGrant> for LoginGrant {
@@ -377,6 +384,7 @@ impl From<DirectLoginGrant> for LoginGrant {
             DirectLoginGrant::ClientCredentials => LoginGrant::ClientCredentials,
             DirectLoginGrant::JwtBearer => LoginGrant::JwtBearer,
             DirectLoginGrant::EnterpriseManaged => LoginGrant::EnterpriseManaged,
+            DirectLoginGrant::SharedLogin => LoginGrant::SharedLogin,
         }
     }
 }
@@ -390,6 +398,7 @@ impl DirectLoginGrant {
             LoginGrant::ClientCredentials => Some(Self::ClientCredentials),
             LoginGrant::JwtBearer => Some(Self::JwtBearer),
             LoginGrant::EnterpriseManaged => Some(Self::EnterpriseManaged),
+            LoginGrant::SharedLogin => Some(Self::SharedLogin),
         }
     }
 }

@@ -149,6 +149,11 @@ pub struct KitConfig {
     /// its own resource server's): another kit's MCP URL, when that kit's PRM names this
     /// authorization server.
     pub also_protects: Vec<String>,
+    /// A refresh may name any resource this authorization server protects (its own or one
+    /// of `also_protects`) and gets an access token for it (RFC 8707 3); the refresh token
+    /// stays the grant's. When false a refresh must repeat the grant's resource
+    /// (`invalid_target` otherwise).
+    pub refresh_to_other_resources: bool,
     /// `scopes_supported` of the AS and the PRM; requested scopes must be among them
     /// (an empty list accepts any scope and omits the field).
     pub scopes_supported: Vec<String>,
@@ -244,6 +249,7 @@ impl Default for KitConfig {
             metadata_issuer_trailing_slash: false,
             prm_resource_pathless: false,
             also_protects: Vec::new(),
+            refresh_to_other_resources: false,
             scopes_supported: vec![
                 "mcp:read".to_owned(),
                 "mcp:write".to_owned(),

@@ -289,13 +289,14 @@ impl Store {
         &mut self,
         token: &str,
         rt: &RefreshToken,
+        resource: &str,
         scopes: Vec<String>,
         policy: TokenPolicy,
     ) -> IssuedTokens {
         let access_token = self.insert_access(
             &rt.client_id,
             &scopes,
-            &rt.resource,
+            resource,
             policy.access_ttl,
             Some(rt.family),
         );

@@ -34,7 +34,8 @@ export function byFlow(answer: OauthLoginResponse): string {
     case "direct": {
       // @ts-expect-error no browser, no URL
       void answer.authorizationUrl;
-      const grant: "clientCredentials" | "jwtBearer" | "enterpriseManaged" = answer.grant;
+      const grant: "clientCredentials" | "jwtBearer" | "enterpriseManaged" | "sharedLogin" =
+        answer.grant;
       return `${grant}: tokens stored`;
     }
     default: {

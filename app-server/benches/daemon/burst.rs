@@ -63,6 +63,8 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
                 grant: None,
                 dpop_key: None,
                 updated_at: now,
+                refreshed_through: None,
+                shared_with: None,
             })
             .unwrap();
     }

@@ -183,6 +183,7 @@ impl Engine {
             net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
             dpop: None,
+            share_login: true,
             enterprise: None,
             network: crate::config::network::NetworkConfig::default().over(&self.config.network),
             lookup: Default::default(),

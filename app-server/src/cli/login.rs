@@ -236,6 +236,7 @@ fn grant_label(grant: LoginGrant) -> &'static str {
         LoginGrant::ClientCredentials => "client credentials",
         LoginGrant::JwtBearer => "JWT bearer (workload identity)",
         LoginGrant::EnterpriseManaged => "enterprise-managed",
+        LoginGrant::SharedLogin => "shared login (another server at the same authorization server)",
     }
 }
 

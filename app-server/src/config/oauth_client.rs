@@ -42,4 +42,7 @@ pub struct OauthClientConfig {
     /// unset, they are bound only when the login's frontend sends proofs or the resource
     /// requires DPoP.
     pub dpop: Option<bool>,
+    /// `false`: this server never shares another server's login at the same authorization
+    /// server (rules 85 and 86); every login goes through the browser. Unset: shared.
+    pub share_login: Option<bool>,
 }

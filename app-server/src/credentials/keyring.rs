@@ -223,7 +223,8 @@ impl CredentialStore for KeyringStore {
             };
             let account = key.storage_key();
             match decide(current.as_ref()) {
-                Update::Keep => Ok(current),
+                // The keyring keeps no links: the server keeps what it has.
+                Update::Keep | Update::Link(_) => Ok(current),
                 Update::Save(new) => {
                     debug_assert_eq!(&new.key(), key);
                     let secret =

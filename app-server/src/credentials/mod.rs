@@ -35,7 +35,7 @@ pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 pub(crate) use self::model::fixtures;
 pub use self::model::{
     AccountError, CredentialKey, LookupKey, MAX_ACCOUNT_LEN, StoredClient, StoredCredentials,
-    StoredRegistration, check_account,
+    StoredLink, StoredRegistration, check_account,
 };
 pub use self::refresh_lock::RefreshLock;
 pub(crate) use self::store::DEFAULT_LOCK_WAIT;

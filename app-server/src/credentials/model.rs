@@ -225,9 +225,25 @@ pub struct StoredCredentials {
     pub dpop_key: Option<String>,
     /// When this entry was last written, unix seconds.
     pub updated_at: i64,
+    /// These tokens were obtained with the refresh token of the server this names, for
+    /// this server's own `resource` (rule 86): they are renewed the same way, under that
+    /// server's refresh lock, and hold no refresh token of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshed_through: Option<CredentialKey>,
+    /// Never stored: set when these are the credentials of the server this names, shown
+    /// under this server's name because both share one login (rule 85). Writing them
+    /// back writes that server's entry; its refresh lock guards them.
+    #[serde(skip)]
+    pub shared_with: Option<CredentialKey>,
 }
 
 impl StoredCredentials {
+    /// The key of the entry these credentials are kept in: [`Self::shared_with`] for a
+    /// shared login, else their own. Refreshes lock and join by it.
+    pub(crate) fn entry_key(&self) -> CredentialKey {
+        self.shared_with.clone().unwrap_or_else(|| self.key())
+    }
+
     pub(crate) fn key(&self) -> CredentialKey {
         CredentialKey::new(self.server_name.clone(), self.server_url.clone())
             .with_account(self.account.clone())
@@ -236,7 +252,7 @@ impl StoredCredentials {
     /// New tokens can be had without the user: with the refresh token, or by running the
     /// grant that obtained these again.
     pub(crate) fn renewable(&self) -> bool {
-        self.refresh_token.is_some() || self.grant.is_some()
+        self.refresh_token.is_some() || self.grant.is_some() || self.refreshed_through.is_some()
     }
 
     /// The access token is bound to [`Self::dpop_key`]: resource requests present it with
@@ -327,8 +343,25 @@ impl fmt::Debug for StoredCredentials {
             .field("grant", &self.grant)
             .field("dpop_key", &redact_opt(&self.dpop_key))
             .field("updated_at", &self.updated_at)
+            .field("refreshed_through", &self.refreshed_through)
+            .field("shared_with", &self.shared_with)
             .finish()
     }
+}
+
+/// A server that shares another server's login (rule 85): kept in the document instead
+/// of a copy of the tokens, so they are kept once and every refresh serves both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredLink {
+    /// The server that shares the login.
+    pub(crate) server: CredentialKey,
+    /// The server whose entry holds the tokens.
+    pub(crate) owner: CredentialKey,
+    /// The issuer and `resource` the login was shared for: the link serves only while
+    /// the owner's tokens are still from this issuer and for this resource.
+    pub(crate) issuer: String,
+    pub(crate) resource: String,
 }
 
 impl fmt::Debug for StoredRegistration {
@@ -378,6 +411,8 @@ pub(crate) mod fixtures {
             grant: None,
             dpop_key: None,
             updated_at: 1_800_000_000,
+            refreshed_through: None,
+            shared_with: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! caller decides for the entry it finds, and what the store answers.
 
 use super::error::StoreError;
-use super::model::StoredCredentials;
+use super::model::{StoredCredentials, StoredLink};
 
 /// What [`super::CredentialStore::update`] makes of the entry it found.
 #[derive(Debug)]
@@ -13,6 +13,10 @@ pub enum Update {
     /// Store this (for the same key) instead.
     Save(StoredCredentials),
     Delete,
+    /// Share the login of another server instead (rule 85): the entry becomes a link to
+    /// that server's entry, if it holds tokens of the link's issuer for its resource.
+    /// Backends that cannot keep links keep the entry as it is.
+    Link(StoredLink),
 }
 
 /// The decision of an [`super::CredentialStore::update`], given the entry stored now.

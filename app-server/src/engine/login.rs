@@ -97,7 +97,6 @@ impl OAuthService {
         }
         self.start_browser_login(target, options, refused)
             .await
-            .map(LoginBegun::Browser)
             .map_err(Arc::new)
     }
 
@@ -108,7 +107,7 @@ impl OAuthService {
         target: ServerTarget,
         options: LoginOptions,
         refused: Option<Probe>,
-    ) -> Result<LoginStarted, LoginError> {
+    ) -> Result<LoginBegun, LoginError> {
         // Checked before any network I/O: a bad base is the caller's (or the config's) to fix.
         let cimd_source = cimd_source(&target, &options)?;
 
@@ -122,14 +121,20 @@ impl OAuthService {
             }
         };
 
+        let found = self
+            .discover_for_login(&target, options.scopes.as_deref(), refused)
+            .await?;
+        // Another server's login at the same authorization server may serve this one
+        // (rules 85 and 86).
+        if self.shared_login(&target, &options, &found).await? {
+            return Ok(LoginBegun::Obtained(LoginGrant::SharedLogin));
+        }
         let Discovered {
             http,
             discovery,
             cached,
             scopes,
-        } = self
-            .discover_for_login(&target, options.scopes.as_deref(), refused)
-            .await?;
+        } = found;
         let id = callback_id(&target.url);
         let path = callback_path(target.callback_url.as_ref(), &id);
         // Boxed, as is the attempt: the pending login's task then holds two pointers, not
@@ -196,10 +201,10 @@ impl OAuthService {
                 .await
         });
         self.track_flow(flow);
-        Ok(LoginStarted {
+        Ok(LoginBegun::Browser(LoginStarted {
             authorization_url: url,
             redirect_uri,
-        })
+        }))
     }
 
     async fn run_flow(

@@ -15,6 +15,8 @@ use crate::oauth::token::{self, TokenTypeHint};
 impl OAuthService {
     /// Deletes a server's credentials, revoking them first when asked (rule 21: the refresh
     /// token, then the access token). A failed revocation still deletes them, and says so.
+    /// Tokens another server still uses (a shared login, rule 87) are not revoked: only
+    /// this server's hold on them goes.
     pub async fn logout(
         &self,
         target: &ServerTarget,
@@ -22,8 +24,12 @@ impl OAuthService {
     ) -> Result<LogoutOutcome, LogoutError> {
         let key = target.key();
         // Waits for a refresh under way: the tokens revoked are then the newest, and no
-        // refresh finishing later can write deleted credentials back.
-        let lock_key = key.clone();
+        // refresh finishing later can write deleted credentials back. A shared login's
+        // refreshes take the lock of the entry that holds its tokens.
+        let lock_key = match self.load(&key).await? {
+            Some(c) => c.entry_key(),
+            None => key.clone(),
+        };
         let _lock = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
         let Some(creds) = self.load(&key).await? else {
             return Ok(LogoutOutcome {
@@ -33,7 +39,17 @@ impl OAuthService {
                     .then(|| "there were no stored credentials to revoke".to_string()),
             });
         };
-        let (revoked, revocation_error) = if revoke {
+        let users = self.other_users(&creds).await?;
+        let (revoked, revocation_error) = if revoke && !users.is_empty() {
+            (
+                false,
+                Some(format!(
+                    "not revoked: the tokens also serve {}; log out of {} too to revoke them",
+                    users.join(", "),
+                    if users.len() == 1 { "it" } else { "them" }
+                )),
+            )
+        } else if revoke {
             let http = self.server_http(target).await;
             match self.revoke_tokens(&http, &creds).await {
                 Ok(()) => (true, None),
@@ -55,6 +71,28 @@ impl OAuthService {
             revoked,
             revocation_error,
         })
+    }
+
+    /// The other servers whose tokens `creds`' revocation would end (rule 87): the server
+    /// whose login `creds` share, the servers sharing `creds`, and the servers whose
+    /// tokens are renewed through `creds`' refresh token.
+    async fn other_users(&self, creds: &StoredCredentials) -> Result<Vec<String>, LogoutError> {
+        let entry = creds.entry_key();
+        let mut users: Vec<String> = self
+            .store_list()
+            .await?
+            .into_iter()
+            .filter(|c| c.key() != creds.key())
+            .filter(|c| {
+                c.entry_key() == entry
+                    || (c.refreshed_through.as_ref() == Some(&entry)
+                        && creds.refresh_token.is_some())
+            })
+            .map(|c| format!("`{}`", c.server_name))
+            .collect();
+        users.sort();
+        users.dedup();
+        Ok(users)
     }
 
     /// RFC 7009 at the stored revocation endpoint: the refresh token first (that ends the

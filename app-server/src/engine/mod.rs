@@ -29,6 +29,7 @@ mod enterprise;
 mod error;
 mod expiry;
 mod flow;
+mod gateway;
 mod grants;
 mod live;
 mod login;

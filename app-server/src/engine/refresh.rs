@@ -86,14 +86,7 @@ impl OAuthService {
             }
             Err(error @ TokenError::OAuth { .. }) => {
                 tracing::warn!(server = %name, error = %error, "refresh refused; a new login is needed");
-                let cause = refusal_cause(&error);
-                self.flag_refused(
-                    name,
-                    current,
-                    cause,
-                    format!("the authorization server refused the refresh: {error}"),
-                )
-                .await
+                self.refresh_refused(name, current, &error).await
             }
             // Network trouble, 5xx, 429, or an answer that cannot be used: the stored
             // credentials stay as they are, a later try may work.
@@ -105,6 +98,23 @@ impl OAuthService {
                 })
             }
         }
+    }
+
+    /// [`OAuthService::flag_refused`] for a refresh the token endpoint refused with
+    /// `error` (an OAuth error answer).
+    pub(super) async fn refresh_refused(
+        &self,
+        name: &str,
+        current: StoredCredentials,
+        error: &TokenError,
+    ) -> Result<StoredCredentials, VendError> {
+        self.flag_refused(
+            name,
+            current,
+            refusal_cause(error),
+            format!("the authorization server refused the refresh: {error}"),
+        )
+        .await
     }
 
     /// The authorization server refused to renew `current` for good: flags it (a new login

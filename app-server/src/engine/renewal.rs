@@ -39,6 +39,20 @@ struct ConfiguredGrant;
 /// Enterprise-managed authorization: a new ID-JAG exchange at the identity provider.
 struct EnterpriseExchange;
 
+/// The refresh token of the server these tokens were obtained through (rule 86).
+struct ThroughOwner;
+
+impl TokenSource for ThroughOwner {
+    fn renew<'a>(
+        &'a self,
+        service: &'a OAuthService,
+        target: &'a ServerTarget,
+        current: StoredCredentials,
+    ) -> BoxFuture<'a, Result<StoredCredentials, VendError>> {
+        Box::pin(service.renew_through_owner(target, current))
+    }
+}
+
 impl TokenSource for RefreshToken {
     fn renew<'a>(
         &'a self,
@@ -82,6 +96,7 @@ fn source_for(
         Renewal::RefreshToken => &RefreshToken,
         Renewal::ConfiguredGrant => &ConfiguredGrant,
         Renewal::EnterpriseExchange => &EnterpriseExchange,
+        Renewal::ThroughOwner => &ThroughOwner,
     })
 }
 
@@ -97,7 +112,9 @@ impl OAuthService {
     ) -> Result<StoredCredentials, VendError> {
         let name = &target.name;
         let key = target.key();
-        let lock_key = key.clone();
+        // A shared login's tokens are guarded by the lock of the entry that holds them
+        // (rule 85): every server sharing them takes the same lock.
+        let lock_key = seen.entry_key();
         let _cross_process = self.blocking(move |s| s.refresh_lock(&lock_key)).await?;
         let current = usable(self.load(&key).await?, name)?;
         if current != seen || fresh_enough(&current, min_validity_secs) {

@@ -28,6 +28,9 @@ pub(crate) enum Renewal {
     ConfiguredGrant,
     /// The refresh token is presented.
     RefreshToken,
+    /// The refresh token of the server the tokens were obtained through is presented with
+    /// this server's `resource` (rule 86).
+    ThroughOwner,
 }
 
 /// How `creds` of `target` are renewed without the user, if they can be: the one place
@@ -39,6 +42,8 @@ pub(crate) fn renewal_for(target: &ServerTarget, creds: &StoredCredentials) -> O
         Some(Renewal::ConfiguredGrant)
     } else if creds.refresh_token.is_some() {
         Some(Renewal::RefreshToken)
+    } else if creds.refreshed_through.is_some() {
+        Some(Renewal::ThroughOwner)
     } else {
         None
     }
@@ -158,6 +163,8 @@ pub(crate) fn record_for(
         grant: None,
         dpop_key: None,
         updated_at: unix_now(),
+        refreshed_through: None,
+        shared_with: None,
     }
 }
 

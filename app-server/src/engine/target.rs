@@ -42,6 +42,9 @@ pub struct ServerTarget {
     /// DPoP, `false` never; unset, only when the login's starter can send proofs or the
     /// resource requires them ([`crate::engine::flow::binds_dpop`]).
     pub dpop: Option<bool>,
+    /// `oauth.share_login`: whether a login may be shared with another server at the same
+    /// authorization server (rules 85 and 86) instead of going through the browser.
+    pub share_login: bool,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
@@ -94,6 +97,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("client_issuer", &self.client_issuer)
             .field("grant", &self.grant)
             .field("dpop", &self.dpop)
+            .field("share_login", &self.share_login)
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .field("account", &self.account)
@@ -196,6 +200,7 @@ impl ServerTarget {
             },
             grant: http.grant.clone(),
             dpop: http.oauth.dpop,
+            share_login: http.oauth.share_login.unwrap_or(true),
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {

@@ -92,7 +92,8 @@ impl OAuthService {
         seen: &StoredCredentials,
         min_validity_secs: u32,
     ) -> RefreshOutcome {
-        let slot = target.key().storage_key();
+        // One renewal per entry: servers sharing a login (rule 85) share its renewal.
+        let slot = seen.entry_key().storage_key();
         let refresh = {
             let mut in_flight = self.lock_refreshes();
             match in_flight.get(&slot) {

@@ -9,6 +9,7 @@ mod config;
 mod dpop;
 mod dpop_frontends;
 mod enterprise;
+mod gateway;
 mod grant_dpop;
 mod grants;
 mod harness;

@@ -61,6 +61,8 @@ fn logged_in_home() -> tempfile::TempDir {
         grant: None,
         dpop_key: None,
         updated_at: now,
+        refreshed_through: None,
+        shared_with: None,
     };
     FileStore::open(&Home::at(home.path()))
         .unwrap()

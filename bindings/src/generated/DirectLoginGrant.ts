@@ -3,4 +3,4 @@
 /**
  * The grant of a login that needs no browser.
  */
-export type DirectLoginGrant = "clientCredentials" | "jwtBearer" | "enterpriseManaged";
+export type DirectLoginGrant = "clientCredentials" | "jwtBearer" | "enterpriseManaged" | "sharedLogin";

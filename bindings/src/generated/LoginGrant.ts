@@ -3,4 +3,4 @@
 /**
  * How a login obtains its tokens.
  */
-export type LoginGrant = "authorizationCode" | "clientCredentials" | "jwtBearer" | "enterpriseManaged";
+export type LoginGrant = "authorizationCode" | "clientCredentials" | "jwtBearer" | "enterpriseManaged" | "sharedLogin";

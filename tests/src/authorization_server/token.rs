@@ -329,7 +329,20 @@ fn refresh_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedToken
     let rt = store
         .check_refresh(token, &client.client_id)
         .map_err(|refused| OAuthError::invalid_grant(refused.0))?;
-    check_resource(form, &rt.resource)?;
+    // RFC 8707 3: a refresh may ask for an access token for another resource of the grant's
+    // authorization server, when this one allows it.
+    let resource = match form.all("resource").as_slice() {
+        [one]
+            if s.config.refresh_to_other_resources
+                && (*one == s.urls.resource || s.config.also_protects.iter().any(|r| r == one)) =>
+        {
+            (*one).to_owned()
+        }
+        _ => {
+            check_resource(form, &rt.resource)?;
+            rt.resource.clone()
+        }
+    };
     let scopes = match form.get_nonempty("scope") {
         None => rt.scopes.clone(),
         Some(scope) => {
@@ -343,5 +356,5 @@ fn refresh_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedToken
             requested
         }
     };
-    Ok(store.issue_for_refresh(token, &rt, scopes, s.token_policy()))
+    Ok(store.issue_for_refresh(token, &rt, &resource, scopes, s.token_policy()))
 }

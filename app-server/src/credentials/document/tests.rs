@@ -156,3 +156,116 @@ fn registrations_are_keyed_by_issuer_and_redirect() {
             .is_some()
     );
 }
+
+fn link(server: &StoredCredentials, owner: &StoredCredentials) -> StoredLink {
+    StoredLink {
+        server: server.key(),
+        owner: owner.key(),
+        issuer: owner.issuer.clone(),
+        resource: owner.resource.clone(),
+    }
+}
+
+/// Rule 85: a link shows the owner's tokens under the linked name, writes through it land
+/// in the owner's entry, the file holds the tokens once, and reading it back shows the
+/// link again.
+#[test]
+fn a_link_shows_the_owners_tokens_and_writes_through() {
+    let mut doc = Document::default();
+    let a = fixtures::credentials("a", "https://gw.example/a");
+    let b = fixtures::credentials("b", "https://gw.example/b");
+    doc.apply_update(&a.key(), Box::new(|_| Update::Save(a.clone())));
+    let shown = doc
+        .apply_update(&b.key(), Box::new(|_| Update::Link(link(&b, &a))))
+        .expect("linked");
+    assert_eq!(shown.shared_with, Some(a.key()));
+    assert_eq!(
+        (shown.server_name.as_str(), shown.access_token.as_str()),
+        ("b", "at-secret-a")
+    );
+    assert_eq!(shown.entry_key(), a.key());
+
+    // A renewal through `b` renews `a`'s entry.
+    let mut renewed = shown.clone();
+    renewed.access_token = "at-new".into();
+    renewed.refresh_token = Some("rt-new".into());
+    doc.apply_update(&b.key(), Box::new(|_| Update::Save(renewed)));
+    assert_eq!(
+        doc.credentials_for(&a.key()).unwrap().access_token,
+        "at-new"
+    );
+    assert_eq!(
+        doc.credentials_for(&b.key()).unwrap().access_token,
+        "at-new"
+    );
+
+    let text = String::from_utf8(render(&doc)).unwrap();
+    assert_eq!(text.matches("at-new").count(), 1, "{text}");
+    assert_eq!(text.matches("rt-new").count(), 1, "{text}");
+    let back = parse(path(), text.as_bytes()).unwrap();
+    assert_eq!(back, doc);
+    assert_eq!(
+        back.credentials_for(&b.key()).unwrap().shared_with,
+        Some(a.key())
+    );
+
+    // A login of `b`'s own replaces the link; `a` keeps its tokens.
+    let own = fixtures::credentials("b", "https://gw.example/b");
+    doc.apply_update(&b.key(), Box::new(|_| Update::Save(own.clone())));
+    assert!(doc.links.is_empty());
+    assert_eq!(doc.credentials_for(&b.key()), Some(&own));
+    assert_eq!(
+        doc.credentials_for(&a.key()).unwrap().access_token,
+        "at-new"
+    );
+}
+
+/// Rules 87 and 88: deleting a link removes only it; deleting the owner hands its entry
+/// to the first server linked to it; a link to tokens of another issuer or resource is
+/// refused, and one whose owner moved is dropped.
+#[test]
+fn links_end_with_their_server_or_their_issuer_and_outlive_their_owner() {
+    let mut doc = Document::default();
+    let a = fixtures::credentials("a", "https://gw.example/a");
+    let b = fixtures::credentials("b", "https://gw.example/b");
+    let c = fixtures::credentials("c", "https://gw.example/c");
+    doc.apply_update(&a.key(), Box::new(|_| Update::Save(a.clone())));
+    for s in [&b, &c] {
+        let l = link(s, &a);
+        assert!(
+            doc.apply_update(&s.key(), Box::new(|_| Update::Link(l)))
+                .is_some()
+        );
+    }
+    assert!(doc.remove_credentials(&b.key()));
+    assert!(doc.credentials_for(&b.key()).is_none());
+    assert_eq!(doc.credentials_for(&a.key()), Some(&a));
+
+    // `a` leaves: `c` keeps the tokens as its own.
+    let l = link(&b, &a);
+    doc.apply_update(&b.key(), Box::new(|_| Update::Link(l)));
+    assert!(doc.remove_credentials(&a.key()));
+    assert!(doc.credentials_for(&a.key()).is_none());
+    let heir = doc.credentials_for(&b.key()).unwrap();
+    assert_eq!(
+        (heir.shared_with.clone(), heir.access_token.as_str()),
+        (None, "at-secret-a")
+    );
+    let other = doc.credentials_for(&c.key()).unwrap();
+    assert_eq!(other.shared_with, Some(b.key()));
+
+    // Another issuer is never linked to.
+    let d = fixtures::credentials("d", "https://gw.example/d");
+    let mut wrong = link(&d, heir);
+    wrong.issuer = "https://other-as.example".into();
+    assert!(
+        doc.apply_update(&d.key(), Box::new(|_| Update::Link(wrong)))
+            .is_none()
+    );
+    // The owner moves to another issuer: its links are dropped.
+    let mut moved = doc.credentials_for(&b.key()).unwrap().clone();
+    moved.issuer = "https://other-as.example".into();
+    doc.apply_update(&b.key(), Box::new(|_| Update::Save(moved)));
+    assert!(doc.credentials_for(&c.key()).is_none());
+    assert!(doc.links.is_empty());
+}

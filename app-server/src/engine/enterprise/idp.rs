@@ -96,6 +96,8 @@ impl IdpSession {
             grant: None,
             dpop_key: None,
             updated_at: unix_now(),
+            refreshed_through: None,
+            shared_with: None,
         }
     }
 

@@ -51,6 +51,7 @@ fn debug_output_holds_no_secret() {
             .unwrap(),
         },
         dpop: Some(true),
+        share_login: true,
         lookup: Default::default(),
     };
     assert_redacted(&target);
@@ -91,6 +92,8 @@ fn debug_output_holds_no_secret() {
         grant: None,
         dpop_key: None,
         updated_at: 0,
+        refreshed_through: None,
+        shared_with: None,
     };
     assert_redacted(&creds);
     assert_redacted(&StoredRegistration {

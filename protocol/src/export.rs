@@ -1077,6 +1077,10 @@ params, a type changed, a method removed) unless the major version moved.
 - Integers are plain JSON numbers (TypeScript `number`, never `bigint`). Times are seconds
   since the Unix epoch.
 - Absent or `null` `params` read as `{{}}`.
+- A server may hold several accounts. `login`, `token`, `dpopProof`, `challenge`, `logout`
+  and `mcpServerStatus/list` take an optional `account`, a label the frontend chooses (1 to
+  256 bytes of printable text, such as the user's e-mail address); without it they are for
+  the server's account used last. Status entries list every account (`accounts`).
 
 ## Transport and framing
 

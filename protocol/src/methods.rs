@@ -233,6 +233,7 @@ mod tests {
     fn notifications_round_trip() {
         let n = ServerNotification::OauthLoginCompleted(OauthLoginCompletedNotification {
             name: "a".into(),
+            account: Some("someone@example.com".into()),
             success: false,
             error: Some("boom".into()),
             error_kind: Some(crate::ErrorKind::LoginTimedOut),
@@ -241,7 +242,8 @@ mod tests {
         assert_eq!(back, n);
         assert_eq!(
             n.params_value(),
-            json!({"name": "a", "success": false, "error": "boom", "errorKind": "loginTimedOut"})
+            json!({"name": "a", "account": "someone@example.com", "success": false,
+                   "error": "boom", "errorKind": "loginTimedOut"})
         );
     }
 

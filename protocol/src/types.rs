@@ -199,6 +199,41 @@ pub struct McpServerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub escape_hatches: Option<Vec<String>>,
+    /// The account the fields above describe: the one the request named, else the
+    /// server's account used last. Absent for the tokens of logins that named no account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub account: Option<String>,
+    /// Every account stored for the server, by label (rule 80); absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub accounts: Option<Vec<McpAccountStatus>>,
+}
+
+/// One account of a server and its credential state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct McpAccountStatus {
+    /// The label the login named; absent for the tokens of a login that named none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub account: Option<String>,
+    /// Where the account stands with its credentials.
+    pub auth_status: McpAuthStatus,
+    /// Why a login is needed; see [`McpAuthStatusReason`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reason: Option<McpAuthStatusReason>,
+    /// When the account's access token expires, in seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub expires_at: Option<i64>,
+    /// Scopes granted to the account's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub scopes: Option<Vec<String>>,
+    /// The account requests naming none use: the one used last.
+    pub current: bool,
 }
 
 /// Params of `mcpServerStatus/list`.
@@ -213,6 +248,12 @@ pub struct ListMcpServerStatusParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub limit: Option<u32>,
+    /// Describe this account of each server in the top-level fields (`authStatus`,
+    /// `expiresAt`, ...) instead of the account used last; `accounts` lists all of them
+    /// either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
 }
 
 /// Result of `mcpServerStatus/list`, servers sorted by name.
@@ -261,6 +302,13 @@ pub enum ClientRegistrationMode {
 pub struct OauthLoginParams {
     /// The configured server name.
     pub name: String,
+    /// The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+    /// address; 1 to 256 bytes of printable text. A login naming an account the server has no
+    /// tokens for adds it, and asks the browser to choose the user (`prompt`). Absent: the
+    /// server's account used last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
     /// Scopes to request; overrides the configured and discovered scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
@@ -517,6 +565,12 @@ pub struct OauthCompleteResponse {}
 pub struct OauthLogoutParams {
     /// The configured server name.
     pub name: String,
+    /// The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+    /// address; 1 to 256 bytes of printable text. Absent: the server's account used last. The
+    /// server's other accounts stay logged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
     /// Revoke the tokens at the authorization server (RFC 7009) before deleting them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
@@ -543,6 +597,11 @@ pub struct OauthLogoutResponse {
 pub struct OauthTokenParams {
     /// The configured server name.
     pub name: String,
+    /// The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+    /// address; 1 to 256 bytes of printable text. Absent: the server's account used last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
     /// Refresh first when the token expires within this many seconds (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
@@ -575,6 +634,11 @@ pub struct OauthTokenResponse {
 pub struct OauthChallengeParams {
     /// The configured server name.
     pub name: String,
+    /// The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+    /// address; 1 to 256 bytes of printable text. Absent: the server's account used last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
     /// The HTTP status of the MCP server's answer: 401 or 403.
     pub status: u16,
     /// The raw `WWW-Authenticate` header of that answer (several headers joined with `, `).
@@ -606,6 +670,11 @@ pub struct OauthChallengeParams {
 pub struct OauthDpopProofParams {
     /// The configured server name.
     pub name: String,
+    /// The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+    /// address; 1 to 256 bytes of printable text. Absent: the server's account used last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub account: Option<String>,
     /// The HTTP method of the request (`POST`).
     pub method: String,
     /// The request's URL (on the MCP server's origin); query and fragment are left out of
@@ -687,6 +756,10 @@ pub enum OauthChallengeResponse {
 pub struct OauthLoginCompletedNotification {
     /// The configured server name.
     pub name: String,
+    /// The account the login named, if it named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub account: Option<String>,
     /// Whether the credentials are now stored.
     pub success: bool,
     /// What failed and what to do, when `success` is false.

@@ -213,6 +213,9 @@ pub struct KitConfig {
     /// `scopes_supported` of the AS and the PRM; requested scopes must be among them
     /// (an empty list accepts any scope and omits the field).
     pub scopes_supported: Vec<String>,
+    /// `prompt_values_supported` of the metadata (OpenID Connect Discovery); omitted when
+    /// empty.
+    pub prompt_values_supported: Vec<String>,
     /// `scope` parameter of the 401 challenge.
     pub challenge_scope: Option<String>,
     /// Space-separated scopes every MCP request needs; otherwise 403 `insufficient_scope`.
@@ -322,6 +325,7 @@ impl Default for KitConfig {
                 "mcp:write".to_owned(),
                 "offline_access".to_owned(),
             ],
+            prompt_values_supported: Vec::new(),
             challenge_scope: None,
             required_scope: None,
             mcp_revision: McpRevision::Legacy,

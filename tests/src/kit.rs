@@ -59,6 +59,8 @@ pub(crate) struct Records {
     pub token_requests: Vec<TokenRequestRecord>,
     pub mcp_dpop_requests: usize,
     pub last_authorize_query: Option<BTreeMap<String, String>>,
+    /// The `prompt` of every authorization request, in order.
+    pub authorize_prompts: Vec<Option<String>>,
     /// `METHOD /path` of every request, without query strings (they carry codes and state).
     pub requests: Vec<String>,
     /// When each request of `requests` arrived and was answered, on one event counter.
@@ -88,6 +90,9 @@ pub(crate) struct Shared {
     pub metadata_max_age: Mutex<Option<u64>>,
     /// The token and registration endpoints moved under `/v2` (the old ones answer 404).
     pub endpoints_moved: std::sync::atomic::AtomicBool,
+    /// The user the browser is signed in as: authorizations from now on are theirs, and so
+    /// are the tokens issued for them ([`Kit::user_of_token`]).
+    pub signed_in_user: Mutex<Option<String>>,
     /// Fetches Client ID Metadata Documents: no proxy, no redirects, bounded time.
     pub http: reqwest::Client,
 }
@@ -305,6 +310,7 @@ impl Kit {
             prm_authorization_server: Mutex::new(None),
             metadata_max_age: Mutex::new(None),
             endpoints_moved: Default::default(),
+            signed_in_user: Mutex::new(None),
             http,
         });
 
@@ -422,6 +428,23 @@ impl Kit {
 
     pub fn last_authorize_query(&self) -> Option<BTreeMap<String, String>> {
         lock(&self.shared.records).last_authorize_query.clone()
+    }
+
+    /// The `prompt` parameter of every authorization request so far, in order.
+    pub fn authorize_prompts(&self) -> Vec<Option<String>> {
+        lock(&self.shared.records).authorize_prompts.clone()
+    }
+
+    /// Signs the browser in as `user` (`None`: nobody): the authorizations that follow are
+    /// that user's, whatever the request asks for.
+    pub fn sign_in_as(&self, user: Option<&str>) {
+        *lock(&self.shared.signed_in_user) = user.map(str::to_owned);
+    }
+
+    /// The user an access token was issued for (through its authorization, also after
+    /// refreshes); `None` for a token of no signed-in user or an unknown one.
+    pub fn user_of_token(&self, access_token: &str) -> Option<String> {
+        lock(&self.shared.store).user_of_access(access_token)
     }
 
     /// `(JSON-RPC method, MCP-Protocol-Version header)` of every MCP request that carried a

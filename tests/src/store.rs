@@ -113,6 +113,8 @@ pub(crate) struct Store {
     pub seen_jtis: HashSet<String>,
     /// Device authorizations (RFC 8628) by device code.
     pub devices: HashMap<String, crate::authorization_server::device::DeviceGrant>,
+    /// The signed-in user each authorization (token family) was made for.
+    pub family_users: HashMap<u64, String>,
     next_family: u64,
 }
 
@@ -314,6 +316,12 @@ impl Store {
             refresh_token,
             scopes,
         }
+    }
+
+    /// The user of the authorization an access token descends from.
+    pub fn user_of_access(&self, token: &str) -> Option<String> {
+        let family = self.access.get(token)?.family?;
+        self.family_users.get(&family).cloned()
     }
 
     pub fn mint_access(&mut self, scopes: &[String], resource: &str, ttl: Duration) -> String {

@@ -9,7 +9,11 @@ import type {
   ClientCapabilities,
   InitializeResponse,
   JsonRpcErrorData,
+  McpAccountStatus,
+  McpServerStatus,
   OauthChallengeResponse,
+  OauthLoginCompletedNotification,
+  OauthTokenParams,
   OauthLoginResponse,
 } from "../../bindings/src/generated/index.ts";
 import { PROTOCOL_VERSION } from "../../bindings/src/generated/methods.ts";
@@ -137,4 +141,26 @@ export function instead(data: JsonRpcErrorData | undefined): string | undefined 
     return method;
   }
   return undefined;
+}
+
+// ----------------------------------------------------------------- accounts
+
+// Every account request may name one (or leave it out, or pass null).
+export const named: OauthTokenParams = { name: "linear", account: "bob@example.com" };
+export const lastUsed: OauthTokenParams = { name: "linear", account: null };
+// @ts-expect-error a label is a string
+export const notALabel: OauthTokenParams = { name: "linear", account: 7 };
+
+export function accountsOf(status: McpServerStatus): string[] {
+  // `accounts` is absent when the server has none: handle that before using it.
+  // @ts-expect-error possibly undefined
+  void status.accounts.length;
+  const list: McpAccountStatus[] = status.accounts ?? [];
+  // An account logged in to without a label has none: `account` is optional.
+  return list.map((a) => `${a.account ?? "(no label)"}${a.current ? " *" : ""}: ${a.authStatus}`);
+}
+
+export function whoLoggedIn(done: OauthLoginCompletedNotification): string | undefined {
+  const account: string | undefined = done.account;
+  return account;
 }

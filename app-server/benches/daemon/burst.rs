@@ -41,6 +41,8 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
             .save(&StoredCredentials {
                 server_name: format!("s{i:04}"),
                 server_url: url::Url::parse(&url).unwrap().to_string(),
+                account: None,
+                selected_at: None,
                 access_token: format!("access-{i}-{}", "a".repeat(40)),
                 token_type: "Bearer".into(),
                 refresh_token: Some(format!("refresh-{i}-{}", "r".repeat(40))),

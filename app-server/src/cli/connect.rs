@@ -314,7 +314,7 @@ impl Session<'_> {
             .await
             .map_err(|error| CliError::Challenge {
                 name: self.target.name.clone(),
-                error,
+                error: Box::new(error),
             })?;
         let ChallengeOutcome::Login { started, scopes } = outcome else {
             return Err(CliError::Failed(format!(

@@ -13,7 +13,7 @@ use crate::config::grant::GrantConfig;
 use crate::engine::IDP_SESSION_NAME;
 
 use crate::config::{self, Config, ConfigError};
-use crate::credentials::{StoreError, StoredCredentials, open_store};
+use crate::credentials::{StoreError, StoredCredentials, check_account, open_store};
 use crate::engine::{
     ChallengeError, LoginError, LogoutError, OAuthEvent, OAuthService, ServerTarget, VendError,
 };
@@ -53,7 +53,10 @@ pub enum CliError {
     #[error("no usable token for `{name}`: {error}")]
     Token { name: String, error: Arc<VendError> },
     #[error("the refusal of `{name}` could not be answered: {error}")]
-    Challenge { name: String, error: ChallengeError },
+    Challenge {
+        name: String,
+        error: Box<ChallengeError>,
+    },
     #[error("logout of `{name}` failed: {error}")]
     Logout { name: String, error: LogoutError },
     #[error("{0}")]
@@ -167,6 +170,7 @@ impl Engine {
             name.push_str("-url");
         }
         Ok(ServerTarget {
+            account: None,
             name,
             url: url.clone(),
             resource_override: None,
@@ -233,6 +237,23 @@ impl Engine {
             .get(name)
             .and_then(|s| s.http())
             .is_some_and(|h| h.url.as_str() == url)
+    }
+
+    /// `target` as `account`, checked first (rule 80), or as the server's account used
+    /// last when none is named (rule 81).
+    pub async fn as_account(
+        &self,
+        target: ServerTarget,
+        account: Option<&str>,
+    ) -> Result<ServerTarget, CliError> {
+        if let Some(label) = account {
+            check_account(label).map_err(|e| CliError::Usage(format!("--account: {e}")))?;
+        }
+        let target = self
+            .oauth
+            .for_account(Arc::new(target), account, false)
+            .await?;
+        Ok(Arc::unwrap_or_clone(target))
     }
 
     /// Ends pending logins and frees the callback ports.

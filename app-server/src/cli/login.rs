@@ -30,6 +30,11 @@ pub struct LoginArgs {
     /// Log in to a server that is not in config.toml.
     #[arg(long, value_name = "URL")]
     pub url: Option<Url>,
+    /// The account to log in as: a label of your choice, such as your e-mail address. A
+    /// new one is added beside the server's other accounts, and the browser is asked to
+    /// let you choose the user; default: the account used last.
+    #[arg(long, value_name = "LABEL")]
+    pub account: Option<String>,
     #[command(flatten)]
     pub flow: FlowArgs,
 }
@@ -194,6 +199,7 @@ pub async fn run(args: LoginArgs) -> Result<(), CliError> {
             }
         };
         args.flow.apply(&mut target);
+        let target = engine.as_account(target, args.account.as_deref()).await?;
         let options = args.flow.options(None)?;
         let mut paste = Paste::stdin();
         login(&mut engine, &target, options, &args.flow, None, &mut paste).await
@@ -289,7 +295,9 @@ pub(crate) async fn follow_device_login(
     ));
     let result = loop {
         match engine.next_event().await {
-            Some(OAuthEvent::LoginCompleted { name: n, result }) if n == name => break result,
+            Some(OAuthEvent::LoginCompleted {
+                name: n, result, ..
+            }) if n == name => break result,
             Some(_) => {}
             None => break Err(Arc::new(LoginError::ShuttingDown)),
         }
@@ -343,7 +351,7 @@ pub(crate) async fn follow_login(
     let result = loop {
         tokio::select! {
             event = engine.next_event() => match event {
-                Some(OAuthEvent::LoginCompleted { name: n, result }) if n == name => break result,
+                Some(OAuthEvent::LoginCompleted { name: n, result, .. }) if n == name => break result,
                 Some(OAuthEvent::LoginRestarted { name: n, authorization_url, reason }) if n == name => {
                     say(format!("The login restarted: {reason}"));
                     match Url::parse(&authorization_url) {

@@ -3,6 +3,7 @@
 
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
+use crate::credentials::check_account;
 use crate::engine::ServerTarget;
 
 /// `logout NAME [--revoke]`.
@@ -14,6 +15,11 @@ pub struct LogoutArgs {
     /// Revoke the refresh and access tokens at the authorization server first.
     #[arg(long)]
     pub revoke: bool,
+    /// Log out of this account only (the label given to `login --account`); the server's
+    /// other accounts stay logged in. Default: the account used last, or, for a server
+    /// logged in to by URL, every account.
+    #[arg(long, value_name = "LABEL")]
+    pub account: Option<String>,
 }
 
 pub async fn run(args: LogoutArgs) -> Result<(), CliError> {
@@ -24,7 +30,7 @@ pub async fn run(args: LogoutArgs) -> Result<(), CliError> {
 }
 
 async fn logout(engine: &Engine, args: &LogoutArgs) -> Result<(), CliError> {
-    let targets = targets(engine, &args.name).await?;
+    let targets = targets(engine, &args.name, args.account.as_deref()).await?;
     let mut revocation_failures = Vec::new();
     let mut removed_any = false;
     for target in targets {
@@ -38,8 +44,10 @@ async fn logout(engine: &Engine, args: &LogoutArgs) -> Result<(), CliError> {
             })?;
         if !out.removed {
             say(format!(
-                "`{}` ({}) had no stored credentials.",
-                target.name, target.url
+                "`{}` ({}){} had no stored credentials.",
+                target.name,
+                target.url,
+                as_account(&target)
             ));
             continue;
         }
@@ -50,8 +58,10 @@ async fn logout(engine: &Engine, args: &LogoutArgs) -> Result<(), CliError> {
             ""
         };
         say(format!(
-            "Logged out of `{}` ({}): credentials deleted{revoked}.",
-            target.name, target.url
+            "Logged out of `{}` ({}){}: credentials deleted{revoked}.",
+            target.name,
+            target.url,
+            as_account(&target)
         ));
         if let Some(error) = out.revocation_error.filter(|_| args.revoke) {
             revocation_failures.push(format!("`{}`: {error}", target.name));
@@ -73,18 +83,29 @@ async fn logout(engine: &Engine, args: &LogoutArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The configured server of that name, or every stored login by URL under that name.
-async fn targets(engine: &Engine, name: &str) -> Result<Vec<ServerTarget>, CliError> {
+/// The configured server of that name as `account` (default: the one used last), or every
+/// stored login by URL under that name (of `account` only, when given).
+async fn targets(
+    engine: &Engine,
+    name: &str,
+    account: Option<&str>,
+) -> Result<Vec<ServerTarget>, CliError> {
     if engine.config.servers.contains_key(name) {
-        return Ok(vec![engine.configured(name)?]);
+        let target = engine.configured(name)?;
+        return Ok(vec![engine.as_account(target, account).await?]);
+    }
+    if let Some(label) = account {
+        check_account(label).map_err(|e| CliError::Usage(format!("--account: {e}")))?;
     }
     let mut out = Vec::new();
     for creds in engine.unconfigured_credentials().await? {
         if creds.server_name == name
+            && account.is_none_or(|a| creds.account.as_deref() == Some(a))
             && let Ok(url) = url::Url::parse(&creds.server_url)
         {
             let mut target = engine.by_url(&url, None)?;
             target.name = creds.server_name.clone();
+            target.account = creds.account.clone();
             out.push(target);
         }
     }
@@ -95,4 +116,12 @@ async fn targets(engine: &Engine, name: &str) -> Result<Vec<ServerTarget>, CliEr
         });
     }
     Ok(out)
+}
+
+/// " as <label>" for a target with an account, else nothing.
+fn as_account(target: &ServerTarget) -> String {
+    target
+        .account
+        .as_deref()
+        .map_or_else(String::new, |a| format!(" as {a}"))
 }

@@ -8,8 +8,8 @@ use mcp_app_server_protocol::{
 use super::engine::{CliError, Engine};
 use super::output::say;
 use crate::config::ServerTransport;
-use crate::credentials::{CredentialKey, unix_now};
-use crate::engine::StatusInfo;
+use crate::credentials::{StoredCredentials, unix_now};
+use crate::engine::{ServerAccounts, StatusInfo};
 
 /// `status [--json]`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +44,7 @@ pub async fn run(args: StatusArgs) -> Result<(), CliError> {
 
 async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
     let mut rows = Vec::new();
+    let stored = engine.oauth.store_list().await?;
     for server in engine.config.servers.values() {
         let status = match &server.transport {
             ServerTransport::Stdio { .. } => McpServerStatus {
@@ -59,18 +60,21 @@ async fn collect(engine: &Engine) -> Result<Vec<Row>, CliError> {
                 login_pending: false,
                 next_refresh_at: None,
                 escape_hatches: None,
+                account: None,
+                accounts: None,
             },
             ServerTransport::Http(http) => {
-                let key = CredentialKey::new(server.name.clone(), http.url.to_string());
-                let creds = engine.oauth.store_load(key).await?;
-                McpServerStatus {
-                    escape_hatches: http.escape_hatches.status(),
-                    ..with_info(
-                        &server.name,
-                        http.url.as_str(),
-                        StatusInfo::from_credentials(creds.as_ref()),
-                    )
-                }
+                let entries: Vec<StoredCredentials> = stored
+                    .iter()
+                    .filter(|c| c.server_name == server.name && c.server_url == http.url.as_str())
+                    .cloned()
+                    .collect();
+                let accounts = ServerAccounts::of(&entries, None);
+                let mut status = with_info(&server.name, http.url.as_str(), accounts.info);
+                status.account = accounts.account;
+                status.accounts = accounts.accounts;
+                status.escape_hatches = http.escape_hatches.status();
+                status
             }
         };
         rows.push(Row {
@@ -107,6 +111,8 @@ fn with_info(name: &str, url: &str, info: StatusInfo) -> McpServerStatus {
         login_pending: false,
         next_refresh_at: None,
         escape_hatches: None,
+        account: None,
+        accounts: None,
     }
 }
 
@@ -171,6 +177,12 @@ fn table(rows: &[Row], now: i64) -> String {
     }
     let header = ["NAME", "STATUS", "EXPIRES", "REGISTRATION", "URL"].map(str::to_string);
     let mut lines = vec![header];
+    let expires = |status: McpAuthStatus, at: Option<i64>| match (status, at) {
+        (McpAuthStatus::LoggedIn | McpAuthStatus::Expired, Some(at)) => {
+            expiry_text(at, now).replace("expires ", "")
+        }
+        _ => "-".to_string(),
+    };
     for row in rows {
         let s = &row.status;
         let name = if row.configured {
@@ -178,19 +190,31 @@ fn table(rows: &[Row], now: i64) -> String {
         } else {
             format!("{}*", s.name)
         };
-        let expires = match (s.auth_status, s.expires_at) {
-            (McpAuthStatus::LoggedIn | McpAuthStatus::Expired, Some(at)) => {
-                expiry_text(at, now).replace("expires ", "")
+        let url = s.url.clone().unwrap_or_else(|| "-".to_string());
+        let registration = s.registration.map_or("-", registration_text).to_string();
+        match s.accounts.as_deref() {
+            // Several accounts, or one with a label: a line each, the one used last marked.
+            Some(accounts) if accounts.iter().any(|a| a.account.is_some()) => {
+                for a in accounts {
+                    let label = a.account.as_deref().unwrap_or("(no account)");
+                    let mark = if a.current { " (used last)" } else { "" };
+                    lines.push([
+                        format!("{name} [{label}]{mark}"),
+                        status_text(a.auth_status, a.reason),
+                        expires(a.auth_status, a.expires_at),
+                        registration.clone(),
+                        url.clone(),
+                    ]);
+                }
             }
-            _ => "-".to_string(),
-        };
-        lines.push([
-            name,
-            status_text(s.auth_status, s.reason),
-            expires,
-            s.registration.map_or("-", registration_text).to_string(),
-            s.url.clone().unwrap_or_else(|| "-".to_string()),
-        ]);
+            _ => lines.push([
+                name,
+                status_text(s.auth_status, s.reason),
+                expires(s.auth_status, s.expires_at),
+                registration,
+                url,
+            ]),
+        }
     }
     let widths: Vec<usize> = (0..5)
         .map(|i| {
@@ -296,6 +320,8 @@ mod tests {
                     login_pending: false,
                     next_refresh_at: None,
                     escape_hatches: None,
+                    account: None,
+                    accounts: None,
                 },
                 configured: false,
             },
@@ -350,5 +376,61 @@ mod tests {
         assert!(!text.contains("strict:"), "{text}");
         let text = table(&rows(vec![strict]), 1000);
         assert!(!text.contains("Escape hatches"), "{text}");
+    }
+
+    #[test]
+    fn a_server_with_accounts_has_a_line_per_account_and_marks_the_one_used_last() {
+        use mcp_app_server_protocol::McpAccountStatus;
+        let account = |label: Option<&str>, status, current| McpAccountStatus {
+            account: label.map(str::to_owned),
+            auth_status: status,
+            reason: None,
+            expires_at: Some(4600),
+            scopes: None,
+            current,
+        };
+        let mut status = with_info(
+            "linear",
+            "https://mcp.linear.app/mcp",
+            StatusInfo::from_credentials(None),
+        );
+        status.accounts = Some(vec![
+            account(None, McpAuthStatus::LoggedIn, false),
+            account(Some("a@example.com"), McpAuthStatus::LoggedIn, true),
+            account(Some("b@example.com"), McpAuthStatus::Expired, false),
+        ]);
+        let text = table(
+            &[Row {
+                status,
+                configured: true,
+            }],
+            1000,
+        );
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[1].starts_with("linear [(no account)]  "), "{text}");
+        assert!(
+            lines[2].starts_with("linear [a@example.com] (used last)  logged in"),
+            "{text}"
+        );
+        assert!(lines[3].starts_with("linear [b@example.com]  "), "{text}");
+        assert!(lines[3].contains("expired"), "{text}");
+
+        // A server whose only entry has no label keeps its one line.
+        let mut plain = with_info("x", "https://x/mcp", StatusInfo::from_credentials(None));
+        plain.accounts = Some(vec![account(None, McpAuthStatus::LoggedIn, true)]);
+        let text = table(
+            &[Row {
+                status: plain,
+                configured: true,
+            }],
+            1000,
+        );
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let line = text.lines().nth(1).unwrap();
+        assert!(
+            line.starts_with("x ") && line.contains("not logged in"),
+            "{text}"
+        );
     }
 }

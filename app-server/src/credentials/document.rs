@@ -95,7 +95,7 @@ impl Document {
     pub(crate) fn credentials_for(&self, key: &CredentialKey) -> Option<&StoredCredentials> {
         self.credentials
             .get(&key.storage_key())
-            .filter(|c| c.server_name == key.server_name && c.server_url == key.server_url)
+            .filter(|c| key.is_key_of(c))
             .map(|c| &**c)
     }
 
@@ -103,7 +103,19 @@ impl Document {
     pub(crate) fn shared_credentials(&self, key: &LookupKey) -> Option<&Arc<StoredCredentials>> {
         self.credentials
             .get(key.storage_key())
-            .filter(|c| key.is_for(&c.server_name, &c.server_url))
+            .filter(|c| key.is_for(&c.server_name, &c.server_url, c.account.as_deref()))
+    }
+
+    /// Every account's entry of the server `server_name` at `server_url` (rule 80).
+    pub(crate) fn accounts_of<'a>(
+        &'a self,
+        server_name: &'a str,
+        server_url: &'a str,
+    ) -> impl Iterator<Item = &'a StoredCredentials> + 'a {
+        self.credentials
+            .values()
+            .filter(move |c| c.server_name == server_name && c.server_url == server_url)
+            .map(|c| &**c)
     }
 
     pub(crate) fn registration(
@@ -147,6 +159,7 @@ impl Document {
                     // them, which every server sharing them sees.
                     new.server_name = owner.server_name.clone();
                     new.server_url = owner.server_url.clone();
+                    new.account = owner.account.clone();
                     new.shared_with = None;
                     self.put_own(&owner, new);
                     return self.credentials_for(key).cloned();
@@ -220,6 +233,7 @@ impl Document {
         let mut own = current;
         own.server_name = heir.server_name.clone();
         own.server_url = heir.server_url.clone();
+        own.account = heir.account.clone();
         self.put_own(&heir, own);
         true
     }
@@ -286,6 +300,7 @@ impl Document {
             .map(|o| StoredCredentials {
                 server_name: link.server.server_name.clone(),
                 server_url: link.server.server_url.clone(),
+                account: link.server.account.clone(),
                 shared_with: Some(link.owner.clone()),
                 ..o.clone()
             });

@@ -37,11 +37,13 @@ pub(crate) use self::keyring::{KeyringStore, probe_keyring};
 #[cfg(test)]
 pub(crate) use self::model::fixtures;
 pub use self::model::{
-    CredentialKey, LookupKey, StoredClient, StoredCredentials, StoredLink, StoredRegistration,
+    AccountError, CredentialKey, LookupKey, MAX_ACCOUNT_LEN, StoredClient, StoredCredentials,
+    StoredLink, StoredRegistration, check_account,
 };
 pub use self::refresh_lock::RefreshLock;
 pub(crate) use self::store::DEFAULT_LOCK_WAIT;
 pub use self::store::{CredentialStore, StoreBackend, StoredSet};
+pub(crate) use self::store::{CurrentAccounts, chosen_last};
 pub use self::update::Update;
 #[cfg(test)]
 pub(crate) use self::update::{Decide, UpdateResult};

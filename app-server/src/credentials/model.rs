@@ -9,12 +9,16 @@ use sha2::{Digest, Sha256};
 
 /// Identifies one server's credentials. Entries are keyed by name and URL together: when a
 /// server's URL changes in the config, the tokens obtained for the old URL are not offered
-/// to the new one.
+/// to the new one. A server may hold several accounts (rule 80): each is an entry of its
+/// own, told apart by the label the frontend chose; `None` is the entry of a login that
+/// named no account (every entry stored before accounts existed).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialKey {
     pub(crate) server_name: String,
     pub server_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) account: Option<String>,
 }
 
 impl CredentialKey {
@@ -22,16 +26,84 @@ impl CredentialKey {
         CredentialKey {
             server_name: server_name.into(),
             server_url: server_url.into(),
+            account: None,
         }
+    }
+
+    /// This server's key for `account` (`None`: the entry of logins that name no account).
+    pub fn with_account(mut self, account: Option<String>) -> Self {
+        self.account = account;
+        self
+    }
+
+    /// The account label, if the entry has one.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// The string under which the entry is stored: the server name (readable in the file and
     /// in keyring managers), `|`, and 16 hex digits of SHA-256 over the URL. The hash suffix
-    /// has a fixed length, so names containing `|` cannot collide with other keys.
+    /// has a fixed length, so names containing `|` cannot collide with other keys. An
+    /// account adds `|` and 16 hex digits of SHA-256 over its label, so the key of an entry
+    /// without one is what it always was (stores written before accounts keep working), and
+    /// each account has a refresh lock of its own (rule 83: the lock file is named after it).
     pub(crate) fn storage_key(&self) -> String {
         let digest = Sha256::digest(self.server_url.as_bytes());
-        format!("{}|{}", self.server_name, &hex(&digest)[..16])
+        let mut key = format!("{}|{}", self.server_name, &hex(&digest)[..16]);
+        if let Some(account) = &self.account {
+            let digest = Sha256::digest(account.as_bytes());
+            key.push('|');
+            key.push_str(&hex(&digest)[..16]);
+        }
+        key
     }
+
+    /// Whether `other` is a key of the same server (any account).
+    pub fn same_server(&self, other: &CredentialKey) -> bool {
+        self.server_name == other.server_name && self.server_url == other.server_url
+    }
+
+    /// Whether `creds` is the entry of this key (not one stored under its storage key for
+    /// another URL or account, which a hand edit could make).
+    pub(crate) fn is_key_of(&self, creds: &StoredCredentials) -> bool {
+        creds.server_name == self.server_name
+            && creds.server_url == self.server_url
+            && creds.account == self.account
+    }
+}
+
+/// The longest account label, in bytes.
+pub const MAX_ACCOUNT_LEN: usize = 256;
+
+/// An account label the daemon will not store (rule 80).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("the account label is empty; leave `account` out to use the account last used")]
+    Empty,
+    #[error(
+        "the account label is {0} bytes long; at most {MAX_ACCOUNT_LEN} are allowed (an e-mail address or a short name)"
+    )]
+    TooLong(usize),
+    #[error(
+        "the account label contains a control character or leading or trailing spaces; use printable text such as the user's e-mail address"
+    )]
+    BadCharacter,
+}
+
+/// Rule 80: an account label is printable text of 1 to [`MAX_ACCOUNT_LEN`] bytes without
+/// control characters or surrounding spaces, so that it shows as it is in the status, the
+/// store file and the CLI, and two labels that look alike are alike.
+pub fn check_account(label: &str) -> Result<(), AccountError> {
+    if label.is_empty() {
+        return Err(AccountError::Empty);
+    }
+    if label.len() > MAX_ACCOUNT_LEN {
+        return Err(AccountError::TooLong(label.len()));
+    }
+    if label.chars().any(char::is_control) || label.trim() != label {
+        return Err(AccountError::BadCharacter);
+    }
+    Ok(())
 }
 
 /// A [`CredentialKey`] with its storage key worked out once (it hashes the URL): what
@@ -57,15 +129,26 @@ impl LookupKey {
         &self.storage_key
     }
 
-    /// Whether this is the key of the server `server_name` at `server_url`.
-    pub(crate) fn is_for(&self, server_name: &str, server_url: &str) -> bool {
-        self.key.server_name == server_name && self.key.server_url == server_url
+    /// Whether this is the key of the server `server_name` at `server_url`, for `account`.
+    pub(crate) fn is_for(
+        &self,
+        server_name: &str,
+        server_url: &str,
+        account: Option<&str>,
+    ) -> bool {
+        self.key.server_name == server_name
+            && self.key.server_url == server_url
+            && self.key.account.as_deref() == account
     }
 }
 
 impl fmt::Display for CredentialKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.server_name, self.server_url)
+        write!(f, "{} ({})", self.server_name, self.server_url)?;
+        match &self.account {
+            Some(account) => write!(f, " as {account}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -97,6 +180,14 @@ pub struct StoredClient {
 pub struct StoredCredentials {
     pub server_name: String,
     pub server_url: String,
+    /// The account these tokens are for (rule 80); `None` for a login that named none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// When this account was last chosen (logged in to, or named by a request), unix
+    /// milliseconds: a request naming no account uses the server's account chosen last
+    /// (rule 81). Stored, so that every process sharing the store and a restart agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_at: Option<i64>,
     pub access_token: String,
     pub token_type: String,
     #[serde(default)]
@@ -160,6 +251,7 @@ impl StoredCredentials {
 
     pub(crate) fn key(&self) -> CredentialKey {
         CredentialKey::new(self.server_name.clone(), self.server_url.clone())
+            .with_account(self.account.clone())
     }
 
     /// New tokens can be had without the user: with the refresh token, or by running the
@@ -239,6 +331,8 @@ impl fmt::Debug for StoredCredentials {
         f.debug_struct("StoredCredentials")
             .field("server_name", &self.server_name)
             .field("server_url", &self.server_url)
+            .field("account", &self.account)
+            .field("selected_at", &self.selected_at)
             .field("access_token", &Redacted)
             .field("token_type", &self.token_type)
             .field("refresh_token", &redact_opt(&self.refresh_token))
@@ -301,6 +395,8 @@ pub(crate) mod fixtures {
         StoredCredentials {
             server_name: name.to_owned(),
             server_url: url.to_owned(),
+            account: None,
+            selected_at: None,
             access_token: format!("at-secret-{name}"),
             token_type: "Bearer".to_owned(),
             refresh_token: Some(format!("rt-secret-{name}")),
@@ -389,9 +485,72 @@ mod tests {
         let lookup = LookupKey::new(key.clone());
         assert_eq!(lookup.key(), &key);
         assert_eq!(lookup.storage_key(), key.storage_key());
-        assert!(lookup.is_for("linear", "https://mcp.linear.app/mcp"));
-        assert!(!lookup.is_for("linear", "https://mcp.linear.app/v2/mcp"));
-        assert!(!lookup.is_for("lin", "https://mcp.linear.app/mcp"));
+        assert!(lookup.is_for("linear", "https://mcp.linear.app/mcp", None));
+        assert!(!lookup.is_for("linear", "https://mcp.linear.app/v2/mcp", None));
+        assert!(!lookup.is_for("lin", "https://mcp.linear.app/mcp", None));
+        assert!(!lookup.is_for("linear", "https://mcp.linear.app/mcp", Some("a")));
+    }
+
+    #[test]
+    fn an_account_is_an_entry_of_its_own_and_no_account_keeps_the_old_key() {
+        let url = "https://mcp.linear.app/mcp";
+        let plain = CredentialKey::new("linear", url);
+        // The key every store written before accounts has: name | 16 hex of SHA-256(url).
+        assert_eq!(plain.storage_key().len(), "linear|".len() + 16);
+        let digest = hex(&Sha256::digest(url.as_bytes()));
+        assert_eq!(plain.storage_key(), format!("linear|{}", &digest[..16]));
+
+        let alice = plain.clone().with_account(Some("alice@example.com".into()));
+        let bob = plain.clone().with_account(Some("bob@example.com".into()));
+        assert!(
+            alice
+                .storage_key()
+                .starts_with(&format!("{}|", plain.storage_key()))
+        );
+        assert_eq!(alice.storage_key().len(), plain.storage_key().len() + 17);
+        assert_ne!(alice.storage_key(), bob.storage_key());
+        assert!(alice.same_server(&bob) && alice.same_server(&plain));
+        assert!(!alice.same_server(&CredentialKey::new("linear", "https://other/mcp")));
+
+        let mut creds = credentials("linear", url);
+        assert!(plain.is_key_of(&creds) && !alice.is_key_of(&creds));
+        creds.account = Some("alice@example.com".into());
+        assert_eq!(creds.key(), alice);
+        assert!(alice.is_key_of(&creds) && !plain.is_key_of(&creds) && !bob.is_key_of(&creds));
+        assert_eq!(
+            alice.to_string(),
+            format!("linear ({url}) as alice@example.com")
+        );
+
+        // Stored without the new fields when there is no account: old readers see no change.
+        let json = serde_json::to_value(credentials("linear", url)).unwrap();
+        assert!(json.get("account").is_none() && json.get("selectedAt").is_none());
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("account").is_none(), "{json}");
+    }
+
+    #[test]
+    fn account_labels_are_bounded_printable_text() {
+        assert_eq!(check_account("alice@example.com"), Ok(()));
+        assert_eq!(check_account("Zoë (work)"), Ok(()));
+        assert_eq!(check_account(&"a".repeat(MAX_ACCOUNT_LEN)), Ok(()));
+        assert_eq!(check_account(""), Err(AccountError::Empty));
+        assert_eq!(
+            check_account(&"a".repeat(MAX_ACCOUNT_LEN + 1)),
+            Err(AccountError::TooLong(MAX_ACCOUNT_LEN + 1))
+        );
+        for bad in ["a\nb", "a\u{0}", " a", "a ", "tab\there", "\u{7f}"] {
+            assert_eq!(
+                check_account(bad),
+                Err(AccountError::BadCharacter),
+                "{bad:?}"
+            );
+        }
+        assert!(
+            AccountError::TooLong(300)
+                .to_string()
+                .contains("at most 256")
+        );
     }
 
     #[test]

@@ -165,4 +165,139 @@ impl StoredSet {
     pub(crate) fn lookup(&self, key: &LookupKey) -> Option<&StoredCredentials> {
         self.doc.shared_credentials(key).map(|c| &**c)
     }
+
+    /// Every account's entry of the server `server_name` at `server_url`, in no order.
+    pub(crate) fn accounts_of<'a>(
+        &'a self,
+        server_name: &'a str,
+        server_url: &'a str,
+    ) -> impl Iterator<Item = &'a StoredCredentials> + 'a {
+        self.doc.accounts_of(server_name, server_url)
+    }
+
+    /// The entry a request for `key` that names no account uses (rule 81): with an account
+    /// in `key`, that account's; without, the server's account chosen last.
+    pub(crate) fn current<'a>(&'a self, key: &'a LookupKey) -> Option<&'a StoredCredentials> {
+        let k = key.key();
+        if k.account.is_some() {
+            return self.lookup(key);
+        }
+        chosen_last(self.accounts_of(&k.server_name, &k.server_url))
+    }
+}
+
+/// Rule 81 for every server at once: the label of each server's account used last, where
+/// that account has one. Made once per version of the store's document, so that a request
+/// naming no account finds its account in one probe however many entries are stored.
+#[derive(Debug)]
+pub(crate) struct CurrentAccounts {
+    set: StoredSet,
+    /// Each server's entry used last, by the storage key of the server's unnamed entry.
+    last: std::collections::HashMap<String, Arc<StoredCredentials>>,
+}
+
+impl CurrentAccounts {
+    pub(crate) fn of(set: StoredSet) -> CurrentAccounts {
+        let mut last: std::collections::HashMap<String, Arc<StoredCredentials>> =
+            std::collections::HashMap::new();
+        for c in set.doc.credentials.values() {
+            let server = CredentialKey::new(c.server_name.clone(), c.server_url.clone());
+            let entry = last
+                .entry(server.storage_key())
+                .or_insert_with(|| c.clone());
+            if chosen_last([&**entry, &**c]).is_some_and(|l| std::ptr::eq(l, &**c)) {
+                *entry = c.clone();
+            }
+        }
+        CurrentAccounts { set, last }
+    }
+
+    /// [`StoredSet::current`] of the server whose unnamed entry `server` is the key of.
+    pub(crate) fn current(&self, server: &LookupKey) -> Option<&StoredCredentials> {
+        self.last
+            .get(server.storage_key())
+            .filter(|c| server.key().same_server(&c.key()))
+            .map(|c| &**c)
+    }
+
+    /// Whether this was made from `set` (the same version of the document).
+    pub(crate) fn is_of(&self, set: &StoredSet) -> bool {
+        Arc::ptr_eq(&self.set.doc, &set.doc)
+    }
+
+    /// The label of the account used last of the server whose unnamed entry `server` is
+    /// the key of; `None` when that account has no label or nothing is stored.
+    pub(crate) fn label(&self, server: &LookupKey) -> Option<&str> {
+        self.current(server).and_then(|c| c.account.as_deref())
+    }
+}
+
+/// Rule 81, pure: of one server's entries, the account chosen last (the greatest
+/// `selected_at`; entries stored before accounts existed count as never chosen); ties go
+/// to the greater label, so every process picks the same one.
+pub(crate) fn chosen_last<'a>(
+    entries: impl IntoIterator<Item = &'a StoredCredentials>,
+) -> Option<&'a StoredCredentials> {
+    entries.into_iter().max_by(|a, b| {
+        a.selected_at
+            .cmp(&b.selected_at)
+            .then_with(|| a.account.cmp(&b.account))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::fixtures::credentials;
+
+    fn account(label: Option<&str>, selected_at: Option<i64>) -> StoredCredentials {
+        let mut c = credentials("s", "https://s.example/mcp");
+        c.account = label.map(str::to_owned);
+        c.selected_at = selected_at;
+        c
+    }
+
+    #[test]
+    fn the_account_chosen_last_serves_requests_that_name_none() {
+        let old = account(None, None);
+        let alice = account(Some("alice"), Some(2_000));
+        let bob = account(Some("bob"), Some(1_000));
+        let other_server = {
+            let mut c = account(Some("zed"), Some(9_000));
+            c.server_url = "https://other.example/mcp".into();
+            c
+        };
+        let set = StoredSet::from_list(vec![old.clone(), alice.clone(), bob.clone(), other_server]);
+        let server = LookupKey::new(old.key());
+        assert_eq!(set.accounts_of("s", "https://s.example/mcp").count(), 3);
+        assert_eq!(set.current(&server), Some(&alice));
+        // A named account is that account, chosen last or not.
+        assert_eq!(set.current(&LookupKey::new(bob.key())), Some(&bob));
+        assert_eq!(set.lookup(&server), Some(&old));
+
+        // An entry from before accounts counts as never chosen; equal stamps go to the
+        // greater label, so every process agrees.
+        assert_eq!(
+            chosen_last([&old, &account(Some("a"), Some(1))])
+                .unwrap()
+                .account
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(chosen_last([&old]), Some(&old));
+        let tie = [account(Some("x"), Some(5)), account(Some("y"), Some(5))];
+        assert_eq!(chosen_last(&tie).unwrap().account.as_deref(), Some("y"));
+        assert_eq!(chosen_last(&[]), None);
+
+        let index = CurrentAccounts::of(set.clone());
+        assert!(index.is_of(&set));
+        assert!(!index.is_of(&StoredSet::from_list(vec![old.clone()])));
+        assert_eq!(index.label(&server), Some("alice"));
+        let other = LookupKey::new(CredentialKey::new("s", "https://other.example/mcp"));
+        assert_eq!(index.label(&other), Some("zed"));
+        let unnamed_only = CurrentAccounts::of(StoredSet::from_list(vec![old.clone()]));
+        assert_eq!(unnamed_only.label(&server), None);
+        assert_eq!(unnamed_only.current(&server), Some(&old));
+        assert_eq!(index.current(&server), Some(&alice));
+    }
 }

@@ -279,6 +279,7 @@ impl OAuthService {
         mut control: ControlReceiver,
     ) {
         let name = flow.target.name.clone();
+        let account = flow.target.account.clone();
         let result = self.poll_and_store(&flow, &mut control).await;
         if matches!(
             result,
@@ -307,6 +308,7 @@ impl OAuthService {
         }
         self.emit(OAuthEvent::LoginCompleted {
             name,
+            account,
             result: result.map_err(Arc::new),
         });
     }

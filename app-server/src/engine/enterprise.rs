@@ -58,7 +58,7 @@ impl OAuthService {
                     .enterprise_login_with(&target, &enterprise, &options, &session)
                     .await;
                 let result = result.map_err(Arc::new);
-                self.announce_login(&target.name, &result);
+                self.announce_login(&target.name, target.account.clone(), &result);
                 result.map(|()| EnterpriseLogin::Done)
             }
             None => Ok(EnterpriseLogin::SignIn(
@@ -340,7 +340,12 @@ impl OAuthService {
     }
 
     /// Announces the end of an enterprise login.
-    pub(super) fn announce_login(&self, name: &str, result: &Result<(), Arc<LoginError>>) {
+    pub(super) fn announce_login(
+        &self,
+        name: &str,
+        account: Option<String>,
+        result: &Result<(), Arc<LoginError>>,
+    ) {
         match result {
             Ok(()) => {
                 tracing::info!(server = %name, "enterprise login completed");
@@ -351,6 +356,7 @@ impl OAuthService {
                 });
                 self.emit(OAuthEvent::LoginCompleted {
                     name: name.to_string(),
+                    account,
                     result: Ok(()),
                 });
             }
@@ -358,6 +364,7 @@ impl OAuthService {
                 tracing::warn!(server = %name, error = %e, "enterprise login failed");
                 self.emit(OAuthEvent::LoginCompleted {
                     name: name.to_string(),
+                    account,
                     result: Err(e.clone()),
                 });
             }

@@ -154,9 +154,11 @@ impl OAuthService {
         let (now, unix_ms) = (Instant::now(), unix_millis());
         let mut next = now + IDLE_ROUND;
 
-        // Tokens without a refresh token turn `expired` when they run out.
+        // Tokens without a refresh token turn `expired` when they run out (of each
+        // server's account used last, whose status is announced).
+        let currents = self.current_accounts(stored.clone());
         for (_, key) in configured.iter() {
-            if let Some(creds) = stored.lookup(key)
+            if let Some(creds) = currents.current(key)
                 && let Some(at) = expiry_moment(creds)
             {
                 next = next.min(instant_at(at, now, unix_ms));
@@ -275,6 +277,7 @@ impl OAuthService {
                 }
             };
             let mut changes = Vec::new();
+            let currents = self.current_accounts(stored.clone());
             {
                 let mut announced = self.live.announced();
                 if announced.epoch != epoch {
@@ -287,7 +290,8 @@ impl OAuthService {
                 }
                 // Updated in place: a round allocates only for what changed.
                 for (name, key) in configured {
-                    let info = StatusInfo::from_credentials(stored.lookup(key));
+                    // The server's status is its account used last (rule 81).
+                    let info = StatusInfo::from_credentials(currents.current(key));
                     let status = (info.status, info.reason);
                     match announced.status.get_mut(name) {
                         Some(old) if *old != status => {

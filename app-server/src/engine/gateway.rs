@@ -63,6 +63,9 @@ impl OAuthService {
         let mut choice = None;
         for c in &all {
             if c.key() == key
+                // Rule 82: an account shares only the same account's login elsewhere; a
+                // login under another label is another user.
+                || c.account != target.account
                 || c.shared_with.is_some()
                 || c.refreshed_through.is_some()
                 || c.grant.is_some()
@@ -101,6 +104,7 @@ impl OAuthService {
             });
             self.emit(OAuthEvent::LoginCompleted {
                 name: target.name.clone(),
+                account: target.account.clone(),
                 result: Ok(()),
             });
         }

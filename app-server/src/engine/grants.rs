@@ -104,6 +104,7 @@ impl OAuthService {
         }
         self.emit(OAuthEvent::LoginCompleted {
             name,
+            account: target.account.clone(),
             result: result.clone(),
         });
         result.map(|()| login_grant(&target.grant))

@@ -64,8 +64,11 @@ impl OAuthService {
     pub fn set_servers(&self, servers: Vec<(String, CredentialKey)>) {
         let by_name: HashMap<&str, &CredentialKey> =
             servers.iter().map(|(n, k)| (n.as_str(), k)).collect();
-        lock(&self.live.in_use)
-            .retain(|name, u| by_name.get(name.as_str()) == Some(&&u.target.key()));
+        lock(&self.live.in_use).retain(|name, u| {
+            by_name
+                .get(name.as_str())
+                .is_some_and(|k| k.same_server(&u.target.key()))
+        });
         let keys = servers.iter().cloned().collect();
         drop(by_name);
         *lock(&self.live.configured_keys) = keys;

@@ -18,8 +18,7 @@ use url::Url;
 use crate::credentials::{StoredCredentials, Update};
 use crate::engine::error::{ClientSecretError, CompleteError, LoginError};
 use crate::engine::flow::{
-    Discovered, binds_dpop, login_ending, no_local_browser, warn_escape_hatches,
-    warn_if_unbound,
+    Discovered, binds_dpop, login_ending, no_local_browser, warn_escape_hatches, warn_if_unbound,
 };
 use crate::engine::login::context::{Attempt, FlowContext, cimd_source};
 use crate::engine::service::OAuthService;
@@ -27,9 +26,10 @@ use crate::engine::state::control::{
     Control, ControlReceiver, EndReason, PasteReply, channel as control_channel,
 };
 use crate::engine::state::logins::PendingLogin;
-use crate::engine::stored::credentials_from;
+use crate::engine::stored::{adds_account, credentials_from};
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{EnterpriseLogin, LoginBegun, LoginOptions, LoginStarted, OAuthEvent};
+use crate::oauth::authorization::account_prompt;
 use crate::oauth::callback::{
     CallbackError, CallbackOutcome, callback_path, parse_pasted_callback,
 };
@@ -174,6 +174,13 @@ impl OAuthService {
 
         // A newer login for the same server replaces the older one.
         self.end_login(&target.name, EndReason::Superseded);
+        let adds_account = match self.stored_set().await {
+            Ok(stored) => adds_account(&stored, &target),
+            Err(e) => {
+                tracing::warn!(server = %target.name, error = %e, "cannot read the credential store; the login asks for no account choice");
+                false
+            }
+        };
 
         let found = self
             .discover_for_login(&target, options.scopes.as_deref(), refused)
@@ -204,7 +211,13 @@ impl OAuthService {
             // Filled in once the listener's port is known.
             redirect_uri: Url::parse("http://127.0.0.1/").expect("static URL"),
             callback_path: path,
+            prompt: None,
         });
+        if adds_account {
+            ctx.prompt = Some(account_prompt(
+                ctx.discovery.metadata.prompt_values_supported.as_deref(),
+            ));
+        }
         let mut prepared = self
             .prepare_attempt(&mut ctx, cimd_source.as_ref(), false)
             .await;
@@ -264,6 +277,7 @@ impl OAuthService {
         mut control: ControlReceiver,
     ) {
         let name = ctx.target.name.clone();
+        let account = ctx.target.account.clone();
         // The login has answered; now the registration it made is saved for later logins.
         Box::pin(self.save_registration(&name, &mut attempt)).await;
         // While the user is in the browser: the lock the code exchange takes is made ready,
@@ -375,6 +389,7 @@ impl OAuthService {
         }
         self.emit(OAuthEvent::LoginCompleted {
             name,
+            account,
             result: result.map_err(Arc::new),
         });
     }

@@ -13,7 +13,7 @@
 //!   **flows**, each an `impl OAuthService` in a file of its own: `login.rs` (and `login/`),
 //!   `device.rs` (the device login, RFC 8628), `vending.rs`, `renewal.rs` (and
 //!   `refresh.rs`), `logout.rs`, `challenge.rs`, `grants.rs`,
-//!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`; `live.rs` and
+//!   `enterprise.rs` (and `enterprise/sign_in.rs`), `resource_proof.rs`, `accounts.rs`; `live.rs` and
 //!   `expiry.rs` keep the announced status live (expiry timers, background refresh of
 //!   tokens in use, other processes' writes); `prewarm.rs` discovers configured servers
 //!   ahead of their first login. Flows import leaves and the service, and reach each other
@@ -23,6 +23,7 @@
 //!
 //! Callers outside use what this file re-exports.
 
+mod accounts;
 mod callback_ports;
 mod challenge;
 mod device;
@@ -57,7 +58,7 @@ pub use error::{
 pub use refusal::Refusal;
 pub use service::{Network, OAuthService};
 pub use state::live::configured_servers;
-pub use status::StatusInfo;
+pub use status::{ServerAccounts, StatusInfo};
 pub use target::{EnterpriseTarget, ServerTarget, TargetError};
 pub use types::{
     CLIENT_NAME, ChallengeOutcome, ChallengeRequest, DEFAULT_LOGIN_TIMEOUT,

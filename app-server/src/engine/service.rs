@@ -63,6 +63,8 @@ pub struct OAuthService {
     pub(super) rs_dpop_nonces: crate::oauth::dpop::NonceCache,
     /// Where `client_secret_keyring` secrets are read (rule 71).
     pub(super) client_secrets: ClientSecretKeyring,
+    /// Each server's account used last, for the store's document last looked at (rule 81).
+    pub(super) current_accounts: Mutex<Option<Arc<crate::credentials::CurrentAccounts>>>,
 }
 
 /// What the engine reaches the network with: the HTTP client every request of the protocol
@@ -127,6 +129,7 @@ impl OAuthService {
             dpop_nonces: Default::default(),
             rs_dpop_nonces: Default::default(),
             client_secrets,
+            current_accounts: Mutex::new(None),
         })
     }
 

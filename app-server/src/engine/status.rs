@@ -1,8 +1,10 @@
 //! A server's credential state, for listings.
 
-use mcp_app_server_protocol::{McpAuthStatus, McpAuthStatusReason, RegistrationKind};
+use mcp_app_server_protocol::{
+    McpAccountStatus, McpAuthStatus, McpAuthStatusReason, RegistrationKind,
+};
 
-use crate::credentials::{StoredCredentials, unix_now};
+use crate::credentials::{StoredCredentials, chosen_last, unix_now};
 
 /// A server's credential state, for listings.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,55 @@ impl StatusInfo {
             scopes: Some(c.scopes.clone()),
             registration: Some(c.client.kind),
             issuer: Some(c.issuer.clone()),
+        }
+    }
+}
+
+/// One server's accounts as a status listing shows them (rule 80).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerAccounts {
+    /// The state of the account described: the one named, else the one used last.
+    pub info: StatusInfo,
+    /// That account's label (`None`: a login that named none, or nothing stored).
+    pub account: Option<String>,
+    /// Every stored account by label; `None` when there is none.
+    pub accounts: Option<Vec<McpAccountStatus>>,
+}
+
+impl ServerAccounts {
+    /// From every stored entry of one server (any order); `named`: the account to
+    /// describe instead of the one used last (rule 81).
+    pub fn of(entries: &[StoredCredentials], named: Option<&str>) -> ServerAccounts {
+        let current = chosen_last(entries);
+        let (shown, account) = match named {
+            Some(label) => (
+                entries.iter().find(|c| c.account.as_deref() == Some(label)),
+                Some(label.to_string()),
+            ),
+            None => (current, current.and_then(|c| c.account.clone())),
+        };
+        let accounts = (!entries.is_empty()).then(|| {
+            let mut list: Vec<McpAccountStatus> = entries
+                .iter()
+                .map(|c| {
+                    let info = StatusInfo::from_credentials(Some(c));
+                    McpAccountStatus {
+                        account: c.account.clone(),
+                        auth_status: info.status,
+                        reason: info.reason,
+                        expires_at: info.expires_at,
+                        scopes: info.scopes,
+                        current: current.is_some_and(|cur| std::ptr::eq(cur, c)),
+                    }
+                })
+                .collect();
+            list.sort_by(|a, b| a.account.cmp(&b.account));
+            list
+        });
+        ServerAccounts {
+            info: StatusInfo::from_credentials(shown),
+            account,
+            accounts,
         }
     }
 }

@@ -8,7 +8,7 @@ use mcp_app_server_protocol::McpAuthStatusReason;
 use url::Url;
 
 use crate::config::RefreshScope;
-use crate::credentials::{StoredClient, StoredCredentials, unix_now};
+use crate::credentials::{StoredClient, StoredCredentials, StoredSet, unix_now};
 use crate::engine::error::VendError;
 use crate::engine::target::ServerTarget;
 use crate::engine::types::REFRESH_NOW;
@@ -146,6 +146,9 @@ pub(crate) fn record_for(
     StoredCredentials {
         server_name: target.name.clone(),
         server_url: target.url.to_string(),
+        account: target.account.clone(),
+        // A login chooses its account (rule 81).
+        selected_at: Some(crate::clock::unix_millis()),
         access_token: String::new(),
         token_type: String::new(),
         refresh_token: None,
@@ -294,6 +297,17 @@ pub(crate) fn registration_from_client(client: &StoredClient) -> ClientRegistrat
         auth_method: TokenAuthMethod::from_name(&client.token_endpoint_auth_method)
             .unwrap_or(TokenAuthMethod::None),
     }
+}
+
+/// Rule 82: a login adds an account when it names one the server has no entry for while
+/// the server has another account stored.
+pub(crate) fn adds_account(stored: &StoredSet, target: &ServerTarget) -> bool {
+    target.account.is_some()
+        && stored.lookup(&target.lookup_key()).is_none()
+        && stored
+            .accounts_of(&target.name, target.url.as_str())
+            .next()
+            .is_some()
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub struct ServerTarget {
     pub network: ServerNetwork,
     /// The escape hatches of `[mcp_servers.NAME.oauth]` (rules 60-64); empty is strict.
     pub escape_hatches: EscapeHatches,
+    /// The account whose credentials this target stands for (rule 80); `None`: the entry
+    /// of logins that named no account. Chosen per request ([`ServerTarget::as_account`]).
+    pub account: Option<String>,
     /// The key of [`ServerTarget::lookup_key`], once worked out.
     pub lookup: LookupCache,
 }
@@ -108,6 +111,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .field("escape_hatches", &self.escape_hatches.keys())
+            .field("account", &self.account)
             .finish()
     }
 }
@@ -222,6 +226,7 @@ impl ServerTarget {
             },
             network: http.network.over(&config.network),
             escape_hatches: http.escape_hatches.clone(),
+            account: None,
             lookup: Default::default(),
         }
     }
@@ -233,12 +238,24 @@ impl ServerTarget {
 
     pub fn key(&self) -> CredentialKey {
         CredentialKey::new(self.name.clone(), self.url.to_string())
+            .with_account(self.account.clone())
+    }
+
+    /// This server as `account` (rule 80): the same configuration, another entry of the
+    /// store.
+    pub fn as_account(&self, account: Option<String>) -> ServerTarget {
+        ServerTarget {
+            account,
+            lookup: Default::default(),
+            ..self.clone()
+        }
     }
 
     /// [`ServerTarget::key`] for lookups, worked out once per target. Made again when the
     /// name or URL changed since (the fields are public).
     pub fn lookup_key(&self) -> Arc<LookupKey> {
-        let current = |k: &LookupKey| k.is_for(&self.name, self.url.as_str());
+        let current =
+            |k: &LookupKey| k.is_for(&self.name, self.url.as_str(), self.account.as_deref());
         let cached = self
             .lookup
             .0

@@ -18,6 +18,8 @@ use crate::engine::refusal::Refusal;
 pub enum OAuthEvent {
     LoginCompleted {
         name: String,
+        /// The account the login was for (rule 80).
+        account: Option<String>,
         result: Result<(), Arc<LoginError>>,
     },
     LoginRestarted {

@@ -97,10 +97,36 @@ pub fn build_authorization_url(
     url
 }
 
+/// Rule 82: the `prompt` of a login that adds an account to a server, so that the browser
+/// does not sign in again as whoever is signed in there: `select_account` when the
+/// authorization server lists it among `prompt_values_supported`, else `login` (which
+/// every OpenID provider takes, and a plain OAuth server ignores).
+pub fn account_prompt(prompt_values_supported: Option<&[String]>) -> &'static str {
+    if prompt_values_supported.is_some_and(|v| v.iter().any(|p| p == "select_account")) {
+        "select_account"
+    } else {
+        "login"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn an_added_account_asks_to_select_one_where_the_server_can() {
+        let listed = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            account_prompt(Some(&listed(&["none", "login", "select_account"]))),
+            "select_account"
+        );
+        assert_eq!(account_prompt(Some(&listed(&["none", "login"]))), "login");
+        assert_eq!(account_prompt(Some(&[])), "login");
+        assert_eq!(account_prompt(None), "login");
+        // Exact values only.
+        assert_eq!(account_prompt(Some(&listed(&["SELECT_ACCOUNT"]))), "login");
+    }
 
     #[test]
     fn pkce_matches_rfc7636_vector() {

@@ -1,6 +1,7 @@
 //! The methods: one handler each, from the daemon's state and a request's params to its
 //! answer. Nothing here knows of connections.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,12 +23,12 @@ use super::error::{AppError, RequestError};
 use super::state::ServerState;
 use super::types::Answer;
 use crate::config::{ConfigError, ServerTransport};
-use crate::credentials::{CredentialKey, StoredCredentials};
+use crate::credentials::{StoredCredentials, check_account};
 use crate::engine::ChallengeRequest;
 use crate::engine::ResourceProof;
 use crate::engine::{
     ChallengeOutcome, DEFAULT_LOGIN_TIMEOUT, DEFAULT_MIN_VALIDITY_SECS, LoginBegun, LoginOptions,
-    MAX_MIN_VALIDITY_SECS, ServerTarget, StatusInfo,
+    MAX_MIN_VALIDITY_SECS, ServerAccounts, ServerTarget,
 };
 
 /// What the connection a request came on declared at `initialize`.
@@ -87,6 +88,7 @@ async fn token(
     peer: Peer,
 ) -> Result<Answer, RequestError> {
     let target = resolve_shared(state, &p.name)?;
+    let target = for_account(state, target, p.account.as_deref(), true).await?;
     state.oauth.token_used(&target);
     let creds = state
         .oauth
@@ -154,7 +156,9 @@ async fn login(
                 .into(),
         ));
     }
-    let target = resolve(state, &p.name)?;
+    let target = Arc::new(resolve(state, &p.name)?);
+    let target =
+        Arc::unwrap_or_clone(for_account(state, target, p.account.as_deref(), false).await?);
     state.oauth.forget_step_ups(&target);
     let options = LoginOptions {
         scopes: p.scopes,
@@ -218,7 +222,8 @@ async fn logout(
     state: &ServerState,
     p: OauthLogoutParams,
 ) -> Result<OauthLogoutResponse, RequestError> {
-    let target = resolve(state, &p.name)?;
+    let target = Arc::new(resolve(state, &p.name)?);
+    let target = for_account(state, target, p.account.as_deref(), false).await?;
     let out = state
         .oauth
         .logout(&target, p.revoke.unwrap_or(false))
@@ -236,6 +241,7 @@ async fn dpop_proof(
     p: OauthDpopProofParams,
 ) -> Result<OauthDpopProofResponse, RequestError> {
     let target = resolve_shared(state, &p.name)?;
+    let target = for_account(state, target, p.account.as_deref(), true).await?;
     let proof = state
         .oauth
         .proof_for(
@@ -284,6 +290,7 @@ async fn challenge(
     .check()
     .map_err(|e| RequestError::InvalidParams(format!("invalid params at `{}`: {e}", e.field())))?;
     let target = resolve_shared(state, &p.name)?;
+    let target = for_account(state, target, p.account.as_deref(), true).await?;
     Ok(
         match state.oauth.answer_challenge(&target, checked).await? {
             ChallengeOutcome::Token(creds) => {
@@ -321,6 +328,23 @@ fn resolve_shared(state: &ServerState, name: &str) -> Result<Arc<ServerTarget>, 
     }
 }
 
+/// `target` for the account a request names, checked first (rule 80), or for the server's
+/// account used last when it names none (rule 81); `choose` makes a named account the one
+/// used last.
+async fn for_account(
+    state: &ServerState,
+    target: Arc<ServerTarget>,
+    account: Option<&str>,
+    choose: bool,
+) -> Result<Arc<ServerTarget>, RequestError> {
+    if let Some(label) = account {
+        check_account(label).map_err(|e| {
+            RequestError::InvalidParams(format!("invalid params at `account`: {e}"))
+        })?;
+    }
+    Ok(state.oauth.for_account(target, account, choose).await?)
+}
+
 /// Resolves a configured HTTP server for OAuth.
 fn resolve(state: &ServerState, name: &str) -> Result<ServerTarget, RequestError> {
     let config = state.config().map_err(config_error)?;
@@ -350,6 +374,11 @@ async fn list_status(
             "invalid params at `limit`: must be between 1 and {MAX_PAGE}"
         )));
     }
+    if let Some(label) = params.account.as_deref() {
+        check_account(label).map_err(|e| {
+            RequestError::InvalidParams(format!("invalid params at `account`: {e}"))
+        })?;
+    }
     let config = state.config().map_err(config_error)?;
     let after = params.cursor.as_deref();
     let limit = params.limit.unwrap_or(u32::MAX) as usize;
@@ -357,14 +386,15 @@ async fn list_status(
         .servers
         .values()
         .filter(|s| after.is_none_or(|c| s.name.as_str() > c));
-    // One read of the store per listing, not one per server.
-    let stored: std::collections::HashMap<String, _> = state
-        .oauth
-        .store_list()
-        .await?
-        .into_iter()
-        .map(|c| (c.key().storage_key(), c))
-        .collect();
+    // One read of the store per listing, not one per server; each server's accounts
+    // together.
+    let mut stored: HashMap<(String, String), Vec<StoredCredentials>> = HashMap::new();
+    for c in state.oauth.store_list().await? {
+        stored
+            .entry((c.server_name.clone(), c.server_url.clone()))
+            .or_default()
+            .push(c);
+    }
     let mut data = Vec::new();
     for server in remaining.by_ref().take(limit) {
         data.push(match &server.transport {
@@ -381,10 +411,18 @@ async fn list_status(
                 login_pending: false,
                 next_refresh_at: None,
                 escape_hatches: None,
+                account: None,
+                accounts: None,
             },
             ServerTransport::Http(http) => {
-                let key = CredentialKey::new(server.name.clone(), http.url.to_string());
-                let info = StatusInfo::from_credentials(stored.get(&key.storage_key()));
+                let entries = stored
+                    .remove(&(server.name.clone(), http.url.to_string()))
+                    .unwrap_or_default();
+                let ServerAccounts {
+                    info,
+                    account,
+                    accounts,
+                } = ServerAccounts::of(&entries, params.account.as_deref());
                 let (login_pending, planned) = state.oauth.live_status(&server.name);
                 // The plan may lag a change of the store by a moment; only what is logged in
                 // gets refreshed.
@@ -402,6 +440,8 @@ async fn list_status(
                     login_pending,
                     next_refresh_at,
                     escape_hatches: http.escape_hatches.status(),
+                    account,
+                    accounts,
                 }
             }
         });

@@ -152,7 +152,11 @@ pub enum StartError {
 
 fn notification_for(event: OAuthEvent) -> ServerNotification {
     match event {
-        OAuthEvent::LoginCompleted { name, result } => {
+        OAuthEvent::LoginCompleted {
+            name,
+            account,
+            result,
+        } => {
             let (success, error, error_kind) = match result {
                 Ok(()) => (true, None, None),
                 Err(e) => {
@@ -162,6 +166,7 @@ fn notification_for(event: OAuthEvent) -> ServerNotification {
             };
             ServerNotification::OauthLoginCompleted(OauthLoginCompletedNotification {
                 name,
+                account,
                 success,
                 error,
                 error_kind,

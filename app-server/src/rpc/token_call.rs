@@ -120,6 +120,7 @@ mod tests {
     fn params(name: &str, min: Option<u32>) -> OauthTokenParams {
         OauthTokenParams {
             name: name.into(),
+            account: None,
             min_validity_secs: min,
         }
     }

@@ -1,3 +1,4 @@
+mod accounts;
 mod binary;
 mod browser_pages;
 mod challenge;

@@ -39,6 +39,8 @@ fn logged_in_home() -> tempfile::TempDir {
     let creds = StoredCredentials {
         server_name: "k".into(),
         server_url: url::Url::parse(url).unwrap().to_string(),
+        account: None,
+        selected_at: None,
         access_token: ACCESS_TOKEN.into(),
         token_type: "Bearer".into(),
         refresh_token: Some("stored-refresh-token".into()),

@@ -11,4 +11,10 @@ cursor?: string | null,
 /**
  * Page size, 1 to 1000; all servers when absent.
  */
-limit?: number | null, };
+limit?: number | null,
+/**
+ * Describe this account of each server in the top-level fields (`authStatus`,
+ * `expiresAt`, ...) instead of the account used last; `accounts` lists all of them
+ * either way.
+ */
+account?: string | null, };

@@ -10,6 +10,11 @@ export type OauthChallengeParams = {
  */
 name: string,
 /**
+ * The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+ * address; 1 to 256 bytes of printable text. Absent: the server's account used last.
+ */
+account?: string | null,
+/**
  * The HTTP status of the MCP server's answer: 401 or 403.
  */
 status: number,

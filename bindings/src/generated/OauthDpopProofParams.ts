@@ -9,6 +9,11 @@ export type OauthDpopProofParams = {
  */
 name: string,
 /**
+ * The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+ * address; 1 to 256 bytes of printable text. Absent: the server's account used last.
+ */
+account?: string | null,
+/**
  * The HTTP method of the request (`POST`).
  */
 method: string,

@@ -10,6 +10,10 @@ export type OauthLoginCompletedNotification = {
  */
 name: string,
 /**
+ * The account the login named, if it named one.
+ */
+account?: string,
+/**
  * Whether the credentials are now stored.
  */
 success: boolean,

@@ -11,6 +11,13 @@ export type OauthLoginParams = {
  */
 name: string,
 /**
+ * The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+ * address; 1 to 256 bytes of printable text. A login naming an account the server has no
+ * tokens for adds it, and asks the browser to choose the user (`prompt`). Absent: the
+ * server's account used last.
+ */
+account?: string | null,
+/**
  * Scopes to request; overrides the configured and discovered scopes.
  */
 scopes?: Array<string> | null,

@@ -9,6 +9,12 @@ export type OauthLogoutParams = {
  */
 name: string,
 /**
+ * The account (rules 80-81): a label the frontend chooses, such as the user's e-mail
+ * address; 1 to 256 bytes of printable text. Absent: the server's account used last. The
+ * server's other accounts stay logged in.
+ */
+account?: string | null,
+/**
  * Revoke the tokens at the authorization server (RFC 7009) before deleting them.
  */
 revoke?: boolean | null, };

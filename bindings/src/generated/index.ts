@@ -41,6 +41,7 @@ export type { ListMcpServerStatusParams } from "./ListMcpServerStatusParams.js";
 export type { ListMcpServerStatusResponse } from "./ListMcpServerStatusResponse.js";
 export type { LoginFlowChoice } from "./LoginFlowChoice.js";
 export type { LoginGrant } from "./LoginGrant.js";
+export type { McpAccountStatus } from "./McpAccountStatus.js";
 export type { McpAuthStatus } from "./McpAuthStatus.js";
 export type { McpAuthStatusReason } from "./McpAuthStatusReason.js";
 export type { McpServerStatus } from "./McpServerStatus.js";

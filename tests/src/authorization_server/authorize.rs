@@ -84,7 +84,13 @@ fn success_redirect(s: &Shared, redirect_uri: &str, code: &str, state: Option<&s
 pub(crate) async fn authorize(State(s): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     bump(&s.counters.authorize);
     let form = Form::parse(query.as_deref().unwrap_or("").as_bytes());
-    lock(&s.records).last_authorize_query = Some(form.to_map());
+    {
+        let mut records = lock(&s.records);
+        records.last_authorize_query = Some(form.to_map());
+        records
+            .authorize_prompts
+            .push(form.get("prompt").map(str::to_owned));
+    }
     if let Some(fault) = s.faults.intercept(Endpoint::Authorize).await {
         return fault;
     }
@@ -220,6 +226,7 @@ async fn evaluate(s: &Shared, form: &Form) -> Outcome {
         return back("invalid_scope", "a requested scope is not supported");
     }
 
+    let user = lock(&s.signed_in_user).clone();
     let mut store = lock(&s.store);
     let grant = CodeGrant {
         client_id: client.client_id.clone(),
@@ -231,6 +238,9 @@ async fn evaluate(s: &Shared, form: &Form) -> Outcome {
         used: false,
         family: store.new_family(),
     };
+    if let Some(user) = user {
+        store.family_users.insert(grant.family, user);
+    }
     if s.config.auto_approve {
         let code = store.issue_code(grant);
         Outcome::Redirect(success_redirect(s, redirect_uri, &code, state))

@@ -104,6 +104,12 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     if !c.scopes_supported.is_empty() {
         doc.insert("scopes_supported".into(), json!(c.scopes_supported));
     }
+    if !c.prompt_values_supported.is_empty() {
+        doc.insert(
+            "prompt_values_supported".into(),
+            json!(c.prompt_values_supported),
+        );
+    }
     doc.insert("response_types_supported".into(), json!(["code"]));
     if c.dpop {
         doc.insert("dpop_signing_alg_values_supported".into(), json!(["ES256"]));

@@ -74,6 +74,8 @@ impl IdpSession {
         StoredCredentials {
             server_name: IDP_SESSION_NAME.to_string(),
             server_url: self.issuer.clone(),
+            account: None,
+            selected_at: None,
             access_token: self.id_token.clone(),
             token_type: ID_TOKEN_TYPE.to_string(),
             refresh_token: self.refresh_token.clone(),

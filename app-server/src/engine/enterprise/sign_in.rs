@@ -163,7 +163,7 @@ impl OAuthService {
             if let Some(reply) = paste_reply.take() {
                 let _ = reply.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             }
-            service.announce_login(&name, &result.map_err(Arc::new));
+            service.announce_login(&name, target.account.clone(), &result.map_err(Arc::new));
         });
         self.track_flow(flow);
         Ok(SignInStarted {

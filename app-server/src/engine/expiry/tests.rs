@@ -7,6 +7,8 @@ fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials
     StoredCredentials {
         server_name: "a".into(),
         server_url: "https://a.example/mcp".into(),
+        account: None,
+        selected_at: None,
         access_token: "at".into(),
         token_type: "Bearer".into(),
         refresh_token: refresh.then(|| "rt".into()),

@@ -35,7 +35,7 @@ impl OAuthService {
     }
 
     pub(super) fn authorization_url(&self, ctx: &FlowContext, attempt: &Attempt) -> Url {
-        build_authorization_url(
+        let mut url = build_authorization_url(
             &ctx.discovery.metadata.authorization_endpoint,
             &attempt.registration.client_id,
             &ctx.redirect_uri,
@@ -43,7 +43,12 @@ impl OAuthService {
             &ctx.discovery.resource,
             &attempt.state,
             attempt.pkce.challenge(),
-        )
+        );
+        // Rule 82; the account's label itself is never sent (rule 84).
+        if let Some(prompt) = ctx.prompt {
+            url.query_pairs_mut().append_pair("prompt", prompt);
+        }
+        url
     }
 
     /// Registers the callback, picks (or makes) the client registration, and makes fresh

@@ -45,6 +45,9 @@ pub(crate) struct FlowContext {
     pub(crate) redirect_uri: Url,
     pub(crate) callback_path: String,
     pub(crate) port: Option<u16>,
+    /// The `prompt` the authorization request carries: set when the login adds an account
+    /// to the server (rule 82).
+    pub(crate) prompt: Option<&'static str>,
 }
 
 /// Where this login's metadata document URL comes from: the server's fixed

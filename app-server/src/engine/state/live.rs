@@ -79,7 +79,10 @@ impl Live {
 
     /// Whether `name` is configured with the credential key `key`.
     pub(crate) fn is_configured(&self, name: &str, key: &CredentialKey) -> bool {
-        lock(&self.configured_keys).get(name) == Some(key)
+        // Any account of the configured server (rule 80).
+        lock(&self.configured_keys)
+            .get(name)
+            .is_some_and(|k| k.same_server(key))
     }
 
     /// The servers in use now; those idle past [`IN_USE_WINDOW`] are dropped.

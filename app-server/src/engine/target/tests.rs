@@ -22,6 +22,7 @@ fn secret(what: &str) -> String {
 #[test]
 fn debug_output_holds_no_secret() {
     let target = ServerTarget {
+        account: Some("someone@example.com".into()),
         name: "s".into(),
         url: Url::parse("https://mcp.example.com/mcp").unwrap(),
         resource_override: None,
@@ -78,6 +79,8 @@ fn debug_output_holds_no_secret() {
     let creds = StoredCredentials {
         server_name: "s".into(),
         server_url: "https://mcp.example.com/mcp".into(),
+        account: None,
+        selected_at: None,
         access_token: secret("at"),
         token_type: "Bearer".into(),
         refresh_token: Some(secret("rt")),

@@ -80,6 +80,14 @@ pub struct MetadataOf<E> {
         deserialize_with = "bounds::opt_names"
     )]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// OpenID Connect Discovery: the `prompt` values the server takes (rule 82 asks for
+    /// `select_account` when it is one of them).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounds::opt_names"
+    )]
+    pub prompt_values_supported: Option<Vec<String>>,
 }
 
 fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -106,6 +114,7 @@ impl AuthServerMetadata {
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: false,
             dpop_signing_alg_values_supported: None,
+            prompt_values_supported: None,
         }
     }
 
@@ -173,6 +182,8 @@ impl PublishedMetadata {
             authorization_response_iss_parameter_supported: self
                 .authorization_response_iss_parameter_supported,
             dpop_signing_alg_values_supported: self.dpop_signing_alg_values_supported,
+            device_authorization_endpoint: self.device_authorization_endpoint,
+            prompt_values_supported: self.prompt_values_supported,
         };
         metadata.override_endpoints(hatches);
         Ok(metadata)
@@ -450,6 +461,10 @@ pub fn merge_metadata(
             other.token_endpoint_auth_methods_supported,
         );
         union(&mut merged.scopes_supported, other.scopes_supported);
+        union(
+            &mut merged.prompt_values_supported,
+            other.prompt_values_supported,
+        );
         union(
             &mut merged.grant_types_supported,
             other.grant_types_supported,

@@ -11,6 +11,9 @@
 //!   slow connections therefore only evicts itself, and the browser's redirect is served.
 //! - After each accepted connection the accept loop yields to the runtime, so a connection
 //!   whose request is already in the socket reads it before the next accept can evict it.
+//!   A connection younger than [`EVICTION_GRACE`] is never evicted either: a client that is
+//!   slow to write after its connect (a busy machine) still gets its request read, while a
+//!   flood is worked through the backlog at up to `max_connections` per grace period.
 //! - The request head must arrive within [`Limits::header_read_timeout`] and fit in
 //!   [`Limits::max_header_bytes`] and [`Limits::max_headers`]; hyper answers 431 or closes
 //!   otherwise. A connection lives at most [`Limits::connection_lifetime`], whatever the
@@ -42,6 +45,12 @@ use tokio::task::{AbortHandle, JoinSet};
 
 use super::super::page::Page;
 use super::routes::{self, Answer, Authority, Request, Routes, lock};
+
+/// How long a new connection may stay silent before a flood's newer connections can evict
+/// it: far longer than a browser takes to send its request after connecting, far shorter
+/// than the wait of a connection queued behind a flood (at 64 places, 3,200 accepts a
+/// second).
+const EVICTION_GRACE: Duration = Duration::from_millis(20);
 
 /// Accept errors in a row (each followed by [`ACCEPT_RETRY_PAUSE`]) after which the socket is
 /// taken to be broken and the waiting logins are told.
@@ -138,6 +147,17 @@ const ANSWERING: u8 = 2;
 struct Tracked {
     progress: Arc<AtomicU8>,
     task: AbortHandle,
+    accepted_at: tokio::time::Instant,
+}
+
+/// Whether a full listener can make room, and when.
+enum Room {
+    /// Evict the connection at this index now.
+    Now(usize),
+    /// A connection becomes evictable when its grace ends at this instant.
+    At(tokio::time::Instant),
+    /// Every connection is being answered.
+    Never,
 }
 
 /// The connections of one listener, oldest first, at most `Limits::max_connections`.
@@ -166,21 +186,34 @@ impl Connections {
         self.tracked.len() >= self.max
     }
 
-    /// The oldest silent connection, else the oldest still sending its head.
-    fn evictable(&self) -> Option<usize> {
-        let at = |stage| {
-            self.tracked
-                .iter()
-                .position(|c| c.progress.load(Ordering::Relaxed) == stage)
-        };
-        at(SILENT).or_else(|| at(SENDING))
+    /// The oldest silent connection past its grace, else the oldest still sending its head
+    /// past its grace; else when the first of them comes out of its grace.
+    fn room(&self, now: tokio::time::Instant) -> Room {
+        let mut soonest: Option<tokio::time::Instant> = None;
+        for stage in [SILENT, SENDING] {
+            for (index, c) in self.tracked.iter().enumerate() {
+                if c.progress.load(Ordering::Relaxed) != stage {
+                    continue;
+                }
+                let ready = c.accepted_at + EVICTION_GRACE;
+                if ready <= now {
+                    return Room::Now(index);
+                }
+                soonest = Some(soonest.map_or(ready, |s| s.min(ready)));
+            }
+        }
+        soonest.map_or(Room::Never, Room::At)
     }
 
-    /// Closes one connection that has not sent a complete head; false when none is left.
-    fn evict_one(&mut self, port: u16) -> bool {
-        let Some(index) = self.evictable() else {
-            return false;
-        };
+    /// Whether some connection has not sent a complete head (evictable now or soon).
+    fn has_evictable(&self) -> bool {
+        self.tracked
+            .iter()
+            .any(|c| c.progress.load(Ordering::Relaxed) != ANSWERING)
+    }
+
+    /// Closes the connection at `index`, which has not sent a complete head.
+    fn evict(&mut self, index: usize, port: u16) {
         if let Some(evicted) = self.tracked.remove(index) {
             let stage = evicted.progress.load(Ordering::Relaxed);
             evicted.task.abort();
@@ -190,7 +223,22 @@ impl Connections {
                 "the login callback listener is full; closed its oldest connection without a request"
             );
         }
-        true
+    }
+
+    /// Makes one place, evicting or waiting for a connection to end or come out of its grace.
+    async fn make_room(&mut self, port: u16) {
+        while self.full() {
+            match self.room(tokio::time::Instant::now()) {
+                Room::Now(index) => self.evict(index, port),
+                Room::At(when) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(when) => {}
+                        () = self.wait_for_one() => {}
+                    }
+                }
+                Room::Never => self.wait_for_one().await,
+            }
+        }
     }
 
     /// Waits until some connection ends (every one is being answered, which is brief).
@@ -211,7 +259,7 @@ pub(super) async fn accept_loop(socket: Arc<Socket>, site: Arc<Site>, limits: Li
         connections.reap();
         // Every place taken by a request being answered: leave new connections in the
         // kernel's backlog until one is done.
-        while connections.full() && connections.evictable().is_none() {
+        while connections.full() && !connections.has_evictable() {
             connections.wait_for_one().await;
         }
         let accepted = poll_fn(|cx| socket.poll_accept(cx)).await;
@@ -220,9 +268,7 @@ pub(super) async fn accept_loop(socket: Arc<Socket>, site: Arc<Site>, limits: Li
             Some(Ok((stream, _peer))) => {
                 errors_in_a_row = 0;
                 connections.reap();
-                while connections.full() && !connections.evict_one(site.port) {
-                    connections.wait_for_one().await;
-                }
+                connections.make_room(site.port).await;
                 let progress = Arc::new(AtomicU8::new(SILENT));
                 let task = connections.tasks.spawn(serve_connection(
                     stream,
@@ -230,7 +276,11 @@ pub(super) async fn accept_loop(socket: Arc<Socket>, site: Arc<Site>, limits: Li
                     Arc::clone(&site),
                     limits.clone(),
                 ));
-                connections.tracked.push_back(Tracked { progress, task });
+                connections.tracked.push_back(Tracked {
+                    progress,
+                    task,
+                    accepted_at: tokio::time::Instant::now(),
+                });
                 // Lets the new connection (and the runtime's I/O) run before the next accept:
                 // a request already in its socket is read before anything can evict it.
                 tokio::task::yield_now().await;

@@ -62,7 +62,7 @@ pub(super) fn dispatch(
         ClientRequest::McpServerStatusList(p) => {
             Box::pin(async move { to_value(list_status(&state, p).await?) })
         }
-        ClientRequest::ConfigMcpServerReload(_) => Box::pin(async move { reload(&state) }),
+        ClientRequest::ConfigMcpServerReload(_) => Box::pin(async move { reload(&state).await }),
         ClientRequest::OauthLogin(p) => {
             Box::pin(async move { to_value(login(&state, p, peer).await?) })
         }
@@ -128,8 +128,8 @@ fn usable_by(peer: Peer, creds: &StoredCredentials, name: &str) -> Result<(), Re
 const PROOF_METHOD: &str = "mcpServer/oauth/dpopProof";
 
 /// `config/mcpServer/reload`.
-fn reload(state: &ServerState) -> Result<Answer, RequestError> {
-    state.reload_config().map_err(config_error)?;
+async fn reload(state: &ServerState) -> Result<Answer, RequestError> {
+    state.reload_config().await.map_err(config_error)?;
     to_value(ReloadConfigResponse {})
 }
 

@@ -249,7 +249,7 @@ mod tests {
             config.replace("https://a.example/mcp", "https://a.example/v2/mcp"),
         )
         .unwrap();
-        state.reload_config().unwrap();
+        state.reload_config().await.unwrap();
         let moved = state.target("a").unwrap();
         assert_eq!(moved.url.as_str(), "https://a.example/v2/mcp");
         assert!(!Arc::ptr_eq(&a, &moved));

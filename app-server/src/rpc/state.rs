@@ -113,8 +113,18 @@ impl ServerState {
     }
 
     /// Re-reads config.toml; on error the configuration in force stays.
-    pub(super) fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
-        let fresh = Arc::new(config::load(&self.home.config_file())?);
+    pub(super) async fn reload_config(&self) -> Result<Arc<Config>, ConfigError> {
+        // Reading config.toml and the certificate files it names (up to 4 MiB each) is file
+        // I/O: it runs on a blocking thread, never on the async worker.
+        let path = self.home.config_file();
+        let read = path.clone();
+        let fresh = tokio::task::spawn_blocking(move || config::load(&read))
+            .await
+            .map_err(|e| ConfigError::Read {
+                path,
+                reason: format!("reading the configuration stopped: {e}"),
+            })??;
+        let fresh = Arc::new(fresh);
         let fresh_slot = ConfigSlot::new(fresh.clone(), None);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh_slot;
         self.oauth.set_servers(configured_servers(&fresh));

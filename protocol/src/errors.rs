@@ -92,6 +92,11 @@ error_kinds! {
     /// `data.useMethod`); others log in again, which gets them a Bearer token unless the
     /// server or its configuration requires DPoP.
     DpopRequired = "dpopRequired" => -32035,
+    /// The server's token is bound to its client certificate (RFC 8705) and this connection
+    /// did not declare `capabilities.clientCertificate` at `initialize`, so it could not use
+    /// the token. Frontends that present the certificate config.toml names for the server
+    /// declare the capability; the answer then names the files in `certificateBinding`.
+    CertificateRequired = "certificateRequired" => -32036,
     /// Reading or writing the credential store failed.
     CredentialStoreFailed = "credentialStoreFailed" => -32040,
     /// The credential store stayed locked by another operation (another daemon refreshing

@@ -1105,7 +1105,10 @@ limit is refused with `messageTooLarge`.
    `optOutNotificationMethods`, the notification methods this connection does not want (it
    will not receive them; other connections still do), and `dpop: true` when it sends DPoP
    proofs (then it is handed DPoP-bound tokens and the logins it starts may bind theirs;
-   without it, a DPoP-bound token is refused with `dpopRequired`).
+   without it, a DPoP-bound token is refused with `dpopRequired`), and `clientCertificate:
+   true` when it presents a server's configured client certificate on its own requests
+   (then it is handed tokens bound to that certificate, with `certificateBinding` naming the
+   files; without it, such a token is refused with `certificateRequired`).
 2. The result gives `serverInfo`, the `protocolVersion`, and every request and notification
    method the daemon knows.
 3. The client may then send the `initialized` notification (accepted, not required).

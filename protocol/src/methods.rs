@@ -254,6 +254,7 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: None,
             scopes: vec!["a".into()],
+            certificate_binding: None,
         });
         assert_eq!(
             serde_json::to_value(&token).unwrap(),

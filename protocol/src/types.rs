@@ -35,6 +35,14 @@ pub struct ClientCapabilities {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional = nullable)]
     pub dpop: Option<bool>,
+    /// The client presents a server's configured client certificate (`client_certificate`
+    /// and `client_key` of config.toml, named in `certificateBinding`) on its own requests
+    /// to that MCP server (mutual TLS, RFC 8705). `mcpServer/oauth/token` then hands it
+    /// tokens bound to that certificate; without it (the default) such a token is refused
+    /// with `certificateRequired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional = nullable)]
+    pub client_certificate: Option<bool>,
 }
 
 /// Params of `initialize`: the first request on every connection.
@@ -623,6 +631,25 @@ pub struct OauthTokenResponse {
     pub expires_at: Option<i64>,
     /// Scopes granted to the token.
     pub scopes: Vec<String>,
+    /// Present when the token is bound to the server's client certificate (RFC 8705 §3):
+    /// every request with it must go over a TLS connection presenting that certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub certificate_binding: Option<CertificateBinding>,
+}
+
+/// The client certificate a token is bound to, and where the frontend reads it: the files
+/// config.toml names. The daemon never sends the private key itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateBinding {
+    /// base64url SHA-256 of the certificate's DER (`cnf.x5t#S256` of the token).
+    #[serde(rename = "x5tS256")]
+    pub x5t_s256: String,
+    /// The PEM file of the certificate and its chain (`client_certificate`).
+    pub certificate_file: String,
+    /// The PEM file of its private key (`client_key`), to be read by the frontend itself.
+    pub key_file: String,
 }
 
 // ---------------------------------------------------------------- challenge

@@ -187,6 +187,7 @@ impl Engine {
             net_opt_ins: Default::default(),
             grant: GrantConfig::AuthorizationCode,
             refresh_scope: Default::default(),
+            token_endpoint_auth_method: None,
             dpop: None,
             share_login: true,
             enterprise: None,

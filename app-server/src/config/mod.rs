@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
+pub mod client_certificate;
 pub mod enterprise;
 pub mod escape_hatches;
 pub mod grant;
@@ -18,7 +19,7 @@ mod oauth_client;
 pub mod private_key;
 
 pub use escape_hatches::EscapeHatches;
-pub use oauth_client::{OauthClientConfig, RefreshScope};
+pub use oauth_client::{OauthClientConfig, RefreshScope, TOKEN_ENDPOINT_AUTH_METHODS};
 
 /// Where credentials are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -396,6 +397,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                                 message.to_string(),
                             ));
                         }
+                        if let Some(method) = &oauth.token_endpoint_auth_method
+                            && !TOKEN_ENDPOINT_AUTH_METHODS.contains(&method.as_str())
+                        {
+                            return Err(invalid(
+                                Some(oauth_span),
+                                &format!("{key}.oauth.token_endpoint_auth_method"),
+                                format!(
+                                    "`{method}` is not a method this client implements; use one of {}",
+                                    TOKEN_ENDPOINT_AUTH_METHODS.join(", ")
+                                ),
+                            ));
+                        }
                         let escape_hatches = oauth.escape_hatches().map_err(|e| {
                             invalid(
                                 Some(oauth_span.clone()),
@@ -408,14 +421,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 };
                 let client_identity = match (server.client_certificate, server.client_key) {
                     (None, None) => None,
-                    (Some(certificate), Some(client_key)) => Some(network::ClientIdentity {
-                        certificate: pem_at(
+                    (Some(certificate), Some(client_key)) => {
+                        let cert_key = format!("{key}.client_certificate");
+                        let cert_span = certificate.span();
+                        let certificate = pem_at(certificate, &cert_key, "CERTIFICATE")?;
+                        let facts = client_certificate::certificate_facts_of_pem(
+                            certificate.pem(),
+                        )
+                        .map_err(|reason| {
+                            invalid(
+                                Some(cert_span.clone()),
+                                &cert_key,
+                                format!("{}: {reason}", certificate.path().display()),
+                            )
+                        })?;
+                        Some(network::ClientIdentity {
                             certificate,
-                            &format!("{key}.client_certificate"),
-                            "CERTIFICATE",
-                        )?,
-                        key: pem_at(client_key, &format!("{key}.client_key"), "PRIVATE KEY")?,
-                    }),
+                            key: pem_at(client_key, &format!("{key}.client_key"), "PRIVATE KEY")?,
+                            facts,
+                        })
+                    }
                     (Some(_), None) | (None, Some(_)) => {
                         return Err(invalid(
                             Some(span),

@@ -199,6 +199,8 @@ impl fmt::Debug for PemFile {
 pub struct ClientIdentity {
     pub certificate: PemFile,
     pub key: PemFile,
+    /// What the certificate says: its thumbprint, subject and public key (RFC 8705).
+    pub facts: super::client_certificate::CertificateFacts,
 }
 
 /// The network keys a table may hold (the top level, or `[mcp_servers.NAME]`).

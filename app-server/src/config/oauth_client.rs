@@ -64,7 +64,20 @@ pub struct OauthClientConfig {
     pub share_login: Option<bool>,
     /// The `scope` a refresh sends (rule 70); unset is [`RefreshScope::Granted`].
     pub refresh_scope: Option<RefreshScope>,
+    /// How the client authenticates at the token endpoint, one of
+    /// [`TOKEN_ENDPOINT_AUTH_METHODS`]; unset, it is chosen from what the authorization
+    /// server lists, the secret and the client certificate (rule 42).
+    pub token_endpoint_auth_method: Option<String>,
 }
+
+/// The values `token_endpoint_auth_method` may take (RFC 7591 names).
+pub const TOKEN_ENDPOINT_AUTH_METHODS: [&str; 5] = [
+    "none",
+    "client_secret_basic",
+    "client_secret_post",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
+];
 
 /// `refresh_scope`: the `scope` a refresh request carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -228,6 +228,10 @@ pub struct StoredCredentials {
     /// proof signed with it. A secret like the tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<String>,
+    /// The `x5t#S256` of the client certificate the tokens are bound to (RFC 8705 §3):
+    /// every request with them must present that certificate. Not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_x5t: Option<String>,
     /// When this entry was last written, unix seconds.
     pub updated_at: i64,
     /// These tokens were obtained with the refresh token of the server this names, for
@@ -283,6 +287,11 @@ pub struct StoredRegistration {
     /// §3.2.1); `None` when it never does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_secret_expires_at: Option<i64>,
+    /// For a client registered to authenticate by its TLS certificate (RFC 8705): that
+    /// certificate's `x5t#S256`. Another certificate configured since means another
+    /// registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) certificate_x5t: Option<String>,
 }
 
 impl StoredRegistration {
@@ -417,6 +426,7 @@ pub(crate) mod fixtures {
             login_reason: None,
             grant: None,
             dpop_key: None,
+            certificate_x5t: None,
             updated_at: 1_800_000_000,
             refreshed_through: None,
             shared_with: None,

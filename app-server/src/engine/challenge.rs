@@ -122,11 +122,11 @@ impl OAuthService {
         .map_err(|e| ChallengeError::Discovery(DiscoveryError::from(e)))?;
         // What the cache knows about this server is what was just refused: discover again
         // (the result replaces it, so later logins use it too).
-        let key = DiscoveryCache::key(
+        let key = DiscoveryCache::key_for(
             &target.url,
             &headers,
             target.resource_override.as_deref(),
-            &target.escape_hatches,
+            target.discovery_overrides(),
         );
         self.cache.invalidate(&key).await;
         let discovery = discover_after_probe(

@@ -32,7 +32,7 @@ use crate::oauth::device::{
 use crate::oauth::discovery::Probe;
 use crate::oauth::dpop::{self, TokenDpop};
 use crate::oauth::registration::dcr::{DEVICE_REGISTRATION_KEY, register_device_client};
-use crate::oauth::registration::{ClientRegistration, TokenAuthMethod, preregistered};
+use crate::oauth::registration::{ClientRegistration, TokenAuthMethod};
 use crate::oauth::token::{TokenError, TokenResponse};
 
 /// One poll's answer, as the polling loop sees it.
@@ -221,18 +221,16 @@ impl OAuthService {
     ) -> Result<(ClientRegistration, bool), LoginError> {
         let metadata = &found.discovery.metadata;
         if let Some(client_id) = &target.client_id {
-            let registration = preregistered::preregistered(
-                client_id,
-                target.client_secret.as_deref(),
-                metadata.token_endpoint_auth_methods_supported.as_deref(),
-            )?;
+            let registration = target.preregistered_client(client_id, metadata)?;
             return Ok((registration, false));
         }
         let issuer = metadata.issuer.clone();
+        let auth = target.registration_auth(metadata)?;
+        let certificate = target.registered_certificate(auth.method);
         if let Some(reg) = self
             .stored_registration(&issuer, DEVICE_REGISTRATION_KEY)
             .await?
-            .filter(|reg| !reg.secret_expiring(unix_now()))
+            .filter(|reg| !reg.secret_expiring(unix_now()) && reg.certificate_x5t == certificate)
         {
             let registration = ClientRegistration {
                 kind: RegistrationKind::Dcr,
@@ -255,6 +253,7 @@ impl OAuthService {
             CLIENT_NAME,
             found.scopes.as_deref(),
             metadata.token_endpoint_auth_methods_supported.as_deref(),
+            &auth,
         )
         .await?;
         let stored = StoredRegistration {
@@ -265,6 +264,7 @@ impl OAuthService {
             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
             registered_at: unix_now(),
             client_secret_expires_at: secret_expires_at,
+            certificate_x5t: target.registered_certificate(reg.auth_method),
         };
         if let Err(e) = self.registration_saves.save(&self.queue, stored).await {
             tracing::warn!(server = %target.name, error = %e, "the new client registration was not saved; the next device login registers again");

@@ -2,6 +2,7 @@
 //! fresh enough, whether it can be renewed without the user, and how a token endpoint's
 //! answer updates what is stored. A leaf: pure functions.
 
+use crate::oauth::token::binding::jwt_certificate_thumbprint;
 use std::borrow::Borrow;
 
 use mcp_app_server_protocol::McpAuthStatusReason;
@@ -164,6 +165,12 @@ pub(crate) fn record_for(
         login_reason: None,
         grant: None,
         dpop_key: None,
+        // Bound when a certificate is presented to a server that binds tokens to it
+        // (RFC 8705 §3); a JWT access token saying so binds them too (`apply_tokens`).
+        certificate_x5t: target
+            .certificate()
+            .filter(|_| metadata.tls_client_certificate_bound_access_tokens)
+            .map(|c| c.x5t_s256.clone()),
         updated_at: unix_now(),
         refreshed_through: None,
         shared_with: None,
@@ -240,6 +247,9 @@ pub(crate) fn credentials_from(
 }
 
 pub(crate) fn apply_tokens(creds: &mut StoredCredentials, tokens: TokenResponse) {
+    if let Some(x5t) = jwt_certificate_thumbprint(&tokens.access_token) {
+        creds.certificate_x5t = Some(x5t);
+    }
     creds.access_token = tokens.access_token;
     creds.token_type = tokens.token_type;
     if let Some(rt) = tokens.refresh_token {

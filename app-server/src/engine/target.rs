@@ -10,7 +10,11 @@ use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::network::ServerNetwork;
 use crate::config::{Config, EscapeHatches, HttpServerConfig, RefreshScope};
 use crate::credentials::{CredentialKey, LookupKey};
-use crate::oauth::discovery::Overrides;
+use crate::config::client_certificate::CertificateFacts;
+use crate::oauth::discovery::{AuthServerMetadata, Overrides};
+use crate::oauth::registration::mutual_tls::{self, RegistrationAuth};
+use crate::oauth::registration::{ClientRegistration, RegistrationError, TokenAuthMethod};
+use mcp_app_server_protocol::RegistrationKind;
 use crate::oauth::net_policy::NetOptIns;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
@@ -51,6 +55,9 @@ pub struct ServerTarget {
     pub share_login: bool,
     /// `oauth.refresh_scope`: the `scope` a refresh sends (rule 70).
     pub refresh_scope: RefreshScope,
+    /// `oauth.token_endpoint_auth_method`: how the client authenticates, when configured
+    /// (rule 42); else chosen from the server's list, the secret and the certificate.
+    pub token_endpoint_auth_method: Option<TokenAuthMethod>,
     /// `grant = "enterprise"`: tokens come from the `[enterprise_idp]` sign-in.
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
@@ -108,6 +115,7 @@ impl std::fmt::Debug for ServerTarget {
             .field("dpop", &self.dpop)
             .field("share_login", &self.share_login)
             .field("refresh_scope", &self.refresh_scope)
+            .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .field("escape_hatches", &self.escape_hatches.keys())
@@ -214,6 +222,11 @@ impl ServerTarget {
             dpop: http.oauth.dpop,
             share_login: http.oauth.share_login.unwrap_or(true),
             refresh_scope: http.oauth.refresh_scope.unwrap_or_default(),
+            token_endpoint_auth_method: http
+                .oauth
+                .token_endpoint_auth_method
+                .as_deref()
+                .and_then(TokenAuthMethod::from_name),
             enterprise: match (http.oauth.grant_config(), &config.enterprise_idp) {
                 (Ok(GrantConfig::Enterprise { client_id, auth }), Some(idp)) => {
                     Some(EnterpriseTarget {
@@ -231,9 +244,61 @@ impl ServerTarget {
         }
     }
 
-    /// The escape hatches as discovery applies them to this server (rules 60-64).
+    /// The escape hatches as discovery applies them to this server (rules 60-64), and
+    /// whether it presents a client certificate (then the metadata's
+    /// `mtls_endpoint_aliases` serve, rule 42).
     pub fn discovery_overrides(&self) -> Overrides<'_> {
         Overrides::new(&self.name, &self.escape_hatches)
+            .with_mutual_tls(self.network.client_identity.is_some())
+    }
+
+    /// What the configured client certificate says, when there is one.
+    pub fn certificate(&self) -> Option<&CertificateFacts> {
+        self.network.client_identity.as_ref().map(|i| &i.facts)
+    }
+
+    /// The thumbprint of the certificate a client registered with `method` holds, if it
+    /// holds one (a certificate method, RFC 8705): what a stored registration must hold
+    /// to be reused.
+    pub fn registered_certificate(&self, method: TokenAuthMethod) -> Option<String> {
+        method
+            .is_mutual_tls()
+            .then(|| self.certificate().map(|c| c.x5t_s256.clone()))
+            .flatten()
+    }
+
+    /// How a client this daemon registers by DCR for this server authenticates (rule 42).
+    pub fn registration_auth(
+        &self,
+        metadata: &AuthServerMetadata,
+    ) -> Result<RegistrationAuth, RegistrationError> {
+        mutual_tls::registration_auth(
+            self.certificate(),
+            metadata.token_endpoint_auth_methods_supported.as_deref(),
+            metadata.tls_client_certificate_bound_access_tokens,
+            self.token_endpoint_auth_method,
+        )
+    }
+
+    /// The configured `client_id` as a client of `metadata`'s server, with the method it
+    /// authenticates by.
+    pub fn preregistered_client(
+        &self,
+        client_id: &str,
+        metadata: &AuthServerMetadata,
+    ) -> Result<ClientRegistration, RegistrationError> {
+        let method = mutual_tls::preregistered_method(
+            self.client_secret.is_some(),
+            self.certificate().is_some(),
+            metadata.token_endpoint_auth_methods_supported.as_deref(),
+            self.token_endpoint_auth_method,
+        )?;
+        Ok(ClientRegistration {
+            kind: RegistrationKind::Preregistered,
+            client_id: client_id.to_string(),
+            client_secret: self.client_secret.clone(),
+            auth_method: method,
+        })
     }
 
     pub fn key(&self) -> CredentialKey {

@@ -30,6 +30,7 @@ use super::dpop::TokenDpop;
 use super::http::HttpClient;
 use super::registration::{ClientRegistration, TokenAuthMethod};
 
+pub mod binding;
 mod dpop_retry;
 mod error;
 mod form;

@@ -56,6 +56,7 @@ pub(super) async fn serve_connection<R, W>(
         id: conn_id,
         out: out.clone(),
         dpop: Arc::new(AtomicBool::new(false)),
+        client_certificate: Arc::new(AtomicBool::new(false)),
     };
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let (reader, mut input_ended) = read_ahead(reader, READ_AHEAD_BYTES);
@@ -187,6 +188,8 @@ struct Conn {
     out: OutgoingSender,
     /// `capabilities.dpop` of this connection's `initialize`.
     dpop: Arc<AtomicBool>,
+    /// `capabilities.clientCertificate` of this connection's `initialize`.
+    client_certificate: Arc<AtomicBool>,
 }
 
 /// The reply to one element of the input: encoded already, or once its handler answers.
@@ -316,6 +319,7 @@ impl Conn {
                 request,
                 Peer {
                     dpop: self.dpop.load(Ordering::Relaxed),
+                    client_certificate: self.client_certificate.load(Ordering::Relaxed),
                     frontend: self.state.connections().frontend(self.id),
                 },
             ),
@@ -361,6 +365,10 @@ impl Conn {
         // Set before this answer is queued: every later request of the connection sees it.
         self.dpop
             .store(capabilities.dpop.unwrap_or(false), Ordering::Relaxed);
+        self.client_certificate.store(
+            capabilities.client_certificate.unwrap_or(false),
+            Ordering::Relaxed,
+        );
         tracing::info!(client = %params.client_info.name, version = %params.client_info.version, "client connected");
         let response = InitializeResponse {
             server_info: ServerInfo {

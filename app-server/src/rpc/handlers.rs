@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
+    CertificateBinding,
     BrowserLoginGrant, ClientRequest, DeviceLoginGrant, DirectLoginGrant, ErrorKind,
     ListMcpServerStatusParams, ListMcpServerStatusResponse, McpAuthStatus, McpServerStatus,
     McpServerTransport, OauthBrowserLogin, OauthCancelParams, OauthCancelResponse,
@@ -37,6 +38,9 @@ pub(super) struct Peer {
     /// `capabilities.dpop`: it can send DPoP proofs, so DPoP-bound tokens are of use to it
     /// and logins it starts may bind theirs (rule 49).
     pub(super) dpop: bool,
+    /// `capabilities.clientCertificate`: it presents a server's configured client
+    /// certificate itself, so tokens bound to it are of use to it (rule 42).
+    pub(super) client_certificate: bool,
     /// Its `clientInfo.title`, else `name`: the browser's pages of the logins it starts
     /// name it.
     pub(super) frontend: Option<String>,
@@ -100,15 +104,26 @@ async fn token(
         )
         .await
         .map_err(|e| AppError::from(e.as_ref()))?;
-    usable_by(peer, &creds, &target.name)?;
-    Ok(Answer::Token(creds))
+    let certificate = usable_by(peer, &creds, &target)?;
+    Ok(Answer::Token(creds, certificate.map(Box::new)))
 }
 
 /// Rule 49: a DPoP-bound token goes only to a connection that declared it can send proofs;
-/// any other gets `dpopRequired`, naming the method that makes them.
-fn usable_by(peer: Peer, creds: &StoredCredentials, name: &str) -> Result<(), RequestError> {
+/// any other gets `dpopRequired`, naming the method that makes them. Rule 42: a token bound
+/// to the client certificate goes only to a connection that declared it presents it, with
+/// the files that hold it; any other gets `certificateRequired`.
+fn usable_by(
+    peer: Peer,
+    creds: &StoredCredentials,
+    target: &ServerTarget,
+) -> Result<Option<CertificateBinding>, RequestError> {
+    let name = &target.name;
+    let certificate = match &creds.certificate_x5t {
+        None => None,
+        Some(x5t) => Some(certificate_binding(peer.client_certificate, x5t, target)?),
+    };
     if peer.dpop || !creds.is_dpop_bound() {
-        return Ok(());
+        return Ok(certificate);
     }
     Err(AppError::new(
         ErrorKind::DpopRequired,
@@ -122,6 +137,45 @@ fn usable_by(peer: Peer, creds: &StoredCredentials, name: &str) -> Result<(), Re
     )
     .using(PROOF_METHOD)
     .into())
+}
+
+/// The files of the certificate a token is bound to, for a connection that presents it.
+fn certificate_binding(
+    presents_certificate: bool,
+    x5t: &str,
+    target: &ServerTarget,
+) -> Result<CertificateBinding, RequestError> {
+    let name = &target.name;
+    let identity = target.network.client_identity.as_ref();
+    let Some(identity) = identity.filter(|i| i.facts.x5t_s256 == x5t) else {
+        return Err(AppError::new(
+            ErrorKind::ReauthenticationRequired,
+            format!(
+                "the token of `{name}` is bound to a client certificate that config.toml no \
+                 longer names for it (`client_certificate` changed or was removed): log in to \
+                 `{name}` again"
+            ),
+        )
+        .into());
+    };
+    if !presents_certificate {
+        return Err(AppError::new(
+            ErrorKind::CertificateRequired,
+            format!(
+                "the token of `{name}` is bound to its client certificate ({}) and this \
+                 connection did not declare `capabilities.clientCertificate` at initialize: a \
+                 frontend that presents that certificate on its requests to the MCP server \
+                 declares it and gets the files in `certificateBinding`",
+                identity.certificate.path().display()
+            ),
+        )
+        .into());
+    }
+    Ok(CertificateBinding {
+        x5t_s256: x5t.to_string(),
+        certificate_file: identity.certificate.path().display().to_string(),
+        key_file: identity.key.path().display().to_string(),
+    })
 }
 
 /// The method that makes the proofs a DPoP-bound token needs.
@@ -263,12 +317,16 @@ fn proof_response(proof: ResourceProof) -> OauthDpopProofResponse {
     }
 }
 
-fn token_response(creds: StoredCredentials) -> OauthTokenResponse {
+fn token_response(
+    creds: StoredCredentials,
+    certificate_binding: Option<CertificateBinding>,
+) -> OauthTokenResponse {
     OauthTokenResponse {
         access_token: creds.access_token,
         token_type: creds.token_type,
         expires_at: creds.expires_at,
         scopes: creds.scopes,
+        certificate_binding,
     }
 }
 
@@ -294,8 +352,8 @@ async fn challenge(
     Ok(
         match state.oauth.answer_challenge(&target, checked).await? {
             ChallengeOutcome::Token(creds) => {
-                usable_by(peer, &creds, &target.name)?;
-                OauthChallengeResponse::Token(token_response(*creds))
+                let certificate = usable_by(peer, &creds, &target)?;
+                OauthChallengeResponse::Token(token_response(*creds, certificate))
             }
             ChallengeOutcome::Login { started, scopes } => {
                 OauthChallengeResponse::Login(OauthChallengeLogin {

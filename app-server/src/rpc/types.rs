@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mcp_app_server_protocol::CertificateBinding;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,15 +22,16 @@ pub(super) enum Ending {
 pub(super) enum Answer {
     Json(Value),
     /// The hot path of `mcpServer/oauth/token`: no detour through a JSON value, and no
-    /// copy of the stored entry (it is shared with the store's in-memory document).
-    Token(Arc<StoredCredentials>),
+    /// copy of the stored entry (it is shared with the store's in-memory document); with
+    /// the files of the certificate the token is bound to, when it is.
+    Token(Arc<StoredCredentials>, Option<Box<CertificateBinding>>),
 }
 
 impl Serialize for Answer {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Answer::Json(v) => v.serialize(s),
-            Answer::Token(creds) => TokenView::of(creds).serialize(s),
+            Answer::Token(creds, binding) => TokenView::of(creds, binding.as_deref()).serialize(s),
         }
     }
 }
@@ -41,8 +43,11 @@ impl Answer {
         const ENVELOPE: usize = 160;
         match self {
             Answer::Json(_) => ENVELOPE,
-            Answer::Token(creds) => {
+            Answer::Token(creds, binding) => {
                 ENVELOPE
+                    + binding.as_ref().map_or(0, |b| {
+                        ENVELOPE + b.certificate_file.len() + b.key_file.len()
+                    })
                     + creds.access_token.len()
                     + creds.token_type.len()
                     + creds.scopes.iter().map(|s| s.len() + 3).sum::<usize>()
@@ -60,15 +65,21 @@ struct TokenView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
     scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate_binding: Option<&'a CertificateBinding>,
 }
 
-impl TokenView<'_> {
-    fn of(creds: &StoredCredentials) -> TokenView<'_> {
+impl<'a> TokenView<'a> {
+    fn of(
+        creds: &'a StoredCredentials,
+        certificate_binding: Option<&'a CertificateBinding>,
+    ) -> TokenView<'a> {
         TokenView {
             access_token: &creds.access_token,
             token_type: &creds.token_type,
             expires_at: creds.expires_at,
             scopes: &creds.scopes,
+            certificate_binding,
         }
     }
 }
@@ -81,15 +92,35 @@ mod tests {
     use crate::credentials::fixtures;
 
     /// What `mcpServer/oauth/token` answers, as the protocol's own type encodes it.
-    fn as_protocol(creds: &StoredCredentials) -> Value {
+    fn as_protocol(creds: &StoredCredentials, binding: Option<CertificateBinding>) -> Value {
         let creds = creds.clone();
         serde_json::to_value(OauthTokenResponse {
             access_token: creds.access_token,
             token_type: creds.token_type,
             expires_at: creds.expires_at,
             scopes: creds.scopes,
+            certificate_binding: binding,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_bound_token_answer_encodes_as_the_protocol_type() {
+        let creds = fixtures::credentials("a", "https://a.example/mcp");
+        let binding = CertificateBinding {
+            x5t_s256: "thumb".into(),
+            certificate_file: "/c.pem".into(),
+            key_file: "/k.pem".into(),
+        };
+        let answer = Answer::Token(Arc::new(creds.clone()), Some(Box::new(binding.clone())));
+        let hint = answer.encoded_size_hint();
+        let encoded = serde_json::to_value(&answer).unwrap();
+        assert_eq!(encoded, as_protocol(&creds, Some(binding)));
+        assert_eq!(
+            encoded["certificateBinding"],
+            serde_json::json!({"x5tS256": "thumb", "certificateFile": "/c.pem", "keyFile": "/k.pem"})
+        );
+        assert!(serde_json::to_vec(&encoded).unwrap().len() <= hint);
     }
 
     #[test]
@@ -98,8 +129,8 @@ mod tests {
         for expires_at in [Some(1_900_000_000), None] {
             creds.expires_at = expires_at;
             let shared = Arc::new(creds.clone());
-            let answer = serde_json::to_value(Answer::Token(shared)).unwrap();
-            assert_eq!(answer, as_protocol(&creds));
+            let answer = serde_json::to_value(Answer::Token(shared, None)).unwrap();
+            assert_eq!(answer, as_protocol(&creds, None));
             // Exactly the members the protocol names: nothing else of the entry leaks.
             let members: Vec<&str> = answer
                 .as_object()
@@ -120,7 +151,7 @@ mod tests {
         let mut creds = fixtures::credentials("a", "https://a.example/mcp");
         creds.access_token = "t".repeat(4096);
         creds.scopes = (0..20).map(|i| format!("scope:{i}")).collect();
-        let answer = Answer::Token(Arc::new(creds));
+        let answer = Answer::Token(Arc::new(creds), None);
         let encoded = serde_json::to_vec(&serde_json::json!({
             "jsonrpc": "2.0",
             "id": "an-id-of-a-frontend-that-uses-long-ids",

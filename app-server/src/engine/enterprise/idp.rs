@@ -96,6 +96,7 @@ impl IdpSession {
             login_reason: None,
             grant: None,
             dpop_key: None,
+            certificate_x5t: None,
             updated_at: unix_now(),
             refreshed_through: None,
             shared_with: None,

@@ -18,7 +18,6 @@ use crate::oauth::discovery::{DiscoveryCache, DiscoveryError, discover_shared};
 use crate::oauth::http::header_map;
 use crate::oauth::registration::{
     CimdSource, ClientRegistration, RegistrationChoice, TokenAuthMethod, choose_registration, dcr,
-    preregistered,
 };
 
 impl OAuthService {
@@ -104,11 +103,9 @@ impl OAuthService {
         };
         let choice = match (&ctx.target.client_id, avoid_cimd) {
             // A configured client id always wins.
-            (Some(client_id), _) => RegistrationChoice::Ready(preregistered::preregistered(
-                client_id,
-                ctx.target.client_secret.as_deref(),
-                metadata.token_endpoint_auth_methods_supported.as_deref(),
-            )?),
+            (Some(client_id), _) => {
+                RegistrationChoice::Ready(ctx.target.preregistered_client(client_id, metadata)?)
+            }
             (None, _) => choose_registration(
                 mode,
                 None,
@@ -126,13 +123,18 @@ impl OAuthService {
                 registration_endpoint,
             } => {
                 let stored = std::mem::replace(&mut stored, Ok(None))?;
-                // A registration a refresh found refused: dropped, registered again.
+                let auth = ctx.target.registration_auth(metadata)?;
+                let certificate = ctx.target.registered_certificate(auth.method);
+                // A registration a refresh found refused: dropped, registered again. So is
+                // one made for another client certificate, or for none when this one
+                // would be registered (rule 42).
                 let stored = match stored {
                     Some(reg)
                         if reg.secret_expiring(unix_now())
+                            || reg.certificate_x5t != certificate
                             || self.refused_at_refresh(ctx, &reg).await? =>
                     {
-                        tracing::info!(server = %ctx.target.name, "dropping a client registration the authorization server refused at a refresh, or whose client secret expires soon; registering again");
+                        tracing::info!(server = %ctx.target.name, "dropping a client registration the authorization server refused at a refresh, whose client secret expires soon, or made for another client certificate; registering again");
                         let (i, r) = (issuer.clone(), redirect.clone());
                         self.registration_saves.forget(&i, &r);
                         self.queue
@@ -158,6 +160,7 @@ impl OAuthService {
                             CLIENT_NAME,
                             ctx.scopes.as_deref(),
                             metadata.token_endpoint_auth_methods_supported.as_deref(),
+                            &auth,
                         )
                         .await?;
                         let stored = StoredRegistration {
@@ -168,6 +171,7 @@ impl OAuthService {
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
                             client_secret_expires_at: secret_expires_at,
+                            certificate_x5t: ctx.target.registered_certificate(reg.auth_method),
                         };
                         // Saved by the flow once the login has answered (state/registration_saves.rs).
                         unsaved = Some(Box::new(stored));
@@ -309,11 +313,11 @@ impl OAuthService {
         .map_err(|e| LoginError::Discovery(DiscoveryError::from(e)))?;
         let resource_override = ctx.target.resource_override.as_deref();
         self.cache
-            .invalidate(&DiscoveryCache::key(
+            .invalidate(&DiscoveryCache::key_for(
                 &ctx.target.url,
                 &headers,
                 resource_override,
-                &ctx.target.escape_hatches,
+                ctx.target.discovery_overrides(),
             ))
             .await;
         let (fresh, cached) = discover_shared(

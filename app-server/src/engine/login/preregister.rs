@@ -88,10 +88,12 @@ impl OAuthService {
         };
         let redirect_text = redirect.to_string();
         // One whose secret expires soon is replaced now rather than at the login.
+        let auth = target.registration_auth(metadata)?;
+        let certificate = target.registered_certificate(auth.method);
         let stored = self
             .stored_registration(&issuer, &redirect_text)
             .await?
-            .filter(|reg| !reg.secret_expiring(unix_now()));
+            .filter(|reg| !reg.secret_expiring(unix_now()) && reg.certificate_x5t == certificate);
         let made = stored.is_none();
         if made {
             let scopes = discovery.scopes_for(None, target.configured_scopes.as_deref());
@@ -102,6 +104,7 @@ impl OAuthService {
                 CLIENT_NAME,
                 scopes.as_deref(),
                 metadata.token_endpoint_auth_methods_supported.as_deref(),
+                &auth,
             )
             .await?;
             let record = StoredRegistration {
@@ -112,6 +115,7 @@ impl OAuthService {
                 token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                 registered_at: unix_now(),
                 client_secret_expires_at: secret_expires_at,
+                certificate_x5t: target.registered_certificate(reg.auth_method),
             };
             if let Err(e) = self.registration_saves.save(&self.queue, record).await {
                 tracing::warn!(server = %target.name, error = %e, "the pre-registered client was not saved; the first login registers");

@@ -88,6 +88,54 @@ pub struct MetadataOf<E> {
         deserialize_with = "bounds::opt_names"
     )]
     pub prompt_values_supported: Option<Vec<String>>,
+    /// RFC 8705 §3.3: access tokens are bound to the client certificate presented at the
+    /// token endpoint.
+    #[serde(default, deserialize_with = "bool_or_null")]
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// RFC 8705 §5: the endpoints a client presenting a certificate uses instead. Applied
+    /// by [`MetadataOf::complete`] for such a client; kept for what status shows.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_aliases"
+    )]
+    pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
+}
+
+/// `mtls_endpoint_aliases` (RFC 8705 §5): the members this client uses; others (userinfo,
+/// introspection, PAR) are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MtlsEndpointAliases {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<Url>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<Url>,
+}
+
+/// An `mtls_endpoint_aliases` that is not an object of URLs is as good as absent: the
+/// regular endpoints serve, and a server that needs the aliases refuses the client there
+/// with an error that says so. Members that are not URLs are dropped one by one.
+fn lenient_aliases<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MtlsEndpointAliases>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let serde_json::Value::Object(map) = value else {
+        return Ok(None);
+    };
+    let url = |name: &str| {
+        map.get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| s.len() <= bounds::MAX_URL_BYTES)
+            .and_then(|s| Url::parse(s).ok())
+    };
+    Ok(Some(MtlsEndpointAliases {
+        token_endpoint: url("token_endpoint"),
+        revocation_endpoint: url("revocation_endpoint"),
+        registration_endpoint: url("registration_endpoint"),
+        device_authorization_endpoint: url("device_authorization_endpoint"),
+    }))
 }
 
 fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -115,6 +163,8 @@ impl AuthServerMetadata {
             authorization_response_iss_parameter_supported: false,
             dpop_signing_alg_values_supported: None,
             prompt_values_supported: None,
+            tls_client_certificate_bound_access_tokens: false,
+            mtls_endpoint_aliases: None,
         }
     }
 
@@ -151,12 +201,33 @@ impl AuthServerMetadata {
 }
 
 impl PublishedMetadata {
-    /// The document with the configured endpoints in place of its own (rule 63); the key
-    /// of a required endpoint that neither gives when there is none.
+    /// The document with, for a client presenting a certificate (`mutual_tls`), its
+    /// `mtls_endpoint_aliases` in place of its endpoints (RFC 8705 §5), and the configured
+    /// endpoints in place of both (rule 63); the key of a required endpoint that none gives
+    /// when there is none.
     pub(super) fn complete(
-        self,
+        mut self,
         hatches: &EscapeHatches,
+        mutual_tls: bool,
     ) -> Result<AuthServerMetadata, &'static str> {
+        if mutual_tls && let Some(aliases) = self.mtls_endpoint_aliases.clone() {
+            if aliases.token_endpoint.is_some() {
+                self.token_endpoint = aliases.token_endpoint;
+            }
+            let optional = [
+                (&mut self.revocation_endpoint, aliases.revocation_endpoint),
+                (&mut self.registration_endpoint, aliases.registration_endpoint),
+                (
+                    &mut self.device_authorization_endpoint,
+                    aliases.device_authorization_endpoint,
+                ),
+            ];
+            for (endpoint, alias) in optional {
+                if alias.is_some() {
+                    *endpoint = alias;
+                }
+            }
+        }
         let authorization_endpoint = hatches
             .authorization_endpoint
             .clone()
@@ -184,6 +255,9 @@ impl PublishedMetadata {
             dpop_signing_alg_values_supported: self.dpop_signing_alg_values_supported,
             device_authorization_endpoint: self.device_authorization_endpoint,
             prompt_values_supported: self.prompt_values_supported,
+            tls_client_certificate_bound_access_tokens: self
+                .tls_client_certificate_bound_access_tokens,
+            mtls_endpoint_aliases: self.mtls_endpoint_aliases,
         };
         metadata.override_endpoints(hatches);
         Ok(metadata)
@@ -334,7 +408,7 @@ pub(super) async fn judge(
             });
         }
     };
-    match metadata.complete(overrides.hatches) {
+    match metadata.complete(overrides.hatches, overrides.mutual_tls) {
         Ok(metadata) => Judged::Valid(Box::new(metadata), max_age),
         Err(field) => Judged::Refused(DiscoveryError::MissingEndpoint {
             url: url.to_string(),
@@ -450,6 +524,11 @@ pub fn merge_metadata(
             merged.device_authorization_endpoint = other.device_authorization_endpoint;
         }
         merged.client_id_metadata_document_supported |= other.client_id_metadata_document_supported;
+        merged.tls_client_certificate_bound_access_tokens |=
+            other.tls_client_certificate_bound_access_tokens;
+        if merged.mtls_endpoint_aliases.is_none() {
+            merged.mtls_endpoint_aliases = other.mtls_endpoint_aliases;
+        }
         merged.authorization_response_iss_parameter_supported |=
             other.authorization_response_iss_parameter_supported;
         union(

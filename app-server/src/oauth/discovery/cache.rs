@@ -13,6 +13,7 @@
 //! file too) so that the merge does not bring it back from an older copy, in this process or
 //! another. Entries the other processes wrote are taken into memory at the same time.
 
+use super::hatches::Overrides;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -285,6 +286,27 @@ impl DiscoveryCache {
             }
         }
         out
+    }
+
+    /// [`DiscoveryCache::key`] of a server discovered with `overrides`: one that presents a
+    /// client certificate gets the `mtls_endpoint_aliases` in place of the endpoints, so
+    /// its discovery never serves one that does not, nor the other way round.
+    pub fn key_for(
+        server_url: &Url,
+        extra_headers: &HeaderMap,
+        resource_override: Option<&str>,
+        overrides: Overrides<'_>,
+    ) -> String {
+        let mut key = Self::key(
+            server_url,
+            extra_headers,
+            resource_override,
+            overrides.hatches,
+        );
+        if overrides.mutual_tls {
+            key.push_str(" mtls");
+        }
+        key
     }
 
     /// Waits until no other discovery of `key` is under way, and holds that until the

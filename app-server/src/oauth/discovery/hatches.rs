@@ -18,6 +18,9 @@ pub struct Overrides<'a> {
     /// The `[mcp_servers.NAME]` the discovery is for.
     pub server: &'a str,
     pub hatches: &'a EscapeHatches,
+    /// The server presents a client certificate: the metadata's `mtls_endpoint_aliases`
+    /// replace its endpoints (RFC 8705 §5, rule 42), before the configured ones do.
+    pub mutual_tls: bool,
 }
 
 #[cfg(test)]
@@ -26,11 +29,21 @@ impl Overrides<'static> {
     pub const NONE: Overrides<'static> = Overrides {
         server: "NAME",
         hatches: &crate::config::escape_hatches::NO_ESCAPE_HATCHES,
+        mutual_tls: false,
     };
 }
 
 impl<'a> Overrides<'a> {
     pub fn new(server: &'a str, hatches: &'a EscapeHatches) -> Self {
-        Self { server, hatches }
+        Self {
+            server,
+            hatches,
+            mutual_tls: false,
+        }
+    }
+
+    /// These overrides for a server that presents a client certificate, or not.
+    pub fn with_mutual_tls(self, mutual_tls: bool) -> Self {
+        Self { mutual_tls, ..self }
     }
 }

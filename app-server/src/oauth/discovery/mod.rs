@@ -88,12 +88,7 @@ pub async fn discover_shared(
     overrides: Overrides<'_>,
     cache: &DiscoveryCache,
 ) -> Result<(Arc<Discovery>, bool), DiscoveryError> {
-    let key = DiscoveryCache::key(
-        server_url,
-        extra_headers,
-        resource_override,
-        overrides.hatches,
-    );
+    let key = DiscoveryCache::key_for(server_url, extra_headers, resource_override, overrides);
     let _gate = cache.gate(&key).await;
     if let Some(known) = cache.get_shared(&key).await {
         check_endpoints(http, &known.metadata).await?;
@@ -160,12 +155,7 @@ pub async fn discover_after_probe(
     cache: &DiscoveryCache,
     probe: Probe,
 ) -> Result<Discovery, DiscoveryError> {
-    let key = DiscoveryCache::key(
-        server_url,
-        extra_headers,
-        resource_override,
-        overrides.hatches,
-    );
+    let key = DiscoveryCache::key_for(server_url, extra_headers, resource_override, overrides);
     let _gate = cache.gate(&key).await;
     if !probe.status.is_success()
         && let Some(mut known) = cache.get(&key).await

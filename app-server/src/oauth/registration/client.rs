@@ -15,6 +15,13 @@ pub enum TokenAuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// Mutual TLS with a certificate from a certificate authority the server trusts, named
+    /// by its subject (RFC 8705 §2.1): `client_id` in the form body, the certificate on
+    /// the connection, no secret.
+    TlsClientAuth,
+    /// Mutual TLS with a certificate the server holds for this client (RFC 8705 §2.2),
+    /// self-signed or not: on the wire like [`TokenAuthMethod::TlsClientAuth`].
+    SelfSignedTlsClientAuth,
 }
 
 impl TokenAuthMethod {
@@ -24,6 +31,8 @@ impl TokenAuthMethod {
             TokenAuthMethod::None => "none",
             TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
             TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::TlsClientAuth => "tls_client_auth",
+            TokenAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -33,8 +42,26 @@ impl TokenAuthMethod {
             "none" => Some(TokenAuthMethod::None),
             "client_secret_basic" => Some(TokenAuthMethod::ClientSecretBasic),
             "client_secret_post" => Some(TokenAuthMethod::ClientSecretPost),
+            "tls_client_auth" => Some(TokenAuthMethod::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(TokenAuthMethod::SelfSignedTlsClientAuth),
             _ => None,
         }
+    }
+
+    /// The method sends a client secret.
+    pub fn sends_secret(self) -> bool {
+        matches!(
+            self,
+            TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretPost
+        )
+    }
+
+    /// The method authenticates the client by its TLS certificate (RFC 8705 §2).
+    pub fn is_mutual_tls(self) -> bool {
+        matches!(
+            self,
+            TokenAuthMethod::TlsClientAuth | TokenAuthMethod::SelfSignedTlsClientAuth
+        )
     }
 }
 
@@ -62,9 +89,10 @@ impl ClientRegistration {
 
     /// The secret to send, if the auth method sends one.
     pub fn secret_to_send(&self) -> Option<&str> {
-        match self.auth_method {
-            TokenAuthMethod::None => None,
-            _ => self.client_secret.as_deref(),
+        if self.auth_method.sends_secret() {
+            self.client_secret.as_deref()
+        } else {
+            None
         }
     }
 }

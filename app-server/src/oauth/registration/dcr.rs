@@ -11,6 +11,7 @@ use url::Url;
 
 use super::client::{ClientRegistration, TokenAuthMethod};
 use super::error::RegistrationError;
+use super::mutual_tls::{MUTUAL_TLS_MEMBERS, RegistrationAuth};
 use super::preregistered::choose_auth_method;
 use crate::oauth::http::HttpClient;
 
@@ -87,6 +88,30 @@ pub fn adjusted_request(
         return None;
     }
     let description = description.unwrap_or_default().to_ascii_lowercase();
+    // A server that refuses the certificate members (RFC 8705) gets a public client's
+    // request: the certificate still goes on every connection that asks for one.
+    let mutual_tls = body
+        .get("token_endpoint_auth_method")
+        .and_then(serde_json::Value::as_str)
+        .and_then(TokenAuthMethod::from_name)
+        .is_some_and(TokenAuthMethod::is_mutual_tls);
+    let names_mutual_tls = ["tls", "jwks", "x5c", "certificate", "subject_dn", "auth_method"]
+        .iter()
+        .any(|word| description.contains(word));
+    let names_other = ["application_type", "grant_type", "refresh_token", "scope"]
+        .iter()
+        .any(|word| description.contains(word));
+    if mutual_tls
+        && (names_mutual_tls || (!names_other && error == Some("invalid_client_metadata")))
+    {
+        let mut public = body.clone();
+        let map = public.as_object_mut()?;
+        for member in MUTUAL_TLS_MEMBERS {
+            map.remove(member);
+        }
+        map.insert("token_endpoint_auth_method".into(), "none".into());
+        return Some(public);
+    }
     let names_application_type = description.contains("application_type");
     let names_grant_types =
         description.contains("grant_type") || description.contains("refresh_token");
@@ -160,12 +185,14 @@ pub async fn register(
         client_name,
         scopes,
         advertised_auth_methods,
+        &RegistrationAuth::public(),
     )
     .await
     .map(|(registration, _)| registration)
 }
 
-/// [`register`], with when the client secret expires ([`secret_expires_at`]).
+/// [`register`], with when the client secret expires ([`secret_expires_at`]); `auth` says
+/// how the client authenticates ([`super::mutual_tls::registration_auth`]).
 pub async fn register_client(
     http: &HttpClient,
     registration_endpoint: &Url,
@@ -173,8 +200,10 @@ pub async fn register_client(
     client_name: &str,
     scopes: Option<&[String]>,
     advertised_auth_methods: Option<&[String]>,
+    auth: &RegistrationAuth,
 ) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
-    let body = registration_request(redirect_uri, client_name, scopes);
+    let mut body = registration_request(redirect_uri, client_name, scopes);
+    auth.apply(&mut body);
     register_body(http, registration_endpoint, body, advertised_auth_methods).await
 }
 
@@ -185,8 +214,10 @@ pub async fn register_device_client(
     client_name: &str,
     scopes: Option<&[String]>,
     advertised_auth_methods: Option<&[String]>,
+    auth: &RegistrationAuth,
 ) -> Result<(ClientRegistration, Option<i64>), RegistrationError> {
-    let body = device_registration_request(client_name, scopes);
+    let mut body = device_registration_request(client_name, scopes);
+    auth.apply(&mut body);
     register_body(http, registration_endpoint, body, advertised_auth_methods).await
 }
 
@@ -266,6 +297,8 @@ pub fn parse_registration_response(
     let auth_method = match parsed.token_endpoint_auth_method.as_deref() {
         Some(name) => match TokenAuthMethod::from_name(name) {
             Some(TokenAuthMethod::None) => TokenAuthMethod::None,
+            // The certificate authenticates: no secret is needed.
+            Some(method) if method.is_mutual_tls() => method,
             Some(method) if secret.is_some() => method,
             // A secret method without a secret: all we can do is act as a public client.
             Some(_) => TokenAuthMethod::None,

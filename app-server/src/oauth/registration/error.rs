@@ -7,9 +7,27 @@ use crate::oauth::http::HttpError;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
     #[error(
-        "the authorization server accepts only token endpoint auth methods this client does not implement ({advertised}); supported: client_secret_basic, client_secret_post, none"
+        "the authorization server accepts only token endpoint auth methods this client does not implement ({advertised}); supported: client_secret_basic, client_secret_post, none, and with a client certificate tls_client_auth and self_signed_tls_client_auth"
     )]
     UnsupportedAuthMethods { advertised: String },
+    /// A certificate method (RFC 8705) without `client_certificate` and `client_key`.
+    #[error(
+        "token endpoint auth method {method} authenticates the client by its TLS certificate, and this server has none: set client_certificate and client_key in its [mcp_servers.NAME] table, or choose another oauth.token_endpoint_auth_method"
+    )]
+    CertificateMissing { method: &'static str },
+    /// The configured certificate cannot say what a certificate method needs.
+    #[error(
+        "the client certificate cannot be registered for {method}: {reason}; set oauth.token_endpoint_auth_method to the other certificate method or to \"none\""
+    )]
+    CertificateUnusable {
+        method: &'static str,
+        reason: &'static str,
+    },
+    /// A secret method configured without a secret.
+    #[error(
+        "token endpoint auth method {method} sends a client secret, and none is configured: set oauth.client_secret_env_var or oauth.client_secret_keyring, or choose another oauth.token_endpoint_auth_method"
+    )]
+    SecretMissing { method: &'static str },
     #[error("client registration at {url} was refused (HTTP {status}){}", describe(.error, .description))]
     Rejected {
         url: String,

@@ -5,6 +5,7 @@ pub mod cimd;
 mod client;
 pub mod dcr;
 mod error;
+pub mod mutual_tls;
 pub mod preregistered;
 
 use mcp_app_server_protocol::ClientRegistrationMode;

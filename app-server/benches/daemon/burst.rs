@@ -63,6 +63,7 @@ fn logged_in_home(servers: usize) -> tempfile::TempDir {
                 login_reason: None,
                 grant: None,
                 dpop_key: None,
+                certificate_x5t: None,
                 updated_at: now,
                 refreshed_through: None,
                 shared_with: None,

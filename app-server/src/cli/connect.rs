@@ -94,8 +94,12 @@ async fn connect(engine: &mut Engine, args: ConnectArgs) -> Result<(), CliError>
             .map(|(k, v)| (k.as_str(), v.as_str())),
     )
     .map_err(|e| CliError::Failed(format!("invalid http_headers for `{}`: {e}", target.name)))?;
+    let (url, network) = (target.url.clone(), target.network.clone());
     let client =
-        McpClient::new(target.url.clone(), headers).map_err(|e| CliError::Failed(e.to_string()))?;
+        tokio::task::spawn_blocking(move || McpClient::with_network(url, headers, &network))
+            .await
+            .map_err(|e| CliError::Failed(e.to_string()))?
+            .map_err(|e| CliError::Failed(e.to_string()))?;
     let mut session = Session {
         engine,
         target,

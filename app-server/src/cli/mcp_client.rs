@@ -8,6 +8,8 @@
 //! by the caller (`connect`) from the answers; authorization failures are returned, not
 //! handled: the caller decides whether to log in.
 
+use crate::config::network::ServerNetwork;
+use crate::oauth::http::with_server_network;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -151,12 +153,24 @@ pub struct McpClient {
 }
 
 impl McpClient {
-    pub fn new(url: Url, headers: HeaderMap) -> Result<Self, McpError> {
-        let http = reqwest::Client::builder()
+    /// A connection that reaches the server as its configuration says (proxy, certificate
+    /// authorities, client certificate). Reads the TLS files on first use: call it on a
+    /// blocking thread.
+    pub fn with_network(
+        url: Url,
+        headers: HeaderMap,
+        network: &ServerNetwork,
+    ) -> Result<Self, McpError> {
+        let builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("mcp-app-server/", env!("CARGO_PKG_VERSION")));
+        let http = with_server_network(builder, network)
+            .map_err(|e| McpError::Unreachable {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?
             .build()
             .map_err(|e| McpError::Unreachable {
                 url: url.to_string(),

@@ -425,16 +425,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         let cert_key = format!("{key}.client_certificate");
                         let cert_span = certificate.span();
                         let certificate = pem_at(certificate, &cert_key, "CERTIFICATE")?;
-                        let facts = client_certificate::certificate_facts_of_pem(
-                            certificate.pem(),
-                        )
-                        .map_err(|reason| {
-                            invalid(
-                                Some(cert_span.clone()),
-                                &cert_key,
-                                format!("{}: {reason}", certificate.path().display()),
-                            )
-                        })?;
+                        let facts = client_certificate::certificate_facts_of_pem(certificate.pem())
+                            .map_err(|reason| {
+                                invalid(
+                                    Some(cert_span.clone()),
+                                    &cert_key,
+                                    format!("{}: {reason}", certificate.path().display()),
+                                )
+                            })?;
                         Some(network::ClientIdentity {
                             certificate,
                             key: pem_at(client_key, &format!("{key}.client_key"), "PRIVATE KEY")?,

@@ -230,9 +230,24 @@ fn tls_keys_read_their_files_and_name_the_key_when_they_cannot() {
         "key.pem",
         "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n",
     );
+    // A client certificate is read when config.toml loads: one that does not parse is
+    // refused there, naming the key.
+    let e = err(&format!(
+        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\n\
+         client_certificate = \"{cert}\"\nclient_key = \"{key}\"\n"
+    ));
+    assert!(
+        e.contains("mcp_servers.a.client_certificate") && e.contains("X.509"),
+        "{e}"
+    );
+    let issued = mcp_app_server_testkit::TestCa::new("config CA")
+        .unwrap()
+        .client("me")
+        .unwrap();
+    let client = file("me.pem", &issued.chain_pem);
     let c = p(&format!(
         "ca_certificates = \"{cert}\"\n[mcp_servers.a]\nurl = \"https://a.example/mcp\"\n\
-         client_certificate = \"{cert}\"\nclient_key = \"{key}\"\n"
+         client_certificate = \"{client}\"\nclient_key = \"{key}\"\n"
     ))
     .unwrap();
     assert_eq!(
@@ -269,7 +284,7 @@ fn tls_keys_read_their_files_and_name_the_key_when_they_cannot() {
     ));
     assert!(e.contains("client_key") && e.contains("go together"), "{e}");
     let e = err(&format!(
-        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nclient_certificate = \"{cert}\"\nclient_key = \"{cert}\"\n"
+        "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\nclient_certificate = \"{client}\"\nclient_key = \"{cert}\"\n"
     ));
     assert!(
         e.contains("mcp_servers.a.client_key") && e.contains("PRIVATE KEY"),

@@ -442,6 +442,7 @@ pub(crate) mod fixtures {
             token_endpoint_auth_method: "client_secret_post".to_owned(),
             registered_at: 1_700_000_000,
             client_secret_expires_at: None,
+            certificate_x5t: None,
         }
     }
 }

@@ -5,17 +5,17 @@ use std::sync::{Arc, OnceLock};
 
 use url::Url;
 
+use crate::config::client_certificate::CertificateFacts;
 use crate::config::enterprise::EnterpriseIdpConfig;
 use crate::config::grant::{ClientAuthConfig, GrantConfig};
 use crate::config::network::ServerNetwork;
 use crate::config::{Config, EscapeHatches, HttpServerConfig, RefreshScope};
 use crate::credentials::{CredentialKey, LookupKey};
-use crate::config::client_certificate::CertificateFacts;
 use crate::oauth::discovery::{AuthServerMetadata, Overrides};
+use crate::oauth::net_policy::NetOptIns;
 use crate::oauth::registration::mutual_tls::{self, RegistrationAuth};
 use crate::oauth::registration::{ClientRegistration, RegistrationError, TokenAuthMethod};
 use mcp_app_server_protocol::RegistrationKind;
-use crate::oauth::net_policy::NetOptIns;
 
 /// A configured HTTP server, resolved for OAuth. `Debug` shows neither the client secret
 /// nor the values of the configured HTTP headers (they may carry keys).
@@ -115,7 +115,10 @@ impl std::fmt::Debug for ServerTarget {
             .field("dpop", &self.dpop)
             .field("share_login", &self.share_login)
             .field("refresh_scope", &self.refresh_scope)
-            .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
             .field("escape_hatches", &self.escape_hatches.keys())

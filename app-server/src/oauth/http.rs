@@ -234,6 +234,27 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
+/// `builder` set up to reach the network as `network` says: its proxy (the environment's
+/// when it names none), its certificate authorities and its client certificate. For the
+/// clients that speak MCP itself (`mcp-app-server connect`), so that the MCP server is
+/// reached the way its authorization server is. Reads files: a blocking thread's work.
+pub fn with_server_network(
+    builder: reqwest::ClientBuilder,
+    network: &ServerNetwork,
+) -> Result<reqwest::ClientBuilder, HttpError> {
+    let builder = Route::new(network, true)
+        .apply(builder, true)
+        .map_err(HttpError::Setup)?;
+    #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+    {
+        Ok(builder.tls_backend_preconfigured(tls::config_for(&network.tls())?))
+    }
+    #[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
+    {
+        platform_tls::platform_tls(builder, network)
+    }
+}
+
 impl HttpClient {
     /// The production client (honours the system proxy settings). Its policy is
     /// [`NetPolicy::Unrestricted`]: it is for the destinations the user chose.

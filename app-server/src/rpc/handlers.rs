@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_app_server_protocol::{
-    CertificateBinding,
-    BrowserLoginGrant, ClientRequest, DeviceLoginGrant, DirectLoginGrant, ErrorKind,
-    ListMcpServerStatusParams, ListMcpServerStatusResponse, McpAuthStatus, McpServerStatus,
-    McpServerTransport, OauthBrowserLogin, OauthCancelParams, OauthCancelResponse,
+    BrowserLoginGrant, CertificateBinding, ClientRequest, DeviceLoginGrant, DirectLoginGrant,
+    ErrorKind, ListMcpServerStatusParams, ListMcpServerStatusResponse, McpAuthStatus,
+    McpServerStatus, McpServerTransport, OauthBrowserLogin, OauthCancelParams, OauthCancelResponse,
     OauthChallengeLogin, OauthChallengeParams, OauthChallengeReauthentication,
     OauthChallengeResponse, OauthCompleteParams, OauthCompleteResponse, OauthDeviceLogin,
     OauthDirectLogin, OauthDpopProofParams, OauthDpopProofResponse, OauthLoginParams,

@@ -14,4 +14,12 @@ optOutNotificationMethods?: Array<string> | null,
  * `mcpServer/oauth/token` hands it DPoP-bound tokens; without it (the default) a
  * DPoP-bound token is refused with `dpopRequired`.
  */
-dpop?: boolean | null, };
+dpop?: boolean | null,
+/**
+ * The client presents a server's configured client certificate (`client_certificate`
+ * and `client_key` of config.toml, named in `certificateBinding`) on its own requests
+ * to that MCP server (mutual TLS, RFC 8705). `mcpServer/oauth/token` then hands it
+ * tokens bound to that certificate; without it (the default) such a token is refused
+ * with `certificateRequired`.
+ */
+clientCertificate?: boolean | null, };

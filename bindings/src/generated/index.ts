@@ -29,6 +29,7 @@ import type { ReloadConfigResponse } from "./ReloadConfigResponse.js";
 
 export type { AuthStatusChangedNotification } from "./AuthStatusChangedNotification.js";
 export type { BrowserLoginGrant } from "./BrowserLoginGrant.js";
+export type { CertificateBinding } from "./CertificateBinding.js";
 export type { ClientCapabilities } from "./ClientCapabilities.js";
 export type { ClientInfo } from "./ClientInfo.js";
 export type { ClientRegistrationMode } from "./ClientRegistrationMode.js";
@@ -198,6 +199,7 @@ export type ErrorKindCodes = {
   "stepUpLimitReached": -32033;
   "notDpopBound": -32034;
   "dpopRequired": -32035;
+  "certificateRequired": -32036;
   "credentialStoreFailed": -32040;
   "credentialStoreBusy": -32041;
   "shuttingDown": -32050;

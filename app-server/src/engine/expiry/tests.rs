@@ -29,6 +29,7 @@ fn creds(expires_in: Option<i64>, life: i64, refresh: bool) -> StoredCredentials
         login_reason: None,
         grant: None,
         dpop_key: None,
+        certificate_x5t: None,
         updated_at: expires_in.map_or(now, |s| now + s - life),
         refreshed_through: None,
         shared_with: None,

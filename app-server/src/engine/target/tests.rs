@@ -37,6 +37,7 @@ fn debug_output_holds_no_secret() {
         client_metadata_url_base: None,
         net_opt_ins: Default::default(),
         refresh_scope: Default::default(),
+        token_endpoint_auth_method: None,
         enterprise: None,
         client_issuer: None,
         grant: GrantConfig::ClientCredentials {
@@ -96,6 +97,7 @@ fn debug_output_holds_no_secret() {
         login_reason: None,
         grant: None,
         dpop_key: None,
+        certificate_x5t: None,
         updated_at: 0,
         refreshed_through: None,
         shared_with: None,
@@ -109,6 +111,7 @@ fn debug_output_holds_no_secret() {
         token_endpoint_auth_method: "client_secret_basic".into(),
         registered_at: 0,
         client_secret_expires_at: None,
+        certificate_x5t: None,
     });
     assert_redacted(&TokenResponse {
         access_token: secret("at"),

@@ -119,7 +119,9 @@ pub struct MtlsEndpointAliases {
 /// An `mtls_endpoint_aliases` that is not an object of URLs is as good as absent: the
 /// regular endpoints serve, and a server that needs the aliases refuses the client there
 /// with an error that says so. Members that are not URLs are dropped one by one.
-fn lenient_aliases<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MtlsEndpointAliases>, D::Error> {
+fn lenient_aliases<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<MtlsEndpointAliases>, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
     let serde_json::Value::Object(map) = value else {
         return Ok(None);
@@ -216,7 +218,10 @@ impl PublishedMetadata {
             }
             let optional = [
                 (&mut self.revocation_endpoint, aliases.revocation_endpoint),
-                (&mut self.registration_endpoint, aliases.registration_endpoint),
+                (
+                    &mut self.registration_endpoint,
+                    aliases.registration_endpoint,
+                ),
                 (
                     &mut self.device_authorization_endpoint,
                     aliases.device_authorization_endpoint,

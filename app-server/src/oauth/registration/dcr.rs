@@ -95,9 +95,16 @@ pub fn adjusted_request(
         .and_then(serde_json::Value::as_str)
         .and_then(TokenAuthMethod::from_name)
         .is_some_and(TokenAuthMethod::is_mutual_tls);
-    let names_mutual_tls = ["tls", "jwks", "x5c", "certificate", "subject_dn", "auth_method"]
-        .iter()
-        .any(|word| description.contains(word));
+    let names_mutual_tls = [
+        "tls",
+        "jwks",
+        "x5c",
+        "certificate",
+        "subject_dn",
+        "auth_method",
+    ]
+    .iter()
+    .any(|word| description.contains(word));
     let names_other = ["application_type", "grant_type", "refresh_token", "scope"]
         .iter()
         .any(|word| description.contains(word));

@@ -70,10 +70,14 @@ pub fn registration_auth(
     let lists = |m: TokenAuthMethod| advertised.is_some_and(|a| a.iter().any(|x| x == m.as_str()));
     let method = match (configured, certificate) {
         (Some(method), _) => method,
-        (None, Some(facts)) if lists(TokenAuthMethod::SelfSignedTlsClientAuth) && facts.public_jwk.is_some() => {
+        (None, Some(facts))
+            if lists(TokenAuthMethod::SelfSignedTlsClientAuth) && facts.public_jwk.is_some() =>
+        {
             TokenAuthMethod::SelfSignedTlsClientAuth
         }
-        (None, Some(facts)) if lists(TokenAuthMethod::TlsClientAuth) && facts.subject_dn.is_some() => {
+        (None, Some(facts))
+            if lists(TokenAuthMethod::TlsClientAuth) && facts.subject_dn.is_some() =>
+        {
             TokenAuthMethod::TlsClientAuth
         }
         (None, _) => TokenAuthMethod::None,
@@ -91,15 +95,20 @@ pub fn registration_auth(
                         reason: "its public key has no JWK form this client writes (RSA, EC P-256/384/521 and Ed25519 have)",
                     },
                 )?;
-                members.insert("jwks".into(), serde_json::json!({ "keys": [jwk.to_json()] }));
+                members.insert(
+                    "jwks".into(),
+                    serde_json::json!({ "keys": [jwk.to_json()] }),
+                );
             }
             _ => {
-                let dn = facts.subject_dn.as_ref().ok_or(
-                    RegistrationError::CertificateUnusable {
-                        method: method.as_str(),
-                        reason: "its subject holds a value that is not a string",
-                    },
-                )?;
+                let dn =
+                    facts
+                        .subject_dn
+                        .as_ref()
+                        .ok_or(RegistrationError::CertificateUnusable {
+                            method: method.as_str(),
+                            reason: "its subject holds a value that is not a string",
+                        })?;
                 members.insert("tls_client_auth_subject_dn".into(), dn.clone().into());
             }
         }
@@ -113,9 +122,9 @@ pub fn registration_auth(
     Ok(RegistrationAuth { method, members })
 }
 
-/// A preregistered client's method: `configured` when set; else a secret method when
-/// there is a secret ([`super::preregistered::choose_auth_method`]); else, with a
-/// certificate, the certificate method the server lists (`tls_client_auth` first: a
+/// A preregistered client's method: `configured` when set; else a secret method the
+/// server lists when there is a secret ([`super::preregistered::choose_auth_method`]); else,
+/// with a certificate, the certificate method the server lists (`tls_client_auth` first: a
 /// preregistered certificate is usually issued by an authority the server trusts); else
 /// `none`. The two certificate methods and `none` send the same form; the name is what
 /// status shows and what the stored entry records.
@@ -138,17 +147,23 @@ pub fn preregistered_method(
         }
         return Ok(method);
     }
-    if has_secret || !has_certificate {
-        return super::preregistered::choose_auth_method(has_secret, advertised);
-    }
     let lists = |m: TokenAuthMethod| advertised.is_some_and(|a| a.iter().any(|x| x == m.as_str()));
-    Ok([
+    let by_certificate = [
         TokenAuthMethod::TlsClientAuth,
         TokenAuthMethod::SelfSignedTlsClientAuth,
     ]
     .into_iter()
-    .find(|m| lists(*m))
-    .unwrap_or(TokenAuthMethod::None))
+    .find(|m| has_certificate && lists(*m));
+    if !has_secret {
+        return Ok(by_certificate.unwrap_or(TokenAuthMethod::None));
+    }
+    // A secret the server takes no method for: the certificate, when it takes that.
+    match super::preregistered::choose_auth_method(has_secret, advertised) {
+        Ok(TokenAuthMethod::None) | Err(_) if by_certificate.is_some() => {
+            Ok(by_certificate.unwrap_or(TokenAuthMethod::None))
+        }
+        chosen => chosen,
+    }
 }
 
 #[cfg(test)]

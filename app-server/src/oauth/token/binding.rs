@@ -65,7 +65,10 @@ mod tests {
             "a.b".to_string(),
             "a.b.c.d.e".to_string(),
             "a.!!!.c".to_string(),
-            jwt(&format!(r#"{{"cnf":{{"x5t#S256":"{}"}}}}"#, "x".repeat(200))),
+            jwt(&format!(
+                r#"{{"cnf":{{"x5t#S256":"{}"}}}}"#,
+                "x".repeat(200)
+            )),
         ] {
             assert_eq!(jwt_certificate_thumbprint(&unbound), None, "{unbound}");
         }

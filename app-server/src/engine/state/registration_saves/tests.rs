@@ -17,6 +17,7 @@ fn reg(i: usize) -> StoredRegistration {
         token_endpoint_auth_method: "none".into(),
         registered_at: 0,
         client_secret_expires_at: None,
+        certificate_x5t: None,
     }
 }
 

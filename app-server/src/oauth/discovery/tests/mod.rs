@@ -5,6 +5,7 @@
 mod cache;
 mod hatches;
 mod metadata;
+mod mtls_aliases;
 mod prm;
 mod probing;
 mod tables;

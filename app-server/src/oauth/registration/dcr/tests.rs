@@ -141,6 +141,16 @@ fn response_table() {
             None,
             None,
         ),
+        (
+            r#"{"client_id":"c","token_endpoint_auth_method":"self_signed_tls_client_auth"}"#,
+            None,
+            Some((None, M::SelfSignedTlsClientAuth)),
+        ),
+        (
+            r#"{"client_id":"c","token_endpoint_auth_method":"tls_client_auth"}"#,
+            Some(v(&["none"])),
+            Some((None, M::TlsClientAuth)),
+        ),
         (r#"{"client_id":""}"#, None, None),
         (r#"{"nope":1}"#, None, None),
         ("<html>", None, None),
@@ -186,4 +196,55 @@ fn client_secret_expiry_is_read_and_zero_means_never() {
     for (body, expected) in cases {
         assert_eq!(secret_expires_at(body.as_bytes()), expected, "{body}");
     }
+}
+
+#[test]
+fn a_refused_certificate_registration_is_retried_as_a_public_client() {
+    let body = serde_json::json!({
+        "client_name": "n",
+        "redirect_uris": ["http://127.0.0.1:1/cb"],
+        "token_endpoint_auth_method": "self_signed_tls_client_auth",
+        "jwks": {"keys": [{"kty": "EC"}]},
+        "tls_client_certificate_bound_access_tokens": true,
+        "scope": "a b",
+    });
+    let public = |b: &serde_json::Value| {
+        b["token_endpoint_auth_method"] == "none"
+            && b.get("jwks").is_none()
+            && b.get("tls_client_auth_subject_dn").is_none()
+            && b.get("tls_client_certificate_bound_access_tokens")
+                .is_none()
+    };
+    for description in [
+        Some("token_endpoint_auth_method self_signed_tls_client_auth is not allowed"),
+        Some("jwks must contain x5c"),
+        Some("unsupported client certificate"),
+        None,
+    ] {
+        let retried = adjusted_request(&body, Some("invalid_client_metadata"), description)
+            .unwrap_or_else(|| panic!("{description:?}"));
+        assert!(public(&retried), "{description:?}: {retried}");
+        // Nothing else changes.
+        assert_eq!(retried["scope"], "a b");
+        assert_eq!(retried["redirect_uris"], body["redirect_uris"]);
+    }
+    // A refusal about another member is answered as before, the certificate kept.
+    let retried = adjusted_request(
+        &body,
+        Some("invalid_client_metadata"),
+        Some("scope not allowed"),
+    )
+    .unwrap();
+    assert!(!public(&retried));
+    assert!(retried.get("scope").is_none());
+    // A public request is never touched for a certificate word.
+    let mut plain = body.clone();
+    plain["token_endpoint_auth_method"] = "none".into();
+    plain.as_object_mut().unwrap().remove("jwks");
+    let retried = adjusted_request(
+        &plain,
+        Some("invalid_client_metadata"),
+        Some("certificate problem"),
+    );
+    assert!(retried.is_none_or(|r| r["token_endpoint_auth_method"] == "none"));
 }

@@ -32,6 +32,10 @@ pub struct TokenRequestRecord {
     pub basic_client_id: Option<String>,
     /// The `DPoP` header, as sent.
     pub dpop_proof: Option<String>,
+    /// SHA-256 of the client certificate the request's connection presented.
+    pub client_certificate_sha256: Option<[u8; 32]>,
+    /// The request reached the RFC 8705 endpoint alias listener.
+    pub at_alias: bool,
 }
 
 /// The URLs of a running kit.
@@ -50,6 +54,8 @@ pub(crate) struct Urls {
     pub resource: String,
     pub prm_path_url: String,
     pub prm_root_url: String,
+    /// `https://127.0.0.1:P` of the RFC 8705 endpoint alias listener.
+    pub mtls_origin: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +77,8 @@ pub(crate) struct Records {
     pub mcp_methods: Vec<(String, Option<String>)>,
     /// When each device-code token request (RFC 8628 poll) arrived.
     pub device_polls: Vec<std::time::Instant>,
+    /// `METHOD /path` of every request of the RFC 8705 endpoint alias listener.
+    pub mtls_alias_requests: Vec<String>,
 }
 
 /// State shared by every handler of both listeners.
@@ -84,6 +92,8 @@ pub(crate) struct Shared {
     pub records: Mutex<Records>,
     /// Seen proof `jti`s and the tokens bound to keys.
     pub dpop: Mutex<crate::dpop::DpopState>,
+    /// The tokens bound to client certificates (RFC 8705 3).
+    pub certificate_bindings: Mutex<crate::mtls::Bindings>,
     /// The issuer the PRM lists instead of this kit's own (a moved authorization server).
     pub prm_authorization_server: Mutex<Option<String>>,
     /// `Cache-Control: max-age` sent with the PRM and authorization server metadata.
@@ -111,7 +121,7 @@ impl Shared {
 /// both listeners.
 #[derive(Debug)]
 pub struct Kit {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -227,9 +237,16 @@ impl Kit {
     pub async fn start(config: KitConfig) -> anyhow::Result<Kit> {
         config.validate()?;
         let issuer_path = config.normalized_issuer_path()?;
-        let acceptor = config.tls.as_ref().map(|t| t.acceptor(true)).transpose()?;
-        let as_acceptor = config.tls.as_ref().map(|t| t.acceptor(false)).transpose()?;
+        let crate::mtls::Acceptors {
+            rs: acceptor,
+            authorization: as_acceptor,
+            alias: alias_acceptor,
+        } = crate::mtls::acceptors(&config)?;
         let (rs_listener, rs_origin) = bind_loopback(acceptor.is_some()).await?;
+        let alias_listener = match alias_acceptor {
+            Some(acceptor) => Some((bind_loopback(true).await?, acceptor)),
+            None => None,
+        };
         let as_listener = if config.prm == PrmMode::None || config.as_on_mcp_origin {
             None
         } else {
@@ -270,6 +287,9 @@ impl Kit {
             },
             prm_path_url: format!("{rs_origin}/.well-known/oauth-protected-resource/mcp"),
             prm_root_url: format!("{rs_origin}/.well-known/oauth-protected-resource"),
+            mtls_origin: alias_listener
+                .as_ref()
+                .map(|((_, origin), _)| origin.clone()),
             rs_origin,
             as_origin,
             issuer_path,
@@ -296,6 +316,8 @@ impl Kit {
                         .collect(),
                     from_metadata_document: false,
                     jwt_public_key: pre.jwt_public_key.clone(),
+                    tls_client_auth_subject_dn: pre.tls_client_auth_subject_dn.clone(),
+                    tls_client_certificate_sha256: pre.tls_client_certificate_sha256,
                 },
             );
         }
@@ -307,6 +329,7 @@ impl Kit {
             store: Mutex::new(store),
             records: Mutex::new(Records::default()),
             dpop: Mutex::new(Default::default()),
+            certificate_bindings: Mutex::new(Default::default()),
             prm_authorization_server: Mutex::new(None),
             metadata_max_age: Mutex::new(None),
             endpoints_moved: Default::default(),
@@ -318,6 +341,14 @@ impl Kit {
         let rs_router = resource_server::router(shared.clone());
         let as_router = authorization_server::router(shared.clone());
         let mut tasks = Vec::new();
+        if let Some(((listener, _), acceptor)) = alias_listener {
+            let alias = middleware::from_fn_with_state(shared.clone(), crate::mtls::alias_request);
+            tasks.push(spawn_server(
+                listener,
+                as_router.clone().layer(alias).layer(global.clone()),
+                Some(&acceptor),
+            ));
+        }
         match as_listener {
             Some((as_listener, _)) => {
                 tasks.push(spawn_server(

@@ -1,5 +1,11 @@
-//! The running kit: two loopback listeners (AS and RS) sharing one in-memory state, and
-//! the accessors tests use to look inside.
+//! The running kit: loopback listeners (AS and RS, and with RFC 8705 aliases a third for
+//! the AS's endpoints that take client certificates) sharing one in-memory state, and the
+//! accessors tests use to look inside.
+
+mod request_log;
+
+use request_log::every_request;
+pub use request_log::{RequestSpan, sequential_round_trips};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -81,7 +85,7 @@ pub(crate) struct Records {
     pub mtls_alias_requests: Vec<String>,
 }
 
-/// State shared by every handler of both listeners.
+/// State shared by every handler of every listener.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: KitConfig,
@@ -118,7 +122,7 @@ impl Shared {
 }
 
 /// A running reference authorization server and MCP resource server. Dropping it stops
-/// both listeners.
+/// its listeners.
 #[derive(Debug)]
 pub struct Kit {
     pub(crate) shared: Arc<Shared>,
@@ -142,70 +146,6 @@ async fn bind_loopback(tls: bool) -> anyhow::Result<(TcpListener, String)> {
     let port = listener.local_addr()?.port();
     let scheme = if tls { "https" } else { "http" };
     Ok((listener, format!("{scheme}://127.0.0.1:{port}")))
-}
-
-/// One request of the log: `METHOD /path`, and its arrival and answer as positions on one
-/// event counter shared by both listeners (so which requests had been answered when another
-/// arrived is exact, whatever the machine's load).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestSpan {
-    pub request: String,
-    pub arrived: u64,
-    /// `None` while the request is being answered.
-    pub answered: Option<u64>,
-}
-
-/// The number of sequential round trips among `spans`: the longest chain of requests each
-/// sent after the previous one was answered. Requests sent together (each arrived before
-/// the others were answered) count once. With a latency fault holding every answer, two
-/// requests a client sends concurrently always overlap, so the count is that of the client.
-pub fn sequential_round_trips(spans: &[RequestSpan]) -> usize {
-    let mut depth = vec![0usize; spans.len()];
-    let mut order: Vec<usize> = (0..spans.len()).collect();
-    order.sort_by_key(|&i| spans[i].arrived);
-    for &i in &order {
-        let before = order
-            .iter()
-            .filter(|&&j| spans[j].answered.is_some_and(|a| a < spans[i].arrived))
-            .map(|&j| depth[j])
-            .max()
-            .unwrap_or(0);
-        depth[i] = before + 1;
-    }
-    depth.into_iter().max().unwrap_or(0)
-}
-
-/// Logs the request path and applies the global latency fault.
-async fn every_request(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let index = {
-        let mut records = lock(&shared.records);
-        let line = format!("{} {}", request.method(), request.uri().path());
-        records.requests.push(line.clone());
-        records.events += 1;
-        let arrived = records.events;
-        records.spans.push(RequestSpan {
-            request: line,
-            arrived,
-            answered: None,
-        });
-        records.spans.len() - 1
-    };
-    if let Some(delay) = shared.faults.latency() {
-        tokio::time::sleep(delay).await;
-    }
-    let response =
-        crate::hostile::around(&shared.faults, request, |request| next.run(request)).await;
-    let mut records = lock(&shared.records);
-    records.events += 1;
-    let answered = records.events;
-    if let Some(span) = records.spans.get_mut(index) {
-        span.answered = Some(answered);
-    }
-    response
 }
 
 fn spawn_server(
@@ -342,10 +282,11 @@ impl Kit {
         let as_router = authorization_server::router(shared.clone());
         let mut tasks = Vec::new();
         if let Some(((listener, _), acceptor)) = alias_listener {
+            // Outermost: a request a fault answers is logged as arriving at the alias too.
             let alias = middleware::from_fn_with_state(shared.clone(), crate::mtls::alias_request);
             tasks.push(spawn_server(
                 listener,
-                as_router.clone().layer(alias).layer(global.clone()),
+                as_router.clone().layer(global.clone()).layer(alias),
                 Some(&acceptor),
             ));
         }
@@ -484,12 +425,12 @@ impl Kit {
         lock(&self.shared.records).mcp_methods.clone()
     }
 
-    /// `METHOD /path` of every request both listeners received, in order (no query strings).
+    /// `METHOD /path` of every request the listeners received, in order (no query strings).
     pub fn request_log(&self) -> Vec<String> {
         lock(&self.shared.records).requests.clone()
     }
 
-    /// Arrival and answer of every request both listeners received, in arrival order; see
+    /// Arrival and answer of every request the listeners received, in arrival order; see
     /// [`sequential_round_trips`].
     pub fn request_spans(&self) -> Vec<RequestSpan> {
         lock(&self.shared.records).spans.clone()

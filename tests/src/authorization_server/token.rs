@@ -67,7 +67,7 @@ pub(crate) async fn token(
     if let Some(fault) = s.faults.intercept(Endpoint::Token).await {
         return fault;
     }
-    let jkt = match dpop_binding(&s, &headers, &form) {
+    let jkt = match dpop_binding(&s, &headers, &form, conn.at_alias) {
         Ok(jkt) => jkt,
         Err(refusal) => return *refusal,
     };
@@ -112,6 +112,7 @@ fn dpop_binding(
     s: &Shared,
     headers: &HeaderMap,
     form: &Form,
+    at_alias: bool,
 ) -> Result<Option<String>, Box<Response>> {
     if !s.config.dpop {
         return Ok(None);
@@ -134,7 +135,12 @@ fn dpop_binding(
         }
         return Ok(None);
     };
-    let endpoint = format!("{}{}/token", s.urls.as_origin, s.urls.issuer_path);
+    // The proof names the endpoint the client posted to: the token endpoint or its alias.
+    let origin = match &s.urls.mtls_origin {
+        Some(alias) if at_alias => alias,
+        _ => &s.urls.as_origin,
+    };
+    let endpoint = format!("{origin}{}/token", s.urls.issuer_path);
     let verified = verify_proof(proof, "POST", &endpoint, unix_now())
         .map_err(|why| refuse("invalid_dpop_proof", why))?;
     let jti = verified.claims["jti"].as_str().unwrap_or_default();

@@ -1,6 +1,8 @@
 //! RFC 8705 endpoint aliases, certificate-bound tokens and what the metadata says of them.
 
-use mcp_app_server_testkit::{Kit, KitConfig, KitMtls, KitTls, PreregisteredClient, TestCa};
+use mcp_app_server_testkit::{
+    DeviceBehaviour, Kit, KitConfig, KitMtls, KitTls, PreregisteredClient, TestCa,
+};
 use serde_json::{Value, json};
 
 use super::common::{REDIRECT, start};
@@ -30,7 +32,11 @@ async fn metadata_lists_the_aliases_methods_and_binding() {
         aliases: true,
         bound_tokens: true,
     };
-    let kit = start(config(&ca, None, mtls)).await;
+    let kit = start(KitConfig {
+        device: Some(DeviceBehaviour::default()),
+        ..config(&ca, None, mtls)
+    })
+    .await;
     let origin = kit.mtls_origin().expect("an alias listener");
     assert!(origin.starts_with("https://127.0.0.1:"), "{origin}");
     assert_ne!(origin, kit.as_origin());
@@ -43,6 +49,7 @@ async fn metadata_lists_the_aliases_methods_and_binding() {
                 "token_endpoint": format!("{origin}/token"),
                 "revocation_endpoint": format!("{origin}/revoke"),
                 "registration_endpoint": format!("{origin}/register"),
+                "device_authorization_endpoint": format!("{origin}/device_authorization"),
             })
         );
         assert_eq!(doc["tls_client_certificate_bound_access_tokens"], true);

@@ -3,6 +3,10 @@
 
 use anyhow::{bail, ensure};
 
+mod clients;
+
+pub use clients::PreregisteredClient;
+
 /// Where the resource server publishes its Protected Resource Metadata (RFC 9728) and
 /// whether its 401 challenge points at it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,63 +54,6 @@ pub enum IssVariant {
     Omitted,
 }
 
-/// A client the authorization server knows before any registration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PreregisteredClient {
-    pub client_id: String,
-    pub client_secret: Option<String>,
-    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
-    pub auth_method: String,
-    pub redirect_uris: Vec<String>,
-    /// `private_key_jwt`: the public key (uncompressed P-256 point) its assertions verify
-    /// with.
-    pub jwt_public_key: Option<Vec<u8>>,
-}
-
-impl PreregisteredClient {
-    /// A public client (`token_endpoint_auth_method` `none`).
-    pub fn public(client_id: &str, redirect_uris: &[&str]) -> Self {
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret: None,
-            auth_method: "none".to_owned(),
-            redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
-            jwt_public_key: None,
-        }
-    }
-
-    /// A confidential client authenticating with `auth_method`
-    /// (`client_secret_basic` or `client_secret_post`).
-    pub fn confidential(
-        client_id: &str,
-        client_secret: &str,
-        auth_method: &str,
-        redirect_uris: &[&str],
-    ) -> Self {
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret: Some(client_secret.to_owned()),
-            auth_method: auth_method.to_owned(),
-            redirect_uris: redirect_uris.iter().map(|s| (*s).to_owned()).collect(),
-            jwt_public_key: None,
-        }
-    }
-}
-
-impl PreregisteredClient {
-    /// A machine client authenticating with RFC 7523 assertions signed by the key whose
-    /// public point is `public_key` (see [`crate::Es256Key::public_point`]).
-    pub fn private_key_jwt(client_id: &str, public_key: Vec<u8>) -> Self {
-        Self {
-            client_id: client_id.to_owned(),
-            client_secret: None,
-            auth_method: "private_key_jwt".to_owned(),
-            redirect_uris: Vec::new(),
-            jwt_public_key: Some(public_key),
-        }
-    }
-}
-
 /// How the device authorization grant (RFC 8628) goes at the kit: what the device
 /// authorization answers, and how the token endpoint answers the polls of one device code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,12 +98,40 @@ impl Default for DeviceBehaviour {
     }
 }
 
+/// What the kit offers of RFC 8705 (with [`KitConfig::tls`]). When `tls` names no client
+/// CA, the MCP listener asks for a client certificate (any) without requiring one, so that
+/// a bound token presented without its certificate is refused by the token check rather
+/// than by the handshake.
+#[derive(Clone, Debug, Default)]
+pub struct KitMtls {
+    /// `tls_client_auth` is listed in `token_endpoint_auth_methods_supported` (and DCR
+    /// accepts it): a certificate of the kit's client CA with the registered subject DN.
+    pub tls_client_auth: bool,
+    /// `self_signed_tls_client_auth` is listed (and DCR accepts it): the registered
+    /// certificate, matched by its SHA-256.
+    pub self_signed_tls_client_auth: bool,
+    /// The metadata publishes `mtls_endpoint_aliases` for the token, revocation,
+    /// registration (and device authorization) endpoints on a third listener, which requires
+    /// a client certificate (any: the endpoints judge it) while the authorization server's
+    /// own listener never asks for one. When false the authorization server's listener asks
+    /// for an optional certificate (any), so a browser still reaches `/authorize`.
+    pub aliases: bool,
+    /// `tls_client_certificate_bound_access_tokens: true`: a token request that arrived with
+    /// a client certificate gets tokens bound to its SHA-256; a bound refresh token needs
+    /// that certificate again (`invalid_grant` otherwise) and the MCP endpoint refuses a
+    /// bound access token on a connection without it.
+    pub bound_tokens: bool,
+}
+
 /// Behaviour of a [`crate::Kit`]. See the field docs; `Default` is well-behaved.
 #[derive(Clone, Debug)]
 pub struct KitConfig {
     /// Serve every listener over TLS with this certificate (`https://127.0.0.1:P`
     /// origins), requiring a client certificate when it names a client CA.
     pub tls: Option<crate::tls::KitTls>,
+    /// Mutual-TLS client authentication and certificate-bound tokens (RFC 8705); needs
+    /// `tls`. `None`: no listener asks for a client certificate beyond `tls`'s client CA.
+    pub mtls: Option<KitMtls>,
     /// Accept ID-JAGs of this identity provider with the JWT bearer grant
     /// (enterprise-managed authorization).
     pub trusted_idp: Option<crate::identity_provider::TrustedIdp>,
@@ -357,6 +332,7 @@ impl Default for KitConfig {
             dpop_required: false,
             entra: false,
             tls: None,
+            mtls: None,
             device: None,
         }
     }
@@ -406,34 +382,17 @@ impl KitConfig {
             !(self.decoy_as_on_mcp_origin && (self.as_on_mcp_origin || self.prm == PrmMode::None)),
             "decoy_as_on_mcp_origin needs the real authorization server on its own origin"
         );
+        ensure!(
+            self.mtls.is_none() || self.tls.is_some(),
+            "mtls needs tls: mutual-TLS client authentication runs over the kit's TLS listeners"
+        );
         for method in &self.token_endpoint_auth_methods {
             if !AUTH_METHODS.contains(&method.as_str()) {
                 bail!("token_endpoint_auth_methods: unknown method {method:?}");
             }
         }
         for client in &self.preregistered {
-            match (client.auth_method.as_str(), &client.client_secret) {
-                ("none", None) => {}
-                ("none", Some(_)) => bail!(
-                    "preregistered client {:?}: auth_method none cannot have a secret",
-                    client.client_id
-                ),
-                ("client_secret_basic" | "client_secret_post", Some(_)) => {}
-                ("client_secret_basic" | "client_secret_post", None) => bail!(
-                    "preregistered client {:?}: {} needs a client_secret",
-                    client.client_id,
-                    client.auth_method
-                ),
-                ("private_key_jwt", None) if client.jwt_public_key.is_some() => {}
-                ("private_key_jwt", _) => bail!(
-                    "preregistered client {:?}: private_key_jwt needs jwt_public_key and no secret",
-                    client.client_id
-                ),
-                (other, _) => bail!(
-                    "preregistered client {:?}: unknown auth_method {other:?}",
-                    client.client_id
-                ),
-            }
+            client.validate(self.mtls.is_some())?;
         }
         Ok(())
     }

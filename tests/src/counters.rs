@@ -39,6 +39,12 @@ pub struct Counters {
     pub invalid_grant: u64,
     /// Requests to the decoy authorization server's endpoints (`decoy_as_on_mcp_origin`).
     pub decoy: u64,
+    /// MCP requests refused because their certificate-bound token (RFC 8705 3) came on a
+    /// connection without its certificate.
+    pub bound_token_refusals: u64,
+    /// Token, revocation and device authorization requests of `tls_client_auth` or
+    /// `self_signed_tls_client_auth` clients refused for a missing or wrong certificate.
+    pub mtls_client_auth_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +67,8 @@ pub(crate) struct AtomicCounters {
     pub cimd_fetch: AtomicU64,
     pub invalid_grant: AtomicU64,
     pub decoy: AtomicU64,
+    pub bound_token_refusals: AtomicU64,
+    pub mtls_client_auth_failures: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -89,6 +97,8 @@ impl AtomicCounters {
             cimd_fetch: get(&self.cimd_fetch),
             invalid_grant: get(&self.invalid_grant),
             decoy: get(&self.decoy),
+            bound_token_refusals: get(&self.bound_token_refusals),
+            mtls_client_auth_failures: get(&self.mtls_client_auth_failures),
         }
     }
 }

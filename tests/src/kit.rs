@@ -1,5 +1,11 @@
-//! The running kit: two loopback listeners (AS and RS) sharing one in-memory state, and
-//! the accessors tests use to look inside.
+//! The running kit: loopback listeners (AS and RS, and with RFC 8705 aliases a third for
+//! the AS's endpoints that take client certificates) sharing one in-memory state, and the
+//! accessors tests use to look inside.
+
+mod request_log;
+
+use request_log::every_request;
+pub use request_log::{RequestSpan, sequential_round_trips};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,9 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::middleware;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -32,6 +36,10 @@ pub struct TokenRequestRecord {
     pub basic_client_id: Option<String>,
     /// The `DPoP` header, as sent.
     pub dpop_proof: Option<String>,
+    /// SHA-256 of the client certificate the request's connection presented.
+    pub client_certificate_sha256: Option<[u8; 32]>,
+    /// The request reached the RFC 8705 endpoint alias listener.
+    pub at_alias: bool,
 }
 
 /// The URLs of a running kit.
@@ -50,6 +58,8 @@ pub(crate) struct Urls {
     pub resource: String,
     pub prm_path_url: String,
     pub prm_root_url: String,
+    /// `https://127.0.0.1:P` of the RFC 8705 endpoint alias listener.
+    pub mtls_origin: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -71,9 +81,11 @@ pub(crate) struct Records {
     pub mcp_methods: Vec<(String, Option<String>)>,
     /// When each device-code token request (RFC 8628 poll) arrived.
     pub device_polls: Vec<std::time::Instant>,
+    /// `METHOD /path` of every request of the RFC 8705 endpoint alias listener.
+    pub mtls_alias_requests: Vec<String>,
 }
 
-/// State shared by every handler of both listeners.
+/// State shared by every handler of every listener.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: KitConfig,
@@ -84,6 +96,8 @@ pub(crate) struct Shared {
     pub records: Mutex<Records>,
     /// Seen proof `jti`s and the tokens bound to keys.
     pub dpop: Mutex<crate::dpop::DpopState>,
+    /// The tokens bound to client certificates (RFC 8705 3).
+    pub certificate_bindings: Mutex<crate::mtls::Bindings>,
     /// The issuer the PRM lists instead of this kit's own (a moved authorization server).
     pub prm_authorization_server: Mutex<Option<String>>,
     /// `Cache-Control: max-age` sent with the PRM and authorization server metadata.
@@ -108,10 +122,10 @@ impl Shared {
 }
 
 /// A running reference authorization server and MCP resource server. Dropping it stops
-/// both listeners.
+/// its listeners.
 #[derive(Debug)]
 pub struct Kit {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -132,70 +146,6 @@ async fn bind_loopback(tls: bool) -> anyhow::Result<(TcpListener, String)> {
     let port = listener.local_addr()?.port();
     let scheme = if tls { "https" } else { "http" };
     Ok((listener, format!("{scheme}://127.0.0.1:{port}")))
-}
-
-/// One request of the log: `METHOD /path`, and its arrival and answer as positions on one
-/// event counter shared by both listeners (so which requests had been answered when another
-/// arrived is exact, whatever the machine's load).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestSpan {
-    pub request: String,
-    pub arrived: u64,
-    /// `None` while the request is being answered.
-    pub answered: Option<u64>,
-}
-
-/// The number of sequential round trips among `spans`: the longest chain of requests each
-/// sent after the previous one was answered. Requests sent together (each arrived before
-/// the others were answered) count once. With a latency fault holding every answer, two
-/// requests a client sends concurrently always overlap, so the count is that of the client.
-pub fn sequential_round_trips(spans: &[RequestSpan]) -> usize {
-    let mut depth = vec![0usize; spans.len()];
-    let mut order: Vec<usize> = (0..spans.len()).collect();
-    order.sort_by_key(|&i| spans[i].arrived);
-    for &i in &order {
-        let before = order
-            .iter()
-            .filter(|&&j| spans[j].answered.is_some_and(|a| a < spans[i].arrived))
-            .map(|&j| depth[j])
-            .max()
-            .unwrap_or(0);
-        depth[i] = before + 1;
-    }
-    depth.into_iter().max().unwrap_or(0)
-}
-
-/// Logs the request path and applies the global latency fault.
-async fn every_request(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let index = {
-        let mut records = lock(&shared.records);
-        let line = format!("{} {}", request.method(), request.uri().path());
-        records.requests.push(line.clone());
-        records.events += 1;
-        let arrived = records.events;
-        records.spans.push(RequestSpan {
-            request: line,
-            arrived,
-            answered: None,
-        });
-        records.spans.len() - 1
-    };
-    if let Some(delay) = shared.faults.latency() {
-        tokio::time::sleep(delay).await;
-    }
-    let response =
-        crate::hostile::around(&shared.faults, request, |request| next.run(request)).await;
-    let mut records = lock(&shared.records);
-    records.events += 1;
-    let answered = records.events;
-    if let Some(span) = records.spans.get_mut(index) {
-        span.answered = Some(answered);
-    }
-    response
 }
 
 fn spawn_server(
@@ -227,9 +177,16 @@ impl Kit {
     pub async fn start(config: KitConfig) -> anyhow::Result<Kit> {
         config.validate()?;
         let issuer_path = config.normalized_issuer_path()?;
-        let acceptor = config.tls.as_ref().map(|t| t.acceptor(true)).transpose()?;
-        let as_acceptor = config.tls.as_ref().map(|t| t.acceptor(false)).transpose()?;
+        let crate::mtls::Acceptors {
+            rs: acceptor,
+            authorization: as_acceptor,
+            alias: alias_acceptor,
+        } = crate::mtls::acceptors(&config)?;
         let (rs_listener, rs_origin) = bind_loopback(acceptor.is_some()).await?;
+        let alias_listener = match alias_acceptor {
+            Some(acceptor) => Some((bind_loopback(true).await?, acceptor)),
+            None => None,
+        };
         let as_listener = if config.prm == PrmMode::None || config.as_on_mcp_origin {
             None
         } else {
@@ -270,6 +227,9 @@ impl Kit {
             },
             prm_path_url: format!("{rs_origin}/.well-known/oauth-protected-resource/mcp"),
             prm_root_url: format!("{rs_origin}/.well-known/oauth-protected-resource"),
+            mtls_origin: alias_listener
+                .as_ref()
+                .map(|((_, origin), _)| origin.clone()),
             rs_origin,
             as_origin,
             issuer_path,
@@ -296,6 +256,8 @@ impl Kit {
                         .collect(),
                     from_metadata_document: false,
                     jwt_public_key: pre.jwt_public_key.clone(),
+                    tls_client_auth_subject_dn: pre.tls_client_auth_subject_dn.clone(),
+                    tls_client_certificate_sha256: pre.tls_client_certificate_sha256,
                 },
             );
         }
@@ -307,6 +269,7 @@ impl Kit {
             store: Mutex::new(store),
             records: Mutex::new(Records::default()),
             dpop: Mutex::new(Default::default()),
+            certificate_bindings: Mutex::new(Default::default()),
             prm_authorization_server: Mutex::new(None),
             metadata_max_age: Mutex::new(None),
             endpoints_moved: Default::default(),
@@ -318,6 +281,15 @@ impl Kit {
         let rs_router = resource_server::router(shared.clone());
         let as_router = authorization_server::router(shared.clone());
         let mut tasks = Vec::new();
+        if let Some(((listener, _), acceptor)) = alias_listener {
+            // Outermost: a request a fault answers is logged as arriving at the alias too.
+            let alias = middleware::from_fn_with_state(shared.clone(), crate::mtls::alias_request);
+            tasks.push(spawn_server(
+                listener,
+                as_router.clone().layer(global.clone()).layer(alias),
+                Some(&acceptor),
+            ));
+        }
         match as_listener {
             Some((as_listener, _)) => {
                 tasks.push(spawn_server(
@@ -453,12 +425,12 @@ impl Kit {
         lock(&self.shared.records).mcp_methods.clone()
     }
 
-    /// `METHOD /path` of every request both listeners received, in order (no query strings).
+    /// `METHOD /path` of every request the listeners received, in order (no query strings).
     pub fn request_log(&self) -> Vec<String> {
         lock(&self.shared.records).requests.clone()
     }
 
-    /// Arrival and answer of every request both listeners received, in arrival order; see
+    /// Arrival and answer of every request the listeners received, in arrival order; see
     /// [`sequential_round_trips`].
     pub fn request_spans(&self) -> Vec<RequestSpan> {
         lock(&self.shared.records).spans.clone()

@@ -21,6 +21,7 @@ mod hostile;
 mod identity_provider;
 mod jwt;
 mod kit;
+mod mtls;
 mod resource_server;
 mod store;
 mod tls;
@@ -30,8 +31,8 @@ pub use authorization_server::cimd::{
 };
 pub use browser::{BrowserResult, authorize_redirect_location, browser_visit};
 pub use config::{
-    DeviceBehaviour, DeviceDecision, IssVariant, KitConfig, McpRevision, PreregisteredClient,
-    PrmMode,
+    DeviceBehaviour, DeviceDecision, IssVariant, KitConfig, KitMtls, McpRevision,
+    PreregisteredClient, PrmMode,
 };
 pub use counters::Counters;
 pub use dpop::{VerifiedProof, access_token_hash, content_digest, jwk_thumbprint, verify_proof};

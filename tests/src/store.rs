@@ -14,6 +14,10 @@ pub(crate) enum AuthMethod {
     ClientSecretPost,
     /// RFC 7523 client assertions signed with the client's registered key.
     PrivateKeyJwt,
+    /// RFC 8705 2.1: a certificate of the kit's client CA with the registered subject DN.
+    TlsClientAuth,
+    /// RFC 8705 2.2: the registered certificate, whoever issued it.
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
@@ -23,6 +27,8 @@ impl AuthMethod {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
             "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "tls_client_auth" => Some(Self::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(Self::SelfSignedTlsClientAuth),
             _ => None,
         }
     }
@@ -38,6 +44,10 @@ pub(crate) struct Client {
     pub from_metadata_document: bool,
     /// `private_key_jwt`: the public key (uncompressed P-256 point) assertions must verify with.
     pub jwt_public_key: Option<Vec<u8>>,
+    /// `tls_client_auth`: the subject DN its certificate must carry.
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `self_signed_tls_client_auth`: SHA-256 of the certificate it must present.
+    pub tls_client_certificate_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug)]

@@ -96,6 +96,23 @@ impl TestCa {
         self.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth, false)
     }
 
+    /// A self-signed client certificate whose subject's common name is `name`, issued by
+    /// no authority (RFC 8705 `self_signed_tls_client_auth`); `chain_pem` is that
+    /// certificate alone. No kit client trusts it as a root.
+    pub fn self_signed_client(name: &str) -> anyhow::Result<IssuedCert> {
+        let key = KeyPair::generate().context("generating a key")?;
+        let mut params = leaf_params(&[name], ExtendedKeyUsagePurpose::ClientAuth, false)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let cert = params
+            .self_signed(&key)
+            .context("self-signing a certificate")?;
+        Ok(IssuedCert {
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            sha256: Sha256::digest(cert.der()).into(),
+        })
+    }
+
     fn issue(
         &self,
         names: &[&str],
@@ -103,20 +120,7 @@ impl TestCa {
         expired: bool,
     ) -> anyhow::Result<IssuedCert> {
         let key = KeyPair::generate().context("generating a key")?;
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
-        if let Some(first) = names.first() {
-            params.distinguished_name.push(DnType::CommonName, *first);
-        }
-        params.extended_key_usages = vec![usage];
-        let now = time::OffsetDateTime::now_utc();
-        let day = time::Duration::days(1);
-        (params.not_before, params.not_after) = if expired {
-            (now - day * 30, now - day)
-        } else {
-            (now - day, now + day * 365)
-        };
-        let cert = params
+        let cert = leaf_params(names, usage, expired)?
             .signed_by(&key, &self.issuer)
             .context("signing a certificate")?;
         Ok(IssuedCert {
@@ -127,9 +131,46 @@ impl TestCa {
     }
 }
 
+/// A leaf certificate's parameters: `names` as subject alternative names, the first also
+/// as the subject's common name; valid from a day ago for a year, or expired yesterday.
+fn leaf_params(
+    names: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    expired: bool,
+) -> anyhow::Result<CertificateParams> {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    if let Some(first) = names.first() {
+        params.distinguished_name.push(DnType::CommonName, *first);
+    }
+    params.extended_key_usages = vec![usage];
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    (params.not_before, params.not_after) = if expired {
+        (now - day * 30, now - day)
+    } else {
+        (now - day, now + day * 365)
+    };
+    Ok(params)
+}
+
+/// Which client certificates a listener asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientCerts {
+    /// None.
+    NotAsked,
+    /// One issued by [`KitTls::client_ca_pem`], required (nothing asked without a CA).
+    FromClientCa,
+    /// Any certificate, optional: only the handshake signature is checked.
+    AnyOptional,
+    /// Any certificate, required: only the handshake signature is checked.
+    AnyRequired,
+}
+
 /// How a kit serves TLS: its certificate, and the authority whose client certificates the
 /// MCP server's listener requires (none: no client certificate asked for). The
-/// authorization server's own listener never asks, so that a browser reaches it.
+/// authorization server's own listener never asks, so that a browser reaches it, unless
+/// [`crate::KitConfig::mtls`] has it ask for an optional one.
 #[derive(Clone, Debug)]
 pub struct KitTls {
     pub server: IssuedCert,
@@ -145,9 +186,11 @@ impl KitTls {
         })
     }
 
-    /// The acceptor of a listener; `client_auth`: require a client certificate when
-    /// `client_ca_pem` names an authority.
-    pub(crate) fn acceptor(&self, client_auth: bool) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    /// The acceptor of a listener asking for `clients`.
+    pub(crate) fn acceptor(
+        &self,
+        clients: ClientCerts,
+    ) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let chain = CertificateDer::pem_slice_iter(self.server.chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
@@ -156,20 +199,19 @@ impl KitTls {
             .context("the kit's key")?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
-        let builder = match self.client_ca_pem.as_ref().filter(|_| client_auth) {
-            None => builder.with_no_client_auth(),
-            Some(pem) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    roots.add(cert.context("the client CA")?)?;
-                }
-                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider,
-                )
-                .build()?;
-                builder.with_client_cert_verifier(verifier)
+        let client_ca = self
+            .client_ca_pem
+            .as_deref()
+            .filter(|_| clients == ClientCerts::FromClientCa);
+        let builder = match (clients, client_ca) {
+            (ClientCerts::AnyOptional | ClientCerts::AnyRequired, _) => {
+                let mandatory = clients == ClientCerts::AnyRequired;
+                builder.with_client_cert_verifier(Arc::new(crate::mtls::AnyClientCertificate::new(
+                    &provider, mandatory,
+                )))
             }
+            (_, Some(pem)) => builder.with_client_cert_verifier(client_ca_verifier(pem)?),
+            (_, None) => builder.with_no_client_auth(),
         };
         let mut config = builder.with_single_cert(chain, key)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -177,12 +219,30 @@ impl KitTls {
     }
 }
 
+/// A verifier of certificates issued by the authority (or authorities) in `pem`.
+pub(crate) fn client_ca_verifier(
+    pem: &str,
+) -> anyhow::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        roots.add(cert.context("the client CA")?)?;
+    }
+    Ok(
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()?,
+    )
+}
+
 /// Who is on the other end of a kit connection: its address and, over mutual TLS, the
-/// SHA-256 of the certificate it presented.
-#[derive(Clone, Copy, Debug)]
+/// certificates it presented.
+#[derive(Clone, Debug)]
 pub struct TlsPeer {
     pub addr: SocketAddr,
+    /// SHA-256 of the DER of the client's own (leaf) certificate.
     pub client_certificate_sha256: Option<[u8; 32]>,
+    /// DER of every certificate the client presented, its own first (empty: none).
+    pub client_certificate_chain: Vec<Vec<u8>>,
 }
 
 /// Handshakes that may be under way at once, and completed ones waiting for the server.
@@ -225,15 +285,20 @@ impl TlsListener {
                     let Ok(Ok(tls)) = handshake.await else {
                         return;
                     };
-                    let client_certificate_sha256 = tls
+                    let client_certificate_chain: Vec<Vec<u8>> = tls
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .and_then(|certs| certs.first())
-                        .map(|cert| Sha256::digest(cert).into());
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|cert| cert.to_vec())
+                        .collect();
                     let peer = TlsPeer {
                         addr,
-                        client_certificate_sha256,
+                        client_certificate_sha256: client_certificate_chain
+                            .first()
+                            .map(|leaf| Sha256::digest(leaf).into()),
+                        client_certificate_chain,
                     };
                     let _ = tx.send((tls, peer)).await;
                 });
@@ -262,12 +327,13 @@ impl axum::serve::Listener for TlsListener {
         Ok(TlsPeer {
             addr: self.local,
             client_certificate_sha256: None,
+            client_certificate_chain: Vec::new(),
         })
     }
 }
 
 impl Connected<IncomingStream<'_, TlsListener>> for TlsPeer {
     fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        *stream.remote_addr()
+        stream.remote_addr().clone()
     }
 }

@@ -146,6 +146,8 @@ pub(crate) fn validate_document(
         redirect_uris,
         from_metadata_document: true,
         jwt_public_key: None,
+        tls_client_auth_subject_dn: None,
+        tls_client_certificate_sha256: None,
     })
 }
 

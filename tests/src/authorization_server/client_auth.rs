@@ -1,5 +1,6 @@
-//! Client authentication at the token and revocation endpoints (RFC 6749 2.3), as strict
-//! servers do it: exactly one method, and the one the client registered.
+//! Client authentication at the token, revocation and device authorization endpoints
+//! (RFC 6749 2.3, RFC 8705 2), as strict servers do it: exactly one method, and the one the
+//! client registered.
 
 use axum::http::{HeaderMap, header};
 
@@ -7,6 +8,7 @@ use super::errors::OAuthError;
 use crate::checks::{Form, decode_basic};
 use crate::faults::lock;
 use crate::kit::Shared;
+use crate::mtls::{Connection, check_client_certificate};
 use crate::store::{AuthMethod, Client};
 
 /// The client id an `Authorization: Basic` header names, if any.
@@ -15,10 +17,13 @@ pub(crate) fn basic_client_id(headers: &HeaderMap) -> Option<String> {
     decode_basic(value).map(|(id, _)| id)
 }
 
+/// The client a request authenticates; `conn`: what its connection presented (for the
+/// RFC 8705 methods).
 pub(crate) fn authenticate(
     s: &Shared,
     headers: &HeaderMap,
     form: &Form,
+    conn: &Connection,
 ) -> Result<Client, OAuthError> {
     let body_id = form.get_nonempty("client_id");
     let body_secret = form.get_nonempty("client_secret");
@@ -64,6 +69,11 @@ pub(crate) fn authenticate(
             AuthMethod::PrivateKeyJwt => Err(OAuthError::invalid_client(
                 "client is registered for private_key_jwt; send a client assertion",
             )),
+            AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+                Err(OAuthError::invalid_client(
+                    "client authenticates with its TLS client certificate (RFC 8705): send client_id in the body and no Authorization header",
+                ))
+            }
         };
     }
 
@@ -90,5 +100,16 @@ pub(crate) fn authenticate(
         AuthMethod::PrivateKeyJwt => Err(OAuthError::invalid_client(
             "client is registered for private_key_jwt; send a client assertion",
         )),
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+            if body_secret.is_some() =>
+        {
+            Err(OAuthError::invalid_client(
+                "client authenticates with its TLS client certificate (RFC 8705) and must not send a client_secret",
+            ))
+        }
+        AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth => {
+            check_client_certificate(s, &client, conn).map_err(OAuthError::invalid_client)?;
+            Ok(client)
+        }
     }
 }

@@ -41,6 +41,7 @@ pub(crate) struct DeviceGrant {
 /// `POST {issuer}/device_authorization`.
 pub(crate) async fn device_authorization(
     State(s): State<Arc<Shared>>,
+    conn: crate::mtls::Connection,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -55,7 +56,7 @@ pub(crate) async fn device_authorization(
         )
         .into_response();
     }
-    let client = match authenticate(&s, &headers, &form) {
+    let client = match authenticate(&s, &headers, &form, &conn) {
         Ok(client) => client,
         Err(e) => return e.into_response(),
     };

@@ -60,6 +60,36 @@ pub(crate) fn with_max_age(s: &Shared, mut response: Response) -> Response {
     response
 }
 
+/// RFC 8705 5: the endpoints that take client certificates, on the alias listener.
+fn aliases(s: &Shared, origin: &str, moved: &str) -> Value {
+    let c = &s.config;
+    let base = format!("{origin}{}", s.urls.issuer_path);
+    let mut aliases = Map::new();
+    aliases.insert(
+        "token_endpoint".into(),
+        json!(format!("{base}{moved}/token")),
+    );
+    if c.revocation {
+        aliases.insert(
+            "revocation_endpoint".into(),
+            json!(format!("{base}/revoke")),
+        );
+    }
+    if c.dcr {
+        aliases.insert(
+            "registration_endpoint".into(),
+            json!(format!("{base}{moved}/register")),
+        );
+    }
+    if c.device.is_some() {
+        aliases.insert(
+            "device_authorization_endpoint".into(),
+            json!(format!("{base}/device_authorization")),
+        );
+    }
+    Value::Object(aliases)
+}
+
 fn document(s: &Shared, flavor: Flavor) -> Value {
     let c = &s.config;
     let issuer = &s.urls.issuer;
@@ -98,7 +128,7 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
         );
         doc.insert(
             "revocation_endpoint_auth_methods_supported".into(),
-            json!(c.token_endpoint_auth_methods),
+            json!(crate::mtls::auth_methods(c)),
         );
     }
     if !c.scopes_supported.is_empty() {
@@ -147,8 +177,19 @@ fn document(s: &Shared, flavor: Flavor) -> Value {
     }
     doc.insert(
         "token_endpoint_auth_methods_supported".into(),
-        json!(c.token_endpoint_auth_methods),
+        json!(crate::mtls::auth_methods(c)),
     );
+    if let Some(mtls) = &c.mtls {
+        if mtls.bound_tokens {
+            doc.insert(
+                "tls_client_certificate_bound_access_tokens".into(),
+                json!(true),
+            );
+        }
+        if let Some(origin) = &s.urls.mtls_origin {
+            doc.insert("mtls_endpoint_aliases".into(), aliases(s, origin, moved));
+        }
+    }
     let cimd_flag_here = flavor == Flavor::OpenId || !c.cimd_flag_only_in_openid;
     if c.cimd && cimd_flag_here {
         doc.insert("client_id_metadata_document_supported".into(), json!(true));

@@ -6,6 +6,7 @@ pub(crate) mod authorize;
 pub(crate) mod cimd;
 mod client_auth;
 pub(crate) mod device;
+mod entra;
 pub(crate) mod errors;
 mod grants;
 pub(crate) mod metadata;

@@ -116,7 +116,7 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
         }
     };
     let auth_method = AuthMethod::parse(&method_name)
-        .filter(|_| s.config.token_endpoint_auth_methods.contains(&method_name))
+        .filter(|_| crate::mtls::auth_methods(&s.config).contains(&method_name))
         .ok_or_else(|| {
             OAuthError::new(
                 "invalid_client_metadata",
@@ -146,8 +146,13 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
         ));
     }
 
+    let (subject_dn, certificate_sha256) = certificate_metadata(&request, auth_method)?;
     let client_id = random_token();
-    let secret = (auth_method != AuthMethod::None).then(random_token);
+    let secret = (!matches!(
+        auth_method,
+        AuthMethod::None | AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth
+    ))
+    .then(random_token);
     let issued_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -182,7 +187,45 @@ fn register_client(s: &Shared, mut request: Value) -> Result<Value, OAuthError> 
             redirect_uris,
             from_metadata_document: false,
             jwt_public_key: None,
+            tls_client_auth_subject_dn: subject_dn,
+            tls_client_certificate_sha256: certificate_sha256,
         },
     );
     Ok(request)
+}
+
+/// RFC 8705 2.1.2 and 2.2.2: the subject DN a `tls_client_auth` client registers, or the
+/// SHA-256 of the certificate a `self_signed_tls_client_auth` client registers in `jwks`
+/// (the first `x5c` entry of the first key).
+fn certificate_metadata(
+    request: &Value,
+    method: AuthMethod,
+) -> Result<(Option<String>, Option<[u8; 32]>), OAuthError> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let refuse = |why: &str| Err(OAuthError::new("invalid_client_metadata", why));
+    match method {
+        AuthMethod::TlsClientAuth => match request.get("tls_client_auth_subject_dn") {
+            Some(Value::String(dn)) if !dn.trim().is_empty() => Ok((Some(dn.clone()), None)),
+            _ => refuse(
+                "tls_client_auth_subject_dn is required for tls_client_auth: a string such as \"CN=alice\"",
+            ),
+        },
+        AuthMethod::SelfSignedTlsClientAuth => {
+            let Some(x5c) = request["jwks"]["keys"][0]["x5c"][0].as_str() else {
+                return refuse(
+                    "jwks is required for self_signed_tls_client_auth: {\"keys\":[{..., \"x5c\":[\"<base64 DER certificate>\"]}]}",
+                );
+            };
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(x5c)
+                .ok()
+                .filter(|der| crate::mtls::subject_dn(der).is_some());
+            match der {
+                Some(der) => Ok((None, Some(sha2::Sha256::digest(&der).into()))),
+                None => refuse("jwks.keys[0].x5c[0] is not a base64 DER certificate"),
+            }
+        }
+        _ => Ok((None, None)),
+    }
 }

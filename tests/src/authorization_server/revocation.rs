@@ -13,9 +13,11 @@ use crate::checks::Form;
 use crate::counters::bump;
 use crate::faults::{Endpoint, lock};
 use crate::kit::Shared;
+use crate::mtls::Connection;
 
 pub(crate) async fn revoke(
     State(s): State<Arc<Shared>>,
+    conn: Connection,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -26,13 +28,18 @@ pub(crate) async fn revoke(
     if !s.config.revocation {
         return not_found();
     }
-    match revoke_token(&s, &headers, &Form::parse(&body)) {
+    match revoke_token(&s, &headers, &Form::parse(&body), &conn) {
         Ok(()) => StatusCode::OK.into_response(),
         Err(error) => error.into_response(),
     }
 }
 
-fn revoke_token(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<(), OAuthError> {
+fn revoke_token(
+    s: &Shared,
+    headers: &HeaderMap,
+    form: &Form,
+    conn: &Connection,
+) -> Result<(), OAuthError> {
     if !is_content_type(headers, "application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
             "revocation requests must be application/x-www-form-urlencoded",
@@ -41,7 +48,7 @@ fn revoke_token(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<(), OAut
     if s.config.revocation_requires_client_secret_field && form.get("client_secret").is_none() {
         return Err(OAuthError::invalid_request("client_secret: Field required"));
     }
-    let client = authenticate(s, headers, form)?;
+    let client = authenticate(s, headers, form, conn)?;
     let token = form
         .get_nonempty("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?;

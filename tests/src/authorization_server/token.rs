@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::client_auth::{authenticate, basic_client_id};
+use super::entra::{entra_granted_mix, entra_refresh_checks};
 use super::errors::{OAuthError, is_content_type};
 use super::grants;
 use crate::checks::{Form, is_valid_code_verifier, s256_challenge, split_scopes};
@@ -21,18 +22,25 @@ use crate::counters::bump;
 use crate::dpop::{AS_NONCE, proof_header, unix_now, verify_proof};
 use crate::faults::{Endpoint, lock};
 use crate::kit::{Shared, TokenRequestRecord};
+use crate::mtls::{Connection, bind_issued, check_binding};
 use crate::store::{Client, IssuedTokens};
 
 /// The token endpoint at its first location: gone once the endpoints moved.
-pub(crate) async fn token_old(s: State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token_old(
+    s: State<Arc<Shared>>,
+    conn: Connection,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if s.endpoints_moved.load(std::sync::atomic::Ordering::SeqCst) {
         return super::errors::not_found();
     }
-    token(s, headers, body).await
+    token(s, conn, headers, body).await
 }
 
 pub(crate) async fn token(
     State(s): State<Arc<Shared>>,
+    conn: Connection,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -53,16 +61,19 @@ pub(crate) async fn token(
             .get("dpop")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        client_certificate_sha256: conn.certificate_sha256(),
+        at_alias: conn.at_alias,
     });
     if let Some(fault) = s.faults.intercept(Endpoint::Token).await {
         return fault;
     }
-    let jkt = match dpop_binding(&s, &headers, &form) {
+    let jkt = match dpop_binding(&s, &headers, &form, conn.at_alias) {
         Ok(jkt) => jkt,
         Err(refusal) => return *refusal,
     };
-    match exchange(&s, &headers, &form) {
+    match exchange(&s, &headers, &form, &conn) {
         Ok(issued) => {
+            bind_issued(&s, &conn, &issued);
             let bound = jkt.filter(|_| !s.config.dpop_unbound_tokens);
             if let Some(jkt) = &bound {
                 let mut state = lock(&s.dpop);
@@ -101,6 +112,7 @@ fn dpop_binding(
     s: &Shared,
     headers: &HeaderMap,
     form: &Form,
+    at_alias: bool,
 ) -> Result<Option<String>, Box<Response>> {
     if !s.config.dpop {
         return Ok(None);
@@ -123,7 +135,12 @@ fn dpop_binding(
         }
         return Ok(None);
     };
-    let endpoint = format!("{}{}/token", s.urls.as_origin, s.urls.issuer_path);
+    // The proof names the endpoint the client posted to: the token endpoint or its alias.
+    let origin = match &s.urls.mtls_origin {
+        Some(alias) if at_alias => alias,
+        _ => &s.urls.as_origin,
+    };
+    let endpoint = format!("{origin}{}/token", s.urls.issuer_path);
     let verified = verify_proof(proof, "POST", &endpoint, unix_now())
         .map_err(|why| refuse("invalid_dpop_proof", why))?;
     let jti = verified.claims["jti"].as_str().unwrap_or_default();
@@ -174,7 +191,12 @@ fn token_response(issued: &IssuedTokens, token_type: &str) -> Response {
     response
 }
 
-fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens, OAuthError> {
+fn exchange(
+    s: &Shared,
+    headers: &HeaderMap,
+    form: &Form,
+    conn: &Connection,
+) -> Result<IssuedTokens, OAuthError> {
     if !is_content_type(headers, "application/x-www-form-urlencoded") {
         return Err(OAuthError::invalid_request(
             "token requests must be application/x-www-form-urlencoded",
@@ -196,7 +218,7 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
     {
         return grants::jwt_bearer_grant(s, form);
     }
-    let client = authenticate(s, headers, form)
+    let client = authenticate(s, headers, form, conn)
         .and_then(|client| {
             if s.config.reject_cimd_at_token && client.from_metadata_document {
                 Err(OAuthError::invalid_client(
@@ -216,7 +238,7 @@ fn exchange(s: &Shared, headers: &HeaderMap, form: &Form) -> Result<IssuedTokens
         })?;
     match form.get_nonempty("grant_type") {
         Some("authorization_code") => code_grant(s, &client, form),
-        Some("refresh_token") => refresh_grant(s, &client, form),
+        Some("refresh_token") => refresh_grant(s, &client, form, conn),
         Some(JWT_BEARER) if s.config.trusted_idp.is_some() => id_jag_grant(s, &client, form),
         Some("client_credentials") => grants::client_credentials_grant(s, &client, form),
         Some(super::device::DEVICE_CODE) if s.config.device.is_some() => {
@@ -337,7 +359,12 @@ fn code_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedTokens, 
     Ok(store.issue_for_code(&grant, s.token_policy()))
 }
 
-fn refresh_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedTokens, OAuthError> {
+fn refresh_grant(
+    s: &Shared,
+    client: &Client,
+    form: &Form,
+    conn: &Connection,
+) -> Result<IssuedTokens, OAuthError> {
     let token = form
         .get_nonempty("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
@@ -345,6 +372,8 @@ fn refresh_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedToken
     let rt = store
         .check_refresh(token, &client.client_id)
         .map_err(|refused| OAuthError::invalid_grant(refused.0))?;
+    // RFC 8705 3: a refresh token bound to a certificate needs that certificate again.
+    check_binding(s, token, conn).map_err(OAuthError::invalid_grant)?;
     // RFC 8707 3: a refresh may ask for an access token for another resource of the grant's
     // authorization server, when this one allows it.
     let resource = match form.all("resource").as_slice() {
@@ -376,53 +405,4 @@ fn refresh_grant(s: &Shared, client: &Client, form: &Form) -> Result<IssuedToken
         }
     };
     Ok(store.issue_for_refresh(token, &rt, &resource, scopes, s.token_policy()))
-}
-
-/// What Entra ID reports as granted: the scopes plus `<prefix>/.default` for each
-/// `<prefix>/<name>` scope among them.
-fn entra_granted_mix(scopes: &[String]) -> Vec<String> {
-    let mut mix = scopes.to_vec();
-    for scope in scopes {
-        if let Some((prefix, _)) = scope.rsplit_once('/') {
-            let default = format!("{prefix}/.default");
-            if !mix.contains(&default) {
-                mix.push(default);
-            }
-        }
-    }
-    mix
-}
-
-/// Entra ID's refusals of a refresh: no `scope` (AADSTS90009, which names the client
-/// asking a token for itself rather than the missing scope), and a `.default` scope
-/// combined with another resource scope (AADSTS70011), such as the mix it reported as
-/// granted.
-fn entra_refresh_checks(form: &Form, client_id: &str) -> Result<(), OAuthError> {
-    let Some(scope) = form.get_nonempty("scope") else {
-        return Err(OAuthError::invalid_request(format!(
-            "AADSTS90009: Application '{client_id}' is requesting a token for itself. \
-             This is supported only if the resource is given by its GUID based identifier."
-        )));
-    };
-    // The OpenID Connect scopes go with anything.
-    let resource_scopes: Vec<String> = split_scopes(scope)
-        .into_iter()
-        .filter(|s| {
-            !matches!(
-                s.as_str(),
-                "openid" | "profile" | "email" | "offline_access"
-            )
-        })
-        .collect();
-    let has_default = resource_scopes.iter().any(|s| s.ends_with("/.default"));
-    if has_default && resource_scopes.len() > 1 {
-        return Err(OAuthError::new(
-            "invalid_scope",
-            format!(
-                "AADSTS70011: The provided value '{scope}' for the input parameter 'scope' \
-                 is not valid: a .default scope cannot be combined with other scopes."
-            ),
-        ));
-    }
-    Ok(())
 }

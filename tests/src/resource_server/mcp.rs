@@ -182,6 +182,7 @@ fn check_dpop(
 
 pub(crate) async fn mcp(
     State(s): State<Arc<Shared>>,
+    conn: crate::mtls::Connection,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
@@ -207,6 +208,19 @@ pub(crate) async fn mcp(
         .map(|at| at.scopes.clone());
     let scopes = match checked {
         Ok(scopes) => {
+            if let Err(why) = crate::mtls::check_binding(&s, token, &conn) {
+                bump(&s.counters.bound_token_refusals);
+                let value = challenge(
+                    &s,
+                    Some(("invalid_token", why)),
+                    s.config.challenge_scope.as_deref(),
+                );
+                return with_challenge(
+                    StatusCode::UNAUTHORIZED,
+                    value,
+                    json!({"error": "invalid_token", "error_description": why}),
+                );
+            }
             if let Err(refusal) = check_dpop(&s, &method, &headers, &body, token, dpop_scheme) {
                 return *refusal;
             }

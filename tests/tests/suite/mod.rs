@@ -3,5 +3,7 @@ mod cimd;
 mod common;
 mod discovery;
 mod faults;
+mod mtls;
+mod mtls_bound;
 mod resource;
 mod token;

@@ -233,6 +233,7 @@ if (mtls) {
       console.error(`oidc-server: ${event} on ${ctx.host}: ${error.error}: ${error.error_detail ?? error.error_description}`);
     });
   }
+  provider.on('registration_create.success', (ctx, client) => requests.registered(ctx.host, client.metadata()));
 }
 
 /** Plays the user: logs in as one account, consents to every missing scope, or denies. */

@@ -159,11 +159,18 @@ export function fetchTrusting(ca) {
 
 /**
  * Requests per listener and `METHOD /path`: how many arrived, how many of them came over a
- * connection that presented a client certificate, and the statuses answered.
+ * connection that presented a client certificate, and the statuses answered; and the
+ * dynamic registrations.
  */
 export function createRequestCounter() {
   const listeners = {};
+  const registrations = [];
   return {
+    /** Keeps what a client registered (RFC 7591), without any secret, and where. */
+    registered(host, metadata) {
+      const { client_secret: _secret, registration_access_token: _token, ...rest } = metadata;
+      registrations.push({ host, ...rest });
+    },
     wrap(listener, handler) {
       listeners[listener] ??= {};
       return (req, res) => {
@@ -178,6 +185,6 @@ export function createRequestCounter() {
         handler(req, res);
       };
     },
-    snapshot: () => structuredClone(listeners),
+    snapshot: () => structuredClone({ ...listeners, registrations }),
   };
 }

@@ -88,7 +88,7 @@ const asServer = mtls
   ? createTlsServer(mtls, requests.wrap('as', toAs))
   : http.createServer(toAs);
 const mcpServer = mtls
-  ? createTlsServer(mtls, requests.wrap('mcp', toMcp), { clientCertificates: true })
+  ? createTlsServer(mtls, requests.wrap('mcp', toMcp, { ignore: ['/__requests'] }), { clientCertificates: true })
   : http.createServer(toMcp);
 const mtlsServer = mtls
   ? createTlsServer(mtls, requests.wrap('mtls', toAs), { clientCertificates: true, ca: mtls.clientCa })

@@ -171,10 +171,12 @@ export function createRequestCounter() {
       const { client_secret: _secret, registration_access_token: _token, ...rest } = metadata;
       registrations.push({ host, ...rest });
     },
-    wrap(listener, handler) {
+    /** `handler` counting its requests as `listener`'s, except those to `ignore` paths. */
+    wrap(listener, handler, { ignore = [] } = {}) {
       listeners[listener] ??= {};
       return (req, res) => {
         const path = new URL(req.url, 'http://x').pathname;
+        if (ignore.includes(path)) return handler(req, res);
         const key = `${req.method} ${path}`;
         const entry = listeners[listener][key] ??= { requests: 0, withCertificate: 0, statuses: {} };
         entry.requests += 1;

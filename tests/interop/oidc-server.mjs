@@ -3,7 +3,10 @@
 // a small protected MCP resource that points at it. Login and consent finish by themselves,
 // so a cookie-keeping HTTP client ("browser.mjs") reaches the client's redirect_uri.
 //
-// Usage: node oidc-server.mjs [--port N] [--mcp-port M] [--exit-with-stdin]
+// With MTLS=1 (README.md) everything is served over HTTPS, with RFC 8705 mutual TLS at the
+// token endpoints' aliases on a third listener and certificate-bound access tokens.
+//
+// Usage: node oidc-server.mjs [--port N] [--mcp-port M] [--mtls-port K] [--exit-with-stdin]
 // Prints one JSON line on stdout when ready (see README.md); everything else goes to stderr.
 
 import crypto from 'node:crypto';
@@ -16,9 +19,19 @@ import {
   parsePort,
   printReadyLine,
   routeConsoleToStderr,
+  sendJson,
   sendText,
 } from './lib/common.mjs';
 import { createMcpResource } from './lib/mcp-resource.mjs';
+import {
+  ALIASED_ROUTES,
+  createRequestCounter,
+  createTlsServer,
+  fetchTrusting,
+  mtlsEndpointAliases,
+  mtlsFeature,
+  readMtlsSettings,
+} from './lib/mtls.mjs';
 
 routeConsoleToStderr();
 
@@ -26,6 +39,7 @@ const { values: args } = parseArgs({
   options: {
     port: { type: 'string' },
     'mcp-port': { type: 'string' },
+    'mtls-port': { type: 'string' },
     'exit-with-stdin': { type: 'boolean', default: false },
   },
 });
@@ -48,6 +62,8 @@ const settings = {
   // RFC 8628 device flow (device_authorization_endpoint), off unless asked for.
   deviceFlow: env.DEVICE_FLOW === '1',
   accountId: env.ACCOUNT_ID || 'interop-user',
+  mtlsPort: parsePort(args['mtls-port'] ?? env.MTLS_PORT, 'mtls port'),
+  mtls: readMtlsSettings(env),
 };
 if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
   throw new Error(`ACCESS_TOKEN_FORMAT must be jwt or opaque, got ${settings.accessTokenFormat}`);
@@ -59,15 +75,31 @@ if (!['approve', 'deny'].includes(settings.interactionResult)) {
 // Dynamic import after the console is rerouted: oidc-provider prints notices at load time.
 const { default: Provider, errors } = await import('oidc-provider');
 
-// Both listeners first: the issuer and the resource URL embed the bound (maybe ephemeral) ports.
+// Every listener first: the issuer and the resource URL embed the bound (maybe ephemeral) ports.
+// With MTLS=1: the AS listener asks for no certificate (a browser reaches /auth without one),
+// the mTLS alias listener and the MCP resource ask for one and accept any (or none).
+const { mtls } = settings;
+const requests = createRequestCounter();
 let asHandler = (_req, res) => sendText(res, 503, 'starting');
 let mcpHandler = (_req, res) => sendText(res, 503, 'starting');
-const asServer = http.createServer((req, res) => asHandler(req, res));
-const mcpServer = http.createServer((req, res) => mcpHandler(req, res));
+const toAs = (req, res) => asHandler(req, res);
+const toMcp = (req, res) => mcpHandler(req, res);
+const asServer = mtls
+  ? createTlsServer(mtls, requests.wrap('as', toAs))
+  : http.createServer(toAs);
+const mcpServer = mtls
+  ? createTlsServer(mtls, requests.wrap('mcp', toMcp, { ignore: ['/__requests'] }), { clientCertificates: true })
+  : http.createServer(toMcp);
+const mtlsServer = mtls
+  ? createTlsServer(mtls, requests.wrap('mtls', toAs), { clientCertificates: true, ca: mtls.clientCa })
+  : undefined;
+const scheme = mtls ? 'https' : 'http';
 const port = await listen(asServer, settings.port);
 const mcpPort = await listen(mcpServer, settings.mcpPort);
-const issuer = `http://127.0.0.1:${port}`;
-const mcpOrigin = `http://127.0.0.1:${mcpPort}`;
+const mtlsPort = mtlsServer ? await listen(mtlsServer, settings.mtlsPort) : undefined;
+const issuer = `${scheme}://127.0.0.1:${port}`;
+const mcpOrigin = `${scheme}://127.0.0.1:${mcpPort}`;
+const mtlsOrigin = mtlsServer ? `https://127.0.0.1:${mtlsPort}` : undefined;
 const resource = `${mcpOrigin}/mcp`;
 
 /** The provider's only outgoing fetch is the CIMD document; map the fake https host to loopback. */
@@ -88,7 +120,7 @@ async function peerFetch(url, options) {
   return fetch(url, options);
 }
 
-/** Preregistered client: any 127.0.0.1 port and any path under /callback/ (see README). */
+/** Preregistered clients: any 127.0.0.1 port and any path under /callback/ (see README). */
 function preregisteredCallbackAllowed(value) {
   const url = URL.parse(value);
   return url !== null && url.protocol === 'http:' && url.hostname === '127.0.0.1'
@@ -100,18 +132,37 @@ function preregisteredCallbackAllowed(value) {
 const { privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-es256', use: 'sig', alg: 'ES256' };
 
-const provider = new Provider(issuer, {
-  clients: [{
-    client_id: settings.preregisteredClientId,
-    client_secret: settings.preregisteredClientSecret,
-    // oidc-provider also accepts client_secret_post for it: it treats the two as one.
-    token_endpoint_auth_method: 'client_secret_basic',
+const preregisteredClientIds = new Set([settings.preregisteredClientId]);
+const clients = [{
+  client_id: settings.preregisteredClientId,
+  client_secret: settings.preregisteredClientSecret,
+  // oidc-provider also accepts client_secret_post for it: it treats the two as one.
+  token_endpoint_auth_method: 'client_secret_basic',
+  application_type: 'native',
+  redirect_uris: settings.preregisteredRedirectUris,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  client_name: 'interop preregistered confidential client',
+}];
+if (mtls) {
+  // RFC 8705 section 2.1: authenticated by a CA-issued certificate with this subject, at the
+  // mTLS aliases; its access tokens are bound to that certificate.
+  preregisteredClientIds.add(mtls.preregisteredClientId);
+  clients.push({
+    client_id: mtls.preregisteredClientId,
+    token_endpoint_auth_method: 'tls_client_auth',
+    tls_client_auth_subject_dn: mtls.preregisteredSubjectDn,
+    tls_client_certificate_bound_access_tokens: true,
     application_type: 'native',
     redirect_uris: settings.preregisteredRedirectUris,
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    client_name: 'interop preregistered confidential client',
-  }],
+    client_name: 'interop preregistered mutual TLS client',
+  });
+}
+
+const provider = new Provider(issuer, {
+  clients,
   jwks: { keys: [signingKey] },
   clientDefaults: {
     grant_types: ['authorization_code'],
@@ -130,6 +181,7 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
     deviceFlow: { enabled: settings.deviceFlow },
+    ...(mtls ? { mTLS: mtlsFeature() } : {}),
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf ?? resource,
@@ -148,6 +200,17 @@ const provider = new Provider(issuer, {
       },
     },
   },
+  // Named here because the mTLS aliases below repeat them on the other listener.
+  routes: ALIASED_ROUTES,
+  ...(mtls ? {
+    // oidc-provider's default list, plus both RFC 8705 methods (it adds none by itself).
+    clientAuthMethods: [
+      'client_secret_basic', 'client_secret_jwt', 'client_secret_post', 'private_key_jwt', 'none',
+      'tls_client_auth', 'self_signed_tls_client_auth',
+    ],
+    // It publishes tls_client_certificate_bound_access_tokens itself, not the aliases.
+    discovery: { mtls_endpoint_aliases: mtlsEndpointAliases(mtlsOrigin, { deviceFlow: settings.deviceFlow }) },
+  } : {}),
   fetch: peerFetch,
   interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -157,11 +220,21 @@ const provider = new Provider(issuer, {
 
 const redirectUriAllowed = provider.Client.prototype.redirectUriAllowed;
 provider.Client.prototype.redirectUriAllowed = function allowPreregisteredCallbacks(value) {
-  if (this.clientId === settings.preregisteredClientId && preregisteredCallbackAllowed(value)) return true;
+  if (preregisteredClientIds.has(this.clientId) && preregisteredCallbackAllowed(value)) return true;
   return redirectUriAllowed.call(this, value);
 };
 
 provider.on('server_error', (_ctx, error) => console.error('oidc-server: server_error', error));
+if (mtls) {
+  // oidc-provider answers a failed client authentication with a bare "invalid_client"; the
+  // reason (no certificate, unregistered one, subject mismatch) goes to the log.
+  for (const event of ['grant.error', 'revocation.error', 'introspection.error', 'registration_create.error']) {
+    provider.on(event, (ctx, error) => {
+      console.error(`oidc-server: ${event} on ${ctx.host}: ${error.error}: ${error.error_detail ?? error.error_description}`);
+    });
+  }
+  provider.on('registration_create.success', (ctx, client) => requests.registered(ctx.host, client.metadata()));
+}
 
 /** Plays the user: logs in as one account, consents to every missing scope, or denies. */
 async function finishInteraction(req, res) {
@@ -217,6 +290,9 @@ const mcp = createMcpResource({
   origin: mcpOrigin,
   issuer,
   jwksUri: `${issuer}/jwks`,
+  // Over HTTPS the resource calls its issuer trusting only the peer's own authority.
+  fetch: mtls ? fetchTrusting(mtls.serverCa) : fetch,
+  certificateBoundTokens: Boolean(mtls),
   // Opaque tokens can be revoked, and only the issuer knows whether they still are: ask it
   // (RFC 7662) as the preregistered confidential client, which may introspect any token.
   introspection: settings.accessTokenFormat === 'opaque' ? {
@@ -228,7 +304,10 @@ const mcp = createMcpResource({
   requiredScopes: settings.requiredScopes,
 });
 mcpHandler = (req, res) => {
-  mcp.handle(req, res).catch((error) => {
+  if (mtls && req.method === 'GET' && new URL(req.url, mcpOrigin).pathname === '/__requests') {
+    return sendJson(res, 200, requests.snapshot());
+  }
+  return mcp.handle(req, res).catch((error) => {
     console.error('oidc-server: MCP request failed', error);
     if (!res.headersSent) sendText(res, 500, 'internal error');
   });
@@ -237,6 +316,7 @@ mcpHandler = (req, res) => {
 exitOnSignals(() => {
   asServer.close();
   mcpServer.close();
+  mtlsServer?.close();
 });
 if (args['exit-with-stdin']) exitWhenStdinCloses();
 
@@ -249,4 +329,10 @@ printReadyLine({
   preregisteredClientId: settings.preregisteredClientId,
   cimdFakeOrigin: settings.cimdFakeOrigin,
   cimdHostOrigin: settings.cimdHostOrigin ?? null,
+  ...(mtls ? {
+    mtlsPort,
+    mtlsOrigin,
+    preregisteredMtlsClientId: mtls.preregisteredClientId,
+    requestsUrl: `${mcpOrigin}/__requests`,
+  } : {}),
 });

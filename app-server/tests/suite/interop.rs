@@ -20,20 +20,20 @@ use super::node::{node_ready, repo_root};
 
 /// Node loads oidc-provider in about a second; a loaded CI machine may need much more.
 const PEER_START: Duration = Duration::from_secs(60);
-const BROWSER: Duration = Duration::from_secs(30);
+pub(crate) const BROWSER: Duration = Duration::from_secs(30);
 const PEER_STOP: Duration = Duration::from_secs(10);
 
 /// The preregistered confidential client of `oidc-server.mjs` (README: its defaults).
-const PRE_CLIENT_ID: &str = "preregistered-confidential";
-const PRE_CLIENT_SECRET: &str = "s3cret-for-tests";
+pub(crate) const PRE_CLIENT_ID: &str = "preregistered-confidential";
+pub(crate) const PRE_CLIENT_SECRET: &str = "s3cret-for-tests";
 
-fn interop_dir() -> PathBuf {
+pub(crate) fn interop_dir() -> PathBuf {
     repo_root().join("tests").join("interop")
 }
 
 /// One running peer process. Dropping it sends SIGTERM (and, as a backstop, tokio's
 /// kill-on-drop SIGKILL); its stdin pipe closing also ends it (`--exit-with-stdin`).
-struct Peer {
+pub(crate) struct Peer {
     script: &'static str,
     child: Child,
     ready: Value,
@@ -43,7 +43,7 @@ struct Peer {
 }
 
 impl Peer {
-    async fn start(script: &'static str, env: &[(&str, &str)]) -> Peer {
+    pub(crate) async fn start(script: &'static str, env: &[(&str, &str)]) -> Peer {
         let mut child = Command::new("node")
             .arg(interop_dir().join(script))
             .arg("--exit-with-stdin")
@@ -98,18 +98,18 @@ impl Peer {
         Peer::start("sdk-server.mjs", &[]).await
     }
 
-    fn get(&self, field: &str) -> String {
+    pub(crate) fn get(&self, field: &str) -> String {
         self.ready[field]
             .as_str()
             .unwrap_or_else(|| panic!("{} ready line lacks {field}: {}", self.script, self.ready))
             .to_string()
     }
 
-    fn mcp_url(&self) -> String {
+    pub(crate) fn mcp_url(&self) -> String {
         self.get("mcpUrl")
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         self.get("issuer")
     }
 
@@ -128,7 +128,7 @@ impl Peer {
     }
 
     /// SIGTERM, and the peer must exit with 0 (its documented contract).
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.terminate();
         let status = tokio::time::timeout(PEER_STOP, self.child.wait())
             .await

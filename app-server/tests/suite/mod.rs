@@ -19,6 +19,7 @@ mod grants;
 mod harness;
 mod hostile_servers;
 mod interop;
+mod interop_mtls;
 mod layers;
 mod listener_attacks;
 mod live;

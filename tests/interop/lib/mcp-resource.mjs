@@ -4,6 +4,7 @@
 
 import crypto from 'node:crypto';
 import { readBody, sendJson, sendText } from './common.mjs';
+import { certificateThumbprint, peerCertificate } from './mtls.mjs';
 
 const SIGNING_ALGS = {
   RS256: { hash: 'sha256' },
@@ -30,9 +31,15 @@ function decodeSegment(segment, what) {
  * @param {string[]} [options.requiredScopes] a token lacking one gets 403 insufficient_scope
  * @param {{endpoint: string, clientId: string, clientSecret: string}} [options.introspection]
  *        check tokens that are not JWTs (opaque) by RFC 7662 introspection at the issuer
+ * @param {typeof fetch} [options.fetch] how to reach the issuer (JWKS, introspection)
+ * @param {boolean} [options.certificateBoundTokens] advertise RFC 8705 bound tokens in the PRM
+ *
+ * A token whose claims hold `cnf["x5t#S256"]` (RFC 8705 section 3) is accepted only on a TLS
+ * connection whose client certificate has that thumbprint, whatever the options.
  */
 export function createMcpResource({
   origin, issuer, jwksUri, scopesSupported, requiredScopes = [], introspection,
+  fetch = globalThis.fetch, certificateBoundTokens = false,
 }) {
   const resource = `${origin}/mcp`;
   const prmPath = '/.well-known/oauth-protected-resource/mcp';
@@ -91,6 +98,19 @@ export function createMcpResource({
     return claims;
   }
 
+  /** RFC 8705 section 3: a certificate-bound token only with the certificate it is bound to. */
+  function checkCertificateBinding(claims, socket) {
+    const bound = claims.cnf?.['x5t#S256'];
+    if (bound === undefined) return;
+    const certificate = peerCertificate(socket);
+    if (!certificate) {
+      throw new TokenError('access token is bound to a client certificate, and the request presented none');
+    }
+    if (certificateThumbprint(certificate) !== bound) {
+      throw new TokenError('access token is bound to another client certificate than the one presented');
+    }
+  }
+
   function challenge(extra = '') {
     return `Bearer ${extra}resource_metadata="${resourceMetadataUrl}"`;
   }
@@ -98,7 +118,7 @@ export function createMcpResource({
   const tools = [
     {
       name: 'whoami',
-      description: 'Returns the subject, client id and scopes of the access token used.',
+      description: 'Returns the subject, client id and scopes of the access token used, and whether it is bound to a client certificate.',
       inputSchema: { type: 'object', properties: {} },
     },
     {
@@ -128,7 +148,12 @@ export function createMcpResource({
         return ok({ tools });
       case 'tools/call': {
         if (params?.name === 'whoami') {
-          const text = JSON.stringify({ sub: claims.sub, client_id: claims.client_id, scope: claims.scope ?? '' });
+          const text = JSON.stringify({
+            sub: claims.sub,
+            client_id: claims.client_id,
+            scope: claims.scope ?? '',
+            certificateBound: claims.cnf?.['x5t#S256'] !== undefined,
+          });
           return ok({ content: [{ type: 'text', text }] });
         }
         if (params?.name === 'echo') {
@@ -151,6 +176,7 @@ export function createMcpResource({
         scopes_supported: scopesSupported,
         bearer_methods_supported: ['header'],
         resource_name: 'interop MCP resource (oidc-provider)',
+        ...(certificateBoundTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
       });
     }
     if (url.pathname !== '/mcp') return sendText(res, 404, 'not found');
@@ -165,6 +191,7 @@ export function createMcpResource({
     let claims;
     try {
       claims = await verify(match[1]);
+      checkCertificateBinding(claims, req.socket);
     } catch (error) {
       const description = error instanceof TokenError ? error.message : 'access token could not be checked';
       return sendJson(res, 401, { error: 'invalid_token', error_description: description }, {

@@ -287,9 +287,9 @@ pub struct StoredRegistration {
     /// §3.2.1); `None` when it never does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) client_secret_expires_at: Option<i64>,
-    /// For a client registered to authenticate by its TLS certificate (RFC 8705): that
-    /// certificate's `x5t#S256`. Another certificate configured since means another
-    /// registration.
+    /// The `x5t#S256` of the client certificate configured when the client was registered
+    /// (RFC 8705), whichever method the server accepted. Another certificate configured
+    /// since, or none, means another registration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) certificate_x5t: Option<String>,
 }

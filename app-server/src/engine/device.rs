@@ -226,7 +226,7 @@ impl OAuthService {
         }
         let issuer = metadata.issuer.clone();
         let auth = target.registration_auth(metadata)?;
-        let certificate = target.registered_certificate(auth.method);
+        let certificate = target.certificate_x5t();
         if let Some(reg) = self
             .stored_registration(&issuer, DEVICE_REGISTRATION_KEY)
             .await?
@@ -264,7 +264,7 @@ impl OAuthService {
             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
             registered_at: unix_now(),
             client_secret_expires_at: secret_expires_at,
-            certificate_x5t: target.registered_certificate(reg.auth_method),
+            certificate_x5t: target.certificate_x5t(),
         };
         if let Err(e) = self.registration_saves.save(&self.queue, stored).await {
             tracing::warn!(server = %target.name, error = %e, "the new client registration was not saved; the next device login registers again");

@@ -260,14 +260,12 @@ impl ServerTarget {
         self.network.client_identity.as_ref().map(|i| &i.facts)
     }
 
-    /// The thumbprint of the certificate a client registered with `method` holds, if it
-    /// holds one (a certificate method, RFC 8705): what a stored registration must hold
-    /// to be reused.
-    pub fn registered_certificate(&self, method: TokenAuthMethod) -> Option<String> {
-        method
-            .is_mutual_tls()
-            .then(|| self.certificate().map(|c| c.x5t_s256.clone()))
-            .flatten()
+    /// The thumbprint of the configured client certificate: what a DCR registration made
+    /// now records, and what a stored one must record to be reused (a registration made
+    /// with another certificate, or with none, is made again: the server may hold the old
+    /// certificate for it, or could take this one, rule 42).
+    pub fn certificate_x5t(&self) -> Option<String> {
+        self.certificate().map(|c| c.x5t_s256.clone())
     }
 
     /// How a client this daemon registers by DCR for this server authenticates (rule 42).

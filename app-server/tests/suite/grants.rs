@@ -17,7 +17,7 @@ fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
-fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
+pub(super) fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
     let key = CredentialKey::new(name, url::Url::parse(&kit.mcp_url()).unwrap().to_string());
     FileStore::open(&Home::at(home))
         .unwrap()
@@ -26,7 +26,7 @@ fn stored(home: &Path, name: &str, kit: &Kit) -> Option<StoredCredentials> {
 }
 
 /// Makes the stored token of `name` look expired, as time would.
-fn expire_stored(home: &Path, name: &str, kit: &Kit) {
+pub(super) fn expire_stored(home: &Path, name: &str, kit: &Kit) {
     let mut creds = stored(home, name, kit).expect("stored credentials");
     creds.expires_at = Some(1);
     FileStore::open(&Home::at(home))

@@ -341,13 +341,9 @@ async fn interop_mtls_dcr_self_signed_tls_client_auth() {
     if !node_ready("interop_mtls_dcr_self_signed_tls_client_auth") {
         return;
     }
-    // An authority the AS does not trust: to self_signed_tls_client_auth the certificate
-    // is as good as a self-signed one, since only its SHA-256 is compared with the one
+    // A self-signed certificate: the AS trusts no authority for it, only the SHA-256
     // registered in `x5c`.
-    let client = TestCa::new("interop-mtls-unknown-ca")
-        .unwrap()
-        .client("interop-mtls-dcr")
-        .unwrap();
+    let client = TestCa::self_signed_client("interop-mtls-dcr").unwrap();
     let client_ca = TestCa::new("interop-mtls-client-ca").unwrap();
     let mut t = Mtls::start("mtls_dcr", &client_ca, &client, None).await;
     t.login().await;

@@ -24,6 +24,7 @@ mod layers;
 mod listener_attacks;
 mod live;
 mod login;
+mod mtls;
 mod node;
 mod proxy;
 mod references;

@@ -124,7 +124,7 @@ impl OAuthService {
             } => {
                 let stored = std::mem::replace(&mut stored, Ok(None))?;
                 let auth = ctx.target.registration_auth(metadata)?;
-                let certificate = ctx.target.registered_certificate(auth.method);
+                let certificate = ctx.target.certificate_x5t();
                 // A registration a refresh found refused: dropped, registered again. So is
                 // one made for another client certificate, or for none when this one
                 // would be registered (rule 42).
@@ -171,7 +171,7 @@ impl OAuthService {
                             token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                             registered_at: unix_now(),
                             client_secret_expires_at: secret_expires_at,
-                            certificate_x5t: ctx.target.registered_certificate(reg.auth_method),
+                            certificate_x5t: ctx.target.certificate_x5t(),
                         };
                         // Saved by the flow once the login has answered (state/registration_saves.rs).
                         unsaved = Some(Box::new(stored));

@@ -89,7 +89,7 @@ impl OAuthService {
         let redirect_text = redirect.to_string();
         // One whose secret expires soon is replaced now rather than at the login.
         let auth = target.registration_auth(metadata)?;
-        let certificate = target.registered_certificate(auth.method);
+        let certificate = target.certificate_x5t();
         let stored = self
             .stored_registration(&issuer, &redirect_text)
             .await?
@@ -115,7 +115,7 @@ impl OAuthService {
                 token_endpoint_auth_method: reg.auth_method.as_str().to_string(),
                 registered_at: unix_now(),
                 client_secret_expires_at: secret_expires_at,
-                certificate_x5t: target.registered_certificate(reg.auth_method),
+                certificate_x5t: target.certificate_x5t(),
             };
             if let Err(e) = self.registration_saves.save(&self.queue, record).await {
                 tracing::warn!(server = %target.name, error = %e, "the pre-registered client was not saved; the first login registers");

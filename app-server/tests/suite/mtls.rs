@@ -1,0 +1,413 @@
+//! Mutual-TLS client authentication and certificate-bound tokens (RFC 8705, rule 42)
+//! against the test kit served over TLS: a DCR client registered with its certificate
+//! (`self_signed_tls_client_auth`), a preregistered `tls_client_auth` client, the
+//! `mtls_endpoint_aliases` used for every request that authenticates the client, tokens
+//! bound to the certificate handed only to frontends that present it, a changed
+//! certificate that registers again, and a server refusing the certificate members.
+//! The same against oidc-provider, a third-party server, is in `interop_mtls.rs`.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use mcp_app_server_testkit::{
+    IssuedCert, Kit, KitConfig, KitMtls, KitTls, PreregisteredClient, TestCa,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::grants::{expire_stored, stored};
+use super::harness::{self, MemClient, write_config};
+use super::login::{file_store_config, login, server_config};
+
+/// Files of one test: the server authority, and client certificates with their keys.
+struct Files(tempfile::TempDir);
+
+impl Files {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// `client_certificate` and `client_key` lines for `cert`, written under `name`.
+    fn identity(&self, name: &str, cert: &IssuedCert) -> String {
+        let chain = self.write(&format!("{name}.pem"), &cert.chain_pem);
+        let key = self.write(&format!("{name}-key.pem"), &cert.key_pem);
+        format!("client_certificate = \"{chain}\"\nclient_key = \"{key}\"\n")
+    }
+}
+
+/// The kit over TLS from `ca`, speaking RFC 8705 as `mtls` says.
+async fn kit(ca: &TestCa, client_ca: Option<&TestCa>, mtls: KitMtls, config: KitConfig) -> Kit {
+    Kit::start(KitConfig {
+        tls: Some(KitTls {
+            server: ca.server(&["127.0.0.1"]).unwrap(),
+            client_ca_pem: client_ca.map(TestCa::cert_pem),
+        }),
+        mtls: Some(mtls),
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+/// A daemon on `home` for the kit's server `kit`, its table holding `extra`; the
+/// connection declares `capabilities.clientCertificate` when `presents` says so.
+async fn daemon(
+    home: &Path,
+    kit: &Kit,
+    extra: &str,
+    presents: bool,
+) -> (mcp_app_server::rpc::AppServer, MemClient) {
+    write_config(home, &file_store_config(&server_config("kit", kit, extra)));
+    let (server, mut c) = harness::start(home);
+    initialize(&mut c, presents).await;
+    (server, c)
+}
+
+async fn initialize(c: &mut MemClient, presents: bool) {
+    c.ok(
+        "initialize",
+        json!({"clientInfo": {"name": "test", "version": "1"},
+               "capabilities": {"clientCertificate": presents}}),
+    )
+    .await;
+}
+
+fn kind(e: &Value) -> &str {
+    e["data"]["kind"].as_str().unwrap_or_default()
+}
+
+/// The status the kit's MCP server answers `token` with, over a connection presenting
+/// `cert` (or none).
+async fn mcp_status(kit: &Kit, ca: &TestCa, token: &str, cert: Option<&IssuedCert>) -> u16 {
+    let mut client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap());
+    if let Some(cert) = cert {
+        let pem = format!("{}{}", cert.chain_pem, cert.key_pem);
+        client = client.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    client
+        .build()
+        .unwrap()
+        .post(kit.mcp_url())
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-11-25", "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn count(requests: &[String], method: &str, path_end: &str) -> usize {
+    requests
+        .iter()
+        .filter(|r| r.starts_with(&format!("{method} ")) && r.ends_with(path_end))
+        .count()
+}
+
+/// DCR with a certificate: registered with it, every request authenticating the client
+/// at the aliases presenting it, the tokens bound to it and handed only to a frontend
+/// that presents it, with the files that hold it; a refresh and a logout at the aliases.
+#[tokio::test]
+async fn a_registered_certificate_authenticates_at_the_aliases_and_binds_the_tokens() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let me = TestCa::self_signed_client("laptop-7").unwrap();
+    let kit = kit(
+        &ca,
+        None,
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            tls_client_auth: true,
+            aliases: true,
+            bound_tokens: true,
+        },
+        KitConfig::default(),
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}",
+        files.identity("me", &me)
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, &extra, true).await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+
+    // The registration holds the certificate itself and asks for bound tokens.
+    let registered = kit.registered_clients();
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    let body = &registered[0];
+    assert_eq!(
+        body["token_endpoint_auth_method"],
+        "self_signed_tls_client_auth"
+    );
+    assert_eq!(body["tls_client_certificate_bound_access_tokens"], true);
+    let x5c = STANDARD
+        .decode(body["jwks"]["keys"][0]["x5c"][0].as_str().unwrap())
+        .unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&x5c)), me.sha256);
+
+    // Registration and code exchange at the aliases, with the certificate; nothing else.
+    let alias = kit.mtls_alias_requests();
+    assert_eq!(count(&alias, "POST", "/register"), 1, "{alias:?}");
+    assert_eq!(count(&alias, "POST", "/token"), 1, "{alias:?}");
+    let exchanges = kit.token_requests();
+    assert_eq!(exchanges.len(), 1);
+    assert!(exchanges[0].at_alias);
+    assert_eq!(exchanges[0].client_certificate_sha256, Some(me.sha256));
+    assert!(!exchanges[0].authorization_header);
+    assert!(!exchanges[0].form.contains_key("client_secret"));
+    assert_eq!(kit.counters().mtls_client_auth_failures, 0);
+
+    // The token goes to this connection with the files of its certificate.
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    let token = r["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(r["tokenType"], "Bearer");
+    let binding = &r["certificateBinding"];
+    assert_eq!(binding["x5tS256"], URL_SAFE_NO_PAD.encode(me.sha256));
+    assert!(
+        binding["certificateFile"]
+            .as_str()
+            .unwrap()
+            .ends_with("me.pem")
+    );
+    assert!(binding["keyFile"].as_str().unwrap().ends_with("me-key.pem"));
+    assert!(!r.to_string().contains("PRIVATE KEY"));
+    assert_eq!(kit.certificate_binding(&token), Some(me.sha256));
+
+    // With that certificate the MCP server takes it; without, or with another, it does not.
+    let other = TestCa::self_signed_client("someone-else").unwrap();
+    assert_eq!(mcp_status(&kit, &ca, &token, Some(&me)).await, 200);
+    assert_eq!(mcp_status(&kit, &ca, &token, None).await, 401);
+    assert_eq!(mcp_status(&kit, &ca, &token, Some(&other)).await, 401);
+    assert_eq!(kit.counters().bound_token_refusals, 2);
+
+    // A frontend that does not present the certificate is told so, not handed the token.
+    let mut plain = harness::connect(&_server);
+    initialize(&mut plain, false).await;
+    let e = plain
+        .err("mcpServer/oauth/token", json!({"name": "kit"}))
+        .await;
+    assert_eq!(kind(&e), "certificateRequired", "{e}");
+    assert_eq!(e["code"], -32036);
+    assert!(
+        e["message"].as_str().unwrap().contains("clientCertificate"),
+        "{e}"
+    );
+
+    // A refresh and a logout authenticate at the aliases too.
+    expire_stored(home.path(), "kit", &kit);
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_ne!(r["accessToken"], token.as_str());
+    assert_eq!(r["certificateBinding"]["x5tS256"], binding["x5tS256"]);
+    let refresh = kit.token_requests().pop().unwrap();
+    assert_eq!(
+        refresh.form.get("grant_type").map(String::as_str),
+        Some("refresh_token")
+    );
+    assert!(refresh.at_alias);
+    assert_eq!(refresh.client_certificate_sha256, Some(me.sha256));
+    let out = c
+        .ok(
+            "mcpServer/oauth/logout",
+            json!({"name": "kit", "revoke": true}),
+        )
+        .await;
+    assert_eq!(out["removed"], true, "{out}");
+    let alias = kit.mtls_alias_requests();
+    assert!(count(&alias, "POST", "/revoke") >= 1, "{alias:?}");
+    assert_eq!(count(&alias, "POST", "/token"), 2, "{alias:?}");
+    assert_eq!(kit.counters().mtls_client_auth_failures, 0);
+    assert!(!kit.revoked_tokens().is_empty());
+}
+
+/// A preregistered client the server knows by its certificate's subject
+/// (`tls_client_auth`), with no aliases published: the regular token endpoint, the
+/// certificate on the connection, no secret; tokens are not bound when the server does not
+/// say it binds them.
+#[tokio::test]
+async fn a_preregistered_client_authenticates_by_its_certificate_subject() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let clients = TestCa::new("Corporate client CA").unwrap();
+    let me = clients.client("alice").unwrap();
+    let redirect = format!(
+        "http://127.0.0.1/callback/{}",
+        mcp_app_server_testkit::CALLBACK_ID_PLACEHOLDER
+    );
+    let kit = kit(
+        &ca,
+        Some(&clients),
+        KitMtls {
+            tls_client_auth: true,
+            ..KitMtls::default()
+        },
+        KitConfig {
+            preregistered: vec![PreregisteredClient::tls_client_auth(
+                "corp-client",
+                "CN=alice",
+                &[&redirect],
+            )],
+            ..KitConfig::default()
+        },
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}\n[mcp_servers.kit.oauth]\nclient_id = \"corp-client\"\n",
+        files.identity("alice", &me)
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, &extra, false).await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let exchange = kit.last_token_request().unwrap();
+    assert_eq!(
+        exchange.form.get("client_id").map(String::as_str),
+        Some("corp-client")
+    );
+    assert!(!exchange.at_alias);
+    assert_eq!(exchange.client_certificate_sha256, Some(me.sha256));
+    assert!(kit.mtls_alias_requests().is_empty());
+    assert!(kit.registered_clients().is_empty());
+    let creds = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(creds.client.token_endpoint_auth_method, "tls_client_auth");
+    // Not bound: any frontend gets it, with no certificate files.
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert!(r.get("certificateBinding").is_none(), "{r}");
+}
+
+/// Another certificate configured after a login: the tokens bound to the old one are not
+/// handed out (a new login is asked for), and the next login registers the new one.
+#[tokio::test]
+async fn a_changed_certificate_asks_for_a_login_and_registers_again() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let (old, new) = (
+        TestCa::self_signed_client("old-laptop").unwrap(),
+        TestCa::self_signed_client("new-laptop").unwrap(),
+    );
+    let kit = kit(
+        &ca,
+        None,
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            bound_tokens: true,
+            ..KitMtls::default()
+        },
+        KitConfig::default(),
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let home = tempfile::tempdir().unwrap();
+    let with = |cert: &IssuedCert, name: &str| {
+        format!(
+            "ca_certificates = \"{ca_file}\"\n{}",
+            files.identity(name, cert)
+        )
+    };
+    let (_server, mut c) = daemon(home.path(), &kit, &with(&old, "old"), true).await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+
+    write_config(
+        home.path(),
+        &file_store_config(&server_config("kit", &kit, &with(&new, "new"))),
+    );
+    c.ok("config/mcpServer/reload", json!({})).await;
+    let e = c.err("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("client_certificate"),
+        "{e}"
+    );
+
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let registered = kit.registered_clients();
+    assert_eq!(registered.len(), 2, "the new certificate is registered");
+    let x5c = STANDARD
+        .decode(registered[1]["jwks"]["keys"][0]["x5c"][0].as_str().unwrap())
+        .unwrap();
+    assert_eq!(<[u8; 32]>::from(Sha256::digest(&x5c)), new.sha256);
+    assert_eq!(
+        kit.last_token_request().unwrap().client_certificate_sha256,
+        Some(new.sha256)
+    );
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_eq!(
+        r["certificateBinding"]["x5tS256"],
+        URL_SAFE_NO_PAD.encode(new.sha256)
+    );
+    assert_eq!(kit.counters().mtls_client_auth_failures, 0);
+}
+
+/// A server that refuses the certificate members of a registration gets a public
+/// client's request, and the login completes; the certificate still goes on the
+/// connection.
+#[tokio::test]
+async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let me = TestCa::self_signed_client("laptop").unwrap();
+    // The kit lists only `tls_client_auth`, and refuses any other certificate method.
+    let kit = kit(
+        &ca,
+        None,
+        KitMtls {
+            tls_client_auth: true,
+            ..KitMtls::default()
+        },
+        KitConfig::default(),
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}\n[mcp_servers.kit.oauth]\ntoken_endpoint_auth_method = \"self_signed_tls_client_auth\"\n",
+        files.identity("me", &me)
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, &extra, false).await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    // Two registration requests: the certificate one, refused, then the public one.
+    let registered = kit.registered_clients();
+    assert_eq!(registered.len(), 2, "{registered:?}");
+    assert_eq!(
+        registered[0]["token_endpoint_auth_method"],
+        "self_signed_tls_client_auth"
+    );
+    assert!(registered[0]["jwks"].is_object());
+    assert_eq!(registered[1]["token_endpoint_auth_method"], "none");
+    assert!(registered[1].get("jwks").is_none());
+    let creds = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(creds.client.token_endpoint_auth_method, "none");
+    assert_eq!(
+        kit.last_token_request().unwrap().client_certificate_sha256,
+        Some(me.sha256)
+    );
+    // The public registration serves the next login: the refusal is not repeated.
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    assert_eq!(kit.registered_clients().len(), 2);
+}

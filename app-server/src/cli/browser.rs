@@ -2,6 +2,8 @@
 //! opener), or, for tests and the conformance suite, an HTTP GET that plays a browser whose
 //! authorization server approves at once.
 
+use crate::config::network::ServerNetwork;
+use crate::oauth::http::with_server_network;
 use std::time::Duration;
 
 use reqwest::header::LOCATION;
@@ -153,14 +155,28 @@ const MAX_HTTP_GET_REDIRECTS: usize = 10;
 
 /// Plays a browser whose authorization server approves at once: GET the authorization URL
 /// with redirects not followed, then GET each `Location` until a page answers (the
-/// loopback callback's). No cookies, no scripts.
-pub async fn http_get(authorization_url: &Url) -> Result<(), BrowserError> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| BrowserError::HttpGet(format!("cannot build the HTTP client: {e}")))?;
+/// loopback callback's). No cookies, no scripts. It reaches the network as the server's
+/// settings say (proxy, certificate authorities, client certificate), as a browser set up
+/// for that network would.
+pub async fn http_get(
+    authorization_url: &Url,
+    network: &ServerNetwork,
+) -> Result<(), BrowserError> {
+    let network = network.clone();
+    let client = tokio::task::spawn_blocking(move || {
+        let builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30));
+        with_server_network(builder, &network)
+            .map_err(|e| e.to_string())?
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|built| built)
+    .map_err(|e| BrowserError::HttpGet(format!("cannot build the HTTP client: {e}")))?;
     let mut current = authorization_url.clone();
     for hop in 0..=MAX_HTTP_GET_REDIRECTS {
         let response = client.get(current.clone()).send().await.map_err(|e| {

@@ -14,6 +14,7 @@ use url::Url;
 use super::browser::{self, BrowserMode};
 use super::engine::{CliError, Engine};
 use super::output::{say, warn};
+use crate::config::network::ServerNetwork;
 use crate::credentials::unix_now;
 use crate::engine::{
     CompleteError, DeviceStarted, LoginBegun, LoginError, LoginOptions, LoginStarted, OAuthEvent,
@@ -336,7 +337,13 @@ pub(crate) async fn follow_login(
     let name = target.name.clone();
     let mode = flow.browser();
     let (browser_tx, mut browser_rx) = mpsc::unbounded_channel();
-    show_and_open(&started.authorization_url, mode, &browser_tx).await;
+    show_and_open(
+        &started.authorization_url,
+        mode,
+        &browser_tx,
+        &target.network,
+    )
+    .await;
     say(format!(
         "Waiting for the browser to return to {} (up to {} s; Ctrl-C gives up).",
         started.redirect_uri, flow.timeout
@@ -355,7 +362,7 @@ pub(crate) async fn follow_login(
                 Some(OAuthEvent::LoginRestarted { name: n, authorization_url, reason }) if n == name => {
                     say(format!("The login restarted: {reason}"));
                     match Url::parse(&authorization_url) {
-                        Ok(url) => show_and_open(&url, mode, &browser_tx).await,
+                        Ok(url) => show_and_open(&url, mode, &browser_tx, &target.network).await,
                         Err(_) => say(format!("    {authorization_url}")),
                     }
                 }
@@ -382,7 +389,12 @@ pub(crate) async fn follow_login(
 
 /// Prints the URL and opens it as `mode` says. An `http-get` browser runs in the background
 /// and reports a failure on `failures`.
-async fn show_and_open(url: &Url, mode: BrowserMode, failures: &mpsc::UnboundedSender<String>) {
+async fn show_and_open(
+    url: &Url,
+    mode: BrowserMode,
+    failures: &mpsc::UnboundedSender<String>,
+    network: &ServerNetwork,
+) {
     say("Open this URL in a browser to authorize access:");
     say(format!("\n    {url}\n"));
     match mode {
@@ -394,9 +406,9 @@ async fn show_and_open(url: &Url, mode: BrowserMode, failures: &mpsc::UnboundedS
             )),
         },
         BrowserMode::HttpGet => {
-            let (url, failures) = (url.clone(), failures.clone());
+            let (url, failures, network) = (url.clone(), failures.clone(), network.clone());
             tokio::spawn(async move {
-                if let Err(e) = browser::http_get(&url).await {
+                if let Err(e) = browser::http_get(&url, &network).await {
                     let _ = failures.send(e.to_string());
                 }
             });

@@ -411,3 +411,64 @@ async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
     assert_eq!(out["completed"]["success"], true, "{out}");
     assert_eq!(kit.registered_clients().len(), 2);
 }
+
+/// `mcp-app-server connect` reaches an MCP server behind mutual TLS with the server's
+/// configured certificate and authorities, and its tokens bound to that certificate work
+/// on its own MCP requests.
+#[tokio::test]
+async fn connect_presents_the_certificate_to_the_mcp_server() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let clients = TestCa::new("Corporate client CA").unwrap();
+    let me = clients.client("alice").unwrap();
+    let kit = kit(
+        &ca,
+        Some(&clients),
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            bound_tokens: true,
+            aliases: true,
+            ..KitMtls::default()
+        },
+        KitConfig::default(),
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}",
+        files.identity("alice", &me)
+    );
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &file_store_config(&server_config("kit", &kit, &extra)),
+    );
+    let mcp = kit.mcp_url();
+    let out = super::cli::run(
+        home.path(),
+        &[
+            "connect",
+            "--browser-mode=http-get",
+            "--call",
+            "test-tool",
+            &mcp,
+        ],
+    )
+    .await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Tools (1): test-tool"), "{stdout}");
+    let creds = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(
+        creds.certificate_x5t,
+        Some(URL_SAFE_NO_PAD.encode(me.sha256))
+    );
+    assert_eq!(
+        kit.certificate_binding(&creds.access_token),
+        Some(me.sha256)
+    );
+    assert_eq!(kit.counters().bound_token_refusals, 0);
+}

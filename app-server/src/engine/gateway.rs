@@ -23,6 +23,7 @@ use crate::engine::stored::{
 use crate::engine::target::ServerTarget;
 use crate::engine::types::{LoginOptions, OAuthEvent};
 use crate::oauth::http::HttpClient;
+use crate::oauth::registration::TokenAuthMethod;
 use crate::oauth::token::{self, TokenError, TokenResponse};
 
 /// How another server's login can serve this one.
@@ -74,6 +75,7 @@ impl OAuthService {
                 || c.issuer != *issuer
                 || target.client_id.as_ref().is_some_and(|id| *id != c.client.client_id)
                 || !asked.iter().all(|s| c.scopes.contains(s))
+                || !certificate_fits(c, target)
             {
                 continue;
             }
@@ -290,6 +292,21 @@ impl OAuthService {
 
 /// Stored credentials that still give a token without the user: not flagged, and unexpired
 /// or renewable.
+/// Rule 42: tokens bound to a client certificate, or issued to a client the server knows
+/// by one, serve only a server that presents that certificate (a server without one could
+/// neither use the tokens nor renew them).
+fn certificate_fits(c: &StoredCredentials, target: &ServerTarget) -> bool {
+    let presented = target.certificate_x5t();
+    match &c.certificate_x5t {
+        Some(bound) => presented.as_ref() == Some(bound),
+        None => {
+            presented.is_some()
+                || !TokenAuthMethod::from_name(&c.client.token_endpoint_auth_method)
+                    .is_some_and(TokenAuthMethod::is_mutual_tls)
+        }
+    }
+}
+
 fn serves(c: &StoredCredentials) -> bool {
     !c.reauthentication_required
         && (c.refresh_token.is_some() || c.expires_at.is_none_or(|t| t > unix_now()))

@@ -472,3 +472,50 @@ async fn connect_presents_the_certificate_to_the_mcp_server() {
     );
     assert_eq!(kit.counters().bound_token_refusals, 0);
 }
+
+/// Two servers behind one gateway, one with a client certificate: its login, with tokens
+/// bound to that certificate, is not shared with the other, which could not use them; the
+/// other logs in through the browser with a client of its own.
+#[tokio::test]
+async fn tokens_bound_to_a_certificate_are_not_shared_with_a_server_without_it() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let me = TestCa::self_signed_client("laptop").unwrap();
+    let kit = kit(
+        &ca,
+        None,
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            bound_tokens: true,
+            ..KitMtls::default()
+        },
+        KitConfig {
+            prm_resource_pathless: true,
+            ..KitConfig::default()
+        },
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let body = format!(
+        "mcp_oauth_preregister = false\n\
+         [mcp_servers.a]\nurl = \"{a}\"\nca_certificates = \"{ca_file}\"\n{identity}\n\
+         [mcp_servers.b]\nurl = \"{a}?tenant=b\"\nca_certificates = \"{ca_file}\"\n",
+        a = kit.mcp_url(),
+        identity = files.identity("me", &me),
+    );
+    let home = tempfile::tempdir().unwrap();
+    write_config(home.path(), &file_store_config(&body));
+    let (_server, mut c) = harness::start(home.path());
+    initialize(&mut c, true).await;
+    let out = login(&mut c, "a", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let out = login(&mut c, "b", json!({})).await;
+    assert_eq!(out["start"]["flow"], "browser", "{out}");
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let n = kit.counters();
+    assert_eq!((n.authorize, n.register, n.token_code), (2, 2, 2), "{n:?}");
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "b"})).await;
+    assert!(r.get("certificateBinding").is_none(), "{r}");
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "a"})).await;
+    assert!(r["certificateBinding"].is_object(), "{r}");
+}

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::error::{AppError, RequestError};
 use super::state::ServerState;
 use super::types::Answer;
+use super::usable::usable_by;
 use crate::config::{ConfigError, ServerTransport};
 use crate::credentials::{StoredCredentials, check_account};
 use crate::engine::ChallengeRequest;
@@ -103,82 +104,9 @@ async fn token(
         )
         .await
         .map_err(|e| AppError::from(e.as_ref()))?;
-    let certificate = usable_by(peer, &creds, &target)?;
+    let certificate = usable_by(peer.dpop, peer.client_certificate, &creds, &target)?;
     Ok(Answer::Token(creds, certificate.map(Box::new)))
 }
-
-/// Rule 49: a DPoP-bound token goes only to a connection that declared it can send proofs;
-/// any other gets `dpopRequired`, naming the method that makes them. Rule 42: a token bound
-/// to the client certificate goes only to a connection that declared it presents it, with
-/// the files that hold it; any other gets `certificateRequired`.
-fn usable_by(
-    peer: Peer,
-    creds: &StoredCredentials,
-    target: &ServerTarget,
-) -> Result<Option<CertificateBinding>, RequestError> {
-    let name = &target.name;
-    let certificate = match &creds.certificate_x5t {
-        None => None,
-        Some(x5t) => Some(certificate_binding(peer.client_certificate, x5t, target)?),
-    };
-    if peer.dpop || !creds.is_dpop_bound() {
-        return Ok(certificate);
-    }
-    Err(AppError::new(
-        ErrorKind::DpopRequired,
-        format!(
-            "the token of `{name}` is DPoP-bound and this connection did not declare \
-             `capabilities.dpop` at initialize: a frontend that can send DPoP proofs declares it \
-             and gets each request's proof and token from `{PROOF_METHOD}`; any other logs in to \
-             `{name}` again, which gets it a Bearer token unless the server or its \
-             configuration requires DPoP"
-        ),
-    )
-    .using(PROOF_METHOD)
-    .into())
-}
-
-/// The files of the certificate a token is bound to, for a connection that presents it.
-fn certificate_binding(
-    presents_certificate: bool,
-    x5t: &str,
-    target: &ServerTarget,
-) -> Result<CertificateBinding, RequestError> {
-    let name = &target.name;
-    let identity = target.network.client_identity.as_ref();
-    let Some(identity) = identity.filter(|i| i.facts.x5t_s256 == x5t) else {
-        return Err(AppError::new(
-            ErrorKind::ReauthenticationRequired,
-            format!(
-                "the token of `{name}` is bound to a client certificate that config.toml no \
-                 longer names for it (`client_certificate` changed or was removed): log in to \
-                 `{name}` again"
-            ),
-        )
-        .into());
-    };
-    if !presents_certificate {
-        return Err(AppError::new(
-            ErrorKind::CertificateRequired,
-            format!(
-                "the token of `{name}` is bound to its client certificate ({}) and this \
-                 connection did not declare `capabilities.clientCertificate` at initialize: a \
-                 frontend that presents that certificate on its requests to the MCP server \
-                 declares it and gets the files in `certificateBinding`",
-                identity.certificate.path().display()
-            ),
-        )
-        .into());
-    }
-    Ok(CertificateBinding {
-        x5t_s256: x5t.to_string(),
-        certificate_file: identity.certificate.path().display().to_string(),
-        key_file: identity.key.path().display().to_string(),
-    })
-}
-
-/// The method that makes the proofs a DPoP-bound token needs.
-const PROOF_METHOD: &str = "mcpServer/oauth/dpopProof";
 
 /// `config/mcpServer/reload`.
 async fn reload(state: &ServerState) -> Result<Answer, RequestError> {
@@ -351,7 +279,7 @@ async fn challenge(
     Ok(
         match state.oauth.answer_challenge(&target, checked).await? {
             ChallengeOutcome::Token(creds) => {
-                let certificate = usable_by(peer, &creds, &target)?;
+                let certificate = usable_by(peer.dpop, peer.client_certificate, &creds, &target)?;
                 OauthChallengeResponse::Token(token_response(*creds, certificate))
             }
             ChallengeOutcome::Login { started, scopes } => {

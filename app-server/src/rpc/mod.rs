@@ -17,5 +17,6 @@ mod server;
 mod state;
 mod token_call;
 mod types;
+mod usable;
 
 pub use server::{AppServer, ServerOptions, StartError};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::DiscoveryError;
 use super::hatches::Overrides;
+use super::mtls_aliases::{self, MtlsEndpointAliases};
 use crate::config::EscapeHatches;
 use crate::oauth::bounds::{self, MAX_LIST_ENTRIES};
 use crate::oauth::http::{HttpClient, HttpError, HttpResponse, check_secure_url};
@@ -97,47 +98,9 @@ pub struct MetadataOf<E> {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient_aliases"
+        deserialize_with = "mtls_aliases::lenient"
     )]
     pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
-}
-
-/// `mtls_endpoint_aliases` (RFC 8705 §5): the members this client uses; others (userinfo,
-/// introspection, PAR) are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MtlsEndpointAliases {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub registration_endpoint: Option<Url>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_authorization_endpoint: Option<Url>,
-}
-
-/// An `mtls_endpoint_aliases` that is not an object of URLs is as good as absent: the
-/// regular endpoints serve, and a server that needs the aliases refuses the client there
-/// with an error that says so. Members that are not URLs are dropped one by one.
-fn lenient_aliases<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<MtlsEndpointAliases>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    let serde_json::Value::Object(map) = value else {
-        return Ok(None);
-    };
-    let url = |name: &str| {
-        map.get(name)
-            .and_then(serde_json::Value::as_str)
-            .filter(|s| s.len() <= bounds::MAX_URL_BYTES)
-            .and_then(|s| Url::parse(s).ok())
-    };
-    Ok(Some(MtlsEndpointAliases {
-        token_endpoint: url("token_endpoint"),
-        revocation_endpoint: url("revocation_endpoint"),
-        registration_endpoint: url("registration_endpoint"),
-        device_authorization_endpoint: url("device_authorization_endpoint"),
-    }))
 }
 
 fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -213,25 +176,12 @@ impl PublishedMetadata {
         mutual_tls: bool,
     ) -> Result<AuthServerMetadata, &'static str> {
         if mutual_tls && let Some(aliases) = self.mtls_endpoint_aliases.clone() {
-            if aliases.token_endpoint.is_some() {
-                self.token_endpoint = aliases.token_endpoint;
-            }
-            let optional = [
-                (&mut self.revocation_endpoint, aliases.revocation_endpoint),
-                (
-                    &mut self.registration_endpoint,
-                    aliases.registration_endpoint,
-                ),
-                (
-                    &mut self.device_authorization_endpoint,
-                    aliases.device_authorization_endpoint,
-                ),
-            ];
-            for (endpoint, alias) in optional {
-                if alias.is_some() {
-                    *endpoint = alias;
-                }
-            }
+            aliases.apply([
+                &mut self.token_endpoint,
+                &mut self.revocation_endpoint,
+                &mut self.registration_endpoint,
+                &mut self.device_authorization_endpoint,
+            ]);
         }
         let authorization_endpoint = hatches
             .authorization_endpoint

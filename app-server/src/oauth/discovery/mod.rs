@@ -30,6 +30,7 @@ mod cache;
 mod configured;
 mod error;
 mod hatches;
+mod mtls_aliases;
 mod outcome;
 mod prm;
 mod probe;

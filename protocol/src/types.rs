@@ -639,8 +639,9 @@ pub struct OauthTokenResponse {
 }
 
 /// The client certificate a token is bound to, and where the frontend reads it: the files
-/// config.toml names. The daemon never sends the private key itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
+/// config.toml names. The daemon sends the private key itself only when the server's
+/// `client_key_to_frontends` is set. `Debug` never shows the key.
+#[derive(Clone, PartialEq, Serialize, Deserialize, JsonSchema, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateBinding {
     /// base64url SHA-256 of the certificate's DER (`cnf.x5t#S256` of the token).
@@ -650,6 +651,30 @@ pub struct CertificateBinding {
     pub certificate_file: String,
     /// The PEM file of its private key (`client_key`), to be read by the frontend itself.
     pub key_file: String,
+    /// The certificate and its chain in PEM, with `client_key_to_frontends` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub certificate_pem: Option<String>,
+    /// The private key in PEM, with `client_key_to_frontends` only: a secret like the
+    /// token; keep it in memory, never in logs or on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub key_pem: Option<String>,
+}
+
+impl std::fmt::Debug for CertificateBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateBinding")
+            .field("x5t_s256", &self.x5t_s256)
+            .field("certificate_file", &self.certificate_file)
+            .field("key_file", &self.key_file)
+            .field(
+                "certificate_pem",
+                &self.certificate_pem.as_ref().map(|_| "<pem>"),
+            )
+            .field("key_pem", &self.key_pem.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 // ---------------------------------------------------------------- challenge
@@ -825,4 +850,29 @@ pub struct AuthStatusChangedNotification {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub reason: Option<McpAuthStatusReason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_binding_never_shows_its_key_in_debug() {
+        let binding = CertificateBinding {
+            x5t_s256: "thumb".into(),
+            certificate_file: "/c.pem".into(),
+            key_file: "/k.pem".into(),
+            certificate_pem: Some("-----BEGIN CERTIFICATE-----\nQ0VSVA==\n".into()),
+            key_pem: Some("-----BEGIN PRIVATE KEY-----\nU0VDUkVU\n".into()),
+        };
+        let text = format!("{binding:?}");
+        assert!(
+            !text.contains("U0VDUkVU") && !text.contains("PRIVATE KEY"),
+            "{text}"
+        );
+        assert!(text.contains("/k.pem") && text.contains("thumb"), "{text}");
+        // On the wire the key is there: the user asked for it.
+        let wire = serde_json::to_value(&binding).unwrap();
+        assert_eq!(wire["keyPem"], "-----BEGIN PRIVATE KEY-----\nU0VDUkVU\n");
+    }
 }

@@ -193,6 +193,7 @@ impl Engine {
             enterprise: None,
             network: crate::config::network::NetworkConfig::default().over(&self.config.network),
             escape_hatches: Default::default(),
+            client_key_to_frontends: false,
             lookup: Default::default(),
         })
     }

@@ -87,6 +87,10 @@ pub struct HttpServerConfig {
     pub allow_private_network: bool,
     /// This server's network keys (`proxy`), over the global ones.
     pub network: network::NetworkConfig,
+    /// `client_key_to_frontends`: the answer for a token bound to the client certificate
+    /// carries the certificate and its key themselves, for frontends that cannot read the
+    /// files (rule 42). Off unless set; only with `client_certificate`.
+    pub client_key_to_frontends: bool,
     /// Lets this server's metadata send the daemon to any address, link-local (the cloud
     /// metadata service at 169.254.169.254), loopback and special-use ones included.
     pub allow_link_local_and_special_use: bool,
@@ -176,6 +180,7 @@ struct RawServer {
     ca_certificates: Option<toml::Spanned<PathBuf>>,
     client_certificate: Option<toml::Spanned<PathBuf>>,
     client_key: Option<toml::Spanned<PathBuf>>,
+    client_key_to_frontends: Option<toml::Spanned<bool>>,
     allow_link_local_and_special_use: Option<bool>,
     enabled: Option<bool>,
     startup_timeout_sec: Option<f64>,
@@ -447,6 +452,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         ));
                     }
                 };
+                let client_key_to_frontends = match server.client_key_to_frontends {
+                    Some(on) if *on.get_ref() && client_identity.is_none() => {
+                        return Err(invalid(
+                            Some(on.span()),
+                            &format!("{key}.client_key_to_frontends"),
+                            "there is no client key to hand out: set `client_certificate` and `client_key` too, or remove this key".to_string(),
+                        ));
+                    }
+                    on => on.is_some_and(|on| on.into_inner()),
+                };
                 let network = network::NetworkConfig {
                     proxy: proxy_of(server.proxy, &format!("{key}.proxy"))?,
                     ca_certificates: pem_of(
@@ -466,6 +481,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                     escape_hatches,
                     allow_private_network: server.allow_private_network.unwrap_or(false),
                     network,
+                    client_key_to_frontends,
                     allow_link_local_and_special_use: server
                         .allow_link_local_and_special_use
                         .unwrap_or(false),

@@ -62,6 +62,9 @@ pub struct ServerTarget {
     pub enterprise: Option<EnterpriseTarget>,
     /// How this server's requests reach the network (`proxy`). `Debug` hides credentials.
     pub network: ServerNetwork,
+    /// `client_key_to_frontends`: a bound token's answer carries the certificate and key
+    /// themselves, not only their paths (rule 42).
+    pub client_key_to_frontends: bool,
     /// The escape hatches of `[mcp_servers.NAME.oauth]` (rules 60-64); empty is strict.
     pub escape_hatches: EscapeHatches,
     /// The account whose credentials this target stands for (rule 80); `None`: the entry
@@ -121,6 +124,7 @@ impl std::fmt::Debug for ServerTarget {
             )
             .field("enterprise", &self.enterprise)
             .field("network", &self.network)
+            .field("client_key_to_frontends", &self.client_key_to_frontends)
             .field("escape_hatches", &self.escape_hatches.keys())
             .field("account", &self.account)
             .finish()
@@ -241,6 +245,7 @@ impl ServerTarget {
                 _ => None,
             },
             network: http.network.over(&config.network),
+            client_key_to_frontends: http.client_key_to_frontends,
             escape_hatches: http.escape_hatches.clone(),
             account: None,
             lookup: Default::default(),

@@ -46,7 +46,11 @@ impl Answer {
             Answer::Token(creds, binding) => {
                 ENVELOPE
                     + binding.as_ref().map_or(0, |b| {
-                        ENVELOPE + b.certificate_file.len() + b.key_file.len()
+                        ENVELOPE
+                            + b.certificate_file.len()
+                            + b.key_file.len()
+                            + 2 * b.certificate_pem.as_ref().map_or(0, String::len)
+                            + 2 * b.key_pem.as_ref().map_or(0, String::len)
                     })
                     + creds.access_token.len()
                     + creds.token_type.len()
@@ -111,6 +115,8 @@ mod tests {
             x5t_s256: "thumb".into(),
             certificate_file: "/c.pem".into(),
             key_file: "/k.pem".into(),
+            certificate_pem: None,
+            key_pem: None,
         };
         let answer = Answer::Token(Arc::new(creds.clone()), Some(Box::new(binding.clone())));
         let hint = answer.encoded_size_hint();

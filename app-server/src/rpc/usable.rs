@@ -72,10 +72,18 @@ fn certificate_binding(
         )
         .into());
     }
+    // Only when the user asked for it: a frontend that cannot read the files.
+    let pem = |file: &crate::config::network::PemFile| {
+        target
+            .client_key_to_frontends
+            .then(|| String::from_utf8_lossy(file.pem()).into_owned())
+    };
     Ok(CertificateBinding {
         x5t_s256: x5t.to_string(),
         certificate_file: identity.certificate.path().display().to_string(),
         key_file: identity.key.path().display().to_string(),
+        certificate_pem: pem(&identity.certificate),
+        key_pem: pem(&identity.key),
     })
 }
 

@@ -192,6 +192,9 @@ async fn a_registered_certificate_authenticates_at_the_aliases_and_binds_the_tok
     assert!(!r.to_string().contains("PRIVATE KEY"));
     assert_eq!(kit.certificate_binding(&token), Some(me.sha256));
 
+    // Only the paths: the key's bytes stay in the daemon unless the user asks otherwise.
+    assert!(binding.get("keyPem").is_none() && binding.get("certificatePem").is_none());
+
     // With that certificate the MCP server takes it; without, or with another, it does not.
     let other = TestCa::self_signed_client("someone-else").unwrap();
     assert_eq!(mcp_status(&kit, &ca, &token, Some(&me)).await, 200);
@@ -518,4 +521,64 @@ async fn tokens_bound_to_a_certificate_are_not_shared_with_a_server_without_it()
     assert!(r.get("certificateBinding").is_none(), "{r}");
     let r = c.ok("mcpServer/oauth/token", json!({"name": "a"})).await;
     assert!(r["certificateBinding"].is_object(), "{r}");
+}
+
+/// `client_key_to_frontends = true`: the answer for a bound token carries the certificate
+/// and key themselves, for a frontend that cannot read the files; without a certificate the
+/// key is a load error.
+#[tokio::test]
+async fn the_key_goes_to_frontends_only_when_the_user_says_so() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let me = TestCa::self_signed_client("sandboxed").unwrap();
+    let kit = kit(
+        &ca,
+        None,
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            bound_tokens: true,
+            ..KitMtls::default()
+        },
+        KitConfig::default(),
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}client_key_to_frontends = true\n",
+        files.identity("me", &me)
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, &extra, true).await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    let binding = &r["certificateBinding"];
+    assert_eq!(binding["keyPem"], me.key_pem.as_str());
+    assert_eq!(binding["certificatePem"], me.chain_pem.as_str());
+    // Still only for a frontend that presents the certificate.
+    let mut plain = harness::connect(&_server);
+    initialize(&mut plain, false).await;
+    let e = plain
+        .err("mcpServer/oauth/token", json!({"name": "kit"}))
+        .await;
+    assert_eq!(kind(&e), "certificateRequired", "{e}");
+    assert!(!e.to_string().contains("PRIVATE KEY"), "{e}");
+
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &file_store_config(&server_config(
+            "kit",
+            &kit,
+            "client_key_to_frontends = true\n",
+        )),
+    );
+    let (_server, mut c) = harness::start(home.path());
+    initialize(&mut c, true).await;
+    let e = c.err("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    let text = e.to_string();
+    assert!(
+        text.contains("client_key_to_frontends") && text.contains("client_certificate"),
+        "{text}"
+    );
 }

@@ -2,7 +2,8 @@
 
 /**
  * The client certificate a token is bound to, and where the frontend reads it: the files
- * config.toml names. The daemon never sends the private key itself.
+ * config.toml names. The daemon sends the private key itself only when the server's
+ * `client_key_to_frontends` is set. `Debug` never shows the key.
  */
 export type CertificateBinding = {
 /**
@@ -16,4 +17,13 @@ certificateFile: string,
 /**
  * The PEM file of its private key (`client_key`), to be read by the frontend itself.
  */
-keyFile: string, };
+keyFile: string,
+/**
+ * The certificate and its chain in PEM, with `client_key_to_frontends` only.
+ */
+certificatePem?: string,
+/**
+ * The private key in PEM, with `client_key_to_frontends` only: a secret like the
+ * token; keep it in memory, never in logs or on disk.
+ */
+keyPem?: string, };

@@ -56,6 +56,7 @@ fn debug_output_holds_no_secret() {
         },
         dpop: Some(true),
         escape_hatches: Default::default(),
+        client_key_to_frontends: false,
         share_login: true,
         lookup: Default::default(),
     };

@@ -90,8 +90,9 @@ pub struct MetadataOf<E> {
     )]
     pub prompt_values_supported: Option<Vec<String>>,
     /// RFC 8705 §3.3: access tokens are bound to the client certificate presented at the
-    /// token endpoint.
-    #[serde(default, deserialize_with = "bool_or_null")]
+    /// token endpoint. Anything but `true` is `false`: the flag is no reason to refuse a
+    /// document.
+    #[serde(default, deserialize_with = "true_or_false")]
     pub tls_client_certificate_bound_access_tokens: bool,
     /// RFC 8705 §5: the endpoints a client presenting a certificate uses instead. Applied
     /// by [`MetadataOf::complete`] for such a client; kept for what status shows.
@@ -101,6 +102,10 @@ pub struct MetadataOf<E> {
         deserialize_with = "mtls_aliases::lenient"
     )]
     pub mtls_endpoint_aliases: Option<MtlsEndpointAliases>,
+}
+
+fn true_or_false<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(serde_json::Value::deserialize(d)? == serde_json::Value::Bool(true))
 }
 
 fn bool_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {

@@ -160,3 +160,42 @@ async fn an_alias_over_plain_http_is_refused_like_any_endpoint() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_binding_flag_that_is_no_boolean_is_false_not_a_refusal() {
+    for (flag, binds) in [
+        (json!(true), true),
+        (json!("true"), false),
+        (json!(1), false),
+        (json!({"x": [1, 2]}), false),
+        (json!(null), false),
+    ] {
+        let auth = serve(move |req, base| match req.path.as_str() {
+            "/.well-known/oauth-authorization-server" => {
+                let mut doc = as_doc(base, "");
+                doc["tls_client_certificate_bound_access_tokens"] = flag.clone();
+                json(200, doc)
+            }
+            _ => status(404),
+        })
+        .await;
+        let issuer = issuer_of(&auth.base);
+        let mcp = mcp_server(None, move |req, base| {
+            (req.path == "/.well-known/oauth-protected-resource/mcp")
+                .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
+        })
+        .await;
+        let found = run(
+            &mcp,
+            &EscapeHatches::default(),
+            true,
+            &DiscoveryCache::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            found.metadata.tls_client_certificate_bound_access_tokens,
+            binds
+        );
+    }
+}

@@ -25,6 +25,7 @@ mod listener_attacks;
 mod live;
 mod login;
 mod mtls;
+mod mtls_binding;
 mod node;
 mod proxy;
 mod references;

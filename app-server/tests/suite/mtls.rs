@@ -21,21 +21,26 @@ use super::harness::{self, MemClient, write_config};
 use super::login::{file_store_config, login, server_config};
 
 /// Files of one test: the server authority, and client certificates with their keys.
-struct Files(tempfile::TempDir);
+pub(super) struct Files(tempfile::TempDir);
 
 impl Files {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(tempfile::tempdir().unwrap())
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    /// The path of a file written earlier.
+    pub(super) fn path(&self, name: &str) -> String {
+        self.0.path().join(name).display().to_string()
+    }
+
+    pub(super) fn write(&self, name: &str, text: &str) -> String {
         let path = self.0.path().join(name);
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     }
 
     /// `client_certificate` and `client_key` lines for `cert`, written under `name`.
-    fn identity(&self, name: &str, cert: &IssuedCert) -> String {
+    pub(super) fn identity(&self, name: &str, cert: &IssuedCert) -> String {
         let chain = self.write(&format!("{name}.pem"), &cert.chain_pem);
         let key = self.write(&format!("{name}-key.pem"), &cert.key_pem);
         format!("client_certificate = \"{chain}\"\nclient_key = \"{key}\"\n")
@@ -43,7 +48,12 @@ impl Files {
 }
 
 /// The kit over TLS from `ca`, speaking RFC 8705 as `mtls` says.
-async fn kit(ca: &TestCa, client_ca: Option<&TestCa>, mtls: KitMtls, config: KitConfig) -> Kit {
+pub(super) async fn kit(
+    ca: &TestCa,
+    client_ca: Option<&TestCa>,
+    mtls: KitMtls,
+    config: KitConfig,
+) -> Kit {
     Kit::start(KitConfig {
         tls: Some(KitTls {
             server: ca.server(&["127.0.0.1"]).unwrap(),
@@ -56,9 +66,39 @@ async fn kit(ca: &TestCa, client_ca: Option<&TestCa>, mtls: KitMtls, config: Kit
     .unwrap()
 }
 
+/// A kit over TLS speaking RFC 8705 as `mtls` says, a self-signed client certificate
+/// (`me`), and the server-table lines that trust the kit and present that certificate.
+pub(super) struct Setup {
+    pub(super) ca: TestCa,
+    pub(super) me: IssuedCert,
+    pub(super) kit: Kit,
+    pub(super) files: Files,
+    /// `ca_certificates`, `client_certificate` and `client_key`.
+    pub(super) extra: String,
+}
+
+pub(super) async fn setup(name: &str, mtls: KitMtls, config: KitConfig) -> Setup {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let me = TestCa::self_signed_client(name).unwrap();
+    let kit = kit(&ca, None, mtls, config).await;
+    let files = Files::new();
+    let extra = format!(
+        "ca_certificates = \"{}\"\n{}",
+        files.write("ca.pem", &ca.cert_pem()),
+        files.identity("me", &me)
+    );
+    Setup {
+        ca,
+        me,
+        kit,
+        files,
+        extra,
+    }
+}
+
 /// A daemon on `home` for the kit's server `kit`, its table holding `extra`; the
 /// connection declares `capabilities.clientCertificate` when `presents` says so.
-async fn daemon(
+pub(super) async fn daemon(
     home: &Path,
     kit: &Kit,
     extra: &str,
@@ -70,7 +110,7 @@ async fn daemon(
     (server, c)
 }
 
-async fn initialize(c: &mut MemClient, presents: bool) {
+pub(super) async fn initialize(c: &mut MemClient, presents: bool) {
     c.ok(
         "initialize",
         json!({"clientInfo": {"name": "test", "version": "1"},
@@ -79,7 +119,7 @@ async fn initialize(c: &mut MemClient, presents: bool) {
     .await;
 }
 
-fn kind(e: &Value) -> &str {
+pub(super) fn kind(e: &Value) -> &str {
     e["data"]["kind"].as_str().unwrap_or_default()
 }
 
@@ -125,11 +165,15 @@ fn count(requests: &[String], method: &str, path_end: &str) -> usize {
 /// that presents it, with the files that hold it; a refresh and a logout at the aliases.
 #[tokio::test]
 async fn a_registered_certificate_authenticates_at_the_aliases_and_binds_the_tokens() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let me = TestCa::self_signed_client("laptop-7").unwrap();
-    let kit = kit(
-        &ca,
-        None,
+    let Setup {
+        ca,
+        me,
+        kit,
+        extra,
+        files: _files,
+        ..
+    } = setup(
+        "laptop-7",
         KitMtls {
             self_signed_tls_client_auth: true,
             tls_client_auth: true,
@@ -139,12 +183,6 @@ async fn a_registered_certificate_authenticates_at_the_aliases_and_binds_the_tok
         KitConfig::default(),
     )
     .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
-    let extra = format!(
-        "ca_certificates = \"{ca_file}\"\n{}",
-        files.identity("me", &me)
-    );
     let home = tempfile::tempdir().unwrap();
     let (_server, mut c) = daemon(home.path(), &kit, &extra, true).await;
     let out = login(&mut c, "kit", json!({})).await;
@@ -297,85 +335,20 @@ async fn a_preregistered_client_authenticates_by_its_certificate_subject() {
     assert!(r.get("certificateBinding").is_none(), "{r}");
 }
 
-/// Another certificate configured after a login: the tokens bound to the old one are not
-/// handed out (a new login is asked for), and the next login registers the new one.
-#[tokio::test]
-async fn a_changed_certificate_asks_for_a_login_and_registers_again() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let (old, new) = (
-        TestCa::self_signed_client("old-laptop").unwrap(),
-        TestCa::self_signed_client("new-laptop").unwrap(),
-    );
-    let kit = kit(
-        &ca,
-        None,
-        KitMtls {
-            self_signed_tls_client_auth: true,
-            bound_tokens: true,
-            ..KitMtls::default()
-        },
-        KitConfig::default(),
-    )
-    .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
-    let home = tempfile::tempdir().unwrap();
-    let with = |cert: &IssuedCert, name: &str| {
-        format!(
-            "ca_certificates = \"{ca_file}\"\n{}",
-            files.identity(name, cert)
-        )
-    };
-    let (_server, mut c) = daemon(home.path(), &kit, &with(&old, "old"), true).await;
-    let out = login(&mut c, "kit", json!({})).await;
-    assert_eq!(out["completed"]["success"], true, "{out}");
-
-    write_config(
-        home.path(),
-        &file_store_config(&server_config("kit", &kit, &with(&new, "new"))),
-    );
-    c.ok("config/mcpServer/reload", json!({})).await;
-    let e = c.err("mcpServer/oauth/token", json!({"name": "kit"})).await;
-    assert_eq!(kind(&e), "reauthenticationRequired", "{e}");
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("client_certificate"),
-        "{e}"
-    );
-
-    let out = login(&mut c, "kit", json!({})).await;
-    assert_eq!(out["completed"]["success"], true, "{out}");
-    let registered = kit.registered_clients();
-    assert_eq!(registered.len(), 2, "the new certificate is registered");
-    let x5c = STANDARD
-        .decode(registered[1]["jwks"]["keys"][0]["x5c"][0].as_str().unwrap())
-        .unwrap();
-    assert_eq!(<[u8; 32]>::from(Sha256::digest(&x5c)), new.sha256);
-    assert_eq!(
-        kit.last_token_request().unwrap().client_certificate_sha256,
-        Some(new.sha256)
-    );
-    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
-    assert_eq!(
-        r["certificateBinding"]["x5tS256"],
-        URL_SAFE_NO_PAD.encode(new.sha256)
-    );
-    assert_eq!(kit.counters().mtls_client_auth_failures, 0);
-}
-
 /// A server that refuses the certificate members of a registration gets a public
 /// client's request, and the login completes; the certificate still goes on the
 /// connection.
 #[tokio::test]
 async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let me = TestCa::self_signed_client("laptop").unwrap();
     // The kit lists only `tls_client_auth`, and refuses any other certificate method.
-    let kit = kit(
-        &ca,
-        None,
+    let Setup {
+        me,
+        kit,
+        extra,
+        files: _files,
+        ..
+    } = setup(
+        "laptop",
         KitMtls {
             tls_client_auth: true,
             ..KitMtls::default()
@@ -383,11 +356,8 @@ async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
         KitConfig::default(),
     )
     .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
     let extra = format!(
-        "ca_certificates = \"{ca_file}\"\n{}\n[mcp_servers.kit.oauth]\ntoken_endpoint_auth_method = \"self_signed_tls_client_auth\"\n",
-        files.identity("me", &me)
+        "{extra}\n[mcp_servers.kit.oauth]\ntoken_endpoint_auth_method = \"self_signed_tls_client_auth\"\n"
     );
     let home = tempfile::tempdir().unwrap();
     let (_server, mut c) = daemon(home.path(), &kit, &extra, false).await;
@@ -413,172 +383,4 @@ async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
     let out = login(&mut c, "kit", json!({})).await;
     assert_eq!(out["completed"]["success"], true, "{out}");
     assert_eq!(kit.registered_clients().len(), 2);
-}
-
-/// `mcp-app-server connect` reaches an MCP server behind mutual TLS with the server's
-/// configured certificate and authorities, and its tokens bound to that certificate work
-/// on its own MCP requests.
-#[tokio::test]
-async fn connect_presents_the_certificate_to_the_mcp_server() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let clients = TestCa::new("Corporate client CA").unwrap();
-    let me = clients.client("alice").unwrap();
-    let kit = kit(
-        &ca,
-        Some(&clients),
-        KitMtls {
-            self_signed_tls_client_auth: true,
-            bound_tokens: true,
-            aliases: true,
-            ..KitMtls::default()
-        },
-        KitConfig::default(),
-    )
-    .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
-    let extra = format!(
-        "ca_certificates = \"{ca_file}\"\n{}",
-        files.identity("alice", &me)
-    );
-    let home = tempfile::tempdir().unwrap();
-    write_config(
-        home.path(),
-        &file_store_config(&server_config("kit", &kit, &extra)),
-    );
-    let mcp = kit.mcp_url();
-    let out = super::cli::run(
-        home.path(),
-        &[
-            "connect",
-            "--browser-mode=http-get",
-            "--call",
-            "test-tool",
-            &mcp,
-        ],
-    )
-    .await;
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("Tools (1): test-tool"), "{stdout}");
-    let creds = stored(home.path(), "kit", &kit).unwrap();
-    assert_eq!(
-        creds.certificate_x5t,
-        Some(URL_SAFE_NO_PAD.encode(me.sha256))
-    );
-    assert_eq!(
-        kit.certificate_binding(&creds.access_token),
-        Some(me.sha256)
-    );
-    assert_eq!(kit.counters().bound_token_refusals, 0);
-}
-
-/// Two servers behind one gateway, one with a client certificate: its login, with tokens
-/// bound to that certificate, is not shared with the other, which could not use them; the
-/// other logs in through the browser with a client of its own.
-#[tokio::test]
-async fn tokens_bound_to_a_certificate_are_not_shared_with_a_server_without_it() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let me = TestCa::self_signed_client("laptop").unwrap();
-    let kit = kit(
-        &ca,
-        None,
-        KitMtls {
-            self_signed_tls_client_auth: true,
-            bound_tokens: true,
-            ..KitMtls::default()
-        },
-        KitConfig {
-            prm_resource_pathless: true,
-            ..KitConfig::default()
-        },
-    )
-    .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
-    let body = format!(
-        "mcp_oauth_preregister = false\n\
-         [mcp_servers.a]\nurl = \"{a}\"\nca_certificates = \"{ca_file}\"\n{identity}\n\
-         [mcp_servers.b]\nurl = \"{a}?tenant=b\"\nca_certificates = \"{ca_file}\"\n",
-        a = kit.mcp_url(),
-        identity = files.identity("me", &me),
-    );
-    let home = tempfile::tempdir().unwrap();
-    write_config(home.path(), &file_store_config(&body));
-    let (_server, mut c) = harness::start(home.path());
-    initialize(&mut c, true).await;
-    let out = login(&mut c, "a", json!({})).await;
-    assert_eq!(out["completed"]["success"], true, "{out}");
-    let out = login(&mut c, "b", json!({})).await;
-    assert_eq!(out["start"]["flow"], "browser", "{out}");
-    assert_eq!(out["completed"]["success"], true, "{out}");
-    let n = kit.counters();
-    assert_eq!((n.authorize, n.register, n.token_code), (2, 2, 2), "{n:?}");
-    let r = c.ok("mcpServer/oauth/token", json!({"name": "b"})).await;
-    assert!(r.get("certificateBinding").is_none(), "{r}");
-    let r = c.ok("mcpServer/oauth/token", json!({"name": "a"})).await;
-    assert!(r["certificateBinding"].is_object(), "{r}");
-}
-
-/// `client_key_to_frontends = true`: the answer for a bound token carries the certificate
-/// and key themselves, for a frontend that cannot read the files; without a certificate the
-/// key is a load error.
-#[tokio::test]
-async fn the_key_goes_to_frontends_only_when_the_user_says_so() {
-    let ca = TestCa::new("Kit test CA").unwrap();
-    let me = TestCa::self_signed_client("sandboxed").unwrap();
-    let kit = kit(
-        &ca,
-        None,
-        KitMtls {
-            self_signed_tls_client_auth: true,
-            bound_tokens: true,
-            ..KitMtls::default()
-        },
-        KitConfig::default(),
-    )
-    .await;
-    let files = Files::new();
-    let ca_file = files.write("ca.pem", &ca.cert_pem());
-    let extra = format!(
-        "ca_certificates = \"{ca_file}\"\n{}client_key_to_frontends = true\n",
-        files.identity("me", &me)
-    );
-    let home = tempfile::tempdir().unwrap();
-    let (_server, mut c) = daemon(home.path(), &kit, &extra, true).await;
-    let out = login(&mut c, "kit", json!({})).await;
-    assert_eq!(out["completed"]["success"], true, "{out}");
-    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
-    let binding = &r["certificateBinding"];
-    assert_eq!(binding["keyPem"], me.key_pem.as_str());
-    assert_eq!(binding["certificatePem"], me.chain_pem.as_str());
-    // Still only for a frontend that presents the certificate.
-    let mut plain = harness::connect(&_server);
-    initialize(&mut plain, false).await;
-    let e = plain
-        .err("mcpServer/oauth/token", json!({"name": "kit"}))
-        .await;
-    assert_eq!(kind(&e), "certificateRequired", "{e}");
-    assert!(!e.to_string().contains("PRIVATE KEY"), "{e}");
-
-    let home = tempfile::tempdir().unwrap();
-    write_config(
-        home.path(),
-        &file_store_config(&server_config(
-            "kit",
-            &kit,
-            "client_key_to_frontends = true\n",
-        )),
-    );
-    let (_server, mut c) = harness::start(home.path());
-    initialize(&mut c, true).await;
-    let e = c.err("mcpServer/oauth/token", json!({"name": "kit"})).await;
-    let text = e.to_string();
-    assert!(
-        text.contains("client_key_to_frontends") && text.contains("client_certificate"),
-        "{text}"
-    );
 }

@@ -5,14 +5,27 @@
 use super::*;
 use crate::config::EscapeHatches;
 
-/// An authorization server on `base` whose metadata has `aliases` (a JSON value).
+/// An authorization server whose metadata has `aliases` (a JSON value) and says it binds
+/// tokens, and an MCP server naming it.
 async fn server_with_aliases(aliases: serde_json::Value) -> (TestServer, TestServer) {
+    server_with(move |doc, base| {
+        doc["mtls_endpoint_aliases"] = aliases.clone();
+        doc["tls_client_certificate_bound_access_tokens"] = json!(true);
+        doc["revocation_endpoint"] = json!(base.join("/revoke").unwrap().to_string());
+    })
+    .await
+}
+
+/// An authorization server whose metadata is [`as_doc`] as `edit` changes it, and an MCP
+/// server naming it.
+async fn server_with<F>(edit: F) -> (TestServer, TestServer)
+where
+    F: Fn(&mut serde_json::Value, &Url) + Send + Sync + 'static,
+{
     let auth = serve(move |req, base| match req.path.as_str() {
         "/.well-known/oauth-authorization-server" => {
             let mut doc = as_doc(base, "");
-            doc["mtls_endpoint_aliases"] = aliases.clone();
-            doc["tls_client_certificate_bound_access_tokens"] = json!(true);
-            doc["revocation_endpoint"] = json!(base.join("/revoke").unwrap().to_string());
+            edit(&mut doc, base);
             json(200, doc)
         }
         _ => status(404),
@@ -170,19 +183,8 @@ async fn a_binding_flag_that_is_no_boolean_is_false_not_a_refusal() {
         (json!({"x": [1, 2]}), false),
         (json!(null), false),
     ] {
-        let auth = serve(move |req, base| match req.path.as_str() {
-            "/.well-known/oauth-authorization-server" => {
-                let mut doc = as_doc(base, "");
-                doc["tls_client_certificate_bound_access_tokens"] = flag.clone();
-                json(200, doc)
-            }
-            _ => status(404),
-        })
-        .await;
-        let issuer = issuer_of(&auth.base);
-        let mcp = mcp_server(None, move |req, base| {
-            (req.path == "/.well-known/oauth-protected-resource/mcp")
-                .then(|| json(200, prm_doc(&base.join("/mcp").unwrap(), &issuer)))
+        let (_auth, mcp) = server_with(move |doc, _| {
+            doc["tls_client_certificate_bound_access_tokens"] = flag.clone();
         })
         .await;
         let found = run(

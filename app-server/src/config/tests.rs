@@ -291,3 +291,26 @@ fn tls_keys_read_their_files_and_name_the_key_when_they_cannot() {
         "{e}"
     );
 }
+
+#[test]
+fn token_endpoint_auth_method_takes_only_the_methods_this_client_implements() {
+    let server = "[mcp_servers.a]\nurl = \"https://a.example/mcp\"\n[mcp_servers.a.oauth]\n";
+    for method in TOKEN_ENDPOINT_AUTH_METHODS {
+        let c = p(&format!(
+            "{server}token_endpoint_auth_method = \"{method}\"\n"
+        ))
+        .unwrap();
+        let a = c.servers["a"].http().unwrap();
+        assert_eq!(a.oauth.token_endpoint_auth_method.as_deref(), Some(method));
+    }
+    for method in ["private_key_jwt", "TLS_CLIENT_AUTH", ""] {
+        let e = err(&format!(
+            "{server}token_endpoint_auth_method = \"{method}\"\n"
+        ));
+        assert!(
+            e.contains("mcp_servers.a.oauth.token_endpoint_auth_method")
+                && e.contains("self_signed_tls_client_auth"),
+            "{method}: {e}"
+        );
+    }
+}

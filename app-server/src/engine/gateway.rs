@@ -290,8 +290,6 @@ impl OAuthService {
     }
 }
 
-/// Stored credentials that still give a token without the user: not flagged, and unexpired
-/// or renewable.
 /// Rule 42: tokens bound to a client certificate, or issued to a client the server knows
 /// by one, serve only a server that presents that certificate (a server without one could
 /// neither use the tokens nor renew them).
@@ -307,6 +305,8 @@ fn certificate_fits(c: &StoredCredentials, target: &ServerTarget) -> bool {
     }
 }
 
+/// Stored credentials that still give a token without the user: not flagged, and unexpired
+/// or renewable.
 fn serves(c: &StoredCredentials) -> bool {
     !c.reauthentication_required
         && (c.refresh_token.is_some() || c.expires_at.is_none_or(|t| t > unix_now()))

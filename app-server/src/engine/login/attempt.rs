@@ -126,8 +126,8 @@ impl OAuthService {
                 let auth = ctx.target.registration_auth(metadata)?;
                 let certificate = ctx.target.certificate_x5t();
                 // A registration a refresh found refused: dropped, registered again. So is
-                // one made for another client certificate, or for none when this one
-                // would be registered (rule 42).
+                // one made while another client certificate, or none, was configured: the
+                // server may hold that certificate for it, or could take this one (rule 42).
                 let stored = match stored {
                     Some(reg)
                         if reg.secret_expiring(unix_now())

@@ -384,3 +384,83 @@ async fn a_refused_certificate_registration_falls_back_to_a_public_client() {
     assert_eq!(out["completed"]["success"], true, "{out}");
     assert_eq!(kit.registered_clients().len(), 2);
 }
+
+/// DPoP and a client certificate together: the proofs of the code exchange and the refresh
+/// name the alias token endpoint they are sent to, and the tokens, bound to both, go only
+/// to a frontend that declared both.
+#[tokio::test]
+async fn dpop_proofs_name_the_alias_and_doubly_bound_tokens_need_both_capabilities() {
+    let Setup {
+        me,
+        kit,
+        extra,
+        files: _files,
+        ..
+    } = setup(
+        "laptop",
+        KitMtls {
+            self_signed_tls_client_auth: true,
+            aliases: true,
+            bound_tokens: true,
+            ..KitMtls::default()
+        },
+        KitConfig {
+            dpop: true,
+            ..KitConfig::default()
+        },
+    )
+    .await;
+    let extra = format!("{extra}\n[mcp_servers.kit.oauth]\ndpop = true\n");
+    let home = tempfile::tempdir().unwrap();
+    write_config(
+        home.path(),
+        &file_store_config(&server_config("kit", &kit, &extra)),
+    );
+    let (server, mut c) = harness::start(home.path());
+    c.ok(
+        "initialize",
+        json!({"clientInfo": {"name": "both", "version": "1"},
+               "capabilities": {"dpop": true, "clientCertificate": true}}),
+    )
+    .await;
+    let out = login(&mut c, "kit", json!({})).await;
+    assert_eq!(out["completed"]["success"], true, "{out}");
+    let exchange = kit.last_token_request().unwrap();
+    assert!(exchange.at_alias && exchange.dpop_proof.is_some());
+    assert_eq!(exchange.client_certificate_sha256, Some(me.sha256));
+
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_eq!(r["tokenType"], "DPoP", "{r}");
+    assert_eq!(
+        r["certificateBinding"]["x5tS256"],
+        URL_SAFE_NO_PAD.encode(me.sha256)
+    );
+    expire_stored(home.path(), "kit", &kit);
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_eq!(r["tokenType"], "DPoP", "{r}");
+    let refresh = kit.last_token_request().unwrap();
+    assert_eq!(
+        refresh.form.get("grant_type").map(String::as_str),
+        Some("refresh_token")
+    );
+    assert!(refresh.at_alias && refresh.dpop_proof.is_some());
+
+    // Either capability alone is not enough.
+    for capabilities in [json!({"dpop": true}), json!({"clientCertificate": true})] {
+        let mut one = harness::connect(&server);
+        one.ok(
+            "initialize",
+            json!({"clientInfo": {"name": "one", "version": "1"}, "capabilities": capabilities}),
+        )
+        .await;
+        let e = one
+            .err("mcpServer/oauth/token", json!({"name": "kit"}))
+            .await;
+        let want = if capabilities["dpop"] == true {
+            "certificateRequired"
+        } else {
+            "dpopRequired"
+        };
+        assert_eq!(kind(&e), want, "{capabilities}: {e}");
+    }
+}

@@ -121,12 +121,23 @@ mod tests {
         let answer = Answer::Token(Arc::new(creds.clone()), Some(Box::new(binding.clone())));
         let hint = answer.encoded_size_hint();
         let encoded = serde_json::to_value(&answer).unwrap();
-        assert_eq!(encoded, as_protocol(&creds, Some(binding)));
+        assert_eq!(encoded, as_protocol(&creds, Some(binding.clone())));
         assert_eq!(
             encoded["certificateBinding"],
             serde_json::json!({"x5tS256": "thumb", "certificateFile": "/c.pem", "keyFile": "/k.pem"})
         );
         assert!(serde_json::to_vec(&encoded).unwrap().len() <= hint);
+
+        // With the PEMs (`client_key_to_frontends`): every newline is written as `\n`.
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{}\n", "QUJD\n".repeat(200));
+        let with_pems = CertificateBinding {
+            certificate_pem: Some(pem.replace("PRIVATE KEY", "CERTIFICATE")),
+            key_pem: Some(pem),
+            ..binding
+        };
+        let answer = Answer::Token(Arc::new(creds), Some(Box::new(with_pems)));
+        let encoded = serde_json::to_vec(&answer).unwrap();
+        assert!(encoded.len() <= answer.encoded_size_hint());
     }
 
     #[test]

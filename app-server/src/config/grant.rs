@@ -74,6 +74,10 @@ pub enum ClientAuthConfig {
         alg: JwsAlg,
         kid: Option<String>,
     },
+    /// The server's client certificate (RFC 8705): `tls_client_auth`, or
+    /// `self_signed_tls_client_auth` when `self_signed`; `client_id` in the body, the
+    /// certificate on the connection (`token_endpoint_auth_method` says which).
+    Certificate { self_signed: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,11 +108,11 @@ pub enum GrantConfigError {
     #[error("the `{grant}` grant needs `client_id`")]
     MissingClientId { grant: &'static str },
     #[error(
-        "the `client_credentials` grant needs a credential: `client_secret_env_var`, `private_key_file` or `private_key_env_var`"
+        "the `client_credentials` grant needs a credential: `client_secret_env_var`, `private_key_file` or `private_key_env_var`, or `token_endpoint_auth_method = \"tls_client_auth\"` (or `self_signed_tls_client_auth`) with the server's `client_certificate` and `client_key`"
     )]
     MissingCredential,
     #[error(
-        "give only one of `client_secret_env_var`, `private_key_file` and `private_key_env_var`"
+        "give only one of `client_secret_env_var`, `private_key_file`, `private_key_env_var` and a certificate `token_endpoint_auth_method`"
     )]
     TwoCredentials,
     #[error("unknown algorithm `{0}`; use `ES256` or `RS256`")]
@@ -230,6 +234,7 @@ impl ClientAuthConfig {
                 ..
             } => "private_key_env_var",
             ClientAuthConfig::PrivateKey { .. } => "private_key_file",
+            ClientAuthConfig::Certificate { .. } => "token_endpoint_auth_method",
         }
     }
 }
@@ -267,8 +272,25 @@ impl<'a> CredentialFields<'a> {
     }
 }
 
+/// The client's credential: a secret or key, else its certificate when
+/// `token_endpoint_auth_method` names a certificate method (whether the server has one is
+/// checked with the server's table).
 fn client_auth(oauth: &OauthClientConfig) -> Result<ClientAuthConfig, GrantConfigError> {
-    optional_client_auth(&CredentialFields::of(oauth))?.ok_or(GrantConfigError::MissingCredential)
+    let certificate = match oauth.token_endpoint_auth_method.as_deref() {
+        Some("tls_client_auth") => Some(ClientAuthConfig::Certificate { self_signed: false }),
+        Some("self_signed_tls_client_auth") => {
+            Some(ClientAuthConfig::Certificate { self_signed: true })
+        }
+        _ => None,
+    };
+    match (
+        optional_client_auth(&CredentialFields::of(oauth))?,
+        certificate,
+    ) {
+        (Some(_), Some(_)) => Err(GrantConfigError::TwoCredentials),
+        (Some(auth), None) | (None, Some(auth)) => Ok(auth),
+        (None, None) => Err(GrantConfigError::MissingCredential),
+    }
 }
 
 /// The client's credential, `None` when no credential key is given (a public client).

@@ -452,6 +452,20 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                         ));
                     }
                 };
+                if matches!(
+                    grant,
+                    grant::GrantConfig::ClientCredentials {
+                        auth: grant::ClientAuthConfig::Certificate { .. },
+                        ..
+                    }
+                ) && client_identity.is_none()
+                {
+                    return Err(invalid(
+                        Some(span.clone()),
+                        &format!("{key}.client_certificate"),
+                        "the `client_credentials` grant authenticates this client by its certificate (`token_endpoint_auth_method`), and none is configured: set `client_certificate` and `client_key`".to_string(),
+                    ));
+                }
                 let client_key_to_frontends = match server.client_key_to_frontends {
                     Some(on) if *on.get_ref() && client_identity.is_none() => {
                         return Err(invalid(

@@ -284,6 +284,7 @@ async fn run_grant(
                     .as_str()
                     .to_string(),
                 ClientAuth::Key(_) => PRIVATE_KEY_JWT.to_string(),
+                ClientAuth::Certificate(method) => method.as_str().to_string(),
             };
             let tokens =
                 client_credentials::request(http, request, client_id, &auth, unix_now()).await?;

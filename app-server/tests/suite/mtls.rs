@@ -464,3 +464,94 @@ async fn dpop_proofs_name_the_alias_and_doubly_bound_tokens_need_both_capabiliti
         assert_eq!(kind(&e), want, "{capabilities}: {e}");
     }
 }
+
+/// A machine client (`grant = "client_credentials"`) known by its certificate: no secret,
+/// no key, only `token_endpoint_auth_method = "tls_client_auth"`; the grant and its renewal
+/// at the aliases with the certificate, the tokens bound to it. Without a certificate the
+/// configuration is refused, naming the key to set.
+#[tokio::test]
+async fn a_machine_client_authenticates_by_its_certificate_alone() {
+    let ca = TestCa::new("Kit test CA").unwrap();
+    let clients = TestCa::new("Fleet CA").unwrap();
+    let robot = clients.client("robot").unwrap();
+    let kit = kit(
+        &ca,
+        Some(&clients),
+        KitMtls {
+            tls_client_auth: true,
+            aliases: true,
+            bound_tokens: true,
+            ..KitMtls::default()
+        },
+        KitConfig {
+            client_credentials: true,
+            dcr: false,
+            preregistered: vec![PreregisteredClient::tls_client_auth(
+                "machine",
+                "CN=robot",
+                &[],
+            )],
+            ..KitConfig::default()
+        },
+    )
+    .await;
+    let files = Files::new();
+    let ca_file = files.write("ca.pem", &ca.cert_pem());
+    let oauth = "[mcp_servers.kit.oauth]\ngrant = \"client_credentials\"\nclient_id = \"machine\"\n\
+                 token_endpoint_auth_method = \"tls_client_auth\"\n";
+    let extra = format!(
+        "ca_certificates = \"{ca_file}\"\n{}{oauth}",
+        files.identity("robot", &robot)
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, &extra, true).await;
+    let answer = c.ok("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    assert_eq!(
+        answer,
+        json!({"flow": "direct", "grant": "clientCredentials"})
+    );
+    let done = c.notification("mcpServer/oauthLogin/completed").await;
+    assert_eq!(done["success"], true, "{done}");
+    let grant = kit.last_token_request().unwrap();
+    assert_eq!(
+        grant.form.get("grant_type").map(String::as_str),
+        Some("client_credentials")
+    );
+    assert_eq!(
+        grant.form.get("client_id").map(String::as_str),
+        Some("machine")
+    );
+    assert!(
+        !grant.form.contains_key("client_secret") && !grant.form.contains_key("client_assertion")
+    );
+    assert!(!grant.authorization_header && grant.at_alias);
+    assert_eq!(grant.client_certificate_sha256, Some(robot.sha256));
+    let creds = stored(home.path(), "kit", &kit).unwrap();
+    assert_eq!(creds.client.token_endpoint_auth_method, "tls_client_auth");
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_eq!(
+        r["certificateBinding"]["x5tS256"],
+        URL_SAFE_NO_PAD.encode(robot.sha256)
+    );
+    let token = r["accessToken"].as_str().unwrap().to_string();
+    assert_eq!(mcp_status(&kit, &ca, &token, Some(&robot)).await, 200);
+
+    // Renewed by running the grant again, the same way.
+    expire_stored(home.path(), "kit", &kit);
+    let r = c.ok("mcpServer/oauth/token", json!({"name": "kit"})).await;
+    assert_ne!(r["accessToken"], token.as_str());
+    let renewal = kit.last_token_request().unwrap();
+    assert!(renewal.at_alias && !renewal.authorization_header);
+    assert_eq!(renewal.client_certificate_sha256, Some(robot.sha256));
+    assert_eq!(kit.counters().mtls_client_auth_failures, 0);
+    assert_eq!((kit.counters().authorize, kit.counters().register), (0, 0));
+
+    let home = tempfile::tempdir().unwrap();
+    let (_server, mut c) = daemon(home.path(), &kit, oauth, true).await;
+    let e = c.err("mcpServer/oauth/login", json!({"name": "kit"})).await;
+    let text = e.to_string();
+    assert!(
+        text.contains("mcp_servers.kit.client_certificate") && text.contains("client_key"),
+        "{text}"
+    );
+}

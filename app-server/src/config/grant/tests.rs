@@ -152,3 +152,37 @@ fn jwt_bearer_from_a_file_and_default_grant() {
         "{e}"
     );
 }
+
+#[test]
+fn client_credentials_by_certificate_takes_no_other_credential() {
+    let cc = format!("{HEAD}grant = \"client_credentials\"\nclient_id = \"m2m\"\n");
+    for (method, self_signed) in [
+        ("tls_client_auth", false),
+        ("self_signed_tls_client_auth", true),
+    ] {
+        let oauth = OauthClientConfig {
+            grant: Some("client_credentials".into()),
+            client_id: Some("m2m".into()),
+            token_endpoint_auth_method: Some(method.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            oauth.grant_config().unwrap(),
+            GrantConfig::ClientCredentials {
+                client_id: "m2m".into(),
+                auth: ClientAuthConfig::Certificate { self_signed },
+            }
+        );
+        // With a secret too: one credential only.
+        let e = err(&format!(
+            "{cc}token_endpoint_auth_method = \"{method}\"\nclient_secret_env_var = \"S\"\n"
+        ));
+        assert!(e.contains("only one of"), "{e}");
+    }
+    // A method that is no certificate method is no credential.
+    let e = err(&format!("{cc}token_endpoint_auth_method = \"none\"\n"));
+    assert!(
+        e.contains("needs a credential") && e.contains("tls_client_auth"),
+        "{e}"
+    );
+}

@@ -1,7 +1,7 @@
 //! The OAuth client credentials grant (MCP extension `oauth-client-credentials`): a machine
-//! client authenticates with a secret (`client_secret_basic` / `client_secret_post`) or a
-//! signed assertion (`private_key_jwt`, RFC 7523) and gets a token with no user and no
-//! browser. There is usually no refresh token: the grant is run again when the token expires.
+//! client authenticates with a secret (`client_secret_basic` / `client_secret_post`), a
+//! signed assertion (`private_key_jwt`, RFC 7523) or its TLS certificate (RFC 8705) and
+//! gets a token with no user and no browser. There is usually no refresh token: the grant is run again when the token expires.
 
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -44,10 +44,12 @@ pub fn secret_method(advertised: Option<&[String]>) -> TokenAuthMethod {
     }
 }
 
-/// A client credential ready to use: the secret or key read from where the config says.
+/// A client credential ready to use: the secret or key read from where the config says, or
+/// the client certificate the connection presents (RFC 8705), with the method's name.
 pub enum ClientAuth {
     Secret(String),
     Key(SigningKey),
+    Certificate(TokenAuthMethod),
 }
 
 impl std::fmt::Debug for ClientAuth {
@@ -55,6 +57,10 @@ impl std::fmt::Debug for ClientAuth {
         match self {
             ClientAuth::Secret(_) => f.write_str("ClientAuth::Secret(<redacted>)"),
             ClientAuth::Key(key) => f.debug_tuple("ClientAuth::Key").field(key).finish(),
+            ClientAuth::Certificate(method) => f
+                .debug_tuple("ClientAuth::Certificate")
+                .field(method)
+                .finish(),
         }
     }
 }
@@ -66,6 +72,13 @@ pub async fn resolve(auth: &ClientAuthConfig) -> Result<ClientAuth, GrantError> 
             Ok(ClientAuth::Secret(env_value(var, "client secret")?))
         }
         ClientAuthConfig::Secret(secret) => Ok(ClientAuth::Secret(secret.0.clone())),
+        ClientAuthConfig::Certificate { self_signed } => {
+            Ok(ClientAuth::Certificate(if *self_signed {
+                TokenAuthMethod::SelfSignedTlsClientAuth
+            } else {
+                TokenAuthMethod::TlsClientAuth
+            }))
+        }
         ClientAuthConfig::PrivateKey { source, alg, kid } => {
             let pem = match source {
                 KeySource::File(path) => {
@@ -112,6 +125,8 @@ pub async fn request(
             form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
             form.push(("client_assertion", &assertion));
         }
+        // The certificate authenticates the client on the connection.
+        ClientAuth::Certificate(_) => form.push(("client_id", client_id)),
     }
     push_resource_and_scope(&mut form, target.resource, target.scope);
     Ok(request_token_dpop(http, target.token_endpoint, &form, &headers, target.dpop).await?)

@@ -43,7 +43,10 @@ pub fn authenticate(
     now: i64,
 ) -> Result<Authentication, GrantError> {
     match auth {
-        None => Ok((vec![("client_id", client_id.to_string())], HeaderMap::new())),
+        // A public client, or one the certificate on the connection authenticates.
+        None | Some(ClientAuth::Certificate(_)) => {
+            Ok((vec![("client_id", client_id.to_string())], HeaderMap::new()))
+        }
         Some(ClientAuth::Secret(secret)) => match secret_method(advertised) {
             TokenAuthMethod::ClientSecretPost => Ok((
                 vec![

@@ -37,7 +37,12 @@ pub(super) fn expire_stored(home: &Path, name: &str, kit: &Kit) {
 
 /// The status the MCP server answers a request carrying `token` with.
 pub(super) async fn mcp_status(kit: &Kit, token: &str) -> u16 {
-    reqwest::Client::new()
+    mcp_status_over(&reqwest::Client::new(), kit, token).await
+}
+
+/// [`mcp_status`] over `client` (one presenting a certificate, trusting an authority).
+pub(super) async fn mcp_status_over(client: &reqwest::Client, kit: &Kit, token: &str) -> u16 {
+    client
         .post(kit.mcp_url())
         .bearer_auth(token)
         .header("content-type", "application/json")

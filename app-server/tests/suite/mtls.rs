@@ -16,7 +16,7 @@ use mcp_app_server_testkit::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::grants::{expire_stored, stored};
+use super::grants::{expire_stored, mcp_status_over, stored};
 use super::harness::{self, MemClient, write_config};
 use super::login::{file_store_config, login, server_config};
 
@@ -133,24 +133,7 @@ async fn mcp_status(kit: &Kit, ca: &TestCa, token: &str, cert: Option<&IssuedCer
         let pem = format!("{}{}", cert.chain_pem, cert.key_pem);
         client = client.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
     }
-    client
-        .build()
-        .unwrap()
-        .post(kit.mcp_url())
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-11-25", "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"}}})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    mcp_status_over(&client.build().unwrap(), kit, token).await
 }
 
 fn count(requests: &[String], method: &str, path_end: &str) -> usize {
